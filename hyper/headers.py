@@ -1,0 +1,132 @@
+"""HTTPHeaderMap: an ordered, case-insensitive multi-map of header fields.
+
+Names and values are kept as ``bytes`` exactly as they came off the wire (names
+are lower case in HTTP/2 anyway). Lookups accept ``str`` or ``bytes`` keys in
+any case. Values are never split on commas: ``set-cookie`` values and dates
+contain commas, so each field line stays one value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, MutableMapping
+from typing import TypeVar, Union, overload
+
+HeaderKey = Union[str, bytes]
+HeaderValue = Union[str, bytes, int]
+_Default = TypeVar("_Default")
+
+
+def to_bytes(value: HeaderValue) -> bytes:
+    """Encode a header name or value: ``str`` as UTF-8, ``int`` as decimal."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value).encode("ascii")
+    raise TypeError(f"header names and values must be str, bytes or int, not {type(value).__name__}")
+
+
+def _key(name: HeaderKey) -> bytes:
+    return to_bytes(name).lower()
+
+
+class HTTPHeaderMap(MutableMapping[HeaderKey, list[bytes]]):
+    """Ordered, case-insensitive header map with several values per name.
+
+    ``headers[b'set-cookie']`` returns every value of that name as a list of
+    ``bytes`` (a ``KeyError`` if there is none, as for any mapping); iterating
+    gives each distinct name once, in first-seen order. :meth:`items` gives
+    every ``(name, value)`` field in order, repeats included.
+    """
+
+    def __init__(self, fields: Iterable[tuple[HeaderKey, HeaderValue]] | None = None) -> None:
+        self._fields: list[tuple[bytes, bytes]] = []
+        if fields is not None:
+            for name, value in fields:
+                self.add(name, value)
+
+    def add(self, name: HeaderKey, value: HeaderValue) -> None:
+        """Append one field, keeping any earlier values of the same name."""
+        self._fields.append((to_bytes(name), to_bytes(value)))
+
+    def __getitem__(self, name: HeaderKey) -> list[bytes]:
+        wanted = _key(name)
+        values = [v for n, v in self._fields if n.lower() == wanted]
+        if not values:
+            raise KeyError(name)
+        return values
+
+    def __setitem__(self, name: HeaderKey, value: HeaderValue | list[bytes]) -> None:
+        """Replace every value of ``name`` with ``value`` (or each item of a list)."""
+        del_key = _key(name)
+        self._fields = [(n, v) for n, v in self._fields if n.lower() != del_key]
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            self.add(name, item)
+
+    def __delitem__(self, name: HeaderKey) -> None:
+        wanted = _key(name)
+        kept = [(n, v) for n, v in self._fields if n.lower() != wanted]
+        if len(kept) == len(self._fields):
+            raise KeyError(name)
+        self._fields = kept
+
+    def __iter__(self) -> Iterator[bytes]:
+        seen: set[bytes] = set()
+        for name, _ in self._fields:
+            key = name.lower()
+            if key not in seen:
+                seen.add(key)
+                yield name
+
+    def __len__(self) -> int:
+        return len({n.lower() for n, _ in self._fields})
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, (str, bytes)):
+            return False
+        wanted = _key(name)
+        return any(n.lower() == wanted for n, _ in self._fields)
+
+    @overload
+    def get(self, name: HeaderKey) -> list[bytes] | None: ...
+    @overload
+    def get(self, name: HeaderKey, default: _Default) -> list[bytes] | _Default: ...
+
+    def get(self, name: HeaderKey, default: object = None) -> object:
+        """All values of ``name`` as a list, or ``default`` when absent."""
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def get_first(self, name: HeaderKey, default: bytes | None = None) -> bytes | None:
+        """The first value of ``name``, or ``default``."""
+        wanted = _key(name)
+        for n, v in self._fields:
+            if n.lower() == wanted:
+                return v
+        return default
+
+    def items(self) -> list[tuple[bytes, bytes]]:  # type: ignore[override]
+        """Every field as ``(name, value)``, in order, repeated names included."""
+        return list(self._fields)
+
+    def iter_raw(self) -> Iterator[tuple[bytes, bytes]]:
+        """Iterate over every ``(name, value)`` field, in order."""
+        return iter(list(self._fields))
+
+    def copy(self) -> HTTPHeaderMap:
+        """A shallow copy."""
+        return HTTPHeaderMap(self._fields)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, HTTPHeaderMap):
+            return [(n.lower(), v) for n, v in self._fields] == [(n.lower(), v) for n, v in other._fields]
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"HTTPHeaderMap({self._fields!r})"

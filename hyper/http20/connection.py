@@ -1,0 +1,466 @@
+"""HTTP20Connection: the public face of an HTTP/2 connection.
+
+A thin layer over :class:`~hyper.http20.session.H2Session`: it parses the
+address, opens the socket (TLS with ALPN ``h2``, or cleartext with prior
+knowledge), builds request headers, maps stream ids to responses and opens a
+new session when the old one ended cleanly (e.g. after a graceful GOAWAY).
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Union
+
+from ..common.body import BodyType, RequestBody, prepare_body
+from ..common.decoding import ACCEPT_ENCODING, DEFAULT_MAX_DECODED_SIZE
+from ..common.sockets import connect_tcp, wrap_tls
+from ..common.url import authority_for, request_target, split_host_port
+from ..exceptions import (
+    HyperError,
+    InvalidStreamID,
+    ReadTimeout,
+    TLSError,
+)
+from ..headers import HeaderKey, HeaderValue, HTTPHeaderMap, to_bytes
+from ..tls import init_context
+from .core import (
+    DEFAULT_CONNECTION_WINDOW,
+    DEFAULT_STREAM_WINDOW,
+    H2Core,
+    build_request_headers,
+)
+from .response import HTTP20Response
+from .session import H2Session
+from .window import BaseFlowControlManager, FlowControlManager
+
+log = logging.getLogger("hyper")
+
+TimeoutType = Union[None, float, tuple[float | None, float | None]]
+HeadersType = Union[
+    Mapping[HeaderKey, HeaderValue], Iterable[tuple[HeaderKey, HeaderValue]], HTTPHeaderMap, None
+]
+
+
+@dataclass
+class _Stream:
+    """Where a public stream id lives, and its response once taken."""
+
+    session: H2Session
+    wire_id: int
+    response: HTTP20Response | None = None
+
+
+@dataclass
+class _PendingRequest:
+    """A request being assembled with putrequest/putheader."""
+
+    method: str
+    path: str
+    headers: HTTPHeaderMap
+    stream_id: int
+    sent: bool = False
+
+
+class HTTP20Connection:
+    """One HTTP/2 connection, shared safely by any number of threads.
+
+    :param host: ``'host'``, ``'host:port'`` or ``'[v6addr]:port'``.
+    :param port: overrides a port in ``host``; the default is 443.
+    :param secure: TLS or not; by default TLS when the port is 443 or an
+        ``ssl_context`` is given, cleartext HTTP/2 (prior knowledge) otherwise.
+    :param window_manager: a :class:`~hyper.http20.window.BaseFlowControlManager`
+        subclass deciding when receive windows are credited back.
+    :param enable_push: server push is not supported yet; must be False.
+    :param ssl_context: used exactly as given (it should offer ALPN ``h2``);
+        by default :func:`hyper.tls.init_context`.
+    :param force_proto: skip the ALPN check and speak HTTP/2 whatever the
+        server selected (for servers without ALPN).
+    :param timeout: seconds, or ``(connect, read)``; bounds every blocking
+        wait (the read timeout also bounds sends). ``None`` waits forever.
+    :param max_decoded_size: cap on a decoded body's size (decompression
+        bombs); ``None`` for no cap.
+    :param stream_window: the receive window per stream, in bytes.
+    :param connection_window: the receive window of the whole connection.
+    """
+
+    #: The protocol this connection speaks.
+    version = "HTTP/2"
+
+    def __init__(
+        self,
+        host: str,
+        port: int | None = None,
+        secure: bool | None = None,
+        window_manager: type[BaseFlowControlManager] | None = None,
+        enable_push: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+        proxy_host: str | None = None,
+        proxy_port: int | None = None,
+        proxy_headers: HeadersType = None,
+        force_proto: str | None = None,
+        timeout: TimeoutType = None,
+        *,
+        max_decoded_size: int | None = DEFAULT_MAX_DECODED_SIZE,
+        stream_window: int = DEFAULT_STREAM_WINDOW,
+        connection_window: int = DEFAULT_CONNECTION_WINDOW,
+        **kwargs: Any,
+    ) -> None:
+        if kwargs:
+            raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(kwargs))}")
+        if enable_push:
+            raise NotImplementedError("server push is not supported by this version of hyper")
+        if proxy_host is not None or proxy_port is not None or proxy_headers is not None:
+            raise NotImplementedError("proxies are not supported by this version of hyper")
+        self.host, self.port = split_host_port(host, port)
+        if secure is None:
+            secure = self.port == 443 or ssl_context is not None
+        self.secure = secure
+        self.ssl_context = ssl_context
+        self.force_proto = force_proto
+        self.connect_timeout, self.read_timeout = _split_timeout(timeout)
+        self.window_manager = window_manager or FlowControlManager
+        self.max_decoded_size = max_decoded_size
+        self._stream_window = stream_window
+        self._connection_window = connection_window
+        self.authority = authority_for(self.host, self.port, secure)
+        self._scheme = "https" if secure else "http"
+        #: The ALPN protocol of the current socket (``None`` in cleartext).
+        self.negotiated_protocol: str | None = None
+
+        # Guards the fields below; never held while waiting on the network.
+        self._lock = threading.Lock()
+        self._session: H2Session | None = None
+        self._streams: dict[int, _Stream] = {}
+        self._untaken: OrderedDict[int, None] = OrderedDict()
+        self._id_offset = 0
+        self._last_public_id = 0
+        # Stream ids must reach the wire in increasing order. request() takes
+        # this gate for the moment it sends HEADERS; putrequest() holds it
+        # until endheaders(), because it hands out the id in advance.
+        self._header_gate = threading.RLock()
+        self._local = threading.local()
+
+    # -- connecting ----------------------------------------------------------
+
+    def connect(self) -> None:
+        """Open the connection now instead of at the first request."""
+        self._current_session()
+
+    def _current_session(self) -> H2Session:
+        with self._lock:
+            session = self._session
+            if session is not None and session.usable:
+                return session
+            if session is not None and not session.closed_cleanly:
+                error = session.core.fatal
+                if error is not None:
+                    raise error
+            # First use, or the last session ended cleanly: open a new one.
+            if session is not None:
+                self._id_offset = self._last_public_id + 1
+            self._session = self._open_session()
+            return self._session
+
+    def _open_session(self) -> H2Session:
+        sock = connect_tcp(self.host, self.port, self.connect_timeout)
+        if self.secure:
+            context = self.ssl_context or init_context()
+            sock = wrap_tls(sock, context, self.host, self.connect_timeout)
+            selected = sock.selected_alpn_protocol()
+            self.negotiated_protocol = selected
+            if selected != "h2" and self.force_proto is None:
+                sock.close()
+                raise TLSError(
+                    f"{self.host}:{self.port} did not select HTTP/2 in ALPN "
+                    f"(it selected {selected!r}); pass force_proto='h2' to try anyway",
+                    selected_protocol=selected,
+                )
+        log.debug(
+            "connected to %s:%d (%s, protocol %s)",
+            self.host,
+            self.port,
+            "TLS" if self.secure else "cleartext",
+            self.negotiated_protocol or "h2 prior knowledge",
+        )
+        core = H2Core(
+            window_manager=self.window_manager,
+            stream_window=self._stream_window,
+            connection_window=self._connection_window,
+        )
+        session = H2Session(sock, core, self.read_timeout, self.read_timeout)
+        try:
+            session.start()
+        except BaseException:
+            session.close()
+            raise
+        return session
+
+    # -- sending requests -----------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        body: BodyType = None,
+        headers: HeadersType = None,
+    ) -> int:
+        """Send a request and return its stream id, without waiting for the response.
+
+        ``body`` may be bytes, str (sent as UTF-8), a file-like object or an
+        iterable of bytes; a body is sent before this returns, as fast as the
+        server's flow-control windows allow, with bounded memory.
+        ``content-length`` is added when the body's length can be known; a
+        caller's own value is sent as given and enforced.
+        """
+        if getattr(self._local, "pending", None) is not None:
+            raise HyperError("finish the request started with putrequest() before request()")
+        path, header_map = self._prepare(method, url, headers)
+        prepared = prepare_body(body)
+        declared = _declared_length(header_map, prepared)
+        stream_id, handle = self._send_headers(
+            method, path, header_map, end_stream=_is_empty(prepared, declared)
+        )
+        if not handle.session.stream(handle.wire_id).request_ended:
+            handle.session.send_body(handle.wire_id, prepared, declared)
+        return stream_id
+
+    def _prepare(self, method: str, url: str, headers: HeadersType) -> tuple[str, HTTPHeaderMap]:
+        path, _, authority = request_target(url)
+        header_map = _to_header_map(headers)
+        if authority is not None and b"host" not in header_map:
+            header_map[b"host"] = authority
+        if b"accept-encoding" not in header_map:
+            header_map[b"accept-encoding"] = ACCEPT_ENCODING
+        return path, header_map
+
+    def _send_headers(
+        self, method: str, path: str, header_map: HTTPHeaderMap, end_stream: bool
+    ) -> tuple[int, _Stream]:
+        fields = build_request_headers(method, path, self.authority, self._scheme, header_map.items())
+        with self._header_gate:
+            session = self._current_session()
+            with session.cond:
+                core = session.core
+                session.wait_for(
+                    core.can_open_stream,
+                    core.accepting_streams,
+                    self.read_timeout,
+                    lambda: ReadTimeout(
+                        f"no stream slot freed within {self.read_timeout} s "
+                        f"(server allows {core.max_concurrent_streams} at once)"
+                    ),
+                )
+                wire_id = core.open_stream(fields, end_stream)
+                session.flush_locked()
+            return self._register(session, wire_id)
+
+    def _register(self, session: H2Session, wire_id: int) -> tuple[int, _Stream]:
+        with self._lock:
+            public_id = wire_id + self._id_offset
+            handle = _Stream(session, wire_id)
+            self._streams[public_id] = handle
+            self._untaken[public_id] = None
+            self._last_public_id = max(self._last_public_id, public_id)
+        return public_id, handle
+
+    # -- the incremental form ---------------------------------------------------
+
+    def putrequest(self, method: str, selector: str, **kwargs: Any) -> int:
+        """Start a request to be completed with putheader/endheaders/send.
+
+        Returns the stream id the request will use. Until :meth:`endheaders`
+        other threads' requests on this connection wait, since HTTP/2 stream
+        ids must be sent in order.
+        """
+        if getattr(self._local, "pending", None) is not None:
+            raise HyperError("a putrequest() is already in progress in this thread")
+        path, header_map = self._prepare(method, selector, None)
+        if not self._header_gate.acquire(timeout=-1 if self.read_timeout is None else self.read_timeout):
+            raise ReadTimeout("another thread's putrequest() did not finish in time")
+        try:
+            session = self._current_session()
+            with session.cond:
+                next_wire = session.core.next_stream_id
+            stream_id = next_wire + self._id_offset
+        except BaseException:
+            self._header_gate.release()
+            raise
+        self._local.pending = _PendingRequest(method, path, header_map, stream_id)
+        return stream_id
+
+    def putheader(
+        self, header: HeaderKey, argument: HeaderValue, stream_id: int | None = None, replace: bool = False
+    ) -> None:
+        """Add a header field to the request started with :meth:`putrequest`."""
+        pending = self._pending(stream_id)
+        if replace:
+            pending.headers[header] = argument
+        else:
+            pending.headers.add(header, argument)
+
+    def endheaders(
+        self, message_body: BodyType = None, final: bool = False, stream_id: int | None = None
+    ) -> None:
+        """Send the headers; with ``final`` (or a ``message_body``) finish the request too."""
+        pending = self._pending(stream_id)
+        try:
+            body = prepare_body(message_body) if message_body is not None else None
+            end_stream = final and body is None
+            if body is not None and body.length is not None and b"content-length" not in pending.headers:
+                pending.headers[b"content-length"] = body.length
+            public_id, handle = self._send_headers(pending.method, pending.path, pending.headers, end_stream)
+            if public_id != pending.stream_id:
+                raise HyperError(
+                    f"internal error: stream {pending.stream_id} was sent as {public_id}"
+                )  # pragma: no cover - the header gate makes this impossible
+            pending.sent = True
+        finally:
+            self._local.pending = None
+            self._header_gate.release()
+        if body is not None:
+            self._send_data(handle, body, final)
+
+    def send(self, data: BodyType, final: bool = False, stream_id: int | None = None) -> None:
+        """Send (more) body data on a stream whose headers went out with endheaders."""
+        handle = self._handle(stream_id if stream_id is not None else self._last_public_id)
+        self._send_data(handle, prepare_body(data), final)
+
+    def _send_data(self, handle: _Stream, body: RequestBody, final: bool) -> None:
+        handle.session.send_body(handle.wire_id, body, None, end_stream=final)
+
+    def _pending(self, stream_id: int | None) -> _PendingRequest:
+        pending: _PendingRequest | None = getattr(self._local, "pending", None)
+        if pending is None or (stream_id is not None and stream_id != pending.stream_id):
+            raise InvalidStreamID(f"no request in progress for stream {stream_id}", stream_id)
+        return pending
+
+    # -- responses ------------------------------------------------------------
+
+    def getresponse(self, stream_id: int | None = None) -> HTTP20Response:
+        """Wait for and return the response on ``stream_id``.
+
+        Without an id, the response of the oldest stream whose response was
+        not yet taken. Responses may be taken in any order.
+        """
+        with self._lock:
+            if stream_id is None:
+                if not self._untaken:
+                    raise InvalidStreamID("no request is waiting for its response", None)
+                stream_id = next(iter(self._untaken))
+            handle = self._streams.get(stream_id)
+            if handle is None:
+                raise InvalidStreamID(f"no request was sent on stream {stream_id}", stream_id)
+            if handle.response is not None:
+                return handle.response
+            self._untaken.pop(stream_id, None)
+        try:
+            response = self._wait_response(handle)
+        except BaseException:
+            with self._lock:
+                self._streams.pop(stream_id, None)
+            raise
+        with self._lock:
+            handle.response = response
+            self._streams.pop(stream_id, None)
+        return response
+
+    get_response = getresponse
+
+    def _wait_response(self, handle: _Stream) -> HTTP20Response:
+        session = handle.session
+        core = session.core
+        with session.cond:
+            stream = core.streams.get(handle.wire_id)
+            if stream is None:
+                raise InvalidStreamID(f"stream {handle.wire_id} is gone", handle.wire_id)
+            session.wait_for(
+                lambda: stream.headers is not None,
+                lambda: core.stream_failure(stream),
+                self.read_timeout,
+                lambda: ReadTimeout(f"no response on stream {handle.wire_id} within {self.read_timeout} s"),
+            )
+            raw_headers = stream.headers or []
+        try:
+            return HTTP20Response(session, handle.wire_id, raw_headers, self.max_decoded_size)
+        except HyperError:
+            with session.cond:
+                core.discard_stream(handle.wire_id)
+            raise
+
+    def _handle(self, stream_id: int) -> _Stream:
+        with self._lock:
+            handle = self._streams.get(stream_id)
+        if handle is None:
+            raise InvalidStreamID(f"no request was sent on stream {stream_id}", stream_id)
+        return handle
+
+    # -- closing ----------------------------------------------------------------
+
+    def close(self, error: int = 0) -> None:
+        """Send GOAWAY and close the socket. A later request reconnects."""
+        with self._lock:
+            session, self._session = self._session, None
+            self._streams.clear()
+            self._untaken.clear()
+            if session is not None:
+                self._id_offset = self._last_public_id + 1
+        if session is not None:
+            session.close(error)
+            log.debug("connection to %s closed", self.authority)
+
+    def __enter__(self) -> HTTP20Connection:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<HTTP20Connection {self._scheme}://{self.authority}>"
+
+
+def _split_timeout(timeout: TimeoutType) -> tuple[float | None, float | None]:
+    if isinstance(timeout, tuple):
+        connect, read = timeout
+        return connect, read
+    return timeout, timeout
+
+
+def _to_header_map(headers: HeadersType) -> HTTPHeaderMap:
+    if headers is None:
+        return HTTPHeaderMap()
+    if isinstance(headers, HTTPHeaderMap):
+        return headers.copy()
+    if isinstance(headers, Mapping):
+        return HTTPHeaderMap(headers.items())
+    return HTTPHeaderMap(headers)
+
+
+def _declared_length(header_map: HTTPHeaderMap, body: RequestBody) -> int | None:
+    """The content-length to enforce: the caller's, else the body's, else None."""
+    given = header_map.get(b"content-length")
+    if given is not None:
+        try:
+            value = int(given[0])
+        except ValueError as exc:
+            raise HyperError(f"invalid content-length {given[0]!r}") from exc
+        if len(set(given)) != 1 or value < 0:
+            raise HyperError(f"invalid content-length {given!r}")
+        return value
+    if body.length is not None:
+        header_map[b"content-length"] = to_bytes(body.length)
+    return body.length
+
+
+def _is_empty(body: RequestBody, declared: int | None) -> bool:
+    return body.length == 0 and (declared is None or declared == 0)

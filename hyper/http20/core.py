@@ -1,0 +1,563 @@
+"""The sans-I/O HTTP/2 client core: ``h2`` events in, per-stream state out.
+
+This module never touches sockets, threads or clocks. It takes the bytes the
+server sent (:meth:`H2Core.receive`), keeps what each stream has received so
+far, decides on flow-control credit as the application consumes data, and
+hands back the bytes to send (:meth:`H2Core.data_to_send`). The connection
+layer owns the socket and the locks and calls in here with the state lock
+held.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+
+from ..exceptions import (
+    ConnectionTerminated,
+    HyperError,
+    InvalidHeader,
+    ProtocolError,
+    StreamResetError,
+)
+from .window import BaseFlowControlManager, FlowControlManager
+
+log = logging.getLogger("hyper")
+
+#: Per-stream receive window we advertise (browsers use about 6 MiB).
+DEFAULT_STREAM_WINDOW = 6 * 1024 * 1024
+#: Connection receive window we open up to right after the preface.
+DEFAULT_CONNECTION_WINDOW = 16 * 1024 * 1024
+#: Largest header list we accept (our SETTINGS_MAX_HEADER_LIST_SIZE).
+DEFAULT_MAX_HEADER_LIST_SIZE = 64 * 1024
+#: Until the server's SETTINGS arrive, RFC 9113 lets us assume this many.
+ASSUMED_MAX_CONCURRENT_STREAMS = 100
+#: More informational (1xx) responses than this on one stream is a flood.
+MAX_INFORMATIONAL_RESPONSES = 32
+#: HTTP/2's initial window, before any WINDOW_UPDATE or SETTINGS.
+_INITIAL_WINDOW = 65535
+
+# Header fields that only mean something for one HTTP/1.1 hop; HTTP/2 forbids
+# them (RFC 9113 section 8.2.2). Callers used to HTTP/1.1 send them, so they
+# are dropped rather than refused.
+_CONNECTION_SPECIFIC = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
+)
+_FORBIDDEN_IN_FIELDS = (b"\r", b"\n", b"\x00")
+
+
+def error_name(code: int) -> str:
+    """The registered name of an HTTP/2 error code, e.g. ``'REFUSED_STREAM'``."""
+    try:
+        return h2.errors.ErrorCodes(code).name
+    except ValueError:
+        return f"UNKNOWN_ERROR_{code:#x}"
+
+
+@dataclass
+class StreamState:
+    """What one request stream has sent and received so far."""
+
+    stream_id: int
+    window: BaseFlowControlManager
+    #: Final response headers, ``None`` until they arrive.
+    headers: list[tuple[bytes, bytes]] | None = None
+    informational: int = 0
+    trailers: list[tuple[bytes, bytes]] | None = None
+    data: deque[bytes] = field(default_factory=deque)
+    #: Flow-controlled bytes received and not yet consumed (padding excluded).
+    buffered: int = 0
+    #: The server ended its side (END_STREAM seen).
+    ended: bool = False
+    #: Our side is done sending (END_STREAM sent, or we reset the stream).
+    request_ended: bool = False
+    #: The response was closed by the application: drop further data.
+    discarded: bool = False
+    #: Why this stream failed, if it did.
+    error: HyperError | None = None
+
+    @property
+    def complete(self) -> bool:
+        """The whole response has arrived (it may still be unread)."""
+        return self.ended and self.headers is not None
+
+
+class H2Core:
+    """HTTP/2 client state for one connection, with no I/O of its own.
+
+    :param window_manager: the :class:`BaseFlowControlManager` subclass that
+        decides when to credit receive windows back.
+    :param max_buffered: received-but-unread bytes, over all streams, beyond
+        which connection-level credit waits for the application to read.
+    """
+
+    def __init__(
+        self,
+        *,
+        window_manager: type[BaseFlowControlManager] = FlowControlManager,
+        stream_window: int = DEFAULT_STREAM_WINDOW,
+        connection_window: int = DEFAULT_CONNECTION_WINDOW,
+        max_header_list_size: int = DEFAULT_MAX_HEADER_LIST_SIZE,
+        max_buffered: int | None = None,
+    ) -> None:
+        config = h2.config.H2Configuration(
+            client_side=True,
+            header_encoding=None,
+            validate_outbound_headers=True,
+            normalize_outbound_headers=True,
+            validate_inbound_headers=True,
+            normalize_inbound_headers=True,
+        )
+        self._h2 = h2.connection.H2Connection(config=config)
+        self._window_manager = window_manager
+        self._stream_window = stream_window
+        self._connection_window_size = connection_window
+        self._max_header_list_size = max_header_list_size
+        self._max_buffered = max_buffered if max_buffered is not None else connection_window
+        self._connection_window: BaseFlowControlManager | None = None
+        self.streams: dict[int, StreamState] = {}
+        #: Bytes received over all streams and not yet consumed.
+        self.total_buffered = 0
+        # Connection-level credit not yet handed to the window manager because
+        # too much is buffered; released as the application reads.
+        self._withheld = 0
+        self._settings_received = False
+        #: The first connection-fatal error; every stream sees it.
+        self.fatal: HyperError | None = None
+        #: GOAWAY received: (error_code, last_stream_id, debug data).
+        self.goaway: tuple[int, int, bytes] | None = None
+        self.closed = False
+
+    # -- connection lifecycle -------------------------------------------------
+
+    def initiate(self) -> None:
+        """Queue the connection preface, our SETTINGS and the window opening."""
+        self._h2.local_settings = h2.settings.Settings(
+            client=True,
+            initial_values={
+                h2.settings.SettingCodes.ENABLE_PUSH: 0,
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 0,
+                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: self._stream_window,
+                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: self._max_header_list_size,
+            },
+        )
+        self._h2.decoder.max_header_list_size = self._max_header_list_size
+        self._h2.initiate_connection()
+        self._connection_window = self._window_manager(self._connection_window_size)
+        extra = self._connection_window_size - _INITIAL_WINDOW
+        if extra > 0:
+            self._h2.increment_flow_control_window(extra)
+
+    def data_to_send(self) -> bytes:
+        """Bytes queued for the server (empty when there are none)."""
+        return self._h2.data_to_send()
+
+    def close(self, error_code: int = 0, message: str = "connection closed") -> None:
+        """Queue GOAWAY, once; later calls do nothing."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self._h2.close_connection(error_code=error_code)
+        except h2.exceptions.ProtocolError:
+            pass  # already closed by the peer or by an earlier error
+        log.debug("sending GOAWAY (%s): %s", error_name(error_code), message)
+
+    # -- opening streams ------------------------------------------------------
+
+    @property
+    def max_concurrent_streams(self) -> int:
+        """How many streams the server lets us have open at once."""
+        limit = self._h2.remote_settings.max_concurrent_streams
+        if not self._settings_received:
+            return min(limit, ASSUMED_MAX_CONCURRENT_STREAMS)
+        return limit
+
+    def can_open_stream(self) -> bool:
+        """True when a new stream fits within the server's concurrency limit."""
+        return self._h2.open_outbound_streams < self.max_concurrent_streams
+
+    def accepting_streams(self) -> HyperError | None:
+        """Why no new stream may be opened on this connection, or ``None``."""
+        if self.fatal is not None:
+            return self.fatal
+        if self.goaway is not None:
+            code, last, data = self.goaway
+            return ConnectionTerminated(
+                f"server sent GOAWAY ({error_name(code)}); a new connection is needed",
+                error_code=code,
+                last_stream_id=last,
+                retryable=True,
+                additional_data=data,
+            )
+        if self.closed:
+            return ConnectionTerminated("connection is closing", retryable=True)
+        return None
+
+    @property
+    def next_stream_id(self) -> int:
+        """The id the next :meth:`open_stream` will use."""
+        return self._h2.get_next_available_stream_id()
+
+    def open_stream(self, headers: list[tuple[bytes, bytes]], end_stream: bool) -> int:
+        """Queue HEADERS for a new request and return its stream id.
+
+        ``headers`` holds pseudo-headers first, as :func:`build_request_headers`
+        makes them. The caller checked :meth:`can_open_stream`.
+        """
+        refusal = self.accepting_streams()
+        if refusal is not None:
+            raise refusal
+        try:
+            stream_id = self._h2.get_next_available_stream_id()
+        except h2.exceptions.NoAvailableStreamIDError as exc:
+            raise ConnectionTerminated(
+                "stream ids of this connection are used up; a new connection is needed",
+                retryable=True,
+            ) from exc
+        try:
+            self._h2.send_headers(stream_id, headers, end_stream=end_stream)
+        except h2.exceptions.ProtocolError as exc:
+            raise InvalidHeader(f"request headers refused: {exc}") from exc
+        self.streams[stream_id] = StreamState(
+            stream_id, self._window_manager(self._stream_window), request_ended=end_stream
+        )
+        log.debug("stream %d opened", stream_id)
+        return stream_id
+
+    # -- request bodies -------------------------------------------------------
+
+    def send_window(self, stream_id: int) -> int:
+        """How many body bytes may be sent on ``stream_id`` right now."""
+        try:
+            return self._h2.local_flow_control_window(stream_id)
+        except (h2.exceptions.ProtocolError, KeyError):
+            return 0
+
+    def send_body(self, stream_id: int, data: memoryview) -> int:
+        """Queue as much of ``data`` as the windows allow; return how much."""
+        window = self.send_window(stream_id)
+        frame_size = self._h2.max_outbound_frame_size
+        sent = 0
+        total = min(window, data.nbytes)
+        while sent < total:
+            size = min(frame_size, total - sent)
+            self._h2.send_data(stream_id, data[sent : sent + size])
+            sent += size
+        return sent
+
+    def end_body(self, stream_id: int) -> None:
+        """Send END_STREAM on our side of ``stream_id``."""
+        stream = self.streams[stream_id]
+        if not stream.request_ended:
+            stream.request_ended = True
+            self._h2.end_stream(stream_id)
+
+    # -- receiving ------------------------------------------------------------
+
+    def receive(self, data: bytes) -> None:
+        """Process bytes from the server; the state of affected streams changes."""
+        if self.fatal is not None:
+            return
+        try:
+            events = self._h2.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            code = getattr(exc, "error_code", None) or h2.errors.ErrorCodes.PROTOCOL_ERROR
+            self.fail(ProtocolError(f"server broke the HTTP/2 protocol: {exc}", int(code)), int(code))
+            return
+        for event in events:
+            handler = _HANDLERS.get(type(event))
+            if handler is not None:
+                handler(self, event)
+
+    def fail(self, error: HyperError, error_code: int | None = None) -> None:
+        """Record a connection-fatal error; queue GOAWAY when we detected it."""
+        if self.fatal is None:
+            self.fatal = error
+            log.debug("connection failed: %s", error)
+        if error_code is not None:
+            self.close(error_code, str(error))
+
+    def connection_lost(self, error: HyperError) -> None:
+        """The socket closed or broke: everything incomplete fails with ``error``."""
+        self.closed = True
+        if self.fatal is None:
+            self.fatal = error
+
+    def _on_response(self, event: h2.events.ResponseReceived) -> None:
+        stream = self._live_stream(event.stream_id)
+        if stream is not None:
+            stream.headers = list(event.headers or [])
+            log.debug("stream %d: response headers received", event.stream_id)
+
+    def _on_informational(self, event: h2.events.InformationalResponseReceived) -> None:
+        stream = self._live_stream(event.stream_id)
+        if stream is None:
+            return
+        stream.informational += 1
+        if stream.informational > MAX_INFORMATIONAL_RESPONSES:
+            self._reset_with_error(
+                stream,
+                h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
+                f"server sent more than {MAX_INFORMATIONAL_RESPONSES} informational responses",
+            )
+
+    def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
+        stream = self._live_stream(event.stream_id)
+        if stream is not None:
+            stream.trailers = list(event.headers or [])
+
+    def _on_data(self, event: h2.events.DataReceived) -> None:
+        size = event.flow_controlled_length or 0
+        payload = event.data or b""
+        padding = size - len(payload)
+        stream = self.streams.get(event.stream_id)
+        if stream is None or stream.discarded:
+            # Nobody will read it: give the connection window straight back.
+            self._credit_connection(size)
+            return
+        stream.window._data_received(size)
+        if payload:
+            stream.data.append(payload)
+            stream.buffered += len(payload)
+            self.total_buffered += len(payload)
+        if padding:
+            # Padding is never consumed by the application; credit it at once.
+            self._credit_stream(stream, padding)
+        self._credit_connection(size)
+
+    def _on_stream_ended(self, event: h2.events.StreamEnded) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is not None:
+            stream.ended = True
+            log.debug("stream %d: response complete", event.stream_id)
+
+    def _on_stream_reset(self, event: h2.events.StreamReset) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is None:
+            return
+        code = int(event.error_code or 0)
+        stream.request_ended = True
+        if stream.complete or stream.discarded:
+            # RST_STREAM(NO_ERROR) after a full response (e.g. an early 413
+            # during an upload) only means "stop sending".
+            log.debug("stream %d: reset (%s) after a complete response", stream.stream_id, error_name(code))
+            return
+        retryable = code == h2.errors.ErrorCodes.REFUSED_STREAM
+        stream.error = StreamResetError(
+            f"server reset stream {stream.stream_id} ({error_name(code)})"
+            + ("; it was not processed and is safe to retry" if retryable else ""),
+            stream_id=stream.stream_id,
+            error_code=code,
+            retryable=retryable,
+        )
+        self._release_stream_buffer(stream)
+        log.debug("stream %d: reset by server (%s)", stream.stream_id, error_name(code))
+
+    def _on_goaway(self, event: h2.events.ConnectionTerminated) -> None:
+        code = int(event.error_code or 0)
+        last = event.last_stream_id if event.last_stream_id is not None else 2**31 - 1
+        data = event.additional_data or b""
+        if self.goaway is not None:
+            # A later GOAWAY may only lower last_stream_id; never trust a raise.
+            last = min(last, self.goaway[1])
+        self.goaway = (code, last, data)
+        self.closed = True
+        log.debug("GOAWAY received (%s, last stream %d, %r)", error_name(code), last, data[:100])
+
+    def _on_settings(self, event: h2.events.RemoteSettingsChanged) -> None:
+        self._settings_received = True
+
+    # -- consuming ------------------------------------------------------------
+
+    def take_data(self, stream_id: int, max_bytes: int | None = None) -> bytes:
+        """Remove up to ``max_bytes`` of buffered body from a stream (all if None).
+
+        Consuming is what credits windows back to the server.
+        """
+        stream = self.streams[stream_id]
+        if not stream.data:
+            return b""
+        if max_bytes is None or max_bytes >= stream.buffered:
+            chunk = b"".join(stream.data) if len(stream.data) > 1 else stream.data[0]
+            stream.data.clear()
+        else:
+            pieces = []
+            wanted = max_bytes
+            while wanted:
+                head = stream.data[0]
+                if len(head) <= wanted:
+                    pieces.append(stream.data.popleft())
+                    wanted -= len(head)
+                else:
+                    pieces.append(head[:wanted])
+                    stream.data[0] = head[wanted:]
+                    wanted = 0
+            chunk = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        self._consumed(stream, len(chunk))
+        return chunk
+
+    def _consumed(self, stream: StreamState, size: int) -> None:
+        stream.buffered -= size
+        self.total_buffered -= size
+        if not stream.ended and stream.error is None:
+            self._credit_stream(stream, size)
+        self._credit_connection(0)
+
+    def _credit_stream(self, stream: StreamState, size: int) -> None:
+        increment = stream.window._data_consumed(size)
+        if increment and not stream.ended:
+            try:
+                self._h2.increment_flow_control_window(increment, stream.stream_id)
+            except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError):
+                pass  # the stream closed meanwhile; nothing to credit
+
+    def _credit_connection(self, size: int) -> None:
+        """Credit connection window: at once while little is buffered, else on read."""
+        self._withheld += size
+        if self.total_buffered > self._max_buffered:
+            return
+        release, self._withheld = self._withheld, 0
+        if not release or self._connection_window is None:
+            return
+        increment = self._connection_window._data_consumed(release)
+        if increment and not self.closed:
+            try:
+                self._h2.increment_flow_control_window(increment)
+            except h2.exceptions.ProtocolError:
+                pass
+
+    # -- closing streams ------------------------------------------------------
+
+    def discard_stream(self, stream_id: int) -> None:
+        """The application is done with this response: drop it, reset if unfinished."""
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            return
+        stream.discarded = True
+        if not stream.ended and stream.error is None and self.fatal is None:
+            self.reset(stream_id, h2.errors.ErrorCodes.CANCEL)
+        self._release_stream_buffer(stream)
+        del self.streams[stream_id]
+
+    def reset(self, stream_id: int, error_code: int) -> None:
+        """Send RST_STREAM for ``stream_id`` (errors if already closed are ignored)."""
+        stream = self.streams.get(stream_id)
+        if stream is not None:
+            stream.request_ended = True
+        try:
+            self._h2.reset_stream(stream_id, error_code=error_code)
+            log.debug("stream %d: reset by us (%s)", stream_id, error_name(error_code))
+        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError):
+            pass
+
+    def _reset_with_error(self, stream: StreamState, code: int, message: str) -> None:
+        stream.error = ProtocolError(message, code)
+        self.reset(stream.stream_id, code)
+        self._release_stream_buffer(stream)
+
+    def _release_stream_buffer(self, stream: StreamState) -> None:
+        if stream.buffered:
+            size, stream.buffered = stream.buffered, 0
+            stream.data.clear()
+            self.total_buffered -= size
+            self._credit_connection(0)
+
+    # -- what a waiting stream should see --------------------------------------
+
+    def stream_failure(self, stream: StreamState) -> HyperError | None:
+        """The error a waiter on ``stream`` gets now, or ``None`` if it may go on."""
+        if stream.error is not None:
+            return stream.error
+        if stream.complete:
+            return None
+        if self.goaway is not None:
+            code, last, data = self.goaway
+            if stream.stream_id > last:
+                return ConnectionTerminated(
+                    f"server sent GOAWAY ({error_name(code)}) before processing stream "
+                    f"{stream.stream_id}; it is safe to retry",
+                    error_code=code,
+                    last_stream_id=last,
+                    retryable=True,
+                    additional_data=data,
+                )
+            if code != 0:
+                return ConnectionTerminated(
+                    f"server ended the connection with GOAWAY ({error_name(code)})"
+                    + (f": {data.decode('utf-8', 'replace')}" if data else ""),
+                    error_code=code,
+                    last_stream_id=last,
+                    retryable=False,
+                    additional_data=data,
+                )
+        return self.fatal
+
+    def _live_stream(self, stream_id: int) -> StreamState | None:
+        stream = self.streams.get(stream_id)
+        if stream is None or stream.discarded:
+            return None
+        return stream
+
+
+_HANDLERS = {
+    h2.events.ResponseReceived: H2Core._on_response,
+    h2.events.InformationalResponseReceived: H2Core._on_informational,
+    h2.events.TrailersReceived: H2Core._on_trailers,
+    h2.events.DataReceived: H2Core._on_data,
+    h2.events.StreamEnded: H2Core._on_stream_ended,
+    h2.events.StreamReset: H2Core._on_stream_reset,
+    h2.events.ConnectionTerminated: H2Core._on_goaway,
+    h2.events.RemoteSettingsChanged: H2Core._on_settings,
+}
+
+
+def build_request_headers(
+    method: str,
+    path: str,
+    authority: str,
+    scheme: str,
+    headers: Iterable[tuple[bytes, bytes]],
+) -> list[tuple[bytes, bytes]]:
+    """Pseudo-headers first, then the caller's fields, checked and lower-cased.
+
+    CR, LF and NUL in a name or value are refused (``InvalidHeader``) before
+    anything is sent: ``h2`` would let them through to the wire. Fields that
+    only make sense for one HTTP/1.1 hop are dropped; ``host`` becomes
+    ``:authority``.
+    """
+    for text, what in ((method, "method"), (path, "path"), (authority, "authority")):
+        if not text or any(c in text for c in "\r\n\x00 "):
+            raise InvalidHeader(f"invalid {what} {text!r}")
+    fields: list[tuple[bytes, bytes]] = []
+    for name, value in headers:
+        lower = name.lower()
+        if not lower or lower.startswith(b":") or b" " in lower or b":" in lower:
+            raise InvalidHeader(f"invalid header name {name!r}")
+        for bad in _FORBIDDEN_IN_FIELDS:
+            if bad in name or bad in value:
+                raise InvalidHeader(f"header {name!r} contains CR, LF or NUL")
+        if lower in _CONNECTION_SPECIFIC:
+            continue
+        if lower == b"te" and value.strip().lower() != b"trailers":
+            continue
+        if lower == b"host":
+            authority = value.decode("latin-1")
+            continue
+        fields.append((lower, value))
+    return [
+        (b":method", method.encode("ascii")),
+        (b":scheme", scheme.encode("ascii")),
+        (b":authority", authority.encode("idna") if not authority.isascii() else authority.encode("ascii")),
+        (b":path", path.encode("utf-8")),
+        *fields,
+    ]

@@ -1,0 +1,205 @@
+"""HTTP20Response: one stream's response, pulling its body through the connection."""
+
+from __future__ import annotations
+
+import http
+from collections.abc import Iterator
+from types import TracebackType
+
+from ..common.decoding import DEFAULT_MAX_DECODED_SIZE, ContentDecoder
+from ..exceptions import ConnectionClosed, ProtocolError, ReadTimeout
+from ..headers import HTTPHeaderMap
+from .session import H2Session
+
+# How much read() without a size, and read_chunked(), decode per step.
+_DECODE_STEP = 1024 * 1024
+
+
+class HTTP20Response:
+    """The response to one request sent over an :class:`~hyper.HTTP20Connection`.
+
+    ``status`` (int), ``reason`` (the standard phrase) and ``headers`` are set
+    when the object is made; the body is read on demand with :meth:`read` or
+    :meth:`read_chunked`, and ``trailers`` fill in once the body has been read
+    to its end. Closing a response before its end resets its stream without
+    harming the connection's other streams.
+    """
+
+    def __init__(
+        self,
+        session: H2Session,
+        stream_id: int,
+        raw_headers: list[tuple[bytes, bytes]],
+        max_decoded_size: int | None = DEFAULT_MAX_DECODED_SIZE,
+    ) -> None:
+        self._session = session
+        self._stream_id = stream_id
+        self._max_decoded_size = max_decoded_size
+        status: bytes | None = None
+        self.headers = HTTPHeaderMap()
+        for name, value in raw_headers:
+            if name == b":status":
+                status = value
+            elif not name.startswith(b":"):
+                self.headers.add(name, value)
+        if status is None or len(status) != 3 or not status.isdigit():
+            raise ProtocolError(f"stream {stream_id}: invalid or missing :status {status!r}")
+        #: The status code, e.g. ``200``.
+        self.status = int(status)
+        try:
+            #: The standard reason phrase for ``status`` (HTTP/2 sends none).
+            self.reason = http.HTTPStatus(self.status).phrase
+        except ValueError:
+            self.reason = ""
+        self._trailers = HTTPHeaderMap()
+        self._decoder: ContentDecoder | None = None
+        self._decode_choice: bool | None = None
+        self._raw_done = False
+        self._closed = False
+
+    @property
+    def stream_id(self) -> int:
+        """The HTTP/2 stream this response arrived on."""
+        return self._stream_id
+
+    @property
+    def trailers(self) -> HTTPHeaderMap:
+        """Trailing header fields; empty until the body has been read to its end."""
+        return self._trailers
+
+    @property
+    def closed(self) -> bool:
+        """True once the body was read to its end or :meth:`close` was called."""
+        return self._closed
+
+    # -- reading ------------------------------------------------------------
+
+    def read(self, amt: int | None = None, decode_content: bool = True) -> bytes:
+        """Read up to ``amt`` bytes of the body (all of it when ``amt`` is None).
+
+        Blocks until ``amt`` bytes are there or the body ends, so fewer bytes
+        than asked means the end was reached. With ``decode_content`` (the
+        default) gzip, deflate and br are undone and ``amt`` counts decoded
+        bytes; with ``decode_content=False`` the bytes come as sent.
+        Choose one mode per response.
+        """
+        if amt is not None and amt < 0:
+            amt = None
+        if amt == 0:
+            return b""
+        decoder = self._decoder_for(decode_content)
+        pieces: list[bytes] = []
+        got = 0
+        while amt is None or got < amt:
+            want = _DECODE_STEP if amt is None else amt - got
+            piece = decoder.read(want) if decoder is not None else self._pull(want)
+            if piece:
+                pieces.append(piece)
+                got += len(piece)
+                continue
+            if decoder is None:
+                break  # _pull returned nothing: the body ended
+            raw = self._pull(_DECODE_STEP)
+            if not raw:
+                decoder.finish()
+                break
+            decoder.feed(raw)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    def read_chunked(self, decode_content: bool = True) -> Iterator[bytes]:
+        """Yield the body in pieces as they arrive, decoded unless asked not to."""
+        while True:
+            chunk = self._read_available(decode_content)
+            if not chunk:
+                return
+            yield chunk
+
+    def _read_available(self, decode_content: bool) -> bytes:
+        decoder = self._decoder_for(decode_content)
+        if decoder is None:
+            return self._pull(None)
+        while True:
+            piece = decoder.read(_DECODE_STEP)
+            if piece:
+                return piece
+            raw = self._pull(None)
+            if not raw:
+                decoder.finish()
+                return b""
+            decoder.feed(raw)
+
+    def _decoder_for(self, decode_content: bool) -> ContentDecoder | None:
+        if self._decode_choice is None:
+            self._decode_choice = decode_content
+            if decode_content:
+                decoder = ContentDecoder.for_headers(
+                    self.headers.get(b"content-encoding", []), self._max_decoded_size
+                )
+                self._decoder = decoder if decoder.active else None
+        return self._decoder
+
+    def _pull(self, max_bytes: int | None) -> bytes:
+        """Raw body bytes: waits for some, returns ``b''`` only at the end."""
+        if self._raw_done:
+            return b""
+        session = self._session
+        core = session.core
+        with session.cond:
+            stream = core.streams.get(self._stream_id)
+            if stream is None:
+                raise ConnectionClosed(f"response on stream {self._stream_id} was closed")
+            session.wait_for(
+                lambda: bool(stream.data) or stream.ended,
+                lambda: None if stream.data else core.stream_failure(stream),
+                session.read_timeout,
+                lambda: ReadTimeout(f"no data on stream {self._stream_id} for {session.read_timeout} s"),
+            )
+            data = core.take_data(self._stream_id, max_bytes)
+            if not data and stream.ended:
+                self._finish_locked(stream.trailers)
+            else:
+                session.flush_locked()  # window credit, if any became due
+        return data
+
+    def _finish_locked(self, trailers: list[tuple[bytes, bytes]] | None) -> None:
+        self._raw_done = True
+        self._closed = True
+        for name, value in trailers or ():
+            self._trailers.add(name, value)
+        self._session.core.discard_stream(self._stream_id)
+        self._session.cond.notify_all()
+
+    # -- closing ------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop reading: an unfinished stream is reset, the connection lives on."""
+        if self._closed:
+            return
+        self._closed = True
+        self._raw_done = True
+        session = self._session
+        with session.cond:
+            session.core.discard_stream(self._stream_id)
+            try:
+                session.flush_locked()
+            except Exception:  # noqa: BLE001 - closing must not fail
+                pass
+            session.cond.notify_all()
+
+    def fileno(self) -> int:
+        """The connection socket's file descriptor (shared by all its streams)."""
+        return self._session.fileno()
+
+    def __enter__(self) -> HTTP20Response:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<HTTP20Response stream={self._stream_id} status={self.status}>"

@@ -1,0 +1,352 @@
+"""One HTTP/2 connection on one socket: the layer that owns the socket and the locks.
+
+Threads share a session safely:
+
+* Every call into the protocol core happens under one state lock, and bytes
+  taken from the core are sent before that lock is released, so frames leave
+  in the order the state changed (stream ids always increase on the wire).
+* The socket is non-blocking. One thread at a time is *the reader*: it waits
+  for readability with the state lock released, then takes the lock, drains
+  the socket, feeds the core and wakes every waiting thread (a condition on
+  the state lock). Whichever waiter needs progress next becomes the reader, so
+  no background thread is needed and no thread busy-polls.
+* The only network wait under the state lock is the ordered send; while it
+  waits for the socket to drain it keeps reading, so a server that is itself
+  blocked writing to us cannot deadlock the pair.
+* The first fatal error is stored in the core and raised to every waiter.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+
+from ..common.body import LengthCounter, RequestBody
+from ..common.sockets import wait_for_socket
+from ..exceptions import (
+    ConnectionClosed,
+    ConnectionTerminated,
+    HyperError,
+    HyperTimeout,
+    WriteTimeout,
+)
+from .core import H2Core, StreamState
+
+log = logging.getLogger("hyper")
+
+#: Size of the reusable receive buffer; one drain reads at most this much.
+RECV_BUFFER_SIZE = 512 * 1024
+#: Body bytes queued per lock hold while uploading, so readers get a turn.
+SEND_BATCH = 1024 * 1024
+
+_WOULD_BLOCK_READ = (ssl.SSLWantReadError, BlockingIOError, InterruptedError)
+_WOULD_BLOCK_WRITE = (ssl.SSLWantWriteError, BlockingIOError, InterruptedError)
+
+
+class H2Session:
+    """A live HTTP/2 connection: a socket, an :class:`H2Core` and the locks.
+
+    :param read_timeout: bound on each wait for the server (``None``: no bound).
+    :param write_timeout: bound on each wait to send (socket or flow control).
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        core: H2Core,
+        read_timeout: float | None,
+        write_timeout: float | None,
+    ) -> None:
+        sock.setblocking(False)
+        self._sock = sock
+        self.core = core
+        self.read_timeout = read_timeout
+        self.write_timeout = write_timeout
+        self._lock = threading.Lock()
+        #: Waiters sleep here; notified whenever the core's state may have changed.
+        self.cond = threading.Condition(self._lock)
+        self._reading = False
+        self._socket_closed = False
+        self._close_when_reader_done = False
+        self._closed_by_user = False
+        self._recv_buffer = bytearray(RECV_BUFFER_SIZE)
+        self._recv_view = memoryview(self._recv_buffer)
+
+    # -- lifecycle --------------------------------------------------------------
+
+    def start(self) -> None:
+        """Send the connection preface and our SETTINGS."""
+        with self.cond:
+            self.core.initiate()
+            self.flush_locked()
+
+    @property
+    def usable(self) -> bool:
+        """True while new streams may be opened here."""
+        return not self._socket_closed and self.core.accepting_streams() is None
+
+    @property
+    def closed_cleanly(self) -> bool:
+        """Closed by us, by a graceful GOAWAY, or by the server when idle."""
+        if self._closed_by_user:
+            return True
+        goaway = self.core.goaway
+        if goaway is not None:
+            return goaway[0] == 0
+        return isinstance(self.core.fatal, ConnectionTerminated) and self.core.fatal.retryable
+
+    def close(self, error_code: int = 0) -> None:
+        """Send GOAWAY (best effort) and close the socket; waiters get an error."""
+        with self.cond:
+            self._closed_by_user = True
+            if not self._socket_closed:
+                self.core.close(error_code, "closed by the application")
+                try:
+                    self.flush_locked(timeout=1.0)
+                except HyperError:
+                    pass  # the peer is gone or stuck; closing anyway
+            self.core.connection_lost(ConnectionClosed("the connection was closed"))
+            self._close_socket_locked()
+            self.cond.notify_all()
+
+    def _close_socket_locked(self) -> None:
+        if self._socket_closed:
+            return
+        self._socket_closed = True
+        if self._reading:
+            # The reader polls this socket without the lock: wake it with a
+            # shutdown and let it close the socket once it is done.
+            self._close_when_reader_done = True
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        else:
+            self._sock.close()
+
+    def _lost(self, error: HyperError) -> HyperError:
+        """The socket failed or hit EOF: record, close, wake everyone."""
+        self.core.connection_lost(error)
+        self._close_socket_locked()
+        self.cond.notify_all()
+        return self.core.fatal or error
+
+    def fileno(self) -> int:
+        """The socket's file descriptor (-1 once closed)."""
+        return -1 if self._socket_closed else self._sock.fileno()
+
+    # -- sending ------------------------------------------------------------------
+
+    def flush_locked(self, timeout: float | None = None) -> None:
+        """Send everything the core has queued. Caller holds the state lock."""
+        while True:
+            data = self.core.data_to_send()
+            if not data:
+                return
+            self._send_locked(data, self.write_timeout if timeout is None else timeout)
+
+    def _send_locked(self, data: bytes, timeout: float | None) -> None:
+        if self._socket_closed:
+            raise self.core.fatal or ConnectionClosed("the connection is closed")
+        view = memoryview(data)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while view:
+            try:
+                sent = self._sock.send(view)
+            except _WOULD_BLOCK_WRITE:
+                self._wait_writable_locked(deadline)
+                continue
+            except ssl.SSLWantReadError:
+                self._wait_readable_while_sending(deadline)
+                continue
+            except OSError as exc:
+                raise self._lost(
+                    ConnectionTerminated(f"connection broke while sending: {exc}", retryable=False)
+                ) from exc
+            view = view[sent:]
+
+    def _wait_writable_locked(self, deadline: float | None) -> None:
+        remaining = _remaining(deadline)
+        if remaining is not None and remaining <= 0:
+            error = WriteTimeout("the server did not accept our data in time")
+            # A half-sent frame leaves the connection unusable.
+            self._lost(ConnectionTerminated("write timed out mid-frame; connection closed"))
+            raise error
+        readable, _ = wait_for_socket(self._sock, read=True, write=True, timeout=remaining)
+        if readable:
+            # The server may be blocked writing to us; read so it can go on.
+            self._drain_locked()
+
+    def _wait_readable_while_sending(self, deadline: float | None) -> None:
+        remaining = _remaining(deadline)
+        if remaining is not None and remaining <= 0:
+            self._lost(ConnectionTerminated("write timed out mid-frame; connection closed"))
+            raise WriteTimeout("the server did not accept our data in time")
+        wait_for_socket(self._sock, read=True, write=False, timeout=remaining)
+
+    # -- receiving ------------------------------------------------------------
+
+    def _drain_locked(self) -> bool:
+        """Read all the socket has now and feed it to the core; False on nothing."""
+        if self._socket_closed:
+            return False
+        view = self._recv_view
+        total = 0
+        eof = False
+        while total < RECV_BUFFER_SIZE:
+            try:
+                got = self._sock.recv_into(view[total:])
+            except _WOULD_BLOCK_READ:
+                break
+            except ssl.SSLWantWriteError:
+                break
+            except ssl.SSLZeroReturnError:
+                eof = True
+                break
+            except OSError as exc:
+                if total:
+                    self.core.receive(bytes(view[:total]))
+                raise self._lost(ConnectionTerminated(f"connection broke: {exc}", retryable=False)) from exc
+            if not got:
+                eof = True
+                break
+            total += got
+        if total:
+            self.core.receive(bytes(view[:total]))
+        if eof:
+            self._on_eof_locked()
+        return bool(total) or eof
+
+    def _on_eof_locked(self) -> None:
+        in_flight = any(not s.complete for s in self.core.streams.values())
+        self._lost(
+            ConnectionTerminated(
+                "server closed the connection" + (" before the response was complete" if in_flight else ""),
+                retryable=not in_flight,
+            )
+        )
+
+    def wait_for(
+        self,
+        ready: Callable[[], bool],
+        failure: Callable[[], HyperError | None],
+        timeout: float | None,
+        on_timeout: Callable[[], HyperTimeout],
+    ) -> None:
+        """Block until ``ready()`` or ``failure()``; the caller holds ``cond``.
+
+        The waiting thread becomes the reader when nobody else is reading,
+        otherwise sleeps on the condition until the reader has news.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if ready():
+                return
+            error = failure()
+            if error is not None:
+                raise error
+            if self._socket_closed:
+                raise self.core.fatal or ConnectionClosed("the connection is closed")
+            remaining = _remaining(deadline)
+            if remaining is not None and remaining <= 0:
+                raise on_timeout()
+            if self._reading:
+                self.cond.wait(remaining)
+                continue
+            self._reading = True
+            try:
+                self._read_once_locked(remaining)
+            finally:
+                self._reading = False
+                if self._close_when_reader_done:
+                    self._close_when_reader_done = False
+                    self._sock.close()
+                self.cond.notify_all()
+
+    def _read_once_locked(self, timeout: float | None) -> None:
+        self._lock.release()
+        try:
+            readable, _ = wait_for_socket(self._sock, read=True, write=False, timeout=timeout)
+        except (OSError, ValueError):
+            readable = True  # closed under us; the locked code below finds out
+        finally:
+            self._lock.acquire()
+        if readable and not self._socket_closed:
+            self._drain_locked()
+            self.flush_locked()
+
+    # -- streams ----------------------------------------------------------------
+
+    def stream(self, stream_id: int) -> StreamState:
+        """The state of a stream opened on this session."""
+        return self.core.streams[stream_id]
+
+    def send_body(
+        self, stream_id: int, body: RequestBody, declared: int | None, end_stream: bool = True
+    ) -> None:
+        """Send a request body as the windows allow, then END_STREAM if ``end_stream``.
+
+        Blocks until the body is sent, the server answers in full and stops
+        the upload, or an error. A body that does not match ``declared``
+        resets the stream and raises :class:`BodyLengthError`.
+        """
+        counter = LengthCounter(declared)
+        core = self.core
+        stream = core.streams[stream_id]
+        try:
+            for block in body.blocks():  # read outside the lock: files may be slow
+                counter.add(block.nbytes)
+                view = block
+                with self.cond:
+                    while view.nbytes:
+                        if self._upload_should_stop(stream):
+                            return
+                        sent = core.send_body(stream_id, view[:SEND_BATCH])
+                        if sent:
+                            view = view[sent:]
+                            self.flush_locked()
+                            continue
+                        self.wait_for(
+                            lambda: core.send_window(stream_id) > 0 or stream.request_ended,
+                            lambda: core.stream_failure(stream),
+                            self.write_timeout,
+                            lambda: WriteTimeout(
+                                f"server kept the flow-control window of stream {stream_id} "
+                                f"closed for {self.write_timeout} s"
+                            ),
+                        )
+            if end_stream:
+                counter.check_complete()
+        except BaseException:
+            with self.cond:
+                if not stream.request_ended:
+                    core.reset(stream_id, 0x8)  # CANCEL
+                    self._flush_quietly_locked()
+                self.cond.notify_all()
+            raise
+        if not end_stream:
+            return
+        with self.cond:
+            if not self._upload_should_stop(stream):
+                core.end_body(stream_id)
+                self.flush_locked()
+
+    def _upload_should_stop(self, stream: StreamState) -> bool:
+        error = self.core.stream_failure(stream)
+        if error is not None:
+            raise error
+        return stream.request_ended
+
+    def _flush_quietly_locked(self) -> None:
+        try:
+            self.flush_locked()
+        except HyperError:
+            pass
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else deadline - time.monotonic()

@@ -1,0 +1,46 @@
+"""Packaging for hyper: a synchronous HTTP/2 client built on the h2 state machine."""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(
+    r'^__version__ = "([^"]+)"', (HERE / "hyper" / "__init__.py").read_text(), re.M
+).group(1)
+
+setup(
+    name="hyper",
+    version=VERSION,
+    description="A synchronous, thread-safe HTTP/2 client for Python",
+    long_description=(HERE / "README.rst").read_text(),
+    long_description_content_type="text/x-rst",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["hyper", "hyper.*"]),
+    package_data={"hyper": ["py.typed"], "hyper.testing": ["certs/*.pem"]},
+    install_requires=[
+        "h2>=4.1,<5",
+        "hpack>=4.0,<5",
+        "certifi",
+        # 1.2 added output_buffer_limit, which bounds each decompression step.
+        "brotli>=1.2",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-timeout",
+            "trustme>=1.1",
+            "hypercorn>=0.17",
+        ],
+        "lint": ["ruff", "mypy"],
+        "docs": ["sphinx>=7"],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3 :: Only",
+        "License :: OSI Approved :: MIT License",
+        "Topic :: Internet :: WWW/HTTP",
+    ],
+)
