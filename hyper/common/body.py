@@ -56,20 +56,21 @@ def _file_blocks(fileobj: Any) -> Iterator[bytes]:
 
 def _file_length(fileobj: Any) -> int | None:
     """Bytes left in a file-like object, from fstat or seek/tell, if knowable."""
-    if isinstance(fileobj, io.TextIOBase):
+    if isinstance(fileobj, io.TextIOBase) or isinstance(getattr(fileobj, "file", None), io.TextIOBase):
         return None  # characters are not bytes; length unknown until encoded
     try:
         fd = fileobj.fileno()
         info = os.fstat(fd)
         if stat.S_ISREG(info.st_mode):
-            return max(info.st_size - fileobj.tell(), 0)
+            return max(info.st_size - int(fileobj.tell()), 0)
     except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
         pass
     try:
         position = fileobj.tell()
-        end = fileobj.seek(0, os.SEEK_END)
+        fileobj.seek(0, os.SEEK_END)
+        end = fileobj.tell()
         fileobj.seek(position, os.SEEK_SET)
-        return max(end - position, 0)
+        return max(int(end) - int(position), 0)
     except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
         return None
 
@@ -89,7 +90,9 @@ def prepare_body(body: BodyType) -> RequestBody:
         length: int | None = None
         if hasattr(body, "__len__") and isinstance(body, (list, tuple)):
             try:
-                length = sum(len(b.encode("utf-8") if isinstance(b, str) else b) for b in body)
+                length = sum(
+                    len(b.encode("utf-8")) if isinstance(b, str) else memoryview(b).nbytes for b in body
+                )
             except TypeError:
                 length = None
         return RequestBody(length, iter(body))

@@ -56,16 +56,18 @@ class _ZlibLayer:
         self._pending = b""
         self._first_input: bytes | None = None if self._gzip else b""
         self._produced = False
+        self._held = False
 
     def feed(self, data: bytes) -> None:
         self._pending = self._pending + data if self._pending else data
 
     def needs_input(self) -> bool:
-        return not self._pending
+        return not self._pending and not self._held
 
     def read(self, max_length: int) -> bytes:
-        while self._pending:
+        while self._pending or self._held:
             if self._obj.eof:
+                self._held = False
                 if not self._start_next_member():
                     return b""
                 continue
@@ -79,6 +81,7 @@ class _ZlibLayer:
             if self._first_input is not None and not self._produced:
                 self._first_input += data[: len(data) - len(self._obj.unconsumed_tail)]
             self._pending = self._obj.unconsumed_tail
+            self._held = len(out) == max_length and not self._obj.eof
             if self._obj.eof:
                 self._pending = self._obj.unused_data + self._pending
             if out:
@@ -118,12 +121,13 @@ class _BrotliLayer:
         self._obj = brotli.Decompressor()
         self._pending = b""
         self._spill = b""
+        self._held = False
 
     def feed(self, data: bytes) -> None:
         self._pending = self._pending + data if self._pending else data
 
     def needs_input(self) -> bool:
-        return not self._pending and not self._spill and self._obj.can_accept_more_data()
+        return not self._pending and not self._spill and not self._held and self._obj.can_accept_more_data()
 
     def read(self, max_length: int) -> bytes:
         if self._spill:
@@ -132,7 +136,7 @@ class _BrotliLayer:
         while True:
             if self._obj.can_accept_more_data():
                 data, self._pending = self._pending, b""
-                if not data:
+                if not data and not self._held:
                     return b""
             else:
                 data = b""
@@ -140,10 +144,11 @@ class _BrotliLayer:
                 out = self._obj.process(data, output_buffer_limit=max_length)
             except brotli.error as exc:
                 raise DecodeError(f"invalid brotli data: {exc}") from exc
+            self._held = bool(out) and not self._obj.is_finished()
             if out:
                 # The limit stops the buffer growing; it may overshoot a little.
                 out, self._spill = out[:max_length], out[max_length:]
-                return out
+                return bytes(out)
             if self._obj.is_finished():
                 self._pending = b""
                 return b""

@@ -53,21 +53,35 @@ def wrap_tls(
     return tls
 
 
-def wait_for_socket(sock: socket.socket, read: bool, write: bool, timeout: float | None) -> tuple[bool, bool]:
-    """Wait until ``sock`` is readable and/or writable; ``(readable, writable)``.
+def wait_for_socket(
+    sock: socket.socket,
+    read: bool,
+    write: bool,
+    timeout: float | None,
+    wake: socket.socket | None = None,
+) -> tuple[bool, bool]:
+    """Wait until ``sock`` is readable and/or writable.
 
-    Errors and hang-ups count as both, so the following call sees them.
+    Returns ``(readable, writable)``; with a ``wake`` socket, returns
+    ``(readable, woken)`` instead, ``woken`` meaning ``wake`` became readable.
+    Errors and hang-ups count as ready, so the following call sees them.
     ``timeout`` ``None`` waits without limit (callers always pass a bound).
     """
     poller = select.poll()
     mask = (_POLL_IN if read else 0) | (_POLL_OUT if write else 0)
     poller.register(sock.fileno(), mask)
+    wake_fd = -1
+    if wake is not None:
+        wake_fd = wake.fileno()
+        poller.register(wake_fd, _POLL_IN)
     millis = None if timeout is None else max(0, int(timeout * 1000 + 0.999))
-    events = poller.poll(millis)
-    readable = writable = False
-    for _, flags in events:
+    readable = writable = woken = False
+    for ready_fd, flags in poller.poll(millis):
+        if ready_fd == wake_fd:
+            woken = True
+            continue
         if flags & _POLL_IN & mask:
             readable = True
         if flags & _POLL_OUT & mask:
             writable = True
-    return readable, writable
+    return (readable, woken) if wake is not None else (readable, writable)

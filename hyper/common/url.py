@@ -48,7 +48,7 @@ def split_host_port(host: str, port: int | None = None) -> tuple[str, int]:
 
 
 def _parse_port(text: str, whole: str) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise InvalidURL(f"invalid port in {whole!r}")
     value = int(text)
     if not 0 < value < 65536:
@@ -74,8 +74,10 @@ def request_target(url: str) -> tuple[str, str | None, str | None]:
         raise InvalidURL(f"url must be a str, not {type(url).__name__}")
     if any(c in url for c in "\r\n\x00 \t"):
         raise InvalidURL(f"url {url!r} contains whitespace or control characters")
-    if url == "*" or url.startswith("/"):
+    if url == "*":
         return url, None, None
+    if url.startswith("/"):
+        return url.partition("#")[0], None, None
     if "://" in url:
         parts = urlsplit(url)
         if not parts.netloc:
@@ -83,7 +85,7 @@ def request_target(url: str) -> tuple[str, str | None, str | None]:
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
-        return path, parts.scheme, parts.netloc
+        return path, parts.scheme, parts.netloc.rpartition("@")[2]
     if not url:
         return "/", None, None
     raise InvalidURL(f"url must be a path starting with '/' or an absolute URL, not {url!r}")

@@ -41,6 +41,11 @@ from .window import BaseFlowControlManager, FlowControlManager
 
 log = logging.getLogger("hyper")
 
+_METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+
+# A session found unusable (GOAWAY just read) is replaced; bounded retries.
+_SESSION_ATTEMPTS = 3
+
 TimeoutType = Union[None, float, tuple[float | None, float | None]]
 HeadersType = Union[
     Mapping[HeaderKey, HeaderValue], Iterable[tuple[HeaderKey, HeaderValue]], HTTPHeaderMap, None
@@ -136,6 +141,8 @@ class HTTP20Connection:
         # Guards the fields below; never held while waiting on the network.
         self._lock = threading.Lock()
         self._session: H2Session | None = None
+        # Sessions replaced after a graceful GOAWAY that still finish streams.
+        self._draining: list[H2Session] = []
         self._streams: dict[int, _Stream] = {}
         self._untaken: OrderedDict[int, None] = OrderedDict()
         self._id_offset = 0
@@ -164,8 +171,20 @@ class HTTP20Connection:
             # First use, or the last session ended cleanly: open a new one.
             if session is not None:
                 self._id_offset = self._last_public_id + 1
+                self._draining.append(session)
+            self._close_drained_locked()
             self._session = self._open_session()
             return self._session
+
+    def _close_drained_locked(self) -> None:
+        """Close replaced sessions that have no stream left to finish."""
+        still = []
+        for old in self._draining:
+            if old.core.streams:
+                still.append(old)
+            else:
+                old.close()
+        self._draining = still
 
     def _open_session(self) -> H2Session:
         sock = connect_tcp(self.host, self.port, self.connect_timeout)
@@ -222,12 +241,16 @@ class HTTP20Connection:
             raise HyperError("finish the request started with putrequest() before request()")
         path, header_map = self._prepare(method, url, headers)
         prepared = prepare_body(body)
-        declared = _declared_length(header_map, prepared)
+        declared = _declared_length(header_map, prepared, method, body is None)
         stream_id, handle = self._send_headers(
             method, path, header_map, end_stream=_is_empty(prepared, declared)
         )
         if not handle.session.stream(handle.wire_id).request_ended:
-            handle.session.send_body(handle.wire_id, prepared, declared)
+            try:
+                handle.session.send_body(handle.wire_id, prepared, declared)
+            except BaseException:
+                self._forget(stream_id, handle)
+                raise
         return stream_id
 
     def _prepare(self, method: str, url: str, headers: HeadersType) -> tuple[str, HTTPHeaderMap]:
@@ -244,21 +267,37 @@ class HTTP20Connection:
     ) -> tuple[int, _Stream]:
         fields = build_request_headers(method, path, self.authority, self._scheme, header_map.items())
         with self._header_gate:
-            session = self._current_session()
-            with session.cond:
-                core = session.core
-                session.wait_for(
-                    core.can_open_stream,
-                    core.accepting_streams,
-                    self.read_timeout,
-                    lambda: ReadTimeout(
-                        f"no stream slot freed within {self.read_timeout} s "
-                        f"(server allows {core.max_concurrent_streams} at once)"
-                    ),
-                )
-                wire_id = core.open_stream(fields, end_stream)
-                session.flush_locked()
-            return self._register(session, wire_id)
+            attempt = 1
+            while True:
+                session = self._current_session()
+                wire_id = self._open_stream_on(session, fields, end_stream, attempt == _SESSION_ATTEMPTS)
+                if wire_id is not None:
+                    return self._register(session, wire_id)
+                attempt += 1
+
+    def _open_stream_on(
+        self, session: H2Session, fields: list[tuple[bytes, bytes]], end_stream: bool, last_try: bool
+    ) -> int | None:
+        """Send HEADERS on ``session``; None if it turned out to be unusable."""
+        core = session.core
+        with session.cond:
+            # Read what already arrived: a GOAWAY or the server's SETTINGS
+            # must be known before we open a stream.
+            session.poll_locked()
+            if not session.usable and not last_try:
+                return None
+            session.wait_for(
+                core.can_open_stream,
+                core.accepting_streams,
+                self.read_timeout,
+                lambda: ReadTimeout(
+                    f"no stream slot freed within {self.read_timeout} s "
+                    f"(server allows {core.max_concurrent_streams} at once)"
+                ),
+            )
+            wire_id = core.open_stream(fields, end_stream)
+            session.flush_locked()
+        return wire_id
 
     def _register(self, session: H2Session, wire_id: int) -> tuple[int, _Stream]:
         with self._lock:
@@ -362,8 +401,9 @@ class HTTP20Connection:
         try:
             response = self._wait_response(handle)
         except BaseException:
-            with self._lock:
-                self._streams.pop(stream_id, None)
+            # A timed-out or failed stream is reset and forgotten, so its data
+            # stops counting against the connection's window.
+            self._forget(stream_id, handle)
             raise
         with self._lock:
             handle.response = response
@@ -393,6 +433,16 @@ class HTTP20Connection:
                 core.discard_stream(handle.wire_id)
             raise
 
+    def _forget(self, stream_id: int, handle: _Stream) -> None:
+        with self._lock:
+            self._streams.pop(stream_id, None)
+            self._untaken.pop(stream_id, None)
+        session = handle.session
+        with session.cond:
+            session.core.discard_stream(handle.wire_id)
+            session.flush_quietly_locked()
+            session.cond.notify_all()
+
     def _handle(self, stream_id: int) -> _Stream:
         with self._lock:
             handle = self._streams.get(stream_id)
@@ -406,10 +456,13 @@ class HTTP20Connection:
         """Send GOAWAY and close the socket. A later request reconnects."""
         with self._lock:
             session, self._session = self._session, None
+            draining, self._draining = self._draining, []
             self._streams.clear()
             self._untaken.clear()
             if session is not None:
                 self._id_offset = self._last_public_id + 1
+        for old in draining:
+            old.close(error)
         if session is not None:
             session.close(error)
             log.debug("connection to %s closed", self.authority)
@@ -446,8 +499,12 @@ def _to_header_map(headers: HeadersType) -> HTTPHeaderMap:
     return HTTPHeaderMap(headers)
 
 
-def _declared_length(header_map: HTTPHeaderMap, body: RequestBody) -> int | None:
-    """The content-length to enforce: the caller's, else the body's, else None."""
+def _declared_length(header_map: HTTPHeaderMap, body: RequestBody, method: str, no_body: bool) -> int | None:
+    """The content-length to enforce: the caller's, else the body's, else None.
+
+    The body's length is also written into ``header_map``, except for a
+    request without body whose method does not expect one (RFC 9110 8.6).
+    """
     given = header_map.get(b"content-length")
     if given is not None:
         try:
@@ -457,7 +514,7 @@ def _declared_length(header_map: HTTPHeaderMap, body: RequestBody) -> int | None
         if len(set(given)) != 1 or value < 0:
             raise HyperError(f"invalid content-length {given!r}")
         return value
-    if body.length is not None:
+    if body.length is not None and not (no_body and method.upper() not in _METHODS_WITH_BODY):
         header_map[b"content-length"] = to_bytes(body.length)
     return body.length
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import h2.config
 import h2.connection
@@ -61,6 +62,24 @@ def error_name(code: int) -> str:
         return h2.errors.ErrorCodes(code).name
     except ValueError:
         return f"UNKNOWN_ERROR_{code:#x}"
+
+
+class _GracefulGoawayStateMachine(h2.connection.H2ConnectionStateMachine):
+    """h2's connection state machine, except that GOAWAY keeps it open.
+
+    h2 4.x treats a received GOAWAY as the end of the connection and rejects
+    every later frame, but RFC 9113 section 6.8 lets the server finish the
+    streams up to ``last_stream_id`` (nginx does, after keepalive_requests).
+    We stop opening streams ourselves once GOAWAY is seen.
+    """
+
+    _transitions = {
+        **h2.connection.H2ConnectionStateMachine._transitions,
+        (h2.connection.ConnectionState.CLIENT_OPEN, h2.connection.ConnectionInputs.RECV_GOAWAY): (
+            None,
+            h2.connection.ConnectionState.CLIENT_OPEN,
+        ),
+    }
 
 
 @dataclass
@@ -118,6 +137,7 @@ class H2Core:
             normalize_inbound_headers=True,
         )
         self._h2 = h2.connection.H2Connection(config=config)
+        self._h2.state_machine = _GracefulGoawayStateMachine()
         self._window_manager = window_manager
         self._stream_window = stream_window
         self._connection_window_size = connection_window
@@ -130,7 +150,8 @@ class H2Core:
         # Connection-level credit not yet handed to the window manager because
         # too much is buffered; released as the application reads.
         self._withheld = 0
-        self._settings_received = False
+        #: The server's SETTINGS have arrived.
+        self.settings_received = False
         #: The first connection-fatal error; every stream sees it.
         self.fatal: HyperError | None = None
         #: GOAWAY received: (error_code, last_stream_id, debug data).
@@ -178,7 +199,7 @@ class H2Core:
     def max_concurrent_streams(self) -> int:
         """How many streams the server lets us have open at once."""
         limit = self._h2.remote_settings.max_concurrent_streams
-        if not self._settings_received:
+        if not self.settings_received:
             return min(limit, ASSUMED_MAX_CONCURRENT_STREAMS)
         return limit
 
@@ -320,6 +341,8 @@ class H2Core:
         size = event.flow_controlled_length or 0
         payload = event.data or b""
         padding = size - len(payload)
+        if self._connection_window is not None:
+            self._connection_window._data_received(size)
         stream = self.streams.get(event.stream_id)
         if stream is None or stream.discarded:
             # Nobody will read it: give the connection window straight back.
@@ -375,7 +398,7 @@ class H2Core:
         log.debug("GOAWAY received (%s, last stream %d, %r)", error_name(code), last, data[:100])
 
     def _on_settings(self, event: h2.events.RemoteSettingsChanged) -> None:
-        self._settings_received = True
+        self.settings_received = True
 
     # -- consuming ------------------------------------------------------------
 
@@ -509,7 +532,7 @@ class H2Core:
         return stream
 
 
-_HANDLERS = {
+_HANDLERS: dict[type[h2.events.Event], Callable[[H2Core, Any], None]] = {
     h2.events.ResponseReceived: H2Core._on_response,
     h2.events.InformationalResponseReceived: H2Core._on_informational,
     h2.events.TrailersReceived: H2Core._on_trailers,

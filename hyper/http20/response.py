@@ -36,6 +36,7 @@ class HTTP20Response:
         self._stream_id = stream_id
         self._max_decoded_size = max_decoded_size
         status: bytes | None = None
+        #: The response header fields (pseudo-headers such as ``:status`` removed).
         self.headers = HTTPHeaderMap()
         for name, value in raw_headers:
             if name == b":status":
@@ -180,10 +181,7 @@ class HTTP20Response:
         session = self._session
         with session.cond:
             session.core.discard_stream(self._stream_id)
-            try:
-                session.flush_locked()
-            except Exception:  # noqa: BLE001 - closing must not fail
-                pass
+            session.flush_quietly_locked()
             session.cond.notify_all()
 
     def fileno(self) -> int:

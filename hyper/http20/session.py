@@ -73,6 +73,11 @@ class H2Session:
         self._socket_closed = False
         self._close_when_reader_done = False
         self._closed_by_user = False
+        # Wakes the reader out of its unlocked poll when another thread fed
+        # the core with data (while sending) that the reader would wait for.
+        self._waker_r, self._waker_w = socket.socketpair()
+        self._waker_r.setblocking(False)
+        self._waker_w.setblocking(False)
         self._recv_buffer = bytearray(RECV_BUFFER_SIZE)
         self._recv_view = memoryview(self._recv_buffer)
 
@@ -126,7 +131,20 @@ class H2Session:
             except OSError:
                 pass
         else:
-            self._sock.close()
+            self._close_fds()
+
+    def _close_fds(self) -> None:
+        self._sock.close()
+        self._waker_r.close()
+        self._waker_w.close()
+
+    def _wake_reader_locked(self) -> None:
+        self.cond.notify_all()
+        if self._reading:
+            try:
+                self._waker_w.send(b"\0")
+            except OSError:
+                pass  # already full: the reader will wake anyway
 
     def _lost(self, error: HyperError) -> HyperError:
         """The socket failed or hit EOF: record, close, wake everyone."""
@@ -177,9 +195,10 @@ class H2Session:
             self._lost(ConnectionTerminated("write timed out mid-frame; connection closed"))
             raise error
         readable, _ = wait_for_socket(self._sock, read=True, write=True, timeout=remaining)
-        if readable:
-            # The server may be blocked writing to us; read so it can go on.
-            self._drain_locked()
+        if readable and self._drain_locked():
+            # The server may be blocked writing to us; we read so it can go on,
+            # and tell the reader (if any) that there is news.
+            self._wake_reader_locked()
 
     def _wait_readable_while_sending(self, deadline: float | None) -> None:
         remaining = _remaining(deadline)
@@ -264,20 +283,44 @@ class H2Session:
                 self._reading = False
                 if self._close_when_reader_done:
                     self._close_when_reader_done = False
-                    self._sock.close()
+                    self._close_fds()
                 self.cond.notify_all()
 
     def _read_once_locked(self, timeout: float | None) -> None:
         self._lock.release()
         try:
-            readable, _ = wait_for_socket(self._sock, read=True, write=False, timeout=timeout)
+            readable, woken = wait_for_socket(
+                self._sock, read=True, write=False, timeout=timeout, wake=self._waker_r
+            )
         except (OSError, ValueError):
-            readable = True  # closed under us; the locked code below finds out
+            readable, woken = True, False  # closed under us; the code below finds out
         finally:
             self._lock.acquire()
+        if woken and not self._socket_closed:
+            try:
+                while self._waker_r.recv(4096):
+                    pass
+            except OSError:
+                pass
         if readable and not self._socket_closed:
             self._drain_locked()
-            self.flush_locked()
+            if not self._socket_closed:
+                self.flush_locked()
+
+    def poll_locked(self) -> None:
+        """Process whatever the server already sent, without waiting.
+
+        Used before opening streams while the server's SETTINGS may still be
+        unread, so a limit it announced is honoured by the first burst.
+        """
+        if self._reading or self._socket_closed:
+            return
+        readable, _ = wait_for_socket(self._sock, read=True, write=False, timeout=0)
+        if readable:
+            self._drain_locked()
+            if not self._socket_closed:
+                self.flush_locked()
+            self.cond.notify_all()
 
     # -- streams ----------------------------------------------------------------
 
@@ -325,7 +368,7 @@ class H2Session:
             with self.cond:
                 if not stream.request_ended:
                     core.reset(stream_id, 0x8)  # CANCEL
-                    self._flush_quietly_locked()
+                    self.flush_quietly_locked()
                 self.cond.notify_all()
             raise
         if not end_stream:
@@ -341,7 +384,8 @@ class H2Session:
             raise error
         return stream.request_ended
 
-    def _flush_quietly_locked(self) -> None:
+    def flush_quietly_locked(self) -> None:
+        """Flush, ignoring a dead connection (used while cleaning up)."""
         try:
             self.flush_locked()
         except HyperError:
