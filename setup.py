@@ -19,7 +19,7 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["hyper", "hyper.*"]),
-    package_data={"hyper": ["py.typed"], "hyper.testing": ["certs/*.pem"]},
+    package_data={"hyper": ["py.typed"], "hyper.testing": ["certs/*.pem", "certs/*.key"]},
     install_requires=[
         "h2>=4.1,<5",
         "hpack>=4.0,<5",
