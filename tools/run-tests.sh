@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs on a fresh Debian machine, then run
+# all of it: lint, types, docs and pytest (real servers included, never skipped).
+# Usage: bash tools/run-tests.sh [extra pytest arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v nginx >/dev/null 2>&1 || need_apt+=(nginx)
+command -v nghttpd >/dev/null 2>&1 || need_apt+=(nghttp2-server)
+command -v nghttp >/dev/null 2>&1 || need_apt+=(nghttp2-client)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v setpriv >/dev/null 2>&1 || need_apt+=(util-linux)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing Debian packages (${need_apt[*]}); run as root or install them" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+# The test servers are started by the fixtures; the system services are not needed.
+if command -v systemctl >/dev/null 2>&1; then systemctl stop nginx >/dev/null 2>&1 || true; fi
+
+python3 -m pip install -q --upgrade pip
+python3 -m pip install -q -e '.[test,lint,docs]'
+
+python3 -m ruff check hyper tests
+python3 -m ruff format --check hyper tests
+python3 -m mypy
+python3 -m sphinx -W -q -b html docs docs/_build/html
+python3 -m pytest -q "$@"
