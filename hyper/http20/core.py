@@ -21,6 +21,7 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
+import h2.frame_buffer
 import h2.settings
 
 from ..exceptions import (
@@ -82,6 +83,29 @@ class _GracefulGoawayStateMachine(h2.connection.H2ConnectionStateMachine):
     }
 
 
+class _EarlyCheckFrameBuffer(h2.frame_buffer.FrameBuffer):
+    """h2's frame buffer, but an oversized frame fails at its 9-byte header.
+
+    h2 waits for the whole announced body before checking the length, so a
+    server announcing 16 MiB and going silent (or answering in HTTP/1.1,
+    whose "HTT" reads as a 4.7 MB length) would hold us until the timeout.
+    """
+
+    def __next__(self) -> h2.frame_buffer.Frame:
+        if len(self._data) >= 9:
+            length = int.from_bytes(self._data[:3], "big")
+            if length > self.max_frame_size:
+                if self._data[:5] == b"HTTP/":
+                    raise h2.exceptions.ProtocolError(
+                        "server answered in HTTP/1.x, not HTTP/2: "
+                        + bytes(self._data[:40]).split(b"\r\n")[0].decode("latin-1")
+                    )
+                raise h2.exceptions.FrameTooLargeError(
+                    f"frame of {length} bytes announced, our limit is {self.max_frame_size}"
+                )
+        return super().__next__()
+
+
 @dataclass
 class StreamState:
     """What one request stream has sent and received so far."""
@@ -138,6 +162,9 @@ class H2Core:
         )
         self._h2 = h2.connection.H2Connection(config=config)
         self._h2.state_machine = _GracefulGoawayStateMachine()
+        early_buffer = _EarlyCheckFrameBuffer(server=False)
+        early_buffer.max_frame_size = self._h2.incoming_buffer.max_frame_size
+        self._h2.incoming_buffer = early_buffer
         self._window_manager = window_manager
         self._stream_window = stream_window
         self._connection_window_size = connection_window
@@ -285,7 +312,7 @@ class H2Core:
 
     # -- receiving ------------------------------------------------------------
 
-    def receive(self, data: bytes) -> None:
+    def receive(self, data: bytes | memoryview) -> None:
         """Process bytes from the server; the state of affected streams changes."""
         if self.fatal is not None:
             return

@@ -228,14 +228,15 @@ class H2Session:
                 break
             except OSError as exc:
                 if total:
-                    self.core.receive(bytes(view[:total]))
+                    self.core.receive(view[:total])
                 raise self._lost(ConnectionTerminated(f"connection broke: {exc}", retryable=False)) from exc
             if not got:
                 eof = True
                 break
             total += got
         if total:
-            self.core.receive(bytes(view[:total]))
+            # h2 copies into its own frame buffer, so no copy is needed here.
+            self.core.receive(view[:total])
         if eof:
             self._on_eof_locked()
         return bool(total) or eof
