@@ -23,6 +23,7 @@ import h2.events
 import h2.exceptions
 import h2.frame_buffer
 import h2.settings
+import hyperframe.frame
 
 from ..exceptions import (
     ConnectionTerminated,
@@ -91,7 +92,7 @@ class _EarlyCheckFrameBuffer(h2.frame_buffer.FrameBuffer):
     whose "HTT" reads as a 4.7 MB length) would hold us until the timeout.
     """
 
-    def __next__(self) -> h2.frame_buffer.Frame:
+    def __next__(self) -> hyperframe.frame.Frame:
         if len(self._data) >= 9:
             length = int.from_bytes(self._data[:3], "big")
             if length > self.max_frame_size:
