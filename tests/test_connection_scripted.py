@@ -12,6 +12,8 @@ import h2.settings
 import pytest
 
 import hyper
+import hyper.http20.window
+import hyper.tls
 from hyper import HTTP20Connection
 from tests.scripted import Peer, ScriptedServer
 
@@ -484,3 +486,46 @@ def test_shared_connection_many_threads_get_their_own_bodies() -> None:
         for t in workers:
             t.join(30)
     assert not failures
+
+
+def test_a_custom_window_manager_decides_the_credit() -> None:
+    calls: list[int] = []
+
+    class CountingManager(hyper.http20.window.BaseFlowControlManager):
+        def increase_window_size(self, consumed: int) -> int:
+            calls.append(consumed)
+            return consumed  # credit everything at once
+
+    body = b"w" * 300_000
+
+    def script(peer: Peer) -> None:
+        request = peer.wait_request()
+        peer.respond(request.stream_id, body=body)
+        peer.drain_until_closed()
+
+    with ScriptedServer(script) as server, connect(server, window_manager=CountingManager) as conn:
+        response = conn.getresponse(conn.request("GET", "/"))
+        assert response.read(1000) == body[:1000]
+        assert calls, "the manager was not asked on consumption"
+        assert response.read() == body[1000:]
+
+
+def test_fileno_is_the_connection_socket() -> None:
+    with ScriptedServer(lambda p: echo_path(p, 1)) as server, connect(server) as conn:
+        response = conn.getresponse(conn.request("GET", "/x"))
+        assert response.fileno() >= 0
+        assert response.read() == b"/x"
+
+
+def test_force_proto_speaks_h2_when_alpn_selected_nothing(server_cert_files: object, ca_file: str) -> None:
+    import ssl
+
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(server_cert_files.cert_file, server_cert_files.key_file)  # type: ignore[attr-defined]
+    with ScriptedServer(lambda p: echo_path(p, 1), tls_context=server_context) as server:
+        context = hyper.tls.init_context(cert_path=ca_file)
+        with HTTP20Connection(
+            "localhost", server.port, ssl_context=context, force_proto="h2", timeout=5
+        ) as conn:
+            assert conn.getresponse(conn.request("GET", "/forced")).read() == b"/forced"
+            assert conn.negotiated_protocol is None

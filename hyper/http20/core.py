@@ -306,10 +306,13 @@ class H2Core:
 
     def end_body(self, stream_id: int) -> None:
         """Send END_STREAM on our side of ``stream_id``."""
-        stream = self.streams[stream_id]
-        if not stream.request_ended:
+        stream = self.streams.get(stream_id)
+        if stream is not None and not stream.request_ended:
             stream.request_ended = True
-            self._h2.end_stream(stream_id)
+            try:
+                self._h2.end_stream(stream_id)
+            except h2.exceptions.StreamClosedError:
+                pass  # the server reset it meanwhile; its error reaches the reader
 
     # -- receiving ------------------------------------------------------------
 
