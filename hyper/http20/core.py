@@ -84,6 +84,18 @@ class _GracefulGoawayStateMachine(h2.connection.H2ConnectionStateMachine):
     }
 
 
+class _DataFrame(hyperframe.frame.DataFrame):
+    """A DATA frame whose repr() does not hex-dump its payload.
+
+    h2 calls repr() on every frame it receives for a trace log that is off by
+    default; for DATA that meant copying and hex-encoding every payload, about
+    a tenth of the time of a download.
+    """
+
+    def _body_repr(self) -> str:
+        return f"<{len(self.data)} bytes>"
+
+
 class _EarlyCheckFrameBuffer(h2.frame_buffer.FrameBuffer):
     """h2's frame buffer, but an oversized frame fails at its 9-byte header.
 
@@ -104,7 +116,10 @@ class _EarlyCheckFrameBuffer(h2.frame_buffer.FrameBuffer):
                 raise h2.exceptions.FrameTooLargeError(
                     f"frame of {length} bytes announced, our limit is {self.max_frame_size}"
                 )
-        return super().__next__()
+        frame = super().__next__()
+        if frame.__class__ is hyperframe.frame.DataFrame:
+            frame.__class__ = _DataFrame
+        return frame
 
 
 @dataclass
@@ -166,6 +181,7 @@ class H2Core:
         early_buffer = _EarlyCheckFrameBuffer(server=False)
         early_buffer.max_frame_size = self._h2.incoming_buffer.max_frame_size
         self._h2.incoming_buffer = early_buffer
+        self._h2._frame_dispatch_table[_DataFrame] = self._h2._receive_data_frame
         self._window_manager = window_manager
         self._stream_window = stream_window
         self._connection_window_size = connection_window
