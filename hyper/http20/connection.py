@@ -29,12 +29,8 @@ from ..exceptions import (
 )
 from ..headers import HeaderKey, HeaderValue, HTTPHeaderMap, to_bytes
 from ..tls import init_context
-from .core import (
-    DEFAULT_CONNECTION_WINDOW,
-    DEFAULT_STREAM_WINDOW,
-    H2Core,
-    build_request_headers,
-)
+from .core import DEFAULT_CONNECTION_WINDOW, DEFAULT_STREAM_WINDOW, H2Core
+from .fields import build_request_headers
 from .response import HTTP20Response
 from .session import H2Session
 from .window import BaseFlowControlManager, FlowControlManager

@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import h2.config
 import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
-import h2.frame_buffer
 import h2.settings
-import hyperframe.frame
 
 from ..exceptions import (
     ConnectionTerminated,
@@ -32,6 +29,8 @@ from ..exceptions import (
     ProtocolError,
     StreamResetError,
 )
+from .fields import response_header_problem
+from .h2_adapters import new_client_connection
 from .window import BaseFlowControlManager, FlowControlManager
 
 log = logging.getLogger("hyper")
@@ -49,14 +48,6 @@ MAX_INFORMATIONAL_RESPONSES = 32
 #: HTTP/2's initial window, before any WINDOW_UPDATE or SETTINGS.
 _INITIAL_WINDOW = 65535
 
-# Header fields that only mean something for one HTTP/1.1 hop; HTTP/2 forbids
-# them (RFC 9113 section 8.2.2). Callers used to HTTP/1.1 send them, so they
-# are dropped rather than refused.
-_CONNECTION_SPECIFIC = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
-)
-_FORBIDDEN_IN_FIELDS = (b"\r", b"\n", b"\x00")
-
 
 def error_name(code: int) -> str:
     """The registered name of an HTTP/2 error code, e.g. ``'REFUSED_STREAM'``."""
@@ -64,62 +55,6 @@ def error_name(code: int) -> str:
         return h2.errors.ErrorCodes(code).name
     except ValueError:
         return f"UNKNOWN_ERROR_{code:#x}"
-
-
-class _GracefulGoawayStateMachine(h2.connection.H2ConnectionStateMachine):
-    """h2's connection state machine, except that GOAWAY keeps it open.
-
-    h2 4.x treats a received GOAWAY as the end of the connection and rejects
-    every later frame, but RFC 9113 section 6.8 lets the server finish the
-    streams up to ``last_stream_id`` (nginx does, after keepalive_requests).
-    We stop opening streams ourselves once GOAWAY is seen.
-    """
-
-    _transitions = {
-        **h2.connection.H2ConnectionStateMachine._transitions,
-        (h2.connection.ConnectionState.CLIENT_OPEN, h2.connection.ConnectionInputs.RECV_GOAWAY): (
-            None,
-            h2.connection.ConnectionState.CLIENT_OPEN,
-        ),
-    }
-
-
-class _DataFrame(hyperframe.frame.DataFrame):
-    """A DATA frame whose repr() does not hex-dump its payload.
-
-    h2 calls repr() on every frame it receives for a trace log that is off by
-    default; for DATA that meant copying and hex-encoding every payload, about
-    a tenth of the time of a download.
-    """
-
-    def _body_repr(self) -> str:
-        return f"<{len(self.data)} bytes>"
-
-
-class _EarlyCheckFrameBuffer(h2.frame_buffer.FrameBuffer):
-    """h2's frame buffer, but an oversized frame fails at its 9-byte header.
-
-    h2 waits for the whole announced body before checking the length, so a
-    server announcing 16 MiB and going silent (or answering in HTTP/1.1,
-    whose "HTT" reads as a 4.7 MB length) would hold us until the timeout.
-    """
-
-    def __next__(self) -> hyperframe.frame.Frame:
-        if len(self._data) >= 9:
-            length = int.from_bytes(self._data[:3], "big")
-            if length > self.max_frame_size:
-                if self._data[:5] == b"HTTP/":
-                    raise h2.exceptions.ProtocolError(
-                        "server answered in HTTP/1.x, not HTTP/2: "
-                        + bytes(self._data[:40]).split(b"\r\n")[0].decode("latin-1")
-                    )
-                raise h2.exceptions.FrameTooLargeError(
-                    f"frame of {length} bytes announced, our limit is {self.max_frame_size}"
-                )
-        frame = super().__next__()
-        if frame.__class__ is hyperframe.frame.DataFrame:
-            frame.__class__ = _DataFrame
-        return frame
 
 
 @dataclass
@@ -168,20 +103,7 @@ class H2Core:
         max_header_list_size: int = DEFAULT_MAX_HEADER_LIST_SIZE,
         max_buffered: int | None = None,
     ) -> None:
-        config = h2.config.H2Configuration(
-            client_side=True,
-            header_encoding=None,
-            validate_outbound_headers=True,
-            normalize_outbound_headers=True,
-            validate_inbound_headers=True,
-            normalize_inbound_headers=True,
-        )
-        self._h2 = h2.connection.H2Connection(config=config)
-        self._h2.state_machine = _GracefulGoawayStateMachine()
-        early_buffer = _EarlyCheckFrameBuffer(server=False)
-        early_buffer.max_frame_size = self._h2.incoming_buffer.max_frame_size
-        self._h2.incoming_buffer = early_buffer
-        self._h2._frame_dispatch_table[_DataFrame] = self._h2._receive_data_frame
+        self._h2 = new_client_connection()
         self._window_manager = window_manager
         self._stream_window = stream_window
         self._connection_window_size = connection_window
@@ -276,7 +198,7 @@ class H2Core:
     def open_stream(self, headers: list[tuple[bytes, bytes]], end_stream: bool) -> int:
         """Queue HEADERS for a new request and return its stream id.
 
-        ``headers`` holds pseudo-headers first, as :func:`build_request_headers`
+        ``headers`` holds pseudo-headers first, as :func:`~hyper.http20.fields.build_request_headers`
         makes them. The caller checked :meth:`can_open_stream`.
         """
         refusal = self.accepting_streams()
@@ -363,13 +285,25 @@ class H2Core:
 
     def _on_response(self, event: h2.events.ResponseReceived) -> None:
         stream = self._live_stream(event.stream_id)
-        if stream is not None:
-            stream.headers = list(event.headers or [])
-            log.debug("stream %d: response headers received", event.stream_id)
+        if stream is None:
+            return
+        fields = list(event.headers or [])
+        problem = response_header_problem(fields)
+        if problem is not None:
+            self._reset_with_error(stream, 0x1, f"stream {stream.stream_id}: malformed response: {problem}")
+            return
+        stream.headers = fields
+        log.debug("stream %d: response headers received", event.stream_id)
 
     def _on_informational(self, event: h2.events.InformationalResponseReceived) -> None:
         stream = self._live_stream(event.stream_id)
         if stream is None:
+            return
+        problem = response_header_problem(list(event.headers or []))
+        if problem is not None:
+            self._reset_with_error(
+                stream, 0x1, f"stream {stream.stream_id}: malformed 1xx response: {problem}"
+            )
             return
         stream.informational += 1
         if stream.informational > MAX_INFORMATIONAL_RESPONSES:
@@ -381,8 +315,14 @@ class H2Core:
 
     def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
         stream = self._live_stream(event.stream_id)
-        if stream is not None:
-            stream.trailers = list(event.headers or [])
+        if stream is None:
+            return
+        fields = list(event.headers or [])
+        problem = response_header_problem(fields, trailers=True)
+        if problem is not None:
+            self._reset_with_error(stream, 0x1, f"stream {stream.stream_id}: malformed trailers: {problem}")
+            return
+        stream.trailers = fields
 
     def _on_data(self, event: h2.events.DataReceived) -> None:
         size = event.flow_controlled_length or 0
@@ -589,45 +529,3 @@ _HANDLERS: dict[type[h2.events.Event], Callable[[H2Core, Any], None]] = {
     h2.events.ConnectionTerminated: H2Core._on_goaway,
     h2.events.RemoteSettingsChanged: H2Core._on_settings,
 }
-
-
-def build_request_headers(
-    method: str,
-    path: str,
-    authority: str,
-    scheme: str,
-    headers: Iterable[tuple[bytes, bytes]],
-) -> list[tuple[bytes, bytes]]:
-    """Pseudo-headers first, then the caller's fields, checked and lower-cased.
-
-    CR, LF and NUL in a name or value are refused (``InvalidHeader``) before
-    anything is sent: ``h2`` would let them through to the wire. Fields that
-    only make sense for one HTTP/1.1 hop are dropped; ``host`` becomes
-    ``:authority``.
-    """
-    for text, what in ((method, "method"), (path, "path"), (authority, "authority")):
-        if not text or any(c in text for c in "\r\n\x00 "):
-            raise InvalidHeader(f"invalid {what} {text!r}")
-    fields: list[tuple[bytes, bytes]] = []
-    for name, value in headers:
-        lower = name.lower()
-        if not lower or lower.startswith(b":") or b" " in lower or b":" in lower:
-            raise InvalidHeader(f"invalid header name {name!r}")
-        for bad in _FORBIDDEN_IN_FIELDS:
-            if bad in name or bad in value:
-                raise InvalidHeader(f"header {name!r} contains CR, LF or NUL")
-        if lower in _CONNECTION_SPECIFIC:
-            continue
-        if lower == b"te" and value.strip().lower() != b"trailers":
-            continue
-        if lower == b"host":
-            authority = value.decode("latin-1")
-            continue
-        fields.append((lower, value))
-    return [
-        (b":method", method.encode("ascii")),
-        (b":scheme", scheme.encode("ascii")),
-        (b":authority", authority.encode("idna") if not authority.isascii() else authority.encode("ascii")),
-        (b":path", path.encode("utf-8")),
-        *fields,
-    ]

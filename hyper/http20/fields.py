@@ -1,0 +1,101 @@
+"""Header fields: building a request's, checking a response's.
+
+Both replace h2's own validation (switched off in
+:mod:`hyper.http20.h2_adapters`): ours refuses CR, LF and NUL that h2 would
+send, and turns a malformed response into an error of that stream only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ..exceptions import InvalidHeader
+
+# Header fields that only mean something for one HTTP/1.1 hop; HTTP/2 forbids
+# them (RFC 9113 section 8.2.2). Callers used to HTTP/1.1 send them, so they
+# are dropped rather than refused.
+_CONNECTION_SPECIFIC = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
+)
+_FORBIDDEN_IN_FIELDS = (b"\r", b"\n", b"\x00")
+
+
+def build_request_headers(
+    method: str,
+    path: str,
+    authority: str,
+    scheme: str,
+    headers: Iterable[tuple[bytes, bytes]],
+) -> list[tuple[bytes, bytes]]:
+    """Pseudo-headers first, then the caller's fields, checked and lower-cased.
+
+    CR, LF and NUL in a name or value are refused (``InvalidHeader``) before
+    anything is sent: ``h2`` would let them through to the wire. Fields that
+    only make sense for one HTTP/1.1 hop are dropped; ``host`` becomes
+    ``:authority``.
+    """
+    for text, what in ((method, "method"), (path, "path"), (authority, "authority")):
+        if not text or any(c in text for c in "\r\n\x00 "):
+            raise InvalidHeader(f"invalid {what} {text!r}")
+    fields: list[tuple[bytes, bytes]] = []
+    for name, value in headers:
+        lower = name.lower()
+        if not lower or lower.startswith(b":") or b" " in lower or b":" in lower:
+            raise InvalidHeader(f"invalid header name {name!r}")
+        for bad in _FORBIDDEN_IN_FIELDS:
+            if bad in name or bad in value:
+                raise InvalidHeader(f"header {name!r} contains CR, LF or NUL")
+        if lower in _CONNECTION_SPECIFIC:
+            continue
+        if lower == b"te" and value.strip().lower() != b"trailers":
+            continue
+        if lower == b"host":
+            authority = value.decode("latin-1")
+            continue
+        fields.append((lower, value))
+    return [
+        (b":method", method.encode("ascii")),
+        (b":scheme", scheme.encode("ascii")),
+        (b":authority", authority.encode("idna") if not authority.isascii() else authority.encode("ascii")),
+        (b":path", path.encode("utf-8")),
+        *fields,
+    ]
+
+
+def response_header_problem(fields: list[tuple[bytes, bytes]], trailers: bool = False) -> str | None:
+    """What is wrong with a received header block, or ``None`` if it is valid.
+
+    RFC 9113 section 8.3.2: a response has exactly one pseudo-header,
+    ``:status`` (three digits), before every regular field; trailers have
+    none. Names are lower case, without connection-specific fields; no name
+    or value holds CR, LF or NUL.
+    """
+    status_seen = False
+    regular_seen = False
+    for name, value in fields:
+        if not name:
+            return "empty header name"
+        if name[0] == 0x3A:  # b":"
+            if trailers:
+                return f"pseudo-header {name!r} in trailers"
+            if name != b":status":
+                return f"unexpected pseudo-header {name!r} in a response"
+            if status_seen:
+                return "duplicate :status"
+            if regular_seen:
+                return ":status after regular header fields"
+            if len(value) != 3 or not value.isdigit():
+                return f"invalid :status {value!r}"
+            status_seen = True
+            continue
+        regular_seen = True
+        if name != name.lower():
+            return f"upper-case header name {name!r}"
+        if name in _CONNECTION_SPECIFIC:
+            return f"connection-specific header {name!r}"
+        for bad in _FORBIDDEN_IN_FIELDS:
+            if bad in name or bad in value:
+                return f"header {name!r} contains CR, LF or NUL"
+    if not trailers and not status_seen:
+        return "response without :status"
+    return None
