@@ -156,7 +156,9 @@ class HTTP20Response:
                 lambda: ReadTimeout(f"no data on stream {self._stream_id} for {session.read_timeout} s"),
             )
             data = core.take_data(self._stream_id, max_bytes)
-            if not data and stream.ended:
+            if stream.ended and not stream.data:
+                # The body is complete and now fully taken: finish at once, so
+                # the caller's next read needs no lock and no wait.
                 self._finish_locked(stream.trailers)
             else:
                 session.flush_locked()  # window credit, if any became due
