@@ -46,6 +46,13 @@ class HTTPHeaderMap(MutableMapping[HeaderKey, list[bytes]]):
             for name, value in fields:
                 self.add(name, value)
 
+    @classmethod
+    def from_wire(cls, fields: list[tuple[bytes, bytes]]) -> HTTPHeaderMap:
+        """A map of fields that are already ``bytes`` (as h2 hands them over)."""
+        header_map = cls()
+        header_map._fields = fields
+        return header_map
+
     def add(self, name: HeaderKey, value: HeaderValue) -> None:
         """Append one field, keeping any earlier values of the same name."""
         self._fields.append((to_bytes(name), to_bytes(value)))

@@ -11,6 +11,8 @@ from ..exceptions import ConnectionClosed, ProtocolError, ReadTimeout
 from ..headers import HTTPHeaderMap
 from .session import H2Session
 
+_REASONS = {status.value: status.phrase for status in http.HTTPStatus}
+
 # How much read() without a size, and read_chunked(), decode per step.
 _DECODE_STEP = 1024 * 1024
 
@@ -35,23 +37,17 @@ class HTTP20Response:
         self._session = session
         self._stream_id = stream_id
         self._max_decoded_size = max_decoded_size
-        status: bytes | None = None
+        # The core checked the block: :status comes first, once, and is the
+        # only pseudo-header.
+        status = raw_headers[0][1] if raw_headers and raw_headers[0][0] == b":status" else None
         #: The response header fields (pseudo-headers such as ``:status`` removed).
-        self.headers = HTTPHeaderMap()
-        for name, value in raw_headers:
-            if name == b":status":
-                status = value
-            elif not name.startswith(b":"):
-                self.headers.add(name, value)
+        self.headers = HTTPHeaderMap.from_wire(raw_headers[1:] if status is not None else raw_headers)
         if status is None or len(status) != 3 or not status.isdigit():
             raise ProtocolError(f"stream {stream_id}: invalid or missing :status {status!r}")
         #: The status code, e.g. ``200``.
         self.status = int(status)
-        try:
-            #: The standard reason phrase for ``status`` (HTTP/2 sends none).
-            self.reason = http.HTTPStatus(self.status).phrase
-        except ValueError:
-            self.reason = ""
+        #: The standard reason phrase for ``status`` (HTTP/2 sends none).
+        self.reason = _REASONS.get(self.status, "")
         self._trailers = HTTPHeaderMap()
         self._decoder: ContentDecoder | None = None
         self._decode_choice: bool | None = None
