@@ -1,0 +1,365 @@
+"""Turning run results into tables: medians, ratios, targets, RSS, machine."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import os
+import platform
+import re
+import shutil
+import ssl
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.config import NOTES, RSS_LIMIT_MIB, TARGETS, UNITS, Sizes
+
+#: Column titles.
+TITLES = {
+    "h2load": "h2load (C)",
+    "curl": "curl CLI",
+    "pycurl": "pycurl",
+    "httpx": "httpx http2",
+    "niquests": "niquests",
+    "hyper": "hyper",
+    "tls": "Python TLS limit",
+}
+
+
+@dataclass
+class Cell:
+    """All runs of one client on one workload."""
+
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    #: Why the client did not run at all ("not installed", "n/a", ...).
+    skipped: str | None = None
+
+    @property
+    def rates(self) -> list[float]:
+        """Rates of the successful runs (req/s, or MB/s with MB = 10^6 bytes)."""
+        return [run["rate"] for run in self.runs if run.get("ok")]
+
+    @property
+    def median(self) -> float | None:
+        """Median rate of the successful runs."""
+        rates = self.rates
+        return statistics.median(rates) if rates else None
+
+    @property
+    def stalled(self) -> bool:
+        """Whether any run stalled (was killed at its timeout)."""
+        return any(run.get("stalled") for run in self.runs)
+
+    def max_of(self, key: str) -> float | None:
+        """Largest value of *key* over the successful runs."""
+        values = [run[key] for run in self.runs if run.get("ok") and run.get(key) is not None]
+        return max(values) if values else None
+
+    def text(self) -> str:
+        """The table cell: median, or why there is none."""
+        if self.skipped is not None:
+            return self.skipped
+        median = self.median
+        if median is None:
+            if self.stalled:
+                return "stalled"
+            if self.runs and all(run.get("budget") for run in self.runs):
+                return "skipped (time budget)"
+            return "error" if self.runs else "–"
+        text = f"{median:,.0f}"
+        failures = len(self.runs) - len(self.rates)
+        if failures:
+            text += f" ({failures} {'stalled' if self.stalled else 'failed'})"
+        return text
+
+
+Results = dict[tuple[str, str], Cell]
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return [_row(header), _row(["---"] * len(header)), *(_row(row) for row in rows)]
+
+
+def medians_table(results: Results, workloads: list[str], clients: list[str], sizes: Sizes) -> list[str]:
+    """Markdown table: one row per workload, one column per client (medians)."""
+    rows = []
+    for workload in workloads:
+        cells = [results.get((workload, client), Cell(skipped="–")).text() for client in clients]
+        rows.append([sizes.describe(workload), UNITS[workload], *cells])
+    return _table(["workload", "unit", *(TITLES[c] for c in clients)], rows)
+
+
+def ratio(results: Results, workload: str, peer: str) -> float | None:
+    """Median of hyper divided by median of *peer* on *workload*."""
+    mine = results.get((workload, "hyper"), Cell()).median
+    theirs = results.get((workload, peer), Cell()).median
+    if mine is None or not theirs:
+        return None
+    return mine / theirs
+
+
+def ratios_table(results: Results, workloads: list[str], clients: list[str]) -> list[str]:
+    """Markdown table of hyper / peer for every peer that has a figure."""
+    peers = [c for c in clients if c != "hyper"]
+    rows = []
+    for workload in workloads:
+        cells = []
+        for peer in peers:
+            value = ratio(results, workload, peer)
+            cells.append("–" if value is None else f"{value:.2f}x")
+        rows.append([workload, *cells])
+    return _table(["workload", *(f"hyper / {TITLES[p]}" for p in peers)], rows)
+
+
+def targets_table(results: Results, workloads: list[str]) -> list[str]:
+    """The targets of issue 5 and whether this run met them."""
+    rows = []
+    for workload, peer, wanted in TARGETS:
+        if workload not in workloads:
+            continue
+        value = ratio(results, workload, peer)
+        hyper_cell = results.get((workload, "hyper"), Cell())
+        if value is None:
+            stalled = hyper_cell.stalled and hyper_cell.median is None
+            measured, met = ("hyper stalled" if stalled else "no figure"), "–"
+        else:
+            measured, met = f"{value:.2f}x", "yes" if value >= wanted else "**no**"
+        if peer == "tls":
+            target = f">= {wanted:.0%} of the TLS limit"
+            if value is not None:
+                measured = f"{value:.0%}"
+        else:
+            target = f">= {wanted:g}x {TITLES[peer]}"
+        rows.append([workload, target, measured, met])
+    return _table(["workload", "target (issue 5)", "measured", "met"], rows)
+
+
+def resources_table(results: Results, workloads: list[str], clients: list[str]) -> list[str]:
+    """Peak RSS growth (MiB, worst run) and connections opened per run."""
+    rows = []
+    for client in clients:
+        if client in ("tls", "h2load", "curl"):
+            continue
+        cells = []
+        for workload in workloads:
+            cell = results.get((workload, client))
+            growth = cell.max_of("rss_growth_kib") if cell else None
+            conns = cell.max_of("connections") if cell else None
+            text = "–" if growth is None else f"{growth / 1024:.1f}"
+            if conns is not None:
+                text += f" / {conns:.0f}"
+            cells.append(text)
+        rows.append([TITLES[client], *cells])
+    return _table(["client", *workloads], rows)
+
+
+def runs_table(results: Results, workloads: list[str], clients: list[str]) -> list[str]:
+    """Every run's rate (or failure), for the record."""
+    rows = []
+    for workload in workloads:
+        for client in clients:
+            cell = results.get((workload, client))
+            if cell is None or not cell.runs:
+                continue
+            texts = []
+            for run in cell.runs:
+                if run.get("ok"):
+                    texts.append(f"{run['rate']:,.0f}")
+                elif run.get("budget"):
+                    texts.append("skipped")
+                else:
+                    texts.append("stalled" if run.get("stalled") else "error")
+            rows.append([workload, TITLES[client], ", ".join(texts)])
+    return _table(["workload", "client", "runs"], rows)
+
+
+def failures(results: Results) -> list[str]:
+    """One line per failed run, with its error message."""
+    lines = []
+    for (workload, client), cell in results.items():
+        for index, run in enumerate(cell.runs, 1):
+            if not run.get("ok"):
+                lines.append(f"- {workload} / {client} attempt {index}: {run.get('error', '?')}")
+    return lines
+
+
+def notes(clients: list[str], workloads: list[str]) -> list[str]:
+    """How clients do the workloads where it is not obvious."""
+    return [
+        f"- {text}"
+        for (client, workload), text in NOTES.items()
+        if client in clients and workload in workloads
+    ]
+
+
+# ---------------------------------------------------------------------------
+# Machine details
+# ---------------------------------------------------------------------------
+
+
+def _command_version(argv: list[str]) -> str:
+    if shutil.which(argv[0]) is None:
+        return "not installed"
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"unknown ({exc})"
+    text = (proc.stdout or proc.stderr).strip().splitlines()
+    return text[0] if text else "unknown"
+
+
+def _package_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _git_revision() -> str:
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "hyper"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{rev}{' + uncommitted changes in hyper/' if dirty else ''}" if rev else "unknown"
+
+
+def machine_details() -> list[tuple[str, str]]:
+    """(label, value) pairs describing this machine and the software measured."""
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:
+        affinity = os.cpu_count() or 0
+    try:
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        load = "unknown"
+    pycurl_version = _package_version("pycurl")
+    if pycurl_version != "not installed":
+        libcurl = subprocess.run(
+            [sys.executable, "-c", "import pycurl; print(pycurl.version)"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        ).stdout.strip()
+        pycurl_version += f" ({libcurl.split()[0] if libcurl else '?'})"
+    nginx = _command_version(["nginx", "-v"])
+    return [
+        ("date (UTC)", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")),
+        ("CPU", _cpu_model()),
+        ("cores", f"{os.cpu_count()} ({affinity} usable)"),
+        ("load average at start", load),
+        ("OS", platform.platform()),
+        ("Python", sys.version.split()[0] + f" ({platform.python_implementation()})"),
+        ("OpenSSL (Python)", ssl.OPENSSL_VERSION),
+        ("nginx", re.sub(r"^nginx version: ", "", nginx)),
+        ("h2load", _command_version(["h2load", "--version"])),
+        ("curl", _command_version(["curl", "--version"])),
+        ("hyper", f"{_hyper_version()} (git {_git_revision()})"),
+        ("h2 / hpack", f"{_package_version('h2')} / {_package_version('hpack')}"),
+        ("httpx / httpcore", f"{_package_version('httpx')} / {_package_version('httpcore')}"),
+        (
+            "niquests / urllib3-future",
+            f"{_package_version('niquests')} / {_package_version('urllib3-future')}",
+        ),
+        ("pycurl", pycurl_version),
+    ]
+
+
+def _hyper_version() -> str:
+    try:
+        import hyper
+
+        return str(hyper.__version__)
+    except ImportError:
+        return "not importable"
+
+
+def markdown_report(
+    results: Results,
+    workloads: list[str],
+    clients: list[str],
+    sizes: Sizes,
+    details: list[tuple[str, str]],
+    command: str,
+    duration: float,
+    profiles: list[str],
+    server_errors: list[str],
+    runs: int,
+) -> str:
+    """The whole report as Markdown (bench/RESULTS.md)."""
+    lines = [
+        "# hyper benchmark results",
+        "",
+        f"Produced by `{command}` in {duration:.0f} s. nginx on 127.0.0.1, TLS 1.3, one connection per",
+        f"client, {runs} run(s) per figure (a failed run is tried once more; failures are listed",
+        "below), each Python client run in a fresh process; medians of the successful runs.",
+        "MB = 10^6 bytes. Figures on a shared machine move 10-30 % between runs: compare",
+        "ratios within one run, not absolute figures across runs.",
+        "",
+        "## Machine",
+        "",
+        *_table(["", ""], [[label, value] for label, value in details]),
+        "",
+        "## Medians",
+        "",
+        *medians_table(results, workloads, clients, sizes),
+        "",
+        *notes(clients, workloads),
+        "",
+        "## Targets",
+        "",
+        *targets_table(results, workloads),
+        "",
+        "## Ratios (hyper / peer)",
+        "",
+        *ratios_table(results, workloads, clients),
+        "",
+        "## Peak RSS growth and connections",
+        "",
+        "Peak RSS growth of the client process during the timed workload (MiB, worst run)",
+        "/ connections nginx accepted during the run (warm-up included; most, over runs).",
+        f"Issue 5 limit: under {RSS_LIMIT_MIB} MiB for a 1 GiB body (this run: {sizes.body_mib} MiB bodies).",
+        "",
+        *resources_table(results, workloads, clients),
+        "",
+        "## All runs",
+        "",
+        *runs_table(results, workloads, clients),
+        "",
+    ]
+    failed = failures(results)
+    if failed:
+        lines += ["## Failures", "", *failed, ""]
+    if server_errors:
+        lines += ["## nginx error log (distinct messages)", "", "```", *server_errors, "```", ""]
+    if profiles:
+        lines += ["## Profiles (hyper, cProfile)", "", *profiles, ""]
+    return "\n".join(lines)
