@@ -21,6 +21,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import hpack.exceptions
 
 from ..exceptions import (
     ConnectionTerminated,
@@ -45,6 +46,11 @@ DEFAULT_MAX_HEADER_LIST_SIZE = 64 * 1024
 ASSUMED_MAX_CONCURRENT_STREAMS = 100
 #: More informational (1xx) responses than this on one stream is a flood.
 MAX_INFORMATIONAL_RESPONSES = 32
+#: PING, SETTINGS and empty DATA frames accepted in a row without any
+#: response progress; more is a flood (each PING and SETTINGS costs an ACK).
+MAX_IDLE_CONTROL_FRAMES = 1000
+#: The largest odd stream id (RFC 9113 section 5.1.1).
+_LAST_CLIENT_STREAM_ID = 2**31 - 1
 #: HTTP/2's initial window, before any WINDOW_UPDATE or SETTINGS.
 _INITIAL_WINDOW = 65535
 
@@ -78,6 +84,8 @@ class StreamState:
     discarded: bool = False
     #: Why this stream failed, if it did.
     error: HyperError | None = None
+    #: The request was HEAD: any response DATA is malformed.
+    head: bool = False
 
     @property
     def complete(self) -> bool:
@@ -118,6 +126,9 @@ class H2Core:
         self._withheld = 0
         #: The server's SETTINGS have arrived.
         self.settings_received = False
+        self._control_frames = 0
+        #: Stream ids of this connection are used up: a new connection is needed.
+        self.ids_exhausted = False
         #: The first connection-fatal error; every stream sees it.
         self.fatal: HyperError | None = None
         #: GOAWAY received: (error_code, last_stream_id, debug data).
@@ -188,6 +199,11 @@ class H2Core:
             )
         if self.closed:
             return ConnectionTerminated("connection is closing", retryable=True)
+        if self.ids_exhausted or self._h2.highest_outbound_stream_id >= _LAST_CLIENT_STREAM_ID:
+            self.ids_exhausted = True
+            return ConnectionTerminated(
+                "stream ids of this connection are used up; a new connection is needed", retryable=True
+            )
         return None
 
     @property
@@ -216,7 +232,10 @@ class H2Core:
         except h2.exceptions.ProtocolError as exc:
             raise InvalidHeader(f"request headers refused: {exc}") from exc
         self.streams[stream_id] = StreamState(
-            stream_id, self._window_manager(self._stream_window), request_ended=end_stream
+            stream_id,
+            self._window_manager(self._stream_window),
+            request_ended=end_stream,
+            head=headers[0][1] == b"HEAD",
         )
         log.debug("stream %d opened", stream_id)
         return stream_id
@@ -262,12 +281,47 @@ class H2Core:
             events = self._h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
             code = getattr(exc, "error_code", None) or h2.errors.ErrorCodes.PROTOCOL_ERROR
+            if isinstance(exc.__cause__, (hpack.exceptions.HPACKError, IndexError)) and not isinstance(
+                exc.__cause__, hpack.exceptions.OversizedHeaderListError
+            ):
+                code = h2.errors.ErrorCodes.COMPRESSION_ERROR  # RFC 9113 section 4.3
+            # h2 queued its own GOAWAY; ours (below) carries the right code, once.
+            self._h2.clear_outbound_data_buffer()
             self.fail(ProtocolError(f"server broke the HTTP/2 protocol: {exc}", int(code)), int(code))
             return
         for event in events:
+            if not self.settings_received and type(event) is not h2.events.RemoteSettingsChanged:
+                # RFC 9113 section 3.4: the server preface is a SETTINGS frame.
+                self.fail(
+                    ProtocolError("server's first frame was not SETTINGS: this is not an HTTP/2 server", 1),
+                    1,
+                )
+                return
+            if self._flooded(event):
+                self.fail(
+                    ProtocolError(
+                        f"server sent more than {MAX_IDLE_CONTROL_FRAMES} PING, SETTINGS or empty "
+                        "DATA frames without making progress (flood)",
+                        h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
+                    ),
+                    h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
+                )
+                return
             handler = _HANDLERS.get(type(event))
             if handler is not None:
                 handler(self, event)
+
+    def _flooded(self, event: Any) -> bool:
+        """Count frames that cost us work but carry no response progress."""
+        kind = type(event)
+        if kind is h2.events.DataReceived and event.data:
+            self._control_frames = 0
+        elif kind in (h2.events.PingReceived, h2.events.RemoteSettingsChanged, h2.events.DataReceived):
+            self._control_frames += 1
+            return self._control_frames > MAX_IDLE_CONTROL_FRAMES
+        elif kind in (h2.events.ResponseReceived, h2.events.StreamEnded):
+            self._control_frames = 0
+        return False
 
     def fail(self, error: HyperError, error_code: int | None = None) -> None:
         """Record a connection-fatal error; queue GOAWAY when we detected it."""
@@ -336,6 +390,14 @@ class H2Core:
             self._credit_connection(size)
             return
         stream.window._data_received(size)
+        if payload and _cannot_have_body(stream):
+            self._credit_connection(size)
+            self._reset_with_error(
+                stream,
+                h2.errors.ErrorCodes.PROTOCOL_ERROR,
+                f"stream {stream.stream_id}: body on a response that cannot have one (RFC 9110 6.4.1)",
+            )
+            return
         if payload:
             stream.data.append(payload)
             stream.buffered += len(payload)
@@ -361,6 +423,15 @@ class H2Core:
             # RST_STREAM(NO_ERROR) after a full response (e.g. an early 413
             # during an upload) only means "stop sending".
             log.debug("stream %d: reset (%s) after a complete response", stream.stream_id, error_name(code))
+            return
+        if not event.remote_reset:
+            # h2 reset the stream itself because the server broke a rule on it.
+            stream.error = ProtocolError(
+                f"stream {stream.stream_id}: server broke the protocol ({error_name(code)}); "
+                "we reset the stream",
+                code,
+            )
+            self._release_stream_buffer(stream)
             return
         retryable = code == h2.errors.ErrorCodes.REFUSED_STREAM
         stream.error = StreamResetError(
@@ -517,6 +588,13 @@ class H2Core:
         if stream is None or stream.discarded:
             return None
         return stream
+
+
+def _cannot_have_body(stream: StreamState) -> bool:
+    if stream.head:
+        return True
+    headers = stream.headers
+    return headers is not None and headers[0][1] in (b"204", b"304")
 
 
 _HANDLERS: dict[type[h2.events.Event], Callable[[H2Core, Any], None]] = {

@@ -84,7 +84,7 @@ def response_header_problem(fields: list[tuple[bytes, bytes]], trailers: bool = 
                 return "duplicate :status"
             if regular_seen:
                 return ":status after regular header fields"
-            if len(value) != 3 or not value.isdigit():
+            if len(value) != 3 or not value.isdigit() or not b"100" <= value <= b"599":
                 return f"invalid :status {value!r}"
             status_seen = True
             continue

@@ -151,6 +151,8 @@ class HTTP20Response:
                 session.read_timeout,
                 lambda: ReadTimeout(f"no data on stream {self._stream_id} for {session.read_timeout} s"),
             )
+            if stream.error is not None and not stream.data:
+                raise stream.error  # e.g. malformed trailers after a complete body
             data = core.take_data(self._stream_id, max_bytes)
             if stream.ended and not stream.data:
                 # The body is complete and now fully taken: finish at once, so

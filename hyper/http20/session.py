@@ -97,7 +97,7 @@ class H2Session:
     @property
     def closed_cleanly(self) -> bool:
         """Closed by us, by a graceful GOAWAY, or by the server when idle."""
-        if self._closed_by_user:
+        if self._closed_by_user or self.core.ids_exhausted:
             return True
         goaway = self.core.goaway
         if goaway is not None:
@@ -229,7 +229,10 @@ class H2Session:
             except OSError as exc:
                 if total:
                     self.core.receive(view[:total])
-                raise self._lost(ConnectionTerminated(f"connection broke: {exc}", retryable=False)) from exc
+                in_flight = self._streams_in_flight()
+                raise self._lost(
+                    ConnectionTerminated(f"connection broke: {exc}", retryable=not in_flight)
+                ) from exc
             if not got:
                 eof = True
                 break
@@ -241,8 +244,11 @@ class H2Session:
             self._on_eof_locked()
         return bool(total) or eof
 
+    def _streams_in_flight(self) -> bool:
+        return any(not s.complete for s in self.core.streams.values())
+
     def _on_eof_locked(self) -> None:
-        in_flight = any(not s.complete for s in self.core.streams.values())
+        in_flight = self._streams_in_flight()
         self._lost(
             ConnectionTerminated(
                 "server closed the connection" + (" before the response was complete" if in_flight else ""),
@@ -318,9 +324,12 @@ class H2Session:
             return
         readable, _ = wait_for_socket(self._sock, read=True, write=False, timeout=0)
         if readable:
-            self._drain_locked()
-            if not self._socket_closed:
-                self.flush_locked()
+            try:
+                self._drain_locked()
+                if not self._socket_closed:
+                    self.flush_locked()
+            except HyperError:
+                pass  # recorded in the core; the caller sees the session unusable
             self.cond.notify_all()
 
     # -- streams ----------------------------------------------------------------
