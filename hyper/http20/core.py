@@ -31,7 +31,7 @@ from ..exceptions import (
     StreamResetError,
 )
 from .fields import response_header_problem
-from .h2_adapters import new_client_connection
+from .h2_adapters import StreamMalformed, new_client_connection, receive_frames
 from .window import BaseFlowControlManager, FlowControlManager
 
 log = logging.getLogger("hyper")
@@ -46,8 +46,10 @@ DEFAULT_MAX_HEADER_LIST_SIZE = 64 * 1024
 ASSUMED_MAX_CONCURRENT_STREAMS = 100
 #: More informational (1xx) responses than this on one stream is a flood.
 MAX_INFORMATIONAL_RESPONSES = 32
-#: PING, SETTINGS and empty DATA frames accepted in a row without any
-#: response progress; more is a flood (each PING and SETTINGS costs an ACK).
+#: PING, SETTINGS and empty DATA frames accepted without response progress
+#: within one budget period (a second, kept by the session); more is a flood:
+#: each PING and SETTINGS costs an ACK, and a keep-alive PING now and then
+#: must never add up to an error over hours.
 MAX_IDLE_CONTROL_FRAMES = 1000
 #: The largest odd stream id (RFC 9113 section 5.1.1).
 _LAST_CLIENT_STREAM_ID = 2**31 - 1
@@ -277,18 +279,7 @@ class H2Core:
         """Process bytes from the server; the state of affected streams changes."""
         if self.fatal is not None:
             return
-        try:
-            events = self._h2.receive_data(data)
-        except h2.exceptions.ProtocolError as exc:
-            code = getattr(exc, "error_code", None) or h2.errors.ErrorCodes.PROTOCOL_ERROR
-            if isinstance(exc.__cause__, (hpack.exceptions.HPACKError, IndexError)) and not isinstance(
-                exc.__cause__, hpack.exceptions.OversizedHeaderListError
-            ):
-                code = h2.errors.ErrorCodes.COMPRESSION_ERROR  # RFC 9113 section 4.3
-            # h2 queued its own GOAWAY; ours (below) carries the right code, once.
-            self._h2.clear_outbound_data_buffer()
-            self.fail(ProtocolError(f"server broke the HTTP/2 protocol: {exc}", int(code)), int(code))
-            return
+        events, error = receive_frames(self._h2, data)
         for event in events:
             if not self.settings_received and type(event) is not h2.events.RemoteSettingsChanged:
                 # RFC 9113 section 3.4: the server preface is a SETTINGS frame.
@@ -310,6 +301,17 @@ class H2Core:
             handler = _HANDLERS.get(type(event))
             if handler is not None:
                 handler(self, event)
+        if error is not None:
+            code = getattr(error, "error_code", None) or h2.errors.ErrorCodes.PROTOCOL_ERROR
+            if isinstance(error.__cause__, (hpack.exceptions.HPACKError, IndexError)) and not isinstance(
+                error.__cause__, hpack.exceptions.OversizedHeaderListError
+            ):
+                code = h2.errors.ErrorCodes.COMPRESSION_ERROR  # RFC 9113 section 4.3
+            self.fail(ProtocolError(f"server broke the HTTP/2 protocol: {error}", int(code)), int(code))
+
+    def reset_flood_budget(self) -> None:
+        """Start a new budget of control frames (the session does so every second)."""
+        self._control_frames = 0
 
     def _flooded(self, event: Any) -> bool:
         """Count frames that cost us work but carry no response progress."""
@@ -597,7 +599,18 @@ def _cannot_have_body(stream: StreamState) -> bool:
     return headers is not None and headers[0][1] in (b"204", b"304")
 
 
+def _on_stream_malformed(core: H2Core, event: StreamMalformed) -> None:
+    if core._connection_window is not None and event.flow_controlled_length:
+        # h2 counted the DATA against the connection window: give it back.
+        core._connection_window._data_received(event.flow_controlled_length)
+        core._credit_connection(event.flow_controlled_length)
+    stream = core.streams.get(event.stream_id)
+    if stream is not None:  # RST_STREAM is already queued (h2_adapters._reset_closed_stream)
+        core._reset_with_error(stream, 0x1, f"stream {event.stream_id}: malformed response: {event.message}")
+
+
 _HANDLERS: dict[type[h2.events.Event], Callable[[H2Core, Any], None]] = {
+    StreamMalformed: _on_stream_malformed,
     h2.events.ResponseReceived: H2Core._on_response,
     h2.events.InformationalResponseReceived: H2Core._on_informational,
     h2.events.TrailersReceived: H2Core._on_trailers,

@@ -12,8 +12,12 @@ from typing import Any
 
 import h2.config
 import h2.connection
+import h2.errors
+import h2.events
 import h2.exceptions
 import h2.frame_buffer
+import h2.stream
+import hpack.exceptions
 import hpack.hpack
 import hyperframe.frame
 
@@ -56,7 +60,12 @@ class _EarlyCheckFrameBuffer(h2.frame_buffer.FrameBuffer):
     whose "HTT" reads as a 4.7 MB length) would hold us until the timeout.
     """
 
+    #: (stream id, reason) of stream errors found while splitting frames.
+    stream_errors: list[tuple[int, str]]
+
     def __next__(self) -> hyperframe.frame.Frame:
+        while self._zero_stream_window_update():
+            pass
         if len(self._data) >= 9:
             length = int.from_bytes(self._data[:3], "big")
             if length > self.max_frame_size:
@@ -72,6 +81,90 @@ class _EarlyCheckFrameBuffer(h2.frame_buffer.FrameBuffer):
         if frame.__class__ is hyperframe.frame.DataFrame:
             frame.__class__ = _DataFrame
         return frame
+
+    def _zero_stream_window_update(self) -> bool:
+        # hyperframe refuses WINDOW_UPDATE 0 while parsing, which h2 turns into
+        # a connection error; on a stream RFC 9113 6.9 makes it a stream error.
+        data = self._data
+        if len(data) < 13 or data[3] != 0x8 or int.from_bytes(data[:3], "big") != 4:
+            return False
+        stream_id = int.from_bytes(data[5:9], "big") & 0x7FFFFFFF
+        if stream_id == 0 or int.from_bytes(data[9:13], "big") & 0x7FFFFFFF:
+            return False
+        del data[:13]
+        self.stream_errors.append((stream_id, "WINDOW_UPDATE with an increment of 0"))
+        return True
+
+
+class StreamMalformed(h2.events.Event):
+    """Not an h2 event: h2 raised a connection error for what is an error of one stream."""
+
+    def __init__(self, stream_id: int, message: str, flow_controlled_length: int = 0) -> None:
+        self.stream_id = stream_id
+        self.message = message
+        self.flow_controlled_length = flow_controlled_length
+
+
+def receive_frames(
+    conn: h2.connection.H2Connection, data: Any
+) -> tuple[list[h2.events.Event], h2.exceptions.ProtocolError | None]:
+    """h2's ``receive_data``, but it keeps the events of the frames before a
+    connection error (and queues no GOAWAY: the caller does), and turns h2's
+    errors about one malformed response into :class:`StreamMalformed`
+    (RFC 9113 8.1.1: a stream error)."""
+    events: list[h2.events.Event] = []
+    buffer = conn.incoming_buffer
+    assert isinstance(buffer, _EarlyCheckFrameBuffer)
+    buffer.add_data(data)
+    buffer.max_frame_size = conn.max_inbound_frame_size
+    try:
+        for frame in buffer:
+            try:
+                events.extend(conn._receive_frame(frame))
+            except h2.exceptions.ProtocolError as exc:
+                if not _is_stream_error(conn, frame, exc):
+                    raise
+                size = frame.flow_controlled_length if isinstance(frame, hyperframe.frame.DataFrame) else 0
+                _reset_closed_stream(conn, frame.stream_id)
+                events.append(StreamMalformed(frame.stream_id, str(exc), size))
+    except h2.exceptions.ProtocolError as exc:
+        return events, exc
+    finally:
+        for stream_id, message in buffer.stream_errors:
+            if stream_id in conn.streams:
+                _reset_closed_stream(conn, stream_id)
+                events.append(StreamMalformed(stream_id, message))
+        buffer.stream_errors.clear()
+    return events, None
+
+
+def _reset_closed_stream(conn: h2.connection.H2Connection, stream_id: int) -> None:
+    """Send RST_STREAM(PROTOCOL_ERROR) for a stream h2 closed when it raised.
+
+    Marked as reset by us, so h2 answers later frames on it with
+    RST_STREAM(STREAM_CLOSED), as for any stream we reset.
+    """
+    stream = conn.streams.get(stream_id)
+    if stream is None:
+        return
+    stream.state_machine.state = h2.stream.StreamState.CLOSED
+    stream.state_machine.stream_closed_by = h2.stream.StreamClosedBy.SEND_RST_STREAM
+    frame = hyperframe.frame.RstStreamFrame(stream_id)
+    frame.error_code = h2.errors.ErrorCodes.PROTOCOL_ERROR
+    conn._prepare_for_sending([frame])
+
+
+def _is_stream_error(
+    conn: h2.connection.H2Connection, frame: hyperframe.frame.Frame, exc: h2.exceptions.ProtocolError
+) -> bool:
+    """A malformed message on one of our open streams, not a broken connection."""
+    if isinstance(
+        exc,
+        (h2.exceptions.FlowControlError, h2.exceptions.DenialOfServiceError, h2.exceptions.StreamClosedError),
+    ) or isinstance(exc.__cause__, (hpack.exceptions.HPACKError, IndexError)):
+        return False  # flow control and HPACK state are connection-wide
+    stream_id = frame.stream_id
+    return stream_id % 2 == 1 and stream_id in conn.streams and stream_id <= conn.highest_outbound_stream_id
 
 
 def new_client_connection() -> h2.connection.H2Connection:
@@ -94,6 +187,7 @@ def new_client_connection() -> h2.connection.H2Connection:
     conn = h2.connection.H2Connection(config=config)
     conn.state_machine = _GracefulGoawayStateMachine()
     early_buffer = _EarlyCheckFrameBuffer(server=False)
+    early_buffer.stream_errors = []
     early_buffer.max_frame_size = conn.incoming_buffer.max_frame_size
     conn.incoming_buffer = early_buffer
     conn._frame_dispatch_table[_DataFrame] = conn._receive_data_frame

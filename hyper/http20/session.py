@@ -40,6 +40,8 @@ log = logging.getLogger("hyper")
 
 #: Size of the reusable receive buffer; one drain reads at most this much.
 RECV_BUFFER_SIZE = 512 * 1024
+#: Seconds per budget of control frames (see H2Core.reset_flood_budget).
+FLOOD_BUDGET_PERIOD = 1.0
 #: Body bytes queued per lock hold while uploading, so readers get a turn.
 SEND_BATCH = 1024 * 1024
 
@@ -78,6 +80,7 @@ class H2Session:
         self._waker_r, self._waker_w = socket.socketpair()
         self._waker_r.setblocking(False)
         self._waker_w.setblocking(False)
+        self._flood_budget_started = time.monotonic()
         self._recv_buffer = bytearray(RECV_BUFFER_SIZE)
         self._recv_view = memoryview(self._recv_buffer)
 
@@ -238,6 +241,10 @@ class H2Session:
                 break
             total += got
         if total:
+            now = time.monotonic()
+            if now - self._flood_budget_started > FLOOD_BUDGET_PERIOD:
+                self._flood_budget_started = now
+                self.core.reset_flood_budget()
             # h2 copies into its own frame buffer, so no copy is needed here.
             self.core.receive(view[:total])
         if eof:
