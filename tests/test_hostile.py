@@ -1311,7 +1311,6 @@ def test_stall_mid_body_is_a_read_timeout_not_a_short_body() -> None:
     assert outcome.elapsed >= 0.4
 
 
-@pytest.mark.xfail(strict=True, reason="no overall deadline yet: timeout= bounds each wait, not the exchange")
 def test_dribbling_server_is_cut_off_by_the_overall_deadline() -> None:
     def script(peer: Peer) -> None:
         sid = peer.wait_request().stream_id
@@ -1327,10 +1326,11 @@ def test_dribbling_server_is_cut_off_by_the_overall_deadline() -> None:
             return  # the client gave up, as it should
         hf.drain_raw(peer.sock, 5)
 
-    with ScriptedServer(script) as server, connect(server, timeout=1.0) as conn:
+    with ScriptedServer(script) as server, connect(server, timeout=5, deadline=1.0) as conn:
         with fails_fast(hyper.ReadTimeout) as outcome:
             get(conn)
     assert outcome.elapsed >= 0.9
+    assert "deadline" in str(outcome.value)
 
 
 # == Floods =====================================================================

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from ..tls import init_context
 from .core import DEFAULT_CONNECTION_WINDOW, DEFAULT_STREAM_WINDOW, H2Core
 from .fields import build_request_headers
 from .response import HTTP20Response
-from .session import H2Session
+from .session import H2Session, wait_limit
 from .window import BaseFlowControlManager, FlowControlManager
 
 log = logging.getLogger("hyper")
@@ -54,6 +55,8 @@ class _Stream:
 
     session: H2Session
     wire_id: int
+    #: ``time.monotonic()`` by which the whole exchange must be done, if bounded.
+    deadline_at: float | None = None
     response: HTTP20Response | None = None
 
 
@@ -84,6 +87,9 @@ class HTTP20Connection:
         server selected (for servers without ALPN).
     :param timeout: seconds, or ``(connect, read)``; bounds every blocking
         wait (the read timeout also bounds sends). ``None`` waits forever.
+    :param deadline: overall bound in seconds on each exchange, from sending
+        its headers to reading the end of its body (``ReadTimeout`` when
+        exceeded); the read timeout still bounds each single wait.
     :param max_decoded_size: cap on a decoded body's size (decompression
         bombs); ``None`` for no cap.
     :param stream_window: the receive window per stream, in bytes.
@@ -108,6 +114,7 @@ class HTTP20Connection:
         timeout: TimeoutType = None,
         *,
         max_decoded_size: int | None = DEFAULT_MAX_DECODED_SIZE,
+        deadline: float | None = None,
         stream_window: int = DEFAULT_STREAM_WINDOW,
         connection_window: int = DEFAULT_CONNECTION_WINDOW,
         **kwargs: Any,
@@ -127,6 +134,10 @@ class HTTP20Connection:
         self.connect_timeout, self.read_timeout = _split_timeout(timeout)
         self.window_manager = window_manager or FlowControlManager
         self.max_decoded_size = max_decoded_size
+        #: Overall bound (seconds) on one exchange, from sending its headers
+        #: to the end of its body; ``None`` for none. Cuts off a server that
+        #: dribbles a byte just often enough to beat the read timeout.
+        self.deadline = deadline
         self._stream_window = stream_window
         self._connection_window = connection_window
         self.authority = authority_for(self.host, self.port, secure)
@@ -298,7 +309,8 @@ class HTTP20Connection:
     def _register(self, session: H2Session, wire_id: int) -> tuple[int, _Stream]:
         with self._lock:
             public_id = wire_id + self._id_offset
-            handle = _Stream(session, wire_id)
+            deadline_at = None if self.deadline is None else time.monotonic() + self.deadline
+            handle = _Stream(session, wire_id, deadline_at)
             self._streams[public_id] = handle
             self._untaken[public_id] = None
             self._last_public_id = max(self._last_public_id, public_id)
@@ -415,15 +427,17 @@ class HTTP20Connection:
             stream = core.streams.get(handle.wire_id)
             if stream is None:
                 raise InvalidStreamID(f"stream {handle.wire_id} is gone", handle.wire_id)
+            timeout, on_timeout = wait_limit(
+                self.read_timeout, handle.deadline_at, f"no response on stream {handle.wire_id}"
+            )
             session.wait_for(
-                lambda: stream.headers is not None,
-                lambda: core.stream_failure(stream),
-                self.read_timeout,
-                lambda: ReadTimeout(f"no response on stream {handle.wire_id} within {self.read_timeout} s"),
+                lambda: stream.headers is not None, lambda: core.stream_failure(stream), timeout, on_timeout
             )
             raw_headers = stream.headers or []
         try:
-            return HTTP20Response(session, handle.wire_id, raw_headers, self.max_decoded_size)
+            return HTTP20Response(
+                session, handle.wire_id, raw_headers, self.max_decoded_size, handle.deadline_at
+            )
         except HyperError:
             with session.cond:
                 core.discard_stream(handle.wire_id)

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from types import TracebackType
 
 from ..common.decoding import DEFAULT_MAX_DECODED_SIZE, ContentDecoder
-from ..exceptions import ConnectionClosed, ProtocolError, ReadTimeout
+from ..exceptions import ConnectionClosed, ProtocolError
 from ..headers import HTTPHeaderMap
-from .session import H2Session
+from .session import H2Session, wait_limit
 
 _REASONS = {status.value: status.phrase for status in http.HTTPStatus}
 
@@ -33,10 +33,12 @@ class HTTP20Response:
         stream_id: int,
         raw_headers: list[tuple[bytes, bytes]],
         max_decoded_size: int | None = DEFAULT_MAX_DECODED_SIZE,
+        deadline_at: float | None = None,
     ) -> None:
         self._session = session
         self._stream_id = stream_id
         self._max_decoded_size = max_decoded_size
+        self._deadline_at = deadline_at
         # The core checked the block: :status comes first, once, and is the
         # only pseudo-header.
         status = raw_headers[0][1] if raw_headers and raw_headers[0][0] == b":status" else None
@@ -145,11 +147,14 @@ class HTTP20Response:
             stream = core.streams.get(self._stream_id)
             if stream is None:
                 raise ConnectionClosed(f"response on stream {self._stream_id} was closed")
+            timeout, on_timeout = wait_limit(
+                session.read_timeout, self._deadline_at, f"no data on stream {self._stream_id}"
+            )
             session.wait_for(
                 lambda: bool(stream.data) or stream.ended,
                 lambda: None if stream.data else core.stream_failure(stream),
-                session.read_timeout,
-                lambda: ReadTimeout(f"no data on stream {self._stream_id} for {session.read_timeout} s"),
+                timeout,
+                on_timeout,
             )
             if stream.error is not None and not stream.data:
                 raise stream.error  # e.g. malformed trailers after a complete body

@@ -32,6 +32,7 @@ from ..exceptions import (
     ConnectionTerminated,
     HyperError,
     HyperTimeout,
+    ReadTimeout,
     WriteTimeout,
 )
 from .core import H2Core, StreamState
@@ -407,6 +408,21 @@ class H2Session:
             self.flush_locked()
         except HyperError:
             pass
+
+
+def wait_limit(
+    read_timeout: float | None, deadline_at: float | None, what: str
+) -> tuple[float | None, Callable[[], HyperTimeout]]:
+    """The bound of one wait, and the error when it expires.
+
+    The read timeout, or less when the exchange's overall deadline (a
+    ``time.monotonic()`` value) comes first. ``what`` starts the message.
+    """
+    if deadline_at is not None:
+        remaining = max(0.0, deadline_at - time.monotonic())
+        if read_timeout is None or remaining < read_timeout:
+            return remaining, lambda: ReadTimeout(f"{what}: the exchange's overall deadline passed")
+    return read_timeout, lambda: ReadTimeout(f"{what} within the read timeout of {read_timeout} s")
 
 
 def _remaining(deadline: float | None) -> float | None:
