@@ -26,8 +26,10 @@ if command -v systemctl >/dev/null 2>&1; then systemctl stop nginx >/dev/null 2>
 python3 -m pip install -q --upgrade pip
 python3 -m pip install -q -e '.[test,lint,docs]'
 
-python3 -m ruff check hyper tests
-python3 -m ruff format --check hyper tests
+python3 -m ruff check hyper tests bench examples
+python3 -m ruff format --check hyper tests bench examples
 python3 -m mypy
 python3 -m sphinx -W -q -b html docs docs/_build/html
 python3 -m pytest -q "$@"
+# The benchmark is not a test (no timing assertions); this only proves it still runs.
+python3 -m bench --quick --clients hyper,tls --no-install

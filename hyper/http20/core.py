@@ -389,11 +389,11 @@ class H2Core:
         stream = self.streams.get(event.stream_id)
         if stream is None or stream.discarded:
             # Nobody will read it: give the connection window straight back.
-            self._credit_connection(size)
+            self._credit_connection(size, size)
             return
         stream.window._data_received(size)
         if payload and _cannot_have_body(stream):
-            self._credit_connection(size)
+            self._credit_connection(size, size)
             self._reset_with_error(
                 stream,
                 h2.errors.ErrorCodes.PROTOCOL_ERROR,
@@ -407,7 +407,7 @@ class H2Core:
         if padding:
             # Padding is never consumed by the application; credit it at once.
             self._credit_stream(stream, padding)
-        self._credit_connection(size)
+        self._credit_connection(size, padding)
 
     def _on_stream_ended(self, event: h2.events.StreamEnded) -> None:
         stream = self.streams.get(event.stream_id)
@@ -494,7 +494,7 @@ class H2Core:
         self.total_buffered -= size
         if not stream.ended and stream.error is None:
             self._credit_stream(stream, size)
-        self._credit_connection(0)
+        self._credit_connection(0, size)
 
     def _credit_stream(self, stream: StreamState, size: int) -> None:
         increment = stream.window._data_consumed(size)
@@ -504,14 +504,23 @@ class H2Core:
             except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError):
                 pass  # the stream closed meanwhile; nothing to credit
 
-    def _credit_connection(self, size: int) -> None:
-        """Credit connection window: at once while little is buffered, else on read."""
-        self._withheld += size
-        if self.total_buffered > self._max_buffered:
-            return
-        release, self._withheld = self._withheld, 0
+    def _credit_connection(self, received: int, freed: int) -> None:
+        """Give connection window back to the server.
+
+        ``received`` bytes just arrived; ``freed`` bytes just left our buffers
+        (read by the application, or dropped). While little is buffered every
+        byte is credited on arrival; above ``max_buffered`` only as much as is
+        freed, so memory stays bounded yet reading any stream always reopens
+        the window for the others.
+        """
+        self._withheld += received
+        if self.total_buffered <= self._max_buffered:
+            release = self._withheld
+        else:
+            release = min(freed, self._withheld)
         if not release or self._connection_window is None:
             return
+        self._withheld -= release
         increment = self._connection_window._data_consumed(release)
         if increment and not self.closed:
             try:
@@ -553,7 +562,7 @@ class H2Core:
             size, stream.buffered = stream.buffered, 0
             stream.data.clear()
             self.total_buffered -= size
-            self._credit_connection(0)
+            self._credit_connection(0, size)
 
     # -- what a waiting stream should see --------------------------------------
 
@@ -603,7 +612,7 @@ def _on_stream_malformed(core: H2Core, event: StreamMalformed) -> None:
     if core._connection_window is not None and event.flow_controlled_length:
         # h2 counted the DATA against the connection window: give it back.
         core._connection_window._data_received(event.flow_controlled_length)
-        core._credit_connection(event.flow_controlled_length)
+        core._credit_connection(event.flow_controlled_length, event.flow_controlled_length)
     stream = core.streams.get(event.stream_id)
     if stream is not None:  # RST_STREAM is already queued (h2_adapters._reset_closed_stream)
         core._reset_with_error(stream, 0x1, f"stream {event.stream_id}: malformed response: {event.message}")

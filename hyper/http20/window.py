@@ -64,15 +64,18 @@ class BaseFlowControlManager:
 
 
 class FlowControlManager(BaseFlowControlManager):
-    """The default: credit back once half of the window has been consumed.
+    """The default: credit back once less than half of the window is left open.
 
     With the large windows hyper advertises, that is one WINDOW_UPDATE per
-    several megabytes instead of one per DATA frame.
+    several megabytes instead of one per DATA frame. Looking at what is left
+    open (not only at what was consumed) matters when part of the window is
+    held by data nobody has read yet: then every read must reopen it, or the
+    other streams would starve.
     """
 
     def increase_window_size(self, consumed: int) -> int:
-        """Credit everything once at least half the initial window is consumed."""
-        if consumed >= self.initial_window_size // 2:
+        """Credit everything consumed once the open window is down to half."""
+        if self.window_size <= self.initial_window_size // 2:
             return consumed
         return 0
 
