@@ -159,3 +159,17 @@ class InvalidURL(HyperError, ValueError):
 
 class InvalidHeader(HyperError, ValueError):
     """A header name or value is not allowed (e.g. contains CR, LF or NUL)."""
+
+
+def fresh(error: HyperError) -> HyperError:
+    """A new exception equal to a stored one, to raise in one more thread.
+
+    Raising the very same object from many threads would pile every thread's
+    frames onto one ``__traceback__`` and mix them up; each waiter gets its
+    own copy instead, with the stored original as its ``__cause__``.
+    """
+    copy = type(error).__new__(type(error))
+    copy.__dict__.update(error.__dict__)
+    copy.args = error.args
+    copy.__cause__ = error
+    return copy

@@ -27,6 +27,7 @@ from ..exceptions import (
     InvalidStreamID,
     ReadTimeout,
     TLSError,
+    fresh,
 )
 from ..headers import HeaderKey, HeaderValue, HTTPHeaderMap, to_bytes
 from ..tls import init_context
@@ -39,6 +40,9 @@ from .window import BaseFlowControlManager, FlowControlManager
 log = logging.getLogger("hyper")
 
 _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+
+# Wire stream ids stay below 2**31; public ids add 2**31 per new connection.
+_IDS_PER_SESSION = 2**31
 
 # A session found unusable (GOAWAY just read) is replaced; bounded retries.
 _SESSION_ATTEMPTS = 3
@@ -58,6 +62,19 @@ class _Stream:
     #: ``time.monotonic()`` by which the whole exchange must be done, if bounded.
     deadline_at: float | None = None
     response: HTTP20Response | None = None
+
+
+class _Release:
+    """Release an already acquired lock when the block ends."""
+
+    def __init__(self, lock: threading.RLock) -> None:
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
 
 
 @dataclass
@@ -152,7 +169,7 @@ class HTTP20Connection:
         self._draining: list[H2Session] = []
         self._streams: dict[int, _Stream] = {}
         self._untaken: OrderedDict[int, None] = OrderedDict()
-        self._id_offset = 0
+        self._next_id_base = 0
         self._last_public_id = 0
         # Stream ids must reach the wire in increasing order. request() takes
         # this gate for the moment it sends HEADERS; putrequest() holds it
@@ -172,15 +189,19 @@ class HTTP20Connection:
             if session is not None and session.usable:
                 return session
             if session is not None and not session.closed_cleanly:
-                error = session.core.fatal
+                # Broken, not ended: say so until the caller close()s.
+                error = session.core.fatal or session.core.accepting_streams()
                 if error is not None:
-                    raise error
+                    raise fresh(error)
             # First use, or the last session ended cleanly: open a new one.
             if session is not None:
-                self._id_offset = self._last_public_id + 1
                 self._draining.append(session)
             self._close_drained_locked()
             self._session = self._open_session()
+            # Public ids of each new connection start above every earlier
+            # one, so they never repeat, whatever the threads race to do.
+            self._session.id_base = self._next_id_base
+            self._next_id_base += _IDS_PER_SESSION
             return self._session
 
     def _close_drained_locked(self) -> None:
@@ -273,7 +294,9 @@ class HTTP20Connection:
         self, method: str, path: str, header_map: HTTPHeaderMap, end_stream: bool
     ) -> tuple[int, _Stream]:
         fields = build_request_headers(method, path, self.authority, self._scheme, header_map.items())
-        with self._header_gate:
+        if not self._header_gate.acquire(timeout=-1 if self.read_timeout is None else self.read_timeout):
+            raise ReadTimeout(f"another thread's putrequest() held the connection for {self.read_timeout} s")
+        with _Release(self._header_gate):
             attempt = 1
             while True:
                 session = self._current_session()
@@ -308,7 +331,7 @@ class HTTP20Connection:
 
     def _register(self, session: H2Session, wire_id: int) -> tuple[int, _Stream]:
         with self._lock:
-            public_id = wire_id + self._id_offset
+            public_id = wire_id + session.id_base
             deadline_at = None if self.deadline is None else time.monotonic() + self.deadline
             handle = _Stream(session, wire_id, deadline_at)
             self._streams[public_id] = handle
@@ -334,7 +357,7 @@ class HTTP20Connection:
             session = self._current_session()
             with session.cond:
                 next_wire = session.core.next_stream_id
-            stream_id = next_wire + self._id_offset
+            stream_id = next_wire + session.id_base
         except BaseException:
             self._header_gate.release()
             raise
@@ -469,8 +492,6 @@ class HTTP20Connection:
             draining, self._draining = self._draining, []
             self._streams.clear()
             self._untaken.clear()
-            if session is not None:
-                self._id_offset = self._last_public_id + 1
         for old in draining:
             old.close(error)
         if session is not None:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from types import TracebackType
 
 from ..common.decoding import DEFAULT_MAX_DECODED_SIZE, ContentDecoder
-from ..exceptions import ConnectionClosed, ProtocolError
+from ..exceptions import ConnectionClosed, ProtocolError, fresh
 from ..headers import HTTPHeaderMap
 from .session import H2Session, wait_limit
 
@@ -157,7 +157,7 @@ class HTTP20Response:
                 on_timeout,
             )
             if stream.error is not None and not stream.data:
-                raise stream.error  # e.g. malformed trailers after a complete body
+                raise fresh(stream.error)  # e.g. malformed trailers after a complete body
             data = core.take_data(self._stream_id, max_bytes)
             if stream.ended and not stream.data:
                 # The body is complete and now fully taken: finish at once, so

@@ -34,6 +34,7 @@ from ..exceptions import (
     HyperTimeout,
     ReadTimeout,
     WriteTimeout,
+    fresh,
 )
 from .core import H2Core, StreamState
 
@@ -82,6 +83,8 @@ class H2Session:
         self._waker_r.setblocking(False)
         self._waker_w.setblocking(False)
         self._flood_budget_started = time.monotonic()
+        #: Added to wire stream ids to make the connection's public ids.
+        self.id_base = 0
         self._recv_buffer = bytearray(RECV_BUFFER_SIZE)
         self._recv_view = memoryview(self._recv_buffer)
 
@@ -173,7 +176,7 @@ class H2Session:
 
     def _send_locked(self, data: bytes, timeout: float | None) -> None:
         if self._socket_closed:
-            raise self.core.fatal or ConnectionClosed("the connection is closed")
+            raise _stored(self.core.fatal) or ConnectionClosed("the connection is closed")
         view = memoryview(data)
         deadline = None if timeout is None else time.monotonic() + timeout
         while view:
@@ -214,43 +217,55 @@ class H2Session:
     # -- receiving ------------------------------------------------------------
 
     def _drain_locked(self) -> bool:
-        """Read all the socket has now and feed it to the core; False on nothing."""
-        if self._socket_closed:
-            return False
+        """Read all the socket has now and feed it to the core; False on nothing.
+
+        Reading stops only when the socket would block (or at EOF), never
+        because our buffer is full: TLS may hold decrypted bytes that poll()
+        cannot see, and nobody would come back for them.
+        """
+        progressed = False
+        while not self._socket_closed:
+            total, more, eof = self._fill_buffer_locked()
+            if total:
+                progressed = True
+                self._feed_locked(total)
+            if eof:
+                self._on_eof_locked()
+                return True
+            if not more:
+                break
+        return progressed
+
+    def _fill_buffer_locked(self) -> tuple[int, bool, bool]:
+        """Receive into the buffer: (bytes, buffer filled up, EOF)."""
         view = self._recv_view
         total = 0
-        eof = False
         while total < RECV_BUFFER_SIZE:
             try:
                 got = self._sock.recv_into(view[total:])
-            except _WOULD_BLOCK_READ:
-                break
-            except ssl.SSLWantWriteError:
-                break
+            except (*_WOULD_BLOCK_READ, ssl.SSLWantWriteError):
+                return total, False, False
             except ssl.SSLZeroReturnError:
-                eof = True
-                break
+                return total, False, True
             except OSError as exc:
                 if total:
-                    self.core.receive(view[:total])
+                    self._feed_locked(total)
                 in_flight = self._streams_in_flight()
                 raise self._lost(
                     ConnectionTerminated(f"connection broke: {exc}", retryable=not in_flight)
                 ) from exc
             if not got:
-                eof = True
-                break
+                return total, False, True
             total += got
-        if total:
-            now = time.monotonic()
-            if now - self._flood_budget_started > FLOOD_BUDGET_PERIOD:
-                self._flood_budget_started = now
-                self.core.reset_flood_budget()
-            # h2 copies into its own frame buffer, so no copy is needed here.
-            self.core.receive(view[:total])
-        if eof:
-            self._on_eof_locked()
-        return bool(total) or eof
+        return total, True, False
+
+    def _feed_locked(self, size: int) -> None:
+        now = time.monotonic()
+        if now - self._flood_budget_started > FLOOD_BUDGET_PERIOD:
+            self._flood_budget_started = now
+            self.core.reset_flood_budget()
+        # h2 copies into its own frame buffer, so no copy is needed here.
+        self.core.receive(self._recv_view[:size])
 
     def _streams_in_flight(self) -> bool:
         return any(not s.complete for s in self.core.streams.values())
@@ -282,9 +297,9 @@ class H2Session:
                 return
             error = failure()
             if error is not None:
-                raise error
+                raise fresh(error)
             if self._socket_closed:
-                raise self.core.fatal or ConnectionClosed("the connection is closed")
+                raise _stored(self.core.fatal) or ConnectionClosed("the connection is closed")
             remaining = _remaining(deadline)
             if remaining is not None and remaining <= 0:
                 raise on_timeout()
@@ -399,7 +414,7 @@ class H2Session:
     def _upload_should_stop(self, stream: StreamState) -> bool:
         error = self.core.stream_failure(stream)
         if error is not None:
-            raise error
+            raise fresh(error)
         return stream.request_ended
 
     def flush_quietly_locked(self) -> None:
@@ -408,6 +423,10 @@ class H2Session:
             self.flush_locked()
         except HyperError:
             pass
+
+
+def _stored(error: HyperError | None) -> HyperError | None:
+    return None if error is None else fresh(error)
 
 
 def wait_limit(
