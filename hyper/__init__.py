@@ -34,6 +34,7 @@ from .exceptions import (
 from .headers import HTTPHeaderMap
 from .http20.connection import HTTP20Connection
 from .http20.response import HTTP20Response
+from .limits import Limits
 
 __version__ = "0.8.0.dev0"
 
@@ -45,6 +46,7 @@ __all__ = [
     "HTTP20Connection",
     "HTTP20Response",
     "HTTPHeaderMap",
+    "Limits",
     "HyperError",
     "TransportError",
     "ConnectError",

@@ -529,3 +529,32 @@ def test_force_proto_speaks_h2_when_alpn_selected_nothing(server_cert_files: obj
         ) as conn:
             assert conn.getresponse(conn.request("GET", "/forced")).read() == b"/forced"
             assert conn.negotiated_protocol is None
+
+
+def test_limits_are_validated_and_reach_the_core() -> None:
+    with pytest.raises(ValueError):
+        hyper.Limits(max_codings=0)
+    with pytest.raises(ValueError):
+        hyper.Limits(max_decoded_size=-1)
+    limits = hyper.Limits(max_informational_responses=2)
+
+    def script(peer: Peer) -> None:
+        request = peer.wait_request()
+        for _ in range(3):
+            peer.h2.send_headers(request.stream_id, [(b":status", b"103")])
+        peer.flush()
+        peer.drain_until_closed()
+
+    with ScriptedServer(script) as server, connect(server, limits=limits) as conn:
+        assert conn.limits is limits
+        with pytest.raises(hyper.ProtocolError, match="more than 2 informational"):
+            conn.getresponse(conn.request("GET", "/"))
+
+
+def test_a_default_port_of_443_means_tls_and_no_port_in_authority() -> None:
+    conn = HTTP20Connection("example.org")
+    assert (conn.port, conn.secure, conn.authority) == (443, True, "example.org")
+    conn = HTTP20Connection("example.org:8080")
+    assert (conn.port, conn.secure, conn.authority) == (8080, False, "example.org:8080")
+    conn = HTTP20Connection("[::1]:8443", secure=True)
+    assert (conn.host, conn.port, conn.authority) == ("::1", 8443, "[::1]:8443")

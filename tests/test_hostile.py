@@ -1099,7 +1099,10 @@ def test_decompression_bomb_raises_decoded_size_exceeded_with_bounded_memory(cod
         peer.respond(sid, headers=[(b"content-encoding", coding.encode())], body=bomb)
         peer.drain_until_closed()
 
-    with ScriptedServer(script) as server, connect(server, max_decoded_size=limit) as conn:
+    with (
+        ScriptedServer(script) as server,
+        connect(server, limits=hyper.Limits(max_decoded_size=limit)) as conn,
+    ):
         response = conn.getresponse(conn.request("GET", "/"))
         tracemalloc.start()
         try:

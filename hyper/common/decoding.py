@@ -29,7 +29,7 @@ ACCEPT_ENCODING = b"gzip, deflate, br"
 MAX_CODINGS = 5
 
 #: Default cap on the decoded size of one body (bytes). Raise it with the
-#: connection's ``max_decoded_size`` argument, or pass ``None`` for no cap.
+#: connection's ``limits`` (:class:`hyper.Limits`), or pass ``None`` for no cap.
 DEFAULT_MAX_DECODED_SIZE = 1 << 30
 
 # How much decoded data one inner layer hands to the next at a time.
@@ -177,9 +177,14 @@ class ContentDecoder:
     input. Call :meth:`finish` once the raw body has ended.
     """
 
-    def __init__(self, codings: list[str], max_decoded_size: int | None = DEFAULT_MAX_DECODED_SIZE) -> None:
-        if len(codings) > MAX_CODINGS:
-            raise DecodeError(f"{len(codings)} stacked content codings; at most {MAX_CODINGS} are accepted")
+    def __init__(
+        self,
+        codings: list[str],
+        max_decoded_size: int | None = DEFAULT_MAX_DECODED_SIZE,
+        max_codings: int = MAX_CODINGS,
+    ) -> None:
+        if len(codings) > max_codings:
+            raise DecodeError(f"{len(codings)} stacked content codings; at most {max_codings} are accepted")
         self.codings = codings
         #: False when some coding is unknown: the body is handed out as sent.
         self.active = bool(codings) and all(c in _KNOWN for c in codings)
@@ -194,10 +199,13 @@ class ContentDecoder:
 
     @classmethod
     def for_headers(
-        cls, content_encoding: Iterable[bytes], max_decoded_size: int | None = DEFAULT_MAX_DECODED_SIZE
+        cls,
+        content_encoding: Iterable[bytes],
+        max_decoded_size: int | None = DEFAULT_MAX_DECODED_SIZE,
+        max_codings: int = MAX_CODINGS,
     ) -> ContentDecoder:
         """A decoder for the given ``content-encoding`` field values."""
-        return cls(parse_codings(content_encoding), max_decoded_size)
+        return cls(parse_codings(content_encoding), max_decoded_size, max_codings)
 
     def feed(self, data: bytes) -> None:
         """Add raw (still encoded) body bytes."""

@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any, Union
 
 from ..common.body import BodyType, RequestBody, prepare_body
-from ..common.decoding import ACCEPT_ENCODING, DEFAULT_MAX_DECODED_SIZE
+from ..common.decoding import ACCEPT_ENCODING
 from ..common.sockets import connect_tcp, wrap_tls
 from ..common.url import authority_for, request_target, split_host_port
 from ..exceptions import (
@@ -30,6 +30,7 @@ from ..exceptions import (
     fresh,
 )
 from ..headers import HeaderKey, HeaderValue, HTTPHeaderMap, to_bytes
+from ..limits import Limits
 from ..tls import init_context
 from .core import DEFAULT_CONNECTION_WINDOW, DEFAULT_STREAM_WINDOW, H2Core
 from .fields import build_request_headers
@@ -107,8 +108,8 @@ class HTTP20Connection:
     :param deadline: overall bound in seconds on each exchange, from sending
         its headers to reading the end of its body (``ReadTimeout`` when
         exceeded); the read timeout still bounds each single wait.
-    :param max_decoded_size: cap on a decoded body's size (decompression
-        bombs); ``None`` for no cap.
+    :param limits: a :class:`~hyper.Limits`: bounds on header size, decoded
+        body size, stacked codings, floods and buffering.
     :param stream_window: the receive window per stream, in bytes.
     :param connection_window: the receive window of the whole connection.
     """
@@ -130,7 +131,7 @@ class HTTP20Connection:
         force_proto: str | None = None,
         timeout: TimeoutType = None,
         *,
-        max_decoded_size: int | None = DEFAULT_MAX_DECODED_SIZE,
+        limits: Limits | None = None,
         deadline: float | None = None,
         stream_window: int = DEFAULT_STREAM_WINDOW,
         connection_window: int = DEFAULT_CONNECTION_WINDOW,
@@ -150,7 +151,8 @@ class HTTP20Connection:
         self.force_proto = force_proto
         self.connect_timeout, self.read_timeout = _split_timeout(timeout)
         self.window_manager = window_manager or FlowControlManager
-        self.max_decoded_size = max_decoded_size
+        #: The bounds on what a server may make this connection do.
+        self.limits = limits or Limits()
         #: Overall bound (seconds) on one exchange, from sending its headers
         #: to the end of its body; ``None`` for none. Cuts off a server that
         #: dribbles a byte just often enough to beat the read timeout.
@@ -239,6 +241,7 @@ class HTTP20Connection:
             window_manager=self.window_manager,
             stream_window=self._stream_window,
             connection_window=self._connection_window,
+            limits=self.limits,
         )
         session = H2Session(sock, core, self.read_timeout, self.read_timeout)
         try:
@@ -458,9 +461,7 @@ class HTTP20Connection:
             )
             raw_headers = stream.headers or []
         try:
-            return HTTP20Response(
-                session, handle.wire_id, raw_headers, self.max_decoded_size, handle.deadline_at
-            )
+            return HTTP20Response(session, handle.wire_id, raw_headers, self.limits, handle.deadline_at)
         except HyperError:
             with session.cond:
                 core.discard_stream(handle.wire_id)

@@ -30,6 +30,7 @@ from ..exceptions import (
     ProtocolError,
     StreamResetError,
 )
+from ..limits import Limits
 from .fields import response_header_problem
 from .h2_adapters import StreamMalformed, new_client_connection, receive_frames
 from .window import BaseFlowControlManager, FlowControlManager
@@ -40,17 +41,8 @@ log = logging.getLogger("hyper")
 DEFAULT_STREAM_WINDOW = 6 * 1024 * 1024
 #: Connection receive window we open up to right after the preface.
 DEFAULT_CONNECTION_WINDOW = 16 * 1024 * 1024
-#: Largest header list we accept (our SETTINGS_MAX_HEADER_LIST_SIZE).
-DEFAULT_MAX_HEADER_LIST_SIZE = 64 * 1024
 #: Until the server's SETTINGS arrive, RFC 9113 lets us assume this many.
 ASSUMED_MAX_CONCURRENT_STREAMS = 100
-#: More informational (1xx) responses than this on one stream is a flood.
-MAX_INFORMATIONAL_RESPONSES = 32
-#: PING, SETTINGS and empty DATA frames accepted without response progress
-#: within one budget period (a second, kept by the session); more is a flood:
-#: each PING and SETTINGS costs an ACK, and a keep-alive PING now and then
-#: must never add up to an error over hours.
-MAX_IDLE_CONTROL_FRAMES = 1000
 #: The largest odd stream id (RFC 9113 section 5.1.1).
 _LAST_CLIENT_STREAM_ID = 2**31 - 1
 #: HTTP/2's initial window, before any WINDOW_UPDATE or SETTINGS.
@@ -100,8 +92,7 @@ class H2Core:
 
     :param window_manager: the :class:`BaseFlowControlManager` subclass that
         decides when to credit receive windows back.
-    :param max_buffered: received-but-unread bytes, over all streams, beyond
-        which connection-level credit waits for the application to read.
+    :param limits: the bounds on what the server may make us do.
     """
 
     def __init__(
@@ -110,15 +101,14 @@ class H2Core:
         window_manager: type[BaseFlowControlManager] = FlowControlManager,
         stream_window: int = DEFAULT_STREAM_WINDOW,
         connection_window: int = DEFAULT_CONNECTION_WINDOW,
-        max_header_list_size: int = DEFAULT_MAX_HEADER_LIST_SIZE,
-        max_buffered: int | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self._h2 = new_client_connection()
         self._window_manager = window_manager
         self._stream_window = stream_window
         self._connection_window_size = connection_window
-        self._max_header_list_size = max_header_list_size
-        self._max_buffered = max_buffered if max_buffered is not None else connection_window
+        self.limits = limits = limits or Limits()
+        self._max_buffered = limits.max_buffered if limits.max_buffered is not None else connection_window
         self._connection_window: BaseFlowControlManager | None = None
         self.streams: dict[int, StreamState] = {}
         #: Bytes received over all streams and not yet consumed.
@@ -147,10 +137,10 @@ class H2Core:
                 h2.settings.SettingCodes.ENABLE_PUSH: 0,
                 h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 0,
                 h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: self._stream_window,
-                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: self._max_header_list_size,
+                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: self.limits.max_header_list_size,
             },
         )
-        self._h2.decoder.max_header_list_size = self._max_header_list_size
+        self._h2.decoder.max_header_list_size = self.limits.max_header_list_size
         self._h2.initiate_connection()
         self._connection_window = self._window_manager(self._connection_window_size)
         extra = self._connection_window_size - _INITIAL_WINDOW
@@ -291,7 +281,8 @@ class H2Core:
             if self._flooded(event):
                 self.fail(
                     ProtocolError(
-                        f"server sent more than {MAX_IDLE_CONTROL_FRAMES} PING, SETTINGS or empty "
+                        f"server sent more than {self.limits.max_control_frames_per_second} PING, "
+                        "SETTINGS or empty "
                         "DATA frames without making progress (flood)",
                         h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
                     ),
@@ -320,7 +311,7 @@ class H2Core:
             self._control_frames = 0
         elif kind in (h2.events.PingReceived, h2.events.RemoteSettingsChanged, h2.events.DataReceived):
             self._control_frames += 1
-            return self._control_frames > MAX_IDLE_CONTROL_FRAMES
+            return self._control_frames > self.limits.max_control_frames_per_second
         elif kind in (h2.events.ResponseReceived, h2.events.StreamEnded):
             self._control_frames = 0
         return False
@@ -362,11 +353,11 @@ class H2Core:
             )
             return
         stream.informational += 1
-        if stream.informational > MAX_INFORMATIONAL_RESPONSES:
+        if stream.informational > self.limits.max_informational_responses:
             self._reset_with_error(
                 stream,
                 h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
-                f"server sent more than {MAX_INFORMATIONAL_RESPONSES} informational responses",
+                f"server sent more than {self.limits.max_informational_responses} informational responses",
             )
 
     def _on_trailers(self, event: h2.events.TrailersReceived) -> None:

@@ -6,9 +6,10 @@ import http
 from collections.abc import Iterator
 from types import TracebackType
 
-from ..common.decoding import DEFAULT_MAX_DECODED_SIZE, ContentDecoder
+from ..common.decoding import ContentDecoder
 from ..exceptions import ConnectionClosed, ProtocolError, fresh
 from ..headers import HTTPHeaderMap
+from ..limits import Limits
 from .session import H2Session, wait_limit
 
 _REASONS = {status.value: status.phrase for status in http.HTTPStatus}
@@ -32,12 +33,12 @@ class HTTP20Response:
         session: H2Session,
         stream_id: int,
         raw_headers: list[tuple[bytes, bytes]],
-        max_decoded_size: int | None = DEFAULT_MAX_DECODED_SIZE,
+        limits: Limits | None = None,
         deadline_at: float | None = None,
     ) -> None:
         self._session = session
         self._stream_id = stream_id
-        self._max_decoded_size = max_decoded_size
+        self._limits = limits or Limits()
         self._deadline_at = deadline_at
         # The core checked the block: :status comes first, once, and is the
         # only pseudo-header.
@@ -132,7 +133,9 @@ class HTTP20Response:
             self._decode_choice = decode_content
             if decode_content:
                 decoder = ContentDecoder.for_headers(
-                    self.headers.get(b"content-encoding", []), self._max_decoded_size
+                    self.headers.get(b"content-encoding", []),
+                    self._limits.max_decoded_size,
+                    self._limits.max_codings,
                 )
                 self._decoder = decoder if decoder.active else None
         return self._decoder

@@ -64,21 +64,31 @@ class BaseFlowControlManager:
 
 
 class FlowControlManager(BaseFlowControlManager):
-    """The default: credit back once less than half of the window is left open.
+    """The default: credit back in batches, sooner as the open window shrinks.
 
     With the large windows hyper advertises, that is one WINDOW_UPDATE per
     several megabytes instead of one per DATA frame. Looking at what is left
     open (not only at what was consumed) matters when part of the window is
-    held by data nobody has read yet: then every read must reopen it, or the
-    other streams would starve.
+    held by data nobody has read yet: reads must then reopen it in smaller
+    steps, or the other streams would starve.
     """
 
     def increase_window_size(self, consumed: int) -> int:
-        """Credit everything consumed once the open window is down to half."""
-        if self.window_size <= self.initial_window_size // 2:
+        """Credit everything consumed, or nothing yet.
+
+        Half a window consumed always earns credit; a sixteenth does once the
+        open window is down to a quarter; anything does once it is down to a
+        sixteenth, so the window can never stay shut while data is read.
+        """
+        initial = self.initial_window_size
+        step = max(initial // 16, 1)
+        if (
+            consumed >= initial // 2
+            or (self.window_size <= initial // 4 and consumed >= step)
+            or self.window_size <= step
+        ):
             return consumed
         return 0
-
 
 class EagerFlowControlManager(BaseFlowControlManager):
     """Credit every consumed byte at once: lowest latency, most WINDOW_UPDATEs."""
