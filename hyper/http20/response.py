@@ -166,8 +166,13 @@ class HTTP20Response:
                 # The body is complete and now fully taken: finish at once, so
                 # the caller's next read needs no lock and no wait.
                 self._finish_locked(stream.trailers)
+            # Connection credit freed by this read must leave now: other
+            # streams may be waiting for exactly that window. A body already
+            # complete is not failed by a connection that died meanwhile.
+            if self._raw_done:
+                session.flush_quietly_locked()
             else:
-                session.flush_locked()  # window credit, if any became due
+                session.flush_locked()
         return data
 
     def _finish_locked(self, trailers: list[tuple[bytes, bytes]] | None) -> None:
