@@ -33,6 +33,7 @@ setup(
             "pytest-timeout",
             "trustme>=1.1",
             "hypercorn>=0.17",
+            "hypothesis>=6",
         ],
         "lint": ["ruff", "mypy"],
         "docs": ["sphinx>=7"],
