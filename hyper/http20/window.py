@@ -90,6 +90,7 @@ class FlowControlManager(BaseFlowControlManager):
             return consumed
         return 0
 
+
 class EagerFlowControlManager(BaseFlowControlManager):
     """Credit every consumed byte at once: lowest latency, most WINDOW_UPDATEs."""
 
