@@ -167,6 +167,8 @@ class HTTP20Connection:
         # Guards the fields below; never held while waiting on the network.
         self._lock = threading.Lock()
         self._session: H2Session | None = None
+        # Held while opening a connection (network waits), never with _lock.
+        self._connect_lock = threading.Lock()
         # Sessions replaced after a graceful GOAWAY that still finish streams.
         self._draining: list[H2Session] = []
         self._streams: dict[int, _Stream] = {}
@@ -186,35 +188,47 @@ class HTTP20Connection:
         self._current_session()
 
     def _current_session(self) -> H2Session:
+        session = self._usable_session()
+        if session is not None:
+            return session
+        # Connecting waits on the network, so it happens under its own lock:
+        # other threads may keep using the state guarded by self._lock.
+        with self._connect_lock:
+            session = self._usable_session()  # another thread may have connected
+            if session is not None:
+                return session
+            new = self._open_session()
+            with self._lock:
+                old, self._session = self._session, new
+                if old is not None:
+                    self._draining.append(old)
+                # Public ids of each new connection start above every earlier
+                # one, so they never repeat, whatever the threads race to do.
+                new.id_base = self._next_id_base
+                self._next_id_base += _IDS_PER_SESSION
+                drained = self._take_drained_locked()
+            for finished in drained:
+                finished.close()
+            return new
+
+    def _usable_session(self) -> H2Session | None:
+        """The open session, None if a new one is due; raises if it broke."""
         with self._lock:
             session = self._session
-            if session is not None and session.usable:
+            if session is None or session.usable:
                 return session
-            if session is not None and not session.closed_cleanly:
+            if not session.closed_cleanly:
                 # Broken, not ended: say so until the caller close()s.
                 error = session.core.fatal or session.core.accepting_streams()
                 if error is not None:
                     raise fresh(error)
-            # First use, or the last session ended cleanly: open a new one.
-            if session is not None:
-                self._draining.append(session)
-            self._close_drained_locked()
-            self._session = self._open_session()
-            # Public ids of each new connection start above every earlier
-            # one, so they never repeat, whatever the threads race to do.
-            self._session.id_base = self._next_id_base
-            self._next_id_base += _IDS_PER_SESSION
-            return self._session
+            return None
 
-    def _close_drained_locked(self) -> None:
-        """Close replaced sessions that have no stream left to finish."""
-        still = []
-        for old in self._draining:
-            if old.core.streams:
-                still.append(old)
-            else:
-                old.close()
-        self._draining = still
+    def _take_drained_locked(self) -> list[H2Session]:
+        """Remove and return replaced sessions with no stream left to finish."""
+        drained = [old for old in self._draining if not old.core.streams]
+        self._draining = [old for old in self._draining if old.core.streams]
+        return drained
 
     def _open_session(self) -> H2Session:
         sock = connect_tcp(self.host, self.port, self.connect_timeout)
