@@ -125,7 +125,10 @@ class H2Core:
         self.fatal: HyperError | None = None
         #: GOAWAY received: (error_code, last_stream_id, debug data).
         self.goaway: tuple[int, int, bytes] | None = None
+        #: No new streams: we or the server are ending the connection.
         self.closed = False
+        # Our own GOAWAY went out (a server's GOAWAY does not count).
+        self._goaway_sent = False
 
     # -- connection lifecycle -------------------------------------------------
 
@@ -153,9 +156,10 @@ class H2Core:
 
     def close(self, error_code: int = 0, message: str = "connection closed") -> None:
         """Queue GOAWAY, once; later calls do nothing."""
-        if self.closed:
-            return
         self.closed = True
+        if self._goaway_sent:
+            return
+        self._goaway_sent = True
         try:
             self._h2.close_connection(error_code=error_code)
         except h2.exceptions.ProtocolError:
@@ -378,7 +382,7 @@ class H2Core:
         if self._connection_window is not None:
             self._connection_window._data_received(size)
         stream = self.streams.get(event.stream_id)
-        if stream is None or stream.discarded:
+        if stream is None or stream.discarded or stream.error is not None:
             # Nobody will read it: give the connection window straight back.
             self._credit_connection(size, size)
             return
@@ -513,7 +517,9 @@ class H2Core:
             return
         self._withheld -= release
         increment = self._connection_window._data_consumed(release)
-        if increment and not self.closed:
+        # After the server's graceful GOAWAY its streams may still finish and
+        # need window; only our own GOAWAY or a failure ends the crediting.
+        if increment and not self._goaway_sent and self.fatal is None:
             try:
                 self._h2.increment_flow_control_window(increment)
             except h2.exceptions.ProtocolError:
@@ -587,7 +593,7 @@ class H2Core:
 
     def _live_stream(self, stream_id: int) -> StreamState | None:
         stream = self.streams.get(stream_id)
-        if stream is None or stream.discarded:
+        if stream is None or stream.discarded or stream.error is not None:
             return None
         return stream
 

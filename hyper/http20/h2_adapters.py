@@ -19,6 +19,7 @@ import h2.frame_buffer
 import h2.stream
 import hpack.exceptions
 import hpack.hpack
+import hyperframe.exceptions
 import hyperframe.frame
 
 
@@ -77,7 +78,11 @@ class _EarlyCheckFrameBuffer(h2.frame_buffer.FrameBuffer):
                 raise h2.exceptions.FrameTooLargeError(
                     f"frame of {length} bytes announced, our limit is {self.max_frame_size}"
                 )
-        frame = super().__next__()
+        try:
+            frame = super().__next__()
+        except hyperframe.exceptions.InvalidPaddingError as exc:
+            # h2's own receive_data converts this one; our frame loop must too.
+            raise h2.exceptions.ProtocolError(f"frame with invalid padding: {exc}") from exc
         if frame.__class__ is hyperframe.frame.DataFrame:
             frame.__class__ = _DataFrame
         return frame
@@ -191,8 +196,16 @@ def new_client_connection() -> h2.connection.H2Connection:
     early_buffer.max_frame_size = conn.incoming_buffer.max_frame_size
     conn.incoming_buffer = early_buffer
     conn._frame_dispatch_table[_DataFrame] = conn._receive_data_frame
+    # h2 empties its output buffer when a GOAWAY arrives, as if the connection
+    # were over; it is not (streams up to last_stream_id go on), so SETTINGS
+    # and PING ACKs or WINDOW_UPDATEs queued in the same read must still go.
+    conn.clear_outbound_data_buffer = _keep_outbound_data  # type: ignore[method-assign]
     _install_huffman_cache()
     return conn
+
+
+def _keep_outbound_data() -> None:
+    """Stands in for h2's clear_outbound_data_buffer (see new_client_connection)."""
 
 
 # Servers send the same header values over and over (server, content-type,
