@@ -32,6 +32,7 @@ from ..exceptions import (
     ConnectionTerminated,
     HyperError,
     HyperTimeout,
+    InvalidStreamID,
     ReadTimeout,
     WriteTimeout,
     fresh,
@@ -358,8 +359,15 @@ class H2Session:
     # -- streams ----------------------------------------------------------------
 
     def stream(self, stream_id: int) -> StreamState:
-        """The state of a stream opened on this session."""
-        return self.core.streams[stream_id]
+        """The state of a stream opened on this session.
+
+        Raises :class:`InvalidStreamID` when it is gone (its response was
+        closed or forgotten, possibly by another thread).
+        """
+        stream = self.core.streams.get(stream_id)
+        if stream is None:
+            raise InvalidStreamID(f"stream {stream_id} was closed", stream_id)
+        return stream
 
     def send_body(
         self, stream_id: int, body: RequestBody, declared: int | None, end_stream: bool = True
@@ -372,7 +380,7 @@ class H2Session:
         """
         counter = LengthCounter(declared)
         core = self.core
-        stream = core.streams[stream_id]
+        stream = self.stream(stream_id)
         try:
             for block in body.blocks():  # read outside the lock: files may be slow
                 counter.add(block.nbytes)
