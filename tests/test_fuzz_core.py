@@ -35,10 +35,10 @@ What must hold for every input (checked after every call):
    is given back (checked with the eager window manager, whose credit is
    exact), so a connection that is not broken never stalls.
 
-Where the core is wrong today the fuzzer tolerates exactly that case (the
-``KNOWN_*`` switches below) and a plain test states the right behaviour,
-marked ``xfail(strict=True)``: a fix turns it into an XPASS, which fails until
-the marker and the switch are removed.
+The bugs the fuzzer found are fixed; each keeps a minimal input as an
+explicit example and a plain test. The ``KNOWN_*`` switches below (all off)
+let the fuzzer tolerate one such case again should a regression have to be
+studied in isolation.
 
 The CI run is derandomized (same examples every run, no example database);
 ``HYPER_FUZZ_LONG=1`` runs a long random campaign instead
@@ -844,9 +844,8 @@ def run(scenario: Scenario) -> Run:
 
 # -- the fuzz tests -------------------------------------------------------------------
 
-# Minimal inputs for the known bugs: explicit examples keep them in every run
-# (they pass while the KNOWN_* switches tolerate the bug, and check the fix
-# once a switch is turned off).
+# Minimal inputs for the bugs the fuzzer found: explicit examples keep them in
+# every run, so a regression fails at once.
 PADDING_BEYOND_HEADERS = Scenario(
     0, (("GET", True),), hf.settings() + hf.frame(hf.HEADERS, hf.END_HEADERS | hf.PADDED, 1, b"\x05\x88")
 )

@@ -302,7 +302,9 @@ class H2Core:
                 error.__cause__, hpack.exceptions.OversizedHeaderListError
             ):
                 code = h2.errors.ErrorCodes.COMPRESSION_ERROR  # RFC 9113 section 4.3
-            self.fail(ProtocolError(f"server broke the HTTP/2 protocol: {error}", int(code)), int(code))
+            failure = ProtocolError(f"server broke the HTTP/2 protocol: {error}", int(code))
+            failure.__cause__ = error  # keep h2's own error for debugging
+            self.fail(failure, int(code))
 
     def reset_flood_budget(self) -> None:
         """Start a new budget of control frames (the session does so every second)."""
