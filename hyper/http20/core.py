@@ -336,28 +336,35 @@ class H2Core:
         if self.fatal is None:
             self.fatal = error
 
-    def _on_response(self, event: h2.events.ResponseReceived) -> None:
+    def _checked_fields(
+        self, event: Any, what: str, trailers: bool = False
+    ) -> tuple[StreamState, list[tuple[bytes, bytes]]] | None:
+        """The live stream of a header event and its fields, if they are valid.
+
+        A malformed block fails that stream only (RST_STREAM PROTOCOL_ERROR).
+        """
         stream = self._live_stream(event.stream_id)
         if stream is None:
-            return
+            return None
         fields = list(event.headers or [])
-        problem = response_header_problem(fields)
+        problem = response_header_problem(fields, trailers=trailers)
         if problem is not None:
-            self._reset_with_error(stream, 0x1, f"stream {stream.stream_id}: malformed response: {problem}")
-            return
-        stream.headers = fields
-        log.debug("stream %d: response headers received", event.stream_id)
+            self._reset_with_error(stream, 0x1, f"stream {stream.stream_id}: malformed {what}: {problem}")
+            return None
+        return stream, fields
+
+    def _on_response(self, event: h2.events.ResponseReceived) -> None:
+        checked = self._checked_fields(event, "response")
+        if checked is not None:
+            stream, fields = checked
+            stream.headers = fields
+            log.debug("stream %d: response headers received", event.stream_id)
 
     def _on_informational(self, event: h2.events.InformationalResponseReceived) -> None:
-        stream = self._live_stream(event.stream_id)
-        if stream is None:
+        checked = self._checked_fields(event, "1xx response")
+        if checked is None:
             return
-        problem = response_header_problem(list(event.headers or []))
-        if problem is not None:
-            self._reset_with_error(
-                stream, 0x1, f"stream {stream.stream_id}: malformed 1xx response: {problem}"
-            )
-            return
+        stream = checked[0]
         stream.informational += 1
         if stream.informational > self.limits.max_informational_responses:
             self._reset_with_error(
@@ -367,15 +374,10 @@ class H2Core:
             )
 
     def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
-        stream = self._live_stream(event.stream_id)
-        if stream is None:
-            return
-        fields = list(event.headers or [])
-        problem = response_header_problem(fields, trailers=True)
-        if problem is not None:
-            self._reset_with_error(stream, 0x1, f"stream {stream.stream_id}: malformed trailers: {problem}")
-            return
-        stream.trailers = fields
+        checked = self._checked_fields(event, "trailers", trailers=True)
+        if checked is not None:
+            stream, fields = checked
+            stream.trailers = fields
 
     def _on_data(self, event: h2.events.DataReceived) -> None:
         size = event.flow_controlled_length or 0

@@ -195,13 +195,17 @@ class H2Session:
                 ) from exc
             view = view[sent:]
 
-    def _wait_writable_locked(self, deadline: float | None) -> None:
+    def _write_time_left(self, deadline: float | None) -> float | None:
+        """Seconds left to send; past the deadline the connection is lost."""
         remaining = _remaining(deadline)
         if remaining is not None and remaining <= 0:
-            error = WriteTimeout("the server did not accept our data in time")
             # A half-sent frame leaves the connection unusable.
             self._lost(ConnectionTerminated("write timed out mid-frame; connection closed"))
-            raise error
+            raise WriteTimeout("the server did not accept our data in time")
+        return remaining
+
+    def _wait_writable_locked(self, deadline: float | None) -> None:
+        remaining = self._write_time_left(deadline)
         readable, _ = wait_for_socket(self._sock, read=True, write=True, timeout=remaining)
         if readable and self._drain_locked():
             # The server may be blocked writing to us; we read so it can go on,
@@ -209,10 +213,7 @@ class H2Session:
             self._wake_reader_locked()
 
     def _wait_readable_while_sending(self, deadline: float | None) -> None:
-        remaining = _remaining(deadline)
-        if remaining is not None and remaining <= 0:
-            self._lost(ConnectionTerminated("write timed out mid-frame; connection closed"))
-            raise WriteTimeout("the server did not accept our data in time")
+        remaining = self._write_time_left(deadline)
         wait_for_socket(self._sock, read=True, write=False, timeout=remaining)
 
     # -- receiving ------------------------------------------------------------
@@ -333,25 +334,29 @@ class H2Session:
                     pass
             except OSError:
                 pass
-        if readable and not self._socket_closed:
-            self._drain_locked()
-            if not self._socket_closed:
-                self.flush_locked()
+        if readable:
+            self._drain_and_answer_locked()
+
+    def _drain_and_answer_locked(self) -> None:
+        """Feed what arrived, then send what the core queued in answer."""
+        if self._socket_closed:
+            return
+        self._drain_locked()
+        if not self._socket_closed:
+            self.flush_locked()
 
     def poll_locked(self) -> None:
         """Process whatever the server already sent, without waiting.
 
-        Used before opening streams while the server's SETTINGS may still be
-        unread, so a limit it announced is honoured by the first burst.
+        Used before opening a stream, so the server's SETTINGS limits and a
+        GOAWAY that arrived while the connection sat idle are known first.
         """
         if self._reading or self._socket_closed:
             return
         readable, _ = wait_for_socket(self._sock, read=True, write=False, timeout=0)
         if readable:
             try:
-                self._drain_locked()
-                if not self._socket_closed:
-                    self.flush_locked()
+                self._drain_and_answer_locked()
             except HyperError:
                 pass  # recorded in the core; the caller sees the session unusable
             self.cond.notify_all()
