@@ -32,7 +32,7 @@ from ..exceptions import (
 )
 from ..limits import Limits
 from .fields import response_header_problem
-from .h2_adapters import StreamMalformed, new_client_connection, receive_frames
+from .h2_adapters import FrameSplitter, StreamMalformed, new_client_connection
 from .window import BaseFlowControlManager, FlowControlManager
 
 log = logging.getLogger("hyper")
@@ -104,6 +104,7 @@ class H2Core:
         limits: Limits | None = None,
     ) -> None:
         self._h2 = new_client_connection()
+        self._frames = FrameSplitter(self._h2)
         self._window_manager = window_manager
         self._stream_window = stream_window
         self._connection_window_size = connection_window
@@ -129,6 +130,8 @@ class H2Core:
         self.closed = False
         # Our own GOAWAY went out (a server's GOAWAY does not count).
         self._goaway_sent = False
+        # Connection credit gathered during one receive(); -1 outside it.
+        self._batch_received = self._batch_freed = -1
 
     # -- connection lifecycle -------------------------------------------------
 
@@ -273,29 +276,45 @@ class H2Core:
         """Process bytes from the server; the state of affected streams changes."""
         if self.fatal is not None:
             return
-        events, error = receive_frames(self._h2, data)
-        for event in events:
-            if not self.settings_received and type(event) is not h2.events.RemoteSettingsChanged:
-                # RFC 9113 section 3.4: the server preface is a SETTINGS frame.
-                self.fail(
-                    ProtocolError("server's first frame was not SETTINGS: this is not an HTTP/2 server", 1),
-                    1,
-                )
-                return
-            if self._flooded(event):
-                self.fail(
-                    ProtocolError(
-                        f"server sent more than {self.limits.max_control_frames_per_second} PING, "
-                        "SETTINGS or empty "
-                        "DATA frames without making progress (flood)",
+        events, error = self._frames.receive(data)
+        data_received = h2.events.DataReceived
+        self._batch_received = self._batch_freed = 0
+        try:
+            for event in events:
+                if type(event) is data_received and event.data and self.settings_received:
+                    self._control_frames = 0  # progress: see _flooded
+                    self._on_data(event)
+                    continue
+                if not self.settings_received and type(event) is not h2.events.RemoteSettingsChanged:
+                    # RFC 9113 section 3.4: the server preface is a SETTINGS frame.
+                    self.fail(
+                        ProtocolError(
+                            "server's first frame was not SETTINGS: this is not an HTTP/2 server", 1
+                        ),
+                        1,
+                    )
+                    return
+                if self._flooded(event):
+                    self.fail(
+                        ProtocolError(
+                            f"server sent more than {self.limits.max_control_frames_per_second} PING, "
+                            "SETTINGS or empty "
+                            "DATA frames without making progress (flood)",
+                            h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
+                        ),
                         h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
-                    ),
-                    h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
-                )
-                return
-            handler = _HANDLERS.get(type(event))
-            if handler is not None:
-                handler(self, event)
+                    )
+                    return
+                handler = _HANDLERS.get(type(event))
+                if handler is not None:
+                    handler(self, event)
+        finally:
+            # The connection window is credited once per batch of frames, not
+            # per DATA frame: the window manager's decision costs a call.
+            received, freed = self._batch_received, self._batch_freed
+            self._batch_received = self._batch_freed = -1
+            if received or freed:
+                self._credit_connection(received, freed)
         if error is not None:
             code = getattr(error, "error_code", None) or h2.errors.ErrorCodes.PROTOCOL_ERROR
             if isinstance(error.__cause__, (hpack.exceptions.HPACKError, IndexError)) and not isinstance(
@@ -388,11 +407,11 @@ class H2Core:
         stream = self.streams.get(event.stream_id)
         if stream is None or stream.discarded or stream.error is not None:
             # Nobody will read it: give the connection window straight back.
-            self._credit_connection(size, size)
+            self._batch_credit(size, size)
             return
         stream.window._data_received(size)
         if payload and _cannot_have_body(stream):
-            self._credit_connection(size, size)
+            self._batch_credit(size, size)
             self._reset_with_error(
                 stream,
                 h2.errors.ErrorCodes.PROTOCOL_ERROR,
@@ -406,7 +425,15 @@ class H2Core:
         if padding:
             # Padding is never consumed by the application; credit it at once.
             self._credit_stream(stream, padding)
-        self._credit_connection(size, padding)
+        self._batch_credit(size, padding)
+
+    def _batch_credit(self, received: int, freed: int) -> None:
+        """Connection credit for :meth:`_credit_connection` at the end of ``receive``."""
+        if self._batch_received < 0:  # not inside receive()
+            self._credit_connection(received, freed)
+        else:
+            self._batch_received += received
+            self._batch_freed += freed
 
     def _on_stream_ended(self, event: h2.events.StreamEnded) -> None:
         stream = self.streams.get(event.stream_id)
@@ -517,10 +544,16 @@ class H2Core:
             release = self._withheld
         else:
             release = min(freed, self._withheld)
-        if not release or self._connection_window is None:
+        window = self._connection_window
+        if window is None:
             return
+        if not release and (window.window_size > 0 or not window.unacknowledged):
+            return
+        # With release 0 we get here only when the window is shut while the
+        # manager still holds credit it was waiting to batch: asking it now
+        # (its blocked() hook) is the only way that credit ever leaves.
         self._withheld -= release
-        increment = self._connection_window._data_consumed(release)
+        increment = window._data_consumed(release)
         # After the server's graceful GOAWAY its streams may still finish and
         # need window; only our own GOAWAY or a failure ends the crediting.
         if increment and not self._goaway_sent and self.fatal is None:

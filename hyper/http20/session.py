@@ -266,7 +266,7 @@ class H2Session:
         if now - self._flood_budget_started > FLOOD_BUDGET_PERIOD:
             self._flood_budget_started = now
             self.core.reset_flood_budget()
-        # h2 copies into its own frame buffer, so no copy is needed here.
+        # The frame splitter copies what it keeps, so no copy is needed here.
         self.core.receive(self._recv_view[:size])
 
     def _streams_in_flight(self) -> bool:
