@@ -32,7 +32,7 @@ from ..exceptions import (
 )
 from ..limits import Limits
 from .fields import response_header_problem
-from .h2_adapters import FrameSplitter, StreamMalformed, new_client_connection
+from .h2_adapters import FrameSplitter, StreamMalformed, new_client_connection, send_plain_data
 from .window import BaseFlowControlManager, FlowControlManager
 
 log = logging.getLogger("hyper")
@@ -130,6 +130,8 @@ class H2Core:
         self.closed = False
         # Our own GOAWAY went out (a server's GOAWAY does not count).
         self._goaway_sent = False
+        # Frames queued by reference (upload payloads), ahead of h2's own buffer.
+        self._outbound: list[Any] = []
         # Connection credit gathered during one receive(); -1 outside it.
         self._batch_received = self._batch_freed = -1
 
@@ -155,7 +157,17 @@ class H2Core:
 
     def data_to_send(self) -> bytes:
         """Bytes queued for the server (empty when there are none)."""
-        return self._h2.data_to_send()
+        return b"".join(self.pieces_to_send())
+
+    def pieces_to_send(self) -> list[Any]:
+        """What is queued for the server, as bytes-like pieces to send in order."""
+        pending = self._h2.data_to_send()
+        if not self._outbound:
+            return [pending] if pending else []
+        pieces, self._outbound = self._outbound, []
+        if pending:
+            pieces.append(pending)
+        return pieces
 
     def close(self, error_code: int = 0, message: str = "connection closed") -> None:
         """Queue GOAWAY, once; later calls do nothing."""
@@ -249,14 +261,27 @@ class H2Core:
             return 0
 
     def send_body(self, stream_id: int, data: memoryview) -> int:
-        """Queue as much of ``data`` as the windows allow; return how much."""
+        """Queue as much of ``data`` as the windows allow; return how much.
+
+        The payload is queued by reference: the caller keeps ``data``
+        unchanged until :meth:`pieces_to_send` has been sent.
+        """
         window = self.send_window(stream_id)
         frame_size = self._h2.max_outbound_frame_size
         sent = 0
         total = min(window, data.nbytes)
         while sent < total:
             size = min(frame_size, total - sent)
-            self._h2.send_data(stream_id, data[sent : sent + size])
+            chunk = data[sent : sent + size]
+            pieces = send_plain_data(self._h2, stream_id, chunk)
+            if pieces is None:
+                self._h2.send_data(stream_id, chunk)
+            else:
+                # Whatever h2 queued before (WINDOW_UPDATE, SETTINGS ACK...) goes first.
+                pending = self._h2.data_to_send()
+                if pending:
+                    self._outbound.append(pending)
+                self._outbound.extend(pieces)
             sent += size
         return sent
 

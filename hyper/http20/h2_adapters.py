@@ -258,6 +258,43 @@ def _receive_plain_data(
     return h2.events.DataReceived(stream_id=stream.stream_id, data=payload, flow_controlled_length=size)
 
 
+_SENDING = (h2.stream.StreamState.OPEN, h2.stream.StreamState.HALF_CLOSED_REMOTE)
+#: Frames at least this big go out as header and payload separately (no copy);
+#: smaller ones are joined into one piece so the header does not cost a TLS record.
+_SPLIT_FRAME_MIN = 64 * 1024
+
+
+def send_plain_data(
+    conn: h2.connection.H2Connection, stream_id: int, payload: memoryview
+) -> list[Any] | None:
+    """Queue one DATA frame without flags the way h2's ``send_data`` would, minus the copies.
+
+    h2 serializes each frame, appends it to its output buffer and copies that
+    buffer out again: three copies of every uploaded byte before TLS makes
+    its own. Here the frame is returned as pieces to send in order (the
+    payload itself, not a copy, when the frame is big), after h2's windows
+    and stream state are updated exactly as ``send_data`` does. Returns
+    ``None`` when the stream or connection is not in a plain sending state;
+    the caller then uses h2's own path, which raises as h2 does.
+    """
+    stream = conn.streams.get(stream_id)
+    size = payload.nbytes
+    if (
+        stream is None
+        or stream.state_machine.state not in _SENDING
+        or conn.state_machine.state is not h2.connection.ConnectionState.CLIENT_OPEN
+        or not 0 < size <= min(conn.max_outbound_frame_size, conn.outbound_flow_control_window)
+        or size > stream.outbound_flow_control_window
+    ):
+        return None
+    stream.outbound_flow_control_window -= size
+    conn.outbound_flow_control_window -= size
+    header = size.to_bytes(3, "big") + b"\x00\x00" + stream_id.to_bytes(4, "big")
+    if size >= _SPLIT_FRAME_MIN:
+        return [header, payload]
+    return [header + payload]
+
+
 def _reset_closed_stream(conn: h2.connection.H2Connection, stream_id: int) -> None:
     """Send RST_STREAM(PROTOCOL_ERROR) for a stream h2 closed when it raised.
 

@@ -170,12 +170,13 @@ class H2Session:
     def flush_locked(self, timeout: float | None = None) -> None:
         """Send everything the core has queued. Caller holds the state lock."""
         while True:
-            data = self.core.data_to_send()
-            if not data:
+            pieces = self.core.pieces_to_send()
+            if not pieces:
                 return
-            self._send_locked(data, self.write_timeout if timeout is None else timeout)
+            for piece in pieces:
+                self._send_locked(piece, self.write_timeout if timeout is None else timeout)
 
-    def _send_locked(self, data: bytes, timeout: float | None) -> None:
+    def _send_locked(self, data: bytes | memoryview, timeout: float | None) -> None:
         if self._socket_closed:
             raise _stored(self.core.fatal) or ConnectionClosed("the connection is closed")
         view = memoryview(data)
