@@ -70,6 +70,8 @@ def response_header_problem(fields: list[tuple[bytes, bytes]], trailers: bool = 
     none. Names are lower case, without connection-specific fields; no name
     or value holds CR, LF or NUL.
     """
+    if _plainly_valid(fields, trailers):
+        return None
     status_seen = False
     regular_seen = False
     for name, value in fields:
@@ -99,3 +101,32 @@ def response_header_problem(fields: list[tuple[bytes, bytes]], trailers: bool = 
     if not trailers and not status_seen:
         return "response without :status"
     return None
+
+
+def _plainly_valid(fields: list[tuple[bytes, bytes]], trailers: bool) -> bool:
+    """The common case, checked with a few whole-block operations instead of per field.
+
+    True only when the block is certainly valid; anything unusual falls
+    through to the field-by-field check, which also says what is wrong.
+    """
+    if trailers:
+        if not fields or fields[0][0][:1] == b":":
+            return False
+        regular = fields
+    else:
+        if not fields or fields[0][0] != b":status":
+            return False
+        status = fields[0][1]
+        if len(status) != 3 or not status.isdigit() or not b"100" <= status <= b"599":
+            return False
+        regular = fields[1:]
+    names = [name for name, _ in regular]
+    if not all(names) or _CONNECTION_SPECIFIC.intersection(names):
+        return False
+    joined_names = b"\x01".join(names)
+    if b"\x01:" in b"\x01" + joined_names:  # a pseudo-header among the regular fields (or a false alarm)
+        return False
+    if joined_names != joined_names.lower():
+        return False
+    blob = joined_names + b"".join([value for _, value in regular])
+    return b"\r" not in blob and b"\n" not in blob and b"\x00" not in blob
