@@ -34,8 +34,12 @@ setup(
             "trustme>=1.1",
             "hypercorn>=0.17",
             "hypothesis>=6",
+            # hyper.contrib's tests drive a real requests.Session.
+            "requests>=2.28",
         ],
-        "lint": ["ruff", "mypy"],
+        "lint": ["ruff", "mypy", "types-requests"],
+        # hyper.contrib.HTTP20Adapter, the requests transport adapter.
+        "requests": ["requests>=2.28"],
         "docs": ["sphinx>=7"],
     },
     classifiers=[
