@@ -27,6 +27,7 @@ setup(
         # 1.2 added output_buffer_limit, which bounds each decompression step.
         "brotli>=1.2",
     ],
+    entry_points={"console_scripts": ["hyper = hyper.cli:main"]},
     extras_require={
         "test": [
             "pytest>=8",
