@@ -54,7 +54,7 @@ from .exceptions import (
 )
 from .headers import HTTPHeaderMap
 from .http20.connection import HTTP20Connection
-from .tls import init_context
+from .tls import H2_ALPN, init_context
 
 __all__ = ["HTTP20Adapter", "RawResponse"]
 
@@ -249,6 +249,9 @@ class HTTP20Adapter(requests.adapters.BaseAdapter):
 
     #: The connection class used when the constructor is given none.
     connection_class: Callable[..., _Connection] = HTTP20Connection
+    #: ALPN protocols offered by the contexts made for ``verify``/``cert``;
+    #: they must suit :attr:`connection_class`.
+    alpn_protocols: tuple[str, ...] = H2_ALPN
 
     def __init__(
         self, connection_class: Callable[..., _Connection] | None = None, **connection_kwargs: Any
@@ -372,7 +375,7 @@ class HTTP20Adapter(requests.adapters.BaseAdapter):
             if connection is None:
                 kwargs = dict(self._connection_kwargs)
                 if secure:
-                    context = _ssl_context(verify, cert)
+                    context = _ssl_context(verify, cert, self.alpn_protocols)
                     if context is not None:
                         kwargs["ssl_context"] = context
                 if proxy is not None:
@@ -430,16 +433,16 @@ def _proxy_kwargs(proxy: str, headers: dict[str, str]) -> dict[str, Any]:
 # -- TLS, timeouts, headers -----------------------------------------------------------
 
 
-def _ssl_context(verify: VerifyArg, cert: CertArg) -> ssl.SSLContext | None:
+def _ssl_context(verify: VerifyArg, cert: CertArg, alpn: tuple[str, ...]) -> ssl.SSLContext | None:
     """The context for requests' ``verify``/``cert``; ``None`` for the connection's default."""
     if verify is True and cert is None:
         return None  # the connection builds its default context (certifi, its own ALPN)
     if isinstance(verify, str):
         if not os.path.exists(verify):
             raise OSError(f"no CA certificate bundle or directory at {verify!r} (given as verify=)")
-        context = init_context(cert_path=verify, cert=cert)
+        context = init_context(cert_path=verify, cert=cert, alpn=alpn)
     else:
-        context = init_context(cert=cert)
+        context = init_context(cert=cert, alpn=alpn)
     if verify is False:
         context.check_hostname = False  # must come before CERT_NONE
         context.verify_mode = ssl.CERT_NONE
