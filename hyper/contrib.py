@@ -299,15 +299,26 @@ class HTTP20Adapter(requests.adapters.BaseAdapter):
         proxy = select_proxy(url, proxies)
         connection, key = self._connection_for(scheme, parts.hostname, port, verify, cert, timeout, proxy)
         method = (request.method or "GET").upper()
-        try:
-            stream_id = connection.request(
-                method, request.path_url, body=request.body, headers=_request_headers(request.headers)
-            )
-            response = connection.getresponse(stream_id)
-        except HyperError as exc:
-            if _breaks_connection(exc):
-                self._evict(key, connection)
-            raise _send_error(exc, request) from exc
+        headers = _request_headers(request.headers)
+        # A request the server promised not to have processed (refused
+        # stream, or above a GOAWAY's last stream id, as when nginx retires
+        # a connection after keepalive_requests) is sent once more, if its
+        # body can be sent again.
+        attempts = 2 if isinstance(request.body, (type(None), bytes, str)) else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                stream_id = connection.request(method, request.path_url, body=request.body, headers=headers)
+                response = connection.getresponse(stream_id)
+                break
+            except HyperError as exc:
+                if _breaks_connection(exc):
+                    self._evict(key, connection)
+                if attempt < attempts and getattr(exc, "retryable", False):
+                    connection, key = self._connection_for(
+                        scheme, parts.hostname, port, verify, cert, timeout, proxy
+                    )
+                    continue
+                raise _send_error(exc, request) from exc
 
         def on_body_error(exc: HyperError) -> None:
             if _breaks_connection(exc):

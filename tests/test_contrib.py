@@ -9,7 +9,7 @@ import json
 import socket
 import threading
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +27,7 @@ from hyper.contrib import (
     select_proxy,
 )
 from tests import asgi_app
+from tests.scripted import Peer, ScriptedServer
 from tests.servers import ServerInfo, docroot_content
 
 BIG = 64 * 1024 * 1024
@@ -374,6 +375,50 @@ def test_close_ends_open_streams_and_later_requests_reconnect(
     again = session.get(nginx_server.url("/1k.bin"), verify=nginx_server.ca_file, timeout=20)
     assert again.content == docroot_content("1k.bin")
     assert again.raw.connection is not response.raw.connection
+
+
+# -- retrying what the server did not process (scripted: real servers won't do it on cue) --------
+
+
+def _goaway_then_answer(peers: list[str]) -> Callable[[Peer], None]:
+    """First connection: GOAWAY before stream 1 and hang up; later ones answer 200."""
+
+    def script(peer: Peer) -> None:
+        request = peer.wait_request()
+        if not peers:
+            peers.append("goaway")
+            peer.send_goaway(last_stream_id=0)
+            peer.hang_up()
+            return
+        peers.append("answered")
+        peer.respond(request.stream_id, 200, [(b"content-length", b"3")], b"ok\n")
+        peer.drain_until_closed()
+
+    return script
+
+
+def test_request_refused_by_goaway_is_sent_again_on_a_new_connection() -> None:
+    peers: list[str] = []
+    with ScriptedServer(_goaway_then_answer(peers), connections=2) as server:
+        with requests.Session() as s:
+            s.trust_env = False
+            s.mount("http://", HTTP20Adapter())
+            response = s.get(f"http://127.0.0.1:{server.port}/", timeout=10)
+            assert (response.status_code, response.content) == (200, b"ok\n")
+    assert peers == ["goaway", "answered"]
+
+
+def test_a_generator_body_is_not_sent_twice() -> None:
+    peers: list[str] = []
+    with ScriptedServer(_goaway_then_answer(peers), connections=1) as server:
+        with requests.Session() as s:
+            s.trust_env = False
+            s.mount("http://", HTTP20Adapter())
+            with pytest.raises(requests.exceptions.ConnectionError) as info:
+                s.post(f"http://127.0.0.1:{server.port}/", data=iter([b"once"]), timeout=10)
+    assert isinstance(info.value.__cause__, hyper.ConnectionTerminated)
+    assert info.value.__cause__.retryable
+    assert peers == ["goaway"]
 
 
 # -- proxy selection (pure: real-proxy tests arrive with proxy support) ---------------------------
