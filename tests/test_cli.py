@@ -9,7 +9,9 @@ import json
 import os
 import pty
 import select
+import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -20,7 +22,8 @@ import pytest
 from hyper import __version__
 from hyper.cli import Progress, RequestSpec, UsageError, main, parse_words
 from tests import asgi_app
-from tests.servers import REPO_ROOT, ServerInfo, docroot_content
+from tests.scripted import Peer, ScriptedServer
+from tests.servers import REPO_ROOT, CertFiles, ServerInfo, docroot_content
 
 
 def run(capsysbinary: pytest.CaptureFixture[bytes], *argv: str) -> tuple[int, bytes, str]:
@@ -287,6 +290,47 @@ def test_insecure_is_off_by_default(
     status, _, err = run(capsysbinary, "--cacert", str(nginx_server.ca_file), nginx_server.url("/"))
     assert status == 0
     assert "WARNING" not in err
+
+
+def test_h2_forces_http2_when_the_server_offers_no_alpn(
+    capsysbinary: pytest.CaptureFixture[bytes], server_cert_files: CertFiles, ca_file: str
+) -> None:
+    # A TLS server that selects no ALPN protocol (scripted: the real test
+    # servers all select h2).
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(server_cert_files.cert_file, server_cert_files.key_file)
+
+    connections: list[Peer] = []
+
+    def answer(peer: Peer) -> None:
+        connections.append(peer)
+        if len(connections) == 1:
+            peer.drain_until_closed()  # the client gives up after the TLS handshake
+            return
+        peer.handshake()
+        request = peer.wait_request()
+        peer.respond(request.stream_id, 200, [(b"content-length", b"6")], b"forced")
+        peer.drain_until_closed()
+
+    with ScriptedServer(answer, tls_context=context, handshake=False, connections=2) as server:
+        url = f"https://127.0.0.1:{server.port}/"
+        status, _, err = run(capsysbinary, "--cacert", ca_file, url)
+        assert status == 1
+        assert "did not select HTTP/2" in err
+        status, out, err = run(capsysbinary, "--h2", "-v", "--cacert", ca_file, url)
+        assert (status, out) == (0, b"forced")
+        assert "(TLS, no ALPN protocol (HTTP/2 forced))" in err.splitlines()[0]
+
+
+def test_cacert_directory(
+    capsysbinary: pytest.CaptureFixture[bytes], nginx_server: ServerInfo, tmp_path: Path
+) -> None:
+    ca_dir = tmp_path / "cas"
+    ca_dir.mkdir()
+    shutil.copy(str(nginx_server.ca_file), ca_dir / "test-ca.pem")
+    subprocess.run(["openssl", "rehash", str(ca_dir)], check=True, capture_output=True, timeout=30)
+    status, out, _ = run(capsysbinary, "--cacert", str(ca_dir), nginx_server.url("/1k.bin"))
+    assert (status, out) == (0, docroot_content("1k.bin"))
 
 
 # -- failures: exit status 1 ------------------------------------------------------------------------

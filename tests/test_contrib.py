@@ -6,7 +6,9 @@ import base64
 import gzip
 import hashlib
 import json
+import shutil
 import socket
+import subprocess
 import threading
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -238,6 +240,18 @@ def test_wrong_host_fails_with_the_ca_and_passes_with_verify_false(
         session.get(url, verify=nginx_wrong_host_server.ca_file, timeout=20)
     with pytest.warns(InsecureRequestWarning, match="verification is off"):
         response = session.get(url, verify=False, timeout=20)
+    assert response.content == docroot_content("1k.bin")
+
+
+def test_verify_with_a_directory_of_ca_certificates(
+    session: requests.Session, nginx_server: ServerInfo, tmp_path: Path
+) -> None:
+    # OpenSSL finds certificates in a directory by their subject-hash names.
+    ca_dir = tmp_path / "cas"
+    ca_dir.mkdir()
+    shutil.copy(str(nginx_server.ca_file), ca_dir / "test-ca.pem")
+    subprocess.run(["openssl", "rehash", str(ca_dir)], check=True, capture_output=True, timeout=30)
+    response = session.get(nginx_server.url("/1k.bin"), verify=str(ca_dir), timeout=20)
     assert response.content == docroot_content("1k.bin")
 
 
