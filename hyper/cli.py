@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlencode, urlsplit
 
 from . import __version__
 from .common.decoding import ACCEPT_ENCODING
-from .exceptions import HyperError
+from .exceptions import HyperError, InvalidHeader, InvalidURL
 from .http20.connection import HTTP20Connection
 from .tls import H2_ALPN, init_context
 
@@ -173,6 +173,8 @@ def add_item(spec: RequestSpec, item: str) -> None:
     if separator == ":":
         if any(c.isspace() for c in name):
             raise UsageError(f"invalid header name {name!r}")
+        if any(c in value for c in "\r\n\x00"):
+            raise UsageError(f"header {name!r}: CR, LF and NUL are not allowed in values")
         spec.headers.append((name, value.strip()))
     elif separator == "==":
         spec.query.append((name, value))
@@ -203,6 +205,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.flush()
     try:
         return _run(args, spec)
+    except (InvalidURL, InvalidHeader) as exc:
+        # Refused before anything was sent: the command line was at fault.
+        parser.print_usage(sys.stderr)
+        sys.stderr.write(f"hyper: error: {_one_line(exc)}\n")
+        return 2
     except (HyperError, OSError) as exc:
         if isinstance(exc, BrokenPipeError):
             return _broken_pipe()

@@ -85,6 +85,7 @@ def test_items_take_the_earliest_separator() -> None:
         (["example.org", "plainword"], "is not an item"),
         (["example.org", "n:={oops"], "not JSON"),
         (["example.org", "Bad Name:x"], "invalid header name"),
+        (["example.org", "X-Bad:one\ntwo"], "CR, LF and NUL"),
     ],
 )
 def test_bad_command_lines(words: list[str], message: str) -> None:
@@ -126,6 +127,14 @@ def test_usage_errors_exit_2(capsysbinary: pytest.CaptureFixture[bytes], argv: l
     assert out == b""
     assert "usage: hyper" in err
     assert err.splitlines()[-1].startswith("hyper: error: ")
+
+
+def test_host_refused_by_hyper_is_a_usage_error(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    # Refused before any connection is made, so nothing needs to listen.
+    status, out, err = run(capsysbinary, "http://exa mple.org/")
+    assert (status, out) == (2, b"")
+    assert "usage: hyper" in err
+    assert err.splitlines()[-1].startswith("hyper: error: InvalidURL: ")
 
 
 def test_help_and_version_exit_0(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
