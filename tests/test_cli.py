@@ -406,6 +406,23 @@ def test_exit_codes_of_the_program(nginx_server: ServerInfo) -> None:
     assert failure.stderr.decode().startswith("hyper: error: TLSError: ")
 
 
+def test_reader_going_away_ends_quietly(nginx_server: ServerInfo) -> None:
+    # Like `hyper URL | head -c 10`: the pipe closes long before the body ends.
+    with subprocess.Popen(
+        [sys.executable, "-m", "hyper", "--cacert", str(nginx_server.ca_file), nginx_server.url("/big.bin")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=subprocess_env(),
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert len(proc.stdout.read(10)) == 10
+        proc.stdout.close()
+        status = proc.wait(60)
+        errors = proc.stderr.read()
+    assert status == 1
+    assert errors == b""
+
+
 def _run_on_terminal(argv: list[str], terminal_stream: str) -> tuple[int, bytes, bytes]:
     """Run ``python -m hyper`` with stdout or stderr on a pseudo-terminal."""
     controller, terminal = pty.openpty()

@@ -91,6 +91,20 @@ def test_post_bytes_and_generator_to_nghttpd_echo(
     assert response.content == b"".join(bytes([index]) * 1000 for index in range(50))
 
 
+def test_file_upload_is_streamed_and_echoed(
+    session: requests.Session, nghttpd_server: ServerInfo, tmp_path: Path
+) -> None:
+    source = tmp_path / "upload.bin"
+    payload = bytes(range(251)) * 40_000  # ~10 MB: many flow-control windows
+    source.write_bytes(payload)
+    with source.open("rb") as body:
+        response = session.post(
+            nghttpd_server.url("/echo"), data=body, verify=nghttpd_server.ca_file, timeout=20
+        )
+    assert response.status_code == 200
+    assert hashlib.sha256(response.content).digest() == hashlib.sha256(payload).digest()
+
+
 def test_json_post_and_request_headers(session: requests.Session, hypercorn_server: ServerInfo) -> None:
     response = session.post(
         hypercorn_server.url("/headers-echo?x=1"),
@@ -211,6 +225,18 @@ def test_iter_content_none_yields_data_as_it_arrives(
     )
     body = b"".join(response.iter_content(None))
     assert body == b"".join(asgi_app.SLOW_BODY_CHUNKS)
+
+
+def test_streamed_gzip_body_is_decoded_in_small_pieces(
+    session: requests.Session, hypercorn_server: ServerInfo
+) -> None:
+    response = session.get(
+        hypercorn_server.url("/encoded/gzip"), stream=True, verify=hypercorn_server.ca_file, timeout=20
+    )
+    assert response.headers["content-encoding"] == "gzip"
+    pieces = list(response.iter_content(1000))
+    assert b"".join(pieces) == asgi_app.ENCODED_PAYLOAD
+    assert max(len(piece) for piece in pieces) == 1000
 
 
 def test_decoded_size_limit_is_a_content_decoding_error(hypercorn_server: ServerInfo) -> None:
