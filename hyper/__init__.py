@@ -33,6 +33,7 @@ from .exceptions import (
 )
 from .headers import HTTPHeaderMap
 from .http20.connection import HTTP20Connection
+from .http20.push import HTTP20Push
 from .http20.response import HTTP20Response
 from .limits import Limits
 
@@ -45,6 +46,7 @@ __all__ = [
     "__version__",
     "HTTP20Connection",
     "HTTP20Response",
+    "HTTP20Push",
     "HTTPHeaderMap",
     "Limits",
     "HyperError",

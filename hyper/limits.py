@@ -31,6 +31,10 @@ class Limits:
     :param max_buffered: received-but-unread body bytes, over all streams,
         beyond which connection window is only given back as the application
         reads (``None``: the connection window).
+    :param max_pushed_streams: with push enabled, pushed streams held at once
+        (promised and not yet read to the end, cancelled or closed); more are
+        refused with RST_STREAM REFUSED_STREAM. Also advertised as
+        SETTINGS_MAX_CONCURRENT_STREAMS.
     """
 
     max_header_list_size: int = 64 * 1024
@@ -39,6 +43,7 @@ class Limits:
     max_control_frames_per_second: int = 1000
     max_informational_responses: int = 32
     max_buffered: int | None = None
+    max_pushed_streams: int = 100
 
     def __post_init__(self) -> None:
         for name in (
@@ -46,6 +51,7 @@ class Limits:
             "max_codings",
             "max_control_frames_per_second",
             "max_informational_responses",
+            "max_pushed_streams",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:

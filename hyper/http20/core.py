@@ -23,6 +23,7 @@ import h2.exceptions
 import h2.settings
 import hpack.exceptions
 
+from ..common.url import origin_of
 from ..exceptions import (
     ConnectionTerminated,
     HyperError,
@@ -31,7 +32,7 @@ from ..exceptions import (
     StreamResetError,
 )
 from ..limits import Limits
-from .fields import response_header_problem
+from .fields import push_request_problem, response_header_problem
 from .h2_adapters import FrameSplitter, StreamMalformed, new_client_connection, send_plain_data
 from .window import BaseFlowControlManager, FlowControlManager
 
@@ -87,6 +88,18 @@ class StreamState:
         return self.ended and self.headers is not None
 
 
+@dataclass
+class PushPromise:
+    """A server push the application has not taken yet."""
+
+    #: The promised (even) stream the pushed response arrives on.
+    stream_id: int
+    #: The request stream the promise came on.
+    parent_id: int
+    #: The promised request's fields, pseudo-headers first.
+    request_headers: list[tuple[bytes, bytes]]
+
+
 class H2Core:
     """HTTP/2 client state for one connection, with no I/O of its own.
 
@@ -102,8 +115,19 @@ class H2Core:
         stream_window: int = DEFAULT_STREAM_WINDOW,
         connection_window: int = DEFAULT_CONNECTION_WINDOW,
         limits: Limits | None = None,
+        enable_push: bool = False,
+        origin: tuple[str, str, int] | None = None,
     ) -> None:
         self._h2 = new_client_connection()
+        self._enable_push = enable_push
+        # (scheme, host, port) of the connection: pushes for others are refused.
+        self._origin = origin
+        #: Pushes promised and not yet taken by the application, oldest first.
+        self.pushes: list[PushPromise] = []
+        # PING payloads sent and not yet acknowledged (payload -> count), and
+        # acknowledgements not yet collected by their waiter.
+        self._pings_out: dict[bytes, int] = {}
+        self._ping_acks: dict[bytes, int] = {}
         self._frames = FrameSplitter(self._h2)
         self._window_manager = window_manager
         self._stream_window = stream_window
@@ -142,8 +166,11 @@ class H2Core:
         self._h2.local_settings = h2.settings.Settings(
             client=True,
             initial_values={
-                h2.settings.SettingCodes.ENABLE_PUSH: 0,
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 0,
+                h2.settings.SettingCodes.ENABLE_PUSH: int(self._enable_push),
+                # Only pushed streams are opened by the server.
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: (
+                    self.limits.max_pushed_streams if self._enable_push else 0
+                ),
                 h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: self._stream_window,
                 h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: self.limits.max_header_list_size,
             },
@@ -359,7 +386,11 @@ class H2Core:
         kind = type(event)
         if kind is h2.events.DataReceived and event.data:
             self._control_frames = 0
-        elif kind in (h2.events.PingReceived, h2.events.RemoteSettingsChanged, h2.events.DataReceived):
+        elif kind in (
+            h2.events.PingReceived,
+            h2.events.RemoteSettingsChanged,
+            h2.events.DataReceived,
+        ) or (kind is h2.events.PingAckReceived and event.ping_data not in self._pings_out):
             self._control_frames += 1
             return self._control_frames > self.limits.max_control_frames_per_second
         elif kind in (h2.events.ResponseReceived, h2.events.StreamEnded):
@@ -459,6 +490,92 @@ class H2Core:
         else:
             self._batch_received += received
             self._batch_freed += freed
+
+    # -- server push -----------------------------------------------------------
+
+    def _on_push(self, event: h2.events.PushedStreamReceived) -> None:
+        pushed_id, parent_id = event.pushed_stream_id, event.parent_stream_id
+        if pushed_id is None or parent_id is None:  # h2 always sets both
+            return
+        if not self._enable_push:
+            # RFC 9113 section 8.4: push was disabled in our SETTINGS (h2 only
+            # checks once the server acknowledged them).
+            self.fail(ProtocolError("server sent PUSH_PROMISE although push is disabled", 1), 1)
+            return
+        fields = list(event.headers or [])
+        problem = push_request_problem(fields)
+        if problem is not None:
+            log.debug("push on stream %d refused: %s", pushed_id, problem)
+            self.reset(pushed_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            return
+        request = dict(fields)
+        origin = origin_of(request[b":scheme"].decode("latin-1"), request[b":authority"].decode("latin-1"))
+        if origin is None or origin != self._origin:
+            log.debug("push on stream %d refused: %r is not this connection's origin", pushed_id, origin)
+            self.reset(pushed_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
+        if self.pushed_streams() >= self.limits.max_pushed_streams:
+            log.debug("push on stream %d refused: %d pushed streams held", pushed_id, self.pushed_streams())
+            self.reset(pushed_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
+        self.streams[pushed_id] = StreamState(
+            pushed_id,
+            self._window_manager(self._stream_window),
+            request_ended=True,
+            head=request[b":method"] == b"HEAD",
+        )
+        self.pushes.append(PushPromise(pushed_id, parent_id, fields))
+        log.debug("stream %d: push promised on stream %d", pushed_id, parent_id)
+
+    def pushed_streams(self) -> int:
+        """Pushed streams held now (promised, not yet finished with by the application)."""
+        return sum(1 for stream_id in self.streams if not stream_id % 2)
+
+    def take_pushes(self, parent_id: int | None = None) -> list[PushPromise]:
+        """Remove and return the untaken pushes (of one request stream, or all)."""
+        if parent_id is None:
+            taken, self.pushes = self.pushes, []
+        else:
+            taken = [push for push in self.pushes if push.parent_id == parent_id]
+            self.pushes = [push for push in self.pushes if push.parent_id != parent_id]
+        return taken
+
+    # -- ping -------------------------------------------------------------------
+
+    def send_ping(self, payload: bytes) -> None:
+        """Queue a PING carrying ``payload`` (8 bytes)."""
+        self._h2.ping(payload)
+        self._pings_out[payload] = self._pings_out.get(payload, 0) + 1
+
+    def forget_ping(self, payload: bytes) -> None:
+        """Stop waiting for one ACK of ``payload`` (its waiter gave up)."""
+        outstanding = self._pings_out.get(payload, 0)
+        if outstanding > 1:
+            self._pings_out[payload] = outstanding - 1
+        else:
+            self._pings_out.pop(payload, None)
+
+    def take_ping_ack(self, payload: bytes) -> bool:
+        """True (once per ACK) when a PING carrying ``payload`` was acknowledged."""
+        count = self._ping_acks.get(payload, 0)
+        if not count:
+            return False
+        if count == 1:
+            del self._ping_acks[payload]
+        else:
+            self._ping_acks[payload] = count - 1
+        return True
+
+    def _on_ping_ack(self, event: h2.events.PingAckReceived) -> None:
+        payload = event.ping_data
+        outstanding = self._pings_out.get(payload, 0)
+        if not outstanding:
+            return  # not ours (or answered twice): ignored, counted as a control frame
+        if outstanding == 1:
+            del self._pings_out[payload]
+        else:
+            self._pings_out[payload] = outstanding - 1
+        self._ping_acks[payload] = self._ping_acks.get(payload, 0) + 1
 
     def _on_stream_ended(self, event: h2.events.StreamEnded) -> None:
         stream = self.streams.get(event.stream_id)
@@ -687,4 +804,6 @@ _HANDLERS: dict[type[h2.events.Event], Callable[[H2Core, Any], None]] = {
     h2.events.StreamReset: H2Core._on_stream_reset,
     h2.events.ConnectionTerminated: H2Core._on_goaway,
     h2.events.RemoteSettingsChanged: H2Core._on_settings,
+    h2.events.PushedStreamReceived: H2Core._on_push,
+    h2.events.PingAckReceived: H2Core._on_ping_ack,
 }

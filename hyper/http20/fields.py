@@ -130,3 +130,44 @@ def _plainly_valid(fields: list[tuple[bytes, bytes]], trailers: bool) -> bool:
         return False
     blob = joined_names + b"".join([value for _, value in regular])
     return b"\r" not in blob and b"\n" not in blob and b"\x00" not in blob
+
+
+#: Methods a server may push (RFC 9113 section 8.4: safe and cacheable).
+_PUSHABLE_METHODS = frozenset({b"GET", b"HEAD"})
+
+
+def push_request_problem(fields: list[tuple[bytes, bytes]]) -> str | None:
+    """What is wrong with the request of a PUSH_PROMISE, or ``None`` if it is valid.
+
+    RFC 9113 section 8.4: exactly one each of ``:method`` (safe and
+    cacheable: GET or HEAD), ``:scheme``, ``:authority`` and ``:path``,
+    before every regular field; no request content.
+    """
+    seen: dict[bytes, bytes] = {}
+    regular_seen = False
+    for name, value in fields:
+        if not name or name != name.lower():
+            return f"invalid header name {name!r}"
+        for bad in _FORBIDDEN_IN_FIELDS:
+            if bad in name or bad in value:
+                return f"header {name!r} contains CR, LF or NUL"
+        if name[0] == 0x3A:  # b":"
+            if name not in (b":method", b":scheme", b":authority", b":path"):
+                return f"unexpected pseudo-header {name!r} in a pushed request"
+            if name in seen:
+                return f"duplicate {name.decode()}"
+            if regular_seen:
+                return f"{name.decode()} after regular header fields"
+            seen[name] = value
+        else:
+            regular_seen = True
+            if name in _CONNECTION_SPECIFIC:
+                return f"connection-specific header {name!r}"
+            if name == b"content-length" and value.strip() not in (b"", b"0"):
+                return "a pushed request cannot have content"
+    for required in (b":method", b":scheme", b":authority", b":path"):
+        if not seen.get(required):
+            return f"pushed request without {required.decode()}"
+    if seen[b":method"] not in _PUSHABLE_METHODS:
+        return f"method {seen[b':method']!r} cannot be pushed (only GET and HEAD)"
+    return None
