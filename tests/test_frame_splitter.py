@@ -8,7 +8,7 @@ nothing anyone can observe:
 
 1. A differential property test: one server byte stream, cut at the same
    points, is fed to two cores, one with the fast path and one with every
-   frame going through h2 (``fast_data = False``). After every call the two
+   frame going through h2 (``fast_path = False``). After every call the two
    must agree on everything: the bytes to send, each stream's body, state,
    error, headers and trailers, the fatal error, the core's and h2's
    windows, content-length tracking and the events the splitter produced.
@@ -75,7 +75,7 @@ def new_core(config: int, fast: bool) -> H2Core:
         limits=limits,
     )
     if not fast:
-        core._frames.fast_data = False
+        core._frames.fast_path = False
     return core
 
 
