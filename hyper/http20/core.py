@@ -33,7 +33,13 @@ from ..exceptions import (
 )
 from ..limits import Limits
 from .fields import push_request_problem, response_header_problem
-from .h2_adapters import FrameSplitter, StreamMalformed, new_client_connection, send_plain_data
+from .h2_adapters import (
+    FrameSplitter,
+    StreamMalformed,
+    new_client_connection,
+    send_plain_data,
+    send_request_headers,
+)
 from .window import BaseFlowControlManager, FlowControlManager
 
 log = logging.getLogger("hyper")
@@ -46,6 +52,8 @@ DEFAULT_CONNECTION_WINDOW = 16 * 1024 * 1024
 ASSUMED_MAX_CONCURRENT_STREAMS = 100
 #: The largest odd stream id (RFC 9113 section 5.1.1).
 _LAST_CLIENT_STREAM_ID = 2**31 - 1
+#: Valid header blocks remembered per connection.
+_VALID_BLOCKS_MEMO = 64
 #: HTTP/2's initial window, before any WINDOW_UPDATE or SETTINGS.
 _INITIAL_WINDOW = 65535
 
@@ -156,6 +164,8 @@ class H2Core:
         self._goaway_sent = False
         # Frames queued by reference (upload payloads), ahead of h2's own buffer.
         self._outbound: list[Any] = []
+        # Header blocks already found valid (servers repeat themselves).
+        self._valid_blocks: dict[tuple[Any, bool], None] = {}
         # What receive() changed, for targeted wake-ups: stream ids, and
         # whether something connection-wide happened.
         self._touched: set[int] = set()
@@ -189,6 +199,13 @@ class H2Core:
     def data_to_send(self) -> bytes:
         """Bytes queued for the server (empty when there are none)."""
         return b"".join(self.pieces_to_send())
+
+    def _queue_frames(self, pieces: list[Any]) -> None:
+        """Queue frames written outside h2, after whatever h2 queued before them."""
+        pending = self._h2.data_to_send()
+        if pending:
+            self._outbound.append(pending)
+        self._outbound.extend(pieces)
 
     def pieces_to_send(self) -> list[Any]:
         """What is queued for the server, as bytes-like pieces to send in order."""
@@ -270,7 +287,11 @@ class H2Core:
                 retryable=True,
             ) from exc
         try:
-            self._h2.send_headers(stream_id, headers, end_stream=end_stream)
+            frames = send_request_headers(self._h2, stream_id, headers, end_stream)
+            if frames is None:
+                self._h2.send_headers(stream_id, headers, end_stream=end_stream)
+            else:
+                self._queue_frames(frames)
         except h2.exceptions.ProtocolError as exc:
             raise InvalidHeader(f"request headers refused: {exc}") from exc
         self.streams[stream_id] = StreamState(
@@ -308,11 +329,7 @@ class H2Core:
             if pieces is None:
                 self._h2.send_data(stream_id, chunk)
             else:
-                # Whatever h2 queued before (WINDOW_UPDATE, SETTINGS ACK...) goes first.
-                pending = self._h2.data_to_send()
-                if pending:
-                    self._outbound.append(pending)
-                self._outbound.extend(pieces)
+                self._queue_frames(pieces)
             sent += size
         return sent
 
@@ -440,8 +457,15 @@ class H2Core:
         if stream is None:
             return None
         fields = list(event.headers or [])
+        key = (tuple(fields), trailers)
+        if key in self._valid_blocks:
+            return stream, fields  # the very same fields were checked before
         problem = response_header_problem(fields, trailers=trailers)
-        if problem is not None:
+        if problem is None:
+            if len(self._valid_blocks) >= _VALID_BLOCKS_MEMO:
+                self._valid_blocks.clear()
+            self._valid_blocks[key] = None
+        else:
             self._reset_with_error(stream, 0x1, f"stream {stream.stream_id}: malformed {what}: {problem}")
             return None
         return stream, fields

@@ -106,6 +106,7 @@ _DATA_FRAME = 0x0
 _END_STREAM = 0x1
 _PADDED = 0x8
 _HEADERS_FRAME = 0x1
+_CONTINUATION_FRAME = 0x9
 _END_HEADERS = 0x4
 _PRIORITY = 0x20
 _RECEIVING = (h2.stream.StreamState.OPEN, h2.stream.StreamState.HALF_CLOSED_LOCAL)
@@ -289,6 +290,58 @@ def _receive_plain_headers(
     if frames:
         conn._prepare_for_sending(frames)
     return events
+
+
+_OPENABLE = (h2.connection.ConnectionState.IDLE, h2.connection.ConnectionState.CLIENT_OPEN)
+
+
+def send_request_headers(
+    conn: h2.connection.H2Connection, stream_id: int, headers: list[tuple[bytes, bytes]], end_stream: bool
+) -> list[bytes] | None:
+    """Open a new request stream the way h2's ``send_headers`` would, and return its frames' bytes.
+
+    h2 builds hyperframe objects, flag sets and validation flags for every
+    request, serializes them into its buffer and copies that out again; for
+    small requests that was most of the cost of sending one. Here the stream
+    goes through exactly h2's bookkeeping (concurrency check, stream
+    creation, the stream's state machine, the HPACK encoder, the request
+    method and authority h2 remembers) and the HEADERS (and, for a large
+    block, CONTINUATION) frames are written directly. ``headers`` must be
+    plain ``(bytes, bytes)`` tuples, pseudo-headers first. Returns ``None``
+    without changing anything when the connection is not in a plain state;
+    the caller then uses h2's own ``send_headers``.
+    """
+    if stream_id in conn.streams or conn.state_machine.state not in _OPENABLE:
+        return None
+    limit = conn.remote_settings.max_concurrent_streams
+    open_now = conn.open_outbound_streams
+    if open_now + 1 > limit:
+        raise h2.exceptions.TooManyStreamsError(f"Max outbound streams is {limit}, {open_now} open")
+    conn.state_machine.process_input(h2.connection.ConnectionInputs.SEND_HEADERS)
+    stream = conn._begin_new_stream(stream_id, h2.connection.AllowedStreamIDs.ODD)
+    # The state changes before encoding, as in h2: encoding cannot be undone.
+    stream.state_machine.process_input(h2.stream.StreamInputs.SEND_HEADERS)
+    block = conn.encoder.encode(headers)
+    if end_stream:
+        stream.state_machine.process_input(h2.stream.StreamInputs.SEND_END_STREAM)
+    stream._authority = next((value for name, value in headers if name == b":authority"), None)
+    stream.request_method = headers[0][1] if headers and headers[0][0] == b":method" else None
+    max_size = conn.max_outbound_frame_size
+    sid = stream_id.to_bytes(4, "big")
+    if len(block) <= max_size:
+        flags = _END_HEADERS | (_END_STREAM if end_stream else 0)
+        return [len(block).to_bytes(3, "big") + bytes((_HEADERS_FRAME, flags)) + sid + block]
+    pieces = [block[start : start + max_size] for start in range(0, len(block), max_size)]
+    frames = [
+        len(pieces[0]).to_bytes(3, "big")
+        + bytes((_HEADERS_FRAME, _END_STREAM if end_stream else 0))
+        + sid
+        + pieces[0]
+    ]
+    for index, piece in enumerate(pieces[1:], start=2):
+        flags = _END_HEADERS if index == len(pieces) else 0
+        frames.append(len(piece).to_bytes(3, "big") + bytes((_CONTINUATION_FRAME, flags)) + sid + piece)
+    return frames
 
 
 _SENDING = (h2.stream.StreamState.OPEN, h2.stream.StreamState.HALF_CLOSED_REMOTE)
