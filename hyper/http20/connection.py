@@ -13,13 +13,20 @@ import ssl
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Union
+from typing import Any
 
 from ..common.body import BodyType, RequestBody, prepare_body
 from ..common.decoding import ACCEPT_ENCODING
+from ..common.request import (  # noqa: F401 - HeadersType, TimeoutType: documented here
+    HeadersType,
+    TimeoutType,
+    declared_length,
+    is_empty,
+    split_timeout,
+    to_header_map,
+)
 from ..common.sockets import connect_tcp, wrap_tls
 from ..common.url import authority_for, request_target, split_host_port
 from ..exceptions import (
@@ -29,7 +36,7 @@ from ..exceptions import (
     TLSError,
     fresh,
 )
-from ..headers import HeaderKey, HeaderValue, HTTPHeaderMap, to_bytes
+from ..headers import HeaderKey, HeaderValue, HTTPHeaderMap
 from ..limits import Limits
 from ..tls import init_context
 from .core import DEFAULT_CONNECTION_WINDOW, DEFAULT_STREAM_WINDOW, H2Core
@@ -40,18 +47,11 @@ from .window import BaseFlowControlManager, FlowControlManager
 
 log = logging.getLogger("hyper")
 
-_METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
-
 # Wire stream ids stay below 2**31; public ids add 2**31 per new connection.
 _IDS_PER_SESSION = 2**31
 
 # A session found unusable (GOAWAY just read) is replaced; bounded retries.
 _SESSION_ATTEMPTS = 3
-
-TimeoutType = Union[None, float, tuple[float | None, float | None]]
-HeadersType = Union[
-    Mapping[HeaderKey, HeaderValue], Iterable[tuple[HeaderKey, HeaderValue]], HTTPHeaderMap, None
-]
 
 
 @dataclass
@@ -149,7 +149,7 @@ class HTTP20Connection:
         self.secure = secure
         self.ssl_context = ssl_context
         self.force_proto = force_proto
-        self.connect_timeout, self.read_timeout = _split_timeout(timeout)
+        self.connect_timeout, self.read_timeout = split_timeout(timeout)
         self.window_manager = window_manager or FlowControlManager
         #: The bounds on what a server may make this connection do.
         self.limits = limits or Limits()
@@ -286,9 +286,9 @@ class HTTP20Connection:
             raise HyperError("finish the request started with putrequest() before request()")
         path, header_map = self._prepare(method, url, headers)
         prepared = prepare_body(body)
-        declared = _declared_length(header_map, prepared, method, body is None)
+        declared = declared_length(header_map, prepared, method, body is None)
         stream_id, handle = self._send_headers(
-            method, path, header_map, end_stream=_is_empty(prepared, declared)
+            method, path, header_map, end_stream=is_empty(prepared, declared)
         )
         if not handle.session.stream(handle.wire_id).request_ended:
             try:
@@ -300,7 +300,7 @@ class HTTP20Connection:
 
     def _prepare(self, method: str, url: str, headers: HeadersType) -> tuple[str, HTTPHeaderMap]:
         path, _, authority = request_target(url)
-        header_map = _to_header_map(headers)
+        header_map = to_header_map(headers)
         if authority is not None and b"host" not in header_map:
             header_map[b"host"] = authority
         if b"accept-encoding" not in header_map:
@@ -526,44 +526,3 @@ class HTTP20Connection:
 
     def __repr__(self) -> str:
         return f"<HTTP20Connection {self._scheme}://{self.authority}>"
-
-
-def _split_timeout(timeout: TimeoutType) -> tuple[float | None, float | None]:
-    if isinstance(timeout, tuple):
-        connect, read = timeout
-        return connect, read
-    return timeout, timeout
-
-
-def _to_header_map(headers: HeadersType) -> HTTPHeaderMap:
-    if headers is None:
-        return HTTPHeaderMap()
-    if isinstance(headers, HTTPHeaderMap):
-        return headers.copy()
-    if isinstance(headers, Mapping):
-        return HTTPHeaderMap(headers.items())
-    return HTTPHeaderMap(headers)
-
-
-def _declared_length(header_map: HTTPHeaderMap, body: RequestBody, method: str, no_body: bool) -> int | None:
-    """The content-length to enforce: the caller's, else the body's, else None.
-
-    The body's length is also written into ``header_map``, except for a
-    request without body whose method does not expect one (RFC 9110 8.6).
-    """
-    given = header_map.get(b"content-length")
-    if given is not None:
-        try:
-            value = int(given[0])
-        except ValueError as exc:
-            raise HyperError(f"invalid content-length {given[0]!r}") from exc
-        if len(set(given)) != 1 or value < 0:
-            raise HyperError(f"invalid content-length {given!r}")
-        return value
-    if body.length is not None and not (no_body and method.upper() not in _METHODS_WITH_BODY):
-        header_map[b"content-length"] = to_bytes(body.length)
-    return body.length
-
-
-def _is_empty(body: RequestBody, declared: int | None) -> bool:
-    return body.length == 0 and (declared is None or declared == 0)
