@@ -9,6 +9,7 @@ new session when the old one ended cleanly (e.g. after a graceful GOAWAY).
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -19,6 +20,7 @@ from typing import Any
 
 from ..common.body import BodyType, RequestBody, prepare_body
 from ..common.decoding import ACCEPT_ENCODING
+from ..common.proxy import resolve_proxy
 from ..common.request import (  # noqa: F401 - HeadersType, TimeoutType: documented here
     HeadersType,
     TimeoutType,
@@ -27,7 +29,7 @@ from ..common.request import (  # noqa: F401 - HeadersType, TimeoutType: documen
     split_timeout,
     to_header_map,
 )
-from ..common.sockets import connect_tcp, wrap_tls
+from ..common.transport import open_transport
 from ..common.url import authority_for, request_target, split_host_port
 from ..exceptions import (
     HyperError,
@@ -103,6 +105,12 @@ class HTTP20Connection:
         by default :func:`hyper.tls.init_context`.
     :param force_proto: skip the ALPN check and speak HTTP/2 whatever the
         server selected (for servers without ALPN).
+    :param proxy_host: an HTTP proxy, ``'host'`` or ``'host:port'`` (port
+        8080 when not given); the connection goes through a ``CONNECT``
+        tunnel to the target, TLS and ALPN inside it.
+    :param proxy_port: overrides a port in ``proxy_host``.
+    :param proxy_headers: header fields sent on the CONNECT request, e.g.
+        ``{'proxy-authorization': 'Basic ...'}``.
     :param timeout: seconds, or ``(connect, read)``; bounds every blocking
         wait (the read timeout also bounds sends). ``None`` waits forever.
     :param deadline: overall bound in seconds on each exchange, from sending
@@ -112,6 +120,9 @@ class HTTP20Connection:
         body size, stacked codings, floods and buffering.
     :param stream_window: the receive window per stream, in bytes.
     :param connection_window: the receive window of the whole connection.
+    :param proxy_from_env: without ``proxy_host``, take the proxy from
+        ``HTTPS_PROXY`` (TLS) or ``HTTP_PROXY`` (cleartext), unless
+        ``NO_PROXY`` matches the host.
     """
 
     #: The protocol this connection speaks.
@@ -135,14 +146,13 @@ class HTTP20Connection:
         deadline: float | None = None,
         stream_window: int = DEFAULT_STREAM_WINDOW,
         connection_window: int = DEFAULT_CONNECTION_WINDOW,
+        proxy_from_env: bool = False,
         **kwargs: Any,
     ) -> None:
         if kwargs:
             raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(kwargs))}")
         if enable_push:
             raise NotImplementedError("server push is not supported by this version of hyper")
-        if proxy_host is not None or proxy_port is not None or proxy_headers is not None:
-            raise NotImplementedError("proxies are not supported by this version of hyper")
         self.host, self.port = split_host_port(host, port)
         if secure is None:
             secure = self.port == 443 or ssl_context is not None
@@ -163,6 +173,17 @@ class HTTP20Connection:
         self._scheme = "https" if secure else "http"
         #: The ALPN protocol of the current socket (``None`` in cleartext).
         self.negotiated_protocol: str | None = None
+        #: The proxy in use (host, port, headers), or ``None``. Every socket
+        #: goes through a CONNECT tunnel, TLS or cleartext.
+        self.proxy = resolve_proxy(
+            proxy_host,
+            proxy_port,
+            proxy_headers,
+            from_env=proxy_from_env,
+            target_host=self.host,
+            target_port=self.port,
+            secure=secure,
+        )
 
         # Guards the fields below; never held while waiting on the network.
         self._lock = threading.Lock()
@@ -231,10 +252,15 @@ class HTTP20Connection:
         return drained
 
     def _open_session(self) -> H2Session:
-        sock = connect_tcp(self.host, self.port, self.connect_timeout)
-        if self.secure:
-            context = self.ssl_context or init_context()
-            sock = wrap_tls(sock, context, self.host, self.connect_timeout)
+        sock, received = open_transport(
+            self.host,
+            self.port,
+            ssl_context=(self.ssl_context or init_context()) if self.secure else None,
+            proxy=self.proxy,
+            tunnel=True,
+            connect_timeout=self.connect_timeout,
+        )
+        if isinstance(sock, ssl.SSLSocket):
             selected = sock.selected_alpn_protocol()
             self.negotiated_protocol = selected
             if selected != "h2" and self.force_proto is None:
@@ -251,19 +277,61 @@ class HTTP20Connection:
             "TLS" if self.secure else "cleartext",
             self.negotiated_protocol or "h2 prior knowledge",
         )
-        core = H2Core(
+        session = H2Session(sock, self._new_core(), self.read_timeout, self.read_timeout)
+        try:
+            session.start(received)
+        except BaseException:
+            session.close()
+            raise
+        return session
+
+    def _new_core(self) -> H2Core:
+        return H2Core(
             window_manager=self.window_manager,
             stream_window=self._stream_window,
             connection_window=self._connection_window,
             limits=self.limits,
         )
+
+    # -- adopting a socket (used by hyper.HTTPConnection) ---------------------------
+
+    def _adopt(
+        self,
+        sock: socket.socket,
+        received: bytes = b"",
+        negotiated_protocol: str | None = None,
+        upgraded: H2Core | None = None,
+    ) -> int | None:
+        """Speak HTTP/2 on a socket another layer connected (ALPN or h2c upgrade).
+
+        ``received`` holds bytes the server already sent. With ``upgraded``
+        (a core prepared by :meth:`H2Core.initiate_upgrade`), stream 1 is the
+        request that carried ``Upgrade: h2c``; its public id is returned so
+        ``getresponse()`` finds its response. Later connections (after
+        GOAWAY or close()) are opened as usual, with prior knowledge in
+        cleartext.
+        """
+        core = upgraded or self._new_core()
         session = H2Session(sock, core, self.read_timeout, self.read_timeout)
         try:
-            session.start()
+            if upgraded is not None:
+                session.start_upgraded(received)
+            else:
+                session.start(received)
         except BaseException:
             session.close()
             raise
-        return session
+        self.negotiated_protocol = negotiated_protocol
+        with self._connect_lock:
+            with self._lock:
+                old, self._session = self._session, session
+                if old is not None:
+                    self._draining.append(old)
+                session.id_base = self._next_id_base
+                self._next_id_base += _IDS_PER_SESSION
+        if upgraded is None:
+            return None
+        return self._register(session, 1)[0]
 
     # -- sending requests -----------------------------------------------------
 
