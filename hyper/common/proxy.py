@@ -23,7 +23,7 @@ import h11
 from ..exceptions import ConnectTimeout, InvalidURL, ProxyError
 from ..headers import HTTPHeaderMap
 from .request import HeadersType, to_header_map
-from .url import split_host_port
+from .url import has_port, split_host_port
 
 #: The port of a proxy given without one (the customary HTTP proxy port).
 DEFAULT_PROXY_PORT = 8080
@@ -52,15 +52,9 @@ class ProxyConfig:
 
 def _split_proxy(host: str, port: int | None) -> tuple[str, int]:
     name, parsed = split_host_port(host, port)
-    if port is None and not _has_port(host):
+    if port is None and not has_port(host):
         parsed = DEFAULT_PROXY_PORT
     return name, parsed
-
-
-def _has_port(host: str) -> bool:
-    if host.startswith("["):
-        return "]:" in host
-    return host.count(":") == 1
 
 
 def resolve_proxy(

@@ -39,7 +39,7 @@ from ..common.proxy import resolve_proxy
 from ..common.request import HeadersType, TimeoutType, declared_length, split_timeout, to_header_map
 from ..common.sockets import wait_for_socket
 from ..common.transport import open_transport
-from ..common.url import DEFAULT_CLEARTEXT_PORT, authority_for, request_target, split_host_port
+from ..common.url import DEFAULT_CLEARTEXT_PORT, authority_for, has_port, request_target, split_host_port
 from ..exceptions import (
     BodyLengthError,
     ConnectionClosed,
@@ -172,7 +172,7 @@ class HTTP11Connection:
         if kwargs:
             raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(kwargs))}")
         self.host, self.port = split_host_port(host, port)
-        if secure is False and port is None and self.port == 443 and not _names_port(host):
+        if secure is False and port is None and self.port == 443 and not has_port(host):
             self.port = DEFAULT_CLEARTEXT_PORT
         if secure is None:
             secure = self.port == 443 or ssl_context is not None
@@ -869,12 +869,6 @@ class HTTP11Connection:
 
     def __repr__(self) -> str:
         return f"<HTTP11Connection {self._scheme}://{self.authority}>"
-
-
-def _names_port(host: str) -> bool:
-    if host.startswith("["):
-        return "]:" in host
-    return host.count(":") == 1
 
 
 def _still_open(sock: socket.socket) -> bool:

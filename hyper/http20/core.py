@@ -150,6 +150,9 @@ class H2Core:
         settings = self._h2.initiate_upgrade_connection()
         assert settings is not None  # always returned on the client side
         self._open_connection_window()
+        if head:
+            # h2 learns the method from HEADERS it sends; stream 1's went as HTTP/1.1.
+            self._h2.streams[1].request_method = b"HEAD"
         self.streams[1] = StreamState(
             1, self._window_manager(self._stream_window), request_ended=True, head=head
         )
