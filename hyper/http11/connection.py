@@ -12,9 +12,9 @@ order of exchanges. HTTP/1.1 carries one exchange at a time, so:
   waits for the lock at most the read timeout (:class:`~hyper.ReadTimeout`).
 * Keep-alive: the socket is reused unless the server said ``Connection:
   close``, closed it, or a response was abandoned mid-body. A kept-alive
-  socket the server closed meanwhile is replaced before use; a request
-  without a streaming body is re-sent once if the server closed a reused
-  connection without answering.
+  socket the server closed meanwhile is replaced before use; an idempotent
+  request (GET, HEAD, PUT...) without a streaming body is re-sent once if
+  the server closed a reused connection without a byte of answer.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ HTTP11_ALPN: tuple[str, ...] = ("http/1.1",)
 #: Unread response bytes buffered, over all responses, when ``Limits.max_buffered`` is None.
 DEFAULT_MAX_BUFFERED = 16 * 1024 * 1024
 _RECV_SIZE = 64 * 1024
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 # RFC 9113 counts 32 bytes of overhead per field; HTTP/1.1 heads are measured the same way.
 _FIELD_OVERHEAD = 32
 
@@ -108,6 +109,8 @@ class _Exchange:
     buffered: int = 0
     #: Raw body bytes received so far.
     received: int = 0
+    #: Some byte of the response arrived (a request answered at all cannot be replayed).
+    answered: bool = False
     ended: bool = False
     trailers: list[tuple[bytes, bytes]] = field(default_factory=list)
     error: HyperError | None = None
@@ -317,7 +320,10 @@ class HTTP11Connection:
         declared = declared_length(header_map, prepared, method, body is None)
         if declared is None and b"transfer-encoding" not in header_map:
             header_map[b"transfer-encoding"] = b"chunked"
-        replayable = body is None or isinstance(body, (bytes, bytearray, memoryview, str))
+        # RFC 9112 9.3.1: only idempotent requests may be sent again unasked.
+        replayable = method.upper() in _IDEMPOTENT and (
+            body is None or isinstance(body, (bytes, bytearray, memoryview, str))
+        )
         with self._locked():
             exchange = self._begin_locked(method, target, header_map, replayable)
             self._send_request_locked(exchange, header_map, target, prepared, declared, replayable)
@@ -702,26 +708,28 @@ class HTTP11Connection:
             except TimeoutError as exc:
                 raise expired from exc
             except OSError as exc:
-                if exchange.head is None and not wire.first_bytes and wire.requests > 1 and exchange.replay:
+                if not exchange.answered and wire.requests > 1 and exchange.replay:
                     raise _StaleConnection() from exc
                 raise ConnectionTerminated(
                     f"connection broke while waiting for the response to request {exchange.stream_id}: {exc}",
-                    retryable=exchange.head is None and not wire.first_bytes,
+                    retryable=not exchange.answered,
                 ) from exc
         if not data:
             self._on_eof_locked(exchange, wire)
-        elif len(wire.first_bytes) < 9:
-            wire.first_bytes += data[: 9 - len(wire.first_bytes)]
+        else:
+            exchange.answered = True
+            if len(wire.first_bytes) < 9:
+                wire.first_bytes += data[: 9 - len(wire.first_bytes)]
         wire.h11.receive_data(data)
 
     def _on_eof_locked(self, exchange: _Exchange, wire: _Wire) -> None:
         if exchange.head is not None or exchange.switched:
             return  # h11 decides: the end of an EOF-delimited body, or a truncated one
-        if not wire.first_bytes and wire.requests > 1 and exchange.replay is not None:
+        if not exchange.answered and wire.requests > 1 and exchange.replay is not None:
             raise _StaleConnection()
         raise ConnectionTerminated(
             f"server closed the connection without answering request {exchange.stream_id}",
-            retryable=not wire.first_bytes,
+            retryable=not exchange.answered,
         )
 
     def _read_limit(self, exchange: _Exchange) -> tuple[float | None, ReadTimeout]:
