@@ -743,7 +743,7 @@ class HTTP11Connection:
 
     def _protocol_failure(self, exchange: _Exchange, wire: _Wire, exc: h11.RemoteProtocolError) -> HyperError:
         text = str(exc)
-        if exchange.head is not None and wire.h11.their_state is h11.SEND_BODY:
+        if exchange.head is not None and not exchange.ended:
             lengths = exchange.head.headers
             declared = [v for n, v in lengths if n == b"content-length"]
             if "peer closed connection" in text and declared:
@@ -856,10 +856,10 @@ class HTTP11Connection:
         with self._locked():
             wire = self._wire
             active = self._active
-            if wire is not None:
-                self._drop_wire_locked(wire)
             if active is not None and active.error is None and not active.ended:
                 active.error = ConnectionClosed("the connection was closed")
+            if wire is not None:
+                self._drop_wire_locked(wire)
             self._active = None
             self._untaken.clear()
             self._cond.notify_all()
