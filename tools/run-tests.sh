@@ -11,6 +11,8 @@ command -v nghttpd >/dev/null 2>&1 || need_apt+=(nghttp2-server)
 command -v nghttp >/dev/null 2>&1 || need_apt+=(nghttp2-client)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v setpriv >/dev/null 2>&1 || need_apt+=(util-linux)
+# A real forward proxy for the CONNECT / proxy-authentication tests.
+command -v tinyproxy >/dev/null 2>&1 || need_apt+=(tinyproxy)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages (${need_apt[*]}); run as root or install them" >&2
@@ -21,7 +23,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 # The test servers are started by the fixtures; the system services are not needed.
-if command -v systemctl >/dev/null 2>&1; then systemctl stop nginx >/dev/null 2>&1 || true; fi
+if command -v systemctl >/dev/null 2>&1; then
+  systemctl stop nginx >/dev/null 2>&1 || true
+  systemctl stop tinyproxy >/dev/null 2>&1 || true
+fi
 
 python3 -m pip install -q --upgrade pip
 python3 -m pip install -q -e '.[test,lint,docs]'
