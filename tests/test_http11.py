@@ -451,3 +451,35 @@ def test_closed_connection_fails_unread_response() -> None:
         with pytest.raises(hyper.InvalidStreamID):
             conn.getresponse()
         conn.close()
+
+
+def _drop_second_request(peer: Peer) -> None:
+    """Connection 0 answers once, then reads the next request and closes unanswered."""
+    if peer.index == 0:
+        peer.read_request()
+        peer.respond(200, body=b"first")
+        peer.read_request()
+        peer.sock.close()
+        return
+    while peer.read_request() is not None:
+        peer.respond(200, body=f"conn {peer.index}".encode())
+
+
+def test_unanswered_idempotent_request_on_a_reused_connection_is_sent_again() -> None:
+    with scripted(_drop_second_request) as server:
+        with hyper.HTTP11Connection(server.address, timeout=TIMEOUT) as conn:
+            assert conn.getresponse(conn.request("GET", "/")).read() == b"first"
+            assert conn.getresponse(conn.request("PUT", "/", body=b"data")).read() == b"conn 1"
+    assert server.connections == 2 and server.errors == []
+
+
+def test_unanswered_post_is_not_sent_again() -> None:
+    with scripted(_drop_second_request) as server:
+        with hyper.HTTP11Connection(server.address, timeout=TIMEOUT) as conn:
+            assert conn.getresponse(conn.request("GET", "/")).read() == b"first"
+            stream_id = conn.request("POST", "/", body=b"data")
+            with pytest.raises(hyper.ConnectionTerminated, match="without answering"):
+                conn.getresponse(stream_id)
+            # The connection recovers for the next request.
+            assert conn.getresponse(conn.request("GET", "/")).read() == b"conn 1"
+    assert server.connections == 2

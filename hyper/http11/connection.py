@@ -98,7 +98,7 @@ class _Exchange:
     wire: _Wire | None = None
     deadline_at: float | None = None
     #: What is needed to send the request again (no streaming body), if anything.
-    replay: tuple[h11.Request, bytes | None] | None = None
+    replay: tuple[h11.Request, list[memoryview]] | None = None
     #: The request is still being sent with send() (putrequest form).
     request_open: bool = False
     head: h11.Response | None = None
@@ -410,10 +410,10 @@ class HTTP11Connection:
             )
         except h11.LocalProtocolError as exc:
             raise InvalidHeader(f"request refused: {exc}") from exc
+        # A replayable body is in memory already (bytes or str): keep views, no copy.
         blocks = list(body.blocks()) if replayable else None
-        replay_body = b"".join(bytes(b) for b in blocks) if blocks is not None else None
-        if replayable:
-            exchange.replay = (request, replay_body)
+        if blocks is not None:
+            exchange.replay = (request, blocks)
         for attempt in (1, 2):
             wire = self._usable_wire_locked()
             wire.requests += 1
@@ -708,7 +708,7 @@ class HTTP11Connection:
             except TimeoutError as exc:
                 raise expired from exc
             except OSError as exc:
-                if not exchange.answered and wire.requests > 1 and exchange.replay:
+                if not exchange.answered and wire.requests > 1 and exchange.replay is not None:
                     raise _StaleConnection() from exc
                 raise ConnectionTerminated(
                     f"connection broke while waiting for the response to request {exchange.stream_id}: {exc}",
@@ -791,8 +791,7 @@ class HTTP11Connection:
             data = wire.h11.send(request)
             assert data is not None
             self._sendall_locked(wire, data)
-            blocks = iter((body,)) if body else iter(())
-            self._send_body_locked(exchange, blocks, None, end=True)
+            self._send_body_locked(exchange, iter(body), None, end=True)
         except HyperError as exc:
             exchange.error = exchange.error or exc
             self._drop_wire_locked(wire)
