@@ -7,6 +7,7 @@ import hashlib
 import threading
 from pathlib import Path
 
+import h11
 import pytest
 
 import hyper
@@ -483,3 +484,33 @@ def test_unanswered_post_is_not_sent_again() -> None:
             # The connection recovers for the next request.
             assert conn.getresponse(conn.request("GET", "/")).read() == b"conn 1"
     assert server.connections == 2
+
+
+def test_early_response_stops_the_upload() -> None:
+    # The server refuses after the head and stops reading: the upload must
+    # not block until the timeout, and the refusal is the response.
+    def script(peer: Peer) -> None:
+        while not isinstance(peer.h11.next_event(), h11.Request):
+            peer.h11.receive_data(peer.sock.recv(65536))
+        peer.send_raw(
+            b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\nconnection: close\r\n\r\ntoo big!"
+        )
+        peer.wait_closed()
+
+    with scripted(script) as server:
+        with hyper.HTTP11Connection(server.address, timeout=(TIMEOUT, 5)) as conn:
+            stream_id = conn.request("POST", "/", body=b"u" * (64 * 1024 * 1024))
+            response = conn.getresponse(stream_id)
+            assert (response.status, response.read()) == (413, b"too big!")
+            # The half-sent request left the connection unusable: a new one serves the next.
+    assert server.errors == []
+
+
+def test_early_response_over_tls(nginx_http11_server: ServerInfo) -> None:
+    # nginx answers a POST to a static file with 405 at once and discards the
+    # body meanwhile: the answer may arrive while the upload is under way.
+    with _nginx(nginx_http11_server) as conn:
+        response = conn.getresponse(conn.request("POST", "/1k.bin", body=b"v" * (32 * 1024 * 1024)))
+        assert response.status == 405
+        response.read()
+        assert conn.getresponse(conn.request("GET", "/1k.bin")).read() == one_k_bytes()

@@ -74,6 +74,10 @@ class _StaleConnection(Exception):
     """A reused connection was closed by the server before it answered."""
 
 
+class _EarlyResponse(Exception):
+    """The server started answering while we were still sending the body."""
+
+
 @dataclass(eq=False)
 class _Wire:
     """One socket and its h11 state."""
@@ -452,10 +456,12 @@ class HTTP11Connection:
         counter = LengthCounter(declared if end else None)
         try:
             for block in blocks:
-                counter.add(memoryview(block).nbytes)
-                pieces = wire.h11.send_with_data_passthrough(h11.Data(data=block))
+                view = memoryview(block).cast("B")
+                counter.add(view.nbytes)
+                # h11 only measures and passes the data on, so a view saves a copy.
+                pieces = wire.h11.send_with_data_passthrough(h11.Data(data=view))  # type: ignore[arg-type]
                 for piece in pieces or ():
-                    self._sendall_locked(wire, piece)
+                    self._sendall_locked(wire, piece, exchange)
             if end:
                 counter.check_complete()
                 data = wire.h11.send(h11.EndOfMessage())
@@ -473,9 +479,10 @@ class HTTP11Connection:
             self._drop_wire_locked(wire)
             self._cond.notify_all()
             raise fresh(exchange.error) from exc
-        except ConnectionTerminated:
-            # The server may have answered early (e.g. 413) and closed: its
-            # response, if any, is still read by getresponse().
+        except (_EarlyResponse, ConnectionTerminated):
+            # The server answered early (e.g. 413), or closed after doing so:
+            # the upload stops, getresponse() reads the answer, and the
+            # connection, with half a request on it, closes after that.
             exchange.request_open = False
             self._cond.notify_all()
         except BaseException as exc:
@@ -488,17 +495,57 @@ class HTTP11Connection:
             self._cond.notify_all()
             raise
 
-    def _sendall_locked(self, wire: _Wire, data: bytes | memoryview) -> None:
+    def _sendall_locked(
+        self, wire: _Wire, data: bytes | memoryview, exchange: _Exchange | None = None
+    ) -> None:
+        """Send all of ``data``; each wait for the socket is bounded by the timeout.
+
+        While a body goes out (``exchange`` given), the socket is watched for
+        an early response (a 413 or 401 before the upload is done): its bytes
+        go to h11 and :class:`_EarlyResponse` stops the upload, so a server
+        that stopped reading cannot leave us blocked in ``send``.
+        """
         if wire.closed:
             raise ConnectionTerminated("the connection was closed")
+        sock = wire.sock
+        view = memoryview(data).cast("B")
+        want_read = exchange is not None
+        sock.settimeout(0.0)
+        while view.nbytes:
+            try:
+                sent = sock.send(view)
+            except ssl.SSLWantReadError:
+                sent, want_read = 0, True  # TLS needs a record from the peer first
+            except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
+                sent = 0
+            except OSError as exc:
+                raise ConnectionTerminated(f"connection broke while sending: {exc}") from exc
+            if sent:
+                view = view[sent:]
+                continue
+            readable, writable = wait_for_socket(sock, read=want_read, write=True, timeout=self.read_timeout)
+            if readable and exchange is not None and self._early_response_locked(wire, exchange):
+                raise _EarlyResponse()
+            if not readable and not writable:
+                self._drop_wire_locked(wire)
+                raise WriteTimeout(f"the server did not accept our data within {self.read_timeout} s")
+            want_read = exchange is not None
+
+    def _early_response_locked(self, wire: _Wire, exchange: _Exchange) -> bool:
+        """Read what the server sent during our upload; True if it is response bytes (or EOF)."""
         try:
-            wire.sock.settimeout(self.read_timeout)
-            wire.sock.sendall(data)
-        except TimeoutError as exc:
-            self._drop_wire_locked(wire)
-            raise WriteTimeout(f"the server did not accept our data within {self.read_timeout} s") from exc
-        except OSError as exc:
-            raise ConnectionTerminated(f"connection broke while sending: {exc}") from exc
+            data = wire.sock.recv(_RECV_SIZE)
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return False  # no application data (e.g. a TLS session ticket)
+        except OSError:
+            return True  # reset: the response, if any, is looked for by getresponse()
+        if data:
+            exchange.answered = True
+            if len(wire.first_bytes) < 9:
+                wire.first_bytes += data[: 9 - len(wire.first_bytes)]
+        wire.h11.receive_data(data)
+        log.debug("server answered request %d before its body was sent", exchange.stream_id)
+        return True
 
     # -- the incremental form ------------------------------------------------------
 
