@@ -27,7 +27,7 @@ from .common.proxy import resolve_proxy
 from .common.request import HeadersType, TimeoutType, split_timeout
 from .common.transport import open_transport
 from .common.url import DEFAULT_CLEARTEXT_PORT, authority_for, has_port, split_host_port
-from .exceptions import InvalidStreamID, ReadTimeout
+from .exceptions import ConnectionClosed, InvalidStreamID, ReadTimeout
 from .headers import HeaderKey, HeaderValue
 from .http11.connection import HTTP11_ALPN, HTTP11Connection
 from .http11.response import HTTP11Response
@@ -215,12 +215,23 @@ class HTTPConnection:
         """
         delegate = self._negotiated()
         if self._upgrade_pending:
+            # Other threads wait here until the first request has settled the
+            # protocol, then use whichever connection it chose.
             with self._negotiating():
                 if self._upgrade_pending:
-                    self._upgrade_pending = False
-                    if body is None or prepare_body(body).length == 0:
-                        return self._request_with_upgrade(method, url, headers)
+                    try:
+                        if body is None or prepare_body(body).length == 0:
+                            return self._request_with_upgrade(method, url, headers)
+                    finally:
+                        self._upgrade_pending = False
+                delegate = self._chosen()
         return delegate.request(method, url, body, headers)
+
+    def _chosen(self) -> HTTP20Connection | HTTP11Connection:
+        delegate = self._delegate
+        if delegate is None:
+            raise ConnectionClosed("the connection was closed while the protocol was being chosen")
+        return delegate
 
     def _request_with_upgrade(self, method: str, url: str, headers: HeadersType) -> int:
         core = self._h2._new_core()
@@ -255,7 +266,10 @@ class HTTPConnection:
         keeps the connection on HTTP/1.1.
         """
         delegate = self._negotiated()
-        self._upgrade_pending = False
+        if self._upgrade_pending:
+            with self._negotiating():
+                self._upgrade_pending = False
+                delegate = self._chosen()
         return delegate.putrequest(method, selector, **kwargs)
 
     def putheader(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 import hyper
@@ -163,3 +165,33 @@ def test_putrequest_form_works_after_negotiation(nginx_alpn_server: ServerInfo) 
         conn.endheaders(final=True, stream_id=stream_id)
         assert conn.getresponse(stream_id).read() == one_k_bytes()
         assert conn.version == "HTTP/2"
+
+
+def test_threads_racing_for_the_first_request_share_one_upgrade(hypercorn_h2c_server: ServerInfo) -> None:
+    server = hypercorn_h2c_server
+    results: list[bytes] = []
+    errors: list[BaseException] = []
+    with hyper.HTTPConnection(server.authority, secure=False, timeout=TIMEOUT) as conn:
+
+        def worker() -> None:
+            try:
+                for _ in range(5):
+                    results.append(conn.getresponse(conn.request("GET", "/bytes/1000")).read())
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert conn.version == "HTTP/2"
+    assert errors == []
+    assert len(results) == 20 and all(len(body) == 1000 for body in results)
+
+
+def test_getresponse_before_any_request() -> None:
+    conn = hyper.HTTPConnection("example.org:443")
+    with pytest.raises(hyper.InvalidStreamID):
+        conn.getresponse()
+    assert repr(conn) == "<HTTPConnection https://example.org not negotiated>"

@@ -10,6 +10,7 @@ import hyper
 from hyper.common.proxy import DEFAULT_PROXY_PORT, resolve_proxy
 from hyper.tls import init_context
 from tests.conftest import PROXY_USER
+from tests.http11_scripted import Peer, scripted
 from tests.servers import HELLO_TEXT, ServerInfo, one_k_bytes
 
 TIMEOUT = 10
@@ -233,3 +234,52 @@ def test_unreachable_proxy_is_a_connect_error() -> None:
     conn = hyper.HTTPConnection("example.org:443", proxy_host=f"127.0.0.1:{port}", timeout=TIMEOUT)
     with pytest.raises(hyper.ConnectError):
         conn.request("GET", "/")
+
+
+def _scripted_proxy(answer: bytes | None) -> object:
+    """A fake proxy: reads the CONNECT head, then sends ``answer`` (None: stalls)."""
+
+    def script(peer: Peer) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += peer.sock.recv(4096)
+        assert head.startswith(b"CONNECT 127.0.0.1:443 HTTP/1.1\r\n")
+        if answer is None:
+            peer.wait_closed()
+            return
+        peer.send_raw(answer)
+        peer.sock.close()
+
+    return script
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (b"", "closed the connection"),
+        (b"garbage\r\n\r\n", "invalid answer"),
+        (b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n", "502 Bad Gateway"),
+    ],
+)
+def test_broken_or_refusing_proxy(answer: bytes, message: str) -> None:
+    with scripted(_scripted_proxy(answer)) as proxy:
+        conn = hyper.HTTPConnection("127.0.0.1:443", proxy_host=proxy.address, timeout=TIMEOUT)
+        with pytest.raises(hyper.ProxyError, match=message) as info:
+            conn.request("GET", "/")
+    assert info.value.status == (502 if b"502" in answer else None)
+
+
+def test_stalling_proxy_is_a_connect_timeout() -> None:
+    with scripted(_scripted_proxy(None)) as proxy:
+        conn = hyper.HTTP11Connection("127.0.0.1:443", proxy_host=proxy.address, timeout=(0.3, TIMEOUT))
+        with pytest.raises(hyper.ConnectTimeout):
+            conn.request("GET", "/")
+
+
+def test_proxy_data_before_tls_is_refused() -> None:
+    # A proxy that sends bytes after its 200 broke the tunnel's contract.
+    answer = b"HTTP/1.1 200 OK\r\n\r\nunexpected"
+    with scripted(_scripted_proxy(answer)) as proxy:
+        conn = hyper.HTTP20Connection("127.0.0.1:443", proxy_host=proxy.address, timeout=TIMEOUT)
+        with pytest.raises(hyper.ProxyError, match="before the TLS handshake"):
+            conn.request("GET", "/")
