@@ -427,13 +427,17 @@ class HTTP11Connection:
             try:
                 self._send_head_locked(wire, request)
             except _StaleConnection:
+                # Nothing complete reached the server: any request may go again.
                 self._drop_wire_locked(wire)
                 exchange.error = None
-                if attempt == 2:
-                    raise ConnectionTerminated(
-                        "the server closed every connection before the request"
-                    ) from None
-                continue
+                if attempt == 1:
+                    continue
+                self._untaken.pop(exchange.stream_id, None)
+                raise ConnectionTerminated("the server closed every connection before the request") from None
+            except BaseException:
+                self._untaken.pop(exchange.stream_id, None)
+                self._drop_wire_locked(wire)
+                raise
             break
         source = iter(blocks) if blocks is not None else body.blocks()
         self._send_body_locked(exchange, source, declared, end=end)
