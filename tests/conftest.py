@@ -8,6 +8,7 @@ disappear silently from CI.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from tests.servers import (
     start_hypercorn,
     start_nghttpd,
     start_nginx,
+    start_squid,
     start_tinyproxy,
     write_docroot,
 )
@@ -250,3 +252,19 @@ def auth_proxy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serv
         yield ServerInfo("127.0.0.1", port, False, None, None, "tinyproxy-auth")
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def squid_server(nginx_process: tuple[ServerProcess, NginxPorts]) -> Iterator[ServerInfo]:
+    """Squid demanding Basic auth with :data:`PROXY_USER` (407 without).
+
+    CONNECT is allowed only to nginx's TLS and HTTP/1.1-TLS ports (403 for
+    others). Unlike tinyproxy, Squid keeps client connections alive.
+    """
+    _, ports = nginx_process
+    server, port, base = start_squid(PROXY_USER, (ports.tls, ports.http11_tls))
+    try:
+        yield ServerInfo("127.0.0.1", port, False, None, None, "squid")
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)

@@ -283,3 +283,68 @@ def test_proxy_data_before_tls_is_refused() -> None:
         conn = hyper.HTTP20Connection("127.0.0.1:443", proxy_host=proxy.address, timeout=TIMEOUT)
         with pytest.raises(hyper.ProxyError, match="before the TLS handshake"):
             conn.request("GET", "/")
+
+
+# -- Squid ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "version"), [("nginx_server", "HTTP/2"), ("nginx_http11_server", "HTTP/1.1")]
+)
+def test_squid_tunnel_with_authentication(
+    target: str, version: str, request: pytest.FixtureRequest, squid_server: ServerInfo
+) -> None:
+    server: ServerInfo = request.getfixturevalue(target)
+    with hyper.HTTPConnection(
+        server.authority,
+        ssl_context=_ctx(server),
+        proxy_host=squid_server.authority,
+        proxy_headers=_basic(*PROXY_USER),
+        timeout=TIMEOUT,
+    ) as conn:
+        for _ in range(3):
+            assert conn.getresponse(conn.request("GET", "/hello.txt")).read() == HELLO_TEXT
+        assert conn.version == version
+
+
+def test_squid_refusals(nginx_process: object, nginx_server: ServerInfo, squid_server: ServerInfo) -> None:
+    conn = hyper.HTTP20Connection(
+        nginx_server.authority, ssl_context=_ctx(nginx_server, ("h2",)), proxy_host=squid_server.authority
+    )
+    with pytest.raises(hyper.ProxyError) as info:
+        conn.request("GET", "/")
+    assert info.value.status == 407
+    assert info.value.headers is not None
+    assert info.value.headers.get_first(b"proxy-authenticate", b"").startswith(b"Basic")
+    _, ports = nginx_process  # type: ignore[misc]
+    conn = hyper.HTTP20Connection(
+        f"127.0.0.1:{ports.h2c}",
+        secure=True,
+        proxy_host=squid_server.authority,
+        proxy_headers=_basic(*PROXY_USER),
+        timeout=TIMEOUT,
+    )
+    with pytest.raises(hyper.ProxyError) as info:
+        conn.request("GET", "/")
+    assert info.value.status == 403
+
+
+def test_squid_absolute_form_keeps_the_connection_alive(
+    nginx_http11_plain_server: ServerInfo, squid_server: ServerInfo
+) -> None:
+    server = nginx_http11_plain_server
+    with hyper.HTTP11Connection(
+        server.authority,
+        secure=False,
+        proxy_host=squid_server.authority,
+        proxy_headers=_basic(*PROXY_USER),
+        timeout=TIMEOUT,
+    ) as conn:
+        response = conn.getresponse(conn.request("GET", "/1k.bin"))
+        fileno = conn.fileno()
+        assert response.read() == one_k_bytes()
+        for _ in range(3):
+            assert conn.getresponse(conn.request("GET", "/hello.txt")).read() == HELLO_TEXT
+        assert conn.fileno() == fileno  # Squid kept our connection alive
+        upload = conn.getresponse(conn.request("POST", "/upload", body=b"p" * 5000))
+        assert upload.read() == b"upload received: 5000 bytes\n"

@@ -11,8 +11,11 @@ command -v nghttpd >/dev/null 2>&1 || need_apt+=(nghttp2-server)
 command -v nghttp >/dev/null 2>&1 || need_apt+=(nghttp2-client)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v setpriv >/dev/null 2>&1 || need_apt+=(util-linux)
-# A real forward proxy for the CONNECT / proxy-authentication tests.
+# Real forward proxies for the CONNECT / proxy-authentication tests; htpasswd
+# (apache2-utils) writes Squid's password file.
 command -v tinyproxy >/dev/null 2>&1 || need_apt+=(tinyproxy)
+command -v squid >/dev/null 2>&1 || [ -x /usr/sbin/squid ] || need_apt+=(squid)
+command -v htpasswd >/dev/null 2>&1 || need_apt+=(apache2-utils)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages (${need_apt[*]}); run as root or install them" >&2
@@ -26,6 +29,7 @@ fi
 if command -v systemctl >/dev/null 2>&1; then
   systemctl stop nginx >/dev/null 2>&1 || true
   systemctl stop tinyproxy >/dev/null 2>&1 || true
+  systemctl stop squid >/dev/null 2>&1 || true
 fi
 
 python3 -m pip install -q --upgrade pip
