@@ -24,10 +24,10 @@ import socket
 import ssl
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -37,11 +37,9 @@ from ..common.body import BodyType, LengthCounter, RequestBody, prepare_body
 from ..common.decoding import ACCEPT_ENCODING
 from ..common.proxy import resolve_proxy
 from ..common.request import HeadersType, TimeoutType, declared_length, split_timeout, to_header_map
-from ..common.sockets import wait_for_socket
 from ..common.transport import open_transport
 from ..common.url import DEFAULT_CLEARTEXT_PORT, authority_for, has_port, request_target, split_host_port
 from ..exceptions import (
-    BodyLengthError,
     ConnectionClosed,
     ConnectionTerminated,
     HyperError,
@@ -50,13 +48,22 @@ from ..exceptions import (
     ProtocolError,
     ReadTimeout,
     TLSError,
-    WriteTimeout,
     fresh,
 )
 from ..headers import HeaderKey, HeaderValue, HTTPHeaderMap
 from ..limits import Limits
 from ..tls import init_context
 from .response import HTTP11Response
+from .wire import (
+    RECV_SIZE,
+    EarlyResponse,
+    Exchange,
+    StaleConnection,
+    Wire,
+    head_size_problem,
+    protocol_failure,
+    still_open,
+)
 
 log = logging.getLogger("hyper")
 
@@ -64,61 +71,7 @@ log = logging.getLogger("hyper")
 HTTP11_ALPN: tuple[str, ...] = ("http/1.1",)
 #: Unread response bytes buffered, over all responses, when ``Limits.max_buffered`` is None.
 DEFAULT_MAX_BUFFERED = 16 * 1024 * 1024
-_RECV_SIZE = 64 * 1024
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
-# RFC 9113 counts 32 bytes of overhead per field; HTTP/1.1 heads are measured the same way.
-_FIELD_OVERHEAD = 32
-
-
-class _StaleConnection(Exception):
-    """A reused connection was closed by the server before it answered."""
-
-
-class _EarlyResponse(Exception):
-    """The server started answering while we were still sending the body."""
-
-
-@dataclass(eq=False)
-class _Wire:
-    """One socket and its h11 state."""
-
-    sock: socket.socket
-    h11: h11.Connection
-    #: Bytes that arrived with the socket (after a tunnel), fed before recv.
-    early: bytes = b""
-    #: Exchanges started on this socket.
-    requests: int = 0
-    #: The first bytes ever received, to recognize an HTTP/2 server.
-    first_bytes: bytes = b""
-    closed: bool = False
-
-
-@dataclass(eq=False)
-class _Exchange:
-    """One request and the state of its response."""
-
-    stream_id: int
-    method: str
-    wire: _Wire | None = None
-    deadline_at: float | None = None
-    #: What is needed to send the request again (no streaming body), if anything.
-    replay: tuple[h11.Request, list[memoryview]] | None = None
-    #: The request is still being sent with send() (putrequest form).
-    request_open: bool = False
-    head: h11.Response | None = None
-    #: The server answered 101 to our Upgrade proposal.
-    switched: bool = False
-    informational: int = 0
-    chunks: deque[bytes] = field(default_factory=deque)
-    buffered: int = 0
-    #: Raw body bytes received so far.
-    received: int = 0
-    #: Some byte of the response arrived (a request answered at all cannot be replayed).
-    answered: bool = False
-    ended: bool = False
-    trailers: list[tuple[bytes, bytes]] = field(default_factory=list)
-    error: HyperError | None = None
-    discarded: bool = False
 
 
 @dataclass
@@ -210,11 +163,11 @@ class HTTP11Connection:
         self._lock = threading.Lock()
         # Signalled when a request sent piecewise (putrequest) is complete.
         self._cond = threading.Condition(self._lock)
-        self._wire: _Wire | None = None
+        self._wire: Wire | None = None
         # Exchanges whose response was not yet taken, oldest first.
-        self._untaken: OrderedDict[int, _Exchange] = OrderedDict()
+        self._untaken: OrderedDict[int, Exchange] = OrderedDict()
         # The exchange whose response is being received on the wire.
-        self._active: _Exchange | None = None
+        self._active: Exchange | None = None
         self._next_id = 1
         self._local = threading.local()
 
@@ -237,9 +190,9 @@ class HTTP11Connection:
         with self._locked():
             self._usable_wire_locked()
 
-    def _usable_wire_locked(self) -> _Wire:
+    def _usable_wire_locked(self) -> Wire:
         wire = self._wire
-        if wire is not None and wire.requests and not _still_open(wire.sock):
+        if wire is not None and wire.requests and not still_open(wire.sock):
             log.debug("kept-alive connection to %s was closed by the server; reconnecting", self.authority)
             self._drop_wire_locked(wire)
             wire = None
@@ -248,7 +201,7 @@ class HTTP11Connection:
             self._wire = wire
         return wire
 
-    def _open_wire(self) -> _Wire:
+    def _open_wire(self) -> Wire:
         context = None
         if self.secure:
             context = self.ssl_context or init_context(alpn=HTTP11_ALPN)
@@ -273,9 +226,9 @@ class HTTP11Connection:
         log.debug("connected to %s (HTTP/1.1, %s)", self.authority, "TLS" if self.secure else "cleartext")
         return self._new_wire(sock, early)
 
-    def _new_wire(self, sock: socket.socket, early: bytes) -> _Wire:
+    def _new_wire(self, sock: socket.socket, early: bytes) -> Wire:
         conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=self.limits.max_header_list_size)
-        return _Wire(sock, conn, early)
+        return Wire(sock, conn, early)
 
     def _adopt(self, sock: socket.socket, early: bytes = b"", negotiated_protocol: str | None = None) -> None:
         """Use an already connected socket (HTTPConnection's negotiation made it)."""
@@ -285,7 +238,7 @@ class HTTP11Connection:
             self._wire = self._new_wire(sock, early)
             self.negotiated_protocol = negotiated_protocol
 
-    def _drop_wire_locked(self, wire: _Wire) -> None:
+    def _drop_wire_locked(self, wire: Wire) -> None:
         if not wire.closed:
             wire.closed = True
             try:
@@ -354,11 +307,11 @@ class HTTP11Connection:
 
     def _begin_locked(
         self, method: str, target: str, header_map: HTTPHeaderMap, replayable: bool
-    ) -> _Exchange:
+    ) -> Exchange:
         """Make room on the wire for a new exchange and register it."""
         self._wait_request_complete_locked()
         self._finish_active_locked()
-        exchange = _Exchange(self._next_id, method.upper())
+        exchange = Exchange(self._next_id, method.upper())
         self._next_id += 1
         if self.deadline is not None:
             exchange.deadline_at = time.monotonic() + self.deadline
@@ -400,7 +353,7 @@ class HTTP11Connection:
 
     def _send_request_locked(
         self,
-        exchange: _Exchange,
+        exchange: Exchange,
         header_map: HTTPHeaderMap,
         target: str,
         body: RequestBody,
@@ -426,7 +379,7 @@ class HTTP11Connection:
             self._untaken[exchange.stream_id] = exchange
             try:
                 self._send_head_locked(wire, request)
-            except _StaleConnection:
+            except StaleConnection:
                 # Nothing complete reached the server: any request may go again.
                 self._drop_wire_locked(wire)
                 exchange.error = None
@@ -442,18 +395,18 @@ class HTTP11Connection:
         source = iter(blocks) if blocks is not None else body.blocks()
         self._send_body_locked(exchange, source, declared, end=end)
 
-    def _send_head_locked(self, wire: _Wire, request: h11.Request) -> None:
+    def _send_head_locked(self, wire: Wire, request: h11.Request) -> None:
         data = wire.h11.send(request)  # the event was validated when made
         assert data is not None
         try:
             self._sendall_locked(wire, data)
         except ConnectionTerminated as exc:
             if wire.requests > 1:
-                raise _StaleConnection() from exc
+                raise StaleConnection() from exc
             raise
 
     def _send_body_locked(
-        self, exchange: _Exchange, blocks: Iterator[Any], declared: int | None, end: bool
+        self, exchange: Exchange, blocks: Iterator[Any], declared: int | None, end: bool
     ) -> None:
         wire = exchange.wire
         assert wire is not None
@@ -483,7 +436,7 @@ class HTTP11Connection:
             self._drop_wire_locked(wire)
             self._cond.notify_all()
             raise fresh(exchange.error) from exc
-        except (_EarlyResponse, ConnectionTerminated):
+        except (EarlyResponse, ConnectionTerminated):
             # The server answered early (e.g. 413), or closed after doing so:
             # the upload stops, getresponse() reads the answer, and the
             # connection, with half a request on it, closes after that.
@@ -499,57 +452,8 @@ class HTTP11Connection:
             self._cond.notify_all()
             raise
 
-    def _sendall_locked(
-        self, wire: _Wire, data: bytes | memoryview, exchange: _Exchange | None = None
-    ) -> None:
-        """Send all of ``data``; each wait for the socket is bounded by the timeout.
-
-        While a body goes out (``exchange`` given), the socket is watched for
-        an early response (a 413 or 401 before the upload is done): its bytes
-        go to h11 and :class:`_EarlyResponse` stops the upload, so a server
-        that stopped reading cannot leave us blocked in ``send``.
-        """
-        if wire.closed:
-            raise ConnectionTerminated("the connection was closed")
-        sock = wire.sock
-        view = memoryview(data).cast("B")
-        want_read = exchange is not None
-        sock.settimeout(0.0)
-        while view.nbytes:
-            try:
-                sent = sock.send(view)
-            except ssl.SSLWantReadError:
-                sent, want_read = 0, True  # TLS needs a record from the peer first
-            except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
-                sent = 0
-            except OSError as exc:
-                raise ConnectionTerminated(f"connection broke while sending: {exc}") from exc
-            if sent:
-                view = view[sent:]
-                continue
-            readable, writable = wait_for_socket(sock, read=want_read, write=True, timeout=self.read_timeout)
-            if readable and exchange is not None and self._early_response_locked(wire, exchange):
-                raise _EarlyResponse()
-            if not readable and not writable:
-                self._drop_wire_locked(wire)
-                raise WriteTimeout(f"the server did not accept our data within {self.read_timeout} s")
-            want_read = exchange is not None
-
-    def _early_response_locked(self, wire: _Wire, exchange: _Exchange) -> bool:
-        """Read what the server sent during our upload; True if it is response bytes (or EOF)."""
-        try:
-            data = wire.sock.recv(_RECV_SIZE)
-        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            return False  # no application data (e.g. a TLS session ticket)
-        except OSError:
-            return True  # reset: the response, if any, is looked for by getresponse()
-        if data:
-            exchange.answered = True
-            if len(wire.first_bytes) < 9:
-                wire.first_bytes += data[: 9 - len(wire.first_bytes)]
-        wire.h11.receive_data(data)
-        log.debug("server answered request %d before its body was sent", exchange.stream_id)
-        return True
+    def _sendall_locked(self, wire: Wire, data: bytes | memoryview, exchange: Exchange | None = None) -> None:
+        wire.send_all(data, self.read_timeout, exchange)
 
     # -- the incremental form ------------------------------------------------------
 
@@ -638,7 +542,7 @@ class HTTP11Connection:
 
     get_response = getresponse
 
-    def _wait_head_locked(self, exchange: _Exchange) -> None:
+    def _wait_head_locked(self, exchange: Exchange) -> None:
         while exchange.head is None and not exchange.switched:
             if exchange.error is not None:
                 raise fresh(exchange.error)
@@ -646,12 +550,12 @@ class HTTP11Connection:
                 raise ConnectionClosed(f"the connection of request {exchange.stream_id} was closed")
             self._advance_locked(exchange)
 
-    def _pull(self, exchange: _Exchange, max_bytes: int | None) -> bytes:
+    def _pull(self, exchange: Exchange, max_bytes: int | None) -> bytes:
         """Raw body bytes of ``exchange``: waits for some; ``b''`` at the end."""
         with self._locked():
             while True:
                 if exchange.chunks:
-                    return self._take_locked(exchange, max_bytes)
+                    return exchange.take(max_bytes)
                 if exchange.ended or exchange.discarded:
                     return b""
                 if exchange.error is not None:
@@ -660,25 +564,14 @@ class HTTP11Connection:
                     raise ConnectionClosed(f"the connection of request {exchange.stream_id} was closed")
                 self._advance_locked(exchange)
 
-    @staticmethod
-    def _take_locked(exchange: _Exchange, max_bytes: int | None) -> bytes:
-        head = exchange.chunks[0]
-        if max_bytes is None or len(head) <= max_bytes:
-            exchange.chunks.popleft()
-            data = head
-        else:
-            data, exchange.chunks[0] = head[:max_bytes], head[max_bytes:]
-        exchange.buffered -= len(data)
-        return data
-
-    def _advance_locked(self, exchange: _Exchange) -> None:
+    def _advance_locked(self, exchange: Exchange) -> None:
         """Process one h11 event of the response on the wire; errors stick to it."""
         wire = exchange.wire
         assert wire is not None
         try:
             event = self._next_event_locked(exchange, wire)
             self._handle_event_locked(exchange, wire, event)
-        except _StaleConnection:
+        except StaleConnection:
             self._resend_locked(exchange)
         except HyperError as exc:
             if exchange.error is None:
@@ -686,7 +579,7 @@ class HTTP11Connection:
             self._drop_wire_locked(wire)
             raise
 
-    def _handle_event_locked(self, exchange: _Exchange, wire: _Wire, event: Any) -> None:
+    def _handle_event_locked(self, exchange: Exchange, wire: Wire, event: Any) -> None:
         if isinstance(event, h11.Data):
             data = bytes(event.data)
             exchange.received += len(data)
@@ -694,7 +587,9 @@ class HTTP11Connection:
                 exchange.chunks.append(data)
                 exchange.buffered += len(data)
         elif isinstance(event, h11.Response):
-            self._check_head_size(exchange, event)
+            problem = head_size_problem(exchange, event, self.limits.max_header_list_size)
+            if problem is not None:
+                raise problem
             exchange.head = event
         elif isinstance(event, h11.InformationalResponse):
             if event.status_code == 101 and wire.h11.their_state is h11.SWITCHED_PROTOCOL:
@@ -714,15 +609,7 @@ class HTTP11Connection:
         elif isinstance(event, h11.ConnectionClosed):  # pragma: no cover - only after EndOfMessage
             self._drop_wire_locked(wire)
 
-    def _check_head_size(self, exchange: _Exchange, event: h11.Response) -> None:
-        size = sum(len(name) + len(value) + _FIELD_OVERHEAD for name, value in event.headers)
-        if size > self.limits.max_header_list_size:
-            raise ProtocolError(
-                f"response header list of request {exchange.stream_id} is {size} bytes, more than "
-                f"Limits.max_header_list_size ({self.limits.max_header_list_size})"
-            )
-
-    def _end_cycle_locked(self, wire: _Wire) -> None:
+    def _end_cycle_locked(self, wire: Wire) -> None:
         """The response is complete: keep the connection for the next one, or close it."""
         self._active = None
         conn = wire.h11
@@ -733,12 +620,12 @@ class HTTP11Connection:
             # Connection: close, HTTP/1.0, or our request body was cut short.
             self._drop_wire_locked(wire)
 
-    def _next_event_locked(self, exchange: _Exchange, wire: _Wire) -> Any:
+    def _next_event_locked(self, exchange: Exchange, wire: Wire) -> Any:
         while True:
             try:
                 event = wire.h11.next_event()
             except h11.RemoteProtocolError as exc:
-                raise self._protocol_failure(exchange, wire, exc) from exc
+                raise protocol_failure(exchange, wire, exc, self.limits.max_header_list_size) from exc
             if event is h11.NEED_DATA:
                 self._receive_locked(exchange, wire)
                 continue
@@ -748,42 +635,38 @@ class HTTP11Connection:
                 raise ProtocolError(f"server sent data after the response to request {exchange.stream_id}")
             return event
 
-    def _receive_locked(self, exchange: _Exchange, wire: _Wire) -> None:
+    def _receive_locked(self, exchange: Exchange, wire: Wire) -> None:
         if wire.early:
             data, wire.early = wire.early, b""
         else:
             timeout, expired = self._read_limit(exchange)
             try:
                 wire.sock.settimeout(timeout)
-                data = wire.sock.recv(_RECV_SIZE)
+                data = wire.sock.recv(RECV_SIZE)
             except TimeoutError as exc:
                 raise expired from exc
             except OSError as exc:
                 if not exchange.answered and wire.requests > 1 and exchange.replay is not None:
-                    raise _StaleConnection() from exc
+                    raise StaleConnection() from exc
                 raise ConnectionTerminated(
                     f"connection broke while waiting for the response to request {exchange.stream_id}: {exc}",
                     retryable=not exchange.answered,
                 ) from exc
         if not data:
             self._on_eof_locked(exchange, wire)
-        else:
-            exchange.answered = True
-            if len(wire.first_bytes) < 9:
-                wire.first_bytes += data[: 9 - len(wire.first_bytes)]
-        wire.h11.receive_data(data)
+        wire.note_received(exchange, data)
 
-    def _on_eof_locked(self, exchange: _Exchange, wire: _Wire) -> None:
+    def _on_eof_locked(self, exchange: Exchange, wire: Wire) -> None:
         if exchange.head is not None or exchange.switched:
             return  # h11 decides: the end of an EOF-delimited body, or a truncated one
         if not exchange.answered and wire.requests > 1 and exchange.replay is not None:
-            raise _StaleConnection()
+            raise StaleConnection()
         raise ConnectionTerminated(
             f"server closed the connection without answering request {exchange.stream_id}",
             retryable=not exchange.answered,
         )
 
-    def _read_limit(self, exchange: _Exchange) -> tuple[float | None, ReadTimeout]:
+    def _read_limit(self, exchange: Exchange) -> tuple[float | None, ReadTimeout]:
         what = f"no response data for request {exchange.stream_id}"
         timeout = self.read_timeout
         if exchange.deadline_at is not None:
@@ -792,40 +675,7 @@ class HTTP11Connection:
                 return remaining, ReadTimeout(f"{what}: the exchange's overall deadline passed")
         return timeout, ReadTimeout(f"{what} within the read timeout of {timeout} s")
 
-    def _protocol_failure(self, exchange: _Exchange, wire: _Wire, exc: h11.RemoteProtocolError) -> HyperError:
-        text = str(exc)
-        if exchange.head is not None and not exchange.ended:
-            lengths = exchange.head.headers
-            declared = [v for n, v in lengths if n == b"content-length"]
-            if "peer closed connection" in text and declared:
-                expected = int(declared[0])
-                return BodyLengthError(
-                    f"server closed the connection after {exchange.received} of {expected} body bytes "
-                    f"of request {exchange.stream_id}",
-                    expected=expected,
-                    actual=exchange.received,
-                )
-            if "peer closed connection" in text:
-                return ConnectionTerminated(
-                    f"server closed the connection before the chunked body of request "
-                    f"{exchange.stream_id} was complete"
-                )
-        if "buffer too long" in text.lower() or "too long" in text.lower():
-            return ProtocolError(
-                f"response head of request {exchange.stream_id} exceeds Limits.max_header_list_size "
-                f"({self.limits.max_header_list_size} bytes)"
-            )
-        first = wire.first_bytes
-        if exchange.head is None and len(first) >= 9 and first[3] in (0x4, 0x7) and first[:5] != b"HTTP/":
-            return ProtocolError(
-                "server answered with HTTP/2 frames: it speaks HTTP/2 with prior knowledge only "
-                "(use hyper.HTTP20Connection)"
-            )
-        return ProtocolError(
-            f"server sent an invalid HTTP/1.1 response to request {exchange.stream_id}: {exc}"
-        )
-
-    def _resend_locked(self, exchange: _Exchange) -> None:
+    def _resend_locked(self, exchange: Exchange) -> None:
         """The server closed a reused connection unanswered: send once more on a new one."""
         old = exchange.wire
         assert old is not None and exchange.replay is not None
@@ -885,7 +735,7 @@ class HTTP11Connection:
 
     # -- closing ------------------------------------------------------------------------
 
-    def _discard(self, exchange: _Exchange) -> None:
+    def _discard(self, exchange: Exchange) -> None:
         """A response closed by the application before its end."""
         with self._locked():
             exchange.discarded = True
@@ -927,25 +777,3 @@ class HTTP11Connection:
 
     def __repr__(self) -> str:
         return f"<HTTP11Connection {self._scheme}://{self.authority}>"
-
-
-def _still_open(sock: socket.socket) -> bool:
-    """False when an idle kept-alive socket was closed (or spoken on) by the server."""
-    try:
-        readable, _ = wait_for_socket(sock, read=True, write=False, timeout=0)
-    except (OSError, ValueError):
-        return False
-    if not readable:
-        return True
-    try:
-        sock.settimeout(0)
-        data = sock.recv(1)
-    except ssl.SSLWantReadError:
-        return True  # a TLS record without data (e.g. a session ticket)
-    except (BlockingIOError, InterruptedError):
-        return True
-    except OSError:
-        return False
-    # EOF, or bytes nobody asked for: either way the socket cannot be trusted.
-    del data
-    return False

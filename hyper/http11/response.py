@@ -10,7 +10,8 @@ from ..headers import HTTPHeaderMap
 from ..limits import Limits
 
 if TYPE_CHECKING:  # the connection imports this module
-    from .connection import HTTP11Connection, _Exchange
+    from .connection import HTTP11Connection
+    from .wire import Exchange
 
 
 class HTTP11Response(DecodedBodyReader):
@@ -27,7 +28,7 @@ class HTTP11Response(DecodedBodyReader):
     new one by itself.
     """
 
-    def __init__(self, connection: HTTP11Connection, exchange: _Exchange, limits: Limits) -> None:
+    def __init__(self, connection: HTTP11Connection, exchange: Exchange, limits: Limits) -> None:
         head = exchange.head
         assert head is not None  # made only once the head arrived
         self._connection = connection
