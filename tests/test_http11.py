@@ -514,3 +514,13 @@ def test_early_response_over_tls(nginx_http11_server: ServerInfo) -> None:
         assert response.status == 405
         response.read()
         assert conn.getresponse(conn.request("GET", "/1k.bin")).read() == one_k_bytes()
+
+
+def test_closing_a_response_with_little_left_keeps_the_connection() -> None:
+    with scripted(_serve_forever(b"s" * 20_000)) as server:
+        with hyper.HTTP11Connection(server.address, timeout=TIMEOUT) as conn:
+            with conn.getresponse(conn.request("GET", "/")) as response:
+                assert response.read(10) == b"s" * 10
+            assert response.closed
+            assert conn.getresponse(conn.request("GET", "/")).read() == b"s" * 20_000
+    assert server.connections == 1

@@ -71,6 +71,8 @@ log = logging.getLogger("hyper")
 HTTP11_ALPN: tuple[str, ...] = ("http/1.1",)
 #: Unread response bytes buffered, over all responses, when ``Limits.max_buffered`` is None.
 DEFAULT_MAX_BUFFERED = 16 * 1024 * 1024
+#: A response closed with at most this much body left is read to its end to keep the socket.
+DRAIN_LIMIT = 64 * 1024
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 
@@ -742,9 +744,25 @@ class HTTP11Connection:
             exchange.chunks.clear()
             exchange.buffered = 0
             if exchange is self._active and not exchange.ended and exchange.wire is not None:
-                # The rest of the body cannot be skipped without reading it.
-                self._drop_wire_locked(exchange.wire)
+                # The rest of a body cannot be skipped without reading it. A
+                # short known rest is read and dropped to keep the socket;
+                # anything longer costs less as a new connection.
+                if not self._drain_locked(exchange):
+                    self._drop_wire_locked(exchange.wire)
                 exchange.error = None
+
+    def _drain_locked(self, exchange: Exchange) -> bool:
+        """Read a discarded response to its end if little is left; True when done."""
+        head = exchange.head
+        declared = [value for name, value in head.headers if name == b"content-length"] if head else []
+        if not declared or int(declared[0]) - exchange.received > DRAIN_LIMIT:
+            return False
+        try:
+            while not exchange.ended and exchange is self._active:
+                self._advance_locked(exchange)
+        except HyperError:
+            return False
+        return exchange.ended
 
     def fileno(self) -> int:
         """The socket's file descriptor (-1 when not connected)."""

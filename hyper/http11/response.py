@@ -23,9 +23,10 @@ class HTTP11Response(DecodedBodyReader):
     :meth:`read_chunked`, :meth:`close` and ``with``. ``version`` is
     ``"HTTP/1.1"`` or ``"HTTP/1.0"``, as the server answered.
 
-    Closing a response before its end closes the connection (HTTP/1.1 cannot
-    skip the rest of a body without reading it); the next request opens a
-    new one by itself.
+    Closing a response before its end reads and drops a short rest (up to
+    64 KiB) to keep the connection; with more left it closes the connection
+    (HTTP/1.1 cannot skip the rest of a body without reading it), and the
+    next request opens a new one by itself.
     """
 
     def __init__(self, connection: HTTP11Connection, exchange: Exchange, limits: Limits) -> None:
@@ -71,7 +72,7 @@ class HTTP11Response(DecodedBodyReader):
         return data
 
     def close(self) -> None:
-        """Stop reading; an unfinished body closes the connection."""
+        """Stop reading; a long unread rest of the body closes the connection."""
         if self._closed:
             return
         self._closed = True
