@@ -213,6 +213,6 @@ def protocol_failure(
     if exchange.head is None and len(first) >= 9 and first[3] in (0x4, 0x7) and first[:5] != b"HTTP/":
         return ProtocolError(
             "server answered with HTTP/2 frames: it speaks HTTP/2 with prior knowledge only "
-            "(use hyper.HTTP20Connection)"
+            "(use hyper.HTTP20Connection, or HTTPConnection(..., force_proto='h2'))"
         )
     return ProtocolError(f"server sent an invalid HTTP/1.1 response to request {exchange.stream_id}: {exc}")
