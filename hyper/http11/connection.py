@@ -308,13 +308,20 @@ class HTTP11Connection:
         return target, header_map
 
     def _begin_locked(
-        self, method: str, target: str, header_map: HTTPHeaderMap, replayable: bool
+        self,
+        method: str,
+        target: str,
+        header_map: HTTPHeaderMap,
+        replayable: bool,
+        stream_id: int | None = None,
     ) -> Exchange:
-        """Make room on the wire for a new exchange and register it."""
+        """Make room on the wire for a new exchange (with a reserved id, if given)."""
         self._wait_request_complete_locked()
         self._finish_active_locked()
-        exchange = Exchange(self._next_id, method.upper())
-        self._next_id += 1
+        if stream_id is None:
+            stream_id = self._next_id
+            self._next_id += 1
+        exchange = Exchange(stream_id, method.upper())
         if self.deadline is not None:
             exchange.deadline_at = time.monotonic() + self.deadline
         return exchange
@@ -465,7 +472,9 @@ class HTTP11Connection:
             raise HyperError("a putrequest() is already in progress in this thread")
         target, header_map = self._prepare(method, selector, None)
         with self._locked():
+            # Reserved now: another thread's request() may go out before endheaders().
             stream_id = self._next_id
+            self._next_id += 1
         self._local.pending = _PendingRequest(method, target, header_map, stream_id)
         return stream_id
 
@@ -496,7 +505,7 @@ class HTTP11Connection:
         if declared is None and b"content-length" not in headers and b"transfer-encoding" not in headers:
             headers[b"transfer-encoding"] = b"chunked"
         with self._locked():
-            exchange = self._begin_locked(pending.method, pending.target, headers, False)
+            exchange = self._begin_locked(pending.method, pending.target, headers, False, pending.stream_id)
             self._send_request_locked(exchange, headers, pending.target, body, declared, False, end=final)
 
     def send(self, data: BodyType, final: bool = False, stream_id: int | None = None) -> None:
