@@ -95,7 +95,7 @@ class H2Session:
         """Send the connection preface and our SETTINGS.
 
         ``received``: bytes the server sent before we spoke (through a fresh
-        proxy tunnel), processed first.
+        proxy tunnel), processed once our preface is out.
         """
         with self.cond:
             self.core.initiate()
