@@ -31,6 +31,7 @@ setup(
         # 1.2 added output_buffer_limit, which bounds each decompression step.
         "brotli>=1.2",
     ],
+    entry_points={"console_scripts": ["hyper = hyper.cli:main"]},
     extras_require={
         "test": [
             "pytest>=8",
@@ -38,8 +39,12 @@ setup(
             "trustme>=1.1",
             "hypercorn>=0.17",
             "hypothesis>=6",
+            # hyper.contrib's tests drive a real requests.Session.
+            "requests>=2.28",
         ],
-        "lint": ["ruff", "mypy"],
+        "lint": ["ruff", "mypy", "types-requests"],
+        # hyper.contrib.HTTP20Adapter, the requests transport adapter.
+        "requests": ["requests>=2.28"],
         "docs": ["sphinx>=7"],
     },
     classifiers=[

@@ -9,6 +9,10 @@ the configuration differs from the test suite's nginx:
 * ``keepalive_requests 100000``, so no client meets nginx's GOAWAY after
   1,000 requests in the middle of a timed run;
 * no access log, no gzip;
+* ``client_body_buffer_size 8m`` and ``http2_body_preread_size 1m``: with the
+  defaults (16k / 64k) nginx spills an upload to its temp file and opens the
+  stream window in small steps, and the server, not the client, sets the pace
+  of every client's upload;
 * ``/upload`` reads the whole request body before it answers (nginx's
   ``return`` would answer first and reset the stream): it proxies to an
   internal plain-HTTP listener without forwarding the body, exactly like the
@@ -158,6 +162,8 @@ http {{
     sendfile on;
     keepalive_requests 100000;
     client_max_body_size 0;
+    client_body_buffer_size 8m;
+    http2_body_preread_size 1m;
     http2_max_concurrent_streams 256;
     http2_chunk_size 16k;
     ssl_protocols TLSv1.2 TLSv1.3;

@@ -36,6 +36,7 @@ from .headers import HTTPHeaderMap
 from .http11.connection import HTTP11Connection
 from .http11.response import HTTP11Response
 from .http20.connection import HTTP20Connection
+from .http20.push import HTTP20Push
 from .http20.response import HTTP20Response
 from .limits import Limits
 
@@ -49,6 +50,7 @@ __all__ = [
     "HTTPConnection",
     "HTTP20Connection",
     "HTTP20Response",
+    "HTTP20Push",
     "HTTP11Connection",
     "HTTP11Response",
     "HTTPHeaderMap",

@@ -33,6 +33,10 @@ class Limits:
         reads (``None``: the connection window). Over HTTP/1.1: the most
         bytes of unread earlier responses buffered so that a new request can
         go out (``None``: 16 MiB).
+    :param max_pushed_streams: with push enabled, pushed streams held at once
+        (promised and not yet read to the end, cancelled or closed); more are
+        refused with RST_STREAM REFUSED_STREAM. Also advertised as
+        SETTINGS_MAX_CONCURRENT_STREAMS.
 
     The same limits apply to HTTP/1.1 connections: ``max_header_list_size``
     bounds a response head (its bytes, and its fields counted as HTTP/2
@@ -45,6 +49,7 @@ class Limits:
     max_control_frames_per_second: int = 1000
     max_informational_responses: int = 32
     max_buffered: int | None = None
+    max_pushed_streams: int = 100
 
     def __post_init__(self) -> None:
         for name in (
@@ -52,6 +57,7 @@ class Limits:
             "max_codings",
             "max_control_frames_per_second",
             "max_informational_responses",
+            "max_pushed_streams",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:

@@ -27,6 +27,17 @@ Routes:
     *n* bytes of :func:`deterministic_bytes`, streamed in 64 KiB chunks.
 ``/slow-body``
     :data:`SLOW_BODY_CHUNKS` with :data:`SLOW_BODY_DELAY` seconds between.
+``/set-cookies``
+    The ``set-cookie`` fields :data:`SET_COOKIES` (one with an expiry date,
+    whose commas must not split it) and an empty body.
+``/redirect``
+    302 to ``/headers-echo`` (after setting the cookie ``redirected=yes``).
+``/stall``
+    Never answers: waits until the client goes away (at most
+    :data:`STALL_LIMIT` seconds, then 504), for read-timeout tests.
+``/stall-body``
+    Headers and :data:`STALL_FIRST_CHUNK`, then waits like ``/stall`` without
+    ending the body.
 
 Everything else is 404.
 """
@@ -71,6 +82,16 @@ TRAILERS: list[Header] = [(b"x-checksum", b"abc123"), (b"x-trailer-two", b"2")]
 SLOW_BODY_CHUNKS = [bytes([ord("a") + index]) * 1024 for index in range(10)]
 #: Pause between two ``/slow-body`` chunks, in seconds.
 SLOW_BODY_DELAY = 0.05
+
+#: ``set-cookie`` fields of ``/set-cookies``.
+SET_COOKIES = [
+    b"session=abc123; Path=/; HttpOnly",
+    b"theme=dark; Expires=Wed, 21 Oct 2099 07:28:00 GMT; Path=/",
+]
+#: Upper bound on how long ``/stall`` and ``/stall-body`` wait for the client to leave.
+STALL_LIMIT = 30.0
+#: The only body bytes ``/stall-body`` sends.
+STALL_FIRST_CHUNK = b"first chunk, then silence\n"
 
 #: Largest n accepted by ``/bytes/<n>`` (guards against typos eating RAM/time).
 MAX_BYTES = 1 << 30
@@ -199,6 +220,29 @@ async def _slow_body(send: Send) -> None:
         await send({"type": "http.response.body", "body": chunk, "more_body": more})
 
 
+async def _wait_for_disconnect(receive: Receive) -> bool:
+    """Wait until the client leaves; False if :data:`STALL_LIMIT` passed first."""
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    try:
+        await asyncio.wait_for(disconnected(), STALL_LIMIT)
+    except asyncio.TimeoutError:
+        return False
+    return True
+
+
+async def _stall(receive: Receive, send: Send, first_chunk: bytes | None) -> None:
+    if first_chunk is not None:
+        headers = [(b"content-type", b"text/plain"), (b"content-length", b"1000000")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": first_chunk, "more_body": True})
+    if not await _wait_for_disconnect(receive) and first_chunk is None:
+        await _respond(send, 504, b"client never gave up\n")
+
+
 def _parse_int(text: str) -> int | None:
     return int(text) if text.isdigit() and len(text) < 12 else None
 
@@ -266,6 +310,15 @@ async def _http(scope: Scope, receive: Receive, send: Send) -> None:
             await _bytes(send, count)
     elif path == "/slow-body":
         await _slow_body(send)
+    elif path == "/set-cookies":
+        await _respond(send, 200, b"", [(b"set-cookie", cookie) for cookie in SET_COOKIES])
+    elif path == "/redirect":
+        headers = [(b"location", b"/headers-echo"), (b"set-cookie", b"redirected=yes; Path=/")]
+        await _respond(send, 302, b"see /headers-echo\n", headers)
+    elif path == "/stall":
+        await _stall(receive, send, None)
+    elif path == "/stall-body":
+        await _stall(receive, send, STALL_FIRST_CHUNK)
     else:
         await _respond(send, 404, b"not found\n")
 

@@ -10,6 +10,8 @@ command -v nginx >/dev/null 2>&1 || need_apt+=(nginx)
 command -v nghttpd >/dev/null 2>&1 || need_apt+=(nghttp2-server)
 command -v nghttp >/dev/null 2>&1 || need_apt+=(nghttp2-client)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# `openssl rehash` builds the CA directories of the verify=/--cacert DIR tests.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v setpriv >/dev/null 2>&1 || need_apt+=(util-linux)
 # Real forward proxies for the CONNECT / proxy-authentication tests; htpasswd
 # (apache2-utils) writes Squid's password file.

@@ -70,6 +70,25 @@ def authority_for(host: str, port: int, secure: bool) -> str:
     return shown if port == default else f"{shown}:{port}"
 
 
+def origin_of(scheme: str, authority: str) -> tuple[str, str, int] | None:
+    """The origin ``(scheme, host, port)`` of a URL's parts, or ``None`` if they do not parse.
+
+    The host is lower-cased and the port made explicit, so equal origins
+    compare equal however they were written.
+    """
+    scheme = scheme.lower()
+    if scheme not in ("http", "https"):
+        return None
+    try:
+        host, port = split_host_port(authority)
+    except InvalidURL:
+        return None
+    tail = authority.rsplit("]", 1)[-1]
+    if ":" not in tail or authority.count(":") > 1 and not authority.startswith("["):
+        port = DEFAULT_TLS_PORT if scheme == "https" else DEFAULT_CLEARTEXT_PORT
+    return scheme, host.lower(), port
+
+
 def request_target(url: str) -> tuple[str, str | None, str | None]:
     """Split a request URL into ``(path, scheme, authority)``.
 

@@ -9,11 +9,13 @@ new session when the old one ended cleanly (e.g. after a graceful GOAWAY).
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import ssl
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -30,7 +32,7 @@ from ..common.request import (  # noqa: F401 - HeadersType, TimeoutType: documen
     to_header_map,
 )
 from ..common.transport import open_transport
-from ..common.url import authority_for, request_target, split_host_port
+from ..common.url import authority_for, origin_of, request_target, split_host_port
 from ..exceptions import (
     HyperError,
     InvalidStreamID,
@@ -41,10 +43,12 @@ from ..exceptions import (
 from ..headers import HeaderKey, HeaderValue, HTTPHeaderMap
 from ..limits import Limits
 from ..tls import init_context
-from .core import DEFAULT_CONNECTION_WINDOW, DEFAULT_STREAM_WINDOW, H2Core
+from .core import DEFAULT_CONNECTION_WINDOW, DEFAULT_STREAM_WINDOW, H2Core, StreamState
 from .fields import build_request_headers
-from .response import HTTP20Response
-from .session import H2Session, wait_limit
+from .keepalive import Keepalive
+from .push import HTTP20Push
+from .response import HTTP20Response, await_response
+from .session import H2Session
 from .window import BaseFlowControlManager, FlowControlManager
 
 log = logging.getLogger("hyper")
@@ -100,7 +104,8 @@ class HTTP20Connection:
         ``ssl_context`` is given, cleartext HTTP/2 (prior knowledge) otherwise.
     :param window_manager: a :class:`~hyper.http20.window.BaseFlowControlManager`
         subclass deciding when receive windows are credited back.
-    :param enable_push: server push is not supported yet; must be False.
+    :param enable_push: accept server push (see :meth:`get_pushes`); off by
+        default, and then a PUSH_PROMISE is a protocol error.
     :param ssl_context: used exactly as given (it should offer ALPN ``h2``);
         by default :func:`hyper.tls.init_context`.
     :param force_proto: skip the ALPN check and speak HTTP/2 whatever the
@@ -120,6 +125,12 @@ class HTTP20Connection:
         body size, stacked codings, floods and buffering.
     :param stream_window: the receive window per stream, in bytes.
     :param connection_window: the receive window of the whole connection.
+    :param keepalive: seconds without hearing from the server after which a
+        background thread sends PING; ``None`` (the default) for none.
+    :param keepalive_timeout: seconds to wait for that PING's ACK before the
+        connection is declared dead (:class:`~hyper.ConnectionTerminated` for
+        every waiter; the next request reconnects). By default the read
+        timeout, or ``keepalive`` when there is none.
     :param proxy_from_env: without ``proxy_host``, take the proxy from
         ``HTTPS_PROXY`` (TLS) or ``HTTP_PROXY`` (cleartext), unless
         ``NO_PROXY`` matches the host.
@@ -146,13 +157,13 @@ class HTTP20Connection:
         deadline: float | None = None,
         stream_window: int = DEFAULT_STREAM_WINDOW,
         connection_window: int = DEFAULT_CONNECTION_WINDOW,
+        keepalive: float | None = None,
+        keepalive_timeout: float | None = None,
         proxy_from_env: bool = False,
         **kwargs: Any,
     ) -> None:
         if kwargs:
             raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(kwargs))}")
-        if enable_push:
-            raise NotImplementedError("server push is not supported by this version of hyper")
         self.host, self.port = split_host_port(host, port)
         if secure is None:
             secure = self.port == 443 or ssl_context is not None
@@ -167,6 +178,13 @@ class HTTP20Connection:
         #: to the end of its body; ``None`` for none. Cuts off a server that
         #: dribbles a byte just often enough to beat the read timeout.
         self.deadline = deadline
+        #: Server push is accepted (see :meth:`get_pushes`).
+        self.enable_push = enable_push
+        if keepalive is not None and keepalive <= 0:
+            raise ValueError(f"keepalive must be a positive number of seconds, not {keepalive!r}")
+        #: Idle seconds before a keep-alive PING (``None``: no keep-alive).
+        self.keepalive = keepalive
+        self.keepalive_timeout = keepalive_timeout or self.read_timeout or keepalive
         self._stream_window = stream_window
         self._connection_window = connection_window
         self.authority = authority_for(self.host, self.port, secure)
@@ -283,6 +301,7 @@ class HTTP20Connection:
         except BaseException:
             session.close()
             raise
+        self._start_keepalive(session)
         return session
 
     def _new_core(self) -> H2Core:
@@ -291,6 +310,8 @@ class HTTP20Connection:
             stream_window=self._stream_window,
             connection_window=self._connection_window,
             limits=self.limits,
+            enable_push=self.enable_push,
+            origin=origin_of(self._scheme, self.authority),
         )
 
     # -- adopting a socket (used by hyper.HTTPConnection) ---------------------------
@@ -321,6 +342,7 @@ class HTTP20Connection:
         except BaseException:
             session.close()
             raise
+        self._start_keepalive(session)
         self.negotiated_protocol = negotiated_protocol
         with self._connect_lock:
             with self._lock:
@@ -332,6 +354,10 @@ class HTTP20Connection:
         if upgraded is None:
             return None
         return self._register(session, 1)[0]
+
+    def _start_keepalive(self, session: H2Session) -> None:
+        if self.keepalive is not None and self.keepalive_timeout is not None:
+            Keepalive(session, self.keepalive, self.keepalive_timeout).start()
 
     # -- sending requests -----------------------------------------------------
 
@@ -529,25 +555,9 @@ class HTTP20Connection:
     get_response = getresponse
 
     def _wait_response(self, handle: _Stream) -> HTTP20Response:
-        session = handle.session
-        core = session.core
-        with session.cond:
-            stream = core.streams.get(handle.wire_id)
-            if stream is None:
-                raise InvalidStreamID(f"stream {handle.wire_id} is gone", handle.wire_id)
-            timeout, on_timeout = wait_limit(
-                self.read_timeout, handle.deadline_at, f"no response on stream {handle.wire_id}"
-            )
-            session.wait_for(
-                lambda: stream.headers is not None, lambda: core.stream_failure(stream), timeout, on_timeout
-            )
-            raw_headers = stream.headers or []
-        try:
-            return HTTP20Response(session, handle.wire_id, raw_headers, self.limits, handle.deadline_at)
-        except HyperError:
-            with session.cond:
-                core.discard_stream(handle.wire_id)
-            raise
+        return await_response(
+            handle.session, handle.wire_id, self.read_timeout, self.limits, handle.deadline_at
+        )
 
     def _forget(self, stream_id: int, handle: _Stream) -> None:
         with self._lock:
@@ -565,6 +575,76 @@ class HTTP20Connection:
         if handle is None:
             raise InvalidStreamID(f"no request was sent on stream {stream_id}", stream_id)
         return handle
+
+    # -- server push and ping -----------------------------------------------------
+
+    def get_pushes(self, stream_id: int | None = None, capture_all: bool = False) -> Iterator[HTTP20Push]:
+        """The server pushes promised on a request stream, as :class:`~hyper.HTTP20Push` objects.
+
+        ``stream_id`` is the request's stream (by default the most recent
+        request). Each push is returned once, whichever call takes it. With
+        ``capture_all`` the iterator also waits (each wait bounded by the read
+        timeout) for pushes still to come, until that request's response has
+        fully arrived; otherwise it returns the pushes received so far.
+        """
+        if not self.enable_push:
+            raise HyperError("server push is disabled on this connection; pass enable_push=True")
+        if stream_id is None:
+            if not self._last_public_id:
+                raise InvalidStreamID("no request was sent yet", None)
+            stream_id = self._last_public_id
+        session = self._session_of(stream_id)
+        return self._pushes_of(session, stream_id, capture_all)
+
+    def _session_of(self, stream_id: int) -> H2Session:
+        """The session that carried public ``stream_id``."""
+        with self._lock:
+            candidates = [self._session, *self._draining]
+        for session in candidates:
+            if session is not None and session.id_base < stream_id < session.id_base + _IDS_PER_SESSION:
+                return session
+        raise InvalidStreamID(f"no request was sent on stream {stream_id} of this connection", stream_id)
+
+    def _pushes_of(self, session: H2Session, stream_id: int, capture_all: bool) -> Iterator[HTTP20Push]:
+        core = session.core
+        wire_id = stream_id - session.id_base
+        while True:
+            with session.cond:
+                session.poll_locked()
+                promises = core.take_pushes(wire_id)
+                parent = core.streams.get(wire_id)
+                more_to_come = (
+                    capture_all and parent is not None and not parent.ended and parent.error is None
+                )
+                if not promises and more_to_come and parent is not None:
+                    self._wait_for_push(session, wire_id, parent)
+                    continue
+            # Yielded without the lock: the caller may read responses meanwhile.
+            for promise in promises:
+                yield HTTP20Push(session, promise, stream_id, self.read_timeout, self.limits)
+            if not more_to_come:
+                return
+
+    def _wait_for_push(self, session: H2Session, wire_id: int, parent: StreamState) -> None:
+        """Wait until a push for ``wire_id`` arrives or that stream's response ends."""
+        core = session.core
+        session.wait_for(
+            lambda: parent.ended or any(push.parent_id == wire_id for push in core.pushes),
+            lambda: core.stream_failure(parent),
+            self.read_timeout,
+            lambda: ReadTimeout(f"no push and no end of stream {wire_id} within {self.read_timeout} s"),
+        )
+
+    def ping(self, opaque_data: bytes | None = None) -> float:
+        """Send PING and wait (bounded by the read timeout) for its ACK; return the round trip in seconds.
+
+        ``opaque_data`` is the 8-byte payload; by default a random one, so
+        concurrent pings from several threads never answer each other.
+        """
+        payload = os.urandom(8) if opaque_data is None else bytes(opaque_data)
+        if len(payload) != 8:
+            raise ValueError(f"PING data must be exactly 8 bytes, not {len(payload)}")
+        return self._current_session().ping(payload, self.read_timeout)
 
     # -- closing ----------------------------------------------------------------
 

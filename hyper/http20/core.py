@@ -23,6 +23,7 @@ import h2.exceptions
 import h2.settings
 import hpack.exceptions
 
+from ..common.url import origin_of
 from ..exceptions import (
     ConnectionTerminated,
     HyperError,
@@ -31,8 +32,8 @@ from ..exceptions import (
     StreamResetError,
 )
 from ..limits import Limits
-from .fields import response_header_problem
-from .h2_adapters import StreamMalformed, new_client_connection, receive_frames
+from .fields import push_request_problem, response_header_problem
+from .h2_adapters import FrameSplitter, StreamMalformed, new_client_connection, send_plain_data
 from .window import BaseFlowControlManager, FlowControlManager
 
 log = logging.getLogger("hyper")
@@ -87,6 +88,18 @@ class StreamState:
         return self.ended and self.headers is not None
 
 
+@dataclass
+class PushPromise:
+    """A server push the application has not taken yet."""
+
+    #: The promised (even) stream the pushed response arrives on.
+    stream_id: int
+    #: The request stream the promise came on.
+    parent_id: int
+    #: The promised request's fields, pseudo-headers first.
+    request_headers: list[tuple[bytes, bytes]]
+
+
 class H2Core:
     """HTTP/2 client state for one connection, with no I/O of its own.
 
@@ -102,8 +115,20 @@ class H2Core:
         stream_window: int = DEFAULT_STREAM_WINDOW,
         connection_window: int = DEFAULT_CONNECTION_WINDOW,
         limits: Limits | None = None,
+        enable_push: bool = False,
+        origin: tuple[str, str, int] | None = None,
     ) -> None:
         self._h2 = new_client_connection()
+        self._enable_push = enable_push
+        # (scheme, host, port) of the connection: pushes for others are refused.
+        self._origin = origin
+        #: Pushes promised and not yet taken by the application, oldest first.
+        self.pushes: list[PushPromise] = []
+        # PING payloads sent and not yet acknowledged (payload -> count), and
+        # acknowledgements not yet collected by their waiter.
+        self._pings_out: dict[bytes, int] = {}
+        self._ping_acks: dict[bytes, int] = {}
+        self._frames = FrameSplitter(self._h2)
         self._window_manager = window_manager
         self._stream_window = stream_window
         self._connection_window_size = connection_window
@@ -129,6 +154,10 @@ class H2Core:
         self.closed = False
         # Our own GOAWAY went out (a server's GOAWAY does not count).
         self._goaway_sent = False
+        # Frames queued by reference (upload payloads), ahead of h2's own buffer.
+        self._outbound: list[Any] = []
+        # Connection credit gathered during one receive(); -1 outside it.
+        self._batch_received = self._batch_freed = -1
 
     # -- connection lifecycle -------------------------------------------------
 
@@ -162,8 +191,11 @@ class H2Core:
         self._h2.local_settings = h2.settings.Settings(
             client=True,
             initial_values={
-                h2.settings.SettingCodes.ENABLE_PUSH: 0,
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 0,
+                h2.settings.SettingCodes.ENABLE_PUSH: int(self._enable_push),
+                # Only pushed streams are opened by the server.
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: (
+                    self.limits.max_pushed_streams if self._enable_push else 0
+                ),
                 h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: self._stream_window,
                 h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: self.limits.max_header_list_size,
             },
@@ -178,7 +210,17 @@ class H2Core:
 
     def data_to_send(self) -> bytes:
         """Bytes queued for the server (empty when there are none)."""
-        return self._h2.data_to_send()
+        return b"".join(self.pieces_to_send())
+
+    def pieces_to_send(self) -> list[Any]:
+        """What is queued for the server, as bytes-like pieces to send in order."""
+        pending = self._h2.data_to_send()
+        if not self._outbound:
+            return [pending] if pending else []
+        pieces, self._outbound = self._outbound, []
+        if pending:
+            pieces.append(pending)
+        return pieces
 
     def close(self, error_code: int = 0, message: str = "connection closed") -> None:
         """Queue GOAWAY, once; later calls do nothing."""
@@ -272,14 +314,27 @@ class H2Core:
             return 0
 
     def send_body(self, stream_id: int, data: memoryview) -> int:
-        """Queue as much of ``data`` as the windows allow; return how much."""
+        """Queue as much of ``data`` as the windows allow; return how much.
+
+        The payload is queued by reference: the caller keeps ``data``
+        unchanged until :meth:`pieces_to_send` has been sent.
+        """
         window = self.send_window(stream_id)
         frame_size = self._h2.max_outbound_frame_size
         sent = 0
         total = min(window, data.nbytes)
         while sent < total:
             size = min(frame_size, total - sent)
-            self._h2.send_data(stream_id, data[sent : sent + size])
+            chunk = data[sent : sent + size]
+            pieces = send_plain_data(self._h2, stream_id, chunk)
+            if pieces is None:
+                self._h2.send_data(stream_id, chunk)
+            else:
+                # Whatever h2 queued before (WINDOW_UPDATE, SETTINGS ACK...) goes first.
+                pending = self._h2.data_to_send()
+                if pending:
+                    self._outbound.append(pending)
+                self._outbound.extend(pieces)
             sent += size
         return sent
 
@@ -299,29 +354,45 @@ class H2Core:
         """Process bytes from the server; the state of affected streams changes."""
         if self.fatal is not None:
             return
-        events, error = receive_frames(self._h2, data)
-        for event in events:
-            if not self.settings_received and type(event) is not h2.events.RemoteSettingsChanged:
-                # RFC 9113 section 3.4: the server preface is a SETTINGS frame.
-                self.fail(
-                    ProtocolError("server's first frame was not SETTINGS: this is not an HTTP/2 server", 1),
-                    1,
-                )
-                return
-            if self._flooded(event):
-                self.fail(
-                    ProtocolError(
-                        f"server sent more than {self.limits.max_control_frames_per_second} PING, "
-                        "SETTINGS or empty "
-                        "DATA frames without making progress (flood)",
+        events, error = self._frames.receive(data)
+        data_received = h2.events.DataReceived
+        self._batch_received = self._batch_freed = 0
+        try:
+            for event in events:
+                if type(event) is data_received and event.data and self.settings_received:
+                    self._control_frames = 0  # progress: see _flooded
+                    self._on_data(event)
+                    continue
+                if not self.settings_received and type(event) is not h2.events.RemoteSettingsChanged:
+                    # RFC 9113 section 3.4: the server preface is a SETTINGS frame.
+                    self.fail(
+                        ProtocolError(
+                            "server's first frame was not SETTINGS: this is not an HTTP/2 server", 1
+                        ),
+                        1,
+                    )
+                    return
+                if self._flooded(event):
+                    self.fail(
+                        ProtocolError(
+                            f"server sent more than {self.limits.max_control_frames_per_second} PING, "
+                            "SETTINGS or empty "
+                            "DATA frames without making progress (flood)",
+                            h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
+                        ),
                         h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
-                    ),
-                    h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
-                )
-                return
-            handler = _HANDLERS.get(type(event))
-            if handler is not None:
-                handler(self, event)
+                    )
+                    return
+                handler = _HANDLERS.get(type(event))
+                if handler is not None:
+                    handler(self, event)
+        finally:
+            # The connection window is credited once per batch of frames, not
+            # per DATA frame: the window manager's decision costs a call.
+            received, freed = self._batch_received, self._batch_freed
+            self._batch_received = self._batch_freed = -1
+            if received or freed:
+                self._credit_connection(received, freed)
         if error is not None:
             code = getattr(error, "error_code", None) or h2.errors.ErrorCodes.PROTOCOL_ERROR
             if isinstance(error.__cause__, (hpack.exceptions.HPACKError, IndexError)) and not isinstance(
@@ -341,7 +412,11 @@ class H2Core:
         kind = type(event)
         if kind is h2.events.DataReceived and event.data:
             self._control_frames = 0
-        elif kind in (h2.events.PingReceived, h2.events.RemoteSettingsChanged, h2.events.DataReceived):
+        elif kind in (
+            h2.events.PingReceived,
+            h2.events.RemoteSettingsChanged,
+            h2.events.DataReceived,
+        ) or (kind is h2.events.PingAckReceived and event.ping_data not in self._pings_out):
             self._control_frames += 1
             return self._control_frames > self.limits.max_control_frames_per_second
         elif kind in (h2.events.ResponseReceived, h2.events.StreamEnded):
@@ -414,11 +489,11 @@ class H2Core:
         stream = self.streams.get(event.stream_id)
         if stream is None or stream.discarded or stream.error is not None:
             # Nobody will read it: give the connection window straight back.
-            self._credit_connection(size, size)
+            self._batch_credit(size, size)
             return
         stream.window._data_received(size)
         if payload and _cannot_have_body(stream):
-            self._credit_connection(size, size)
+            self._batch_credit(size, size)
             self._reset_with_error(
                 stream,
                 h2.errors.ErrorCodes.PROTOCOL_ERROR,
@@ -432,7 +507,101 @@ class H2Core:
         if padding:
             # Padding is never consumed by the application; credit it at once.
             self._credit_stream(stream, padding)
-        self._credit_connection(size, padding)
+        self._batch_credit(size, padding)
+
+    def _batch_credit(self, received: int, freed: int) -> None:
+        """Connection credit for :meth:`_credit_connection` at the end of ``receive``."""
+        if self._batch_received < 0:  # not inside receive()
+            self._credit_connection(received, freed)
+        else:
+            self._batch_received += received
+            self._batch_freed += freed
+
+    # -- server push -----------------------------------------------------------
+
+    def _on_push(self, event: h2.events.PushedStreamReceived) -> None:
+        pushed_id, parent_id = event.pushed_stream_id, event.parent_stream_id
+        if pushed_id is None or parent_id is None:  # h2 always sets both
+            return
+        if not self._enable_push:
+            # RFC 9113 section 8.4: push was disabled in our SETTINGS (h2 only
+            # checks once the server acknowledged them).
+            self.fail(ProtocolError("server sent PUSH_PROMISE although push is disabled", 1), 1)
+            return
+        fields = list(event.headers or [])
+        problem = push_request_problem(fields)
+        if problem is not None:
+            log.debug("push on stream %d refused: %s", pushed_id, problem)
+            self.reset(pushed_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            return
+        request = dict(fields)
+        origin = origin_of(request[b":scheme"].decode("latin-1"), request[b":authority"].decode("latin-1"))
+        if origin is None or origin != self._origin:
+            log.debug("push on stream %d refused: %r is not this connection's origin", pushed_id, origin)
+            self.reset(pushed_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
+        if self.pushed_streams() >= self.limits.max_pushed_streams:
+            log.debug("push on stream %d refused: %d pushed streams held", pushed_id, self.pushed_streams())
+            self.reset(pushed_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
+        self.streams[pushed_id] = StreamState(
+            pushed_id,
+            self._window_manager(self._stream_window),
+            request_ended=True,
+            head=request[b":method"] == b"HEAD",
+        )
+        self.pushes.append(PushPromise(pushed_id, parent_id, fields))
+        log.debug("stream %d: push promised on stream %d", pushed_id, parent_id)
+
+    def pushed_streams(self) -> int:
+        """Pushed streams held now (promised, not yet finished with by the application)."""
+        return sum(1 for stream_id in self.streams if not stream_id % 2)
+
+    def take_pushes(self, parent_id: int | None = None) -> list[PushPromise]:
+        """Remove and return the untaken pushes (of one request stream, or all)."""
+        if parent_id is None:
+            taken, self.pushes = self.pushes, []
+        else:
+            taken = [push for push in self.pushes if push.parent_id == parent_id]
+            self.pushes = [push for push in self.pushes if push.parent_id != parent_id]
+        return taken
+
+    # -- ping -------------------------------------------------------------------
+
+    def send_ping(self, payload: bytes) -> None:
+        """Queue a PING carrying ``payload`` (8 bytes)."""
+        self._h2.ping(payload)
+        self._pings_out[payload] = self._pings_out.get(payload, 0) + 1
+
+    def forget_ping(self, payload: bytes) -> None:
+        """Stop waiting for one ACK of ``payload`` (its waiter gave up)."""
+        outstanding = self._pings_out.get(payload, 0)
+        if outstanding > 1:
+            self._pings_out[payload] = outstanding - 1
+        else:
+            self._pings_out.pop(payload, None)
+
+    def take_ping_ack(self, payload: bytes) -> bool:
+        """True (once per ACK) when a PING carrying ``payload`` was acknowledged."""
+        count = self._ping_acks.get(payload, 0)
+        if not count:
+            return False
+        if count == 1:
+            del self._ping_acks[payload]
+        else:
+            self._ping_acks[payload] = count - 1
+        return True
+
+    def _on_ping_ack(self, event: h2.events.PingAckReceived) -> None:
+        payload = event.ping_data
+        outstanding = self._pings_out.get(payload, 0)
+        if not outstanding:
+            return  # not ours (or answered twice): ignored, counted as a control frame
+        if outstanding == 1:
+            del self._pings_out[payload]
+        else:
+            self._pings_out[payload] = outstanding - 1
+        self._ping_acks[payload] = self._ping_acks.get(payload, 0) + 1
 
     def _on_stream_ended(self, event: h2.events.StreamEnded) -> None:
         stream = self.streams.get(event.stream_id)
@@ -543,10 +712,16 @@ class H2Core:
             release = self._withheld
         else:
             release = min(freed, self._withheld)
-        if not release or self._connection_window is None:
+        window = self._connection_window
+        if window is None:
             return
+        if not release and (window.window_size > 0 or not window.unacknowledged):
+            return
+        # With release 0 we get here only when the window is shut while the
+        # manager still holds credit it was waiting to batch: asking it now
+        # (its blocked() hook) is the only way that credit ever leaves.
         self._withheld -= release
-        increment = self._connection_window._data_consumed(release)
+        increment = window._data_consumed(release)
         # After the server's graceful GOAWAY its streams may still finish and
         # need window; only our own GOAWAY or a failure ends the crediting.
         if increment and not self._goaway_sent and self.fatal is None:
@@ -655,4 +830,6 @@ _HANDLERS: dict[type[h2.events.Event], Callable[[H2Core, Any], None]] = {
     h2.events.StreamReset: H2Core._on_stream_reset,
     h2.events.ConnectionTerminated: H2Core._on_goaway,
     h2.events.RemoteSettingsChanged: H2Core._on_settings,
+    h2.events.PushedStreamReceived: H2Core._on_push,
+    h2.events.PingAckReceived: H2Core._on_ping_ack,
 }

@@ -70,6 +70,8 @@ def response_header_problem(fields: list[tuple[bytes, bytes]], trailers: bool = 
     none. Names are lower case, without connection-specific fields; no name
     or value holds CR, LF or NUL.
     """
+    if _plainly_valid(fields, trailers):
+        return None
     status_seen = False
     regular_seen = False
     for name, value in fields:
@@ -98,4 +100,74 @@ def response_header_problem(fields: list[tuple[bytes, bytes]], trailers: bool = 
                 return f"header {name!r} contains CR, LF or NUL"
     if not trailers and not status_seen:
         return "response without :status"
+    return None
+
+
+def _plainly_valid(fields: list[tuple[bytes, bytes]], trailers: bool) -> bool:
+    """The common case, checked with a few whole-block operations instead of per field.
+
+    True only when the block is certainly valid; anything unusual falls
+    through to the field-by-field check, which also says what is wrong.
+    """
+    if trailers:
+        if not fields or fields[0][0][:1] == b":":
+            return False
+        regular = fields
+    else:
+        if not fields or fields[0][0] != b":status":
+            return False
+        status = fields[0][1]
+        if len(status) != 3 or not status.isdigit() or not b"100" <= status <= b"599":
+            return False
+        regular = fields[1:]
+    names = [name for name, _ in regular]
+    if not all(names) or _CONNECTION_SPECIFIC.intersection(names):
+        return False
+    joined_names = b"\x01".join(names)
+    if b"\x01:" in b"\x01" + joined_names:  # a pseudo-header among the regular fields (or a false alarm)
+        return False
+    if joined_names != joined_names.lower():
+        return False
+    blob = joined_names + b"".join([value for _, value in regular])
+    return b"\r" not in blob and b"\n" not in blob and b"\x00" not in blob
+
+
+#: Methods a server may push (RFC 9113 section 8.4: safe and cacheable).
+_PUSHABLE_METHODS = frozenset({b"GET", b"HEAD"})
+
+
+def push_request_problem(fields: list[tuple[bytes, bytes]]) -> str | None:
+    """What is wrong with the request of a PUSH_PROMISE, or ``None`` if it is valid.
+
+    RFC 9113 section 8.4: exactly one each of ``:method`` (safe and
+    cacheable: GET or HEAD), ``:scheme``, ``:authority`` and ``:path``,
+    before every regular field; no request content.
+    """
+    seen: dict[bytes, bytes] = {}
+    regular_seen = False
+    for name, value in fields:
+        if not name or name != name.lower():
+            return f"invalid header name {name!r}"
+        for bad in _FORBIDDEN_IN_FIELDS:
+            if bad in name or bad in value:
+                return f"header {name!r} contains CR, LF or NUL"
+        if name[0] == 0x3A:  # b":"
+            if name not in (b":method", b":scheme", b":authority", b":path"):
+                return f"unexpected pseudo-header {name!r} in a pushed request"
+            if name in seen:
+                return f"duplicate {name.decode()}"
+            if regular_seen:
+                return f"{name.decode()} after regular header fields"
+            seen[name] = value
+        else:
+            regular_seen = True
+            if name in _CONNECTION_SPECIFIC:
+                return f"connection-specific header {name!r}"
+            if name == b"content-length" and value.strip() not in (b"", b"0"):
+                return "a pushed request cannot have content"
+    for required in (b":method", b":scheme", b":authority", b":path"):
+        if not seen.get(required):
+            return f"pushed request without {required.decode()}"
+    if seen[b":method"] not in _PUSHABLE_METHODS:
+        return f"method {seen[b':method']!r} cannot be pushed (only GET and HEAD)"
     return None

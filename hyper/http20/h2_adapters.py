@@ -22,6 +22,8 @@ import hpack.hpack
 import hyperframe.exceptions
 import hyperframe.frame
 
+from . import hpack_cache
+
 
 class _GracefulGoawayStateMachine(h2.connection.H2ConnectionStateMachine):
     """h2's connection state machine, except that GOAWAY keeps it open.
@@ -41,24 +43,25 @@ class _GracefulGoawayStateMachine(h2.connection.H2ConnectionStateMachine):
     }
 
 
-class _DataFrame(hyperframe.frame.DataFrame):
-    """A DATA frame whose repr() does not hex-dump its payload.
-
-    h2 calls repr() on every frame it receives for a trace log that is off by
-    default; for DATA that meant copying and hex-encoding every payload, about
-    a tenth of the time of a download.
-    """
-
-    def _body_repr(self) -> str:
-        return f"<{len(self.data)} bytes>"
+def _quiet_repr(frame: hyperframe.frame.Frame) -> str:
+    return f"{type(frame).__bases__[0].__name__}(stream_id={frame.stream_id}, flags={sorted(frame.flags)})"
 
 
-class _EarlyCheckFrameBuffer(h2.frame_buffer.FrameBuffer):
-    """h2's frame buffer, but an oversized frame fails at its 9-byte header.
+# h2 calls repr() on every frame it receives, for a trace log that is off by
+# default; hyperframe's repr hex-dumps payloads and formats every field, which
+# cost a tenth of a download and several percent of each small request. The
+# frames we hand to h2 are of these subclasses, whose repr is cheap.
+_QUIET_FRAMES: dict[type[hyperframe.frame.Frame], type[hyperframe.frame.Frame]] = {
+    cls: type(cls.__name__, (cls,), {"__repr__": _quiet_repr, "__slots__": ()})
+    for cls in (*hyperframe.frame.FRAMES.values(), hyperframe.frame.ExtensionFrame)
+}
 
-    h2 waits for the whole announced body before checking the length, so a
-    server announcing 16 MiB and going silent (or answering in HTTP/1.1,
-    whose "HTT" reads as a 4.7 MB length) would hold us until the timeout.
+
+class _SlowFrameBuffer(h2.frame_buffer.FrameBuffer):
+    """h2's frame buffer, fed one whole frame at a time by :class:`FrameSplitter`.
+
+    It parses every frame the fast path leaves alone and keeps h2's handling
+    of header blocks split over CONTINUATION frames.
     """
 
     #: (stream id, reason) of stream errors found while splitting frames.
@@ -67,24 +70,12 @@ class _EarlyCheckFrameBuffer(h2.frame_buffer.FrameBuffer):
     def __next__(self) -> hyperframe.frame.Frame:
         while self._zero_stream_window_update():
             pass
-        if len(self._data) >= 9:
-            length = int.from_bytes(self._data[:3], "big")
-            if length > self.max_frame_size:
-                if self._data[:5] == b"HTTP/":
-                    raise h2.exceptions.ProtocolError(
-                        "server answered in HTTP/1.x, not HTTP/2: "
-                        + bytes(self._data[:40]).split(b"\r\n")[0].decode("latin-1")
-                    )
-                raise h2.exceptions.FrameTooLargeError(
-                    f"frame of {length} bytes announced, our limit is {self.max_frame_size}"
-                )
         try:
             frame = super().__next__()
         except hyperframe.exceptions.InvalidPaddingError as exc:
             # h2's own receive_data converts this one; our frame loop must too.
             raise h2.exceptions.ProtocolError(f"frame with invalid padding: {exc}") from exc
-        if frame.__class__ is hyperframe.frame.DataFrame:
-            frame.__class__ = _DataFrame
+        frame.__class__ = _QUIET_FRAMES.get(frame.__class__, frame.__class__)
         return frame
 
     def _zero_stream_window_update(self) -> bool:
@@ -110,37 +101,201 @@ class StreamMalformed(h2.events.Event):
         self.flow_controlled_length = flow_controlled_length
 
 
-def receive_frames(
-    conn: h2.connection.H2Connection, data: Any
-) -> tuple[list[h2.events.Event], h2.exceptions.ProtocolError | None]:
-    """h2's ``receive_data``, but it keeps the events of the frames before a
-    connection error (and queues no GOAWAY: the caller does), and turns h2's
-    errors about one malformed response into :class:`StreamMalformed`
-    (RFC 9113 8.1.1: a stream error)."""
-    events: list[h2.events.Event] = []
-    buffer = conn.incoming_buffer
-    assert isinstance(buffer, _EarlyCheckFrameBuffer)
-    buffer.add_data(data)
-    buffer.max_frame_size = conn.max_inbound_frame_size
-    try:
-        for frame in buffer:
-            try:
-                events.extend(conn._receive_frame(frame))
-            except h2.exceptions.ProtocolError as exc:
-                if not _is_stream_error(conn, frame, exc):
-                    raise
-                size = frame.flow_controlled_length if isinstance(frame, hyperframe.frame.DataFrame) else 0
-                _reset_closed_stream(conn, frame.stream_id)
-                events.append(StreamMalformed(frame.stream_id, str(exc), size))
-    except h2.exceptions.ProtocolError as exc:
-        return events, exc
-    finally:
-        for stream_id, message in buffer.stream_errors:
-            if stream_id in conn.streams:
-                _reset_closed_stream(conn, stream_id)
-                events.append(StreamMalformed(stream_id, message))
-        buffer.stream_errors.clear()
-    return events, None
+_FRAME_HEADER = 9
+_DATA_FRAME = 0x0
+_END_STREAM = 0x1
+_PADDED = 0x8
+_RECEIVING = (h2.stream.StreamState.OPEN, h2.stream.StreamState.HALF_CLOSED_LOCAL)
+
+
+class FrameSplitter:
+    """Cuts received bytes into frames and hands them to h2, DATA mostly not.
+
+    A download is thousands of 16 KiB DATA frames, and h2's generic path
+    (hyperframe objects, flag sets, two copies of the payload, a state machine
+    step per frame) cost more than decrypting them. An unpadded DATA frame on
+    a stream that is receiving is handled here instead, with exactly h2's
+    bookkeeping (connection and stream windows, content-length; the stream's
+    own state machine when it ends the stream), and its payload is copied
+    once, straight from the receive buffer. Everything else, including DATA
+    that is padded, empty, or arrives in an unexpected state, goes through h2
+    as shipped. The length of every frame is checked on its 9-byte header, so
+    a server announcing 16 MiB and going silent (or answering in HTTP/1.1,
+    whose "HTT" reads as a 4.7 MB length) fails at once instead of at the
+    timeout.
+    """
+
+    #: Take plain DATA frames past h2 (tests turn it off to compare both paths).
+    fast_data = True
+
+    def __init__(self, conn: h2.connection.H2Connection) -> None:
+        self._conn = conn
+        self._slow = _SlowFrameBuffer(server=False)
+        self._slow.stream_errors = []
+        self._slow.max_frame_size = conn.max_inbound_frame_size
+        # The start of a frame that has not fully arrived.
+        self._partial = bytearray()
+
+    def receive(self, data: Any) -> tuple[list[h2.events.Event], h2.exceptions.ProtocolError | None]:
+        """Process ``data``: the events of its whole frames, and a connection error if any.
+
+        The events of frames before a connection error are kept (and no
+        GOAWAY is queued: the caller does that). h2's errors about one
+        malformed response become :class:`StreamMalformed` (RFC 9113 8.1.1).
+        """
+        events: list[h2.events.Event] = []
+        self._slow.max_frame_size = self._conn.max_inbound_frame_size
+        try:
+            self._split(memoryview(data), events)
+        except h2.exceptions.ProtocolError as exc:
+            return events, exc
+        finally:
+            slow = self._slow
+            for stream_id, message in slow.stream_errors:
+                if stream_id in self._conn.streams:
+                    _reset_closed_stream(self._conn, stream_id)
+                    events.append(StreamMalformed(stream_id, message))
+            slow.stream_errors.clear()
+        return events, None
+
+    def _split(self, view: memoryview, events: list[h2.events.Event]) -> None:
+        offset = 0
+        end = len(view)
+        partial = self._partial
+        if partial:
+            offset = self._complete_partial(view, events)
+            if partial:
+                return  # still incomplete: all of view went into it
+        while end - offset >= _FRAME_HEADER:
+            length = self._checked_length(view[offset : offset + 40])
+            if end - offset < _FRAME_HEADER + length:
+                break
+            self._frame(view, offset, length, events)
+            offset += _FRAME_HEADER + length
+        if offset < end:
+            partial += view[offset:]
+
+    def _complete_partial(self, view: memoryview, events: list[h2.events.Event]) -> int:
+        """Add bytes of ``view`` to the partial frame; process it if whole. Returns bytes taken."""
+        partial = self._partial
+        taken = 0
+        if len(partial) < _FRAME_HEADER:
+            taken = min(_FRAME_HEADER - len(partial), len(view))
+            partial += view[:taken]
+            if len(partial) < _FRAME_HEADER:
+                return taken
+        length = self._checked_length(bytes(partial[:_FRAME_HEADER]) + view[taken : taken + 31].tobytes())
+        more = min(_FRAME_HEADER + length - len(partial), len(view) - taken)
+        partial += view[taken : taken + more]
+        taken += more
+        if len(partial) == _FRAME_HEADER + length:
+            with memoryview(partial) as whole:
+                self._frame(whole, 0, length, events)
+            partial.clear()
+        return taken
+
+    def _checked_length(self, head: Any) -> int:
+        length = int.from_bytes(head[:3], "big")
+        if length > self._slow.max_frame_size:
+            if bytes(head[:5]) == b"HTTP/":
+                raise h2.exceptions.ProtocolError(
+                    "server answered in HTTP/1.x, not HTTP/2: "
+                    + bytes(head).split(b"\r\n")[0].decode("latin-1")
+                )
+            raise h2.exceptions.FrameTooLargeError(
+                f"frame of {length} bytes announced, our limit is {self._slow.max_frame_size}"
+            )
+        return length
+
+    def _frame(self, view: memoryview, offset: int, length: int, events: list[h2.events.Event]) -> None:
+        conn = self._conn
+        flags = view[offset + 4]
+        stream_id = int.from_bytes(view[offset + 5 : offset + 9], "big") & 0x7FFFFFFF
+        if view[offset + 3] == _DATA_FRAME and length and not flags & _PADDED and self.fast_data:
+            stream = conn.streams.get(stream_id)
+            if (
+                stream is not None
+                and stream.state_machine.state in _RECEIVING
+                and stream.state_machine.headers_received
+                and not self._slow._headers_buffer
+                and conn.state_machine.state is h2.connection.ConnectionState.CLIENT_OPEN
+            ):
+                payload = view[offset + _FRAME_HEADER : offset + _FRAME_HEADER + length].tobytes()
+                try:
+                    events.extend(_receive_plain_data(conn, stream, payload, bool(flags & _END_STREAM)))
+                except h2.exceptions.ProtocolError as exc:
+                    self._stream_error_or_raise(stream_id, exc, length, events)
+                return
+        slow = self._slow
+        slow._data += view[offset : offset + _FRAME_HEADER + length]
+        frame = next(slow, None)
+        if frame is None:
+            return  # the start of a header block, or a frame h2 ignores
+        try:
+            events.extend(conn._receive_frame(frame))
+        except h2.exceptions.ProtocolError as exc:
+            size = frame.flow_controlled_length if isinstance(frame, hyperframe.frame.DataFrame) else 0
+            self._stream_error_or_raise(frame.stream_id, exc, size, events)
+
+    def _stream_error_or_raise(
+        self, stream_id: int, exc: h2.exceptions.ProtocolError, size: int, events: list[h2.events.Event]
+    ) -> None:
+        if not _is_stream_error(self._conn, stream_id, exc):
+            raise exc
+        _reset_closed_stream(self._conn, stream_id)
+        events.append(StreamMalformed(stream_id, str(exc), size))
+
+
+def _receive_plain_data(
+    conn: h2.connection.H2Connection, stream: h2.stream.H2Stream, payload: bytes, end_stream: bool
+) -> list[h2.events.Event]:
+    """What h2 does for an unpadded DATA frame on a receiving stream, minus the overhead."""
+    size = len(payload)
+    conn._inbound_flow_control_window_manager.window_consumed(size)
+    if end_stream:
+        # The stream's own state machine closes the stream and makes the
+        # StreamEnded event, as in h2's path.
+        return stream.receive_data(payload, True, size)[1]
+    stream._inbound_window_manager.window_consumed(size)
+    stream._track_content_length(size, False)
+    return [h2.events.DataReceived(stream_id=stream.stream_id, data=payload, flow_controlled_length=size)]
+
+
+_SENDING = (h2.stream.StreamState.OPEN, h2.stream.StreamState.HALF_CLOSED_REMOTE)
+#: Frames at least this big go out as header and payload separately (no copy);
+#: smaller ones are joined into one piece so the header does not cost a TLS record.
+_SPLIT_FRAME_MIN = 64 * 1024
+
+
+def send_plain_data(
+    conn: h2.connection.H2Connection, stream_id: int, payload: memoryview
+) -> list[Any] | None:
+    """Queue one DATA frame without flags the way h2's ``send_data`` would, minus the copies.
+
+    h2 serializes each frame, appends it to its output buffer and copies that
+    buffer out again: three copies of every uploaded byte before TLS makes
+    its own. Here the frame is returned as pieces to send in order (the
+    payload itself, not a copy, when the frame is big), after h2's windows
+    and stream state are updated exactly as ``send_data`` does. Returns
+    ``None`` when the stream or connection is not in a plain sending state;
+    the caller then uses h2's own path, which raises as h2 does.
+    """
+    stream = conn.streams.get(stream_id)
+    size = payload.nbytes
+    if (
+        stream is None
+        or stream.state_machine.state not in _SENDING
+        or conn.state_machine.state is not h2.connection.ConnectionState.CLIENT_OPEN
+        or not 0 < size <= min(conn.max_outbound_frame_size, conn.outbound_flow_control_window)
+        or size > stream.outbound_flow_control_window
+    ):
+        return None
+    stream.outbound_flow_control_window -= size
+    conn.outbound_flow_control_window -= size
+    header = size.to_bytes(3, "big") + b"\x00\x00" + stream_id.to_bytes(4, "big")
+    if size >= _SPLIT_FRAME_MIN:
+        return [header, payload]
+    return [header + payload]
 
 
 def _reset_closed_stream(conn: h2.connection.H2Connection, stream_id: int) -> None:
@@ -160,7 +315,7 @@ def _reset_closed_stream(conn: h2.connection.H2Connection, stream_id: int) -> No
 
 
 def _is_stream_error(
-    conn: h2.connection.H2Connection, frame: hyperframe.frame.Frame, exc: h2.exceptions.ProtocolError
+    conn: h2.connection.H2Connection, stream_id: int, exc: h2.exceptions.ProtocolError
 ) -> bool:
     """A malformed message on one of our open streams, not a broken connection."""
     if isinstance(
@@ -168,7 +323,6 @@ def _is_stream_error(
         (h2.exceptions.FlowControlError, h2.exceptions.DenialOfServiceError, h2.exceptions.StreamClosedError),
     ) or isinstance(exc.__cause__, (hpack.exceptions.HPACKError, IndexError)):
         return False  # flow control and HPACK state are connection-wide
-    stream_id = frame.stream_id
     return stream_id % 2 == 1 and stream_id in conn.streams and stream_id <= conn.highest_outbound_stream_id
 
 
@@ -191,11 +345,11 @@ def new_client_connection() -> h2.connection.H2Connection:
     )
     conn = h2.connection.H2Connection(config=config)
     conn.state_machine = _GracefulGoawayStateMachine()
-    early_buffer = _EarlyCheckFrameBuffer(server=False)
-    early_buffer.stream_errors = []
-    early_buffer.max_frame_size = conn.incoming_buffer.max_frame_size
-    conn.incoming_buffer = early_buffer
-    conn._frame_dispatch_table[_DataFrame] = conn._receive_data_frame
+    table = conn._frame_dispatch_table
+    for original, quiet in _QUIET_FRAMES.items():
+        if original in table:
+            table[quiet] = table[original]
+    hpack_cache.install(conn)
     # h2 empties its output buffer when a GOAWAY arrives, as if the connection
     # were over; it is not (streams up to last_stream_id go on), so SETTINGS
     # and PING ACKs or WINDOW_UPDATEs queued in the same read must still go.

@@ -7,7 +7,7 @@ from types import TracebackType
 
 from ..common.decoding import ContentDecoder
 from ..common.reading import DecodedBodyReader
-from ..exceptions import ConnectionClosed, ProtocolError, fresh
+from ..exceptions import ConnectionClosed, HyperError, InvalidStreamID, ProtocolError, fresh
 from ..headers import HTTPHeaderMap
 from ..limits import Limits
 from .session import H2Session, wait_limit
@@ -145,3 +145,32 @@ class HTTP20Response(DecodedBodyReader):
 
     def __repr__(self) -> str:
         return f"<HTTP20Response stream={self._stream_id} status={self.status}>"
+
+
+def await_response(
+    session: H2Session,
+    stream_id: int,
+    read_timeout: float | None,
+    limits: Limits,
+    deadline_at: float | None = None,
+) -> HTTP20Response:
+    """Wait (bounded) for the response headers of ``stream_id`` and wrap them.
+
+    A response refused by its own checks discards its stream before raising.
+    """
+    core = session.core
+    with session.cond:
+        stream = core.streams.get(stream_id)
+        if stream is None:
+            raise InvalidStreamID(f"stream {stream_id} is gone", stream_id)
+        timeout, on_timeout = wait_limit(read_timeout, deadline_at, f"no response on stream {stream_id}")
+        session.wait_for(
+            lambda: stream.headers is not None, lambda: core.stream_failure(stream), timeout, on_timeout
+        )
+        raw_headers = stream.headers or []
+    try:
+        return HTTP20Response(session, stream_id, raw_headers, limits, deadline_at)
+    except HyperError:
+        with session.cond:
+            core.discard_stream(stream_id)
+        raise

@@ -86,6 +86,10 @@ class H2Session:
         self._flood_budget_started = time.monotonic()
         #: Added to wire stream ids to make the connection's public ids.
         self.id_base = 0
+        #: ``time.monotonic()`` when bytes last arrived (for keep-alive).
+        self.last_received = time.monotonic()
+        #: Set once the socket is closed (a keep-alive thread stops on it).
+        self.stopped = threading.Event()
         self._recv_buffer = bytearray(RECV_BUFFER_SIZE)
         self._recv_view = memoryview(self._recv_buffer)
 
@@ -151,6 +155,7 @@ class H2Session:
         if self._socket_closed:
             return
         self._socket_closed = True
+        self.stopped.set()
         if self._reading:
             # The reader polls this socket without the lock: wake it with a
             # shutdown and let it close the socket once it is done.
@@ -191,12 +196,13 @@ class H2Session:
     def flush_locked(self, timeout: float | None = None) -> None:
         """Send everything the core has queued. Caller holds the state lock."""
         while True:
-            data = self.core.data_to_send()
-            if not data:
+            pieces = self.core.pieces_to_send()
+            if not pieces:
                 return
-            self._send_locked(data, self.write_timeout if timeout is None else timeout)
+            for piece in pieces:
+                self._send_locked(piece, self.write_timeout if timeout is None else timeout)
 
-    def _send_locked(self, data: bytes, timeout: float | None) -> None:
+    def _send_locked(self, data: bytes | memoryview, timeout: float | None) -> None:
         if self._socket_closed:
             raise _stored(self.core.fatal) or ConnectionClosed("the connection is closed")
         view = memoryview(data)
@@ -283,11 +289,11 @@ class H2Session:
         return total, True, False
 
     def _feed_locked(self, size: int) -> None:
-        now = time.monotonic()
+        now = self.last_received = time.monotonic()
         if now - self._flood_budget_started > FLOOD_BUDGET_PERIOD:
             self._flood_budget_started = now
             self.core.reset_flood_budget()
-        # h2 copies into its own frame buffer, so no copy is needed here.
+        # The frame splitter copies what it keeps, so no copy is needed here.
         self.core.receive(self._recv_view[:size])
 
     def _streams_in_flight(self) -> bool:
@@ -381,6 +387,41 @@ class H2Session:
             except HyperError:
                 pass  # recorded in the core; the caller sees the session unusable
             self.cond.notify_all()
+
+    # -- liveness -----------------------------------------------------------------
+
+    def ping(self, payload: bytes, timeout: float | None) -> float:
+        """Send PING, wait for its ACK; return the round trip in seconds."""
+        core = self.core
+        with self.cond:
+            if self._socket_closed:
+                raise _stored(core.fatal) or ConnectionClosed("the connection is closed")
+            core.send_ping(payload)
+            started = time.monotonic()
+            try:
+                self.flush_locked()
+                self.wait_for(
+                    lambda: core.take_ping_ack(payload),
+                    lambda: core.fatal,
+                    timeout,
+                    lambda: ReadTimeout(f"no PING ACK within {timeout} s"),
+                )
+            except BaseException:
+                core.forget_ping(payload)
+                raise
+            return time.monotonic() - started
+
+    def declare_dead(self, error: HyperError) -> None:
+        """The peer stopped answering: fail everything with ``error`` and close."""
+        with self.cond:
+            if not self._socket_closed:
+                log.debug("connection declared dead: %s", error)
+                self._lost(error)
+
+    def streams_in_flight(self) -> bool:
+        """True while some stream's response is not complete."""
+        with self.cond:
+            return self._streams_in_flight()
 
     # -- streams ----------------------------------------------------------------
 

@@ -1,0 +1,149 @@
+"""Memoised HPACK: skip encoding or decoding a header block seen before.
+
+Most exchanges repeat themselves: a client asks for the same few paths with
+the same fields, and a server answers with much the same block each time.
+hpack encodes and decodes in pure Python, which was the largest single cost
+of a small request after the socket itself.
+
+* Encoding is a pure function of the fields and the dynamic table, as long as
+  encoding does not change the table. The encoder's table counts its changes
+  (a generation); a block is remembered, keyed by the fields and the
+  generation, only when producing it left the generation as it was.
+* Decoding a block that refers to no entry of the dynamic table gives the
+  same fields whatever the table holds, and changes the table the same way
+  each time (nginx, for one, sends each field as a literal "with
+  incremental indexing" that only ever adds to the table). Such a block is
+  remembered with the entries it added; seeing it again replays those adds
+  and returns the fields. A block that reads the dynamic table or resizes it
+  is never served from the memo.
+
+So what goes on the wire, what h2 sees, and the state of both tables are
+exactly what hpack alone would produce. The memos are per connection and
+bounded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import hpack
+import hpack.table
+
+#: Blocks remembered per direction and connection.
+MEMO_ENTRIES = 128
+#: Larger blocks are not remembered (they are rare and would cost memory).
+MEMO_MAX_BLOCK = 2048
+
+
+class CountingHeaderTable(hpack.table.HeaderTable):
+    """hpack's dynamic table, keeping count of what happens to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: Bumped on every change of the table's contents or size.
+        self.generation = 0
+        #: Bumped on every lookup of a dynamic (not static) entry.
+        self.dynamic_lookups = 0
+        #: Entries added while a decoder records them, else ``None``.
+        self.recorded: list[tuple[bytes, bytes]] | None = None
+
+    def add(self, name: bytes, value: bytes) -> None:
+        """Add an entry (hpack's behaviour), and count the change."""
+        self.generation += 1
+        if self.recorded is not None:
+            self.recorded.append((name, value))
+        super().add(name, value)
+
+    def get_by_index(self, index: int) -> tuple[bytes, bytes]:
+        """Look an entry up (hpack's behaviour), counting dynamic lookups."""
+        if index > hpack.table.HeaderTable.STATIC_TABLE_LENGTH:
+            self.dynamic_lookups += 1
+        return super().get_by_index(index)
+
+    @property
+    def maxsize(self) -> int:
+        """The table's size limit (hpack's property), counting changes."""
+        return self._maxsize
+
+    @maxsize.setter
+    def maxsize(self, newmax: int) -> None:
+        self.generation += 1
+        self.dynamic_lookups += 1  # a resize makes the block depend on the table
+        hpack.table.HeaderTable.maxsize.fset(self, newmax)  # type: ignore[attr-defined]
+
+
+class MemoEncoder(hpack.Encoder):
+    """hpack's encoder, returning a remembered block when nothing it depends on changed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.header_table = CountingHeaderTable()
+        self._memo: dict[Any, bytes] = {}
+
+    def encode(self, headers: Any, huffman: bool = True) -> bytes:
+        """Encode ``headers`` exactly as hpack would."""
+        table: CountingHeaderTable = self.header_table  # type: ignore[assignment]
+        key = None
+        # Only plain (name, value) tuples: a NeverIndexedHeaderTuple equals a
+        # plain tuple but must be encoded differently. A pending table size
+        # update is emitted once, so such a call is never remembered.
+        if (
+            isinstance(headers, list)
+            and not self.table_size_changes
+            and all(type(field) is tuple for field in headers)
+        ):
+            key = (tuple(headers), huffman, table.generation)
+            block = self._memo.get(key)
+            if block is not None:
+                return block
+        generation = table.generation
+        block = super().encode(headers, huffman)
+        if key is not None and table.generation == generation and len(block) <= MEMO_MAX_BLOCK:
+            _remember(self._memo, key, block)
+        return block
+
+
+class MemoDecoder(hpack.Decoder):
+    """hpack's decoder, replaying a remembered block that does not read the dynamic table."""
+
+    def __init__(self, max_header_list_size: int, max_allowed_table_size: int) -> None:
+        super().__init__(max_header_list_size)
+        self.max_allowed_table_size = max_allowed_table_size
+        self.header_table = CountingHeaderTable()
+        self._memo: dict[Any, tuple[tuple[Any, ...], tuple[tuple[bytes, bytes], ...]]] = {}
+
+    def decode(self, data: Any, raw: bool = False) -> Iterable[Any]:
+        """Decode ``data`` exactly as hpack would (errors included)."""
+        table: CountingHeaderTable = self.header_table  # type: ignore[assignment]
+        block = bytes(data)
+        key = (block, raw, table.maxsize, self.max_header_list_size, self.max_allowed_table_size)
+        known = self._memo.get(key)
+        if known is not None:
+            fields, added = known
+            for name, value in added:
+                table.add(name, value)
+            return list(fields)
+        lookups = table.dynamic_lookups
+        recorded: list[tuple[bytes, bytes]] = []
+        table.recorded = recorded
+        try:
+            decoded = super().decode(block, raw)
+        finally:
+            table.recorded = None
+        if table.dynamic_lookups == lookups and len(block) <= MEMO_MAX_BLOCK:
+            _remember(self._memo, key, (tuple(decoded), tuple(recorded)))
+        return decoded
+
+
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(memo) >= MEMO_ENTRIES:
+        memo.clear()  # crude but bounded; a working set refills it at once
+    memo[key] = value
+
+
+def install(conn: Any) -> None:
+    """Give an h2 connection memoising HPACK coders (before any header is sent)."""
+    old = conn.decoder
+    conn.encoder = MemoEncoder()
+    conn.decoder = MemoDecoder(old.max_header_list_size, old.max_allowed_table_size)
