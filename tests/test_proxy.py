@@ -348,3 +348,23 @@ def test_squid_absolute_form_keeps_the_connection_alive(
         assert conn.fileno() == fileno  # Squid kept our connection alive
         upload = conn.getresponse(conn.request("POST", "/upload", body=b"p" * 5000))
         assert upload.read() == b"upload received: 5000 bytes\n"
+
+
+def test_requests_adapter_through_squid(nginx_server: ServerInfo, squid_server: ServerInfo) -> None:
+    # hyper.contrib passes requests' proxies on as proxy_host/proxy_headers.
+    import requests
+
+    from hyper.contrib import HTTP20Adapter
+
+    user, password = PROXY_USER
+    with requests.Session() as session:
+        session.mount("https://", HTTP20Adapter())
+        proxies = {"https": f"http://{user}:{password}@{squid_server.authority}"}
+        response = session.get(
+            nginx_server.url("/hello.txt"), verify=nginx_server.ca_file, proxies=proxies, timeout=TIMEOUT
+        )
+        assert response.status_code == 200
+        assert response.content == HELLO_TEXT
+        refused = {"https": f"http://{squid_server.authority}"}
+        with pytest.raises(requests.exceptions.ProxyError):
+            session.get(nginx_server.url("/"), verify=nginx_server.ca_file, proxies=refused, timeout=TIMEOUT)
