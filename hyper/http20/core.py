@@ -156,6 +156,10 @@ class H2Core:
         self._goaway_sent = False
         # Frames queued by reference (upload payloads), ahead of h2's own buffer.
         self._outbound: list[Any] = []
+        # What receive() changed, for targeted wake-ups: stream ids, and
+        # whether something connection-wide happened.
+        self._touched: set[int] = set()
+        self._touched_all = False
         # Connection credit gathered during one receive(); -1 outside it.
         self._batch_received = self._batch_freed = -1
 
@@ -356,13 +360,20 @@ class H2Core:
             return
         events, error = self._frames.receive(data)
         data_received = h2.events.DataReceived
+        touched = self._touched
         self._batch_received = self._batch_freed = 0
         try:
             for event in events:
                 if type(event) is data_received and event.data and self.settings_received:
                     self._control_frames = 0  # progress: see _flooded
+                    touched.add(event.stream_id)
                     self._on_data(event)
                     continue
+                stream_id = getattr(event, "stream_id", None)
+                if stream_id:
+                    touched.add(stream_id)
+                else:
+                    self._touched_all = True
                 if not self.settings_received and type(event) is not h2.events.RemoteSettingsChanged:
                     # RFC 9113 section 3.4: the server preface is a SETTINGS frame.
                     self.fail(
@@ -423,8 +434,15 @@ class H2Core:
             self._control_frames = 0
         return False
 
+    def take_touched(self) -> set[int] | None:
+        """Stream ids that :meth:`receive` changed since the last call; ``None`` for "all of them"."""
+        touched, everything = self._touched, self._touched_all
+        self._touched, self._touched_all = set(), False
+        return None if everything else touched
+
     def fail(self, error: HyperError, error_code: int | None = None) -> None:
         """Record a connection-fatal error; queue GOAWAY when we detected it."""
+        self._touched_all = True
         if self.fatal is None:
             self.fatal = error
             log.debug("connection failed: %s", error)

@@ -105,6 +105,9 @@ _FRAME_HEADER = 9
 _DATA_FRAME = 0x0
 _END_STREAM = 0x1
 _PADDED = 0x8
+_HEADERS_FRAME = 0x1
+_END_HEADERS = 0x4
+_PRIORITY = 0x20
 _RECEIVING = (h2.stream.StreamState.OPEN, h2.stream.StreamState.HALF_CLOSED_LOCAL)
 
 
@@ -117,16 +120,19 @@ class FrameSplitter:
     a stream that is receiving is handled here instead, with exactly h2's
     bookkeeping (connection and stream windows, content-length; the stream's
     own state machine when it ends the stream), and its payload is copied
-    once, straight from the receive buffer. Everything else, including DATA
-    that is padded, empty, or arrives in an unexpected state, goes through h2
-    as shipped. The length of every frame is checked on its 9-byte header, so
-    a server announcing 16 MiB and going silent (or answering in HTTP/1.1,
-    whose "HTT" reads as a 4.7 MB length) fails at once instead of at the
-    timeout.
+    once, straight from the receive buffer. A whole HEADERS frame without
+    padding or priority on such a stream skips hyperframe and goes straight
+    to the HPACK decoder and the stream's state machine. Everything else,
+    including frames that are padded, empty, split into CONTINUATIONs or
+    arrive in an unexpected state, goes through h2 as shipped. The length of
+    every frame is checked on its 9-byte header, so a server announcing
+    16 MiB and going silent (or answering in HTTP/1.1, whose "HTT" reads as
+    a 4.7 MB length) fails at once instead of at the timeout.
     """
 
-    #: Take plain DATA frames past h2 (tests turn it off to compare both paths).
-    fast_data = True
+    #: Take plain DATA and HEADERS frames past h2's generic path (tests turn
+    #: it off to compare both paths).
+    fast_path = True
 
     def __init__(self, conn: h2.connection.H2Connection) -> None:
         self._conn = conn
@@ -209,22 +215,30 @@ class FrameSplitter:
 
     def _frame(self, view: memoryview, offset: int, length: int, events: list[h2.events.Event]) -> None:
         conn = self._conn
+        kind = view[offset + 3]
         flags = view[offset + 4]
-        stream_id = int.from_bytes(view[offset + 5 : offset + 9], "big") & 0x7FFFFFFF
-        if view[offset + 3] == _DATA_FRAME and length and not flags & _PADDED and self.fast_data:
+        if (
+            (kind == _DATA_FRAME and length and not flags & _PADDED)
+            or (kind == _HEADERS_FRAME and flags & _END_HEADERS and not flags & (_PADDED | _PRIORITY))
+        ) and self.fast_path:
+            stream_id = int.from_bytes(view[offset + 5 : offset + 9], "big") & 0x7FFFFFFF
             stream = conn.streams.get(stream_id)
             if (
                 stream is not None
                 and stream.state_machine.state in _RECEIVING
-                and stream.state_machine.headers_received
+                and (kind != _DATA_FRAME or stream.state_machine.headers_received)
                 and not self._slow._headers_buffer
                 and conn.state_machine.state is h2.connection.ConnectionState.CLIENT_OPEN
             ):
                 payload = view[offset + _FRAME_HEADER : offset + _FRAME_HEADER + length].tobytes()
+                end_stream = bool(flags & _END_STREAM)
                 try:
-                    events.extend(_receive_plain_data(conn, stream, payload, bool(flags & _END_STREAM)))
+                    if kind == _DATA_FRAME:
+                        events.extend(_receive_plain_data(conn, stream, payload, end_stream))
+                    else:
+                        events.extend(_receive_plain_headers(conn, stream, payload, end_stream))
                 except h2.exceptions.ProtocolError as exc:
-                    self._stream_error_or_raise(stream_id, exc, length, events)
+                    self._stream_error_or_raise(stream_id, exc, length if kind == _DATA_FRAME else 0, events)
                 return
         slow = self._slow
         slow._data += view[offset : offset + _FRAME_HEADER + length]
@@ -259,6 +273,22 @@ def _receive_plain_data(
     stream._inbound_window_manager.window_consumed(size)
     stream._track_content_length(size, False)
     return [h2.events.DataReceived(stream_id=stream.stream_id, data=payload, flow_controlled_length=size)]
+
+
+def _receive_plain_headers(
+    conn: h2.connection.H2Connection, stream: h2.stream.H2Stream, block: bytes, end_stream: bool
+) -> list[h2.events.Event]:
+    """What h2 does for a whole, unpadded HEADERS frame without priority on one of our streams.
+
+    Skipped: hyperframe's parse (padding and priority fields, a flag set) and
+    the generic dispatch; kept: the HPACK decode with h2's error translation
+    and the stream's own state machine, which makes the events.
+    """
+    headers = h2.connection._decode_headers(conn.decoder, block)
+    frames, events = stream.receive_headers(headers, end_stream, conn.config.header_encoding)
+    if frames:
+        conn._prepare_for_sending(frames)
+    return events
 
 
 _SENDING = (h2.stream.StreamState.OPEN, h2.stream.StreamState.HALF_CLOSED_REMOTE)

@@ -89,6 +89,7 @@ class HTTP20Response(DecodedBodyReader):
                 lambda: None if stream.data else core.stream_failure(stream),
                 timeout,
                 on_timeout,
+                self._stream_id,
             )
             if stream.error is not None and not stream.data:
                 raise fresh(stream.error)  # e.g. malformed trailers after a complete body
@@ -165,7 +166,11 @@ def await_response(
             raise InvalidStreamID(f"stream {stream_id} is gone", stream_id)
         timeout, on_timeout = wait_limit(read_timeout, deadline_at, f"no response on stream {stream_id}")
         session.wait_for(
-            lambda: stream.headers is not None, lambda: core.stream_failure(stream), timeout, on_timeout
+            lambda: stream.headers is not None,
+            lambda: core.stream_failure(stream),
+            timeout,
+            on_timeout,
+            stream_id,
         )
         raw_headers = stream.headers or []
     try:

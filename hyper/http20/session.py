@@ -52,6 +52,62 @@ _WOULD_BLOCK_READ = (ssl.SSLWantReadError, BlockingIOError, InterruptedError)
 _WOULD_BLOCK_WRITE = (ssl.SSLWantWriteError, BlockingIOError, InterruptedError)
 
 
+class _Sleeper:
+    """A thread waiting in :meth:`H2Session.wait_for` (not as the reader)."""
+
+    __slots__ = ("cond", "stream_id")
+
+    def __init__(self, cond: threading.Condition) -> None:
+        self.cond = cond
+        self.stream_id: int | None = None
+
+
+class StateCondition(threading.Condition):
+    """The state lock's condition, with wake-ups aimed at the threads concerned.
+
+    With many threads on one connection, waking every one of them for each
+    frame that arrives (most go straight back to sleep) cost more than the
+    frames. Each waiting thread sleeps on its own condition over the same
+    lock, tagged with the stream it waits for; :meth:`notify_changed` wakes
+    only those whose stream changed, and untagged ones. ``notify_all`` still
+    wakes everybody.
+    """
+
+    def __init__(self, lock: threading.Lock) -> None:
+        super().__init__(lock)
+        self._state_lock = lock
+        self._sleepers: list[_Sleeper] = []
+        self._local = threading.local()
+
+    def sleep(self, stream_id: int | None, timeout: float | None) -> None:
+        """Wait (lock held) for news about ``stream_id`` (``None``: any news) or the timeout."""
+        sleeper: _Sleeper | None = getattr(self._local, "sleeper", None)
+        if sleeper is None:
+            sleeper = self._local.sleeper = _Sleeper(threading.Condition(self._state_lock))
+        sleeper.stream_id = stream_id
+        self._sleepers.append(sleeper)
+        try:
+            sleeper.cond.wait(timeout)
+        finally:
+            self._sleepers.remove(sleeper)
+
+    def notify_all(self) -> None:
+        """Wake every waiting thread (lock held)."""
+        for sleeper in self._sleepers:
+            sleeper.cond.notify()
+
+    def notify_changed(self, streams: set[int] | None) -> None:
+        """Wake the threads waiting for one of ``streams`` (all when ``None``) and untagged ones."""
+        for sleeper in self._sleepers:
+            if streams is None or sleeper.stream_id is None or sleeper.stream_id in streams:
+                sleeper.cond.notify()
+
+    def notify_one(self) -> None:
+        """Wake one waiting thread, if any (to take over reading)."""
+        if self._sleepers:
+            self._sleepers[0].cond.notify()
+
+
 class H2Session:
     """A live HTTP/2 connection: a socket, an :class:`H2Core` and the locks.
 
@@ -73,7 +129,7 @@ class H2Session:
         self.write_timeout = write_timeout
         self._lock = threading.Lock()
         #: Waiters sleep here; notified whenever the core's state may have changed.
-        self.cond = threading.Condition(self._lock)
+        self.cond = StateCondition(self._lock)
         self._reading = False
         self._socket_closed = False
         self._close_when_reader_done = False
@@ -173,7 +229,7 @@ class H2Session:
         self._waker_w.close()
 
     def _wake_reader_locked(self) -> None:
-        self.cond.notify_all()
+        self.cond.notify_changed(self.core.take_touched())
         if self._reading:
             try:
                 self._waker_w.send(b"\0")
@@ -314,12 +370,30 @@ class H2Session:
         failure: Callable[[], HyperError | None],
         timeout: float | None,
         on_timeout: Callable[[], HyperTimeout],
+        stream_id: int | None = None,
     ) -> None:
         """Block until ``ready()`` or ``failure()``; the caller holds ``cond``.
 
         The waiting thread becomes the reader when nobody else is reading,
-        otherwise sleeps on the condition until the reader has news.
+        otherwise sleeps until the reader has news about ``stream_id`` (any
+        news when ``None``: pass the stream only when nothing but a change
+        of that stream can make ``ready()`` or ``failure()`` true).
         """
+        try:
+            self._wait_for(ready, failure, timeout, on_timeout, stream_id)
+        finally:
+            if not self._reading:
+                # Leaving with nobody reading: a sleeper must take over.
+                self.cond.notify_one()
+
+    def _wait_for(
+        self,
+        ready: Callable[[], bool],
+        failure: Callable[[], HyperError | None],
+        timeout: float | None,
+        on_timeout: Callable[[], HyperTimeout],
+        stream_id: int | None,
+    ) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if ready():
@@ -333,7 +407,7 @@ class H2Session:
             if remaining is not None and remaining <= 0:
                 raise on_timeout()
             if self._reading:
-                self.cond.wait(remaining)
+                self.cond.sleep(stream_id, remaining)
                 continue
             self._reading = True
             try:
@@ -343,7 +417,7 @@ class H2Session:
                 if self._close_when_reader_done:
                     self._close_when_reader_done = False
                     self._close_fds()
-                self.cond.notify_all()
+                self.cond.notify_changed(self.core.take_touched())
 
     def _read_once_locked(self, timeout: float | None) -> None:
         self._lock.release()
@@ -386,7 +460,7 @@ class H2Session:
                 self._drain_and_answer_locked()
             except HyperError:
                 pass  # recorded in the core; the caller sees the session unusable
-            self.cond.notify_all()
+            self.cond.notify_changed(self.core.take_touched())
 
     # -- liveness -----------------------------------------------------------------
 
@@ -469,6 +543,7 @@ class H2Session:
                                 f"server kept the flow-control window of stream {stream_id} "
                                 f"closed for {self.write_timeout} s"
                             ),
+                            stream_id,
                         )
             if end_stream:
                 counter.check_complete()
