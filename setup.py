@@ -24,6 +24,10 @@ setup(
         "h2>=4.1,<5",
         "hpack>=4.0,<5",
         "certifi",
+        # HTTP/1.1 wire format (HTTP11Connection, the h2c Upgrade, proxy CONNECT):
+        # a proven sans-I/O parser instead of a hand-written one.
+        # 0.16 fixed lenient chunk parsing (CVE-2025-43859, request smuggling).
+        "h11>=0.16,<1",
         # 1.2 added output_buffer_limit, which bounds each decompression step.
         "brotli>=1.2",
     ],

@@ -40,8 +40,8 @@ autodoc_typehints = "signature"
 # Show the long unions by name; api.rst says what each name accepts.
 autodoc_type_aliases = {
     "BodyType": "hyper.common.body.BodyType",
-    "HeadersType": "hyper.http20.connection.HeadersType",
-    "TimeoutType": "hyper.http20.connection.TimeoutType",
+    "HeadersType": "hyper.common.request.HeadersType",
+    "TimeoutType": "hyper.common.request.TimeoutType",
 }
 python_use_unqualified_type_names = True
 autodoc_preserve_defaults = True

@@ -1,15 +1,16 @@
-"""hyper: a synchronous, thread-safe HTTP/2 client built on the h2 state machine.
+"""hyper: a synchronous, thread-safe HTTP/2 client built on the h2 state machine (HTTP/1.1 too).
 
 ::
 
     import hyper
-    with hyper.HTTP20Connection('example.org:443') as conn:
+    with hyper.HTTPConnection('example.org:443') as conn:  # HTTP/2 or HTTP/1.1
         conn.request('GET', '/')
         body = conn.getresponse().read()
 """
 
 import logging
 
+from .connection import HTTPConnection
 from .exceptions import (
     BodyLengthError,
     ConnectError,
@@ -32,6 +33,8 @@ from .exceptions import (
     WriteTimeout,
 )
 from .headers import HTTPHeaderMap
+from .http11.connection import HTTP11Connection
+from .http11.response import HTTP11Response
 from .http20.connection import HTTP20Connection
 from .http20.push import HTTP20Push
 from .http20.response import HTTP20Response
@@ -44,9 +47,12 @@ logging.getLogger("hyper").addHandler(logging.NullHandler())
 
 __all__ = [
     "__version__",
+    "HTTPConnection",
     "HTTP20Connection",
     "HTTP20Response",
     "HTTP20Push",
+    "HTTP11Connection",
+    "HTTP11Response",
     "HTTPHeaderMap",
     "Limits",
     "HyperError",

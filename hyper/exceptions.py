@@ -8,7 +8,7 @@ undecorated.
 ::
 
     HyperError
-      TransportError        (ConnectError, TLSError, ProxyError)
+      TransportError        (ConnectError, TLSError, ProxyError .status .headers)
       HyperTimeout          (ConnectTimeout, ReadTimeout, WriteTimeout)
       ProtocolError         .error_code
       StreamResetError      .stream_id, .error_code, .retryable
@@ -22,6 +22,8 @@ undecorated.
 """
 
 from __future__ import annotations
+
+from .headers import HTTPHeaderMap
 
 
 class HyperError(Exception):
@@ -49,7 +51,19 @@ class TLSError(TransportError):
 
 
 class ProxyError(TransportError):
-    """A proxy refused or broke the tunnel."""
+    """A proxy refused or broke the tunnel.
+
+    ``status`` is the proxy's HTTP status code (e.g. 407 when it wants
+    credentials, 403 when it forbids the target) and ``headers`` its response
+    header fields (an :class:`~hyper.HTTPHeaderMap`, e.g. with
+    ``proxy-authenticate``); both are ``None`` when the proxy never answered
+    with a valid response.
+    """
+
+    def __init__(self, message: str, status: int | None = None, headers: HTTPHeaderMap | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers
 
 
 class HyperTimeout(HyperError, TimeoutError):

@@ -1,7 +1,7 @@
 """Limits: every bound hyper puts on what a server can make it do, in one place.
 
-Pass ``HTTP20Connection(limits=Limits(...))`` to change them; the defaults
-suit the open internet. Each bound ends in a clear ``hyper`` exception, never
+Pass ``limits=Limits(...)`` to any connection class to change them; the
+defaults suit the open internet. Each bound ends in a clear ``hyper`` exception, never
 in unbounded memory or a hang. ``docs/security.rst`` explains each and why.
 """
 
@@ -30,11 +30,17 @@ class Limits:
     :param max_informational_responses: 1xx responses accepted on one stream.
     :param max_buffered: received-but-unread body bytes, over all streams,
         beyond which connection window is only given back as the application
-        reads (``None``: the connection window).
+        reads (``None``: the connection window). Over HTTP/1.1: the most
+        bytes of unread earlier responses buffered so that a new request can
+        go out (``None``: 16 MiB).
     :param max_pushed_streams: with push enabled, pushed streams held at once
         (promised and not yet read to the end, cancelled or closed); more are
         refused with RST_STREAM REFUSED_STREAM. Also advertised as
         SETTINGS_MAX_CONCURRENT_STREAMS.
+
+    The same limits apply to HTTP/1.1 connections: ``max_header_list_size``
+    bounds a response head (its bytes, and its fields counted as HTTP/2
+    counts them), and the decoding and 1xx limits work as for HTTP/2.
     """
 
     max_header_list_size: int = 64 * 1024

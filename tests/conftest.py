@@ -1,4 +1,4 @@
-"""Session fixtures: a test CA, certificates and real HTTP/2 servers.
+"""Session fixtures: a test CA, certificates, real HTTP servers and proxies.
 
 Servers start lazily (on first use) and once per session; each one is stopped
 by its fixture's teardown even when tests fail.  A missing server binary makes
@@ -8,6 +8,7 @@ disappear silently from CI.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from tests.servers import (
     start_hypercorn,
     start_nghttpd,
     start_nginx,
+    start_squid,
+    start_tinyproxy,
     write_docroot,
 )
 
@@ -166,3 +169,102 @@ def hypercorn_server(
         yield ServerInfo("127.0.0.1", port, True, ca_file, None, "hypercorn")
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def nginx_alpn_server(nginx_server: ServerInfo) -> ServerInfo:
+    """nginx over TLS offering ``h2`` and ``http/1.1`` in ALPN (ALPN both ways).
+
+    The same listener as :func:`nginx_server`: a client offering ``h2`` gets
+    HTTP/2, one offering only ``http/1.1`` gets HTTP/1.1.
+    """
+    return nginx_server
+
+
+@pytest.fixture(scope="session")
+def nginx_http11_server(
+    nginx_process: tuple[ServerProcess, NginxPorts], ca_file: str, docroot: str
+) -> ServerInfo:
+    """nginx over TLS without http2: ALPN selects only ``http/1.1``."""
+    _, ports = nginx_process
+    return ServerInfo("127.0.0.1", ports.http11_tls, True, ca_file, docroot, "nginx-http11")
+
+
+@pytest.fixture(scope="session")
+def nginx_http11_plain_server(nginx_process: tuple[ServerProcess, NginxPorts], docroot: str) -> ServerInfo:
+    """nginx over cleartext HTTP/1.1 only (no h2c)."""
+    _, ports = nginx_process
+    return ServerInfo("127.0.0.1", ports.http11_plain, False, None, docroot, "nginx-http11-plain")
+
+
+@pytest.fixture(scope="session")
+def hypercorn_h2c_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerInfo]:
+    """hypercorn in cleartext: HTTP/1.1, ``Upgrade: h2c`` and prior-knowledge HTTP/2."""
+    server, port = start_hypercorn(tmp_path_factory.mktemp("hypercorn-h2c"), None)
+    try:
+        yield ServerInfo("127.0.0.1", port, False, None, None, "hypercorn-h2c")
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def nghttpd_h2c_server(
+    tmp_path_factory: pytest.TempPathFactory, server_cert_files: CertFiles, docroot: str
+) -> Iterator[ServerInfo]:
+    """``nghttpd --no-tls``: cleartext HTTP/2 with prior knowledge only (no Upgrade)."""
+    server, port = start_nghttpd(
+        tmp_path_factory.mktemp("nghttpd-h2c"), server_cert_files, Path(docroot), tls=False
+    )
+    try:
+        yield ServerInfo("127.0.0.1", port, False, None, docroot, "nghttpd-h2c")
+    finally:
+        server.stop()
+
+
+#: Credentials the authenticating proxy accepts.
+PROXY_USER = ("hyper", "s3cret")
+
+
+@pytest.fixture(scope="session")
+def proxy_server(
+    tmp_path_factory: pytest.TempPathFactory, nginx_process: tuple[ServerProcess, NginxPorts]
+) -> Iterator[ServerInfo]:
+    """tinyproxy without authentication.
+
+    CONNECT is allowed only to nginx's TLS, HTTP/1.1-TLS and h2c ports; any
+    other port is refused with 403.
+    """
+    _, ports = nginx_process
+    server, port = start_tinyproxy(
+        tmp_path_factory.mktemp("tinyproxy"), connect_ports=(ports.tls, ports.http11_tls, ports.h2c)
+    )
+    try:
+        yield ServerInfo("127.0.0.1", port, False, None, None, "tinyproxy")
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def auth_proxy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerInfo]:
+    """tinyproxy demanding Basic proxy authentication with :data:`PROXY_USER` (407 without)."""
+    server, port = start_tinyproxy(tmp_path_factory.mktemp("tinyproxy-auth"), basic_auth=PROXY_USER)
+    try:
+        yield ServerInfo("127.0.0.1", port, False, None, None, "tinyproxy-auth")
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def squid_server(nginx_process: tuple[ServerProcess, NginxPorts]) -> Iterator[ServerInfo]:
+    """Squid demanding Basic auth with :data:`PROXY_USER` (407 without).
+
+    CONNECT is allowed only to nginx's TLS and HTTP/1.1-TLS ports (403 for
+    others). Unlike tinyproxy, Squid keeps client connections alive.
+    """
+    _, ports = nginx_process
+    server, port, base = start_squid(PROXY_USER, (ports.tls, ports.http11_tls))
+    try:
+        yield ServerInfo("127.0.0.1", port, False, None, None, "squid")
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)

@@ -2,7 +2,8 @@
 
 This module starts real HTTP/2 servers (nginx, nghttpd, hypercorn) on
 127.0.0.1 with a TLS certificate issued by a throw-away test CA, waits until
-they really speak HTTP/2, and stops them again.  It is deliberately free of
+they really speak HTTP/2, and stops them again. It also starts real forward
+proxies (tinyproxy, Squid) for the proxy tests.  It is deliberately free of
 pytest fixtures so that it can be used from scripts and benchmarks too; the
 fixtures live in ``tests/conftest.py``.
 
@@ -37,6 +38,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -555,6 +557,10 @@ class NginxPorts:
     wrong_host: int
     #: Internal HTTP/1.x listener that answers proxied uploads.
     upload_sink: int
+    #: TLS without http2: ALPN offers only http/1.1 (HTTP/1.1-only server).
+    http11_tls: int
+    #: Cleartext HTTP/1.1 (no h2c): the target of absolute-form proxy requests.
+    http11_plain: int
 
 
 def nginx_config(
@@ -662,6 +668,22 @@ http {{
     }}
 
     server {{
+        # HTTP/1.1 only over TLS: no http2, so ALPN selects http/1.1.
+        listen 127.0.0.1:{ports.http11_tls} ssl;
+        server_name localhost;
+        ssl_certificate {cert.cert_file};
+        ssl_certificate_key {cert.key_file};
+{shared_locations}
+    }}
+
+    server {{
+        # HTTP/1.1 only in cleartext.
+        listen 127.0.0.1:{ports.http11_plain};
+        server_name localhost;
+{shared_locations}
+    }}
+
+    server {{
         # Internal: answers /upload once the front server has read the body.
         listen 127.0.0.1:{ports.upload_sink};
         access_log off;
@@ -706,11 +728,13 @@ def start_nginx(
                 (ports.h2c, Probe.H2C),
                 (ports.wrong_host, Probe.H2_TLS),
                 (ports.upload_sink, Probe.TCP),
+                (ports.http11_tls, Probe.TCP),
+                (ports.http11_plain, Probe.TCP),
             ],
             extra_logs=[error_log, attempt_dir / "access.log"],
         )
 
-    server, raw_ports = start_with_retry(run_dir, 4, make_spec)
+    server, raw_ports = start_with_retry(run_dir, 6, make_spec)
     return server, NginxPorts(*raw_ports)
 
 
@@ -719,8 +743,13 @@ def start_nginx(
 # ---------------------------------------------------------------------------
 
 
-def start_nghttpd(run_dir: Path, cert: CertFiles, docroot: Path) -> tuple[ServerProcess, int]:
+def start_nghttpd(
+    run_dir: Path, cert: CertFiles, docroot: Path, tls: bool = True
+) -> tuple[ServerProcess, int]:
     """Start ``nghttpd --echo-upload`` on 127.0.0.1; return it and its port.
+
+    With ``tls=False`` it serves cleartext HTTP/2 with prior knowledge only
+    (``--no-tls``; nghttpd does not implement ``Upgrade: h2c``).
 
     nghttpd spools uploads to a temporary file before echoing them; TMPDIR
     keeps that file inside the run directory.
@@ -737,12 +766,12 @@ def start_nghttpd(run_dir: Path, cert: CertFiles, docroot: Path) -> tuple[Server
                 "--echo-upload",
                 "--address=127.0.0.1",
                 f"--htdocs={docroot}",
+                *([] if tls else ["--no-tls"]),
                 str(ports[0]),
-                cert.key_file,
-                cert.cert_file,
+                *([cert.key_file, cert.cert_file] if tls else []),
             ],
             run_dir=attempt_dir,
-            probes=[(ports[0], Probe.H2_TLS)],
+            probes=[(ports[0], Probe.H2_TLS if tls else Probe.H2C)],
             env={**os.environ, "TMPDIR": str(tmp)},
         )
 
@@ -760,7 +789,7 @@ HYPERCORN_APP = "tests.asgi_app:app"
 
 def start_hypercorn(
     run_dir: Path,
-    cert: CertFiles,
+    cert: CertFiles | None,
     app: str = HYPERCORN_APP,
     extra_args: Sequence[str] = (),
 ) -> tuple[ServerProcess, int]:
@@ -768,6 +797,8 @@ def start_hypercorn(
 
     ``--workers 0`` serves from the launched process itself instead of a
     spawned child, so SIGTERM/SIGKILL reach the process that owns the socket.
+    Without ``cert`` it serves cleartext: HTTP/1.1, ``Upgrade: h2c`` and
+    HTTP/2 with prior knowledge on the same port.
     """
     # The server runs under this interpreter, so ask this interpreter.
     if importlib.util.find_spec("hypercorn") is None:
@@ -789,10 +820,7 @@ def start_hypercorn(
                 "hypercorn",
                 "--workers",
                 "0",
-                "--certfile",
-                cert.cert_file,
-                "--keyfile",
-                cert.key_file,
+                *(["--certfile", cert.cert_file, "--keyfile", cert.key_file] if cert else []),
                 "--bind",
                 f"127.0.0.1:{ports[0]}",
                 "--access-logfile",
@@ -803,10 +831,143 @@ def start_hypercorn(
                 app,
             ],
             run_dir=attempt_dir,
-            probes=[(ports[0], Probe.H2_TLS)],
+            probes=[(ports[0], Probe.H2_TLS if cert else Probe.H2C)],
             env=env,
             cwd=REPO_ROOT,
         )
 
     server, ports = start_with_retry(run_dir, 1, make_spec)
     return server, ports[0]
+
+
+# ---------------------------------------------------------------------------
+# tinyproxy (a real forward proxy for CONNECT and absolute-form requests)
+# ---------------------------------------------------------------------------
+
+
+def start_tinyproxy(
+    run_dir: Path,
+    basic_auth: tuple[str, str] | None = None,
+    connect_ports: Sequence[int] = (),
+) -> tuple[ServerProcess, int]:
+    """Start tinyproxy on 127.0.0.1 in the foreground; return it and its port.
+
+    ``basic_auth`` makes it demand ``Proxy-Authorization`` (407 without);
+    ``connect_ports`` limits CONNECT to those target ports (403 for others;
+    empty: any port).
+    """
+    binary = find_binary("tinyproxy")
+
+    def make_spec(attempt_dir: Path, ports: list[int]) -> LaunchSpec:
+        attempt_dir.mkdir(parents=True, exist_ok=True)
+        log_file = attempt_dir / "tinyproxy.log"
+        lines = [
+            f"Port {ports[0]}",
+            "Listen 127.0.0.1",
+            "Timeout 30",
+            "MaxClients 50",
+            "LogLevel Info",
+            f'LogFile "{log_file}"',
+            f'PidFile "{attempt_dir / "tinyproxy.pid"}"',
+            "DisableViaHeader Yes",
+            *(f"ConnectPort {port}" for port in connect_ports),
+        ]
+        if basic_auth is not None:
+            lines.append(f"BasicAuth {basic_auth[0]} {basic_auth[1]}")
+        conf = attempt_dir / "tinyproxy.conf"
+        conf.write_text("\n".join(lines) + "\n")
+        return LaunchSpec(
+            name="tinyproxy",
+            # -d: stay in the foreground, so the fixture owns the process.
+            argv=[binary, "-d", "-c", str(conf)],
+            run_dir=attempt_dir,
+            probes=[(ports[0], Probe.TCP)],
+            extra_logs=[log_file],
+        )
+
+    server, ports = start_with_retry(run_dir, 1, make_spec)
+    return server, ports[0]
+
+
+# ---------------------------------------------------------------------------
+# Squid (the most common real forward proxy; keeps client connections alive)
+# ---------------------------------------------------------------------------
+
+
+def _htpasswd_line(user: str, password: str) -> str:
+    """An htpasswd line Squid's basic_ncsa_auth accepts (made by ``htpasswd -b``)."""
+    result = subprocess.run(
+        [find_binary("htpasswd"), "-nb", user, password],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=10,
+    )
+    return result.stdout.strip() + "\n"
+
+
+def start_squid(
+    basic_auth: tuple[str, str],
+    connect_ports: Sequence[int],
+) -> tuple[ServerProcess, int, Path]:
+    """Start Squid on 127.0.0.1 requiring Basic auth; return it, its port and its directory.
+
+    CONNECT is allowed only to ``connect_ports`` (403 for others); requests
+    without valid credentials get 407. Squid refuses to run as root, so a
+    root test run lets it switch to its ``proxy`` user: its directory is made
+    under the system temp dir (pytest's are private to root) and handed to
+    that user. The caller removes the directory after :meth:`ServerProcess.stop`.
+    """
+    binary = find_binary("squid")
+    helper = Path("/usr/lib/squid/basic_ncsa_auth")
+    if not helper.exists():
+        raise ServerStartError(f"Squid's {helper} is missing (install the squid package)")
+    base = Path(tempfile.mkdtemp(prefix="hyper-squid-"))
+    base.chmod(0o755)
+    passwd = _htpasswd_line(*basic_auth)
+
+    def make_spec(attempt_dir: Path, ports: list[int]) -> LaunchSpec:
+        attempt_dir.mkdir(parents=True, exist_ok=True)
+        (attempt_dir / "passwd").write_text(passwd)
+        allowed = " ".join(str(port) for port in connect_ports)
+        conf = attempt_dir / "squid.conf"
+        conf.write_text(
+            f"""# Generated by tests/servers.py for one test session.
+http_port 127.0.0.1:{ports[0]}
+pid_filename {attempt_dir}/squid.pid
+access_log stdio:{attempt_dir}/access.log
+cache_log {attempt_dir}/cache.log
+cache_store_log none
+cache deny all
+cache_mem 8 MB
+coredump_dir {attempt_dir}
+netdb_filename none
+shutdown_lifetime 0 seconds
+auth_param basic program {helper} {attempt_dir}/passwd
+auth_param basic realm hyper-tests
+acl authed proxy_auth REQUIRED
+acl tunnel_ports port {allowed}
+acl CONNECT method CONNECT
+http_access deny !authed
+http_access deny CONNECT !tunnel_ports
+http_access allow all
+"""
+        )
+        if os.geteuid() == 0:
+            for path in [attempt_dir, *attempt_dir.iterdir()]:
+                shutil.chown(path, "proxy", "proxy")
+        return LaunchSpec(
+            name="squid",
+            # -N: no daemon, one process, so the fixture owns it.
+            argv=[binary, "-N", "-f", str(conf)],
+            run_dir=attempt_dir,
+            probes=[(ports[0], Probe.TCP)],
+            extra_logs=[attempt_dir / "cache.log"],
+        )
+
+    try:
+        server, ports = start_with_retry(base, 1, make_spec)
+    except BaseException:
+        shutil.rmtree(base, ignore_errors=True)
+        raise
+    return server, ports[0], base

@@ -461,7 +461,7 @@ def test_a_generator_body_is_not_sent_twice() -> None:
     assert peers == ["goaway"]
 
 
-# -- proxy selection (pure: real-proxy tests arrive with proxy support) ---------------------------
+# -- proxy selection (pure; tests/test_proxy.py drives a real proxy through the adapter) ---------
 
 
 def test_select_proxy_follows_requests_rules() -> None:

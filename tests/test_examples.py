@@ -13,6 +13,7 @@ from hyper.testing import CA_FILE, TestServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKER_PATTERN = REPO_ROOT / "examples" / "worker_pattern.py"
+NEGOTIATION = REPO_ROOT / "examples" / "negotiation.py"
 #: One line per worker, e.g. ``worker-0: 23 responses over 1 connection(s), stream ids 1..45``.
 WORKER_LINE = re.compile(r"worker-\d+: (\d+) responses over (\d+) connection\(s\), stream ids (\S+)")
 
@@ -93,3 +94,15 @@ def test_worker_pattern_reports_failure_instead_of_hanging() -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     assert "ConnectError" in result.stdout
     assert result.stdout.strip().splitlines()[-1].startswith("FAILED:")
+
+
+def test_negotiation_example() -> None:
+    result = run_example(NEGOTIATION)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert lines == [
+        "TLS server:       HTTP/2 200 b'Hello from hyper.testing!'",
+        "cleartext server: HTTP/1.1 b'hello over HTTP/1.1\\n' x2",
+        "through proxy:    HTTP/2 200 1000 bytes",
+    ]

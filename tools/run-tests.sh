@@ -13,6 +13,11 @@ command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 # `openssl rehash` builds the CA directories of the verify=/--cacert DIR tests.
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v setpriv >/dev/null 2>&1 || need_apt+=(util-linux)
+# Real forward proxies for the CONNECT / proxy-authentication tests; htpasswd
+# (apache2-utils) writes Squid's password file.
+command -v tinyproxy >/dev/null 2>&1 || need_apt+=(tinyproxy)
+command -v squid >/dev/null 2>&1 || [ -x /usr/sbin/squid ] || need_apt+=(squid)
+command -v htpasswd >/dev/null 2>&1 || need_apt+=(apache2-utils)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages (${need_apt[*]}); run as root or install them" >&2
@@ -23,7 +28,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 # The test servers are started by the fixtures; the system services are not needed.
-if command -v systemctl >/dev/null 2>&1; then systemctl stop nginx >/dev/null 2>&1 || true; fi
+if command -v systemctl >/dev/null 2>&1; then
+  systemctl stop nginx >/dev/null 2>&1 || true
+  systemctl stop tinyproxy >/dev/null 2>&1 || true
+  systemctl stop squid >/dev/null 2>&1 || true
+fi
 
 python3 -m pip install -q --upgrade pip
 python3 -m pip install -q -e '.[test,lint,docs]'

@@ -47,6 +47,13 @@ def split_host_port(host: str, port: int | None = None) -> tuple[str, int]:
     return name, parsed_port if parsed_port is not None else DEFAULT_TLS_PORT
 
 
+def has_port(host: str) -> bool:
+    """Whether a ``host`` string names a port (``'h:8080'``, ``'[::1]:8080'``)."""
+    if host.startswith("["):
+        return "]:" in host
+    return host.count(":") == 1
+
+
 def _parse_port(text: str, whole: str) -> int:
     if not (text.isascii() and text.isdigit()):
         raise InvalidURL(f"invalid port in {whole!r}")

@@ -10,18 +10,28 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import ssl
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Union
+from typing import Any
 
 from ..common.body import BodyType, RequestBody, prepare_body
 from ..common.decoding import ACCEPT_ENCODING
-from ..common.sockets import connect_tcp, wrap_tls
+from ..common.proxy import resolve_proxy
+from ..common.request import (  # noqa: F401 - HeadersType, TimeoutType: documented here
+    HeadersType,
+    TimeoutType,
+    declared_length,
+    is_empty,
+    split_timeout,
+    to_header_map,
+)
+from ..common.transport import open_transport
 from ..common.url import authority_for, origin_of, request_target, split_host_port
 from ..exceptions import (
     HyperError,
@@ -30,7 +40,7 @@ from ..exceptions import (
     TLSError,
     fresh,
 )
-from ..headers import HeaderKey, HeaderValue, HTTPHeaderMap, to_bytes
+from ..headers import HeaderKey, HeaderValue, HTTPHeaderMap
 from ..limits import Limits
 from ..tls import init_context
 from .core import DEFAULT_CONNECTION_WINDOW, DEFAULT_STREAM_WINDOW, H2Core, StreamState
@@ -43,18 +53,11 @@ from .window import BaseFlowControlManager, FlowControlManager
 
 log = logging.getLogger("hyper")
 
-_METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
-
 # Wire stream ids stay below 2**31; public ids add 2**31 per new connection.
 _IDS_PER_SESSION = 2**31
 
 # A session found unusable (GOAWAY just read) is replaced; bounded retries.
 _SESSION_ATTEMPTS = 3
-
-TimeoutType = Union[None, float, tuple[float | None, float | None]]
-HeadersType = Union[
-    Mapping[HeaderKey, HeaderValue], Iterable[tuple[HeaderKey, HeaderValue]], HTTPHeaderMap, None
-]
 
 
 @dataclass
@@ -107,6 +110,12 @@ class HTTP20Connection:
         by default :func:`hyper.tls.init_context`.
     :param force_proto: skip the ALPN check and speak HTTP/2 whatever the
         server selected (for servers without ALPN).
+    :param proxy_host: an HTTP proxy, ``'host'`` or ``'host:port'`` (port
+        8080 when not given); the connection goes through a ``CONNECT``
+        tunnel to the target, TLS and ALPN inside it.
+    :param proxy_port: overrides a port in ``proxy_host``.
+    :param proxy_headers: header fields sent on the CONNECT request, e.g.
+        ``{'proxy-authorization': 'Basic ...'}``.
     :param timeout: seconds, or ``(connect, read)``; bounds every blocking
         wait (the read timeout also bounds sends). ``None`` waits forever.
     :param deadline: overall bound in seconds on each exchange, from sending
@@ -122,6 +131,9 @@ class HTTP20Connection:
         connection is declared dead (:class:`~hyper.ConnectionTerminated` for
         every waiter; the next request reconnects). By default the read
         timeout, or ``keepalive`` when there is none.
+    :param proxy_from_env: without ``proxy_host``, take the proxy from
+        ``HTTPS_PROXY`` (TLS) or ``HTTP_PROXY`` (cleartext), unless
+        ``NO_PROXY`` matches the host.
     """
 
     #: The protocol this connection speaks.
@@ -147,19 +159,18 @@ class HTTP20Connection:
         connection_window: int = DEFAULT_CONNECTION_WINDOW,
         keepalive: float | None = None,
         keepalive_timeout: float | None = None,
+        proxy_from_env: bool = False,
         **kwargs: Any,
     ) -> None:
         if kwargs:
             raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(kwargs))}")
-        if proxy_host is not None or proxy_port is not None or proxy_headers is not None:
-            raise NotImplementedError("proxies are not supported by this version of hyper")
         self.host, self.port = split_host_port(host, port)
         if secure is None:
             secure = self.port == 443 or ssl_context is not None
         self.secure = secure
         self.ssl_context = ssl_context
         self.force_proto = force_proto
-        self.connect_timeout, self.read_timeout = _split_timeout(timeout)
+        self.connect_timeout, self.read_timeout = split_timeout(timeout)
         self.window_manager = window_manager or FlowControlManager
         #: The bounds on what a server may make this connection do.
         self.limits = limits or Limits()
@@ -180,6 +191,17 @@ class HTTP20Connection:
         self._scheme = "https" if secure else "http"
         #: The ALPN protocol of the current socket (``None`` in cleartext).
         self.negotiated_protocol: str | None = None
+        #: The proxy in use (host, port, headers), or ``None``. Every socket
+        #: goes through a CONNECT tunnel, TLS or cleartext.
+        self.proxy = resolve_proxy(
+            proxy_host,
+            proxy_port,
+            proxy_headers,
+            from_env=proxy_from_env,
+            target_host=self.host,
+            target_port=self.port,
+            secure=secure,
+        )
 
         # Guards the fields below; never held while waiting on the network.
         self._lock = threading.Lock()
@@ -248,10 +270,15 @@ class HTTP20Connection:
         return drained
 
     def _open_session(self) -> H2Session:
-        sock = connect_tcp(self.host, self.port, self.connect_timeout)
-        if self.secure:
-            context = self.ssl_context or init_context()
-            sock = wrap_tls(sock, context, self.host, self.connect_timeout)
+        sock, received = open_transport(
+            self.host,
+            self.port,
+            ssl_context=(self.ssl_context or init_context()) if self.secure else None,
+            proxy=self.proxy,
+            tunnel=True,
+            connect_timeout=self.connect_timeout,
+        )
+        if isinstance(sock, ssl.SSLSocket):
             selected = sock.selected_alpn_protocol()
             self.negotiated_protocol = selected
             if selected != "h2" and self.force_proto is None:
@@ -268,7 +295,17 @@ class HTTP20Connection:
             "TLS" if self.secure else "cleartext",
             self.negotiated_protocol or "h2 prior knowledge",
         )
-        core = H2Core(
+        session = H2Session(sock, self._new_core(), self.read_timeout, self.read_timeout)
+        try:
+            session.start(received)
+        except BaseException:
+            session.close()
+            raise
+        self._start_keepalive(session)
+        return session
+
+    def _new_core(self) -> H2Core:
+        return H2Core(
             window_manager=self.window_manager,
             stream_window=self._stream_window,
             connection_window=self._connection_window,
@@ -276,15 +313,51 @@ class HTTP20Connection:
             enable_push=self.enable_push,
             origin=origin_of(self._scheme, self.authority),
         )
+
+    # -- adopting a socket (used by hyper.HTTPConnection) ---------------------------
+
+    def _adopt(
+        self,
+        sock: socket.socket,
+        received: bytes = b"",
+        negotiated_protocol: str | None = None,
+        upgraded: H2Core | None = None,
+    ) -> int | None:
+        """Speak HTTP/2 on a socket another layer connected (ALPN or h2c upgrade).
+
+        ``received`` holds bytes the server already sent. With ``upgraded``
+        (a core prepared by :meth:`H2Core.initiate_upgrade`), stream 1 is the
+        request that carried ``Upgrade: h2c``; its public id is returned so
+        ``getresponse()`` finds its response. Later connections (after
+        GOAWAY or close()) are opened as usual, with prior knowledge in
+        cleartext.
+        """
+        core = upgraded or self._new_core()
         session = H2Session(sock, core, self.read_timeout, self.read_timeout)
         try:
-            session.start()
+            if upgraded is not None:
+                session.start_upgraded(received)
+            else:
+                session.start(received)
         except BaseException:
             session.close()
             raise
+        self._start_keepalive(session)
+        self.negotiated_protocol = negotiated_protocol
+        with self._connect_lock:
+            with self._lock:
+                old, self._session = self._session, session
+                if old is not None:
+                    self._draining.append(old)
+                session.id_base = self._next_id_base
+                self._next_id_base += _IDS_PER_SESSION
+        if upgraded is None:
+            return None
+        return self._register(session, 1)[0]
+
+    def _start_keepalive(self, session: H2Session) -> None:
         if self.keepalive is not None and self.keepalive_timeout is not None:
             Keepalive(session, self.keepalive, self.keepalive_timeout).start()
-        return session
 
     # -- sending requests -----------------------------------------------------
 
@@ -307,9 +380,9 @@ class HTTP20Connection:
             raise HyperError("finish the request started with putrequest() before request()")
         path, header_map = self._prepare(method, url, headers)
         prepared = prepare_body(body)
-        declared = _declared_length(header_map, prepared, method, body is None)
+        declared = declared_length(header_map, prepared, method, body is None)
         stream_id, handle = self._send_headers(
-            method, path, header_map, end_stream=_is_empty(prepared, declared)
+            method, path, header_map, end_stream=is_empty(prepared, declared)
         )
         if not handle.session.stream(handle.wire_id).request_ended:
             try:
@@ -321,7 +394,7 @@ class HTTP20Connection:
 
     def _prepare(self, method: str, url: str, headers: HeadersType) -> tuple[str, HTTPHeaderMap]:
         path, _, authority = request_target(url)
-        header_map = _to_header_map(headers)
+        header_map = to_header_map(headers)
         if authority is not None and b"host" not in header_map:
             header_map[b"host"] = authority
         if b"accept-encoding" not in header_map:
@@ -601,44 +674,3 @@ class HTTP20Connection:
 
     def __repr__(self) -> str:
         return f"<HTTP20Connection {self._scheme}://{self.authority}>"
-
-
-def _split_timeout(timeout: TimeoutType) -> tuple[float | None, float | None]:
-    if isinstance(timeout, tuple):
-        connect, read = timeout
-        return connect, read
-    return timeout, timeout
-
-
-def _to_header_map(headers: HeadersType) -> HTTPHeaderMap:
-    if headers is None:
-        return HTTPHeaderMap()
-    if isinstance(headers, HTTPHeaderMap):
-        return headers.copy()
-    if isinstance(headers, Mapping):
-        return HTTPHeaderMap(headers.items())
-    return HTTPHeaderMap(headers)
-
-
-def _declared_length(header_map: HTTPHeaderMap, body: RequestBody, method: str, no_body: bool) -> int | None:
-    """The content-length to enforce: the caller's, else the body's, else None.
-
-    The body's length is also written into ``header_map``, except for a
-    request without body whose method does not expect one (RFC 9110 8.6).
-    """
-    given = header_map.get(b"content-length")
-    if given is not None:
-        try:
-            value = int(given[0])
-        except ValueError as exc:
-            raise HyperError(f"invalid content-length {given[0]!r}") from exc
-        if len(set(given)) != 1 or value < 0:
-            raise HyperError(f"invalid content-length {given!r}")
-        return value
-    if body.length is not None and not (no_body and method.upper() not in _METHODS_WITH_BODY):
-        header_map[b"content-length"] = to_bytes(body.length)
-    return body.length
-
-
-def _is_empty(body: RequestBody, declared: int | None) -> bool:
-    return body.length == 0 and (declared is None or declared == 0)

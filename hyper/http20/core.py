@@ -177,6 +177,31 @@ class H2Core:
 
     def initiate(self) -> None:
         """Queue the connection preface, our SETTINGS and the window opening."""
+        self._apply_local_settings()
+        self._h2.initiate_connection()
+        self._open_connection_window()
+
+    def initiate_upgrade(self, head: bool = False) -> bytes:
+        """Prepare an ``Upgrade: h2c`` connection; return the ``HTTP2-Settings`` value.
+
+        The preface and SETTINGS are queued (to send after the server's 101),
+        and stream 1 stands for the HTTP/1.1 request that carried the upgrade:
+        its request side is complete and its response comes as HTTP/2.
+        ``head`` says that request was HEAD (its response has no body).
+        """
+        self._apply_local_settings()
+        settings = self._h2.initiate_upgrade_connection()
+        assert settings is not None  # always returned on the client side
+        self._open_connection_window()
+        if head:
+            # h2 learns the method from HEADERS it sends; stream 1's went as HTTP/1.1.
+            self._h2.streams[1].request_method = b"HEAD"
+        self.streams[1] = StreamState(
+            1, self._window_manager(self._stream_window), request_ended=True, head=head
+        )
+        return settings
+
+    def _apply_local_settings(self) -> None:
         self._h2.local_settings = h2.settings.Settings(
             client=True,
             initial_values={
@@ -190,7 +215,8 @@ class H2Core:
             },
         )
         self._h2.decoder.max_header_list_size = self.limits.max_header_list_size
-        self._h2.initiate_connection()
+
+    def _open_connection_window(self) -> None:
         self._connection_window = self._window_manager(self._connection_window_size)
         extra = self._connection_window_size - _INITIAL_WINDOW
         if extra > 0:

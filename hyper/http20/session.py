@@ -151,10 +151,31 @@ class H2Session:
 
     # -- lifecycle --------------------------------------------------------------
 
-    def start(self) -> None:
-        """Send the connection preface and our SETTINGS."""
+    def start(self, received: bytes = b"") -> None:
+        """Send the connection preface and our SETTINGS.
+
+        ``received``: bytes the server sent before we spoke (through a fresh
+        proxy tunnel), processed once our preface is out.
+        """
         with self.cond:
             self.core.initiate()
+            self.flush_locked()
+            self._feed_received_locked(received)
+
+    def start_upgraded(self, received: bytes) -> None:
+        """Start on a socket an ``Upgrade: h2c`` switched to HTTP/2.
+
+        The core was prepared with :meth:`H2Core.initiate_upgrade`; this sends
+        the queued preface and processes ``received``, the bytes that came
+        after the server's 101 response.
+        """
+        with self.cond:
+            self.flush_locked()
+            self._feed_received_locked(received)
+
+    def _feed_received_locked(self, received: bytes) -> None:
+        if received:
+            self.core.receive(received)
             self.flush_locked()
 
     @property

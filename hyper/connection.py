@@ -1,0 +1,329 @@
+"""HTTPConnection: one API, HTTP/2 where the server offers it, HTTP/1.1 otherwise.
+
+The protocol is chosen once per connection, at the first use:
+
+* TLS: the handshake offers ALPN ``h2`` and ``http/1.1``; the server's choice
+  decides, and the socket is handed to an :class:`~hyper.HTTP20Connection` or
+  an :class:`~hyper.HTTP11Connection`.
+* Cleartext: the first request goes out as HTTP/1.1 carrying ``Upgrade: h2c``
+  and ``HTTP2-Settings``. ``101 Switching Protocols`` turns the socket into
+  HTTP/2, and that request's response arrives on stream 1; any other answer
+  is the response itself and the connection stays HTTP/1.1.
+
+Every later call goes to the chosen connection, so the calls behave as
+documented for that protocol. :meth:`HTTPConnection.close` forgets the
+choice; the next request negotiates again.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from types import TracebackType
+from typing import Any, Union
+
+from .common.body import BodyType, prepare_body
+from .common.proxy import resolve_proxy
+from .common.request import HeadersType, TimeoutType, split_timeout
+from .common.transport import open_transport
+from .common.url import DEFAULT_CLEARTEXT_PORT, authority_for, has_port, split_host_port
+from .exceptions import ConnectionClosed, InvalidStreamID, ReadTimeout
+from .headers import HeaderKey, HeaderValue
+from .http11.connection import HTTP11_ALPN, HTTP11Connection
+from .http11.response import HTTP11Response
+from .http20.connection import HTTP20Connection
+from .http20.response import HTTP20Response
+from .limits import Limits
+from .tls import init_context
+
+#: ALPN protocols :class:`HTTPConnection` offers, most preferred first.
+NEGOTIATED_ALPN: tuple[str, ...] = ("h2", "http/1.1")
+
+Response = Union[HTTP20Response, HTTP11Response]
+
+
+class HTTPConnection:
+    """A connection that speaks HTTP/2 when the server can, HTTP/1.1 otherwise.
+
+    The arguments are those of :class:`~hyper.HTTP20Connection`; options
+    that only mean something for HTTP/2 (``window_manager``, ``force_proto``,
+    ``stream_window``...) apply when HTTP/2 is chosen.
+
+    :param ssl_context: used as given for the negotiating handshake; it
+        should offer ALPN ``h2`` and ``http/1.1`` (the default context does).
+    :param force_proto: ``'h2'`` in cleartext means HTTP/2 with prior
+        knowledge (no Upgrade); over TLS, HTTP/2 whatever ALPN selected.
+    :param upgrade: in cleartext, offer ``Upgrade: h2c`` on the first
+        request (default); ``False`` stays with HTTP/1.1.
+
+    A cleartext connection through a proxy speaks HTTP/1.1 in absolute form
+    (a forward proxy does not pass ``Upgrade`` on); over TLS the proxy
+    tunnels with ``CONNECT`` and ALPN happens inside the tunnel.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int | None = None,
+        secure: bool | None = None,
+        window_manager: Any = None,
+        enable_push: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+        proxy_host: str | None = None,
+        proxy_port: int | None = None,
+        proxy_headers: HeadersType = None,
+        force_proto: str | None = None,
+        timeout: TimeoutType = None,
+        *,
+        limits: Limits | None = None,
+        deadline: float | None = None,
+        proxy_from_env: bool = False,
+        upgrade: bool = True,
+        **h2_options: Any,
+    ) -> None:
+        self.host, self.port = split_host_port(host, port)
+        if secure is False and port is None and self.port == 443 and not has_port(host):
+            self.port = DEFAULT_CLEARTEXT_PORT
+        if secure is None:
+            secure = self.port == 443 or ssl_context is not None
+        self.secure = secure
+        self.authority = authority_for(self.host, self.port, secure)
+        self.connect_timeout, self.read_timeout = split_timeout(timeout)
+        self.proxy = resolve_proxy(
+            proxy_host,
+            proxy_port,
+            proxy_headers,
+            from_env=proxy_from_env,
+            target_host=self.host,
+            target_port=self.port,
+            secure=secure,
+        )
+        self.force_proto = force_proto
+        self._ssl_context = ssl_context
+        common: dict[str, Any] = dict(
+            port=self.port,
+            secure=secure,
+            proxy_host=self.proxy.host if self.proxy else None,
+            proxy_port=self.proxy.port if self.proxy else None,
+            proxy_headers=self.proxy.headers if self.proxy else None,
+            timeout=timeout,
+            limits=limits,
+            deadline=deadline,
+        )
+        self._h2 = HTTP20Connection(
+            self.host,
+            window_manager=window_manager,
+            enable_push=enable_push,
+            ssl_context=ssl_context,
+            force_proto=force_proto,
+            **common,
+            **h2_options,
+        )
+        self._h1 = HTTP11Connection(
+            self.host,
+            ssl_context=ssl_context or (init_context(alpn=HTTP11_ALPN) if secure else None),
+            **common,
+        )
+        self._upgrade = upgrade and not secure and self.proxy is None and force_proto is None
+        self._delegate: HTTP20Connection | HTTP11Connection | None = None
+        self._upgrade_pending = False
+        # Held while choosing the protocol (network waits), bounded by the timeouts.
+        self._negotiate_lock = threading.Lock()
+
+    # -- negotiation ---------------------------------------------------------------
+
+    @property
+    def version(self) -> str | None:
+        """``"HTTP/2"`` or ``"HTTP/1.1"`` once chosen; ``None`` before the first use.
+
+        In cleartext the choice is made by the first request (its upgrade),
+        so after :meth:`connect` alone it is still ``None``.
+        """
+        delegate = self._delegate
+        if delegate is None or self._upgrade_pending:
+            return None
+        return delegate.version
+
+    @property
+    def negotiated_protocol(self) -> str | None:
+        """The ALPN protocol the server selected (``None`` in cleartext)."""
+        delegate = self._delegate
+        return None if delegate is None else delegate.negotiated_protocol
+
+    def connect(self) -> None:
+        """Connect (and over TLS negotiate) now instead of at the first request."""
+        delegate = self._negotiated()
+        delegate.connect()
+
+    def _negotiated(self) -> HTTP20Connection | HTTP11Connection:
+        delegate = self._delegate
+        if delegate is not None:
+            return delegate
+        with self._negotiating():
+            if self._delegate is None:
+                self._delegate = self._choose()
+            return self._delegate
+
+    def _negotiating(self) -> _BoundedLock:
+        bound = None
+        if self.connect_timeout is not None or self.read_timeout is not None:
+            bound = (self.connect_timeout or 0.0) + (self.read_timeout or 0.0)
+        return _BoundedLock(self._negotiate_lock, bound)
+
+    def _choose(self) -> HTTP20Connection | HTTP11Connection:
+        if not self.secure:
+            if self.force_proto == "h2":
+                return self._h2  # prior knowledge (through a CONNECT tunnel with a proxy)
+            self._upgrade_pending = self._upgrade
+            return self._h1
+        context = self._ssl_context or init_context(alpn=NEGOTIATED_ALPN)
+        sock, _ = open_transport(
+            self.host,
+            self.port,
+            ssl_context=context,
+            proxy=self.proxy,
+            tunnel=True,
+            connect_timeout=self.connect_timeout,
+        )
+        assert isinstance(sock, ssl.SSLSocket)
+        selected = sock.selected_alpn_protocol()
+        if selected == "h2" or self.force_proto == "h2":
+            self._h2._adopt(sock, negotiated_protocol=selected)
+            return self._h2
+        try:
+            self._h1._adopt(sock, negotiated_protocol=selected)
+        except BaseException:
+            sock.close()
+            raise
+        return self._h1
+
+    # -- requests ------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        body: BodyType = None,
+        headers: HeadersType = None,
+    ) -> int:
+        """Send a request and return its stream id.
+
+        In cleartext, the first request of a connection carries the h2c
+        upgrade offer when it has no body, and waits for the response head
+        (to know the protocol) before it returns. A first request with a body
+        is sent as plain HTTP/1.1 and the connection stays HTTP/1.1.
+        """
+        delegate = self._negotiated()
+        if self._upgrade_pending:
+            # Other threads wait here until the first request has settled the
+            # protocol, then use whichever connection it chose.
+            with self._negotiating():
+                if self._upgrade_pending:
+                    try:
+                        if body is None or prepare_body(body).length == 0:
+                            return self._request_with_upgrade(method, url, headers)
+                    finally:
+                        self._upgrade_pending = False
+                delegate = self._chosen()
+        return delegate.request(method, url, body, headers)
+
+    def _chosen(self) -> HTTP20Connection | HTTP11Connection:
+        delegate = self._delegate
+        if delegate is None:
+            raise ConnectionClosed("the connection was closed while the protocol was being chosen")
+        return delegate
+
+    def _request_with_upgrade(self, method: str, url: str, headers: HeadersType) -> int:
+        core = self._h2._new_core()
+        settings = core.initiate_upgrade(head=method.upper() == "HEAD")
+        stream_id = self._h1._upgrade_request(method, url, headers, settings)
+        switched = self._h1._await_upgrade(stream_id)
+        if switched is None:
+            return stream_id  # the server answered in HTTP/1.1
+        sock, received = switched
+        public_id = self._h2._adopt(sock, received, upgraded=core)
+        assert public_id is not None
+        self._delegate = self._h2
+        return public_id
+
+    def getresponse(self, stream_id: int | None = None) -> Response:
+        """Wait for and return the response on ``stream_id`` (oldest untaken if None).
+
+        Over HTTP/1.1 responses arrive in request order; taking a later one
+        first buffers the earlier ones (see :class:`~hyper.HTTP11Connection`).
+        """
+        delegate = self._delegate
+        if delegate is None:
+            raise InvalidStreamID("no request was sent on this connection", stream_id)
+        return delegate.getresponse(stream_id)
+
+    get_response = getresponse
+
+    def putrequest(self, method: str, selector: str, **kwargs: Any) -> int:
+        """Start a request to be completed with putheader/endheaders/send.
+
+        In cleartext this form never upgrades: a first request made with it
+        keeps the connection on HTTP/1.1.
+        """
+        delegate = self._negotiated()
+        if self._upgrade_pending:
+            with self._negotiating():
+                self._upgrade_pending = False
+                delegate = self._chosen()
+        return delegate.putrequest(method, selector, **kwargs)
+
+    def putheader(
+        self, header: HeaderKey, argument: HeaderValue, stream_id: int | None = None, replace: bool = False
+    ) -> None:
+        """Add a header field to the request started with :meth:`putrequest`."""
+        self._negotiated().putheader(header, argument, stream_id, replace)
+
+    def endheaders(
+        self, message_body: BodyType = None, final: bool = False, stream_id: int | None = None
+    ) -> None:
+        """Send the headers; with ``final`` (or a body) finish the request too."""
+        self._negotiated().endheaders(message_body, final, stream_id)
+
+    def send(self, data: BodyType, final: bool = False, stream_id: int | None = None) -> None:
+        """Send (more) body data for a request started with putrequest/endheaders."""
+        self._negotiated().send(data, final, stream_id)
+
+    # -- closing -----------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection; the next request negotiates again."""
+        with self._negotiating():
+            self._delegate = None
+            self._upgrade_pending = False
+            self._h2.close()
+            self._h1.close()
+
+    def __enter__(self) -> HTTPConnection:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        scheme = "https" if self.secure else "http"
+        return f"<HTTPConnection {scheme}://{self.authority} {self.version or 'not negotiated'}>"
+
+
+class _BoundedLock:
+    """``with`` a lock acquired within a bound, else :class:`ReadTimeout`."""
+
+    def __init__(self, lock: threading.Lock, bound: float | None) -> None:
+        self._lock = lock
+        self._bound = bound
+
+    def __enter__(self) -> None:
+        if not self._lock.acquire(timeout=-1 if self._bound is None else self._bound):
+            raise ReadTimeout(f"another thread was negotiating the protocol for more than {self._bound} s")
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()

@@ -1,0 +1,97 @@
+"""HTTP11Response: one HTTP/1.1 response, pulling its body through the connection."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from ..common.reading import DecodedBodyReader
+from ..headers import HTTPHeaderMap
+from ..limits import Limits
+
+if TYPE_CHECKING:  # the connection imports this module
+    from .connection import HTTP11Connection
+    from .wire import Exchange
+
+
+class HTTP11Response(DecodedBodyReader):
+    """The response to one request sent over an :class:`~hyper.HTTP11Connection`.
+
+    The same interface as :class:`~hyper.HTTP20Response`: ``status``,
+    ``reason`` (as the server sent it), ``headers``, ``trailers`` (filled in
+    once a chunked body has been read to its end), :meth:`read`,
+    :meth:`read_chunked`, :meth:`close` and ``with``. ``version`` is
+    ``"HTTP/1.1"`` or ``"HTTP/1.0"``, as the server answered.
+
+    Closing a response before its end reads and drops a short rest (up to
+    64 KiB) to keep the connection; with more left it closes the connection
+    (HTTP/1.1 cannot skip the rest of a body without reading it), and the
+    next request opens a new one by itself.
+    """
+
+    def __init__(self, connection: HTTP11Connection, exchange: Exchange, limits: Limits) -> None:
+        head = exchange.head
+        assert head is not None  # made only once the head arrived
+        self._connection = connection
+        self._exchange = exchange
+        self._limits = limits
+        #: The status code, e.g. ``200``.
+        self.status: int = head.status_code
+        #: The reason phrase the server sent (may be empty).
+        self.reason: str = head.reason.decode("latin-1")
+        #: The response header fields.
+        self.headers = HTTPHeaderMap.from_wire(list(head.headers))
+        #: The protocol version of the response, ``"HTTP/1.1"`` or ``"HTTP/1.0"``.
+        self.version = "HTTP/" + head.http_version.decode("ascii")
+        self._trailers = HTTPHeaderMap()
+        self._closed = False
+
+    @property
+    def stream_id(self) -> int:
+        """The id :meth:`HTTP11Connection.request` returned for this exchange."""
+        return self._exchange.stream_id
+
+    @property
+    def trailers(self) -> HTTPHeaderMap:
+        """Trailing header fields; empty until the body has been read to its end."""
+        return self._trailers
+
+    @property
+    def closed(self) -> bool:
+        """True once the body was read to its end or :meth:`close` was called."""
+        return self._closed
+
+    def _pull(self, max_bytes: int | None) -> bytes:
+        if self._closed:
+            return b""
+        data = self._connection._pull(self._exchange, max_bytes)
+        if not data:
+            self._closed = True
+            for name, value in self._exchange.trailers:
+                self._trailers.add(name, value)
+        return data
+
+    def close(self) -> None:
+        """Stop reading; a long unread rest of the body closes the connection."""
+        if self._closed:
+            return
+        self._closed = True
+        self._connection._discard(self._exchange)
+
+    def fileno(self) -> int:
+        """The connection socket's file descriptor (-1 when it is closed)."""
+        return self._connection.fileno()
+
+    def __enter__(self) -> HTTP11Response:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<HTTP11Response {self.stream_id} status={self.status}>"
