@@ -184,6 +184,10 @@ class HTTP20Connection:
             raise ValueError(f"keepalive must be a positive number of seconds, not {keepalive!r}")
         #: Idle seconds before a keep-alive PING (``None``: no keep-alive).
         self.keepalive = keepalive
+        if keepalive_timeout is not None and keepalive_timeout <= 0:
+            raise ValueError(
+                f"keepalive_timeout must be a positive number of seconds, not {keepalive_timeout!r}"
+            )
         self.keepalive_timeout = keepalive_timeout or self.read_timeout or keepalive
         self._stream_window = stream_window
         self._connection_window = connection_window
@@ -357,7 +361,11 @@ class HTTP20Connection:
 
     def _start_keepalive(self, session: H2Session) -> None:
         if self.keepalive is not None and self.keepalive_timeout is not None:
-            Keepalive(session, self.keepalive, self.keepalive_timeout).start()
+            try:
+                Keepalive(session, self.keepalive, self.keepalive_timeout).start()
+            except BaseException:
+                session.close()
+                raise
 
     # -- sending requests -----------------------------------------------------
 
@@ -629,7 +637,13 @@ class HTTP20Connection:
         """Wait until a push for ``wire_id`` arrives or that stream's response ends."""
         core = session.core
         session.wait_for(
-            lambda: parent.ended or any(push.parent_id == wire_id for push in core.pushes),
+            # A reset page ends the iteration (with the pushes made so far);
+            # only a failed connection is an error here.
+            lambda: (
+                parent.ended
+                or parent.error is not None
+                or any(push.parent_id == wire_id for push in core.pushes)
+            ),
             lambda: core.stream_failure(parent),
             self.read_timeout,
             lambda: ReadTimeout(f"no push and no end of stream {wire_id} within {self.read_timeout} s"),

@@ -421,6 +421,8 @@ class H2Core:
             self._batch_received = self._batch_freed = -1
             if received or freed:
                 self._credit_connection(received, freed)
+            if self.pushes and self.total_buffered > self._max_buffered:
+                self._shed_untaken_pushes()
         if error is not None:
             code = getattr(error, "error_code", None) or h2.errors.ErrorCodes.PROTOCOL_ERROR
             if isinstance(error.__cause__, (hpack.exceptions.HPACKError, IndexError)) and not isinstance(
@@ -594,6 +596,24 @@ class H2Core:
         )
         self.pushes.append(PushPromise(pushed_id, parent_id, fields))
         log.debug("stream %d: push promised on stream %d", pushed_id, parent_id)
+
+    def _shed_untaken_pushes(self) -> None:
+        """Cancel pushes nobody took, oldest first, while too much is buffered.
+
+        A push is the server's guess; unlike a response the application asked
+        for, its data must not hold the connection window shut for the
+        streams that were asked for.
+        """
+        for push in list(self.pushes):
+            if self.total_buffered <= self._max_buffered:
+                return
+            stream = self.streams.get(push.stream_id)
+            if stream is not None and stream.buffered:
+                self.pushes.remove(push)
+                log.debug(
+                    "stream %d: untaken push cancelled, %d bytes buffered", push.stream_id, stream.buffered
+                )
+                self.discard_stream(push.stream_id)
 
     def pushed_streams(self) -> int:
         """Pushed streams held now (promised, not yet finished with by the application)."""

@@ -249,6 +249,10 @@ class FrameSplitter:
         try:
             events.extend(conn._receive_frame(frame))
         except h2.exceptions.ProtocolError as exc:
+            if isinstance(frame, hyperframe.frame.PushPromiseFrame):
+                # A refused promise left its header block undecoded: the
+                # HPACK state is lost, so this is never one stream's error.
+                raise
             size = frame.flow_controlled_length if isinstance(frame, hyperframe.frame.DataFrame) else 0
             self._stream_error_or_raise(frame.stream_id, exc, size, events)
 

@@ -142,6 +142,8 @@ class H2Session:
         self._flood_budget_started = time.monotonic()
         #: Added to wire stream ids to make the connection's public ids.
         self.id_base = 0
+        #: The keep-alive gave up on the peer: the next request reconnects.
+        self.declared_dead = False
         #: ``time.monotonic()`` when bytes last arrived (for keep-alive).
         self.last_received = time.monotonic()
         #: Set once the socket is closed (a keep-alive thread stops on it).
@@ -186,7 +188,7 @@ class H2Session:
     @property
     def closed_cleanly(self) -> bool:
         """Closed by us, by a graceful GOAWAY, or by the server when idle."""
-        if self._closed_by_user or self.core.ids_exhausted:
+        if self._closed_by_user or self.core.ids_exhausted or self.declared_dead:
             return True
         goaway = self.core.goaway
         if goaway is not None:
@@ -490,6 +492,7 @@ class H2Session:
         with self.cond:
             if not self._socket_closed:
                 log.debug("connection declared dead: %s", error)
+                self.declared_dead = True
                 self._lost(error)
 
     def streams_in_flight(self) -> bool:
