@@ -85,13 +85,14 @@ class MemoEncoder(hpack.Encoder):
         """Encode ``headers`` exactly as hpack would."""
         table: CountingHeaderTable = self.header_table  # type: ignore[assignment]
         key = None
-        # Only plain (name, value) tuples: a NeverIndexedHeaderTuple equals a
-        # plain tuple but must be encoded differently. A pending table size
-        # update is emitted once, so such a call is never remembered.
+        # Only plain tuples of bytes: a NeverIndexedHeaderTuple equals a plain
+        # tuple but must be encoded differently, and values of other types may
+        # compare equal yet encode differently (200 == 200.0). A pending table
+        # size update is emitted once, so such a call is never remembered.
         if (
             isinstance(headers, list)
             and not self.table_size_changes
-            and all(type(field) is tuple for field in headers)
+            and all(_plain_field(field) for field in headers)
         ):
             key = (tuple(headers), huffman, table.generation)
             block = self._memo.get(key)
@@ -115,6 +116,8 @@ class MemoDecoder(hpack.Decoder):
 
     def decode(self, data: Any, raw: bool = False) -> Iterable[Any]:
         """Decode ``data`` exactly as hpack would (errors included)."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            return super().decode(data, raw)  # hpack's own errors for anything else
         table: CountingHeaderTable = self.header_table  # type: ignore[assignment]
         block = bytes(data)
         key = (block, raw, table.maxsize, self.max_header_list_size, self.max_allowed_table_size)
@@ -134,6 +137,17 @@ class MemoDecoder(hpack.Decoder):
         if table.dynamic_lookups == lookups and len(block) <= MEMO_MAX_BLOCK:
             _remember(self._memo, key, (tuple(decoded), tuple(recorded)))
         return decoded
+
+
+def _plain_field(field: Any) -> bool:
+    """A ``(bytes, bytes)`` or ``(bytes, bytes, bool)`` tuple: equal ones encode equally."""
+    return (
+        type(field) is tuple
+        and 2 <= len(field) <= 3
+        and type(field[0]) is bytes
+        and type(field[1]) is bytes
+        and (len(field) == 2 or type(field[2]) is bool)
+    )
 
 
 def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
