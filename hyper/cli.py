@@ -26,15 +26,16 @@ from urllib.parse import unquote, urlencode, urlsplit
 
 from . import __version__
 from .common.decoding import ACCEPT_ENCODING
+from .connection import NEGOTIATED_ALPN, HTTPConnection
 from .exceptions import HyperError, InvalidHeader, InvalidURL
 from .http20.connection import HTTP20Connection
 from .tls import H2_ALPN, init_context
 
 #: The connection class used without ``--h2``.
-CONNECTION_CLASS: Any = HTTP20Connection
+CONNECTION_CLASS: Any = HTTPConnection
 #: ALPN protocols offered by the contexts made for ``--cacert``/``--insecure``;
 #: they must suit :data:`CONNECTION_CLASS`.
-ALPN: tuple[str, ...] = H2_ALPN
+ALPN: tuple[str, ...] = NEGOTIATED_ALPN
 
 #: Seconds each network wait may take unless ``--timeout`` says otherwise.
 DEFAULT_TIMEOUT = 30.0

@@ -17,6 +17,7 @@ choice; the next request negotiates again.
 
 from __future__ import annotations
 
+import logging
 import ssl
 import threading
 from types import TracebackType
@@ -31,10 +32,13 @@ from .exceptions import ConnectionClosed, InvalidStreamID, ReadTimeout
 from .headers import HeaderKey, HeaderValue
 from .http11.connection import HTTP11_ALPN, HTTP11Connection
 from .http11.response import HTTP11Response
+from .http11.wire import PriorKnowledgeOnly
 from .http20.connection import HTTP20Connection
 from .http20.response import HTTP20Response
 from .limits import Limits
 from .tls import init_context
+
+log = logging.getLogger("hyper")
 
 #: ALPN protocols :class:`HTTPConnection` offers, most preferred first.
 NEGOTIATED_ALPN: tuple[str, ...] = ("h2", "http/1.1")
@@ -236,8 +240,18 @@ class HTTPConnection:
     def _request_with_upgrade(self, method: str, url: str, headers: HeadersType) -> int:
         core = self._h2._new_core()
         settings = core.initiate_upgrade(head=method.upper() == "HEAD")
-        stream_id = self._h1._upgrade_request(method, url, headers, settings)
-        switched = self._h1._await_upgrade(stream_id)
+        try:
+            stream_id = self._h1._upgrade_request(method, url, headers, settings)
+            switched = self._h1._await_upgrade(stream_id)
+        except PriorKnowledgeOnly:
+            # A server that speaks only HTTP/2 (nginx's "listen ... http2"
+            # in cleartext, nghttpd --no-tls) answers the HTTP/1.1 offer with
+            # its SETTINGS and a GOAWAY: it never processed the request, so
+            # it is sent again, over HTTP/2 with prior knowledge.
+            log.debug("%s speaks HTTP/2 with prior knowledge only; switching", self.authority)
+            self._h1.close()
+            self._delegate = self._h2
+            return self._h2.request(method, url, None, headers)
         if switched is None:
             return stream_id  # the server answered in HTTP/1.1
         sock, received = switched

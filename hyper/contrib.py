@@ -35,6 +35,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without requests
 
 from urllib3.exceptions import InsecureRequestWarning
 
+from .connection import NEGOTIATED_ALPN, HTTPConnection
 from .exceptions import (
     BodyLengthError,
     ConnectionClosed,
@@ -248,10 +249,10 @@ class HTTP20Adapter(requests.adapters.BaseAdapter):
     """
 
     #: The connection class used when the constructor is given none.
-    connection_class: Callable[..., _Connection] = HTTP20Connection
+    connection_class: Callable[..., _Connection] = HTTPConnection
     #: ALPN protocols offered by the contexts made for ``verify``/``cert``;
     #: they must suit :attr:`connection_class`.
-    alpn_protocols: tuple[str, ...] = H2_ALPN
+    alpn_protocols: tuple[str, ...] = NEGOTIATED_ALPN
 
     def __init__(
         self, connection_class: Callable[..., _Connection] | None = None, **connection_kwargs: Any
@@ -259,6 +260,8 @@ class HTTP20Adapter(requests.adapters.BaseAdapter):
         super().__init__()
         if connection_class is not None:
             self.connection_class = connection_class
+            if connection_class is HTTP20Connection:
+                self.alpn_protocols = H2_ALPN
         self._connection_kwargs = connection_kwargs
         # Guards the pool; never held while waiting on the network (hyper
         # connections connect lazily, on their first request).

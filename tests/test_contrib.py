@@ -442,7 +442,7 @@ def test_request_refused_by_goaway_is_sent_again_on_a_new_connection() -> None:
     with ScriptedServer(_goaway_then_answer(peers), connections=2) as server:
         with requests.Session() as s:
             s.trust_env = False
-            s.mount("http://", HTTP20Adapter())
+            s.mount("http://", HTTP20Adapter(connection_class=hyper.HTTP20Connection))
             response = s.get(f"http://127.0.0.1:{server.port}/", timeout=10)
             assert (response.status_code, response.content) == (200, b"ok\n")
     assert peers == ["goaway", "answered"]
@@ -453,7 +453,7 @@ def test_a_generator_body_is_not_sent_twice() -> None:
     with ScriptedServer(_goaway_then_answer(peers), connections=1) as server:
         with requests.Session() as s:
             s.trust_env = False
-            s.mount("http://", HTTP20Adapter())
+            s.mount("http://", HTTP20Adapter(connection_class=hyper.HTTP20Connection))
             with pytest.raises(requests.exceptions.ConnectionError) as info:
                 s.post(f"http://127.0.0.1:{server.port}/", data=iter([b"once"]), timeout=10)
     assert isinstance(info.value.__cause__, hyper.ConnectionTerminated)

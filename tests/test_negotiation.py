@@ -140,12 +140,28 @@ def test_close_forgets_the_protocol_and_negotiates_again(hypercorn_h2c_server: S
         assert conn.version == "HTTP/2"
 
 
-def test_prior_knowledge_server_fails_cleanly_on_upgrade(nghttpd_h2c_server: ServerInfo) -> None:
-    # nghttpd answers an HTTP/1.1 request with HTTP/2 frames: a clear error, no hang.
+@pytest.mark.parametrize("name", ["nghttpd", "nginx"])
+def test_a_prior_knowledge_only_server_is_spoken_to_in_http2_after_its_answer(
+    name: str, nghttpd_h2c_server: ServerInfo, nginx_h2c_server: ServerInfo
+) -> None:
+    # Both answer the HTTP/1.1 upgrade offer with HTTP/2 frames (they never
+    # read it as HTTP/1.1): the request is sent again over HTTP/2, no hang.
+    server = nghttpd_h2c_server if name == "nghttpd" else nginx_h2c_server
+    with hyper.HTTPConnection(server.authority, secure=False, timeout=TIMEOUT) as conn:
+        response = conn.getresponse(conn.request("GET", "/1k.bin"))
+        assert conn.version == "HTTP/2"
+        assert response.read() == one_k_bytes()
+        assert conn.getresponse(conn.request("GET", "/1k.bin")).read() == one_k_bytes()
+
+
+def test_a_prior_knowledge_only_answer_to_plain_http11_is_a_clear_error(
+    nghttpd_h2c_server: ServerInfo,
+) -> None:
+    # Without the upgrade offer (a first request with a body) nothing is re-sent.
     server = nghttpd_h2c_server
     with hyper.HTTPConnection(server.authority, secure=False, timeout=TIMEOUT) as conn:
         with pytest.raises(hyper.ProtocolError, match="HTTP/2 frames.*force_proto='h2'"):
-            conn.getresponse(conn.request("GET", "/hello.txt"))
+            conn.getresponse(conn.request("POST", "/echo", body=b"x"))
 
 
 def test_prior_knowledge_server_works_with_force_proto(nghttpd_h2c_server: ServerInfo) -> None:

@@ -185,6 +185,14 @@ def head_size_problem(exchange: Exchange, event: h11.Response, limit: int) -> Pr
     )
 
 
+class PriorKnowledgeOnly(ProtocolError):
+    """The server answered an HTTP/1.1 request with HTTP/2 frames.
+
+    It never read the request as HTTP/1.1, so the request may be sent again
+    over HTTP/2 with prior knowledge (:class:`~hyper.HTTPConnection` does).
+    """
+
+
 def protocol_failure(
     exchange: Exchange, wire: Wire, exc: h11.RemoteProtocolError, header_limit: int
 ) -> HyperError:
@@ -211,7 +219,7 @@ def protocol_failure(
         )
     first = wire.first_bytes
     if exchange.head is None and len(first) >= 9 and first[3] in (0x4, 0x7) and first[:5] != b"HTTP/":
-        return ProtocolError(
+        return PriorKnowledgeOnly(
             "server answered with HTTP/2 frames: it speaks HTTP/2 with prior knowledge only "
             "(use hyper.HTTP20Connection, or HTTPConnection(..., force_proto='h2'))"
         )
