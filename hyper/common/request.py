@@ -6,10 +6,12 @@ whichever protocol carries the request, so they are decided once, here.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Union
 
-from ..exceptions import HyperError
+from ..exceptions import HyperError, InvalidStreamID
 from ..headers import HeaderKey, HeaderValue, HTTPHeaderMap, to_bytes
 from .body import RequestBody
 
@@ -65,3 +67,40 @@ def declared_length(header_map: HTTPHeaderMap, body: RequestBody, method: str, n
 def is_empty(body: RequestBody, declared: int | None) -> bool:
     """The request has no body bytes at all (HEADERS can end the stream)."""
     return body.length == 0 and (declared is None or declared == 0)
+
+
+@dataclass
+class PendingRequest:
+    """A request being assembled with putrequest/putheader/endheaders."""
+
+    method: str
+    target: str
+    headers: HTTPHeaderMap
+    stream_id: int
+    sent: bool = False
+
+
+class IncrementalRequests:
+    """``putheader`` and the per-thread request in progress, for both connection classes.
+
+    ``putrequest()`` stores a :class:`PendingRequest` in ``self._local`` (a
+    ``threading.local``); each thread assembles its own request.
+    """
+
+    _local: threading.local
+
+    def putheader(
+        self, header: HeaderKey, argument: HeaderValue, stream_id: int | None = None, replace: bool = False
+    ) -> None:
+        """Add a header field to the request started with ``putrequest()``."""
+        pending = self._pending(stream_id)
+        if replace:
+            pending.headers[header] = argument
+        else:
+            pending.headers.add(header, argument)
+
+    def _pending(self, stream_id: int | None) -> PendingRequest:
+        pending: PendingRequest | None = getattr(self._local, "pending", None)
+        if pending is None or (stream_id is not None and stream_id != pending.stream_id):
+            raise InvalidStreamID(f"no request in progress for stream {stream_id}", stream_id)
+        return pending

@@ -27,7 +27,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -36,7 +35,15 @@ import h11
 from ..common.body import BodyType, LengthCounter, RequestBody, prepare_body
 from ..common.decoding import ACCEPT_ENCODING
 from ..common.proxy import resolve_proxy
-from ..common.request import HeadersType, TimeoutType, declared_length, split_timeout, to_header_map
+from ..common.request import (
+    HeadersType,
+    IncrementalRequests,
+    PendingRequest,
+    TimeoutType,
+    declared_length,
+    split_timeout,
+    to_header_map,
+)
 from ..common.transport import open_transport
 from ..common.url import DEFAULT_CLEARTEXT_PORT, authority_for, has_port, request_target, split_host_port
 from ..exceptions import (
@@ -50,7 +57,7 @@ from ..exceptions import (
     TLSError,
     fresh,
 )
-from ..headers import HeaderKey, HeaderValue, HTTPHeaderMap
+from ..headers import HTTPHeaderMap
 from ..limits import Limits
 from ..tls import init_context
 from .response import HTTP11Response
@@ -76,15 +83,7 @@ DRAIN_LIMIT = 64 * 1024
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 
-@dataclass
-class _PendingRequest:
-    method: str
-    target: str
-    headers: HTTPHeaderMap
-    stream_id: int
-
-
-class HTTP11Connection:
+class HTTP11Connection(IncrementalRequests):
     """One HTTP/1.1 connection (kept alive and re-opened as needed), safe to share between threads.
 
     The calls are those of :class:`~hyper.HTTP20Connection`; ``request()``
@@ -475,18 +474,8 @@ class HTTP11Connection:
             # Reserved now: another thread's request() may go out before endheaders().
             stream_id = self._next_id
             self._next_id += 1
-        self._local.pending = _PendingRequest(method, target, header_map, stream_id)
+        self._local.pending = PendingRequest(method, target, header_map, stream_id)
         return stream_id
-
-    def putheader(
-        self, header: HeaderKey, argument: HeaderValue, stream_id: int | None = None, replace: bool = False
-    ) -> None:
-        """Add a header field to the request started with :meth:`putrequest`."""
-        pending = self._pending(stream_id)
-        if replace:
-            pending.headers[header] = argument
-        else:
-            pending.headers.add(header, argument)
 
     def endheaders(
         self, message_body: BodyType = None, final: bool = False, stream_id: int | None = None
@@ -517,12 +506,6 @@ class HTTP11Connection:
             if stream_id is not None and stream_id != exchange.stream_id:
                 raise InvalidStreamID(f"no request body in progress for stream {stream_id}", stream_id)
             self._send_body_locked(exchange, prepare_body(data).blocks(), None, end=final)
-
-    def _pending(self, stream_id: int | None) -> _PendingRequest:
-        pending: _PendingRequest | None = getattr(self._local, "pending", None)
-        if pending is None or (stream_id is not None and stream_id != pending.stream_id):
-            raise InvalidStreamID(f"no request in progress for stream {stream_id}", stream_id)
-        return pending
 
     # -- receiving ------------------------------------------------------------------
 

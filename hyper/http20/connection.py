@@ -25,6 +25,8 @@ from ..common.decoding import ACCEPT_ENCODING
 from ..common.proxy import resolve_proxy
 from ..common.request import (  # noqa: F401 - HeadersType, TimeoutType: documented here
     HeadersType,
+    IncrementalRequests,
+    PendingRequest,
     TimeoutType,
     declared_length,
     is_empty,
@@ -40,7 +42,7 @@ from ..exceptions import (
     TLSError,
     fresh,
 )
-from ..headers import HeaderKey, HeaderValue, HTTPHeaderMap
+from ..headers import HTTPHeaderMap
 from ..limits import Limits
 from ..tls import init_context
 from .core import DEFAULT_CONNECTION_WINDOW, DEFAULT_STREAM_WINDOW, H2Core, StreamState
@@ -84,18 +86,7 @@ class _Release:
         self._lock.release()
 
 
-@dataclass
-class _PendingRequest:
-    """A request being assembled with putrequest/putheader."""
-
-    method: str
-    path: str
-    headers: HTTPHeaderMap
-    stream_id: int
-    sent: bool = False
-
-
-class HTTP20Connection:
+class HTTP20Connection(IncrementalRequests):
     """One HTTP/2 connection, shared safely by any number of threads.
 
     :param host: ``'host'``, ``'host:port'`` or ``'[v6addr]:port'``.
@@ -480,18 +471,8 @@ class HTTP20Connection:
         except BaseException:
             self._header_gate.release()
             raise
-        self._local.pending = _PendingRequest(method, path, header_map, stream_id)
+        self._local.pending = PendingRequest(method, path, header_map, stream_id)
         return stream_id
-
-    def putheader(
-        self, header: HeaderKey, argument: HeaderValue, stream_id: int | None = None, replace: bool = False
-    ) -> None:
-        """Add a header field to the request started with :meth:`putrequest`."""
-        pending = self._pending(stream_id)
-        if replace:
-            pending.headers[header] = argument
-        else:
-            pending.headers.add(header, argument)
 
     def endheaders(
         self, message_body: BodyType = None, final: bool = False, stream_id: int | None = None
@@ -503,7 +484,9 @@ class HTTP20Connection:
             end_stream = final and body is None
             if body is not None and body.length is not None and b"content-length" not in pending.headers:
                 pending.headers[b"content-length"] = body.length
-            public_id, handle = self._send_headers(pending.method, pending.path, pending.headers, end_stream)
+            public_id, handle = self._send_headers(
+                pending.method, pending.target, pending.headers, end_stream
+            )
             if public_id != pending.stream_id:
                 raise HyperError(
                     f"internal error: stream {pending.stream_id} was sent as {public_id}"
@@ -522,12 +505,6 @@ class HTTP20Connection:
 
     def _send_data(self, handle: _Stream, body: RequestBody, final: bool) -> None:
         handle.session.send_body(handle.wire_id, body, None, end_stream=final)
-
-    def _pending(self, stream_id: int | None) -> _PendingRequest:
-        pending: _PendingRequest | None = getattr(self._local, "pending", None)
-        if pending is None or (stream_id is not None and stream_id != pending.stream_id):
-            raise InvalidStreamID(f"no request in progress for stream {stream_id}", stream_id)
-        return pending
 
     # -- responses ------------------------------------------------------------
 
