@@ -106,15 +106,45 @@ def event_signature(event: Any) -> tuple[Any, ...]:
     return (type(event).__name__, plain(values))
 
 
-def record_events(core: H2Core) -> list[list[tuple[Any, ...]]]:
-    """Keep the events the splitter hands the core, one list per ``receive()``."""
+def merge_data_runs(events: list[Any]) -> list[Any]:
+    """Consecutive DataReceived of one stream as one event (the fast path delivers runs so).
+
+    Only plain data events merge (no ``stream_ended``): h2 gives one per
+    frame, the splitter one per run of frames, with the same bytes and
+    the same flow-controlled total.
+    """
+    merged: list[Any] = []
+    for event in events:
+        previous = merged[-1] if merged else None
+        if (
+            type(event) is h2.events.DataReceived
+            and type(previous) is h2.events.DataReceived
+            and event.stream_id == previous.stream_id
+            and event.stream_ended is None
+            and previous.stream_ended is None
+        ):
+            merged[-1] = h2.events.DataReceived(
+                stream_id=event.stream_id,
+                data=previous.data + event.data,
+                flow_controlled_length=previous.flow_controlled_length + event.flow_controlled_length,
+            )
+        else:
+            merged.append(event)
+    return merged
+
+
+def record_events(core: H2Core, raw: list[Any] | None = None) -> list[list[tuple[Any, ...]]]:
+    """Keep the events the splitter hands the core, one list per ``receive()`` (and all in ``raw``)."""
     calls: list[list[tuple[Any, ...]]] = []
     splitter = core._frames
     original = splitter.receive
 
     def receive(data: Any) -> Any:
         events, error = original(data)
-        calls.append([event_signature(e) for e in events] + [("error", type(error).__name__, str(error))])
+        if raw is not None:
+            raw.extend(events)
+        merged = merge_data_runs(events)
+        calls.append([event_signature(e) for e in merged] + [("error", type(error).__name__, str(error))])
         return events, error
 
     splitter.receive = receive  # type: ignore[method-assign]
@@ -535,7 +565,8 @@ def test_cut_points_change_nothing(mode: str, fast: bool) -> None:
     results = []
     for how in ("whole", mode):
         core = new_core(0, fast)
-        calls = record_events(core)
+        raw: list[Any] = []
+        calls = record_events(core, raw)
         core.initiate()
         core.open_stream(GET, True)
         core.data_to_send()
@@ -554,9 +585,8 @@ def test_cut_points_change_nothing(mode: str, fast: bool) -> None:
         assert stream.headers is not None and stream.headers[0] == (b":status", b"200")
         body = core.take_data(1)
         assert body == BODY
-        results.append(
-            ([e for call in calls for e in call if e[0] != "error"], stream.headers, stream.trailers)
-        )
+        # Cut differently, runs of DATA frames arrive as different events.
+        results.append(([event_signature(e) for e in merge_data_runs(raw)], stream.headers, stream.trailers))
     assert results[0] == results[1]
 
 

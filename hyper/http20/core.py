@@ -76,7 +76,8 @@ class StreamState:
     headers: list[tuple[bytes, bytes]] | None = None
     informational: int = 0
     trailers: list[tuple[bytes, bytes]] | None = None
-    data: deque[bytes] = field(default_factory=deque)
+    #: Body pieces received and not yet taken (bytes, or views of a larger piece).
+    data: deque[bytes | memoryview] = field(default_factory=deque)
     #: Flow-controlled bytes received and not yet consumed (padding excluded).
     buffered: int = 0
     #: The server ended its side (END_STREAM seen).
@@ -535,7 +536,6 @@ class H2Core:
             # Nobody will read it: give the connection window straight back.
             self._batch_credit(size, size)
             return
-        stream.window._data_received(size)
         if payload and _cannot_have_body(stream):
             self._batch_credit(size, size)
             self._reset_with_error(
@@ -544,6 +544,7 @@ class H2Core:
                 f"stream {stream.stream_id}: body on a response that cannot have one (RFC 9110 6.4.1)",
             )
             return
+        stream.window._data_received(size)
         if payload:
             stream.data.append(payload)
             stream.buffered += len(payload)
@@ -724,26 +725,32 @@ class H2Core:
         Consuming is what credits windows back to the server.
         """
         stream = self.streams[stream_id]
-        if not stream.data:
+        data = stream.data
+        if not data:
             return b""
+        chunk: Any
         if max_bytes is None or max_bytes >= stream.buffered:
-            chunk = b"".join(stream.data) if len(stream.data) > 1 else stream.data[0]
-            stream.data.clear()
+            chunk = b"".join(data) if len(data) > 1 else data[0]
+            data.clear()
         else:
             pieces = []
             wanted = max_bytes
             while wanted:
-                head = stream.data[0]
+                head = data[0]
                 if len(head) <= wanted:
-                    pieces.append(stream.data.popleft())
+                    pieces.append(data.popleft())
                     wanted -= len(head)
                 else:
-                    pieces.append(head[:wanted])
-                    stream.data[0] = head[wanted:]
+                    # The rest stays as a view: a large piece read in small
+                    # steps must not be copied again at every step.
+                    view = head if type(head) is memoryview else memoryview(head)
+                    pieces.append(view[:wanted])
+                    data[0] = view[wanted:]
                     wanted = 0
             chunk = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-        self._consumed(stream, len(chunk))
-        return chunk
+        taken: bytes = chunk if type(chunk) is bytes else bytes(chunk)
+        self._consumed(stream, len(taken))
+        return taken
 
     def _consumed(self, stream: StreamState, size: int) -> None:
         stream.buffered -= size
