@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hyper",
         usage="%(prog)s [options] [METHOD] URL [ITEM ...]",
-        description="Send one HTTP/2 request and write the response body to stdout.",
+        description="Send one HTTP request (HTTP/2 where the server offers it) and write the "
+        "response body to stdout.",
         epilog=(
             "items: 'Header:Value' adds a header, 'name==value' a query parameter, "
             "'name=value' a JSON string field, 'name:=json' a raw JSON field. "
@@ -347,15 +348,24 @@ def _expected_length(response: Any) -> int | None:
 
 def _show_connection(connection: Any, host: str, port: int, secure: bool) -> None:
     protocol = getattr(connection, "negotiated_protocol", None)
+    version = getattr(connection, "version", None)
     if secure:
-        how = f"TLS, ALPN protocol {protocol}" if protocol else "TLS, no ALPN protocol (HTTP/2 forced)"
-    else:
+        if protocol:
+            how = f"TLS, ALPN protocol {protocol}"
+        else:
+            how = f"TLS, no ALPN protocol ({'HTTP/2 forced' if version == 'HTTP/2' else version})"
+    elif version is None:
+        # Cleartext negotiation happens with the first request (h2c upgrade).
+        how = "cleartext, protocol chosen with the first request"
+    elif version == "HTTP/2":
         how = "cleartext, HTTP/2 with prior knowledge"
+    else:
+        how = f"cleartext, {version}"
     sys.stderr.write(f"* connected to {host}:{port} ({how})\n")
 
 
 def _show_request(method: str, path: str, connection: Any, headers: list[tuple[str, str]]) -> None:
-    version = getattr(connection, "version", "HTTP/2")
+    version = getattr(connection, "version", None) or "HTTP/1.1 (offering an upgrade to h2c)"
     sys.stderr.write(f"> {method} {path} {version}\n")
     authority = ":authority" if version == "HTTP/2" else "host"
     sys.stderr.write(f"> {authority}: {connection.authority}\n")

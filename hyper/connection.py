@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, Union
 
@@ -28,12 +29,13 @@ from .common.proxy import resolve_proxy
 from .common.request import HeadersType, TimeoutType, split_timeout
 from .common.transport import open_transport
 from .common.url import DEFAULT_CLEARTEXT_PORT, authority_for, has_port, split_host_port
-from .exceptions import ConnectionClosed, InvalidStreamID, ReadTimeout
+from .exceptions import ConnectionClosed, HyperError, InvalidStreamID, ReadTimeout
 from .headers import HeaderKey, HeaderValue
 from .http11.connection import HTTP11_ALPN, HTTP11Connection
 from .http11.response import HTTP11Response
 from .http11.wire import PriorKnowledgeOnly
 from .http20.connection import HTTP20Connection
+from .http20.push import HTTP20Push
 from .http20.response import HTTP20Response
 from .limits import Limits
 from .tls import init_context
@@ -269,9 +271,41 @@ class HTTPConnection:
         delegate = self._delegate
         if delegate is None:
             raise InvalidStreamID("no request was sent on this connection", stream_id)
-        return delegate.getresponse(stream_id)
+        try:
+            return delegate.getresponse(stream_id)
+        except PriorKnowledgeOnly:
+            if delegate is self._h1 and not self.secure:
+                # A first request with a body went out as plain HTTP/1.1 to a
+                # server that speaks only HTTP/2: this one fails (its body may
+                # not be re-sendable), the next ones use prior knowledge.
+                self._h1.close()
+                self._delegate = self._h2
+            raise
 
     get_response = getresponse
+
+    # -- HTTP/2 only ------------------------------------------------------------------
+
+    def get_pushes(self, stream_id: int | None = None, capture_all: bool = False) -> Iterator[HTTP20Push]:
+        """Server pushes, as :meth:`HTTP20Connection.get_pushes <hyper.HTTP20Connection.get_pushes>`.
+
+        Needs ``enable_push=True`` and a connection that negotiated HTTP/2.
+        """
+        return self._http2_only("server push").get_pushes(stream_id, capture_all)
+
+    def ping(self, opaque_data: bytes | None = None) -> float:
+        """PING round trip, as :meth:`HTTP20Connection.ping <hyper.HTTP20Connection.ping>` (HTTP/2 only)."""
+        if self._delegate is None:
+            self._negotiated()
+        return self._http2_only("ping").ping(opaque_data)
+
+    def _http2_only(self, what: str) -> HTTP20Connection:
+        delegate = self._delegate
+        if delegate is not self._h2:
+            pending = delegate is None or self._upgrade_pending
+            version = "no protocol yet (the first request chooses it)" if pending else "HTTP/1.1"
+            raise HyperError(f"{what} needs HTTP/2, and this connection speaks {version}")
+        return self._h2
 
     def putrequest(self, method: str, selector: str, **kwargs: Any) -> int:
         """Start a request to be completed with putheader/endheaders/send.

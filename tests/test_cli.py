@@ -245,11 +245,18 @@ def test_explicit_method_and_error_status_exit_0(
 def test_cleartext_prior_knowledge(
     capsysbinary: pytest.CaptureFixture[bytes], nginx_h2c_server: ServerInfo
 ) -> None:
-    for extra in ([], ["--h2"]):
+    # Negotiating, the protocol is chosen with the first request (nginx's
+    # answer to the h2c offer shows it speaks only HTTP/2); --h2 knows it.
+    for extra, connected in (
+        ([], "(cleartext, protocol chosen with the first request)"),
+        (["--h2"], "(cleartext, HTTP/2 with prior knowledge)"),
+    ):
         status, out, err = run(capsysbinary, *extra, "-v", nginx_h2c_server.url("/index.html"))
         assert status == 0
         assert out == docroot_content("index.html")
-        assert "(cleartext, HTTP/2 with prior knowledge)" in err.splitlines()[0]
+        lines = err.splitlines()
+        assert connected in lines[0]
+        assert any(line.startswith("< HTTP/2 200") for line in lines)
 
 
 def test_output_writes_a_large_body_without_progress_when_not_a_terminal(

@@ -14,6 +14,8 @@ from hyper.testing import CA_FILE, TestServer
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKER_PATTERN = REPO_ROOT / "examples" / "worker_pattern.py"
 NEGOTIATION = REPO_ROOT / "examples" / "negotiation.py"
+SERVER_PUSH = REPO_ROOT / "examples" / "server_push.py"
+PING_KEEPALIVE = REPO_ROOT / "examples" / "ping_keepalive.py"
 #: One line per worker, e.g. ``worker-0: 23 responses over 1 connection(s), stream ids 1..45``.
 WORKER_LINE = re.compile(r"worker-\d+: (\d+) responses over (\d+) connection\(s\), stream ids (\S+)")
 
@@ -106,3 +108,24 @@ def test_negotiation_example() -> None:
         "cleartext server: HTTP/1.1 b'hello over HTTP/1.1\\n' x2",
         "through proxy:    HTTP/2 200 1000 bytes",
     ]
+
+
+def test_server_push_example() -> None:
+    result = run_example(SERVER_PUSH)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr == ""
+    assert result.stdout.splitlines() == [
+        "page: 99 bytes",
+        "pushed:    GET /style.css -> 200, 22 bytes",
+        "pushed:    GET /app.js -> 200, 23 bytes",
+        "cancelled: GET /video.bin",
+    ]
+
+
+def test_ping_keepalive_example() -> None:
+    result = run_example(PING_KEEPALIVE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr == ""
+    ping_line, keepalive_line = result.stdout.splitlines()
+    assert re.fullmatch(r"ping: 3 answered, slowest in \d+\.\d ms", ping_line), ping_line
+    assert keepalive_line == "after idling: status 200, keep-alive thread running: True"

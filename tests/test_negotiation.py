@@ -162,6 +162,9 @@ def test_a_prior_knowledge_only_answer_to_plain_http11_is_a_clear_error(
     with hyper.HTTPConnection(server.authority, secure=False, timeout=TIMEOUT) as conn:
         with pytest.raises(hyper.ProtocolError, match="HTTP/2 frames.*force_proto='h2'"):
             conn.getresponse(conn.request("POST", "/echo", body=b"x"))
+        # The connection learned: later requests speak HTTP/2 with prior knowledge.
+        assert conn.getresponse(conn.request("GET", "/1k.bin")).read() == one_k_bytes()
+        assert conn.version == "HTTP/2"
 
 
 def test_prior_knowledge_server_works_with_force_proto(nghttpd_h2c_server: ServerInfo) -> None:
@@ -210,3 +213,25 @@ def test_getresponse_before_any_request() -> None:
     with pytest.raises(hyper.InvalidStreamID):
         conn.getresponse()
     assert repr(conn) == "<HTTPConnection https://example.org not negotiated>"
+
+
+def test_ping_and_pushes_through_a_negotiated_http2_connection(nginx_alpn_server: ServerInfo) -> None:
+    server = nginx_alpn_server
+    context = init_context(cert_path=server.ca_file, alpn=("h2", "http/1.1"))
+    with hyper.HTTPConnection(
+        server.authority, ssl_context=context, enable_push=True, timeout=TIMEOUT
+    ) as conn:
+        assert conn.ping() > 0
+        assert conn.version == "HTTP/2"
+        conn.getresponse(conn.request("GET", "/1k.bin")).read()
+        assert list(conn.get_pushes()) == []  # nginx 1.22 pushes nothing unless told to
+
+
+def test_ping_over_http11_is_a_clear_error(nginx_http11_server: ServerInfo) -> None:
+    server = nginx_http11_server
+    context = init_context(cert_path=server.ca_file, alpn=("h2", "http/1.1"))
+    with hyper.HTTPConnection(server.authority, ssl_context=context, timeout=TIMEOUT) as conn:
+        with pytest.raises(hyper.HyperError, match="ping needs HTTP/2.*HTTP/1.1"):
+            conn.ping()
+        with pytest.raises(hyper.HyperError, match="server push needs HTTP/2"):
+            conn.get_pushes()
