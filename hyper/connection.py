@@ -156,6 +156,12 @@ class HTTPConnection:
         delegate = self._delegate
         return None if delegate is None else delegate.negotiated_protocol
 
+    @property
+    def busy(self) -> bool:
+        """True while an HTTP/1.1 exchange is in progress (HTTP/2 never is: it multiplexes)."""
+        delegate = self._delegate
+        return isinstance(delegate, HTTP11Connection) and delegate.busy
+
     def connect(self) -> None:
         """Connect (and over TLS negotiate) now instead of at the first request."""
         delegate = self._negotiated()

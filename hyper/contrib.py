@@ -238,12 +238,15 @@ class HTTP20Adapter(requests.adapters.BaseAdapter):
     ``timeout`` (number or ``(connect, read)`` pair), ``stream=True``,
     ``proxies`` and cookies.
 
-    One connection is kept per scheme, host, port, TLS settings, timeout and
-    proxy, and shared by every thread that uses the adapter (hyper
-    connections are thread-safe; HTTP/2 multiplexes their requests).
-    :meth:`close` (or ``session.close()``) closes them all.
+    Connections are pooled per scheme, host, port, TLS settings, timeout and
+    proxy. An HTTP/2 connection is shared by every thread and request (hyper
+    connections are thread-safe and HTTP/2 multiplexes); over HTTP/1.1, a
+    connection busy with an unread (``stream=True``) response is not reused
+    while it is busy: another one is opened, up to ``pool_maxsize`` per
+    site. :meth:`close` (or ``session.close()``) closes them all.
 
     :param connection_class: the hyper connection class to use.
+    :param pool_maxsize: HTTP/1.1 connections kept per site at most.
     :param connection_kwargs: passed to every connection made, e.g.
         ``limits=`` or ``deadline=``.
     """
@@ -255,9 +258,16 @@ class HTTP20Adapter(requests.adapters.BaseAdapter):
     alpn_protocols: tuple[str, ...] = NEGOTIATED_ALPN
 
     def __init__(
-        self, connection_class: Callable[..., _Connection] | None = None, **connection_kwargs: Any
+        self,
+        connection_class: Callable[..., _Connection] | None = None,
+        pool_maxsize: int = 10,
+        **connection_kwargs: Any,
     ) -> None:
         super().__init__()
+        if pool_maxsize < 1:
+            raise ValueError(f"pool_maxsize must be at least 1, not {pool_maxsize!r}")
+        #: HTTP/1.1 connections kept per site at most.
+        self.pool_maxsize = pool_maxsize
         if connection_class is not None:
             self.connection_class = connection_class
             if connection_class is HTTP20Connection:
@@ -266,7 +276,7 @@ class HTTP20Adapter(requests.adapters.BaseAdapter):
         # Guards the pool; never held while waiting on the network (hyper
         # connections connect lazily, on their first request).
         self._lock = threading.Lock()
-        self._pool: dict[_PoolKey, _Connection] = {}
+        self._pool: dict[_PoolKey, list[_Connection]] = {}
 
     # -- requests' adapter interface -----------------------------------------
 
@@ -350,7 +360,8 @@ class HTTP20Adapter(requests.adapters.BaseAdapter):
     def close(self) -> None:
         """Close every pooled connection; later requests open new ones."""
         with self._lock:
-            connections, self._pool = list(self._pool.values()), {}
+            pools, self._pool = list(self._pool.values()), {}
+        connections = [connection for pool in pools for connection in pool]
         for connection in connections:
             connection.close()
 
@@ -385,7 +396,11 @@ class HTTP20Adapter(requests.adapters.BaseAdapter):
             proxy_headers,
         )
         with self._lock:
-            connection = self._pool.get(key)
+            pool = self._pool.setdefault(key, [])
+            # HTTP/2 (or not yet negotiated) connections are never busy.
+            connection = next((c for c in pool if not getattr(c, "busy", False)), None)
+            if connection is None and len(pool) >= self.pool_maxsize:
+                connection = pool[0]  # all busy: that one buffers or waits
             if connection is None:
                 kwargs = dict(self._connection_kwargs)
                 if secure:
@@ -396,16 +411,16 @@ class HTTP20Adapter(requests.adapters.BaseAdapter):
                     kwargs.update(_proxy_kwargs(proxy, dict(proxy_headers)))
                 host_text = f"[{host}]" if ":" in host else host
                 connection = self.connection_class(host_text, port, secure=secure, timeout=timeout, **kwargs)
-                self._pool[key] = connection
+                pool.append(connection)
         return connection, key
 
     def _evict(self, key: _PoolKey, connection: _Connection) -> None:
         """Drop a broken connection, unless another thread already replaced it."""
         with self._lock:
-            if self._pool.get(key) is connection:
-                del self._pool[key]
-            else:
+            pool = self._pool.get(key, [])
+            if connection not in pool:
                 return
+            pool.remove(connection)
         connection.close()
 
 

@@ -506,3 +506,31 @@ def test_the_cookie_source_gives_each_field() -> None:
     assert message.getheaders("set-cookie") == ["a=1", "b=2, 3"]
     assert message.get_all("Set-Cookie2", []) == []
     assert json.dumps(message.get_all("missing")) == "null"
+
+
+def test_an_unread_http11_stream_does_not_hold_up_the_next_request(nginx_http11_server: ServerInfo) -> None:
+    """HTTP/1.1 carries one exchange at a time: a busy connection is not reused.
+
+    A 64 MiB streamed body left unread would otherwise have to be buffered
+    (over Limits.max_buffered) before the next request could go out.
+    """
+    server = nginx_http11_server
+    adapter = HTTP20Adapter(pool_maxsize=2)
+    with requests.Session() as s:
+        s.mount("https://", adapter)
+        big = s.get(server.url("/big.bin"), stream=True, verify=server.ca_file, timeout=20)
+        assert len(next(big.iter_content(65536))) > 0
+        small = s.get(server.url("/1k.bin"), verify=server.ca_file, timeout=20)
+        assert small.content == docroot_content("1k.bin")
+        pools = list(adapter._pool.values())
+        assert [len(pool) for pool in pools] == [2]
+        assert all(connection.version == "HTTP/1.1" for connection in pools[0])  # type: ignore[attr-defined]
+        big.close()
+        # Both idle again: the next request reuses one, no third connection.
+        assert s.get(server.url("/1k.bin"), verify=server.ca_file, timeout=20).status_code == 200
+        assert [len(pool) for pool in adapter._pool.values()] == [2]
+
+
+def test_pool_maxsize_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="pool_maxsize"):
+        HTTP20Adapter(pool_maxsize=0)

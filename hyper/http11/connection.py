@@ -186,6 +186,15 @@ class HTTP11Connection(IncrementalRequests):
 
     # -- connecting -----------------------------------------------------------------
 
+    @property
+    def busy(self) -> bool:
+        """True while an exchange is in progress (a response not yet read to its end).
+
+        A new request would first have to buffer that response's rest; pools
+        (e.g. :class:`hyper.contrib.HTTP20Adapter`) use another connection.
+        """
+        return self._active is not None
+
     def connect(self) -> None:
         """Open the connection now instead of at the first request."""
         with self._locked():
