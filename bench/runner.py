@@ -442,6 +442,7 @@ def main(argv: list[str] | None = None) -> int:
                             if result is None:
                                 cell.skipped = "n/a"
                                 break
+                            result["run"] = run
                             cell.runs.append(result)
                             label = f"[run {run + 1}/{runs}]" + (" retry" if attempt else "")
                             log(f"{label} {workload:8} {client:8} {_describe(result, workload)}")
