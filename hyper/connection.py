@@ -31,7 +31,7 @@ from .common.transport import open_transport
 from .common.url import DEFAULT_CLEARTEXT_PORT, authority_for, has_port, split_host_port
 from .exceptions import ConnectionClosed, HyperError, InvalidStreamID, ReadTimeout
 from .headers import HeaderKey, HeaderValue
-from .http11.connection import HTTP11_ALPN, HTTP11Connection
+from .http11.connection import HTTP11Connection
 from .http11.response import HTTP11Response
 from .http11.wire import PriorKnowledgeOnly
 from .http20.connection import HTTP20Connection
@@ -127,7 +127,7 @@ class HTTPConnection:
         )
         self._h1 = HTTP11Connection(
             self.host,
-            ssl_context=ssl_context or (init_context(alpn=HTTP11_ALPN) if secure else None),
+            ssl_context=ssl_context,  # None: HTTP/1.1's own default, made when needed
             **common,
         )
         self._upgrade = upgrade and not secure and self.proxy is None and force_proto is None
@@ -346,11 +346,18 @@ class HTTPConnection:
 
     def close(self) -> None:
         """Close the connection; the next request negotiates again."""
-        with self._negotiating():
+        # The sockets close first and without the negotiation lock: a first
+        # request may hold that lock for a whole upgrade exchange.
+        self._h2.close()
+        self._h1.close()
+        try:
+            with self._negotiating():
+                self._delegate = None
+                self._upgrade_pending = False
+        except ReadTimeout:
+            # The negotiating thread fails on the closed sockets; forget its choice anyway.
             self._delegate = None
             self._upgrade_pending = False
-            self._h2.close()
-            self._h1.close()
 
     def __enter__(self) -> HTTPConnection:
         return self

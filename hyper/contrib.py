@@ -277,6 +277,8 @@ class HTTP20Adapter(requests.adapters.BaseAdapter):
         # connections connect lazily, on their first request).
         self._lock = threading.Lock()
         self._pool: dict[_PoolKey, list[_Connection]] = {}
+        # TLS contexts by (verify, cert), shared by the connections made with them.
+        self._contexts: dict[tuple[Any, Any], ssl.SSLContext | None] = {}
 
     # -- requests' adapter interface -----------------------------------------
 
@@ -395,6 +397,7 @@ class HTTP20Adapter(requests.adapters.BaseAdapter):
             proxy,
             proxy_headers,
         )
+        context = self._context_for(verify, cert) if secure else None
         with self._lock:
             pool = self._pool.setdefault(key, [])
             # HTTP/2 (or not yet negotiated) connections are never busy.
@@ -403,16 +406,28 @@ class HTTP20Adapter(requests.adapters.BaseAdapter):
                 connection = pool[0]  # all busy: that one buffers or waits
             if connection is None:
                 kwargs = dict(self._connection_kwargs)
-                if secure:
-                    context = _ssl_context(verify, cert, self.alpn_protocols)
-                    if context is not None:
-                        kwargs["ssl_context"] = context
+                if context is not None:
+                    kwargs["ssl_context"] = context
                 if proxy is not None:
                     kwargs.update(_proxy_kwargs(proxy, dict(proxy_headers)))
                 host_text = f"[{host}]" if ":" in host else host
                 connection = self.connection_class(host_text, port, secure=secure, timeout=timeout, **kwargs)
                 pool.append(connection)
         return connection, key
+
+    def _context_for(self, verify: VerifyArg, cert: CertArg) -> ssl.SSLContext | None:
+        """The (shared) TLS context for ``verify``/``cert``, made once, outside the pool lock.
+
+        Making one loads the CA bundle (tens of milliseconds); other threads'
+        requests must not wait for that.
+        """
+        key = (verify, cert)
+        with self._lock:
+            if key in self._contexts:
+                return self._contexts[key]
+        context = _ssl_context(verify, cert, self.alpn_protocols)
+        with self._lock:
+            return self._contexts.setdefault(key, context)
 
     def _evict(self, key: _PoolKey, connection: _Connection) -> None:
         """Drop a broken connection, unless another thread already replaced it."""

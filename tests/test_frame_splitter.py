@@ -624,6 +624,22 @@ def test_a_frame_split_over_receives_is_processed_when_whole(fast: bool) -> None
     assert core.fatal is None
 
 
+@pytest.mark.parametrize("split", [False, True], ids=["one-read", "two-reads"])
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "h2"])
+def test_data_before_an_oversized_frame_in_the_same_read_is_kept(fast: bool, split: bool) -> None:
+    # The DATA was accounted for in the windows: it must reach its stream
+    # whether or not the bad header came in the same read (review finding).
+    core = connected_core(fast)
+    wire = hf.data(1, b"d" * 1000) + hf.frame_header(2**20, hf.DATA, 0, 1)
+    if split:
+        core.receive(wire[:1009])
+        core.receive(wire[1009:])
+    else:
+        core.receive(wire)
+    assert isinstance(core.fatal, ProtocolError)
+    assert core.streams[1].buffered == 1000
+
+
 def goaway_codes(core: H2Core) -> list[int]:
     return [f.error_code for f in hf.parse_frames(core.data_to_send()) if f.type == hf.GOAWAY]
 

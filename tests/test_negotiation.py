@@ -235,3 +235,38 @@ def test_ping_over_http11_is_a_clear_error(nginx_http11_server: ServerInfo) -> N
             conn.ping()
         with pytest.raises(hyper.HyperError, match="server push needs HTTP/2"):
             conn.get_pushes()
+
+
+def test_close_during_a_first_request_upgrade_closes_at_once() -> None:
+    """close() must not wait for (or fail behind) another thread's upgrade exchange."""
+    import socket
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    accepted: list[socket.socket] = []
+    outcome: list[BaseException] = []
+    conn = hyper.HTTPConnection("127.0.0.1", listener.getsockname()[1], secure=False, timeout=(5, 30))
+
+    def first_request() -> None:
+        try:
+            conn.getresponse(conn.request("GET", "/"))  # the server never answers the upgrade offer
+        except BaseException as exc:  # noqa: BLE001 - inspected below
+            outcome.append(exc)
+
+    worker = threading.Thread(target=first_request)
+    worker.start()
+    try:
+        server_side, _ = listener.accept()
+        accepted.append(server_side)
+        server_side.recv(65536)  # the request with its Upgrade: h2c is out; the client now waits
+        started = time.monotonic()
+        conn.close()
+        worker.join(10)
+        assert not worker.is_alive()
+        assert time.monotonic() - started < 10  # far below the 30 s read timeout
+        assert outcome and isinstance(outcome[0], hyper.HyperError)
+    finally:
+        for sock in (*accepted, listener):
+            sock.close()

@@ -77,7 +77,6 @@ class PendingRequest:
     target: str
     headers: HTTPHeaderMap
     stream_id: int
-    sent: bool = False
 
 
 class IncrementalRequests:

@@ -83,8 +83,7 @@ def origin_of(scheme: str, authority: str) -> tuple[str, str, int] | None:
         host, port = split_host_port(authority)
     except InvalidURL:
         return None
-    tail = authority.rsplit("]", 1)[-1]
-    if ":" not in tail or authority.count(":") > 1 and not authority.startswith("["):
+    if not has_port(authority):
         port = DEFAULT_TLS_PORT if scheme == "https" else DEFAULT_CLEARTEXT_PORT
     return scheme, host.lower(), port
 

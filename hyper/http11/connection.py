@@ -723,7 +723,9 @@ class HTTP11Connection(IncrementalRequests):
         HTTP/1.1 one, waiting for ``getresponse(stream_id)``.
         """
         with self._locked():
-            exchange = self._untaken[stream_id]
+            exchange = self._untaken.get(stream_id)
+            if exchange is None:  # close() from another thread came first
+                raise ConnectionClosed("the connection was closed before the server answered the upgrade")
             self._wait_head_locked(exchange)
             if not exchange.switched:
                 return None

@@ -491,7 +491,6 @@ class HTTP20Connection(IncrementalRequests):
                 raise HyperError(
                     f"internal error: stream {pending.stream_id} was sent as {public_id}"
                 )  # pragma: no cover - the header gate makes this impossible
-            pending.sent = True
         finally:
             self._local.pending = None
             self._header_gate.release()
@@ -550,9 +549,7 @@ class HTTP20Connection(IncrementalRequests):
             self._untaken.pop(stream_id, None)
         session = handle.session
         with session.cond:
-            session.core.discard_stream(handle.wire_id)
-            session.flush_quietly_locked()
-            session.cond.notify_all()
+            session.discard_locked(handle.wire_id)
 
     def _handle(self, stream_id: int) -> _Stream:
         with self._lock:

@@ -40,6 +40,7 @@ from .h2_adapters import (
     send_plain_data,
     send_request_headers,
 )
+from .hpack_cache import MEMO_MAX_BLOCK
 from .window import BaseFlowControlManager, FlowControlManager
 
 log = logging.getLogger("hyper")
@@ -490,11 +491,11 @@ class H2Core:
         if key in self._valid_blocks:
             return stream, fields  # the very same fields were checked before
         problem = response_header_problem(fields, trailers=trailers)
-        if problem is None:
+        if problem is None and sum(len(name) + len(value) for name, value in fields) <= MEMO_MAX_BLOCK:
             if len(self._valid_blocks) >= _VALID_BLOCKS_MEMO:
                 self._valid_blocks.clear()
             self._valid_blocks[key] = None
-        else:
+        elif problem is not None:
             self._reset_with_error(stream, 0x1, f"stream {stream.stream_id}: malformed {what}: {problem}")
             return None
         return stream, fields
@@ -883,7 +884,7 @@ def _on_stream_malformed(core: H2Core, event: StreamMalformed) -> None:
     if core._connection_window is not None and event.flow_controlled_length:
         # h2 counted the DATA against the connection window: give it back.
         core._connection_window._data_received(event.flow_controlled_length)
-        core._credit_connection(event.flow_controlled_length, event.flow_controlled_length)
+        core._batch_credit(event.flow_controlled_length, event.flow_controlled_length)
     stream = core.streams.get(event.stream_id)
     if stream is not None:  # RST_STREAM is already queued (h2_adapters._reset_closed_stream)
         core._reset_with_error(stream, 0x1, f"stream {event.stream_id}: malformed response: {event.message}")

@@ -174,6 +174,19 @@ class FrameSplitter:
             if partial:
                 return  # still incomplete: all of view went into it
         run = _DataRun()
+        try:
+            offset = self._split_whole_frames(view, offset, end, run, events)
+        finally:
+            # Frames already accounted for must reach the core even when a
+            # later frame in the same read is a connection error.
+            run.flush(events)
+        if offset < end:
+            partial += view[offset:]
+
+    def _split_whole_frames(
+        self, view: memoryview, offset: int, end: int, run: _DataRun, events: list[h2.events.Event]
+    ) -> int:
+        """Process the whole frames of ``view`` from ``offset``; return where the rest starts."""
         while end - offset >= _FRAME_HEADER:
             length = self._checked_length(view[offset : offset + 40])
             if end - offset < _FRAME_HEADER + length:
@@ -182,7 +195,7 @@ class FrameSplitter:
                 stream_id = int.from_bytes(view[offset + 5 : offset + 9], "big") & 0x7FFFFFFF
                 if run.stream is None or run.stream.stream_id != stream_id:
                     run.flush(events)
-                    run.stream = self._plain_data_stream(stream_id)
+                    run.stream = self._fast_stream(stream_id, needs_headers=True)
                 if run.stream is not None:
                     try:
                         _consume_plain_data(self._conn, run.stream, length)
@@ -200,19 +213,20 @@ class FrameSplitter:
             run.flush(events)
             self._frame(view, offset, length, events)
             offset += _FRAME_HEADER + length
-        run.flush(events)
-        if offset < end:
-            partial += view[offset:]
+        return offset
 
-    def _plain_data_stream(self, stream_id: int) -> h2.stream.H2Stream | None:
-        """The stream if DATA on it may take the fast path now, else ``None``."""
+    def _fast_stream(self, stream_id: int, needs_headers: bool) -> h2.stream.H2Stream | None:
+        """The stream if a frame on it may take the fast path now, else ``None``.
+
+        DATA ``needs_headers``: before the response headers it is h2's to refuse.
+        """
         conn = self._conn
         stream = conn.streams.get(stream_id)
         if (
             self.fast_path
             and stream is not None
             and stream.state_machine.state in _RECEIVING
-            and stream.state_machine.headers_received
+            and (stream.state_machine.headers_received or not needs_headers)
             and not self._slow._headers_buffer
             and conn.state_machine.state is h2.connection.ConnectionState.CLIENT_OPEN
         ):
@@ -255,19 +269,12 @@ class FrameSplitter:
         conn = self._conn
         kind = view[offset + 3]
         flags = view[offset + 4]
-        if (
-            (kind == _DATA_FRAME and length and not flags & _PADDED)
-            or (kind == _HEADERS_FRAME and flags & _END_HEADERS and not flags & (_PADDED | _PRIORITY))
-        ) and self.fast_path:
+        if (kind == _DATA_FRAME and length and not flags & _PADDED) or (
+            kind == _HEADERS_FRAME and flags & _END_HEADERS and not flags & (_PADDED | _PRIORITY)
+        ):
             stream_id = int.from_bytes(view[offset + 5 : offset + 9], "big") & 0x7FFFFFFF
-            stream = conn.streams.get(stream_id)
-            if (
-                stream is not None
-                and stream.state_machine.state in _RECEIVING
-                and (kind != _DATA_FRAME or stream.state_machine.headers_received)
-                and not self._slow._headers_buffer
-                and conn.state_machine.state is h2.connection.ConnectionState.CLIENT_OPEN
-            ):
+            stream = self._fast_stream(stream_id, needs_headers=kind == _DATA_FRAME)
+            if stream is not None:
                 payload = view[offset + _FRAME_HEADER : offset + _FRAME_HEADER + length].tobytes()
                 end_stream = bool(flags & _END_STREAM)
                 try:
@@ -355,13 +362,12 @@ def _receive_plain_data(
 ) -> list[h2.events.Event]:
     """What h2 does for an unpadded DATA frame on a receiving stream, minus the overhead."""
     size = len(payload)
-    conn._inbound_flow_control_window_manager.window_consumed(size)
     if end_stream:
         # The stream's own state machine closes the stream and makes the
         # StreamEnded event, as in h2's path.
+        conn._inbound_flow_control_window_manager.window_consumed(size)
         return stream.receive_data(payload, True, size)[1]
-    stream._inbound_window_manager.window_consumed(size)
-    stream._track_content_length(size, False)
+    _consume_plain_data(conn, stream, size)
     return [h2.events.DataReceived(stream_id=stream.stream_id, data=payload, flow_controlled_length=size)]
 
 

@@ -65,9 +65,7 @@ class HTTP20Push:
         """Refuse the push: RST_STREAM (CANCEL) unless it already finished, and drop its data."""
         session = self._session
         with session.cond:
-            session.core.discard_stream(self._wire_id)
-            session.flush_quietly_locked()
-            session.cond.notify_all()
+            session.discard_locked(self._wire_id)
 
     def __repr__(self) -> str:
         target = f"{self.scheme}://{self.authority}{self.path}"

@@ -112,8 +112,7 @@ class HTTP20Response(DecodedBodyReader):
         self._closed = True
         for name, value in trailers or ():
             self._trailers.add(name, value)
-        self._session.core.discard_stream(self._stream_id)
-        self._session.cond.notify_all()
+        self._session.discard_locked(self._stream_id, flush=False)  # the caller flushes
 
     # -- closing ------------------------------------------------------------
 
@@ -125,9 +124,7 @@ class HTTP20Response(DecodedBodyReader):
         self._raw_done = True
         session = self._session
         with session.cond:
-            session.core.discard_stream(self._stream_id)
-            session.flush_quietly_locked()
-            session.cond.notify_all()
+            session.discard_locked(self._stream_id)
 
     def fileno(self) -> int:
         """The connection socket's file descriptor (shared by all its streams)."""
@@ -177,5 +174,5 @@ def await_response(
         return HTTP20Response(session, stream_id, raw_headers, limits, deadline_at)
     except HyperError:
         with session.cond:
-            core.discard_stream(stream_id)
+            session.discard_locked(stream_id)
         raise

@@ -570,6 +570,17 @@ class H2Session:
             raise fresh(error)
         return stream.request_ended
 
+    def discard_locked(self, stream_id: int, flush: bool = True) -> None:
+        """The application is done with a stream: drop it (reset if unfinished).
+
+        Wakes only the threads that may care: those on that stream (an upload,
+        another reader) and untagged ones (a freed stream slot).
+        """
+        self.core.discard_stream(stream_id)
+        if flush:
+            self.flush_quietly_locked()
+        self.cond.notify_changed({stream_id})
+
     def flush_quietly_locked(self) -> None:
         """Flush, ignoring a dead connection (used while cleaning up)."""
         try:
