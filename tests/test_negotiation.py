@@ -261,6 +261,10 @@ def test_close_during_a_first_request_upgrade_closes_at_once() -> None:
         server_side, _ = listener.accept()
         accepted.append(server_side)
         server_side.recv(65536)  # the request with its Upgrade: h2c is out; the client now waits
+        # The hard case: by now the worker is blocked reading the answer (it
+        # waits up to 30 s) and holds the HTTP/1.1 connection's lock meanwhile.
+        time.sleep(0.5)
+        assert conn._h1._lock.locked()
         started = time.monotonic()
         conn.close()
         worker.join(10)

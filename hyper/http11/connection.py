@@ -169,6 +169,8 @@ class HTTP11Connection(IncrementalRequests):
         self._untaken: OrderedDict[int, Exchange] = OrderedDict()
         # The exchange whose response is being received on the wire.
         self._active: Exchange | None = None
+        # close() is shutting the socket down: a read that ends now is ours, not the server's.
+        self._closing = False
         self._next_id = 1
         self._local = threading.local()
 
@@ -639,6 +641,8 @@ class HTTP11Connection(IncrementalRequests):
             return event
 
     def _receive_locked(self, exchange: Exchange, wire: Wire) -> None:
+        if self._closing:
+            raise ConnectionClosed("the connection was closed")
         if wire.early:
             data, wire.early = wire.early, b""
         else:
@@ -649,6 +653,8 @@ class HTTP11Connection(IncrementalRequests):
             except TimeoutError as exc:
                 raise expired from exc
             except OSError as exc:
+                if self._closing:
+                    raise ConnectionClosed("the connection was closed") from exc
                 if not exchange.answered and wire.requests > 1 and exchange.replay is not None:
                     raise StaleConnection() from exc
                 raise ConnectionTerminated(
@@ -656,6 +662,8 @@ class HTTP11Connection(IncrementalRequests):
                     retryable=not exchange.answered,
                 ) from exc
         if not data:
+            if self._closing:  # our own close() shut the socket down
+                raise ConnectionClosed("the connection was closed")
             self._on_eof_locked(exchange, wire)
         wire.note_received(exchange, data)
 
@@ -774,6 +782,21 @@ class HTTP11Connection(IncrementalRequests):
 
     def close(self) -> None:
         """Close the socket. Unread responses fail; a later request reconnects."""
+        # A thread waiting for a response holds the lock while it reads:
+        # shutting the socket down (no lock needed) ends that read at once.
+        self._closing = True
+        wire = self._wire
+        if wire is not None and not wire.closed:
+            try:
+                wire.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # not connected, or already shut
+        try:
+            self._close_locked_part()
+        finally:
+            self._closing = False
+
+    def _close_locked_part(self) -> None:
         with self._locked():
             wire = self._wire
             active = self._active
