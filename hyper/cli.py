@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlencode, urlsplit
 
 from . import __version__
 from .common.decoding import ACCEPT_ENCODING
+from .common.url import host_literal
 from .connection import NEGOTIATED_ALPN, HTTPConnection
 from .exceptions import HyperError, InvalidHeader, InvalidURL
 from .http20.connection import HTTP20Connection
@@ -299,7 +300,7 @@ def _connection(args: argparse.Namespace, host: str, port: int, secure: bool) ->
             context.check_hostname = False  # must come before CERT_NONE
             context.verify_mode = ssl.CERT_NONE
         kwargs["ssl_context"] = context
-    return cls(f"[{host}]" if ":" in host else host, port, **kwargs)
+    return cls(host_literal(host), port, **kwargs)
 
 
 # -- output -------------------------------------------------------------------------------

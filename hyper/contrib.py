@@ -35,6 +35,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without requests
 
 from urllib3.exceptions import InsecureRequestWarning
 
+from .common.url import host_literal
 from .connection import NEGOTIATED_ALPN, HTTPConnection
 from .exceptions import (
     BodyLengthError,
@@ -410,8 +411,9 @@ class HTTP20Adapter(requests.adapters.BaseAdapter):
                     kwargs["ssl_context"] = context
                 if proxy is not None:
                     kwargs.update(_proxy_kwargs(proxy, dict(proxy_headers)))
-                host_text = f"[{host}]" if ":" in host else host
-                connection = self.connection_class(host_text, port, secure=secure, timeout=timeout, **kwargs)
+                connection = self.connection_class(
+                    host_literal(host), port, secure=secure, timeout=timeout, **kwargs
+                )
                 pool.append(connection)
         return connection, key
 
@@ -468,7 +470,7 @@ def _proxy_kwargs(proxy: str, headers: dict[str, str]) -> dict[str, Any]:
     except ValueError as exc:
         raise requests.exceptions.InvalidProxyURL(f"invalid port in proxy URL {proxy!r}") from exc
     host = unquote(parts.hostname)
-    kwargs: dict[str, Any] = {"proxy_host": f"[{host}]" if ":" in host else host, "proxy_port": port}
+    kwargs: dict[str, Any] = {"proxy_host": host_literal(host), "proxy_port": port}
     if headers:
         kwargs["proxy_headers"] = headers
     return kwargs

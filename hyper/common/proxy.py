@@ -23,7 +23,7 @@ import h11
 from ..exceptions import ConnectTimeout, InvalidURL, ProxyError
 from ..headers import HTTPHeaderMap
 from .request import HeadersType, to_header_map
-from .url import has_port, split_host_port
+from .url import has_port, host_literal, split_host_port
 
 #: The port of a proxy given without one (the customary HTTP proxy port).
 DEFAULT_PROXY_PORT = 8080
@@ -47,7 +47,7 @@ class ProxyConfig:
     @property
     def address(self) -> str:
         """``host:port`` of the proxy, for messages."""
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return connect_authority(self.host, self.port)
 
 
 def _split_proxy(host: str, port: int | None) -> tuple[str, int]:
@@ -90,8 +90,7 @@ def _proxy_from_environment(target_host: str, target_port: int, secure: bool) ->
     url = proxies.get("https" if secure else "http")
     if not url:
         return None
-    shown = f"[{target_host}]" if ":" in target_host else target_host
-    if urllib.request.proxy_bypass_environment(f"{shown}:{target_port}", proxies):  # type: ignore[attr-defined]
+    if urllib.request.proxy_bypass_environment(connect_authority(target_host, target_port), proxies):  # type: ignore[attr-defined]
         return None
     if "://" not in url:
         url = "http://" + url  # "proxy:3128" is a common way to write it
@@ -113,7 +112,7 @@ def _proxy_from_environment(target_host: str, target_port: int, secure: bool) ->
 
 def connect_authority(host: str, port: int) -> str:
     """The CONNECT target: ``host:port``, IPv6 literals in brackets."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"{host_literal(host)}:{port}"
 
 
 def open_tunnel(

@@ -63,9 +63,14 @@ def _parse_port(text: str, whole: str) -> int:
     return value
 
 
+def host_literal(host: str) -> str:
+    """``host`` as written in an authority: an IPv6 literal in brackets."""
+    return f"[{host}]" if ":" in host else host
+
+
 def authority_for(host: str, port: int, secure: bool) -> str:
     """The ``:authority`` / ``Host`` value: the port only when not the default."""
-    shown = f"[{host}]" if ":" in host else host
+    shown = host_literal(host)
     default = DEFAULT_TLS_PORT if secure else DEFAULT_CLEARTEXT_PORT
     return shown if port == default else f"{shown}:{port}"
 
