@@ -324,7 +324,10 @@ def test_server(gate: Gate) -> Iterator[TestServer]:
         return 200, [], b"too late\n"
 
     with TestServer(routes={"/lines": lines, "/stall": stall}) as srv:
-        yield srv
+        try:
+            yield srv
+        finally:
+            gate.event.set()  # let blocked routes end before the server stops
 
 
 def test_stream_shows_each_chunk_as_it_arrives(httpie: HTTPie, test_server: TestServer, gate: Gate) -> None:
