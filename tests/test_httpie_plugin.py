@@ -33,6 +33,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -271,6 +272,38 @@ def test_post_file_body_to_nghttpd(httpie: HTTPie, nghttpd_server: ServerInfo, t
     )
     assert proc.returncode == 0, proc.stderr.decode()
     assert proc.stdout == payload
+
+
+# -- --follow and --proxy -------------------------------------------------------------
+
+
+def test_follow_redirect_with_cookie(httpie: HTTPie, hypercorn_server: ServerInfo) -> None:
+    proc = httpie.run(
+        "--follow", "--body", f"--verify={hypercorn_server.ca_file}", hypercorn_server.url("/redirect")
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    seen = json.loads(proc.stdout)
+    assert seen["path"] == "/headers-echo" and seen["http_version"] == "2"
+    # The cookie set by the 302 went along with the followed request.
+    assert ["cookie", "redirected=yes"] in seen["headers"]
+
+
+def test_proxy_reaches_the_adapter(
+    httpie: HTTPie, nginx_server: ServerInfo, proxy_server: ServerInfo
+) -> None:
+    verify = f"--verify={nginx_server.ca_file}"
+    proc = httpie.run(
+        f"--proxy=https:http://{proxy_server.authority}", "--body", verify, nginx_server.url("/1k.bin")
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert len(proc.stdout) == 1024
+    # A proxy that is not there fails the request: the setting is not ignored.
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        dead = unused.getsockname()[1]
+    proc = httpie.run(f"--proxy=https:http://127.0.0.1:{dead}", verify, nginx_server.url("/1k.bin"))
+    assert proc.returncode == 1
+    assert proc.stdout == b""
 
 
 # -- --download --------------------------------------------------------------------
