@@ -230,6 +230,16 @@ def test_verify_default_rejects_the_test_ca(httpie: HTTPie, nginx_server: Server
     assert re.search(r"SSL|certificate", proc.stderr.decode(), re.I), proc.stderr.decode()
 
 
+def test_requests_ca_bundle_from_the_environment(httpie: HTTPie, nginx_server: ServerInfo) -> None:
+    # --verify=yes (the default) lets requests take REQUESTS_CA_BUNDLE, as
+    # with HTTPie's own transport.
+    assert nginx_server.ca_file is not None
+    env = dict(httpie.env, REQUESTS_CA_BUNDLE=nginx_server.ca_file)
+    proc = HTTPie(httpie.command, env).run("--body", nginx_server.url("/1k.bin"))
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert len(proc.stdout) == 1024
+
+
 def test_verify_no(httpie: HTTPie, nginx_server: ServerInfo) -> None:
     proc = httpie.run("--verify=no", "--body", nginx_server.url("/1k.bin"))
     assert proc.returncode == 0, proc.stderr.decode()

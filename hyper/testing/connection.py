@@ -149,7 +149,7 @@ class ServerConnection:
             self.sock.sendall(data)
 
     def _goodbye(self) -> None:
-        """Best-effort GOAWAY when the server stops."""
+        """Best-effort GOAWAY(NO_ERROR) when the server stops (RFC 9113, section 6.8)."""
         try:
             self.h2.close_connection()
             self.sock.settimeout(min(1.0, self.server.io_timeout))
@@ -232,10 +232,17 @@ class ServerConnection:
 
     def _send_pending(self) -> bool:
         """Send what the workers produced, as windows allow; True if more could go now."""
+        # HEADERS first: a response's HEADERS must precede its DATA (RFC 9113,
+        # section 8.1), and they are not flow-controlled, so they never wait.
         for stream_id, channel in list(self.channels.items()):
             taken = channel.take_headers()
             if taken is not None:
                 self._send_headers(stream_id, *taken)
+        # DATA round-robin over the streams, each frame no larger than the
+        # stream's window, the connection's window (h2 folds both into
+        # local_flow_control_window, RFC 9113 section 5.2) and the peer's
+        # SETTINGS_MAX_FRAME_SIZE (section 4.2). The budget bounds one round
+        # so that WINDOW_UPDATEs and new requests get read in between.
         budget = _SEND_BUDGET
         progress = True
         while self.channels and progress and budget > 0:
@@ -246,14 +253,18 @@ class ServerConnection:
                 except h2.exceptions.StreamClosedError:
                     self._drop(stream_id)
                     continue
-                # A zero window still lets an empty DATA frame end the stream.
+                # A zero window still lets an empty DATA frame with
+                # END_STREAM end the stream: it carries no flow-controlled
+                # bytes (RFC 9113, section 6.9.1).
                 size = min(window, self.h2.max_outbound_frame_size, budget)
                 data, ended, error = channel.take(max(size, 0))
                 if not data and not ended and error is None:
                     continue
                 try:
                     if error is not None:
-                        # Too late for a 500: send what we have, then reset.
+                        # Too late for a 500: send what we have, then
+                        # RST_STREAM(INTERNAL_ERROR) so the client knows the
+                        # body is incomplete (RFC 9113, section 6.4).
                         if data:
                             self.h2.send_data(stream_id, data)
                         self._reset(stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
@@ -285,7 +296,11 @@ class ServerConnection:
             del self.channels[stream_id]
 
     def _drop(self, stream_id: int) -> None:
-        """Forget a stream's response; its worker stops at its next chunk."""
+        """Forget a stream's response; its worker stops at its next chunk.
+
+        Called when the stream is closed: reset by the client (RFC 9113,
+        section 6.4), or by us.
+        """
         channel = self.channels.pop(stream_id, None)
         if channel is not None:
             channel.cancel()

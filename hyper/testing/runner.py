@@ -104,6 +104,8 @@ class ResponseChannel:
         Waits while :data:`CHANNEL_LIMIT` bytes are queued: the connection
         sends only as fast as the client's windows allow.
         """
+        # _cond: the queue and its byte count, shared with take(); waiting on
+        # it releases the lock so the connection can drain the queue.
         with self._cond:
             while self._buffered >= CHANNEL_LIMIT and not self._cancelled:
                 self._cond.wait(_CANCEL_POLL)
@@ -111,6 +113,7 @@ class ResponseChannel:
                 return False
             self._chunks.append(chunk)
             self._buffered += len(chunk)
+        # Outside the lock: the wake-up needs no channel state.
         self._waker.wake()
         return True
 
@@ -260,6 +263,8 @@ class RoutePool:
 
     def submit(self, job: Callable[[], None]) -> None:
         """Queue *job*; a new thread starts if none is idle and the limit allows."""
+        # _cond: the job queue, the thread set and the idle count, which
+        # together decide whether a new thread is needed.
         with self._cond:
             if self._closed:
                 return  # the server is stopping: the stream is going away too
@@ -276,6 +281,8 @@ class RoutePool:
         me = threading.current_thread()
         try:
             while True:
+                # _cond: take a job (or learn of close()) atomically with
+                # the idle count that submit() reads.
                 with self._cond:
                     while not self._jobs and not self._closed:
                         self._idle += 1
