@@ -29,6 +29,8 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without HTTPie
     raise ImportError("hyper.httpie_plugin needs HTTPie: pip install hyper[httpie]") from exc
 
+import requests.exceptions
+
 from .contrib import CertArg, HTTP20Adapter, VerifyArg
 from .tls import init_context
 
@@ -64,7 +66,14 @@ def _context_with_key_password(
     cert_path = verify if isinstance(verify, str) else None
     if cert_path is not None and not os.path.exists(cert_path):
         raise OSError(f"no CA certificate bundle or directory at {cert_path!r} (given as verify=)")
-    context = init_context(cert_path=cert_path, cert=cert, cert_password=password, alpn=alpn)
+    try:
+        context = init_context(cert_path=cert_path, cert=cert, cert_password=password, alpn=alpn)
+    except ssl.SSLError as exc:
+        # OpenSSL only says "PEM lib"; say which files and the likely cause.
+        raise requests.exceptions.SSLError(
+            f"cannot load the client certificate {cert!r} with the key password given "
+            f"(--cert-key-pass): wrong password, or a key that does not match ({exc})"
+        ) from exc
     if verify is False:
         context.check_hostname = False  # must come before CERT_NONE
         context.verify_mode = ssl.CERT_NONE

@@ -466,3 +466,4 @@ def test_cert_key_password_reaches_the_adapter(
     proc = httpie.run(*args, "--cert-key-pass=wrong", test_server.url)
     assert proc.returncode == 1
     assert proc.stdout == b""
+    assert "wrong password" in proc.stderr.decode()
