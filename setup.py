@@ -31,7 +31,11 @@ setup(
         # 1.2 added output_buffer_limit, which bounds each decompression step.
         "brotli>=1.2",
     ],
-    entry_points={"console_scripts": ["hyper = hyper.cli:main"]},
+    entry_points={
+        "console_scripts": ["hyper = hyper.cli:main"],
+        # HTTPie loads transport plugins from this group (hyper.httpie_plugin).
+        "httpie.plugins.transport.v1": ["hyper = hyper.httpie_plugin:HyperTransportPlugin"],
+    },
     extras_require={
         "test": [
             "pytest>=8",
@@ -41,10 +45,14 @@ setup(
             "hypothesis>=6",
             # hyper.contrib's tests drive a real requests.Session.
             "requests>=2.28",
+            # The HTTPie plugin's tests run the real `http` command.
+            "httpie>=3",
         ],
         "lint": ["ruff", "mypy", "types-requests"],
         # hyper.contrib.HTTP20Adapter, the requests transport adapter.
         "requests": ["requests>=2.28"],
+        # hyper.httpie_plugin: HTTPie speaks HTTP/2 through HTTP20Adapter.
+        "httpie": ["httpie>=3", "requests>=2.28"],
         "docs": ["sphinx>=7"],
     },
     classifiers=[

@@ -17,6 +17,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -715,6 +716,158 @@ def test_custom_route_overrides_builtin() -> None:
         stream = client.get("/")
         assert stream.data == b"mine"
         assert stream.header(b"content-type") == b"text/x-mine"  # lower-cased name
+
+
+# -- routes run on their own threads ---------------------------------------------------
+
+#: Bound on a route waiting for the test (the test sets the event long before).
+GATE_WAIT = 30.0
+
+
+def _wait(event: threading.Event) -> None:
+    if not event.wait(GATE_WAIT):
+        raise RuntimeError("the test never set the event")
+
+
+def test_chunk_is_sent_as_soon_as_it_is_yielded() -> None:
+    release = threading.Event()
+
+    def trickle(req: Request) -> Response:
+        def body() -> Iterator[bytes]:
+            yield b"first"
+            _wait(release)  # only the test, after it got "first", lets this go on
+            yield b"second"
+
+        return 200, [("content-type", "text/plain")], body()
+
+    with TestServer(routes={"/trickle": trickle}) as srv, RawClient(srv.port) as client:
+        try:
+            sid = client.request("GET", "/trickle")
+            stream = client.streams[sid]
+            client.read_until(lambda: bytes(stream.data) == b"first")
+            assert stream.status == 200 and not stream.ended
+            # Meanwhile another stream on the same connection is answered in full.
+            assert client.get("/bytes/100").data == expected_bytes(100)
+            release.set()
+            client.wait(sid)
+            assert bytes(stream.data) == b"firstsecond" and stream.reset is None
+        finally:
+            release.set()
+
+
+def test_blocked_handler_does_not_block_other_streams() -> None:
+    release = threading.Event()
+    entered = threading.Event()
+
+    def blocked(req: Request) -> Response:
+        entered.set()
+        _wait(release)
+        return 200, [], b"finally"
+
+    with TestServer(routes={"/blocked": blocked}) as srv, RawClient(srv.port) as client:
+        try:
+            slow = client.request("GET", "/blocked")
+            assert entered.wait(GATE_WAIT)
+            # The handler is now blocked; the connection serves other streams.
+            fast = [client.request("GET", f"/bytes/{n}") for n in (10, 70_000, 0)]
+            for n, stream in zip((10, 70_000, 0), client.wait(*fast), strict=True):
+                assert stream.status == 200 and stream.data == expected_bytes(n)
+            assert client.streams[slow].headers == []
+            release.set()
+            (done,) = client.wait(slow)
+            assert done.status == 200 and done.data == b"finally"
+        finally:
+            release.set()
+
+
+def test_route_threads_are_bounded() -> None:
+    release = threading.Event()
+    lock = threading.Lock()
+    running = 0
+    most = 0
+    both_in = threading.Event()
+
+    def counted(req: Request) -> Response:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+            if running == 2:
+                both_in.set()
+        try:
+            _wait(release)
+        finally:
+            with lock:
+                running -= 1
+        return 200, [], b"ok"
+
+    with TestServer(routes={"/counted": counted}, route_threads=2) as srv, RawClient(srv.port) as client:
+        try:
+            sids = [client.request("GET", "/counted") for _ in range(6)]
+            assert both_in.wait(GATE_WAIT)  # two run at once...
+            release.set()
+            for stream in client.wait(*sids):
+                assert stream.status == 200 and stream.data == b"ok"
+        finally:
+            release.set()
+    assert most == 2  # ...and never more, however many requests wait
+
+
+def test_route_threads_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="route_threads"):
+        TestServer(route_threads=0)
+
+
+def test_reset_stream_stops_its_producer() -> None:
+    closed = threading.Event()
+
+    def endless(req: Request) -> Response:
+        def body() -> Iterator[bytes]:
+            try:
+                while True:
+                    yield b"x" * 65536
+            finally:
+                closed.set()
+
+        return 200, [], body()
+
+    with TestServer(routes={"/endless": endless}) as srv:
+        # The client never hands back window: the producer fills its buffer
+        # and waits, until the reset cancels it.
+        with RawClient(srv.port, auto_ack=False) as client:
+            sid = client.request("GET", "/endless")
+            client.read_until(lambda: len(client.streams[sid].data) >= 65535)
+            client.conn.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+            client.flush()
+            assert closed.wait(GATE_WAIT)  # the generator was closed (its finally ran)
+            # The connection lives on once the client gives window back.
+            client.auto_ack = True
+            client.conn.increment_flow_control_window(1 << 20)
+            client.flush()
+            assert client.get("/").status == 200
+
+
+def test_stop_ends_producers_of_unread_responses() -> None:
+    closed = threading.Event()
+
+    def endless(req: Request) -> Response:
+        def body() -> Iterator[bytes]:
+            try:
+                while True:
+                    yield b"y" * 65536
+            finally:
+                closed.set()
+
+        return 200, [], body()
+
+    before = set(threading.enumerate())
+    srv = TestServer(routes={"/endless": endless}).start()
+    with RawClient(srv.port, auto_ack=False) as client:
+        sid = client.request("GET", "/endless")
+        client.read_until(lambda: len(client.streams[sid].data) >= 65535)
+        srv.stop()
+    assert closed.wait(GATE_WAIT)
+    wait_for(lambda: set(threading.enumerate()) <= before)
 
 
 # -- TLS --------------------------------------------------------------------------

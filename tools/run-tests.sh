@@ -35,7 +35,8 @@ if command -v systemctl >/dev/null 2>&1; then
 fi
 
 python3 -m pip install -q --upgrade pip
-python3 -m pip install -q -e '.[test,lint,docs]'
+# httpie: the HTTPie plugin's tests run the real `http` command (also in the test extra).
+python3 -m pip install -q -e '.[test,lint,docs,httpie]'
 
 python3 -m ruff check hyper tests bench examples
 python3 -m ruff format --check hyper tests bench examples
