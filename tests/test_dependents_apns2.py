@@ -17,18 +17,17 @@ import types
 from collections.abc import Iterator
 from typing import Any
 
+import apns2.client as apns2_client  # installed by tools/run-tests.sh (--no-deps)
 import pytest
 import trustme
+from apns2.credentials import CertificateCredentials
+from apns2.errors import BadDeviceToken, Unregistered
+from apns2.payload import Payload
 
 import hyper
 import hyper.tls
 from tests.fake_apns import STREAM_LIMIT, UNREGISTERED_AT
 from tests.servers import CertFiles, ServerInfo, start_hypercorn
-
-apns2_client = pytest.importorskip("apns2.client", reason="apns2 is installed by tools/run-tests.sh")
-from apns2.credentials import CertificateCredentials  # noqa: E402
-from apns2.errors import BadDeviceToken, Unregistered  # noqa: E402
-from apns2.payload import Payload  # noqa: E402
 
 TOPIC = "com.example.app"
 
