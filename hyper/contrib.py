@@ -125,15 +125,22 @@ class _OriginalResponse:
     extraction reads ``msg``.
     """
 
-    def __init__(self, response: _Response) -> None:
+    def __init__(
+        self, headers: HTTPHeaderMap, version: int = 11, status: int = 200, reason: str = "OK"
+    ) -> None:
         #: 20 for HTTP/2, 11 for HTTP/1.1, 10 for HTTP/1.0: what was negotiated.
-        self.version = _version_number(response)
+        self.version = version
         #: The status code.
-        self.status = response.status
-        #: The reason phrase (empty over HTTP/2, which has none).
-        self.reason = response.reason
+        self.status = status
+        #: The reason phrase (over HTTP/2, which sends none, the standard one for the status).
+        self.reason = reason
         #: The header fields, in ``http.client.HTTPMessage`` form.
-        self.msg = _HeaderMessage(response.headers)
+        self.msg = _HeaderMessage(headers)
+
+    @classmethod
+    def of(cls, response: _Response) -> _OriginalResponse:
+        """The stand-in for a hyper response, HTTP/2 or HTTP/1.x."""
+        return cls(response.headers, _version_number(response), response.status, response.reason)
 
 
 def _version_number(response: _Response) -> int:
@@ -177,7 +184,7 @@ class RawResponse:
         self.reason = response.reason
         #: Whether :meth:`read` undoes gzip/deflate/br by default (``False``, as in requests).
         self.decode_content = False
-        self._original_response = _OriginalResponse(response)
+        self._original_response = _OriginalResponse.of(response)
         self._preloaded: memoryview | None = None
         self._offset = 0
         self._closed = False

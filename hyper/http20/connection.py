@@ -660,7 +660,10 @@ class HTTP20Connection(IncrementalRequests):
 
     @property
     def max_concurrent_streams(self) -> int:
-        """How many streams the server lets this connection have open at once (see :attr:`remote_settings`)."""
+        """How many streams the server lets this connection have open at once (see :attr:`remote_settings`).
+
+        h2 reports ``2**32 + 1`` when the server set no limit.
+        """
         return self.remote_settings.max_concurrent_streams
 
     @property
