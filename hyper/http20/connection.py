@@ -641,6 +641,9 @@ class HTTP20Connection(IncrementalRequests):
         # hyper 0.7 took str too (apns2's heartbeat sends '-' * 8), as UTF-8.
         if isinstance(opaque_data, str):
             opaque_data = opaque_data.encode("utf-8")
+        elif opaque_data is not None and not isinstance(opaque_data, (bytes, bytearray, memoryview)):
+            # bytes(8) would silently make eight zero bytes.
+            raise TypeError(f"PING data must be bytes or str, not {type(opaque_data).__name__}")
         payload = os.urandom(8) if opaque_data is None else bytes(opaque_data)
         if len(payload) != 8:
             raise ValueError(f"PING data must be exactly 8 bytes, not {len(payload)}")
