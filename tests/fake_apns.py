@@ -14,8 +14,9 @@ Each notification is held until :data:`STREAM_LIMIT` of them are in flight
 (or :data:`HOLD_SECONDS` pass, for the tail of a batch), so a client that
 respects the limit fills it, and the largest number seen in flight is the
 evidence that it never went over. ``GET /stats`` returns the counters as
-JSON (``client_ports`` tells the connections apart); ``POST /reset`` zeroes them. They are per process: the tests run one
-server per module and reset between tests.
+JSON (``client_ports`` tells the connections apart); ``POST /reset``
+zeroes them. They are per process: the tests run one server per module and
+reset between tests.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ python3 -m pip install -q -e '.[test,lint,docs]'
 # replace this checkout; their real dependencies are named here instead
 # (apns2 0.7.2 pins PyJWT below 2).
 python3 -m pip install -q --no-deps apns2==0.7.2 httpie-http2==0.0.1
-python3 -m pip install -q 'PyJWT>=1.4,<2' 'httpie>=3,<4'
+python3 -m pip install -q 'PyJWT>=1.4,<2' 'cryptography>=1.7.2' 'httpie>=3,<4'
 here="$PWD"
 (cd / && python3 -c 'import hyper, os, sys; sys.exit(os.path.dirname(hyper.__file__) != sys.argv[1])' "$here/hyper") \
   || { echo "an installed hyper (the old 0.7?) shadows this checkout" >&2; exit 1; }
