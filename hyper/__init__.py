@@ -24,7 +24,6 @@ from .exceptions import (
     InvalidHeader,
     InvalidStreamID,
     InvalidURL,
-    MissingCertFile,
     ProtocolError,
     ProxyError,
     ReadTimeout,
@@ -75,5 +74,4 @@ __all__ = [
     "InvalidURL",
     "InvalidHeader",
     "InvalidStreamID",
-    "MissingCertFile",
 ]
