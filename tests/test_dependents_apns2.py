@@ -12,6 +12,8 @@ the context apns2 built (APNs' real certificate chains to a public CA).
 from __future__ import annotations
 
 import json
+import socket
+import ssl
 import threading
 import types
 from collections.abc import Iterator
@@ -26,7 +28,7 @@ from apns2.payload import Payload
 
 import hyper
 import hyper.tls
-from tests.fake_apns import STREAM_LIMIT, UNREGISTERED_AT
+from tests.fake_apns import HOLD, STREAM_LIMIT, UNREGISTERED_AT
 from tests.servers import CertFiles, ServerInfo, start_hypercorn
 
 TOPIC = "com.example.app"
@@ -95,11 +97,19 @@ def _stats_with_cert(
         return dict(json.loads(conn.getresponse().read()))
 
 
-def test_certificate_credentials_context_offers_h2_and_carries_the_client_cert(client_pem: str) -> None:
+def test_certificate_credentials_context_offers_h2_and_http11(
+    client_pem: str, fake_apns: ServerInfo, nginx_http11_server: ServerInfo
+) -> None:
+    """The context apns2 makes with ``init_context(cert=...)`` offers both protocols, as 0.7's did."""
     context = CertificateCredentials(client_pem)._Credentials__ssl_context
-    assert context.check_hostname and context.verify_mode.name == "CERT_REQUIRED"
-    # apns2 forces h2, but 0.7's context offered both; so does this one.
-    assert hyper.tls.DEFAULT_ALPN == ("h2", "http/1.1")
+    assert context.check_hostname and context.verify_mode == ssl.CERT_REQUIRED
+    context.load_verify_locations(fake_apns.ca_file)
+    selected = {}
+    for server in (fake_apns, nginx_http11_server):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            with context.wrap_socket(sock, server_hostname="localhost") as tls:
+                selected[server.name] = tls.selected_alpn_protocol()
+    assert selected == {"fake-apns": "h2", "nginx-http11": "http/1.1"}
 
 
 def test_single_send(apns: Any, fake_apns: ServerInfo, client_pem: str) -> None:
@@ -133,7 +143,8 @@ def test_batch_over_one_connection_respects_the_stream_limit(
         apns2_client.Notification(token=token, payload=Payload(alert=f"n {token}", badge=1))
         for token in tokens
     ]
-    results = apns.send_notification_batch(notifications, topic=TOPIC)
+    # The collapse id asks the fake APNs to hold each one until the limit is full.
+    results = apns.send_notification_batch(notifications, topic=TOPIC, collapse_id=HOLD)
 
     expected: dict[str, Any] = {token: "Success" for token in tokens if token.startswith("ok")}
     expected.update({token: "BadDeviceToken" for token in tokens if token.startswith("bad")})
@@ -188,7 +199,7 @@ def test_heartbeat_pings_with_no_exception_in_any_thread(
     client = LocalAPNsClient(credentials, heartbeat_period=0.1)
     try:
         # Notifications go out on the same connection while the heartbeat pings.
-        for i in range(2000):
+        for i in range(500):
             client.send_notification(f"ok-hb-{i}", Payload(alert="beat"), topic=TOPIC)
             with pinged:
                 if state["pings"] >= wanted_pings:
