@@ -36,9 +36,11 @@ def _h2(server: ServerInfo, **kwargs: object) -> hyper.HTTP20Connection:
 
 
 def test_0_7_import_paths_are_aliases_of_the_real_classes() -> None:
+    from hyper.common.connection import HTTP20Connection, HTTPConnection
     from hyper.common.headers import HTTPHeaderMap
 
     assert HTTPHeaderMap is hyper.HTTPHeaderMap
+    assert (HTTPConnection, HTTP20Connection) == (hyper.HTTPConnection, hyper.HTTP20Connection)
     common = hyper.common.exceptions
     assert common.MissingCertFile is hyper.exceptions.MissingCertFile
     assert common.ConnectionResetError is hyper.ConnectionTerminated
