@@ -404,8 +404,6 @@ class HTTP20Adapter(requests.adapters.BaseAdapter):
         """Headers for the proxy itself: ``Proxy-Authorization`` from the proxy URL's credentials."""
         return proxy_headers_for(proxy)
 
-    # -- the pool ---------------------------------------------------------------
-
     # -- hyper 0.7's pool interface ---------------------------------------------
 
     @property
@@ -433,6 +431,8 @@ class HTTP20Adapter(requests.adapters.BaseAdapter):
         if port is None:
             port = 443 if scheme == "https" else 80
         return self._connection_for(scheme, host, port, verify, cert, _check_timeout(timeout), proxy)[0]
+
+    # -- the pool ---------------------------------------------------------------
 
     def _connection_for(
         self,
