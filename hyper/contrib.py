@@ -115,6 +115,36 @@ class _HeaderMessage:
     def getheaders(self, name: str) -> list[str]:
         return [v.decode("latin-1") for v in self._map.get(name, [])]
 
+    # The read side of email.message.Message, which http.client's HTTPMessage is.
+
+    def get(self, name: str, failobj: Any = None) -> Any:
+        """The first value of ``name``, or ``failobj``."""
+        first = self._map.get_first(name)
+        return failobj if first is None else first.decode("latin-1")
+
+    def __getitem__(self, name: str) -> str | None:
+        """The first value of ``name``; ``None`` when absent (as for ``Message``)."""
+        first = self._map.get_first(name)
+        return None if first is None else first.decode("latin-1")
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._map
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._headers)
+
+    def __len__(self) -> int:
+        return len(self._headers)
+
+    def keys(self) -> list[str]:
+        return [name for name, _ in self._headers]
+
+    def values(self) -> list[str]:
+        return [value for _, value in self._headers]
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._headers)
+
 
 class _OriginalResponse:
     """Stands where urllib3 keeps the ``http.client`` response.

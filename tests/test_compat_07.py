@@ -300,6 +300,13 @@ def test_adapter_original_response_over_http2(hypercorn_server: ServerInfo) -> N
         assert (original.version, original.status, original.reason) == (20, 200, "OK")
         assert original.msg.get_all("set-cookie") == ["a=1; Path=/", "b=2, with comma; Path=/"]
         assert ("x-list", "one, two") in original.msg._headers
+        # The read side of http.client's HTTPMessage, as urllib3's has it.
+        msg = original.msg
+        assert msg.get("X-List") == msg["x-list"] == "one, two"
+        assert msg["missing"] is None and msg.get("missing", "-") == "-"
+        assert "set-cookie" in msg and "missing" not in msg
+        assert msg.keys().count("set-cookie") == 2 and len(msg) == len(msg.items())
+        assert list(msg) == msg.keys() and ("x-list", "one, two") in msg.items()
         # 0.7's pool interface: one connection, found by (host, port, scheme, cert).
         key = ("localhost", hypercorn_server.port, "https", None)
         assert list(adapter.connections) == [key]
