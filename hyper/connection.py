@@ -299,7 +299,7 @@ class HTTPConnection:
         """
         return self._http2_only("server push").get_pushes(stream_id, capture_all)
 
-    def ping(self, opaque_data: bytes | None = None) -> float:
+    def ping(self, opaque_data: bytes | str | None = None) -> float:
         """PING round trip, as :meth:`HTTP20Connection.ping <hyper.HTTP20Connection.ping>` (HTTP/2 only)."""
         if self._delegate is None:
             self._negotiated()
@@ -344,11 +344,14 @@ class HTTPConnection:
 
     # -- closing -----------------------------------------------------------------
 
-    def close(self) -> None:
-        """Close the connection; the next request negotiates again."""
+    def close(self, error_code: int = 0) -> None:
+        """Close the connection; the next request negotiates again.
+
+        ``error_code`` goes in HTTP/2's GOAWAY (as hyper 0.7's ``close(error_code)``).
+        """
         # The sockets close first and without the negotiation lock: a first
         # request may hold that lock for a whole upgrade exchange.
-        self._h2.close()
+        self._h2.close(error_code)
         self._h1.close()
         try:
             with self._negotiating():

@@ -56,6 +56,7 @@ from .exceptions import (
 )
 from .headers import HTTPHeaderMap
 from .http20.connection import HTTP20Connection
+from .http20.response import HTTP20Response
 from .tls import H2_ALPN, init_context
 
 __all__ = ["HTTP20Adapter", "RawResponse"]
@@ -102,21 +103,82 @@ class _HeaderMessage:
     """
 
     def __init__(self, headers: HTTPHeaderMap) -> None:
-        self._headers = headers
+        self._map = headers
+        # http.client.HTTPMessage keeps (name, value) str pairs here; HTTPie
+        # and hyper 0.7's adapter read it.
+        self._headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers.iter_raw()]
 
     def get_all(self, name: str, failobj: Any = None) -> Any:
-        values = [v.decode("latin-1") for v in self._headers.get(name, [])]
+        values = [v.decode("latin-1") for v in self._map.get(name, [])]
         return values or failobj
 
     def getheaders(self, name: str) -> list[str]:
-        return [v.decode("latin-1") for v in self._headers.get(name, [])]
+        return [v.decode("latin-1") for v in self._map.get(name, [])]
+
+    # The read side of email.message.Message, which http.client's HTTPMessage is.
+
+    def get(self, name: str, failobj: Any = None) -> Any:
+        """The first value of ``name``, or ``failobj``."""
+        first = self._map.get_first(name)
+        return failobj if first is None else first.decode("latin-1")
+
+    def __getitem__(self, name: str) -> str | None:
+        """The first value of ``name``; ``None`` when absent (as for ``Message``)."""
+        first = self._map.get_first(name)
+        return None if first is None else first.decode("latin-1")
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._map
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._headers)
+
+    def __len__(self) -> int:
+        return len(self._headers)
+
+    def keys(self) -> list[str]:
+        return [name for name, _ in self._headers]
+
+    def values(self) -> list[str]:
+        return [value for _, value in self._headers]
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._headers)
 
 
 class _OriginalResponse:
-    """Stands where urllib3 keeps the ``http.client`` response: only ``msg``."""
+    """Stands where urllib3 keeps the ``http.client`` response.
 
-    def __init__(self, headers: HTTPHeaderMap) -> None:
+    Tools built on ``requests`` read ``response.raw._original_response``:
+    HTTPie prints its ``version`` (``20`` for HTTP/2, ``11`` for HTTP/1.1, as
+    ``http.client`` numbers them), ``status`` and ``reason``; cookie
+    extraction reads ``msg``.
+    """
+
+    def __init__(
+        self, headers: HTTPHeaderMap, version: int = 11, status: int = 200, reason: str = "OK"
+    ) -> None:
+        #: 20 for HTTP/2, 11 for HTTP/1.1, 10 for HTTP/1.0: what was negotiated.
+        self.version = version
+        #: The status code.
+        self.status = status
+        #: The reason phrase (over HTTP/2, which sends none, the standard one for the status).
+        self.reason = reason
+        #: The header fields, in ``http.client.HTTPMessage`` form.
         self.msg = _HeaderMessage(headers)
+
+    @classmethod
+    def of(cls, response: _Response) -> _OriginalResponse:
+        """The stand-in for a hyper response, HTTP/2 or HTTP/1.x."""
+        return cls(response.headers, _version_number(response), response.status, response.reason)
+
+
+def _version_number(response: _Response) -> int:
+    """``http.client``'s number for the response's protocol version."""
+    if isinstance(response, HTTP20Response):
+        return 20
+    version = getattr(response, "version", "HTTP/1.1")
+    return {"HTTP/1.0": 10, "HTTP/2": 20}.get(version, 11)
 
 
 class RawResponse:
@@ -152,7 +214,7 @@ class RawResponse:
         self.reason = response.reason
         #: Whether :meth:`read` undoes gzip/deflate/br by default (``False``, as in requests).
         self.decode_content = False
-        self._original_response = _OriginalResponse(response.headers)
+        self._original_response = _OriginalResponse.of(response)
         self._preloaded: memoryview | None = None
         self._offset = 0
         self._closed = False
@@ -371,6 +433,34 @@ class HTTP20Adapter(requests.adapters.BaseAdapter):
     def proxy_headers(self, proxy: str) -> dict[str, str]:
         """Headers for the proxy itself: ``Proxy-Authorization`` from the proxy URL's credentials."""
         return proxy_headers_for(proxy)
+
+    # -- hyper 0.7's pool interface ---------------------------------------------
+
+    @property
+    def connections(self) -> dict[tuple[str, int, str, CertArg], _Connection]:
+        """A snapshot of the pool as hyper 0.7 exposed it: ``{(host, port, scheme, cert): connection}``.
+
+        One connection per key (the first of its pool). Changing the dict does
+        not change the pool: close connections with :meth:`close`.
+        """
+        with self._lock:
+            return {(key[1], key[2], key[0], key[4]): pool[0] for key, pool in self._pool.items() if pool}
+
+    def get_connection(
+        self,
+        host: str,
+        port: int | None,
+        scheme: str,
+        cert: CertArg = None,
+        verify: VerifyArg = True,
+        timeout: TimeoutArg = None,
+        proxy: str | None = None,
+    ) -> _Connection:
+        """The pooled connection :meth:`send` would use for this site (made if needed), as in hyper 0.7."""
+        scheme = scheme.lower()
+        if port is None:
+            port = 443 if scheme == "https" else 80
+        return self._connection_for(scheme, host, port, verify, cert, _check_timeout(timeout), proxy)[0]
 
     # -- the pool ---------------------------------------------------------------
 

@@ -19,9 +19,12 @@ undecorated.
       InvalidStreamID       (also a LookupError)
       InvalidURL            (also a ValueError)
       InvalidHeader         (also a ValueError)
+      MissingCertFile       (also a FileNotFoundError)
 """
 
 from __future__ import annotations
+
+import errno
 
 from .headers import HTTPHeaderMap
 
@@ -173,6 +176,17 @@ class InvalidURL(HyperError, ValueError):
 
 class InvalidHeader(HyperError, ValueError):
     """A header name or value is not allowed (e.g. contains CR, LF or NUL)."""
+
+
+class MissingCertFile(HyperError, FileNotFoundError):
+    """A CA bundle or client certificate file given to :func:`hyper.tls.init_context` does not exist.
+
+    ``filename`` is the missing path and ``errno`` is ``ENOENT``, as for any
+    :class:`FileNotFoundError`; ``str()`` names the file.
+    """
+
+    def __init__(self, message: str, filename: str) -> None:
+        super().__init__(errno.ENOENT, message, filename)
 
 
 def fresh(error: HyperError) -> HyperError:

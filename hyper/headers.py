@@ -8,12 +8,18 @@ contain commas, so each field line stays one value.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import TypeVar, Union, overload
 
 HeaderKey = Union[str, bytes]
 HeaderValue = Union[str, bytes, int]
 _Default = TypeVar("_Default")
+#: What the constructor and :meth:`HTTPHeaderMap.merge` take.
+HeaderSource = Union[
+    "HTTPHeaderMap",
+    Mapping[HeaderKey, Union[HeaderValue, list[HeaderValue]]],
+    Iterable[tuple[HeaderKey, HeaderValue]],
+]
 
 
 def to_bytes(value: HeaderValue) -> bytes:
@@ -40,11 +46,60 @@ class HTTPHeaderMap(MutableMapping[HeaderKey, list[bytes]]):
     every ``(name, value)`` field in order, repeats included.
     """
 
-    def __init__(self, fields: Iterable[tuple[HeaderKey, HeaderValue]] | None = None) -> None:
+    def __init__(self, *sources: HeaderSource | None, **fields: HeaderValue) -> None:
+        """Fields from each source in turn (see :meth:`merge`), then ``fields`` as name=value."""
         self._fields: list[tuple[bytes, bytes]] = []
-        if fields is not None:
-            for name, value in fields:
-                self.add(name, value)
+        for source in sources:
+            if source is not None:
+                self.merge(source)
+        for name, value in fields.items():
+            self.add(name, value)
+
+    def merge(self, other: HeaderSource) -> None:
+        """Append every field of ``other``, keeping the ones already here.
+
+        ``other`` is a header map, a mapping (a ``list`` value gives one field
+        per item) or an iterable of ``(name, value)`` pairs. Anything else,
+        such as a string or a pair that is not a pair, raises
+        :class:`TypeError` and adds nothing.
+        """
+        pairs: Iterable[object]
+        if isinstance(other, HTTPHeaderMap):
+            pairs = other.items()
+        elif isinstance(other, Mapping):
+            pairs = [
+                (name, item)
+                for name, value in other.items()
+                for item in (value if isinstance(value, list) else [value])
+            ]
+        elif isinstance(other, (str, bytes, bytearray)):
+            raise TypeError(f"header fields must be (name, value) pairs or a mapping, not {other!r}")
+        else:
+            pairs = other
+        added: list[tuple[bytes, bytes]] = []
+        for pair in pairs:
+            # A bare 2-character string would unpack into a "pair" of its
+            # characters: {'ab': 'x'} iterated as names gave (b'a', b'b').
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise TypeError(f"a header field must be a (name, value) pair, not {pair!r}")
+            added.append((to_bytes(pair[0]), to_bytes(pair[1])))
+        self._fields.extend(added)
+
+    def replace(self, name: HeaderKey, value: HeaderValue) -> None:
+        """Make ``value`` the only value of ``name``, where its first field was (appended if absent)."""
+        field = (to_bytes(name), to_bytes(value))
+        wanted = field[0].lower()
+        kept: list[tuple[bytes, bytes]] = []
+        placed = False
+        for existing in self._fields:
+            if existing[0].lower() != wanted:
+                kept.append(existing)
+            elif not placed:
+                kept.append(field)
+                placed = True
+        if not placed:
+            kept.append(field)
+        self._fields = kept
 
     @classmethod
     def from_wire(cls, fields: list[tuple[bytes, bytes]]) -> HTTPHeaderMap:

@@ -37,6 +37,15 @@ fi
 python3 -m pip install -q --upgrade pip
 # httpie: the HTTPie plugin's tests run the real `http` command (also in the test extra).
 python3 -m pip install -q -e '.[test,lint,docs,httpie]'
+# Programs written for hyper 0.7 that tests/test_dependents_*.py run unchanged.
+# --no-deps: both declare a dependency on the old hyper, which must never
+# replace this checkout; their real dependencies are named here instead
+# (apns2 0.7.2 pins PyJWT below 2).
+python3 -m pip install -q --no-deps apns2==0.7.2 httpie-http2==0.0.1
+python3 -m pip install -q 'PyJWT>=1.4,<2' 'cryptography>=1.7.2' 'httpie>=3,<4'
+here="$PWD"
+(cd / && python3 -c 'import hyper, os, sys; sys.exit(os.path.dirname(hyper.__file__) != sys.argv[1])' "$here/hyper") \
+  || { echo "an installed hyper (the old 0.7?) shadows this checkout" >&2; exit 1; }
 
 python3 -m ruff check hyper tests bench examples
 python3 -m ruff format --check hyper tests bench examples

@@ -24,6 +24,7 @@ import socket
 import ssl
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,7 +46,14 @@ from ..common.request import (
     to_header_map,
 )
 from ..common.transport import open_transport
-from ..common.url import DEFAULT_CLEARTEXT_PORT, authority_for, has_port, request_target, split_host_port
+from ..common.url import (
+    DEFAULT_CLEARTEXT_PORT,
+    DEFAULT_TLS_PORT,
+    authority_for,
+    has_port,
+    request_target,
+    split_host_port,
+)
 from ..exceptions import (
     ConnectionClosed,
     ConnectionTerminated,
@@ -92,9 +100,10 @@ class HTTP11Connection(IncrementalRequests):
     :param host: ``'host'``, ``'host:port'`` or ``'[v6addr]:port'``.
     :param port: overrides a port in ``host``; the default is 443 with TLS,
         80 without.
+    :param port: overrides a port in ``host``; without one, 80 (443 when
+        ``secure=True`` or an ``ssl_context`` asks for TLS), as in hyper 0.7.
     :param secure: TLS or not; by default TLS when the port is 443 or an
-        ``ssl_context`` is given, cleartext otherwise. ``secure=False``
-        without a port means port 80.
+        ``ssl_context`` is given, cleartext otherwise.
     :param ssl_context: used as given; by default :func:`hyper.tls.init_context`
         offering ALPN ``http/1.1``.
     :param proxy_host: an HTTP proxy, ``'host'`` or ``'host:port'`` (port
@@ -131,10 +140,20 @@ class HTTP11Connection(IncrementalRequests):
         **kwargs: Any,
     ) -> None:
         if kwargs:
-            raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(kwargs))}")
+            # hyper 0.7 silently ignored unknown keyword arguments; 0.7 code
+            # keeps working, and the warning points at the typo or leftover.
+            warnings.warn(
+                f"HTTP11Connection ignores unknown keyword arguments: {', '.join(sorted(kwargs))}",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         self.host, self.port = split_host_port(host, port)
-        if secure is False and port is None and self.port == 443 and not has_port(host):
-            self.port = DEFAULT_CLEARTEXT_PORT
+        if port is None and not has_port(host):
+            # A bare host means cleartext port 80, as in hyper 0.7 and
+            # http.client. Asking for TLS (secure=True, or an ssl_context)
+            # means 443; 0.7 then spoke TLS to port 80, which was a bug.
+            wants_tls = secure is True or (secure is None and ssl_context is not None)
+            self.port = DEFAULT_TLS_PORT if wants_tls else DEFAULT_CLEARTEXT_PORT
         if secure is None:
             secure = self.port == 443 or ssl_context is not None
         self.secure = secure

@@ -14,6 +14,7 @@ import socket
 import ssl
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ from .keepalive import Keepalive
 from .push import HTTP20Push
 from .response import HTTP20Response, await_response
 from .session import H2Session
+from .settings import LegacySettingsGuard, RemoteSettings
 from .window import BaseFlowControlManager, FlowControlManager
 
 log = logging.getLogger("hyper")
@@ -154,7 +156,13 @@ class HTTP20Connection(IncrementalRequests):
         **kwargs: Any,
     ) -> None:
         if kwargs:
-            raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(kwargs))}")
+            # hyper 0.7 silently ignored unknown keyword arguments; 0.7 code
+            # keeps working, and the warning points at the typo or leftover.
+            warnings.warn(
+                f"HTTP20Connection ignores unknown keyword arguments: {', '.join(sorted(kwargs))}",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         self.host, self.port = split_host_port(host, port)
         if secure is None:
             secure = self.port == 443 or ssl_context is not None
@@ -623,21 +631,62 @@ class HTTP20Connection(IncrementalRequests):
             lambda: ReadTimeout(f"no push and no end of stream {wire_id} within {self.read_timeout} s"),
         )
 
-    def ping(self, opaque_data: bytes | None = None) -> float:
+    def ping(self, opaque_data: bytes | str | None = None) -> float:
         """Send PING and wait (bounded by the read timeout) for its ACK; return the round trip in seconds.
 
-        ``opaque_data`` is the 8-byte payload; by default a random one, so
-        concurrent pings from several threads never answer each other.
+        ``opaque_data`` is the 8-byte payload (``str`` is encoded as UTF-8, as
+        hyper 0.7 did); by default a random one, so concurrent pings from
+        several threads never answer each other.
         """
+        # hyper 0.7 took str too (apns2's heartbeat sends '-' * 8), as UTF-8.
+        if isinstance(opaque_data, str):
+            opaque_data = opaque_data.encode("utf-8")
+        elif opaque_data is not None and not isinstance(opaque_data, (bytes, bytearray, memoryview)):
+            # bytes(8) would silently make eight zero bytes.
+            raise TypeError(f"PING data must be bytes or str, not {type(opaque_data).__name__}")
         payload = os.urandom(8) if opaque_data is None else bytes(opaque_data)
         if len(payload) != 8:
             raise ValueError(f"PING data must be exactly 8 bytes, not {len(payload)}")
         return self._current_session().ping(payload, self.read_timeout)
 
+    # -- the server's SETTINGS, and hyper 0.7's _conn ----------------------------
+
+    @property
+    def remote_settings(self) -> RemoteSettings:
+        """The server's current SETTINGS, as a read-only snapshot.
+
+        Connects first if needed and waits (bounded by the read timeout) for
+        the server's first SETTINGS frame. The server may change them later:
+        read again rather than keeping the snapshot.
+        """
+        return RemoteSettings.from_codes(self._current_session().remote_settings(self.read_timeout))
+
+    @property
+    def max_concurrent_streams(self) -> int:
+        """How many streams the server lets this connection have open at once (see :attr:`remote_settings`).
+
+        h2 reports ``2**32 + 1`` when the server set no limit.
+        """
+        return self.remote_settings.max_concurrent_streams
+
+    @property
+    def _conn(self) -> LegacySettingsGuard:
+        """hyper 0.7 compatibility: ``with conn._conn as h2conn: h2conn.remote_settings``.
+
+        apns2 reads the server's stream limit this way. New code should use
+        :attr:`remote_settings` or :attr:`max_concurrent_streams`.
+        """
+        return LegacySettingsGuard(lambda: self.remote_settings)
+
     # -- closing ----------------------------------------------------------------
 
-    def close(self, error: int = 0) -> None:
-        """Send GOAWAY and close the socket. A later request reconnects."""
+    def close(self, error: int = 0, *, error_code: int | None = None) -> None:
+        """Send GOAWAY and close the socket. A later request reconnects.
+
+        ``error`` is the GOAWAY error code; ``error_code`` is hyper 0.7's name for it.
+        """
+        if error_code is not None:
+            error = error_code
         with self._lock:
             session, self._session = self._session, None
             draining, self._draining = self._draining, []

@@ -588,6 +588,26 @@ class H2Session:
         except HyperError:
             pass
 
+    def remote_settings(self, timeout: float | None) -> dict[int, int]:
+        """The server's SETTINGS by code, once its first SETTINGS frame is in.
+
+        Waits (bounded by ``timeout``) for that frame, reading the socket if no
+        other thread is: right after connecting, h2 still holds the protocol
+        defaults (RFC 9113 section 6.5.2), not the server's real limits.
+        """
+        core = self.core
+        # The state lock guards the core: the copy is taken while no reader
+        # thread can be feeding it a SETTINGS frame.
+        with self.cond:
+            self.wait_for(
+                lambda: core.settings_received,
+                lambda: core.fatal,
+                timeout,
+                lambda: ReadTimeout(f"no SETTINGS from the server within {timeout} s"),
+            )
+            # H2Core has no public accessor for h2's remote settings yet.
+            return dict(core._h2.remote_settings)
+
 
 def _stored(error: HyperError | None) -> HyperError | None:
     return None if error is None else fresh(error)
