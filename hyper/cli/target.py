@@ -111,4 +111,8 @@ def _check_host(parts: SplitResult, hostname: str, url: str) -> None:
 
 def redirect_target(current: Target, location: str) -> Target:
     """The target of a ``location`` header, relative to ``current``."""
-    return parse_target(urljoin(current.url, location.strip()))
+    try:
+        joined = urljoin(current.url, location.strip())
+    except ValueError as exc:  # urllib checks bracketed hosts while joining
+        raise UsageError(f"invalid URL {location!r}: {exc}") from None
+    return parse_target(joined)
