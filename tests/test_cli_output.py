@@ -173,3 +173,12 @@ def test_print_to_output_file_keeps_every_part(nginx_server: ServerInfo, tmp_pat
     content = target.read_bytes()
     assert content.startswith(b"HTTP/2 200 OK\n")
     assert content.endswith(b"\n\n" + docroot_content("hello.txt"))
+
+
+def test_trailers_follow_the_body_with_the_head(hypercorn_server: ServerInfo) -> None:
+    url = hypercorn_server.url("/trailers")
+    done = run_program("-p", "hb", "--cacert", str(hypercorn_server.ca_file), url, "TE:trailers")
+    assert done.returncode == 0
+    assert done.stdout.endswith(b"\n\ntrailer body\n\nx-checksum: abc123\nx-trailer-two: 2\n\n")
+    done = run_program("-b", "--cacert", str(hypercorn_server.ca_file), url, "TE:trailers")
+    assert done.stdout == b"trailer body\n"

@@ -198,7 +198,7 @@ def _add_header(spec: RequestSpec, name: str, separator: str, value: str) -> Non
     if separator == ";":
         if value:
             raise UsageError(
-                f"'{name};{value}': 'Header;' sends an empty header (did you mean {name}:{value}?)"
+                f"'{name};{value}': 'Header;' sends an empty value (did you mean {name}:{value}?)"
             )
         spec.headers.append((name, ""))
     elif value:
