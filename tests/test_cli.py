@@ -517,4 +517,5 @@ def test_text_body_is_printed_to_a_terminal(hypercorn_server: ServerInfo) -> Non
         ["--body", "--cacert", str(hypercorn_server.ca_file), hypercorn_server.url("/slow-body")], ("stdout",)
     )
     assert result.status == 0
-    assert result.terminal == b"".join(asgi_app.SLOW_BODY_CHUNKS)
+    # The body as it is, and a newline for the prompt (it ends without one).
+    assert result.terminal == b"".join(asgi_app.SLOW_BODY_CHUNKS) + b"\r\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import json
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -185,3 +186,26 @@ def test_unset_and_empty_headers(hypercorn_server: ServerInfo) -> None:
     headers = echoed_head(out)
     assert "user-agent" not in headers
     assert headers["x-empty"] == ""
+
+
+def test_silent_stdin_pipe_gets_a_warning_then_its_body(hypercorn_server: ServerInfo) -> None:
+    # A script that pipes into hyper late (or forgot --ignore-stdin): hyper says what it waits for.
+    argv = [
+        sys.executable,
+        "-m",
+        "hyper",
+        "--cacert",
+        str(hypercorn_server.ca_file),
+        hypercorn_server.url("/echo"),
+    ]
+    with subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=subprocess_env()
+    ) as proc:
+        assert proc.stdin is not None and proc.stderr is not None
+        ready, _, _ = select.select([proc.stderr], [], [], RUN_LIMIT)
+        assert ready, "no warning about the silent stdin"
+        warning = proc.stderr.readline().decode()
+        assert warning.startswith("hyper: warning: no data on stdin after 10 s")
+        assert "--ignore-stdin" in warning
+        out, err = proc.communicate(b"late body", timeout=RUN_LIMIT)
+    assert (proc.returncode, out, err) == (0, b"late body", b"")

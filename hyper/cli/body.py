@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import mimetypes
 import os
+import select
 import stat
 import sys
 import uuid
@@ -24,6 +25,8 @@ JSON_TYPE = "application/json"
 FORM_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
 #: The ``accept`` header of JSON requests (HTTPie's).
 JSON_ACCEPT = "application/json, */*;q=0.5"
+#: Seconds without stdin data after which hyper says it is waiting for it.
+STDIN_WAIT_WARNING = 10.0
 
 
 @dataclass
@@ -115,10 +118,27 @@ def read_stdin(stream: IO[bytes]) -> Body | None:
         if length <= 0:
             return None
         return Body(stream, length, None, "stdin")
+    _warn_when_stdin_is_silent(stream)
     data = stream.read()
     if not data:
         return None
     return Body.of_bytes(data, None, "stdin")
+
+
+def _warn_when_stdin_is_silent(stream: IO[bytes]) -> None:
+    """Say why hyper waits when a pipe on stdin stays silent (a script that forgot --ignore-stdin)."""
+    if sys.platform == "win32":  # select() takes only sockets there
+        return
+    try:
+        ready, _, _ = select.select([stream], [], [], STDIN_WAIT_WARNING)
+    except (OSError, ValueError):  # not selectable (e.g. a test double): just read
+        return
+    if not ready:
+        sys.stderr.write(
+            f"hyper: warning: no data on stdin after {STDIN_WAIT_WARNING:g} s; still waiting for the body "
+            "(use --ignore-stdin when stdin is not the body)\n"
+        )
+        sys.stderr.flush()
 
 
 def _resolve(item: DataField) -> DataField:

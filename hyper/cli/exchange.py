@@ -120,7 +120,8 @@ def wire_head(request: Request, connection: Any, *, upgrade_offered: bool) -> Wi
         fields += [
             ("connection", "Upgrade, HTTP2-Settings"),
             ("upgrade", "h2c"),
-            ("http2-settings", "(hyper's SETTINGS, base64url)"),
+            # hyper's own SETTINGS (base64url); the public API does not expose them.
+            ("http2-settings", "<hyper's SETTINGS>"),
         ]
     return WireHead(f"{request.method} {target} {version}", fields)
 

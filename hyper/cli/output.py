@@ -126,6 +126,12 @@ class Printer:
         self._body_ended_with_newline = last.endswith(b"\n")
         return count
 
+    def finish(self) -> None:
+        """End the output: on a terminal, a body without a final newline gets one (for the prompt)."""
+        if self.terminal and self._written and not self._body_ended_with_newline:
+            self.out.write(b"\n")
+            self.out.flush()
+
     def _separate(self) -> None:
         # Between two messages: the previous body ends its line, then a blank line.
         if self._written and not self._body_ended_with_newline:

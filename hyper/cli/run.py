@@ -41,6 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("hyper: interrupted before anything was sent\n")
         return ExitStatus.ERROR_CTRL_C
+    except OSError as exc:  # stdin or stdout unusable
+        sys.stderr.write(f"hyper: error: {' '.join(str(exc).split())}\n")
+        return ExitStatus.ERROR
     if args.insecure and not args.quiet:
         sys.stderr.write(_INSECURE_WARNING)
         sys.stderr.flush()

@@ -143,6 +143,7 @@ class Transfer:
                 self.request.body.close()
         if self.output is not None:
             self.output.finish()
+        self.printer.finish()
         return status
 
     def _fail(self, message: str) -> None:
