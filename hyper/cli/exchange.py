@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import __version__
-from .body import Body
+from .body import JSON_ACCEPT, JSON_TYPE, Body
 from .status import UsageError
 from .target import Target, redirect_target
 
@@ -64,8 +64,6 @@ def default_headers(
     download: bool,
 ) -> list[tuple[str, str]]:
     """The user's headers after the defaults they did not set or remove."""
-    from .body import JSON_ACCEPT, JSON_TYPE
-
     given = {name.lower() for name, _ in spec_headers}
     defaults: list[tuple[str, str]] = [("user-agent", f"hyper/{__version__}")]
     # A download wants the bytes as stored, so a resumed Range counts the same bytes.

@@ -18,7 +18,7 @@ from .exchange import REDIRECT_STATUSES, Request, default_headers, next_request,
 from .items import RequestSpec
 from .output import REQUEST_BODY, REQUEST_HEAD, RESPONSE_BODY, RESPONSE_HEAD, Printer, binary_stdout
 from .progress import Progress, size_text
-from .status import ExitStatus, IncompleteDownload, TooManyRedirects, UsageError, exit_status_for
+from .status import USAGE_ERROR, ExitStatus, IncompleteDownload, TooManyRedirects, UsageError, exit_status_for
 from .target import parse_target
 
 
@@ -112,6 +112,9 @@ class Transfer:
         status: int = ExitStatus.ERROR
         try:
             status = self._exchanges()
+            if self.output is not None:
+                self.output.finish()
+            self.printer.finish()
         except KeyboardInterrupt:
             self._fail("interrupted")
             return ExitStatus.ERROR_CTRL_C
@@ -124,7 +127,7 @@ class Transfer:
         except (InvalidURL, InvalidHeader) as exc:
             # Refused by hyper before the first request went out: the command line was at fault.
             self._fail(_describe(exc))
-            return ExitStatus.ERROR if self._sent else 2
+            return ExitStatus.ERROR if self._sent else USAGE_ERROR
         except _NothingDownloaded as exc:
             self._fail(str(exc))
             return exit_status_for(exc.status, follow=True) or ExitStatus.ERROR
@@ -141,9 +144,6 @@ class Transfer:
             self.connections.close()
             if self.request.body is not None:
                 self.request.body.close()
-        if self.output is not None:
-            self.output.finish()
-        self.printer.finish()
         return status
 
     def _fail(self, message: str) -> None:
