@@ -182,3 +182,30 @@ def test_trailers_follow_the_body_with_the_head(hypercorn_server: ServerInfo) ->
     assert done.stdout.endswith(b"\n\ntrailer body\n\nx-checksum: abc123\nx-trailer-two: 2\n\n")
     done = run_program("-b", "--cacert", str(hypercorn_server.ca_file), url, "TE:trailers")
     assert done.stdout == b"trailer body\n"
+
+
+def test_nghttpd_over_tls_and_prior_knowledge(
+    nghttpd_server: ServerInfo, nghttpd_h2c_server: ServerInfo
+) -> None:
+    done = run_program(
+        "-v", "--cacert", str(nghttpd_server.ca_file), nghttpd_server.url("/1k.bin"), "-p", "hb"
+    )
+    assert done.returncode == 0
+    assert done.stdout.startswith(b"HTTP/2 200 OK\n")
+    assert done.stdout.endswith(b"\n\n" + docroot_content("1k.bin"))
+    assert "(TLS, ALPN protocol h2)" in done.stderr.decode()
+    # nghttpd --no-tls speaks only HTTP/2: negotiating finds that out, --h2 knows it.
+    for options in ([], ["--h2"]):
+        done = run_program(*options, "-p", "Hb", nghttpd_h2c_server.url("/hello.txt"))
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.endswith(b"\n\n" + docroot_content("hello.txt"))
+    assert done.stdout.startswith(b"GET /hello.txt HTTP/2\n:authority: ")
+
+
+def test_nghttpd_echoes_a_large_stdin_upload(nghttpd_server: ServerInfo) -> None:
+    payload = bytes(range(251)) * 8192  # about 2 MiB, more than the initial flow-control window
+    done = run_program(
+        "PUT", "--cacert", str(nghttpd_server.ca_file), nghttpd_server.url("/upload"), stdin=payload
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == payload
