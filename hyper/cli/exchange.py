@@ -43,8 +43,10 @@ class Request:
 
     def fields(self) -> list[tuple[str, str]]:
         """Every field the command passes to the library, in order."""
-        fields = [("host", self.target.authority)]
-        fields += self.headers
+        # host goes first (HTTP/2 turns it into :authority); a Host item replaces hyper's.
+        given_host = [(name, value) for name, value in self.headers if name.lower() == "host"]
+        fields = given_host[:1] or [("host", self.target.authority)]
+        fields += [(name, value) for name, value in self.headers if name.lower() != "host"]
         names = {name.lower() for name, _ in fields}
         if "content-length" not in names and "content-length" not in self.unset:
             if self.body is not None:
@@ -97,12 +99,15 @@ def wire_head(request: Request, connection: Any, *, upgrade_offered: bool) -> Wi
     known. With ``upgrade_offered`` the request went as HTTP/1.1 carrying
     hyper's ``h2c`` upgrade offer, whatever was chosen after.
     """
-    fields = request.fields()
+    # Both protocols send names in lower case (hyper's header map lower-cases them).
+    fields = [(name.lower(), value) for name, value in request.fields()]
     version = "HTTP/1.1" if upgrade_offered else (getattr(connection, "version", None) or "HTTP/1.1")
     target = request.target.path
     if version == "HTTP/2":
         # host travels as the :authority pseudo-header, ahead of the other fields.
-        fields = [(":authority", value) if name == "host" else (name, value) for name, value in fields]
+        fields = [
+            (":authority", value) if name.lower() == "host" else (name, value) for name, value in fields
+        ]
         return WireHead(f"{request.method} {target} HTTP/2", fields)
     proxy = getattr(connection, "proxy", None)
     if proxy is not None and not request.target.secure:
