@@ -1,4 +1,8 @@
-"""The ``hyper`` command, end to end against nginx and hypercorn on 127.0.0.1."""
+"""The ``hyper`` command: parsing, usage errors, TLS choices and failures, against real servers.
+
+Bodies, output, redirects, downloads and proxies have their own
+``test_cli_*.py`` files; :mod:`tests.cli_helpers` runs the command.
+"""
 
 from __future__ import annotations
 
@@ -6,38 +10,24 @@ import base64
 import hashlib
 import io
 import json
-import os
-import pty
-import select
 import shutil
 import socket
 import ssl
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from hyper import __version__
-from hyper.cli import Progress, RequestSpec, UsageError, main, parse_words
+from hyper.cli import Progress, RequestSpec, UsageError, parse_words
+from hyper.cli.items import split_item
 from tests import asgi_app
+from tests.cli_helpers import run, run_on_terminal, run_program, subprocess_env
 from tests.scripted import Peer, ScriptedServer
-from tests.servers import REPO_ROOT, CertFiles, ServerInfo, docroot_content
+from tests.servers import CertFiles, ServerInfo, docroot_content
 
-
-def run(capsysbinary: pytest.CaptureFixture[bytes], *argv: str) -> tuple[int, bytes, str]:
-    """Run ``hyper argv`` in this process; return status, stdout and stderr."""
-    status = main(list(argv))
-    out, err = capsysbinary.readouterr()
-    return status, out, err.decode()
-
-
-def subprocess_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])])
-    return env
-
+Capture = pytest.CaptureFixture[bytes]
 
 # -- parsing the command line (pure) -------------------------------------------------------
 
@@ -47,6 +37,12 @@ def test_url_alone_is_a_get_over_https() -> None:
     assert (spec.method, spec.url) == ("GET", "https://localhost")
 
 
+def test_localhost_shorthand() -> None:
+    assert parse_words([":8443/x"]).url == "https://localhost:8443/x"
+    with pytest.raises(UsageError, match="no host"):
+        parse_words(["http://:8080/"])
+
+
 @pytest.mark.parametrize(
     ("words", "method"),
     [
@@ -54,6 +50,7 @@ def test_url_alone_is_a_get_over_https() -> None:
         (["DELETE", "example.org"], "DELETE"),
         (["PROPFIND", "example.org"], "PROPFIND"),
         (["example.org", "a=b"], "POST"),
+        (["example.org", "@body.txt"], "POST"),
         (["PUT", "example.org", "a=b"], "PUT"),
         (["example.org", "X-A:b"], "GET"),
     ],
@@ -66,14 +63,43 @@ def test_method_is_recognised_or_implied(words: list[str], method: str) -> None:
 
 def test_items_take_the_earliest_separator() -> None:
     spec = parse_words(
-        ["http://h/p?x=1", "Authorization:Bearer a=b", "url==http://x:1/", "name=a:b", "n:=[1, 2]", "Empty:"]
+        [
+            "http://h/p?x=1",
+            "Authorization:Bearer a=b",
+            "url==http://x:1/",
+            "name=a:b",
+            "n:=[1, 2]",
+            "User-Agent:",
+            "X-Empty;",
+            "up@file.png;type=image/x-test",
+            "text=@notes.txt",
+            "doc:=@doc.json",
+            r"a\=b=c",
+            r"q\=\=x==1",
+        ]
     )
     assert spec.url == "http://h/p?x=1"
-    assert spec.headers == [("Authorization", "Bearer a=b"), ("Empty", "")]
-    assert spec.query == [("url", "http://x:1/")]
-    assert spec.json_fields == {"name": "a:b", "n": [1, 2]}
-    assert json.loads(spec.body or b"") == {"name": "a:b", "n": [1, 2]}
-    assert RequestSpec("GET", "https://h").body is None
+    assert spec.headers == [("Authorization", "Bearer a=b"), ("X-Empty", "")]
+    assert spec.unset_headers == {"user-agent"}
+    assert spec.query == [("url", "http://x:1/"), ("q==x", "1")]
+    assert [(f.name, f.value, f.raw, f.path) for f in spec.data] == [
+        ("name", "a:b", False, None),
+        ("n", [1, 2], True, None),
+        ("text", None, False, "notes.txt"),
+        ("doc", None, True, "doc.json"),
+        ("a=b", "c", False, None),
+    ]
+    assert [(f.name, f.path, f.content_type) for f in spec.files] == [("up", "file.png", "image/x-test")]
+
+
+def test_split_item_and_repeated_json_fields() -> None:
+    assert split_item("a:=@b") == ("a", ":=@", "b")
+    assert split_item("a==b=c") == ("a", "==", "b=c")
+    assert split_item("@file") == ("", "@", "file")
+    assert split_item("plain") is None
+    spec = parse_words(["example.org", "tag=a", "tag=b", "tag=c", "one:=1"])
+    assert spec.json_document() == {"tag": ["a", "b", "c"], "one": 1}
+    assert RequestSpec("GET", "https://h").has_data is False
 
 
 @pytest.mark.parametrize(
@@ -81,11 +107,21 @@ def test_items_take_the_earliest_separator() -> None:
     [
         (["ftp://example.org"], "unsupported URL scheme"),
         (["https://"], "no host"),
-        (["https://h:99999/"], "invalid port"),
+        (["https://h:99999/"], "Port out of range"),
+        (["https://[zz]/"], "invalid URL"),
+        (["http://[::1/y"], "Invalid IPv6 URL"),
+        (["http://exa mple.org/"], "whitespace"),
+        (["https://bad!host/"], "invalid host"),
+        (["GET"], "no URL given after the method GET"),
+        (["get"], "no URL given"),
+        ([], "no URL given"),
         (["example.org", "plainword"], "is not an item"),
         (["example.org", "n:={oops"], "not JSON"),
         (["example.org", "Bad Name:x"], "invalid header name"),
         (["example.org", "X-Bad:one\ntwo"], "CR, LF and NUL"),
+        (["example.org", "X-A;b"], "empty value"),
+        (["example.org", "=x"], "no name"),
+        (["example.org", "@a", "@b"], "only one @file"),
     ],
 )
 def test_bad_command_lines(words: list[str], message: str) -> None:
@@ -105,43 +141,79 @@ def test_progress_line() -> None:
     unknown = Progress(io.StringIO(), None)
     unknown.update(1500)
     assert unknown.line() == "1.5 KiB received"
+    resumed = Progress(io.StringIO(), 2048, already=1024)
+    assert resumed.line().startswith("[###############---------------]  50%")
 
 
-# -- usage errors: exit status 2 ---------------------------------------------------------------
+# -- usage errors: exit status 2, one line, nothing sent -------------------------------------------
 
 
 @pytest.mark.parametrize(
     "argv",
     [
         [],
+        ["GET"],
+        ["https://[zz]/"],
+        ["http://[::1/y"],
         ["--timeout", "-1", "example.org"],
         ["--timeout", "soon", "example.org"],
+        ["--max-redirects", "-1", "example.org"],
         ["--no-such-option", "example.org"],
+        ["--print", "Hx", "example.org"],
+        ["--json", "--form", "example.org"],
+        ["--continue", "example.org"],
+        ["--all", "example.org"],
+        ["--proxy", "http://proxy:3128", "example.org"],
+        ["--proxy", "https:socks5://proxy:1080", "example.org"],
         ["example.org", "plainword"],
+        ["example.org", "file@/nonexistent/upload.bin"],
+        ["--form", "example.org", "file@/nonexistent/upload.bin"],
+        ["example.org", "@/nonexistent/body.txt"],
+        ["example.org", "text=@/nonexistent/notes.txt"],
+        ["--form", "example.org", "raw:=1"],
         ["--cacert", "/nonexistent/ca.pem", "example.org"],
+        ["-o", "/nonexistent/dir/out.bin", "example.org"],
     ],
 )
-def test_usage_errors_exit_2(capsysbinary: pytest.CaptureFixture[bytes], argv: list[str]) -> None:
-    status, out, err = run(capsysbinary, *argv)
+def test_usage_errors_exit_2(capsysbinary: Capture, monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> None:
+    # Nothing listens on example.org here: a usage error must not even try.
+    monkeypatch.setattr(socket, "create_connection", _no_network)
+    status, out, err = run(capsysbinary, monkeypatch, *argv)
     assert status == 2
     assert out == b""
-    assert "usage: hyper" in err
-    assert err.splitlines()[-1].startswith("hyper: error: ")
+    assert err.count("\n") == 1
+    assert err.startswith("hyper: error: ")
+    assert "Traceback" not in err
 
 
-def test_host_refused_by_hyper_is_a_usage_error(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
-    # Refused before any connection is made, so nothing needs to listen.
-    status, out, err = run(capsysbinary, "http://exa mple.org/")
-    assert (status, out) == (2, b"")
-    assert "usage: hyper" in err
-    assert err.splitlines()[-1].startswith("hyper: error: InvalidURL: ")
+def _no_network(*args: object, **kwargs: object) -> None:
+    raise AssertionError("a usage error tried to connect")
 
 
-def test_help_and_version_exit_0(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
-    status, out, _ = run(capsysbinary, "--help")
+def test_output_file_of_a_usage_error_is_not_created(
+    capsysbinary: Capture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    target = tmp_path / "out.bin"
+    status, _, err = run(capsysbinary, monkeypatch, "-o", str(target), "example.org", "plainword")
+    assert status == 2
+    assert not target.exists()
+
+
+def test_usage_errors_of_the_program_are_one_line() -> None:
+    for argv in (["GET"], ["https://[zz]/"], ["http://[::1/y"], ["--bogus", "x"], ["example.org", "oops"]):
+        done = run_program(*argv)
+        assert done.returncode == 2, argv
+        assert done.stdout == b""
+        lines = done.stderr.decode().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("hyper: error: "), (argv, lines)
+
+
+def test_help_and_version_exit_0(capsysbinary: Capture, monkeypatch: pytest.MonkeyPatch) -> None:
+    status, out, _ = run(capsysbinary, monkeypatch, "--help")
     assert status == 0
     assert b"Header:Value" in out
-    status, out, _ = run(capsysbinary, "--version")
+    assert b"--check-status" in out
+    status, out, _ = run(capsysbinary, monkeypatch, "--version")
     assert (status, out) == (0, f"hyper {__version__}\n".encode())
 
 
@@ -149,51 +221,23 @@ def test_help_and_version_exit_0(capsysbinary: pytest.CaptureFixture[bytes]) -> 
 
 
 def test_get_prints_the_decoded_body(
-    capsysbinary: pytest.CaptureFixture[bytes], nginx_server: ServerInfo
+    capsysbinary: Capture, monkeypatch: pytest.MonkeyPatch, nginx_server: ServerInfo
 ) -> None:
     status, out, err = run(
-        capsysbinary, "--cacert", str(nginx_server.ca_file), nginx_server.url("/hello.txt")
+        capsysbinary, monkeypatch, "--cacert", str(nginx_server.ca_file), nginx_server.url("/hello.txt")
     )
     assert status == 0
     assert out == docroot_content("hello.txt")
     assert err == ""
 
 
-def test_verbose_shows_protocol_and_headers(
-    capsysbinary: pytest.CaptureFixture[bytes], nginx_server: ServerInfo
-) -> None:
-    status, out, err = run(
-        capsysbinary, "-v", "--cacert", str(nginx_server.ca_file), nginx_server.url("/hello.txt"), "X-Test:1"
-    )
-    assert status == 0
-    assert out == docroot_content("hello.txt")
-    lines = err.splitlines()
-    assert lines[0] == f"* connected to 127.0.0.1:{nginx_server.port} (TLS, ALPN protocol h2)"
-    assert lines[1] == "> GET /hello.txt HTTP/2"
-    assert f"> :authority: 127.0.0.1:{nginx_server.port}" in lines
-    assert f"> user-agent: hyper/{__version__}" in lines
-    assert "> x-test: 1" in lines
-    assert "< HTTP/2 200 OK" in lines
-    assert "< content-encoding: gzip" in lines
-
-
-def test_head_shows_headers_and_prints_no_body(
-    capsysbinary: pytest.CaptureFixture[bytes], nginx_server: ServerInfo
-) -> None:
-    status, out, err = run(
-        capsysbinary, "HEAD", "-v", "--cacert", str(nginx_server.ca_file), nginx_server.url("/1k.bin")
-    )
-    assert status == 0
-    assert out == b""
-    assert "< content-length: 1024" in err.splitlines()
-
-
 def test_json_fields_query_items_and_credentials(
-    capsysbinary: pytest.CaptureFixture[bytes], hypercorn_server: ServerInfo
+    capsysbinary: Capture, monkeypatch: pytest.MonkeyPatch, hypercorn_server: ServerInfo
 ) -> None:
     url = f"https://alice:s%40fe@127.0.0.1:{hypercorn_server.port}/headers-echo?a=1"
     status, out, _ = run(
         capsysbinary,
+        monkeypatch,
         "--cacert",
         str(hypercorn_server.ca_file),
         url,
@@ -214,6 +258,7 @@ def test_json_fields_query_items_and_credentials(
 
     status, out, _ = run(
         capsysbinary,
+        monkeypatch,
         "--cacert",
         str(hypercorn_server.ca_file),
         hypercorn_server.url("/echo"),
@@ -224,47 +269,35 @@ def test_json_fields_query_items_and_credentials(
 
 
 def test_explicit_method_and_error_status_exit_0(
-    capsysbinary: pytest.CaptureFixture[bytes], hypercorn_server: ServerInfo
+    capsysbinary: Capture, monkeypatch: pytest.MonkeyPatch, hypercorn_server: ServerInfo
 ) -> None:
+    ca = str(hypercorn_server.ca_file)
     status, out, _ = run(
-        capsysbinary,
-        "delete",
-        "--cacert",
-        str(hypercorn_server.ca_file),
-        hypercorn_server.url("/headers-echo"),
+        capsysbinary, monkeypatch, "delete", "--cacert", ca, hypercorn_server.url("/headers-echo")
     )
     assert status == 0
     assert json.loads(out)["method"] == "DELETE"
-    # A response arrived: its status code is the server's business, not an error of the tool.
-    status, out, _ = run(
-        capsysbinary, "--cacert", str(hypercorn_server.ca_file), hypercorn_server.url("/status/503")
-    )
+    # Without --check-status a response is a success, whatever its status.
+    status, out, _ = run(capsysbinary, monkeypatch, "--cacert", ca, hypercorn_server.url("/status/503"))
     assert (status, out) == (0, b"")
 
 
-def test_cleartext_prior_knowledge(
-    capsysbinary: pytest.CaptureFixture[bytes], nginx_h2c_server: ServerInfo
-) -> None:
-    # Negotiating, the protocol is chosen with the first request (nginx's
-    # answer to the h2c offer shows it speaks only HTTP/2); --h2 knows it.
-    for extra, connected in (
-        ([], "(cleartext, protocol chosen with the first request)"),
-        (["--h2"], "(cleartext, HTTP/2 with prior knowledge)"),
-    ):
-        status, out, err = run(capsysbinary, *extra, "-v", nginx_h2c_server.url("/index.html"))
-        assert status == 0
-        assert out == docroot_content("index.html")
-        lines = err.splitlines()
-        assert connected in lines[0]
-        assert any(line.startswith("< HTTP/2 200") for line in lines)
-
-
 def test_output_writes_a_large_body_without_progress_when_not_a_terminal(
-    capsysbinary: pytest.CaptureFixture[bytes], nginx_server: ServerInfo, docroot: str, tmp_path: Path
+    capsysbinary: Capture,
+    monkeypatch: pytest.MonkeyPatch,
+    nginx_server: ServerInfo,
+    docroot: str,
+    tmp_path: Path,
 ) -> None:
     target = tmp_path / "big.bin"
     status, out, err = run(
-        capsysbinary, "--cacert", str(nginx_server.ca_file), "-o", str(target), nginx_server.url("/big.bin")
+        capsysbinary,
+        monkeypatch,
+        "--cacert",
+        str(nginx_server.ca_file),
+        "-o",
+        str(target),
+        nginx_server.url("/big.bin"),
     )
     assert (status, out, err) == (0, b"", "")
     assert (
@@ -277,9 +310,9 @@ def test_output_writes_a_large_body_without_progress_when_not_a_terminal(
 
 
 def test_unknown_ca_is_one_line_and_exit_1(
-    capsysbinary: pytest.CaptureFixture[bytes], nginx_server: ServerInfo
+    capsysbinary: Capture, monkeypatch: pytest.MonkeyPatch, nginx_server: ServerInfo
 ) -> None:
-    status, out, err = run(capsysbinary, nginx_server.url("/"))
+    status, out, err = run(capsysbinary, monkeypatch, nginx_server.url("/"))
     assert status == 1
     assert out == b""
     assert err.startswith("hyper: error: TLSError: ")
@@ -287,29 +320,33 @@ def test_unknown_ca_is_one_line_and_exit_1(
 
 
 def test_wrong_host_fails_unless_insecure_which_warns_loudly(
-    capsysbinary: pytest.CaptureFixture[bytes], nginx_wrong_host_server: ServerInfo
+    capsysbinary: Capture, monkeypatch: pytest.MonkeyPatch, nginx_wrong_host_server: ServerInfo
 ) -> None:
     url = nginx_wrong_host_server.url("/1k.bin")
-    status, _, err = run(capsysbinary, "--cacert", str(nginx_wrong_host_server.ca_file), url)
+    status, _, err = run(capsysbinary, monkeypatch, "--cacert", str(nginx_wrong_host_server.ca_file), url)
     assert status == 1
     assert err.startswith("hyper: error: TLSError: ")
-    status, out, err = run(capsysbinary, "--insecure", url)
+    status, out, err = run(capsysbinary, monkeypatch, "--insecure", url)
     assert status == 0
     assert out == docroot_content("1k.bin")
-    assert "WARNING: --insecure" in err
+    assert "warning: --insecure" in err
     assert "NOT checked" in err
+    status, out, _ = run(capsysbinary, monkeypatch, "--verify=no", "--quiet", url)
+    assert (status, out) == (0, docroot_content("1k.bin"))
 
 
 def test_insecure_is_off_by_default(
-    capsysbinary: pytest.CaptureFixture[bytes], nginx_server: ServerInfo
+    capsysbinary: Capture, monkeypatch: pytest.MonkeyPatch, nginx_server: ServerInfo
 ) -> None:
-    status, _, err = run(capsysbinary, "--cacert", str(nginx_server.ca_file), nginx_server.url("/"))
+    status, _, err = run(
+        capsysbinary, monkeypatch, "--cacert", str(nginx_server.ca_file), nginx_server.url("/")
+    )
     assert status == 0
-    assert "WARNING" not in err
+    assert "warning" not in err
 
 
 def test_h2_forces_http2_when_the_server_offers_no_alpn(
-    capsysbinary: pytest.CaptureFixture[bytes], server_cert_files: CertFiles, ca_file: str
+    capsysbinary: Capture, monkeypatch: pytest.MonkeyPatch, server_cert_files: CertFiles, ca_file: str
 ) -> None:
     # A TLS server that selects no ALPN protocol (scripted: the real test
     # servers all select h2).
@@ -336,50 +373,52 @@ def test_h2_forces_http2_when_the_server_offers_no_alpn(
 
     with ScriptedServer(answer, tls_context=context, handshake=False, connections=2) as server:
         url = f"https://127.0.0.1:{server.port}/"
-        # Without ALPN, negotiation means HTTP/1.1, which this server ignores.
-        status, _, err = run(capsysbinary, "--timeout", "1", "--cacert", ca_file, url)
-        assert status == 1
+        # Without ALPN, negotiation means HTTP/1.1, which this server ignores: a timeout (exit 2).
+        status, _, err = run(capsysbinary, monkeypatch, "--timeout", "1", "--cacert", ca_file, url)
+        assert status == 2
         assert err.startswith("hyper: error: ReadTimeout")
-        status, out, err = run(capsysbinary, "--h2", "-v", "--cacert", ca_file, url)
-        assert (status, out) == (0, b"forced")
+        status, out, err = run(capsysbinary, monkeypatch, "--h2", "-v", "--cacert", ca_file, url)
+        assert status == 0
+        assert out.endswith(b"\n\nforced")
         assert "(TLS, no ALPN protocol (HTTP/2 forced))" in err.splitlines()[0]
 
 
 def test_cacert_directory(
-    capsysbinary: pytest.CaptureFixture[bytes], nginx_server: ServerInfo, tmp_path: Path
+    capsysbinary: Capture, monkeypatch: pytest.MonkeyPatch, nginx_server: ServerInfo, tmp_path: Path
 ) -> None:
     ca_dir = tmp_path / "cas"
     ca_dir.mkdir()
     shutil.copy(str(nginx_server.ca_file), ca_dir / "test-ca.pem")
     subprocess.run(["openssl", "rehash", str(ca_dir)], check=True, capture_output=True, timeout=30)
-    status, out, _ = run(capsysbinary, "--cacert", str(ca_dir), nginx_server.url("/1k.bin"))
+    status, out, _ = run(capsysbinary, monkeypatch, "--cacert", str(ca_dir), nginx_server.url("/1k.bin"))
     assert (status, out) == (0, docroot_content("1k.bin"))
 
 
-# -- failures: exit status 1 ------------------------------------------------------------------------
+# -- failures ---------------------------------------------------------------------------------------
 
 
-def test_read_timeout_is_exit_1(
-    capsysbinary: pytest.CaptureFixture[bytes], hypercorn_server: ServerInfo
+def test_read_timeout_is_exit_2_as_in_httpie(
+    capsysbinary: Capture, monkeypatch: pytest.MonkeyPatch, hypercorn_server: ServerInfo
 ) -> None:
     status, out, err = run(
         capsysbinary,
+        monkeypatch,
         "--timeout",
         "0.5",
         "--cacert",
         str(hypercorn_server.ca_file),
         hypercorn_server.url("/stall"),
     )
-    assert (status, out) == (1, b"")
+    assert (status, out) == (2, b"")
     assert err.startswith("hyper: error: ReadTimeout: ")
     assert err.count("\n") == 1
 
 
-def test_refused_connection_is_exit_1(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+def test_refused_connection_is_exit_1(capsysbinary: Capture, monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    status, _, err = run(capsysbinary, f"https://127.0.0.1:{port}/")
+    status, _, err = run(capsysbinary, monkeypatch, f"https://127.0.0.1:{port}/")
     assert status == 1
     assert err.startswith("hyper: error: ConnectError: ")
 
@@ -388,34 +427,15 @@ def test_refused_connection_is_exit_1(capsysbinary: pytest.CaptureFixture[bytes]
 
 
 def test_python_dash_m_hyper(nginx_server: ServerInfo) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "hyper", "--cacert", str(nginx_server.ca_file), nginx_server.url("/1k.bin")],
-        capture_output=True,
-        env=subprocess_env(),
-        timeout=60,
-        check=False,
-    )
+    done = run_program("--cacert", str(nginx_server.ca_file), nginx_server.url("/1k.bin"))
     assert done.returncode == 0
     assert done.stdout == docroot_content("1k.bin")
     assert done.stderr == b""
 
 
 def test_exit_codes_of_the_program(nginx_server: ServerInfo) -> None:
-    usage = subprocess.run(
-        [sys.executable, "-m", "hyper", "example.org", "plainword"],
-        capture_output=True,
-        env=subprocess_env(),
-        timeout=60,
-        check=False,
-    )
-    assert usage.returncode == 2
-    failure = subprocess.run(
-        [sys.executable, "-m", "hyper", nginx_server.url("/")],
-        capture_output=True,
-        env=subprocess_env(),
-        timeout=60,
-        check=False,
-    )
+    assert run_program("example.org", "plainword").returncode == 2
+    failure = run_program(nginx_server.url("/"))
     assert failure.returncode == 1
     assert failure.stderr.decode().startswith("hyper: error: TLSError: ")
 
@@ -424,6 +444,7 @@ def test_reader_going_away_ends_quietly(nginx_server: ServerInfo) -> None:
     # Like `hyper URL | head -c 10`: the pipe closes long before the body ends.
     with subprocess.Popen(
         [sys.executable, "-m", "hyper", "--cacert", str(nginx_server.ca_file), nginx_server.url("/big.bin")],
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=subprocess_env(),
@@ -437,63 +458,64 @@ def test_reader_going_away_ends_quietly(nginx_server: ServerInfo) -> None:
     assert errors == b""
 
 
-def _run_on_terminal(argv: list[str], terminal_stream: str) -> tuple[int, bytes, bytes]:
-    """Run ``python -m hyper`` with stdout or stderr on a pseudo-terminal."""
-    controller, terminal = pty.openpty()
-    other = subprocess.PIPE
-    with subprocess.Popen(
-        [sys.executable, "-m", "hyper", *argv],
-        stdout=terminal if terminal_stream == "stdout" else other,
-        stderr=terminal if terminal_stream == "stderr" else other,
-        env=subprocess_env(),
-    ) as proc:
-        os.close(terminal)
-        seen = bytearray()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([controller], [], [], 1)
-            if not ready:
-                if proc.poll() is not None:
-                    break
-                continue
-            try:
-                data = os.read(controller, 65536)
-            except OSError:  # EIO: the program closed its end of the terminal
-                break
-            if not data:
-                break
-            seen += data
-        os.close(controller)
-        piped = (proc.stderr if terminal_stream == "stdout" else proc.stdout).read()  # type: ignore[union-attr]
-        status = proc.wait(30)
-    return status, bytes(seen), piped
+# -- on a terminal ----------------------------------------------------------------------------------------
 
 
 def test_progress_bar_on_a_terminal(nginx_server: ServerInfo, tmp_path: Path) -> None:
     target = tmp_path / "big.bin"
-    status, terminal, stdout = _run_on_terminal(
+    result = run_on_terminal(
         ["--cacert", str(nginx_server.ca_file), "--output", str(target), nginx_server.url("/big.bin")],
-        "stderr",
+        ("stderr",),
     )
-    assert status == 0
-    assert stdout == b""
+    assert result.status == 0
+    assert result.piped == b""
     assert target.stat().st_size == 64 * 1024 * 1024
-    assert b"\r[" in terminal
-    assert terminal.rstrip().endswith(b"100% 64.0 MiB / 64.0 MiB\x1b[K")
+    assert b"\r[" in result.terminal
+    assert result.terminal.rstrip().endswith(b"100% 64.0 MiB / 64.0 MiB\x1b[K")
+
+
+def test_progress_bar_when_stdout_is_redirected_to_a_file(nginx_server: ServerInfo, tmp_path: Path) -> None:
+    # `hyper URL > file` with stderr on the terminal: the bar shows there.
+    target = tmp_path / "big.bin"
+    result = run_on_terminal(
+        ["--cacert", str(nginx_server.ca_file), nginx_server.url("/big.bin")],
+        ("stderr",),
+        stdout_path=str(target),
+    )
+    assert result.status == 0
+    assert target.stat().st_size == 64 * 1024 * 1024
+    assert result.terminal.rstrip().endswith(b"100% 64.0 MiB / 64.0 MiB\x1b[K")
+
+
+def test_no_progress_bar_into_a_pipe_or_when_quiet(nginx_server: ServerInfo, tmp_path: Path) -> None:
+    result = run_on_terminal(
+        ["--cacert", str(nginx_server.ca_file), nginx_server.url("/1k.bin")], ("stderr",)
+    )
+    assert (result.status, result.terminal, result.piped) == (0, b"", docroot_content("1k.bin"))
+    target = tmp_path / "1k.bin"
+    result = run_on_terminal(
+        ["-q", "--cacert", str(nginx_server.ca_file), "-o", str(target), nginx_server.url("/1k.bin")],
+        ("stderr",),
+    )
+    assert (result.status, result.terminal) == (0, b"")
+    assert target.read_bytes() == docroot_content("1k.bin")
 
 
 def test_binary_body_is_not_printed_to_a_terminal(nginx_server: ServerInfo) -> None:
-    status, terminal, stderr = _run_on_terminal(
-        ["--cacert", str(nginx_server.ca_file), nginx_server.url("/1k.bin")], "stdout"
+    result = run_on_terminal(
+        ["--cacert", str(nginx_server.ca_file), nginx_server.url("/1k.bin")], ("stdout",)
     )
-    assert status == 0
-    assert terminal == b""
-    assert b"binary data; not shown on a terminal" in stderr
+    assert result.status == 0
+    # On a terminal the response head is shown, then a note instead of the bytes.
+    assert result.terminal.startswith(b"HTTP/2 200 OK\r\n")
+    assert b"NOTE: binary data not shown in terminal" in result.terminal
+    assert b"\x00" not in result.terminal
 
 
 def test_text_body_is_printed_to_a_terminal(hypercorn_server: ServerInfo) -> None:
-    status, terminal, _ = _run_on_terminal(
-        ["--cacert", str(hypercorn_server.ca_file), hypercorn_server.url("/slow-body")], "stdout"
+    result = run_on_terminal(
+        ["--body", "--cacert", str(hypercorn_server.ca_file), hypercorn_server.url("/slow-body")], ("stdout",)
     )
-    assert status == 0
-    assert terminal == b"".join(asgi_app.SLOW_BODY_CHUNKS)
+    assert result.status == 0
+    # The body as it is, and a newline for the prompt (it ends without one).
+    assert result.terminal == b"".join(asgi_app.SLOW_BODY_CHUNKS) + b"\r\n"
