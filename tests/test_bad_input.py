@@ -286,6 +286,20 @@ BAD_CALLS: list[tuple[str, Callable[[Connection], object], type[BaseException], 
     ("value-nul", lambda c: c.request("GET", "/x", headers={"x-a": b"1\x002"}), InvalidHeader, "NUL"),
     ("value-control", lambda c: c.request("GET", "/x", headers={"x-a": "1\x012"}), InvalidHeader, "control"),
     ("host-crlf", lambda c: c.request("GET", "/x", headers={"host": "a\r\nb"}), InvalidHeader, "CR, LF"),
+    ("host-space", lambda c: c.request("GET", "/x", headers={"host": "a b"}), InvalidHeader, "invalid host"),
+    (
+        "host-bad-port",
+        lambda c: c.request("GET", "/x", headers={"host": "a.example:"}),
+        InvalidHeader,
+        "port",
+    ),
+    ("host-empty", lambda c: c.request("GET", "/x", headers={"host": ""}), InvalidHeader, "invalid host"),
+    (
+        "host-userinfo",
+        lambda c: c.request("GET", "/x", headers={"host": "u@a"}),
+        InvalidHeader,
+        "invalid host",
+    ),
 ]
 for _bad_length in ["1_0", "+10", "-1", "0x10", "\u0661\u0660", "10, 10", "1e1", "ten"]:
     BAD_CALLS.append(

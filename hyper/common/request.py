@@ -4,7 +4,7 @@ Methods, URLs, header maps, timeouts and the ``content-length`` decision mean
 the same thing whichever protocol carries the request, so they are checked and
 decided once, here. Every check runs before anything is sent: a caller's
 mistake ends in :class:`~hyper.InvalidHeader`, :class:`~hyper.InvalidURL`
-(:class:`~hyper.exceptions.HostChangedError`), ``TypeError`` or ``ValueError``
+(:class:`~hyper.HostChangedError`), ``TypeError`` or ``ValueError``
 and leaves the connection as it was.
 """
 
@@ -68,7 +68,7 @@ def request_line(method: str | bytes, url: str | bytes, *, secure: bool, authori
 
     ``url`` is a path or an absolute URL of the connection's own origin (its
     path is used); a URL of another origin, or of the other scheme, is
-    :class:`~hyper.exceptions.HostChangedError`. Bytes are accepted for both.
+    :class:`~hyper.HostChangedError`. Bytes are accepted for both.
     """
     checked = request_method(method)
     return checked, origin_form(url, "https" if secure else "http", authority)
@@ -103,18 +103,24 @@ def checked_field(name: HeaderKey, value: HeaderValue) -> tuple[bytes, bytes]:
     lower = raw_name.lower()
     if lower == b"content-length" and not _DIGITS.fullmatch(raw_value):
         raise InvalidHeader(f"invalid content-length {value!r}: it must be a number of bytes in ASCII digits")
-    if lower == b"host" and not raw_value.isascii():
-        raw_value = _ascii_host(raw_value)
+    if lower == b"host":
+        raw_value = _checked_host(raw_value)
     return raw_name, raw_value
 
 
-def _ascii_host(value: bytes) -> bytes:
-    """An international ``host`` value in the IDNA form the wire needs."""
+def _checked_host(value: bytes) -> bytes:
+    """A ``host`` value that names a host (and port), international names in IDNA form.
+
+    It becomes HTTP/2's ``:authority`` and decides which site the server
+    serves, so it gets the same checks as the connection's own host.
+    """
     try:
         text = value.decode("utf-8")
         host, port = split_host_port(text)
     except (UnicodeDecodeError, InvalidURL) as exc:
         raise InvalidHeader(f"invalid host header {value!r}: {exc}") from exc
+    if value.isascii():
+        return value  # as the caller wrote it
     shown = host_literal(host)
     return (f"{shown}:{port}" if has_port(text) else shown).encode("ascii")
 
