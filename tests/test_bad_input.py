@@ -189,6 +189,16 @@ def test_dict_body_in_send_after_endheaders_is_refused(served: tuple[Connection,
     assert recorded.paths() == ["/before", "/stream"]
 
 
+def test_dict_body_in_endheaders_is_refused(served: tuple[Connection, Recorded, str]) -> None:
+    conn, recorded, _ = served
+    _good_request(conn, "/before")
+    conn.putrequest("POST", "/refused")
+    with pytest.raises(TypeError, match="cannot be a request body"):
+        conn.endheaders(message_body={"a": 1}, final=True)
+    _good_request(conn, "/after")
+    assert recorded.paths() == ["/before", "/after"]
+
+
 # --- 7. a URL naming another origin ----------------------------------------------------------
 
 
@@ -254,6 +264,8 @@ BAD_CALLS: list[tuple[str, Callable[[Connection], object], type[BaseException], 
     ("method-not-str", lambda c: c.request(None, "/x"), TypeError, "method must be a str or bytes"),
     ("unterminated-ipv6-url", lambda c: c.request("GET", "http://[::1/y"), InvalidURL, "cannot parse url"),
     ("invalid-idna-host", lambda c: c.request("GET", "https://b\u00fccher..example/"), InvalidURL, "host"),
+    ("putrequest-method", lambda c: c.putrequest("GE T", "/x"), InvalidHeader, "invalid method"),
+    ("putrequest-url", lambda c: c.putrequest("GET", "http://[::1/y"), InvalidURL, "cannot parse url"),
     ("url-not-str", lambda c: c.request("GET", 42), TypeError, "url must be a str or bytes"),
     ("header-line-not-pair", lambda c: c.request("GET", "/x", headers=["X-A: 1"]), TypeError, "pair"),
     ("headers-str", lambda c: c.request("GET", "/x", headers="X-A: 1"), TypeError, "headers must be"),
