@@ -13,10 +13,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hyper.common.request import checked_field, request_line, split_timeout, to_header_map
+from hyper.common.request import (
+    checked_field,
+    positive_seconds,
+    request_line,
+    split_timeout,
+    to_header_map,
+)
 from hyper.common.url import request_target, split_host_port
 from hyper.exceptions import HyperError, InvalidHeader, InvalidURL
 
@@ -109,3 +116,12 @@ def test_split_timeout_gives_waitable_seconds_or_a_type_or_value_error(timeout: 
         return
     for value in (connect, read):
         assert value is None or (0 < value < math.inf and not isinstance(value, bool))
+
+
+def test_positive_seconds_names_the_argument() -> None:
+    with pytest.raises(ValueError, match="deadline must be a positive"):
+        positive_seconds(-1, "deadline")
+    with pytest.raises(TypeError, match="keepalive must be a number"):
+        positive_seconds("5", "keepalive")
+    assert positive_seconds(2.5, "deadline") == 2.5
+    assert positive_seconds(math.inf, "deadline") is None

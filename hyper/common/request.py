@@ -177,12 +177,18 @@ def split_timeout(timeout: TimeoutType) -> tuple[float | None, float | None]:
     if isinstance(timeout, tuple):
         if len(timeout) != 2:
             raise ValueError(f"a timeout tuple must be (connect, read), not {timeout!r}")
-        return _seconds(timeout[0], "connect timeout"), _seconds(timeout[1], "read timeout")
-    value = _seconds(timeout, "timeout")
+        return positive_seconds(timeout[0], "connect timeout"), positive_seconds(timeout[1], "read timeout")
+    value = positive_seconds(timeout, "timeout")
     return value, value
 
 
-def _seconds(value: Any, what: str) -> float | None:
+def positive_seconds(value: Any, what: str) -> float | None:
+    """``value`` checked as a wait in seconds: ``None`` (or ``math.inf``) for no limit.
+
+    ``TypeError`` for anything but a real number or ``None`` (bools
+    included); ``ValueError`` for zero, negative, NaN, or more than the
+    platform can wait. ``what`` names the argument in the message.
+    """
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
