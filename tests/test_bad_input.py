@@ -307,6 +307,12 @@ BAD_CALLS: list[tuple[str, Callable[[Connection], object], type[BaseException], 
     ),
     ("host-empty", lambda c: c.request("GET", "/x", headers={"host": ""}), InvalidHeader, "invalid host"),
     (
+        "two-hosts",
+        lambda c: c.request("GET", "/x", headers=[("host", "a.example"), ("Host", "b.example")]),
+        InvalidHeader,
+        "second host",
+    ),
+    (
         "host-userinfo",
         lambda c: c.request("GET", "/x", headers={"host": "u@a"}),
         InvalidHeader,
@@ -454,6 +460,18 @@ def test_bytes_method_and_path(served: tuple[Connection, Recorded, str]) -> None
     assert recorded.requests[1][2]["content-length"] == "1"
 
 
+def test_putheader_host_replaces_the_connections_host(served: tuple[Connection, Recorded, str]) -> None:
+    # A request names one host (RFC 9112 3.2): a put host is not a second one.
+    conn, recorded, address = served
+    conn.putrequest("GET", "/host")
+    conn.putheader("host", "a.example")
+    conn.putheader("Host", "b.example:8080")
+    conn.endheaders(final=True)
+    assert conn.getresponse().read() == b"GET /host"
+    _, _, fields = recorded.requests[-1]
+    assert fields.get(":authority", fields.get("host")) == "b.example:8080"
+
+
 def test_bytes_method_and_path_in_putrequest(served: tuple[Connection, Recorded, str]) -> None:
     conn, recorded, _ = served
     conn.putrequest(b"DELETE", b"/put")
@@ -476,6 +494,7 @@ def test_bytes_method_and_path_in_putrequest(served: tuple[Connection, Recorded,
         ("x a", "1", InvalidHeader),
         (":method", "POST", InvalidHeader),
         ("content-length", "1_0", InvalidHeader),
+        ("host", "a b", InvalidHeader),
         ("x-a", None, TypeError),
         (None, "1", TypeError),
     ],

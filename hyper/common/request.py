@@ -149,8 +149,16 @@ def to_header_map(headers: HeadersType) -> HTTPHeaderMap:
     for pair in pairs:
         if isinstance(pair, (str, bytes, bytearray)) or not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise TypeError(f"each header must be a (name, value) pair, not {pair!r}")
-        header_map.add(*checked_field(pair[0], pair[1]))
+        name, value = checked_field(pair[0], pair[1])
+        if name.lower() == b"host" and b"host" in header_map:
+            raise _second_host(value)
+        header_map.add(name, value)
     return header_map
+
+
+def _second_host(value: bytes) -> InvalidHeader:
+    # RFC 9112 section 3.2: a server must answer 400 to more than one Host.
+    return InvalidHeader(f"a second host header ({value!r}): a request names one host")
 
 
 def _mapping_fields(headers: Mapping[Any, Any]) -> Iterable[tuple[Any, Any]]:
@@ -260,11 +268,14 @@ class IncrementalRequests:
 
         The field is checked at once (:class:`~hyper.InvalidHeader` for CR,
         LF or NUL, a name that is not a token, a pseudo-header...); a refused
-        field leaves the request as it was.
+        field leaves the request as it was. A ``host`` replaces the one taken
+        from the connection (a request names one host).
         """
         pending = self._pending(stream_id)
         name, value = checked_field(header, argument)
-        if replace:
+        if replace or name.lower() == b"host":
+            # A request names one host (RFC 9112 section 3.2): a put host
+            # replaces the one putrequest() filled in from the connection.
             pending.headers[name] = value
         else:
             pending.headers.add(name, value)
