@@ -19,6 +19,7 @@ from .exceptions import (
     ConnectTimeout,
     DecodedSizeExceeded,
     DecodeError,
+    HostChangedError,
     HyperError,
     HyperTimeout,
     InvalidHeader,
@@ -72,6 +73,7 @@ __all__ = [
     "DecodedSizeExceeded",
     "BodyLengthError",
     "InvalidURL",
+    "HostChangedError",
     "InvalidHeader",
     "InvalidStreamID",
 ]

@@ -26,7 +26,7 @@ from typing import Any, Union
 
 from .common.body import BodyType, prepare_body
 from .common.proxy import resolve_proxy
-from .common.request import HeadersType, TimeoutType, split_timeout
+from .common.request import HeadersType, TimeoutType, request_line, split_timeout
 from .common.transport import open_transport
 from .common.url import DEFAULT_CLEARTEXT_PORT, authority_for, has_port, split_host_port
 from .exceptions import ConnectionClosed, HyperError, InvalidStreamID, ReadTimeout
@@ -225,6 +225,7 @@ class HTTPConnection:
         (to know the protocol) before it returns. A first request with a body
         is sent as plain HTTP/1.1 and the connection stays HTTP/1.1.
         """
+        method, url = request_line(method, url, secure=self.secure, authority=self.authority)
         delegate = self._negotiated()
         if self._upgrade_pending:
             # Other threads wait here until the first request has settled the
@@ -319,6 +320,7 @@ class HTTPConnection:
         In cleartext this form never upgrades: a first request made with it
         keeps the connection on HTTP/1.1.
         """
+        method, selector = request_line(method, selector, secure=self.secure, authority=self.authority)
         delegate = self._negotiated()
         if self._upgrade_pending:
             with self._negotiating():

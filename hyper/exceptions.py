@@ -17,7 +17,7 @@ undecorated.
       BodyLengthError
       ConnectionClosed
       InvalidStreamID       (also a LookupError)
-      InvalidURL            (also a ValueError)
+      InvalidURL            (also a ValueError; HostChangedError .url .origin)
       InvalidHeader         (also a ValueError)
       MissingCertFile       (also a FileNotFoundError)
 """
@@ -172,6 +172,21 @@ class InvalidStreamID(HyperError, LookupError):
 
 class InvalidURL(HyperError, ValueError):
     """A host, port or URL could not be understood."""
+
+
+class HostChangedError(InvalidURL):
+    """A request URL names another origin than the connection's.
+
+    A connection talks to one origin (scheme, host and port); an absolute URL
+    for any other, or ``http://`` on a TLS connection, is refused before
+    anything is sent rather than delivered to the wrong server. ``url`` is
+    the URL given, ``origin`` the connection's own (``'https://host:port'``).
+    """
+
+    def __init__(self, message: str, url: str | bytes, origin: str) -> None:
+        super().__init__(message)
+        self.url = url
+        self.origin = origin
 
 
 class InvalidHeader(HyperError, ValueError):

@@ -339,11 +339,11 @@ def test_list_blocks_are_never_empty() -> None:
     assert blocks == [b"x", b"y"]
 
 
-def test_list_with_non_bytes_items_fails_when_sent() -> None:
-    prepared = prepare_body([b"ok", 42])
-    assert prepared.length is None
-    with pytest.raises(TypeError):
-        collect(prepared)
+def test_list_with_non_bytes_items_is_refused_before_sending() -> None:
+    # A list is in memory: its items are checked before the request starts,
+    # not after its headers went out.
+    with pytest.raises(TypeError, match="item 1 of the body is a int"):
+        prepare_body([b"ok", 42])
 
 
 def test_iterator_of_ints_fails_when_sent() -> None:
@@ -353,8 +353,37 @@ def test_iterator_of_ints_fails_when_sent() -> None:
 
 @pytest.mark.parametrize("body", [42, 4.2, object(), True])
 def test_unsupported_types(body: object) -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="a body is bytes, bytearray"):
         prepare_body(body)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("body", [{"a": 1}, {b"a": b"1"}, {}])
+def test_dict_body_is_refused_not_sent_as_its_keys(body: object) -> None:
+    # Issue 12 item 6: a dict is iterable, and was sent as its keys.
+    with pytest.raises(TypeError, match=r"cannot be a request body: encode it first.*json\.dumps"):
+        prepare_body(body)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("body", [{b"a", b"b"}, frozenset({b"a"})])
+def test_set_body_is_refused(body: object) -> None:
+    with pytest.raises(TypeError, match="a set has no order"):
+        prepare_body(body)  # type: ignore[arg-type]
+
+
+def test_buffer_body_sends_its_bytes_not_its_items() -> None:
+    import array
+
+    data = array.array("H", [1, 2, 3])
+    prepared = prepare_body(data)  # type: ignore[arg-type]
+    assert prepared.length == 6
+    assert b"".join(collect(prepared)) == data.tobytes()
+
+
+def test_non_contiguous_buffer_body() -> None:
+    view = memoryview(b"abcdef")[::2]
+    prepared = prepare_body(view)
+    assert prepared.length == 3
+    assert b"".join(collect(prepared)) == b"ace"
 
 
 # --- RequestBody -------------------------------------------------------------

@@ -16,6 +16,7 @@ from hyper.common.decoding import (
     ACCEPT_ENCODING,
     DEFAULT_MAX_DECODED_SIZE,
     MAX_CODINGS,
+    MAX_SILENT_INPUT,
     ContentDecoder,
     parse_codings,
 )
@@ -667,3 +668,76 @@ def test_no_limit_decodes_the_whole_bomb(
     decoder.finish()
     assert total == BOMB_SIZE
     assert decoder.decoded_size == BOMB_SIZE
+
+
+# --- bodies that decode to nothing, at length (issue 12, item 11) ---------------
+
+# A non-final stored block of length 0 (RFC 1951 section 3.2.4): 3 header bits
+# padded to a byte, LEN 0, NLEN 0xffff. It decodes to nothing.
+_EMPTY_STORED_BLOCK = b"\x00\x00\x00\xff\xff"
+# A final fixed-Huffman block holding only end-of-block.
+_FINAL_EMPTY_BLOCK = b"\x03\x00"
+
+
+def _silent_deflate(blocks: int, wrapper: str) -> bytes:
+    """A valid body of ``blocks`` empty blocks, decoding to b''."""
+    stream = _EMPTY_STORED_BLOCK * blocks + _FINAL_EMPTY_BLOCK
+    if wrapper == "deflate":
+        return b"\x78\x9c" + stream + struct.pack(">I", zlib.adler32(b""))
+    if wrapper == "gzip":
+        header = b"\x1f\x8b\x08\x00" + bytes(4) + b"\x00\xff"
+        return header + stream + struct.pack("<II", zlib.crc32(b""), 0)
+    return stream  # raw deflate
+
+
+@pytest.mark.parametrize("wrapper", ["deflate", "gzip", "raw-deflate"])
+def test_silent_body_under_the_bound_decodes_to_nothing(wrapper: str) -> None:
+    body = _silent_deflate(1000, wrapper)
+    decoder = ContentDecoder(["gzip" if wrapper == "gzip" else "deflate"])
+    for chunk in pieces(body, 997):
+        decoder.feed(chunk)
+        assert decoder.read(MiB) == b""
+    decoder.finish()
+
+
+@pytest.mark.parametrize("wrapper", ["deflate", "gzip", "raw-deflate"])
+def test_long_run_of_empty_blocks_is_a_decode_error_with_bounded_memory(wrapper: str) -> None:
+    # Before: a "deflate" body kept every byte it consumed without output
+    # (for a raw-deflate retry), growing by repeated concatenation, and no
+    # size limit applied since nothing was decoded.
+    body = _silent_deflate(3 * MAX_SILENT_INPUT // len(_EMPTY_STORED_BLOCK), wrapper)
+    decoder = ContentDecoder(["gzip" if wrapper == "gzip" else "deflate"])
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        with pytest.raises(DecodeError, match="produced no decoded byte") as info:
+            for chunk in pieces(body, 16 * 1024):
+                decoder.feed(chunk)
+                assert decoder.read(MiB) == b""
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert not isinstance(info.value, DecodedSizeExceeded)
+    # Fed 16 KiB at a time; what the decoder holds stays far below the input.
+    assert peak < MAX_SILENT_INPUT // 2, f"peak {peak / MiB:.2f} MiB"
+
+
+def test_silent_input_bound_counts_only_until_the_first_output() -> None:
+    # A big, ordinary body is never refused: output comes at once.
+    payload = RANDOM * 1000  # ~3 MB, barely compressible
+    decoder = ContentDecoder(["deflate"], max_decoded_size=None)
+    decoder.feed(zlib.compress(payload))
+    out = b"".join(iter(lambda: decoder.read(MiB), b""))
+    decoder.finish()
+    assert out == payload
+
+
+def test_raw_deflate_retry_still_works_after_some_silent_input() -> None:
+    # Raw deflate that starts with empty blocks: the zlib reading fails only
+    # at the first byte, so the retry window still holds the start.
+    body = _silent_deflate(100, "raw-deflate")[:-2] + raw_deflate(TEXT)
+    decoder = ContentDecoder(["deflate"])
+    decoder.feed(body)
+    out = b"".join(iter(lambda: decoder.read(MiB), b""))
+    decoder.finish()
+    assert out == TEXT

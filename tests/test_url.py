@@ -8,10 +8,11 @@ from hyper.common.url import (
     DEFAULT_CLEARTEXT_PORT,
     DEFAULT_TLS_PORT,
     authority_for,
+    origin_form,
     request_target,
     split_host_port,
 )
-from hyper.exceptions import HyperError, InvalidURL
+from hyper.exceptions import HostChangedError, HyperError, InvalidURL
 
 
 def test_default_ports() -> None:
@@ -260,10 +261,25 @@ def test_request_target_refuses_non_paths(url: str) -> None:
         request_target(url)
 
 
-@pytest.mark.parametrize("url", [None, b"/x", 1])
-def test_request_target_url_must_be_str(url: object) -> None:
-    with pytest.raises(InvalidURL):
+@pytest.mark.parametrize("url", [None, 1, ["/x"]])
+def test_request_target_url_must_be_str_or_bytes(url: object) -> None:
+    with pytest.raises(TypeError, match="url must be a str or bytes"):
         request_target(url)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (b"/x", ("/x", None, None)),
+        (bytearray(b"/x?q=1"), ("/x?q=1", None, None)),
+        (b"https://example.org/y", ("/y", "https", "example.org")),
+        # Valid UTF-8 bytes are the UTF-8 of the path; other bytes are sent as they are.
+        ("/caf\u00e9".encode(), ("/caf%C3%A9", None, None)),
+        (b"/caf\xe9", ("/caf%E9", None, None)),
+    ],
+)
+def test_request_target_accepts_bytes_as_hyper_07_did(url: bytes, expected: tuple[str, str, str]) -> None:
+    assert request_target(url) == expected
 
 
 @pytest.mark.parametrize(
@@ -285,3 +301,121 @@ def test_request_target_never_puts_userinfo_in_authority() -> None:
     except InvalidURL:
         return
     assert result == ("/x", "https", "example.org")
+
+
+# --- hosts that cannot be resolved or sent (issue 12, item 8) -------------------
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "[zz]:443",
+        "[zz]",
+        "[::1::2]",
+        "1:2:3",  # a bare "IPv6" that is not one
+        "a..b",
+        "." + "a" * 10,
+        "a" * 64 + ".example",
+        ("a" * 60 + ".") * 5 + "com",  # longer than 253 characters
+        "exa%mple.org",
+        "exa<mple.org",
+        "b\u00fccher..example",  # IDNA refuses the empty label (was a bare UnicodeError)
+    ],
+)
+def test_split_host_port_refuses_hosts_nobody_can_resolve(host: str) -> None:
+    with pytest.raises(InvalidURL):
+        split_host_port(host)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("b\u00fccher.example", ("xn--bcher-kva.example", 443)),
+        ("B\u00dcCHER.example:8443", ("xn--bcher-kva.example", 8443)),
+        ("[fe80::1%eth0]:8443", ("fe80::1%eth0", 8443)),
+        ("example.org.", ("example.org.", 443)),
+        ("under_score.example", ("under_score.example", 443)),
+        ("a" * 63 + ".example", ("a" * 63 + ".example", 443)),
+    ],
+)
+def test_split_host_port_accepts_and_normalises(given: str, expected: tuple[str, int]) -> None:
+    assert split_host_port(given) == expected
+
+
+# --- request targets the wire cannot carry as written ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("/caf\u00e9", "/caf%C3%A9"),
+        ("/\u00fc?q=\u00e9", "/%C3%BC?q=%C3%A9"),
+        ("/a\x01b\x7f", "/a%01b%7F"),
+        ('/a"b<c>d`e{f}g', "/a%22b%3Cc%3Ed%60e%7Bf%7Dg"),
+        ("/already%20escaped", "/already%20escaped"),
+        ("https://example.org/\u00e9", "/%C3%A9"),
+    ],
+)
+def test_request_target_percent_encodes_what_a_request_line_cannot_carry(url: str, expected: str) -> None:
+    assert request_target(url)[0] == expected
+    assert request_target(url)[0].isascii()
+
+
+@pytest.mark.parametrize("url", ["http://[::1/y", "http://[zz]/", "https://a..b/", "https://host:99999/"])
+def test_request_target_bad_authority_is_invalid_url_not_bare_value_error(url: str) -> None:
+    with pytest.raises(InvalidURL):
+        request_target(url)
+
+
+def test_request_target_international_host_in_idna_form() -> None:
+    expected = ("/x", "https", "xn--bcher-kva.example:8443")
+    assert request_target("https://b\u00fccher.example:8443/x") == expected
+
+
+# --- origin_form: one connection, one origin (issue 12, item 7) ------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "scheme", "authority", "expected"),
+    [
+        ("/x", "https", "localhost", "/x"),
+        ("https://localhost/x", "https", "localhost", "/x"),
+        ("https://LOCALHOST:443/x?y", "https", "localhost", "/x?y"),
+        ("http://localhost:80/", "http", "localhost", "/"),
+        ("http://127.0.0.1:8080/p", "http", "127.0.0.1:8080", "/p"),
+        ("https://[0:0::1]:8443/", "https", "[::1]:8443", "/"),
+        ("https://b\u00fccher.example/", "https", "xn--bcher-kva.example", "/"),
+        ("https://user:pw@localhost/x", "https", "localhost", "/x"),
+        ("*", "https", "localhost", "*"),
+    ],
+)
+def test_origin_form_same_origin(url: str, scheme: str, authority: str, expected: str) -> None:
+    assert origin_form(url, scheme, authority) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "scheme", "authority"),
+    [
+        ("https://other-host.example/x", "https", "localhost"),
+        ("https://localhost:8443/x", "https", "localhost"),
+        ("https://localhost/x", "https", "localhost:8443"),
+        ("http://localhost/x", "https", "localhost"),  # cleartext URL on a TLS connection
+        ("http://localhost:443/x", "https", "localhost"),
+        ("https://localhost/x", "http", "localhost"),  # TLS URL on a cleartext connection
+        ("https://localhost:80/x", "http", "localhost"),
+        ("https://127.0.0.2/", "https", "127.0.0.1"),
+    ],
+)
+def test_origin_form_refuses_other_origins(url: str, scheme: str, authority: str) -> None:
+    with pytest.raises(HostChangedError) as info:
+        origin_form(url, scheme, authority)
+    assert info.value.url == url
+    assert info.value.origin == f"{scheme}://{authority}"
+    assert isinstance(info.value, InvalidURL)
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("url", ["ftp://localhost/x", "ws://localhost/"])
+def test_origin_form_refuses_other_schemes(url: str) -> None:
+    with pytest.raises(InvalidURL, match="only http:// and https://"):
+        origin_form(url, "https", "localhost")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any, Union
 
 from ..exceptions import BodyLengthError
@@ -75,28 +75,68 @@ def _file_length(fileobj: Any) -> int | None:
         return None
 
 
+#: What a request body may be, for the messages that refuse anything else.
+ACCEPTED_BODIES = (
+    "bytes, bytearray, memoryview (or another buffer), str (sent as UTF-8), a file-like object "
+    "with read(), or an iterable of bytes such as a list, tuple or generator"
+)
+
+
 def prepare_body(body: BodyType) -> RequestBody:
-    """Turn anything ``request()`` accepts as a body into a :class:`RequestBody`."""
+    """Turn anything ``request()`` accepts as a body into a :class:`RequestBody`.
+
+    Anything else is ``TypeError`` (before a byte is sent): a dict would
+    otherwise be iterated and its keys sent as the body, a set in no
+    particular order. A list or tuple is checked item by item here; a
+    generator's items can only be checked as they are sent.
+    """
     if body is None:
         return RequestBody(0, iter(()))
     if isinstance(body, str):
         body = body.encode("utf-8")
     if isinstance(body, (bytes, bytearray, memoryview)):
-        view = memoryview(body).cast("B")
+        view = _byte_view(body)
         return RequestBody(view.nbytes, iter((view,)))
     if hasattr(body, "read"):
         return RequestBody(_file_length(body), _file_blocks(body))
-    if isinstance(body, Iterable):
-        length: int | None = None
-        if hasattr(body, "__len__") and isinstance(body, (list, tuple)):
-            try:
-                length = sum(
-                    len(b.encode("utf-8")) if isinstance(b, str) else memoryview(b).nbytes for b in body
+    if isinstance(body, Mapping):
+        raise TypeError(
+            f"a {type(body).__name__} cannot be a request body: encode it first, e.g. with "
+            f"json.dumps() or urllib.parse.urlencode(); a body is {ACCEPTED_BODIES}"
+        )
+    if isinstance(body, (set, frozenset)):
+        raise TypeError(f"a set has no order, so it cannot be a request body; a body is {ACCEPTED_BODIES}")
+    try:
+        buffer = memoryview(body)  # type: ignore[arg-type]
+    except TypeError:
+        pass
+    else:
+        view = _byte_view(buffer)  # e.g. array.array: its bytes, not its items
+        return RequestBody(view.nbytes, iter((view,)))
+    if isinstance(body, (list, tuple)):
+        length = 0
+        for index, block in enumerate(body):
+            if isinstance(block, str):
+                length += len(block.encode("utf-8"))
+            elif isinstance(block, (bytes, bytearray, memoryview)):
+                length += memoryview(block).nbytes
+            else:
+                raise TypeError(
+                    f"item {index} of the body is a {type(block).__name__}; "
+                    "the items of a body list must be bytes or str"
                 )
-            except TypeError:
-                length = None
         return RequestBody(length, iter(body))
-    raise TypeError(f"unsupported body type {type(body).__name__}")
+    if isinstance(body, Iterable):
+        return RequestBody(None, iter(body))
+    raise TypeError(f"a {type(body).__name__} cannot be a request body; a body is {ACCEPTED_BODIES}")
+
+
+def _byte_view(buffer: bytes | bytearray | memoryview) -> memoryview:
+    """A flat byte view of any buffer (copied only when it is not contiguous)."""
+    view = memoryview(buffer)
+    if not view.c_contiguous:
+        view = memoryview(view.tobytes())
+    return view.cast("B")
 
 
 class LengthCounter:

@@ -32,8 +32,20 @@ MAX_CODINGS = 5
 #: connection's ``limits`` (:class:`hyper.Limits`), or pass ``None`` for no cap.
 DEFAULT_MAX_DECODED_SIZE = 1 << 30
 
+#: Encoded bytes a body may take without producing a single decoded byte.
+#: Real encoders produce output within their first block (a gzip header is
+#: at most a few KiB); a stream of empty blocks past this is an attack on
+#: our CPU and ends in :class:`DecodeError`.
+MAX_SILENT_INPUT = 1 << 20
+
 # How much decoded data one inner layer hands to the next at a time.
 _STEP = 64 * 1024
+
+# How much of a "deflate" body's start is kept to retry it as raw deflate
+# (see _ZlibLayer._retry_as_raw_deflate). A zlib header that turns out wrong
+# fails within its first bytes, so a small window is enough, and it bounds
+# what is held while a body produces nothing.
+_RETRY_WINDOW = 64 * 1024
 
 _IDENTITY = {"identity", ""}
 _KNOWN = {"gzip", "x-gzip", "deflate", "br"}
@@ -54,7 +66,8 @@ class _ZlibLayer:
         self._wbits = 16 + zlib.MAX_WBITS if self._gzip else zlib.MAX_WBITS
         self._obj = zlib.decompressobj(self._wbits)
         self._pending = b""
-        self._first_input: bytes | None = None if self._gzip else b""
+        # The input consumed before any output, while a raw retry is possible.
+        self._first_input: bytearray | None = None if self._gzip else bytearray()
         self._produced = False
         self._held = False
 
@@ -78,8 +91,8 @@ class _ZlibLayer:
                 if self._retry_as_raw_deflate(data):
                     continue
                 raise DecodeError(f"invalid {'gzip' if self._gzip else 'deflate'} data: {exc}") from exc
-            if self._first_input is not None and not self._produced:
-                self._first_input += data[: len(data) - len(self._obj.unconsumed_tail)]
+            if self._first_input is not None:
+                self._keep_first_input(data, out)
             self._pending = self._obj.unconsumed_tail
             self._held = len(out) == max_length and not self._obj.eof
             if self._obj.eof:
@@ -89,6 +102,18 @@ class _ZlibLayer:
                 return out
         return b""
 
+    def _keep_first_input(self, data: bytes, out: bytes) -> None:
+        """Remember consumed input for a raw retry, until output or the window's end."""
+        first = self._first_input
+        assert first is not None
+        consumed = len(data) - len(self._obj.unconsumed_tail)
+        if out or len(first) + consumed > _RETRY_WINDOW:
+            # Output shows the zlib reading was right; past the window a
+            # retry is no longer worth the memory. Either way: let go.
+            self._first_input = None
+        else:
+            first += data[:consumed]  # in place: no quadratic copying
+
     def _retry_as_raw_deflate(self, data: bytes) -> bool:
         # Servers disagree about "deflate": RFC 9110 says zlib-wrapped, some send
         # raw deflate. Retry raw once, only if nothing was produced yet.
@@ -96,7 +121,7 @@ class _ZlibLayer:
             return False
         self._wbits = -zlib.MAX_WBITS
         self._obj = zlib.decompressobj(self._wbits)
-        self._pending = self._first_input + data
+        self._pending = bytes(self._first_input) + data
         self._first_input = None
         return True
 
@@ -196,6 +221,8 @@ class ContentDecoder:
         self._fed_any = False
         self._limit = max_decoded_size
         self.decoded_size = 0
+        # Encoded bytes handed to the layers while nothing came out yet.
+        self._silent_input = 0
 
     @classmethod
     def for_headers(
@@ -241,10 +268,25 @@ class ContentDecoder:
             out = layer.read(max_length)
             if out or not layer.needs_input():
                 return out
-            source = self._take_raw(_STEP) if index == 0 else self._pull(index - 1, _STEP)
+            if index == 0:
+                source = self._take_raw(_STEP)
+                self._count_silent_input(len(source))
+            else:
+                source = self._pull(index - 1, _STEP)
             if not source:
                 return b""
             layer.feed(source)
+
+    def _count_silent_input(self, size: int) -> None:
+        """Fail once too much input produced no output at all (see MAX_SILENT_INPUT)."""
+        if self.decoded_size:
+            return
+        self._silent_input += size
+        if self._silent_input > MAX_SILENT_INPUT:
+            raise DecodeError(
+                f"{'+'.join(self.codings)} body produced no decoded byte from its first "
+                f"{MAX_SILENT_INPUT} bytes (a stream of empty blocks?)"
+            )
 
     def _take_raw(self, max_length: int) -> bytes:
         if not self._raw:

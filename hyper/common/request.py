@@ -1,19 +1,27 @@
 """Request arguments shared by the HTTP/2 and HTTP/1.1 connections.
 
-Header maps, timeouts and the ``content-length`` decision mean the same thing
-whichever protocol carries the request, so they are decided once, here.
+Methods, URLs, header maps, timeouts and the ``content-length`` decision mean
+the same thing whichever protocol carries the request, so they are checked and
+decided once, here. Every check runs before anything is sent: a caller's
+mistake ends in :class:`~hyper.InvalidHeader`, :class:`~hyper.InvalidURL`
+(:class:`~hyper.HostChangedError`), ``TypeError`` or ``ValueError``
+and leaves the connection as it was.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
-from ..exceptions import HyperError, InvalidStreamID
+from ..exceptions import InvalidHeader, InvalidStreamID, InvalidURL
 from ..headers import HeaderKey, HeaderValue, HTTPHeaderMap, to_bytes
 from .body import RequestBody
+from .url import has_port, host_literal, origin_form, split_host_port
 
 TimeoutType = Union[None, float, tuple[float | None, float | None]]
 HeadersType = Union[
@@ -24,27 +32,192 @@ HeadersType = Union[
 #: gets ``content-length: 0`` (RFC 9110 8.6).
 METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
+# RFC 9110 section 5.6.2: a method and a field name are tokens.
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# RFC 9110 section 5.5: a field value holds visible characters, spaces, tabs
+# and obs-text; any other control (CR, LF and NUL above all) could split or
+# end the field on the wire.
+_BAD_VALUE_BYTE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# RFC 9110 section 8.6: Content-Length = 1*DIGIT (no sign, '_', spaces or
+# non-ASCII digits, all of which int() would take).
+_DIGITS = re.compile(rb"[0-9]+")
 
-def split_timeout(timeout: TimeoutType) -> tuple[float | None, float | None]:
-    """``(connect, read)`` from a number, ``None`` or a pair."""
-    if isinstance(timeout, tuple):
-        connect, read = timeout
-        return connect, read
-    return timeout, timeout
+
+# -- the request line ---------------------------------------------------------------
+
+
+def request_method(method: str | bytes) -> str:
+    """``method`` as a ``str``, checked: a token such as ``'GET'`` (bytes accepted, as by hyper 0.7).
+
+    A method that is not a token (spaces, control or non-ASCII characters)
+    is :class:`~hyper.InvalidHeader`; a wrong type is ``TypeError``.
+    """
+    if isinstance(method, str):
+        raw = method.encode("utf-8")
+    elif isinstance(method, (bytes, bytearray)):
+        raw = bytes(method)
+    else:
+        raise TypeError(f"method must be a str or bytes such as 'GET', not {type(method).__name__}")
+    if not _TOKEN.fullmatch(raw):
+        raise InvalidHeader(f"invalid method {method!r}: a method is a token such as 'GET'")
+    return raw.decode("ascii")
+
+
+def request_line(method: str | bytes, url: str | bytes, *, secure: bool, authority: str) -> tuple[str, str]:
+    """The checked ``(method, path)`` of a request on a connection to ``authority``.
+
+    ``url`` is a path or an absolute URL of the connection's own origin (its
+    path is used); a URL of another origin, or of the other scheme, is
+    :class:`~hyper.HostChangedError`. Bytes are accepted for both.
+    """
+    checked = request_method(method)
+    return checked, origin_form(url, "https" if secure else "http", authority)
+
+
+# -- header fields ------------------------------------------------------------------
+
+
+def checked_field(name: HeaderKey, value: HeaderValue) -> tuple[bytes, bytes]:
+    """One request header field as bytes, refused when it cannot be sent as given.
+
+    The name must be a token (no pseudo-header: hyper writes those); the
+    value must hold no CR, LF, NUL or other control character, and loses
+    its leading and trailing whitespace (RFC 9110 section 5.5 says they are
+    not part of it). ``content-length`` must be digits; an international
+    ``host`` is converted to IDNA. Raises :class:`~hyper.InvalidHeader`, or
+    ``TypeError`` for a name or value that is not str, bytes (or int).
+    """
+    if isinstance(name, int):
+        raise TypeError(f"header names must be str or bytes, not {type(name).__name__}")
+    raw_name = to_bytes(name)
+    raw_value = to_bytes(value).strip(b" \t")
+    if not _TOKEN.fullmatch(raw_name):
+        if raw_name.startswith(b":"):
+            raise InvalidHeader(
+                f"pseudo-header {name!r} cannot be set: hyper writes them from the method and url "
+                "(use a 'host' header for :authority)"
+            )
+        raise InvalidHeader(f"invalid header name {name!r}: names are tokens (no spaces, colons, controls)")
+    if _BAD_VALUE_BYTE.search(raw_value):
+        raise InvalidHeader(f"header {name!r} has a value with CR, LF, NUL or another control character")
+    lower = raw_name.lower()
+    if lower == b"content-length" and not _DIGITS.fullmatch(raw_value):
+        raise InvalidHeader(f"invalid content-length {value!r}: it must be a number of bytes in ASCII digits")
+    if lower == b"host":
+        raw_value = _checked_host(raw_value)
+    return raw_name, raw_value
+
+
+def _checked_host(value: bytes) -> bytes:
+    """A ``host`` value that names a host (and port), international names in IDNA form.
+
+    It becomes HTTP/2's ``:authority`` and decides which site the server
+    serves, so it gets the same checks as the connection's own host.
+    """
+    try:
+        text = value.decode("utf-8")
+        host, port = split_host_port(text)
+    except (UnicodeDecodeError, InvalidURL) as exc:
+        raise InvalidHeader(f"invalid host header {value!r}: {exc}") from exc
+    if value.isascii():
+        return value  # as the caller wrote it
+    shown = host_literal(host)
+    return (f"{shown}:{port}" if has_port(text) else shown).encode("ascii")
 
 
 def to_header_map(headers: HeadersType) -> HTTPHeaderMap:
-    """A fresh :class:`HTTPHeaderMap` from anything ``request()`` accepts."""
+    """A fresh, checked :class:`HTTPHeaderMap` from anything ``request()`` accepts.
+
+    A mapping (a list value makes one field per item), an
+    :class:`HTTPHeaderMap`, or an iterable of ``(name, value)`` pairs; each
+    field goes through :func:`checked_field`.
+    """
+    header_map = HTTPHeaderMap()
     if headers is None:
-        return HTTPHeaderMap()
+        return header_map
+    pairs: Iterable[Any]
     if isinstance(headers, HTTPHeaderMap):
-        return headers.copy()
-    if isinstance(headers, Mapping):
-        return HTTPHeaderMap(headers.items())
-    return HTTPHeaderMap(headers)
+        pairs = headers.items()
+    elif isinstance(headers, Mapping):
+        pairs = _mapping_fields(headers)
+    elif isinstance(headers, Iterable) and not isinstance(headers, (str, bytes, bytearray)):
+        pairs = headers
+    else:
+        raise TypeError(
+            f"headers must be a mapping or an iterable of (name, value) pairs, not {type(headers).__name__}"
+        )
+    for pair in pairs:
+        if isinstance(pair, (str, bytes, bytearray)) or not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"each header must be a (name, value) pair, not {pair!r}")
+        name, value = checked_field(pair[0], pair[1])
+        if name.lower() == b"host" and b"host" in header_map:
+            raise _second_host(value)
+        header_map.add(name, value)
+    return header_map
 
 
-def declared_length(header_map: HTTPHeaderMap, body: RequestBody, method: str, no_body: bool) -> int | None:
+def _second_host(value: bytes) -> InvalidHeader:
+    # RFC 9112 section 3.2: a server must answer 400 to more than one Host.
+    return InvalidHeader(f"a second host header ({value!r}): a request names one host")
+
+
+def _mapping_fields(headers: Mapping[Any, Any]) -> Iterable[tuple[Any, Any]]:
+    for name, value in headers.items():
+        if isinstance(value, (list, tuple)):
+            # dict(HTTPHeaderMap) maps each name to a list of its values.
+            yield from ((name, item) for item in value)
+        else:
+            yield name, value
+
+
+# -- timeouts -----------------------------------------------------------------------
+
+
+def split_timeout(timeout: TimeoutType) -> tuple[float | None, float | None]:
+    """``(connect, read)`` from a number, ``None`` or a ``(connect, read)`` pair, checked.
+
+    Each is ``None`` (wait forever; so is ``math.inf``) or a positive,
+    finite number of seconds. A wrong type (a string, a bool, a list) is
+    ``TypeError``; a wrong value (zero, negative, NaN, a tuple that is not a
+    pair) is ``ValueError``. Connections call this in their constructor, so
+    a bad timeout fails there and not at the first request.
+    """
+    if isinstance(timeout, tuple):
+        if len(timeout) != 2:
+            raise ValueError(f"a timeout tuple must be (connect, read), not {timeout!r}")
+        return positive_seconds(timeout[0], "connect timeout"), positive_seconds(timeout[1], "read timeout")
+    value = positive_seconds(timeout, "timeout")
+    return value, value
+
+
+def positive_seconds(value: Any, what: str) -> float | None:
+    """``value`` checked as a wait in seconds: ``None`` (or ``math.inf``) for no limit.
+
+    ``TypeError`` for anything but a real number or ``None`` (bools
+    included); ``ValueError`` for zero, negative, NaN, or more than the
+    platform can wait. ``what`` names the argument in the message.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{what} must be a number of seconds, None or a (connect, read) tuple, not {value!r}")
+    number = float(value)
+    if math.isnan(number) or number <= 0:
+        raise ValueError(f"{what} must be a positive number of seconds (or None), not {value!r}")
+    if math.isinf(number):
+        return None
+    # Locks and sockets refuse longer waits with OverflowError.
+    if number > threading.TIMEOUT_MAX:
+        raise ValueError(f"{what} of {value!r} s is longer than this platform can wait; use None")
+    return value if isinstance(value, (int, float)) else number
+
+
+# -- the body's length --------------------------------------------------------------
+
+
+def declared_length(
+    header_map: HTTPHeaderMap, body: RequestBody, method: str | bytes, no_body: bool
+) -> int | None:
     """The content-length to enforce: the caller's, else the body's, else None.
 
     The body's length is also written into ``header_map``, except for a
@@ -52,14 +225,11 @@ def declared_length(header_map: HTTPHeaderMap, body: RequestBody, method: str, n
     """
     given = header_map.get(b"content-length")
     if given is not None:
-        try:
-            value = int(given[0])
-        except ValueError as exc:
-            raise HyperError(f"invalid content-length {given[0]!r}") from exc
-        if len(set(given)) != 1 or value < 0:
-            raise HyperError(f"invalid content-length {given!r}")
-        return value
-    if body.length is not None and not (no_body and method.upper() not in METHODS_WITH_BODY):
+        if not all(_DIGITS.fullmatch(value) for value in given) or len(set(given)) != 1:
+            raise InvalidHeader(f"invalid content-length {given!r}")
+        return int(given[0])
+    name = method.decode("latin-1") if isinstance(method, (bytes, bytearray)) else method
+    if body.length is not None and not (no_body and name.upper() not in METHODS_WITH_BODY):
         header_map[b"content-length"] = to_bytes(body.length)
     return body.length
 
@@ -67,6 +237,9 @@ def declared_length(header_map: HTTPHeaderMap, body: RequestBody, method: str, n
 def is_empty(body: RequestBody, declared: int | None) -> bool:
     """The request has no body bytes at all (HEADERS can end the stream)."""
     return body.length == 0 and (declared is None or declared == 0)
+
+
+# -- the incremental form -----------------------------------------------------------
 
 
 @dataclass
@@ -91,12 +264,21 @@ class IncrementalRequests:
     def putheader(
         self, header: HeaderKey, argument: HeaderValue, stream_id: int | None = None, replace: bool = False
     ) -> None:
-        """Add a header field to the request started with ``putrequest()``."""
+        """Add a header field to the request started with ``putrequest()``.
+
+        The field is checked at once (:class:`~hyper.InvalidHeader` for CR,
+        LF or NUL, a name that is not a token, a pseudo-header...); a refused
+        field leaves the request as it was. A ``host`` replaces the one taken
+        from the connection (a request names one host).
+        """
         pending = self._pending(stream_id)
-        if replace:
-            pending.headers[header] = argument
+        name, value = checked_field(header, argument)
+        if replace or name.lower() == b"host":
+            # A request names one host (RFC 9112 section 3.2): a put host
+            # replaces the one putrequest() filled in from the connection.
+            pending.headers[name] = value
         else:
-            pending.headers.add(header, argument)
+            pending.headers.add(name, value)
 
     def _pending(self, stream_id: int | None) -> PendingRequest:
         pending: PendingRequest | None = getattr(self._local, "pending", None)

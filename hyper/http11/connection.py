@@ -42,6 +42,7 @@ from ..common.request import (
     PendingRequest,
     TimeoutType,
     declared_length,
+    request_line,
     split_timeout,
     to_header_map,
 )
@@ -301,6 +302,7 @@ class HTTP11Connection(IncrementalRequests):
         bytes. A body of known length is sent with ``content-length``, one of
         unknown length (an iterator, a pipe) with chunked transfer-encoding.
         """
+        method, url = request_line(method, url, secure=self.secure, authority=self.authority)
         if getattr(self._local, "pending", None) is not None:
             raise HyperError("finish the request started with putrequest() before request()")
         target, header_map = self._prepare(method, url, headers)
@@ -497,6 +499,7 @@ class HTTP11Connection(IncrementalRequests):
 
     def putrequest(self, method: str, selector: str, **kwargs: Any) -> int:
         """Start a request to be completed with putheader/endheaders/send; returns its id."""
+        method, selector = request_line(method, selector, secure=self.secure, authority=self.authority)
         if getattr(self._local, "pending", None) is not None:
             raise HyperError("a putrequest() is already in progress in this thread")
         target, header_map = self._prepare(method, selector, None)

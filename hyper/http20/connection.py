@@ -31,6 +31,7 @@ from ..common.request import (  # noqa: F401 - HeadersType, TimeoutType: documen
     TimeoutType,
     declared_length,
     is_empty,
+    request_line,
     split_timeout,
     to_header_map,
 )
@@ -383,6 +384,7 @@ class HTTP20Connection(IncrementalRequests):
         ``content-length`` is added when the body's length can be known; a
         caller's own value is sent as given and enforced.
         """
+        method, url = request_line(method, url, secure=self.secure, authority=self.authority)
         if getattr(self._local, "pending", None) is not None:
             raise HyperError("finish the request started with putrequest() before request()")
         path, header_map = self._prepare(method, url, headers)
@@ -466,6 +468,7 @@ class HTTP20Connection(IncrementalRequests):
         other threads' requests on this connection wait, since HTTP/2 stream
         ids must be sent in order.
         """
+        method, selector = request_line(method, selector, secure=self.secure, authority=self.authority)
         if getattr(self._local, "pending", None) is not None:
             raise HyperError("a putrequest() is already in progress in this thread")
         path, header_map = self._prepare(method, selector, None)

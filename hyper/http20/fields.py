@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ..common.request import request_method
 from ..exceptions import InvalidHeader
 
 # Header fields that only mean something for one HTTP/1.1 hop; HTTP/2 forbids
@@ -21,7 +22,7 @@ _FORBIDDEN_IN_FIELDS = (b"\r", b"\n", b"\x00")
 
 
 def build_request_headers(
-    method: str,
+    method: str | bytes,
     path: str,
     authority: str,
     scheme: str,
@@ -32,9 +33,10 @@ def build_request_headers(
     CR, LF and NUL in a name or value are refused (``InvalidHeader``) before
     anything is sent: ``h2`` would let them through to the wire. Fields that
     only make sense for one HTTP/1.1 hop are dropped; ``host`` becomes
-    ``:authority``.
+    ``:authority``. The method must be a token (``str`` or ``bytes``).
     """
-    for text, what in ((method, "method"), (path, "path"), (authority, "authority")):
+    method = request_method(method)
+    for text, what in ((path, "path"), (authority, "authority")):
         if not text or any(c in text for c in "\r\n\x00 "):
             raise InvalidHeader(f"invalid {what} {text!r}")
     fields: list[tuple[bytes, bytes]] = []
@@ -57,6 +59,7 @@ def build_request_headers(
         (b":method", method.encode("ascii")),
         (b":scheme", scheme.encode("ascii")),
         (b":authority", authority.encode("idna") if not authority.isascii() else authority.encode("ascii")),
+        # request_target() percent-encoded the path, so it is ASCII.
         (b":path", path.encode("utf-8")),
         *fields,
     ]
