@@ -1,4 +1,4 @@
-"""The benchmark's nginx: test CA, document root, config, start and stop.
+"""The benchmark's servers (nginx, nghttpd): test CA, document root, config, start and stop.
 
 Process handling (free ports, readiness by a real HTTP/2 handshake, process
 groups, retry when a port was stolen) is reused from ``tests.servers``; only
@@ -19,6 +19,21 @@ the configuration differs from the test suite's nginx:
   ``/upload`` location of ``tests.servers``;
 * the internal listener also serves ``stub_status``, whose "accepts" counter
   tells how many connections a client opened.
+
+nghttpd (nghttp2's server, issue 14) serves the same document root, with:
+
+* ``-m 256`` concurrent streams, as nginx;
+* ``-w 20``: 1 MiB stream receive windows, as nginx's 1 MiB body preread, and
+  ``-W 30``: a connection window of 1 GiB (nginx opens its connection window
+  to the maximum at once);
+* no ``--echo-upload``: nghttpd then reads a request body to its end,
+  returning window credit as it goes, discards it, and only then answers with
+  the static file the path names (without ``--early-response`` it waits for
+  the whole request).  A PUT or POST of the upload body to ``/upload`` is
+  therefore answered by the small docroot file ``upload`` with status 200
+  once every byte has arrived: the upload is measured like nginx's.  (nginx
+  matches ``location = /upload`` first and never serves that file.)
+* it has no connection counter: the connections column stays empty for it.
 """
 
 from __future__ import annotations
@@ -44,15 +59,34 @@ UPLOAD_PATH = "/upload"
 HOST = "127.0.0.1"
 
 
+#: The servers the harness knows, in report order.
+SERVER_NAMES = ("nginx", "nghttpd")
+
+
+@dataclass(frozen=True)
+class BenchFiles:
+    """What every server shares: the test CA, the certificate, the files."""
+
+    ca_file: str
+    cert: CertFiles
+    docroot: Path
+    #: The file uploaded by the upload workload (same size as big.bin).
+    upload_file: str
+    body_bytes: int
+
+
 @dataclass(frozen=True)
 class BenchServer:
-    """A running nginx and the files the workloads need."""
+    """A running server and the files the workloads need."""
 
+    #: "nginx" or "nghttpd".
+    name: str
     process: ServerProcess
     host: str
     port: int
-    #: Plain HTTP/1.1 listener: the upload sink and ``/status``.
-    internal_port: int
+    #: nginx's plain HTTP/1.1 listener: the upload sink and ``/status``
+    #: (``None`` for nghttpd, which has neither).
+    internal_port: int | None
     ca_file: str
     cert: CertFiles
     #: The file uploaded by the upload workload (same size as big.bin).
@@ -65,6 +99,8 @@ class BenchServer:
 
     def accepted_connections(self) -> int | None:
         """nginx's total count of accepted connections (``None`` if unknown)."""
+        if self.internal_port is None:
+            return None
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         try:
             with opener.open(f"http://{self.host}:{self.internal_port}/status", timeout=5) as resp:
@@ -124,9 +160,10 @@ def write_payload(path: Path, size: int) -> None:
 
 
 def write_docroot(directory: Path, body_bytes: int) -> None:
-    """The 1 KiB document and the large download body."""
+    """The 1 KiB document, the large download body, and nghttpd's upload answer."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / SMALL_PATH.lstrip("/")).write_bytes(os.urandom(SMALL_SIZE))
+    (directory / UPLOAD_PATH.lstrip("/")).write_bytes(b"upload received\n")
     write_payload(directory / BIG_PATH.lstrip("/"), body_bytes)
 
 
@@ -203,14 +240,20 @@ http {{
 """
 
 
-def start_server(work_dir: Path, body_bytes: int) -> BenchServer:
-    """Write certs, docroot and upload file into *work_dir*; start nginx."""
-    binary = find_binary("nginx")
+def prepare_files(work_dir: Path, body_bytes: int) -> BenchFiles:
+    """Write certs, docroot and upload file into *work_dir* (shared by every server)."""
     ca_file, cert = write_certs(work_dir)
     docroot = work_dir / "docroot"
     write_docroot(docroot, body_bytes)
     upload_file = work_dir / "upload.bin"
     write_payload(upload_file, body_bytes)
+    return BenchFiles(ca_file, cert, docroot, str(upload_file), body_bytes)
+
+
+def start_nginx(work_dir: Path, files: BenchFiles) -> BenchServer:
+    """Start nginx serving *files*."""
+    binary = find_binary("nginx")
+    cert, docroot = files.cert, files.docroot
 
     def make_spec(attempt_dir: Path, ports: list[int]) -> LaunchSpec:
         attempt_dir.mkdir(parents=True, exist_ok=True)
@@ -227,12 +270,44 @@ def start_server(work_dir: Path, body_bytes: int) -> BenchServer:
 
     process, ports = start_with_retry(work_dir / "nginx", 2, make_spec)
     return BenchServer(
-        process=process,
-        host=HOST,
-        port=ports[0],
-        internal_port=ports[1],
-        ca_file=ca_file,
-        cert=cert,
-        upload_file=str(upload_file),
-        body_bytes=body_bytes,
+        "nginx", process, HOST, ports[0], ports[1], files.ca_file, cert, files.upload_file, files.body_bytes
     )
+
+
+def start_nghttpd(work_dir: Path, files: BenchFiles) -> BenchServer:
+    """Start nghttpd serving *files* (see the module docstring for its flags)."""
+    binary = find_binary("nghttpd")
+    cert = files.cert
+
+    def make_spec(attempt_dir: Path, ports: list[int]) -> LaunchSpec:
+        attempt_dir.mkdir(parents=True, exist_ok=True)
+        return LaunchSpec(
+            name="nghttpd",
+            argv=[
+                binary,
+                f"--address={HOST}",
+                f"--htdocs={files.docroot}",
+                "--max-concurrent-streams=256",
+                "--window-bits=20",
+                "--connection-window-bits=30",
+                str(ports[0]),
+                cert.key_file,
+                cert.cert_file,
+            ],
+            run_dir=attempt_dir,
+            probes=[(ports[0], Probe.H2_TLS)],
+        )
+
+    process, ports = start_with_retry(work_dir / "nghttpd", 1, make_spec)
+    return BenchServer(
+        "nghttpd", process, HOST, ports[0], None, files.ca_file, cert, files.upload_file, files.body_bytes
+    )
+
+
+def start_server(name: str, work_dir: Path, files: BenchFiles) -> BenchServer:
+    """Start the server called *name* (one of :data:`SERVER_NAMES`)."""
+    if name == "nginx":
+        return start_nginx(work_dir, files)
+    if name == "nghttpd":
+        return start_nghttpd(work_dir, files)
+    raise ValueError(f"unknown server {name!r}")

@@ -69,6 +69,9 @@ class Client:
         """PUT the file; the response status."""
         raise NotImplementedError
 
+    def prepare_threads(self, threads: int) -> None:
+        """Get ready (untimed) for *threads* threads calling :meth:`get` at once."""
+
     def close(self) -> None:
         """Release the connection."""
 
@@ -227,6 +230,12 @@ class PycurlClient(Client):
 
         self.pycurl = pycurl
         self.curl = self._easy()
+        #: threads workload: one easy handle (and connection) per thread, as
+        #: libcurl requires; handed out to threads on their first request.
+        self.thread_handles: list[Any] = []
+        self.handles_given = 0
+        self.handles_lock = threading.Lock()
+        self.local = threading.local()
 
     def _easy(self) -> Any:
         pycurl = self.pycurl
@@ -251,8 +260,29 @@ class PycurlClient(Client):
             version = curl.getinfo(self.pycurl.INFO_HTTP_VERSION)
             self.protocol = "HTTP/2" if version == self.pycurl.CURL_HTTP_VERSION_2_0 else f"curl {version}"
 
+    def prepare_threads(self, threads: int) -> None:
+        # Each thread's handle connects here, outside the timed part, as the
+        # shared connection of the other clients does during their warm-up.
+        self.thread_handles = [self._easy() for _ in range(threads)]
+        for curl in self.thread_handles:
+            for _ in range(2):
+                _check(
+                    len(self._perform(curl, self.spec["small_path"])) == self.spec["small_size"], "short body"
+                )
+
+    def _handle(self) -> Any:
+        if not self.thread_handles:
+            return self.curl
+        curl = getattr(self.local, "curl", None)
+        if curl is None:
+            with self.handles_lock:  # protects the hand-out index
+                _check(self.handles_given < len(self.thread_handles), "more threads than handles")
+                curl = self.local.curl = self.thread_handles[self.handles_given]
+                self.handles_given += 1
+        return curl
+
     def get(self, path: str) -> bytes:
-        return self._perform(self.curl, path)
+        return self._perform(self._handle(), path)
 
     def mux(self, path: str, count: int, in_flight: int) -> int:
         pycurl = self.pycurl
@@ -318,7 +348,49 @@ class PycurlClient(Client):
         return int(self.curl.getinfo(pycurl.RESPONSE_CODE))
 
     def close(self) -> None:
+        for curl in self.thread_handles:
+            curl.close()
         self.curl.close()
+
+
+class FloorClient(Client):
+    """The pure-Python floor of issue 14 (bench/floor.py): one connection."""
+
+    protocol = "HTTP/2"  # FloorConnection refuses anything but ALPN h2
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        super().__init__(spec)
+        from bench.floor import FloorConnection
+
+        self.conn = FloorConnection(
+            spec["host"], spec["port"], spec["ca"], timeout=30, shared=spec["workload"] == "threads"
+        )
+
+    def get(self, path: str) -> bytes:
+        status, body = self.conn.get(path)
+        _check(status == 200, f"status {status}")
+        return bytes(body)
+
+    def mux(self, path: str, count: int, in_flight: int) -> int:
+        total = 0
+        for start in range(0, count, in_flight):
+            for status, body in self.conn.get_many(path, min(in_flight, count - start)):
+                _check(status == 200, f"status {status}")
+                total += len(body)
+        return total
+
+    def download(self, path: str, chunk: int) -> int:
+        # The floor reads whatever the socket has (up to 256 KiB) and counts
+        # DATA payloads in place; there are no 64 KiB reads to imitate.
+        status, length = self.conn.download(path)
+        _check(status == 200, f"status {status}")
+        return int(length)
+
+    def upload(self, path: str, file_name: str) -> int:
+        raise WorkloadError("the floor client does not upload")
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 CLIENTS: dict[str, Callable[[dict[str, Any]], Client]] = {
@@ -326,6 +398,7 @@ CLIENTS: dict[str, Callable[[dict[str, Any]], Client]] = {
     "httpx": HttpxClient,
     "niquests": NiquestsClient,
     "pycurl": PycurlClient,
+    "floor": FloorClient,
 }
 
 
@@ -412,6 +485,8 @@ def run_workload(client: Client, spec: dict[str, Any]) -> dict[str, Any]:
     else:
         for _ in range(warmup):
             _check(len(client.get(small)) == small_size, "short warm-up body")
+    if workload == "threads":
+        client.prepare_threads(sizes["threads"])
     _check(client.protocol == "HTTP/2", f"negotiated {client.protocol}, not HTTP/2")
 
     profiler = None
