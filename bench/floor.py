@@ -58,7 +58,10 @@ CONNECTION_WINDOW = (1 << 30) - 1
 #: Credit is returned once half of a window has been used (the usual rule).
 STREAM_REFILL = STREAM_WINDOW // 2
 CONNECTION_REFILL = 1 << 24
-READ_SIZE = 256 * 1024
+#: Receive buffer: room for many frames; a frame never exceeds 16 KiB + 9
+#: because this client keeps SETTINGS_MAX_FRAME_SIZE at its default.
+BUFFER_SIZE = 256 * 1024
+MAX_FRAME = 16384 + 9
 
 # 9-byte frame header: 24-bit length and 8-bit type packed in one int, flags, stream id.
 _FRAME_HEAD = struct.Struct(">IBI")
@@ -175,7 +178,12 @@ class FloorConnection:
         #: Protects the socket and everything below (only used when shared).
         self.cond = threading.Condition()
         self.reading = False
-        self.buffer = bytearray()
+        # Bytes are read into one preallocated buffer (no allocation per read:
+        # SSL_read returns one TLS record, at most 16 KiB, per call);
+        # unparsed bytes are buffer[parsed:filled].
+        self.buffer = bytearray(BUFFER_SIZE)
+        self.view = memoryview(self.buffer)
+        self.parsed = self.filled = 0
         self.next_stream_id = 1
         #: Open streams: id -> [status, body pieces, bytes received, bytes not yet credited].
         self.streams: dict[int, list[Any]] = {}
@@ -242,16 +250,24 @@ class FloorConnection:
 
     def _receive(self) -> None:
         """One read from the socket; process every complete frame in the buffer."""
-        data = self.sock.recv(READ_SIZE)
-        if not data:
+        buffer, pos = self.buffer, self.parsed
+        if BUFFER_SIZE - self.filled < MAX_FRAME:
+            # Move the partial frame to the front so a whole frame fits
+            # (through a copy: the two ranges may overlap).
+            self.buffer[: self.filled - pos] = self.view[pos : self.filled].tobytes()
+            self.filled -= pos
+            pos = 0
+        received = self.sock.recv_into(self.view[self.filled :])
+        if not received:
             raise FloorError("server closed the connection")
-        buffer = self.buffer
-        buffer += data
-        pos, end = 0, len(buffer)
+        end = self.filled = self.filled + received
         replies: list[bytes] = []
         while end - pos >= 9:
             length_type, flags, stream_id = _FRAME_HEAD.unpack_from(buffer, pos)
             length = length_type >> 8
+            if length > MAX_FRAME - 9:
+                # Over our SETTINGS_MAX_FRAME_SIZE (RFC 9113 section 4.2).
+                raise FloorError(f"{length}-byte frame exceeds the 16,384-byte maximum")
             if end - pos - 9 < length:
                 break
             start = pos + 9
@@ -261,14 +277,14 @@ class FloorConnection:
             if frame_type == DATA:
                 self._on_data(stream_id, flags, buffer, start, length, replies)
             elif frame_type in (HEADERS, CONTINUATION):
-                self._on_headers(frame_type, stream_id, flags, bytes(buffer[start:pos]))
+                self._on_headers(frame_type, stream_id, flags, self.view[start:pos].tobytes())
             elif frame_type == SETTINGS:
                 if not flags & ACK:
-                    self._on_settings(bytes(buffer[start:pos]))
+                    self._on_settings(self.view[start:pos].tobytes())
                     replies.append(_frame(SETTINGS, ACK, 0, b""))
             elif frame_type == PING:
                 if not flags & ACK:
-                    replies.append(_frame(PING, ACK, 0, bytes(buffer[start:pos])))
+                    replies.append(_frame(PING, ACK, 0, self.view[start:pos].tobytes()))
             elif frame_type == RST_STREAM:
                 code = _UINT32.unpack_from(buffer, start)[0]
                 raise FloorError(f"server reset stream {stream_id} (error {code})")
@@ -279,7 +295,9 @@ class FloorConnection:
                 raise FloorError("server pushed although SETTINGS_ENABLE_PUSH is 0")
             # WINDOW_UPDATE, PRIORITY and unknown types need nothing: this
             # client sends no DATA (RFC 9113 section 5.5 for unknown types).
-        del buffer[:pos]
+        if pos == end:
+            pos = self.filled = 0  # all parsed: start again at the front
+        self.parsed = pos
         if replies:
             self.sock.sendall(b"".join(replies))
 
@@ -331,7 +349,7 @@ class FloorConnection:
             body_end -= buffer[start]
             body_start += 1
         if stream_id not in self.counting:
-            state[1].append(bytes(buffer[body_start:body_end]))
+            state[1].append(self.view[body_start:body_end].tobytes())
         state[2] += body_end - body_start
         # The whole payload, padding included, counts against both windows
         # (RFC 9113 section 6.9.1); credit is returned in batches.
