@@ -112,6 +112,12 @@ def install_peers(clients: list[str], allow_install: bool) -> dict[str, str]:
         importlib.invalidate_caches()
         if proc.returncode != 0 or not _importable(modules):
             log(f"  failed: {(proc.stderr or proc.stdout).strip()[-500:]}")
+            if client == "pycurl":
+                # No wheel for this platform: pip builds from source.
+                log(
+                    "  (pycurl without a wheel needs libcurl's headers: "
+                    "apt-get install libcurl4-openssl-dev libssl-dev)"
+                )
             missing[client] = "not installed"
     return missing
 
@@ -315,7 +321,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--budget",
         type=float,
-        help="seconds for the whole run; later runs are skipped (default 900, quick 55)",
+        help="seconds for the whole run; later runs are skipped (default 1800, quick 55)",
     )
     parser.add_argument(
         "--profile",
@@ -452,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     sizes = choose_sizes(args)
     runs = args.runs or (1 if args.quick else 3)
-    budget = args.budget or (55.0 if args.quick else 900.0)
+    budget = args.budget or (55.0 if args.quick else 1800.0)
     workloads = args.only or list(WORKLOADS)
     server_names = args.servers or list(SERVER_NAMES)
     clients, unavailable = available_clients(args.clients or list(ALL_CLIENTS), not args.no_install)
