@@ -333,7 +333,9 @@ def machine_details() -> list[tuple[str, str]]:
             timeout=30,
             check=False,
         ).stdout.strip()
-        pycurl_version += f" ({libcurl.split()[0] if libcurl else '?'})"
+        # "PycURL/x libcurl/y OpenSSL/z ... nghttp2/w ...": the wheel bundles its own libcurl.
+        wanted = [part for part in libcurl.split() if part.startswith(("libcurl/", "OpenSSL/", "nghttp2/"))]
+        pycurl_version += f" ({' '.join(wanted) or '?'})"
     nginx = _command_version(["nginx", "-v"])
     return [
         ("date (UTC)", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")),
