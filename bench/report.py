@@ -347,6 +347,7 @@ def machine_details() -> list[tuple[str, str]]:
         ("OpenSSL (Python)", ssl.OPENSSL_VERSION),
         ("nginx", re.sub(r"^nginx version: ", "", nginx)),
         ("nghttpd", _command_version(["nghttpd", "--version"])),
+        ("h2o", _command_version(["h2o", "--version"])),
         ("h2load", _command_version(["h2load", "--version"])),
         ("curl", _command_version(["curl", "--version"])),
         ("hyper", f"{_hyper_version()} (git {_git_revision()})"),
@@ -376,7 +377,7 @@ def server_section(
     connections = (
         "connections nginx accepted during the run (warm-up included; most, over runs)"
         if name == "nginx"
-        else "(nghttpd counts no connections)"
+        else f"({name} counts no connections)"
     )
     return [
         f"## {name}",

@@ -25,6 +25,7 @@ from bench.config import ALL_CLIENTS, FULL, PYTHON_CLIENTS, QUICK, WORKLOADS, Si
 from bench.report import Cell, Results
 from bench.server import (
     BIG_PATH,
+    OPTIONAL_SERVERS,
     SERVER_NAMES,
     SMALL_PATH,
     SMALL_SIZE,
@@ -36,7 +37,7 @@ from bench.server import (
     start_server,
 )
 from bench.worker import RESULT_MARKER
-from tests.servers import ServerStartError
+from tests.servers import ServerStartError, find_binary
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -296,7 +297,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Benchmark hyper against httpx, niquests, pycurl, curl, h2load, the "
-        "pure-Python HTTP/2 floor and the pure-Python TLS limit, against nginx and nghttpd on 127.0.0.1.",
+        "pure-Python HTTP/2 floor and the pure-Python TLS limit, "
+        "against nginx, nghttpd and h2o on 127.0.0.1.",
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes and one run (CI smoke test, < 60 s)")
     parser.add_argument(
@@ -452,6 +454,18 @@ def measure(
                             break
 
 
+def _installed_or_required(server: str) -> bool:
+    """Whether a default run includes *server*: required ones always, optional ones if installed."""
+    if server not in OPTIONAL_SERVERS:
+        return True
+    try:
+        find_binary(server)
+    except ServerStartError:
+        log(f"{server} is not installed (Debian: apt-get install {server}); running without it")
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m bench``: run the benchmark and print (and write) the report."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
@@ -460,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = args.runs or (1 if args.quick else 3)
     budget = args.budget or (55.0 if args.quick else 1800.0)
     workloads = args.only or list(WORKLOADS)
-    server_names = args.servers or list(SERVER_NAMES)
+    server_names = args.servers or [name for name in SERVER_NAMES if _installed_or_required(name)]
     clients, unavailable = available_clients(args.clients or list(ALL_CLIENTS), not args.no_install)
     details = report.machine_details()
     runnable = [c for c in clients if c not in unavailable]

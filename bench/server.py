@@ -20,20 +20,7 @@ the configuration differs from the test suite's nginx:
 * the internal listener also serves ``stub_status``, whose "accepts" counter
   tells how many connections a client opened.
 
-nghttpd (nghttp2's server, issue 14) serves the same document root, with:
-
-* ``-m 256`` concurrent streams, as nginx;
-* ``-w 20``: 1 MiB stream receive windows, as nginx's 1 MiB body preread, and
-  ``-W 30``: a connection window of 1 GiB (nginx opens its connection window
-  to the maximum at once);
-* no ``--echo-upload``: nghttpd then reads a request body to its end,
-  returning window credit as it goes, discards it, and only then answers with
-  the static file the path names (without ``--early-response`` it waits for
-  the whole request).  A PUT or POST of the upload body to ``/upload`` is
-  therefore answered by the small docroot file ``upload`` with status 200
-  once every byte has arrived: the upload is measured like nginx's.  (nginx
-  matches ``location = /upload`` first and never serves that file.)
-* it has no connection counter: the connections column stays empty for it.
+nghttpd and h2o (issue 14) serve the same document root: see :mod:`bench.more_servers`.
 """
 
 from __future__ import annotations
@@ -60,7 +47,10 @@ HOST = "127.0.0.1"
 
 
 #: The servers the harness knows, in report order.
-SERVER_NAMES = ("nginx", "nghttpd")
+SERVER_NAMES = ("nginx", "nghttpd", "h2o")
+#: Servers left out, with a note, when they are not installed and ``--servers``
+#: does not name them (nginx and nghttpd are required).
+OPTIONAL_SERVERS = ("h2o",)
 
 
 @dataclass(frozen=True)
@@ -79,13 +69,13 @@ class BenchFiles:
 class BenchServer:
     """A running server and the files the workloads need."""
 
-    #: "nginx" or "nghttpd".
+    #: One of :data:`SERVER_NAMES`.
     name: str
     process: ServerProcess
     host: str
     port: int
     #: nginx's plain HTTP/1.1 listener: the upload sink and ``/status``
-    #: (``None`` for nghttpd, which has neither).
+    #: (``None`` for the other servers, which have no connection counter).
     internal_port: int | None
     ca_file: str
     cert: CertFiles
@@ -160,7 +150,7 @@ def write_payload(path: Path, size: int) -> None:
 
 
 def write_docroot(directory: Path, body_bytes: int) -> None:
-    """The 1 KiB document, the large download body, and nghttpd's upload answer."""
+    """The 1 KiB document, the large download body, and nghttpd's answer to an upload."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / SMALL_PATH.lstrip("/")).write_bytes(os.urandom(SMALL_SIZE))
     (directory / UPLOAD_PATH.lstrip("/")).write_bytes(b"upload received\n")
@@ -274,40 +264,11 @@ def start_nginx(work_dir: Path, files: BenchFiles) -> BenchServer:
     )
 
 
-def start_nghttpd(work_dir: Path, files: BenchFiles) -> BenchServer:
-    """Start nghttpd serving *files* (see the module docstring for its flags)."""
-    binary = find_binary("nghttpd")
-    cert = files.cert
-
-    def make_spec(attempt_dir: Path, ports: list[int]) -> LaunchSpec:
-        attempt_dir.mkdir(parents=True, exist_ok=True)
-        return LaunchSpec(
-            name="nghttpd",
-            argv=[
-                binary,
-                f"--address={HOST}",
-                f"--htdocs={files.docroot}",
-                "--max-concurrent-streams=256",
-                "--window-bits=20",
-                "--connection-window-bits=30",
-                str(ports[0]),
-                cert.key_file,
-                cert.cert_file,
-            ],
-            run_dir=attempt_dir,
-            probes=[(ports[0], Probe.H2_TLS)],
-        )
-
-    process, ports = start_with_retry(work_dir / "nghttpd", 1, make_spec)
-    return BenchServer(
-        "nghttpd", process, HOST, ports[0], None, files.ca_file, cert, files.upload_file, files.body_bytes
-    )
-
-
 def start_server(name: str, work_dir: Path, files: BenchFiles) -> BenchServer:
     """Start the server called *name* (one of :data:`SERVER_NAMES`)."""
-    if name == "nginx":
-        return start_nginx(work_dir, files)
-    if name == "nghttpd":
-        return start_nghttpd(work_dir, files)
-    raise ValueError(f"unknown server {name!r}")
+    from bench.more_servers import start_h2o, start_nghttpd  # they import this module
+
+    starters = {"nginx": start_nginx, "nghttpd": start_nghttpd, "h2o": start_h2o}
+    if name not in starters:
+        raise ValueError(f"unknown server {name!r}")
+    return starters[name](work_dir, files)

@@ -23,6 +23,7 @@ from bench.config import QUICK
 from bench.floor import FloorConnection, FloorError, decode_status
 from bench.server import (
     BIG_PATH,
+    SERVER_NAMES,
     SMALL_PATH,
     SMALL_SIZE,
     UPLOAD_PATH,
@@ -158,12 +159,12 @@ def test_threads_sharing_one_connection(server: str, request: pytest.FixtureRequ
 
 @pytest.fixture(scope="module")
 def bench_servers() -> Iterator[dict[str, BenchServer]]:
-    """bench/server.py's nginx and nghttpd with 1 MiB bodies."""
+    """The benchmark's nginx, nghttpd and h2o with 1 MiB bodies."""
     work_dir = Path(tempfile.mkdtemp(prefix="hyper-bench-test-"))
     servers: dict[str, BenchServer] = {}
     try:
         files = prepare_files(work_dir, 1024 * 1024)
-        for name in ("nginx", "nghttpd"):
+        for name in SERVER_NAMES:
             servers[name] = start_server(name, work_dir, files)
         yield servers
     finally:
@@ -192,7 +193,7 @@ def _spec(server: BenchServer, client: str, workload: str, **changes: Any) -> di
     return spec
 
 
-@pytest.mark.parametrize("server_name", ["nginx", "nghttpd"])
+@pytest.mark.parametrize("server_name", SERVER_NAMES)
 @pytest.mark.parametrize("workload", ["seq", "mux", "threads", "download"])
 def test_floor_workloads_in_the_harness(
     bench_servers: dict[str, BenchServer], server_name: str, workload: str
@@ -208,7 +209,7 @@ def test_floor_workloads_in_the_harness(
     assert result["amount"] == expected.get(workload, QUICK.threads * QUICK.per_thread)
 
 
-@pytest.mark.parametrize("server_name", ["nginx", "nghttpd"])
+@pytest.mark.parametrize("server_name", SERVER_NAMES)
 def test_floor_run_with_wrong_expectations_fails(
     bench_servers: dict[str, BenchServer], server_name: str
 ) -> None:
@@ -225,13 +226,13 @@ def test_floor_run_with_wrong_expectations_fails(
         client.close()
 
 
-@pytest.mark.parametrize("server_name", ["nginx", "nghttpd"])
-def test_upload_is_answered_200_by_both_servers(
+@pytest.mark.parametrize("server_name", SERVER_NAMES)
+def test_upload_is_answered_200_by_every_server(
     bench_servers: dict[str, BenchServer], server_name: str
 ) -> None:
-    # nghttpd answers /upload from the docroot file "upload" only after the
-    # whole request body has arrived (no --early-response): the upload
-    # workload measures a complete upload on both servers.
+    # nghttpd answers /upload from the docroot file "upload", h2o from an
+    # mruby handler, both only after the whole request body has arrived:
+    # the upload workload measures a complete upload on every server.
     spec = _spec(bench_servers[server_name], "hyper", "upload")
     client = HyperClient(spec)
     try:
