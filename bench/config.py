@@ -48,6 +48,10 @@ NOTES = {
     ("floor", "seq"): "floor: bench/floor.py, one connection; checks every status and body length",
     ("floor", "mux"): "floor: 100 HEADERS frames in one write, then reads until all 100 are done",
     ("floor", "threads"): "floor: 8 threads share one connection; a waiting thread reads for all of them",
+    (
+        "floor",
+        "download",
+    ): "floor: counts DATA payloads as each read brings them (no 64 KiB reads to imitate)",
 }
 
 

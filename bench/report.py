@@ -446,6 +446,9 @@ def markdown_report(
         "",
         *notes(clients, workloads),
         "",
+        "Every server answers an upload only after its last byte (bench/more_servers.py);",
+        "the floor client does not upload.",
+        "",
     ]
     for name, results in by_server.items():
         lines += server_section(name, results, workloads, clients, sizes)
