@@ -195,17 +195,20 @@ class FloorConnection:
         self.peer_max_streams = 100  # until the server's SETTINGS say otherwise
         self.header_blocks: dict[str, bytes] = {}
         self.pending_headers: tuple[int, int, bytearray] | None = None
-        if self.sock.selected_alpn_protocol() != "h2":
-            self.close()
-            raise FloorError(f"ALPN chose {self.sock.selected_alpn_protocol()!r}, not h2")
-        # Preface, our SETTINGS (no push, 16 MiB stream windows) and the
-        # connection window opened wide (RFC 9113 sections 3.4, 6.5, 6.9).
-        settings = _SETTING.pack(0x2, 0) + _SETTING.pack(0x4, STREAM_WINDOW)
-        self.sock.sendall(
-            PREFACE
-            + _frame(SETTINGS, 0, 0, settings)
-            + _frame(WINDOW_UPDATE, 0, 0, _UINT32.pack(CONNECTION_WINDOW - 65535))
-        )
+        try:
+            if self.sock.selected_alpn_protocol() != "h2":
+                raise FloorError(f"ALPN chose {self.sock.selected_alpn_protocol()!r}, not h2")
+            # Preface, our SETTINGS (no push, 16 MiB stream windows) and the
+            # connection window opened wide (RFC 9113 sections 3.4, 6.5, 6.9).
+            settings = _SETTING.pack(0x2, 0) + _SETTING.pack(0x4, STREAM_WINDOW)
+            self.sock.sendall(
+                PREFACE
+                + _frame(SETTINGS, 0, 0, settings)
+                + _frame(WINDOW_UPDATE, 0, 0, _UINT32.pack(CONNECTION_WINDOW - 65535))
+            )
+        except BaseException:
+            self.sock.close()  # no socket leaks from a failed start
+            raise
 
     # -- sending ---------------------------------------------------------------
 

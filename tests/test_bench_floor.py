@@ -152,6 +152,12 @@ def test_threads_sharing_one_connection(server: str, request: pytest.FixtureRequ
         conn.close()
 
 
+def test_a_server_without_h2_is_refused_and_the_socket_closed(nginx_http11_server: ServerInfo) -> None:
+    # pytest turns a leaked socket's ResourceWarning into a failure.
+    with pytest.raises(FloorError, match="not h2"):
+        _connect(nginx_http11_server)
+
+
 # ---------------------------------------------------------------------------
 # Through the harness, against the benchmark's own servers
 # ---------------------------------------------------------------------------
