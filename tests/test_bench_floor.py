@@ -10,6 +10,8 @@ floor run whose bodies are short.  No timing is asserted.
 from __future__ import annotations
 
 import shutil
+import socket
+import ssl
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -32,7 +34,7 @@ from bench.server import (
     start_server,
 )
 from bench.worker import FloorClient, HyperClient, WorkloadError, run_workload
-from tests.servers import BIG_BIN_SIZE, ServerInfo, one_k_bytes
+from tests.servers import BIG_BIN_SIZE, CertFiles, ServerInfo, one_k_bytes
 
 SERVERS = ["nginx_server", "nghttpd_server"]
 
@@ -153,9 +155,44 @@ def test_threads_sharing_one_connection(server: str, request: pytest.FixtureRequ
 
 
 def test_a_server_without_h2_is_refused_and_the_socket_closed(nginx_http11_server: ServerInfo) -> None:
-    # pytest turns a leaked socket's ResourceWarning into a failure.
-    with pytest.raises(FloorError, match="not h2"):
+    # nginx refuses the handshake itself (no_application_protocol alert) when
+    # the client offers only h2; a server that ignored ALPN would get
+    # FloorError.  pytest turns a leaked socket's ResourceWarning into a failure.
+    with pytest.raises((FloorError, ssl.SSLError), match="not h2|no application protocol"):
         _connect(nginx_http11_server)
+
+
+def test_a_server_that_ignores_alpn_is_refused_and_the_socket_closed(
+    server_cert_files: CertFiles, ca_file: str
+) -> None:
+    # A TLS server that negotiates no ALPN protocol at all: the handshake
+    # succeeds, and the floor must refuse to speak HTTP/2 on it.
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(server_cert_files.cert_file, server_cert_files.key_file)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(30)
+    served = threading.Event()
+
+    def serve() -> None:
+        try:
+            conn, _ = listener.accept()
+            with conn, context.wrap_socket(conn, server_side=True) as tls:
+                tls.settimeout(30)
+                tls.recv(1)  # until the client closes
+        except OSError:
+            pass  # the client may close mid-handshake; the assertion is on its side
+        finally:
+            served.set()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        with pytest.raises(FloorError, match="not h2"):
+            FloorConnection("127.0.0.1", listener.getsockname()[1], ca_file, timeout=30)
+        assert served.wait(30)
+    finally:
+        thread.join(30)
+        listener.close()
 
 
 # ---------------------------------------------------------------------------
