@@ -8,11 +8,7 @@ client, not a usable library:
 * request HEADERS are encoded once per path; per request only the stream id
   in the 9-byte frame header changes (RFC 9113 section 4.1);
 * frame headers are parsed with :mod:`struct`; of every response header block
-  only ``:status`` is decoded (the first field, RFC 9113 section 8.3.2), in
-  the forms servers send it: a static-table index (RFC 7541 section 6.1) or a
-  literal with an indexed name (section 6.2), Huffman-coded digits included;
-  a ``:status`` that refers to the dynamic table, which this client does not
-  keep, fails loudly instead of being guessed;
+  only ``:status`` is decoded (:mod:`bench.floor_status`);
 * SETTINGS are acknowledged (section 6.5.3), PINGs answered (section 6.7),
   and receive-window credit is returned (section 6.9) so long bodies flow;
 * the body of every stream is kept (or, for a download, counted) so the
@@ -31,6 +27,10 @@ import struct
 import threading
 import time
 from typing import Any
+
+from bench.floor_status import FloorError, decode_status
+
+__all__ = ["FloorConnection", "FloorError", "decode_status"]
 
 # Frame types (RFC 9113 section 6).
 DATA, HEADERS, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = (
@@ -68,86 +68,9 @@ _FRAME_HEAD = struct.Struct(">IBI")
 _UINT32 = struct.Struct(">I")
 _SETTING = struct.Struct(">HI")
 
-# RFC 7541 Appendix A: static-table entries 8-14 are the ``:status`` values.
-_STATIC_STATUS = {8: 200, 9: 204, 10: 206, 11: 304, 12: 400, 13: 404, 14: 500}
-# RFC 7541 Appendix B: Huffman codes of the digits (5 bits for 0-2, 6 bits for 3-9).
-_HUFFMAN_DIGITS = {(0x0, 5): "0", (0x1, 5): "1", (0x2, 5): "2"}
-_HUFFMAN_DIGITS.update({(0x19 + d, 6): str(3 + d) for d in range(7)})
-
-
-class FloorError(Exception):
-    """The peer did something this minimal client does not handle, or a wait ran out."""
-
 
 def _frame(frame_type: int, flags: int, stream_id: int, payload: bytes) -> bytes:
     return _FRAME_HEAD.pack(len(payload) << 8 | frame_type, flags, stream_id) + payload
-
-
-def _hpack_int(block: bytes, pos: int, prefix_bits: int) -> tuple[int, int]:
-    """An HPACK integer (RFC 7541 section 5.1) at *pos*; (value, next position)."""
-    mask = (1 << prefix_bits) - 1
-    value = block[pos] & mask
-    pos += 1
-    if value < mask:
-        return value, pos
-    shift = 0
-    while True:
-        byte = block[pos]
-        pos += 1
-        value += (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, pos
-
-
-def _huffman_digits(data: bytes) -> str:
-    """Decode a Huffman-coded string made only of digits (section 5.2); enough for ``:status``."""
-    bits = int.from_bytes(data, "big")
-    left = len(data) * 8
-    out = []
-    while left >= 5:
-        five = (bits >> (left - 5)) & 0x1F
-        if (five, 5) in _HUFFMAN_DIGITS:
-            out.append(_HUFFMAN_DIGITS[(five, 5)])
-            left -= 5
-            continue
-        if left >= 6 and ((bits >> (left - 6)) & 0x3F, 6) in _HUFFMAN_DIGITS:
-            out.append(_HUFFMAN_DIGITS[((bits >> (left - 6)) & 0x3F, 6)])
-            left -= 6
-            continue
-        break
-    # What is left must be EOS padding: fewer than 8 one-bits (section 5.2).
-    if left >= 8 or bits & ((1 << left) - 1) != (1 << left) - 1:
-        raise FloorError(f"Huffman-coded :status is not three digits: {data.hex()}")
-    return "".join(out)
-
-
-def decode_status(block: bytes) -> int:
-    """``:status`` of a response header block: its first field (RFC 9113 section 8.3)."""
-    pos = 0
-    # Dynamic-table size updates may precede the first field (RFC 7541 section 4.2).
-    while pos < len(block) and block[pos] & 0xE0 == 0x20:
-        _, pos = _hpack_int(block, pos, 5)
-    if pos >= len(block):
-        raise FloorError("empty response header block")
-    first = block[pos]
-    if first & 0x80:  # indexed field (section 6.1)
-        index, _ = _hpack_int(block, pos, 7)
-        if index in _STATIC_STATUS:
-            return _STATIC_STATUS[index]
-        raise FloorError(f"first field is table entry {index}, not a static :status")
-    # Literal forms (section 6.2): 6-bit name index with incremental indexing,
-    # 4-bit without indexing / never indexed.  :status is static entry 8-14.
-    name_index, pos = _hpack_int(block, pos, 6 if first & 0x40 else 4)
-    if not 8 <= name_index <= 14:
-        raise FloorError(f"first field has name index {name_index}, not :status")
-    huffman = block[pos] & 0x80
-    length, pos = _hpack_int(block, pos, 7)
-    raw = block[pos : pos + length]
-    text = _huffman_digits(raw) if huffman else raw.decode("ascii")
-    if len(text) != 3 or not text.isdigit():
-        raise FloorError(f":status {text!r} is not three digits")
-    return int(text)
 
 
 class FloorConnection:

@@ -72,6 +72,10 @@ def test_status_after_a_table_size_update() -> None:
         b"\x82",  # static entry 2 is :method, not :status
         b"\x44\x01/",  # literal :path
         b"\x08\x02ab",  # literal :status that is not three digits
+        b"\x08",  # cut short before the value's length
+        b"\x08\x05200",  # value cut short
+        b"\x08\x03\xff\xfe\xfd",  # not ASCII
+        b"\x3f",  # a table size update cut short
     ],
 )
 def test_anything_else_is_refused_not_guessed(block: bytes) -> None:
