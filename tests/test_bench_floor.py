@@ -21,6 +21,7 @@ from typing import Any
 import hpack
 import pytest
 
+from bench.clients import FloorClient, HyperClient, WorkloadError
 from bench.config import QUICK
 from bench.floor import FloorConnection, FloorError, decode_status
 from bench.server import (
@@ -33,7 +34,7 @@ from bench.server import (
     prepare_files,
     start_server,
 )
-from bench.worker import FloorClient, HyperClient, WorkloadError, run_workload
+from bench.worker import run_workload
 from tests.servers import BIG_BIN_SIZE, CertFiles, ServerInfo, one_k_bytes
 
 SERVERS = ["nginx_server", "nghttpd_server"]
