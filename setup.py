@@ -54,6 +54,9 @@ setup(
         # hyper.httpie_plugin: HTTPie speaks HTTP/2 through HTTP20Adapter.
         "httpie": ["httpie>=3", "requests>=2.28"],
         "docs": ["sphinx>=7"],
+        # python -m bench (niquests is installed by the harness itself, which
+        # needs a special build of urllib3-future; see bench/README.md).
+        "bench": ["trustme>=1.1", "pycurl", "httpx[http2]>=0.28,<0.29"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -20,33 +19,30 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench import external, report
+from bench import external, machine, report
 from bench.config import ALL_CLIENTS, FULL, PYTHON_CLIENTS, QUICK, WORKLOADS, Sizes
+from bench.peers import available_clients, log
 from bench.report import Cell, Results
 from bench.server import (
     BIG_PATH,
+    OPTIONAL_SERVERS,
+    SERVER_NAMES,
     SMALL_PATH,
     SMALL_SIZE,
     UPLOAD_PATH,
+    BenchFiles,
     BenchServer,
     pick_work_dir,
+    prepare_files,
     start_server,
 )
 from bench.worker import RESULT_MARKER
-from tests.servers import ServerStartError
+from tests.servers import ServerStartError, find_binary
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-#: What ``pip install`` gets for each peer, and the modules that prove it is there.
-PEER_PACKAGES: dict[str, tuple[list[str], list[str]]] = {
-    "httpx": (["httpx[http2]>=0.28,<0.29"], ["httpx", "h2"]),
-    "niquests": (["niquests~=3.21"], ["niquests"]),
-    "pycurl": (["pycurl"], ["pycurl"]),
-}
 #: Seconds the TLS-limit server may take to start.
 STARTUP_TIMEOUT = 15.0
-#: Seconds a ``pip install`` may take.
-INSTALL_TIMEOUT = 600
 #: Environment variables that would change what the clients verify or where
 #: they connect; workers run without them.
 _SCRUBBED_ENV = (
@@ -61,66 +57,6 @@ _SCRUBBED_ENV = (
     "https_proxy",
     "all_proxy",
 )
-
-
-def log(message: str) -> None:
-    """Progress output (stderr, so stdout keeps only the report)."""
-    print(message, file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------------------
-# Peers
-# ---------------------------------------------------------------------------
-
-
-def _importable(modules: list[str]) -> bool:
-    return all(importlib.util.find_spec(module) is not None for module in modules)
-
-
-def install_peers(clients: list[str], allow_install: bool) -> dict[str, str]:
-    """pip-install the missing Python peers; return {client: why unavailable}."""
-    missing: dict[str, str] = {}
-    for client in clients:
-        if client not in PEER_PACKAGES:
-            continue
-        requirements, modules = PEER_PACKAGES[client]
-        if _importable(modules):
-            continue
-        if not allow_install:
-            missing[client] = "not installed"
-            continue
-        log(f"installing {' '.join(requirements)} ...")
-        argv = [sys.executable, "-m", "pip", "install", "--quiet", *requirements]
-        env = dict(os.environ)
-        if client == "niquests":
-            # urllib3-future's wheel ships a .pth that replaces urllib3 for the
-            # whole environment; built from source with this variable set it
-            # installs only as urllib3_future (niquests' documented
-            # "cohabitation" install), so requests & co keep the real urllib3.
-            env["URLLIB3_NO_OVERRIDE"] = "1"
-            argv += ["--no-binary", "urllib3-future"]
-        try:
-            proc = subprocess.run(
-                argv, capture_output=True, text=True, timeout=INSTALL_TIMEOUT, env=env, check=False
-            )
-        except subprocess.TimeoutExpired:
-            missing[client] = "install timed out"
-            continue
-        importlib.invalidate_caches()
-        if proc.returncode != 0 or not _importable(modules):
-            log(f"  failed: {(proc.stderr or proc.stdout).strip()[-500:]}")
-            missing[client] = "not installed"
-    return missing
-
-
-def available_clients(requested: list[str], allow_install: bool) -> tuple[list[str], dict[str, str]]:
-    """The requested clients in column order, and why some cannot run."""
-    clients = [c for c in ALL_CLIENTS if c in requested]
-    unavailable = install_peers(clients, allow_install)
-    for tool in ("h2load", "curl"):
-        if tool in clients and not external.available(tool):
-            unavailable[tool] = "not installed"
-    return clients, unavailable
 
 
 # ---------------------------------------------------------------------------
@@ -199,8 +135,8 @@ def run_one(
         argv = [sys.executable, "-m", "bench.tlslimit", "client", json.dumps(spec)]
         result = run_subprocess(argv, sizes.timeout + grace)
     elif client in PYTHON_CLIENTS:
-        if client == "pycurl" and workload == "threads":
-            return None  # an easy handle is not shareable between threads
+        if client == "floor" and workload == "upload":
+            return None  # the floor client only downloads (issue 14)
         spec = _spec(client, workload, server, sizes, server.port)
         argv = [sys.executable, "-m", "bench.worker", json.dumps(spec)]
         result = run_subprocess(argv, sizes.timeout + grace)
@@ -249,10 +185,14 @@ def _describe(result: dict[str, Any], workload: str) -> str:
 def profile_hyper(
     workloads: list[str], server: BenchServer, sizes: Sizes, work_dir: Path, clock: str
 ) -> list[str]:
-    """Run hyper once per workload under cProfile; Markdown sections."""
-    sections = [f"Clock: {'CPU time of the client process' if clock == 'cpu' else 'wall-clock time'}.", ""]
+    """Run hyper once per workload under cProfile against *server*; Markdown sections."""
+    sections = [
+        f"Against {server.name}. Clock: "
+        f"{'CPU time of the client process' if clock == 'cpu' else 'wall-clock time'}.",
+        "",
+    ]
     for workload in workloads:
-        path = work_dir / f"hyper-{workload}.prof"
+        path = work_dir / f"hyper-{server.name}-{workload}.prof"
         spec = _spec("hyper", workload, server, sizes, server.port)
         spec["profile"] = str(path)
         spec["profile_clock"] = clock
@@ -260,9 +200,9 @@ def profile_hyper(
         result = run_subprocess([sys.executable, "-m", "bench.worker", json.dumps(spec)], sizes.timeout * 3)
         _add_rate(result, workload)
         if not result.get("ok") or not path.exists():
-            sections += [f"### {workload}", "", f"no profile: {result.get('error')}", ""]
+            sections += [f"### {server.name} {workload}", "", f"no profile: {result.get('error')}", ""]
             continue
-        sections += [f"### {workload} ({_describe(result, workload)} under the profiler)", ""]
+        sections += [f"### {server.name} {workload} ({_describe(result, workload)} under the profiler)", ""]
         for order in ("tottime", "cumulative"):
             buffer = io.StringIO()
             stats = pstats.Stats(str(path), stream=buffer)
@@ -282,14 +222,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Benchmark hyper against httpx, niquests, pycurl, curl, h2load and the "
-        "pure-Python TLS limit, against nginx on 127.0.0.1.",
+        description="Benchmark hyper against httpx, niquests, pycurl, curl, h2load, the "
+        "pure-Python HTTP/2 floor and the pure-Python TLS limit, "
+        "against nginx, nghttpd and h2o on 127.0.0.1.",
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes and one run (CI smoke test, < 60 s)")
     parser.add_argument(
         "--only",
         metavar="WORKLOAD",
         help=f"comma-separated workloads (default: all of {','.join(WORKLOADS)})",
+    )
+    parser.add_argument(
+        "--servers",
+        metavar="NAMES",
+        help=f"comma-separated servers (default: all of {','.join(SERVER_NAMES)})",
     )
     parser.add_argument(
         "--clients",
@@ -303,7 +249,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--budget",
         type=float,
-        help="seconds for the whole run; later runs are skipped (default 900, quick 55)",
+        help="seconds for the whole run; later runs are skipped (default 1800, quick 55)",
     )
     parser.add_argument(
         "--profile",
@@ -315,7 +261,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--no-install", action="store_true", help="do not pip-install missing peers")
     args = parser.parse_args(argv)
-    for name, allowed in (("only", WORKLOADS), ("clients", ALL_CLIENTS)):
+    for name, allowed in (("only", WORKLOADS), ("clients", ALL_CLIENTS), ("servers", SERVER_NAMES)):
         value = getattr(args, name)
         if value is not None:
             items = [item.strip() for item in value.split(",") if item.strip()]
@@ -361,13 +307,13 @@ def nginx_errors(server: BenchServer, limit: int = 10) -> list[str]:
 
 
 @contextlib.contextmanager
-def tls_limit_server(server: BenchServer, wanted: bool) -> Iterator[int | None]:
+def tls_limit_server(files: BenchFiles, wanted: bool) -> Iterator[int | None]:
     """The TLS-limit server process for the whole run (its port), if wanted."""
     if not wanted:
         yield None
         return
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.tlslimit", "serve", server.cert.cert_file, server.cert.key_file],
+        [sys.executable, "-m", "bench.tlslimit", "serve", files.cert.cert_file, files.cert.key_file],
         cwd=REPO_ROOT,
         env=_worker_env(),
         stdin=subprocess.DEVNULL,
@@ -389,70 +335,105 @@ def tls_limit_server(server: BenchServer, wanted: bool) -> Iterator[int | None]:
         proc.wait(timeout=10)
 
 
+def measure(
+    servers: list[BenchServer],
+    workloads: list[str],
+    runnable: list[str],
+    sizes: Sizes,
+    runs: int,
+    budget: float,
+    work_dir: Path,
+    tls_port: int | None,
+    results: dict[str, Results],
+) -> None:
+    """Every round: every server, every workload, every client once (into *results*)."""
+    measuring_since = time.monotonic()
+    for run in range(runs):
+        for server in servers:
+            server_results = results[server.name]
+            for workload in workloads:
+                # Rotate the client order between runs so that no client
+                # always runs first (or last) after a server warm-up.
+                shift = run % max(1, len(runnable))
+                order = runnable[shift:] + runnable[:shift]
+                for client in order:
+                    cell = server_results.setdefault((workload, client), Cell())
+                    if cell.skipped is not None or cell.stalled:
+                        continue  # a client that stalled once is not waited on again
+                    if time.monotonic() - measuring_since > budget:
+                        skipped = {"ok": False, "budget": True, "error": "skipped: time budget used up"}
+                        cell.runs.append(skipped)
+                        continue
+                    # A run that fails (not stalls) is tried once more, so
+                    # that a flaky peer still gets a figure; every failure
+                    # stays in the report.
+                    for attempt in range(2):
+                        result = run_one(client, workload, server, sizes, work_dir, tls_port)
+                        if result is None:
+                            cell.skipped = "n/a"
+                            break
+                        result["run"] = run
+                        cell.runs.append(result)
+                        label = f"[run {run + 1}/{runs}] {server.name:7}" + (" retry" if attempt else "")
+                        log(f"{label} {workload:8} {client:8} {_describe(result, workload)}")
+                        if result.get("ok") or result.get("stalled"):
+                            break
+
+
+def _installed_or_required(server: str) -> bool:
+    """Whether a default run includes *server*: required ones always, optional ones if installed."""
+    if server not in OPTIONAL_SERVERS:
+        return True
+    try:
+        find_binary(server)
+    except ServerStartError:
+        log(f"{server} is not installed (Debian: apt-get install {server}); running without it")
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m bench``: run the benchmark and print (and write) the report."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     started = time.monotonic()
     sizes = choose_sizes(args)
     runs = args.runs or (1 if args.quick else 3)
-    budget = args.budget or (55.0 if args.quick else 900.0)
+    budget = args.budget or (55.0 if args.quick else 1800.0)
     workloads = args.only or list(WORKLOADS)
+    server_names = args.servers or [name for name in SERVER_NAMES if _installed_or_required(name)]
     clients, unavailable = available_clients(args.clients or list(ALL_CLIENTS), not args.no_install)
-    details = report.machine_details()
+    details = machine.machine_details()
     runnable = [c for c in clients if c not in unavailable]
 
-    results: Results = {}
-    for client, why in unavailable.items():
-        for workload in workloads:
-            results[(workload, client)] = Cell(skipped=why)
+    results: dict[str, Results] = {name: {} for name in server_names}
+    for server_results in results.values():
+        for client, why in unavailable.items():
+            for workload in workloads:
+                server_results[(workload, client)] = Cell(skipped=why)
 
-    # The budget covers the measurements, not a first-time pip install.
-    measuring_since = time.monotonic()
     work_dir = pick_work_dir()
-    log(f"work dir {work_dir}; starting nginx ...")
-    try:
-        server = start_server(work_dir, sizes.body_bytes)
-    except ServerStartError as exc:
-        shutil.rmtree(work_dir, ignore_errors=True)
-        log(f"cannot start nginx: {exc}")
-        return 2
+    log(f"work dir {work_dir}; starting {', '.join(server_names)} ...")
+    servers: list[BenchServer] = []
     profiles: list[str] = []
+    server_errors: list[str] = []
     try:
+        files = prepare_files(work_dir, sizes.body_bytes)
+        for name in server_names:
+            servers.append(start_server(name, work_dir, files))
         wants_tls = "tls" in runnable and any(w in ("download", "upload") for w in workloads)
-        with tls_limit_server(server, wants_tls) as tls_port:
-            for run in range(runs):
-                for workload in workloads:
-                    # Rotate the client order between runs so that no client
-                    # always runs first (or last) after a server warm-up.
-                    shift = run % max(1, len(runnable))
-                    order = runnable[shift:] + runnable[:shift]
-                    for client in order:
-                        cell = results.setdefault((workload, client), Cell())
-                        if cell.skipped is not None or cell.stalled:
-                            continue  # a client that stalled once is not waited on again
-                        if time.monotonic() - measuring_since > budget:
-                            skipped = {"ok": False, "budget": True, "error": "skipped: time budget used up"}
-                            cell.runs.append(skipped)
-                            continue
-                        # A run that fails (not stalls) is tried once more, so
-                        # that a flaky peer still gets a figure; every failure
-                        # stays in the report.
-                        for attempt in range(2):
-                            result = run_one(client, workload, server, sizes, work_dir, tls_port)
-                            if result is None:
-                                cell.skipped = "n/a"
-                                break
-                            result["run"] = run
-                            cell.runs.append(result)
-                            label = f"[run {run + 1}/{runs}]" + (" retry" if attempt else "")
-                            log(f"{label} {workload:8} {client:8} {_describe(result, workload)}")
-                            if result.get("ok") or result.get("stalled"):
-                                break
+        with tls_limit_server(files, wants_tls) as tls_port:
+            # The budget covers the measurements, not a first-time pip install.
+            measure(servers, workloads, runnable, sizes, runs, budget, work_dir, tls_port, results)
         if args.profile:
-            profiles = profile_hyper(workloads, server, sizes, work_dir, args.profile)
+            for server in servers:
+                profiles += profile_hyper(workloads, server, sizes, work_dir, args.profile)
+    except ServerStartError as exc:
+        log(f"cannot start a server: {exc}")
+        return 2
     finally:
-        server.process.stop()
-        server_errors = nginx_errors(server)
+        for server in servers:
+            server.process.stop()
+            server_errors += [f"{server.name}: {line}" for line in nginx_errors(server)]
         shutil.rmtree(work_dir, ignore_errors=True)
 
     duration = time.monotonic() - started
@@ -468,8 +449,9 @@ def main(argv: list[str] | None = None) -> int:
         log(f"wrote {args.output}")
     # A smoke run must notice when hyper breaks; peers' failures are theirs.
     hyper_failed = [
-        workload
-        for (workload, client), cell in results.items()
+        f"{server_name} {workload}"
+        for server_name, server_results in results.items()
+        for (workload, client), cell in server_results.items()
         if client == "hyper" and any(not run.get("ok") and not run.get("budget") for run in cell.runs)
     ]
     if hyper_failed:

@@ -1,4 +1,4 @@
-"""The benchmark's nginx: test CA, document root, config, start and stop.
+"""The benchmark's servers (nginx, nghttpd): test CA, document root, config, start and stop.
 
 Process handling (free ports, readiness by a real HTTP/2 handshake, process
 groups, retry when a port was stolen) is reused from ``tests.servers``; only
@@ -19,6 +19,8 @@ the configuration differs from the test suite's nginx:
   ``/upload`` location of ``tests.servers``;
 * the internal listener also serves ``stub_status``, whose "accepts" counter
   tells how many connections a client opened.
+
+nghttpd and h2o (issue 14) serve the same document root: see :mod:`bench.more_servers`.
 """
 
 from __future__ import annotations
@@ -44,15 +46,37 @@ UPLOAD_PATH = "/upload"
 HOST = "127.0.0.1"
 
 
+#: The servers the harness knows, in report order.
+SERVER_NAMES = ("nginx", "nghttpd", "h2o")
+#: Servers left out, with a note, when they are not installed and ``--servers``
+#: does not name them (nginx and nghttpd are required).
+OPTIONAL_SERVERS = ("h2o",)
+
+
+@dataclass(frozen=True)
+class BenchFiles:
+    """What every server shares: the test CA, the certificate, the files."""
+
+    ca_file: str
+    cert: CertFiles
+    docroot: Path
+    #: The file uploaded by the upload workload (same size as big.bin).
+    upload_file: str
+    body_bytes: int
+
+
 @dataclass(frozen=True)
 class BenchServer:
-    """A running nginx and the files the workloads need."""
+    """A running server and the files the workloads need."""
 
+    #: One of :data:`SERVER_NAMES`.
+    name: str
     process: ServerProcess
     host: str
     port: int
-    #: Plain HTTP/1.1 listener: the upload sink and ``/status``.
-    internal_port: int
+    #: nginx's plain HTTP/1.1 listener: the upload sink and ``/status``
+    #: (``None`` for the other servers, which have no connection counter).
+    internal_port: int | None
     ca_file: str
     cert: CertFiles
     #: The file uploaded by the upload workload (same size as big.bin).
@@ -65,6 +89,8 @@ class BenchServer:
 
     def accepted_connections(self) -> int | None:
         """nginx's total count of accepted connections (``None`` if unknown)."""
+        if self.internal_port is None:
+            return None
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         try:
             with opener.open(f"http://{self.host}:{self.internal_port}/status", timeout=5) as resp:
@@ -124,9 +150,10 @@ def write_payload(path: Path, size: int) -> None:
 
 
 def write_docroot(directory: Path, body_bytes: int) -> None:
-    """The 1 KiB document and the large download body."""
+    """The 1 KiB document, the large download body, and nghttpd's answer to an upload."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / SMALL_PATH.lstrip("/")).write_bytes(os.urandom(SMALL_SIZE))
+    (directory / UPLOAD_PATH.lstrip("/")).write_bytes(b"upload received\n")
     write_payload(directory / BIG_PATH.lstrip("/"), body_bytes)
 
 
@@ -203,14 +230,20 @@ http {{
 """
 
 
-def start_server(work_dir: Path, body_bytes: int) -> BenchServer:
-    """Write certs, docroot and upload file into *work_dir*; start nginx."""
-    binary = find_binary("nginx")
+def prepare_files(work_dir: Path, body_bytes: int) -> BenchFiles:
+    """Write certs, docroot and upload file into *work_dir* (shared by every server)."""
     ca_file, cert = write_certs(work_dir)
     docroot = work_dir / "docroot"
     write_docroot(docroot, body_bytes)
     upload_file = work_dir / "upload.bin"
     write_payload(upload_file, body_bytes)
+    return BenchFiles(ca_file, cert, docroot, str(upload_file), body_bytes)
+
+
+def start_nginx(work_dir: Path, files: BenchFiles) -> BenchServer:
+    """Start nginx serving *files*."""
+    binary = find_binary("nginx")
+    cert, docroot = files.cert, files.docroot
 
     def make_spec(attempt_dir: Path, ports: list[int]) -> LaunchSpec:
         attempt_dir.mkdir(parents=True, exist_ok=True)
@@ -227,12 +260,15 @@ def start_server(work_dir: Path, body_bytes: int) -> BenchServer:
 
     process, ports = start_with_retry(work_dir / "nginx", 2, make_spec)
     return BenchServer(
-        process=process,
-        host=HOST,
-        port=ports[0],
-        internal_port=ports[1],
-        ca_file=ca_file,
-        cert=cert,
-        upload_file=str(upload_file),
-        body_bytes=body_bytes,
+        "nginx", process, HOST, ports[0], ports[1], files.ca_file, cert, files.upload_file, files.body_bytes
     )
+
+
+def start_server(name: str, work_dir: Path, files: BenchFiles) -> BenchServer:
+    """Start the server called *name* (one of :data:`SERVER_NAMES`)."""
+    from bench.more_servers import start_h2o, start_nghttpd  # they import this module
+
+    starters = {"nginx": start_nginx, "nghttpd": start_nghttpd, "h2o": start_h2o}
+    if name not in starters:
+        raise ValueError(f"unknown server {name!r}")
+    return starters[name](work_dir, files)

@@ -10,6 +10,8 @@ command -v nginx >/dev/null 2>&1 || need_apt+=(nginx)
 command -v nghttpd >/dev/null 2>&1 || need_apt+=(nghttp2-server)
 command -v nghttp >/dev/null 2>&1 || need_apt+=(nghttp2-client)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# The benchmark's third server (bench/more_servers.py; tests/test_bench_floor.py).
+command -v h2o >/dev/null 2>&1 || need_apt+=(h2o)
 # `openssl rehash` builds the CA directories of the verify=/--cacert DIR tests.
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v setpriv >/dev/null 2>&1 || need_apt+=(util-linux)
@@ -32,6 +34,7 @@ if command -v systemctl >/dev/null 2>&1; then
   systemctl stop nginx >/dev/null 2>&1 || true
   systemctl stop tinyproxy >/dev/null 2>&1 || true
   systemctl stop squid >/dev/null 2>&1 || true
+  systemctl stop h2o >/dev/null 2>&1 || true
 fi
 
 python3 -m pip install -q --upgrade pip
