@@ -281,8 +281,13 @@ class FrameSplitter:
             self._block_open = not flags & _END_HEADERS
         elif kind == _CONTINUATION_FRAME and flags & _END_HEADERS:
             self._block_open = False
-        # h2 queues GOAWAY itself when it raises: the connection is over.
-        events.extend(self._conn.receive_data(whole.tobytes()))
+        try:
+            events.extend(self._conn.receive_data(whole.tobytes()))
+        except h2.exceptions.ProtocolError:
+            # h2 queued a GOAWAY of its own; the core sends hyper's, once.
+            if isinstance(self._conn, PublicH2Connection):
+                self._conn.withdraw_goaway()
+            raise
 
     def _stream_error_or_raise(
         self, stream_id: int, exc: h2.exceptions.ProtocolError, size: int, events: list[h2.events.Event]
@@ -433,9 +438,47 @@ def new_client_connection() -> h2.connection.H2Connection:
         validate_inbound_headers=False,
         normalize_inbound_headers=True,
     )
+    if not fence.fast_paths_enabled():
+        return PublicH2Connection(config=config)
     conn = h2.connection.H2Connection(config=config)
-    if fence.fast_paths_enabled():
-        fence.install_adaptations(conn)
-        hpack_cache.install(conn)
-        _ADAPTED.add(conn)
+    fence.install_adaptations(conn)
+    hpack_cache.install(conn)
+    _ADAPTED.add(conn)
     return conn
+
+
+class PublicH2Connection(h2.connection.H2Connection):
+    """h2's connection used through its public API only, able to hold output back.
+
+    With the fast paths off, h2's ``receive_data`` queues a GOAWAY of its own
+    choosing when a frame is refused; the core sends hyper's (with, e.g.,
+    COMPRESSION_ERROR for a broken header block, RFC 9113 section 4.3).
+    :class:`FrameSplitter` takes h2's GOAWAY out and holds what was queued
+    before it, which goes out first.
+    """
+
+    def __init__(self, config: h2.config.H2Configuration) -> None:
+        super().__init__(config=config)
+        #: Bytes to send before anything h2 queues from now on.
+        self.held_output = b""
+
+    def data_to_send(self, amount: int | None = None) -> bytes:
+        """h2's ``data_to_send``, after the held output."""
+        if not self.held_output:
+            return super().data_to_send(amount)
+        data = self.held_output + super().data_to_send()
+        if amount is None:
+            amount = len(data)
+        self.held_output = data[amount:]
+        return data[:amount]
+
+    def withdraw_goaway(self) -> None:
+        """Drop the GOAWAY h2 just queued (the last frame queued); hold the rest."""
+        data = self.data_to_send()
+        offset = last = 0
+        while offset + _FRAME_HEADER <= len(data):
+            last = offset
+            offset += _FRAME_HEADER + int.from_bytes(data[offset : offset + 3], "big")
+        if offset == len(data) and data and data[last + 3] == _GOAWAY_FRAME:
+            data = data[:last]
+        self.held_output = data
