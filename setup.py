@@ -24,8 +24,8 @@ setup(
         # The lower bounds are the versions tools/constraints.txt pins and CI
         # tests; the fence (hyper/http20/h2_internals.py) checks any newer
         # 4.x at import and falls back to h2's public API if its internals moved.
-        "h2>=4.3,<5",
-        "hpack>=4.1,<5",
+        "h2>=4.4,<5",
+        "hpack>=4.2,<5",
         "certifi",
         # HTTP/1.1 wire format (HTTP11Connection, the h2c Upgrade, proxy CONNECT):
         # a proven sans-I/O parser instead of a hand-written one.
