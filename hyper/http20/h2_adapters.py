@@ -10,7 +10,6 @@ only (see :class:`FrameSplitter`).
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 import h2.config
@@ -46,8 +45,12 @@ _CONTINUATION_FRAME = 0x9
 _END_HEADERS = 0x4
 _PRIORITY = 0x20
 
-#: Connections built with the fenced adaptations (the others use h2's public API only).
-_ADAPTED: weakref.WeakSet[h2.connection.H2Connection] = weakref.WeakSet()
+
+class AdaptedH2Connection(h2.connection.H2Connection):
+    """h2's connection, built with the fenced adaptations (the fast paths may use it).
+
+    A class of its own so the fast paths tell it apart with one type check.
+    """
 
 
 class FrameSplitter:
@@ -82,7 +85,7 @@ class FrameSplitter:
     def __init__(self, conn: h2.connection.H2Connection) -> None:
         self._conn = conn
         # The fenced internals are used for connections built with them only.
-        self._internal = conn in _ADAPTED
+        self._internal = type(conn) is AdaptedH2Connection
         self._slow = fence.SlowFrameBuffer(server=False) if self._internal else None
         self._max_frame_size = conn.max_inbound_frame_size
         # (stream id, reason) of stream errors found on raw bytes.
@@ -355,7 +358,7 @@ def send_request_headers(
     not in a plain state or the fast paths are off; the caller then uses
     h2's own ``send_headers``.
     """
-    if conn not in _ADAPTED:
+    if type(conn) is not AdaptedH2Connection:
         return None
     block = fence.open_request_stream(conn, stream_id, headers, end_stream)
     if block is None:
@@ -397,7 +400,7 @@ def send_plain_data(
     are off; the caller then uses h2's own path, which raises as h2 does.
     """
     size = payload.nbytes
-    if conn not in _ADAPTED or not fence.take_send_credit(conn, stream_id, size):
+    if type(conn) is not AdaptedH2Connection or not fence.take_send_credit(conn, stream_id, size):
         return None
     header = size.to_bytes(3, "big") + b"\x00\x00" + stream_id.to_bytes(4, "big")
     if size >= _SPLIT_FRAME_MIN:
@@ -440,10 +443,9 @@ def new_client_connection() -> h2.connection.H2Connection:
     )
     if not fence.fast_paths_enabled():
         return PublicH2Connection(config=config)
-    conn = h2.connection.H2Connection(config=config)
+    conn = AdaptedH2Connection(config=config)
     fence.install_adaptations(conn)
     hpack_cache.install(conn)
-    _ADAPTED.add(conn)
     return conn
 
 
