@@ -41,11 +41,16 @@ from hyper.http20.core import DEFAULT_CONNECTION_WINDOW, DEFAULT_STREAM_WINDOW, 
 from hyper.http20.window import EagerFlowControlManager, FlowControlManager
 from hyper.limits import Limits
 from tests import hostile_frames as hf
+from tests.fast_paths import fast_paths_on  # noqa: F401 - a fixture, used by pytestmark
 
 # Hypothesis imports libcst to write its patch file when a generated example
 # fails; libcst warns about mypy_extensions, and ``filterwarnings = error``
 # would turn the report of a real failure into an INTERNALERROR.
-pytestmark = pytest.mark.filterwarnings("ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning"),
+    # These compare the fast paths with h2's own: they need them on.
+    pytest.mark.usefixtures("fast_paths_on"),
+]
 
 GET = [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"example.org"), (b":path", b"/")]
 POST = [(b":method", b"POST"), *GET[1:]]

@@ -35,11 +35,16 @@ from hypothesis import strategies as st
 from hyper.http20 import hpack_cache
 from hyper.http20.core import H2Core
 from hyper.http20.hpack_cache import MEMO_ENTRIES, MEMO_MAX_BLOCK, MemoDecoder, MemoEncoder
+from tests.fast_paths import fast_paths_on  # noqa: F401 - a fixture, used by pytestmark
 
 # Hypothesis imports libcst to write its patch file when a generated example
 # fails; libcst warns about mypy_extensions, and ``filterwarnings = error``
 # would turn the report of a real failure into an INTERNALERROR.
-pytestmark = pytest.mark.filterwarnings("ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning"),
+    # These compare the fast paths with h2's own: they need them on.
+    pytest.mark.usefixtures("fast_paths_on"),
+]
 
 #: hpack's defaults, which h2 starts with as well.
 DEFAULT_TABLE = 4096

@@ -16,6 +16,10 @@ import h2.settings
 import pytest
 
 from hyper.http20.h2_adapters import new_client_connection, send_plain_data, send_request_headers
+from tests.fast_paths import fast_paths_on  # noqa: F401 - a fixture, used by pytestmark
+
+# These compare the fast paths with h2's own: they need them on.
+pytestmark = pytest.mark.usefixtures("fast_paths_on")
 
 AUTHORITY = b"example.org"
 

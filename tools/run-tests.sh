@@ -54,6 +54,27 @@ python3 -m ruff check hyper tests bench examples
 python3 -m ruff format --check hyper tests bench examples
 python3 -m mypy
 python3 -m sphinx -W -q -b html docs docs/_build/html
+# --- The fast paths and the h2/hpack versions they are checked against (issue 13) ---
+# Three runs of the whole suite: (1) the pinned, tested h2/hpack/hyperframe
+# (tools/constraints.txt, the lower bounds of setup.py's range) with the fast
+# paths on; (2) the same with HYPER_FAST_PATHS=0, i.e. h2's public API only
+# (minus the tests listed in tools/fast-paths-only.txt, which check a
+# recovery only the fast paths provide); (3) the newest releases on the index,
+# in a separate venv, with the fast paths as the fence decides.
+python3 -m pip install -q -c tools/constraints.txt h2 hpack hyperframe
+python3 -c 'from hyper.http20 import h2_internals as f; assert f.fast_paths_enabled(), f.fast_paths_problem()'
 python3 -m pytest -q "$@"
+fast_paths_only=()
+while read -r test_id; do
+  case "$test_id" in ''|'#'*) ;; *) fast_paths_only+=(--deselect "$test_id") ;; esac
+done < tools/fast-paths-only.txt
+HYPER_FAST_PATHS=0 python3 -m pytest -q "${fast_paths_only[@]}" "$@"
+newest_venv="$(mktemp -d)/newest-h2"
+python3 -m venv --system-site-packages "$newest_venv"
+"$newest_venv/bin/python" -m pip install -q --upgrade h2 hpack hyperframe
+"$newest_venv/bin/python" -c 'import h2, hpack; print("newest: h2", h2.__version__, "hpack", hpack.__version__)'
+"$newest_venv/bin/python" -m pytest -q "$@"
+rm -rf "$newest_venv"
+# --- end of the fast-path runs ---
 # The benchmark is not a test (no timing assertions); this only proves it still runs.
 python3 -m bench --quick --clients hyper,tls --no-install

@@ -40,6 +40,7 @@ from .h2_adapters import (
     send_plain_data,
     send_request_headers,
 )
+from .h2_internals import mark_head_request, set_header_list_limit
 from .hpack_cache import MEMO_MAX_BLOCK
 from .window import BaseFlowControlManager, FlowControlManager
 
@@ -197,7 +198,7 @@ class H2Core:
         self._open_connection_window()
         if head:
             # h2 learns the method from HEADERS it sends; stream 1's went as HTTP/1.1.
-            self._h2.streams[1].request_method = b"HEAD"
+            mark_head_request(self._h2, 1)
         self.streams[1] = StreamState(
             1, self._window_manager(self._stream_window), request_ended=True, head=head
         )
@@ -216,7 +217,7 @@ class H2Core:
                 h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: self.limits.max_header_list_size,
             },
         )
-        self._h2.decoder.max_header_list_size = self.limits.max_header_list_size
+        set_header_list_limit(self._h2, self.limits.max_header_list_size)
 
     def _open_connection_window(self) -> None:
         self._connection_window = self._window_manager(self._connection_window_size)

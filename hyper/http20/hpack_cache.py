@@ -19,7 +19,9 @@ of a small request after the socket itself.
 
 So what goes on the wire, what h2 sees, and the state of both tables are
 exactly what hpack alone would produce. The memos are per connection and
-bounded.
+bounded. The counting table and the Huffman memo of the decoder rely on
+hpack internals, reached through :mod:`hyper.http20.h2_internals`; hyper
+installs these coders only when its self-test found them sound.
 """
 
 from __future__ import annotations
@@ -28,49 +30,14 @@ from collections.abc import Iterable
 from typing import Any
 
 import hpack
-import hpack.table
+
+from . import h2_internals as fence
+from .h2_internals import CountingHeaderTable
 
 #: Blocks remembered per direction and connection.
 MEMO_ENTRIES = 128
 #: Larger blocks are not remembered (they are rare and would cost memory).
 MEMO_MAX_BLOCK = 2048
-
-
-class CountingHeaderTable(hpack.table.HeaderTable):
-    """hpack's dynamic table, keeping count of what happens to it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        #: Bumped on every change of the table's contents or size.
-        self.generation = 0
-        #: Bumped on every lookup of a dynamic (not static) entry.
-        self.dynamic_lookups = 0
-        #: Entries added while a decoder records them, else ``None``.
-        self.recorded: list[tuple[bytes, bytes]] | None = None
-
-    def add(self, name: bytes, value: bytes) -> None:
-        """Add an entry (hpack's behaviour), and count the change."""
-        self.generation += 1
-        if self.recorded is not None:
-            self.recorded.append((name, value))
-        super().add(name, value)
-
-    def get_by_index(self, index: int) -> tuple[bytes, bytes]:
-        """Look an entry up (hpack's behaviour), counting dynamic lookups."""
-        if index > hpack.table.HeaderTable.STATIC_TABLE_LENGTH:
-            self.dynamic_lookups += 1
-        return super().get_by_index(index)
-
-    @property
-    def maxsize(self) -> int:
-        """The table's size limit (hpack's property), counting changes."""
-        return self._maxsize
-
-    @maxsize.setter
-    def maxsize(self, newmax: int) -> None:
-        self.generation += 1
-        self.dynamic_lookups += 1  # a resize makes the block depend on the table
-        hpack.table.HeaderTable.maxsize.fset(self, newmax)  # type: ignore[attr-defined]
 
 
 class MemoEncoder(hpack.Encoder):
@@ -91,7 +58,7 @@ class MemoEncoder(hpack.Encoder):
         # size update is emitted once, so such a call is never remembered.
         if (
             isinstance(headers, list)
-            and not self.table_size_changes
+            and not fence.size_update_pending(self)
             and all(_plain_field(field) for field in headers)
         ):
             key = (tuple(headers), huffman, table.generation)
@@ -105,8 +72,12 @@ class MemoEncoder(hpack.Encoder):
         return block
 
 
-class MemoDecoder(hpack.Decoder):
-    """hpack's decoder, replaying a remembered block that does not read the dynamic table."""
+class MemoDecoder(fence.HuffmanMemoDecoder):
+    """hpack's decoder, replaying a remembered block that does not read the dynamic table.
+
+    Blocks it has not seen are decoded by hpack, with Huffman-coded strings
+    going through a bounded memo of their own (hpack's module is untouched).
+    """
 
     def __init__(self, max_header_list_size: int, max_allowed_table_size: int) -> None:
         super().__init__(max_header_list_size)
@@ -158,6 +129,4 @@ def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
 
 def install(conn: Any) -> None:
     """Give an h2 connection memoising HPACK coders (before any header is sent)."""
-    old = conn.decoder
-    conn.encoder = MemoEncoder()
-    conn.decoder = MemoDecoder(old.max_header_list_size, old.max_allowed_table_size)
+    fence.install_coders(conn, MemoEncoder(), MemoDecoder)

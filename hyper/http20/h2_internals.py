@@ -1,0 +1,444 @@
+"""The fence: every private name of h2, hpack and hyperframe hyper touches, in one place.
+
+hyper's fast paths (see :mod:`hyper.http20.h2_adapters` and
+:mod:`hyper.http20.hpack_cache`) do h2's own bookkeeping without h2's
+generic machinery, and a few RFC 9113 adaptations replace h2 behaviour.
+Both need names h2, hpack and hyperframe do not promise to keep: state
+machine tables, window managers, the frame buffer, the dispatch table, the
+HPACK header table. Only this module names them.
+
+At import the module checks that those names exist and behave as hyper
+expects (:func:`self_test` drives a small in-memory client and server
+through every primitive below and compares the outcome with h2's public
+API). If anything is missing or differs, or the environment variable
+``HYPER_FAST_PATHS`` is ``0``, the fast paths are off: connections then use
+only h2's public API (correct, slower), and the reason is logged once on
+the ``hyper`` logger.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import types
+from collections.abc import Callable
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import hpack
+import hyperframe.exceptions
+import hyperframe.frame
+
+log = logging.getLogger("hyper")
+
+#: Set to ``0`` (or ``off``, ``false``, ``no``) to force the fast paths off.
+ENV_VAR = "HYPER_FAST_PATHS"
+
+# The private imports. A missing module or name must not break hyper's
+# import: it turns the fast paths off (the self-test reports it).
+IMPORT_PROBLEM: str | None = None
+try:
+    from h2.connection import (  # not part of h2's documented API
+        AllowedStreamIDs,
+        ConnectionInputs,
+        ConnectionState,
+        H2ConnectionStateMachine,
+        _decode_headers,
+    )
+    from h2.frame_buffer import FrameBuffer as _FrameBufferBase
+    from h2.stream import StreamClosedBy, StreamInputs, StreamState
+    from hpack.table import HeaderTable as _HeaderTableBase
+except ImportError as exc:  # pragma: no cover - only with an incompatible h2/hpack
+    IMPORT_PROBLEM = f"cannot import an internal: {exc}"
+    _FrameBufferBase = object  # type: ignore[assignment,misc]
+    _HeaderTableBase = object  # type: ignore[assignment,misc]
+
+
+# -- the switch -------------------------------------------------------------------
+
+_enabled = False
+_problem: str | None = "not checked yet"
+
+
+def fast_paths_enabled() -> bool:
+    """True when new connections may use the fast paths and the RFC adaptations."""
+    return _enabled
+
+
+def fast_paths_problem() -> str | None:
+    """Why the fast paths are off (``None`` when they are on)."""
+    return _problem
+
+
+def evaluate() -> str | None:
+    """Decide (again) whether the fast paths are on; log the reason once when they are not.
+
+    Runs at import. Returns the reason they are off, or ``None``. Only
+    connections created afterwards follow the decision.
+    """
+    global _enabled, _problem
+    setting = os.environ.get(ENV_VAR, "").strip().lower()
+    if setting in ("0", "off", "false", "no"):
+        problem: str | None = f"forced off by {ENV_VAR}={os.environ[ENV_VAR]}"
+        level = logging.INFO
+    else:
+        problem = self_test()
+        level = logging.WARNING
+    _enabled, _problem = problem is None, problem
+    if problem is not None:
+        log.log(level, "hyper's HTTP/2 fast paths are off (%s); using h2's public API", problem)
+    return problem
+
+
+# -- connection-level adaptations ---------------------------------------------------
+
+
+class _GracefulGoawayStateMachine(H2ConnectionStateMachine):
+    """h2's connection state machine, except that a received GOAWAY keeps it open.
+
+    h2 4.x rejects every frame after GOAWAY, but RFC 9113 section 6.8 lets
+    the server finish the streams up to ``last_stream_id`` (nginx does,
+    after keepalive_requests). hyper's core stops opening streams itself.
+    """
+
+    if IMPORT_PROBLEM is None:
+        _transitions = {
+            **H2ConnectionStateMachine._transitions,
+            (ConnectionState.CLIENT_OPEN, ConnectionInputs.RECV_GOAWAY): (None, ConnectionState.CLIENT_OPEN),
+        }
+
+
+def _quiet_repr(frame: hyperframe.frame.Frame) -> str:
+    return f"{type(frame).__bases__[0].__name__}(stream_id={frame.stream_id}, flags={sorted(frame.flags)})"
+
+
+# h2 calls repr() on every frame it receives, for a trace log that is off by
+# default; hyperframe's repr hex-dumps payloads, which cost a tenth of a
+# download. Frames handed to h2 by SlowFrameBuffer are of these subclasses.
+_QUIET_FRAMES: dict[type[hyperframe.frame.Frame], type[hyperframe.frame.Frame]] = {
+    cls: type(cls.__name__, (cls,), {"__repr__": _quiet_repr, "__slots__": ()})
+    for cls in (*hyperframe.frame.FRAMES.values(), hyperframe.frame.ExtensionFrame)
+}
+
+
+def _keep_outbound_data() -> None:
+    """Stands in for h2's clear_outbound_data_buffer (see :func:`install_adaptations`)."""
+
+
+def install_adaptations(conn: h2.connection.H2Connection) -> None:
+    """Give a fresh client connection hyper's GOAWAY handling and cheap frame reprs."""
+    conn.state_machine = _GracefulGoawayStateMachine()
+    table = conn._frame_dispatch_table
+    for original, quiet in _QUIET_FRAMES.items():
+        if original in table:
+            table[quiet] = table[original]
+    # h2 empties its output buffer when a GOAWAY arrives, as if the connection
+    # were over; it is not (RFC 9113 6.8: streams up to last_stream_id go
+    # on), so SETTINGS/PING ACKs and WINDOW_UPDATEs queued in the same read
+    # must still go out.
+    conn.clear_outbound_data_buffer = _keep_outbound_data  # type: ignore[method-assign]
+
+
+def install_coders(
+    conn: h2.connection.H2Connection,
+    encoder: hpack.Encoder,
+    make_decoder: Callable[[int, int], hpack.Decoder],
+) -> None:
+    """Replace the connection's HPACK coders (before any header block went either way).
+
+    ``make_decoder(max_header_list_size, max_allowed_table_size)`` gets the
+    limits of the decoder it replaces.
+    """
+    old = conn.decoder
+    conn.encoder = encoder
+    conn.decoder = make_decoder(old.max_header_list_size, old.max_allowed_table_size)
+
+
+def set_header_list_limit(conn: h2.connection.H2Connection, size: int) -> None:
+    """Apply our MAX_HEADER_LIST_SIZE to the decoder now; h2 does so only on the ACK."""
+    conn.decoder.max_header_list_size = size
+
+
+def mark_head_request(conn: h2.connection.H2Connection, stream_id: int) -> None:
+    """Tell h2 the request of ``stream_id`` was HEAD (its response has no body).
+
+    For stream 1 of an ``Upgrade: h2c`` connection, whose request went as
+    HTTP/1.1: h2 learns the method only from HEADERS it sends itself. Done in
+    both modes: without it, a HEAD response's content-length would fail the
+    connection.
+    """
+    stream = getattr(conn, "streams", {}).get(stream_id)
+    if stream is not None:
+        stream.request_method = b"HEAD"
+
+
+# -- receiving ----------------------------------------------------------------------
+
+
+class SlowFrameBuffer(_FrameBufferBase):
+    """h2's frame buffer, fed one whole frame at a time; it keeps h2's CONTINUATION handling."""
+
+    def feed(self, frame: Any) -> hyperframe.frame.Frame | None:
+        """Parse one whole frame; ``None`` for the start of a header block or an ignored frame."""
+        self.add_data(frame)
+        try:
+            parsed = next(self, None)
+        except hyperframe.exceptions.InvalidPaddingError as exc:
+            # h2's own receive_data converts this one; our frame loop must too.
+            raise h2.exceptions.ProtocolError(f"frame with invalid padding: {exc}") from exc
+        if parsed is not None:
+            parsed.__class__ = _QUIET_FRAMES.get(parsed.__class__, parsed.__class__)
+        return parsed
+
+    @property
+    def headers_pending(self) -> bool:
+        """A header block is open: only its CONTINUATION frames may come next."""
+        return bool(self._headers_buffer)
+
+
+def receive_frame(conn: h2.connection.H2Connection, frame: hyperframe.frame.Frame) -> list[h2.events.Event]:
+    """h2's processing of one parsed frame, without receive_data's connection teardown on error."""
+    return conn._receive_frame(frame)
+
+
+_RECEIVING = (StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL) if IMPORT_PROBLEM is None else ()
+
+
+def receiving_stream(conn: h2.connection.H2Connection, stream_id: int, needs_headers: bool) -> Any:
+    """The h2 stream if a plain frame on it may skip h2's generic path, else ``None``.
+
+    DATA ``needs_headers``: before the response headers it is h2's to refuse.
+    """
+    stream = conn.streams.get(stream_id)
+    if (
+        stream is not None
+        and stream.state_machine.state in _RECEIVING
+        and (stream.state_machine.headers_received or not needs_headers)
+        and conn.state_machine.state is ConnectionState.CLIENT_OPEN
+    ):
+        return stream
+    return None
+
+
+def consume_plain_data(conn: h2.connection.H2Connection, stream: Any, size: int) -> None:
+    """h2's accounting for an unpadded DATA frame without END_STREAM on a receiving stream."""
+    conn._inbound_flow_control_window_manager.window_consumed(size)
+    stream._inbound_window_manager.window_consumed(size)
+    stream._track_content_length(size, False)
+
+
+def receive_plain_data(
+    conn: h2.connection.H2Connection, stream: Any, payload: bytes, end_stream: bool
+) -> list[h2.events.Event]:
+    """What h2 does for an unpadded DATA frame on a receiving stream, minus the overhead."""
+    size = len(payload)
+    if end_stream:
+        # The stream's own state machine closes the stream and makes the
+        # StreamEnded event, as in h2's path.
+        conn._inbound_flow_control_window_manager.window_consumed(size)
+        return stream.receive_data(payload, True, size)[1]  # type: ignore[no-any-return]
+    consume_plain_data(conn, stream, size)
+    return [h2.events.DataReceived(stream_id=stream.stream_id, data=payload, flow_controlled_length=size)]
+
+
+def receive_plain_headers(
+    conn: h2.connection.H2Connection, stream: Any, block: bytes, end_stream: bool
+) -> list[h2.events.Event]:
+    """What h2 does for a whole HEADERS frame without padding or priority on one of our streams.
+
+    Kept: the HPACK decode with h2's error translation and the stream's own
+    state machine, which makes the events.
+    """
+    headers = _decode_headers(conn.decoder, block)
+    frames, events = stream.receive_headers(headers, end_stream, conn.config.header_encoding)
+    if frames:
+        conn._prepare_for_sending(frames)
+    return events  # type: ignore[no-any-return]
+
+
+def has_stream(conn: h2.connection.H2Connection, stream_id: int) -> bool:
+    """h2 still keeps state for ``stream_id``."""
+    return stream_id in conn.streams
+
+
+def reset_closed_stream(conn: h2.connection.H2Connection, stream_id: int) -> None:
+    """Send RST_STREAM(PROTOCOL_ERROR) for a stream h2 left half-done when it raised.
+
+    Marked as reset by us, so h2 answers later frames on it with
+    RST_STREAM(STREAM_CLOSED), as for any stream we reset (RFC 9113 5.1).
+    """
+    stream = conn.streams.get(stream_id)
+    if stream is None:
+        return
+    stream.state_machine.state = StreamState.CLOSED
+    stream.state_machine.stream_closed_by = StreamClosedBy.SEND_RST_STREAM
+    frame = hyperframe.frame.RstStreamFrame(stream_id)
+    frame.error_code = h2.errors.ErrorCodes.PROTOCOL_ERROR
+    conn._prepare_for_sending([frame])
+
+
+# -- sending ------------------------------------------------------------------------
+
+_OPENABLE = (ConnectionState.IDLE, ConnectionState.CLIENT_OPEN) if IMPORT_PROBLEM is None else ()
+_SENDING = (StreamState.OPEN, StreamState.HALF_CLOSED_REMOTE) if IMPORT_PROBLEM is None else ()
+
+
+def open_request_stream(
+    conn: h2.connection.H2Connection, stream_id: int, headers: list[tuple[bytes, bytes]], end_stream: bool
+) -> bytes | None:
+    """h2's bookkeeping of ``send_headers`` for a new request; returns the HPACK block.
+
+    Concurrency check, stream creation, the stream's state machine, the
+    encoder, and the method and authority h2 remembers. ``None`` (nothing
+    changed) when the connection is not in a plain state.
+    """
+    if stream_id in conn.streams or conn.state_machine.state not in _OPENABLE:
+        return None
+    limit = conn.remote_settings.max_concurrent_streams
+    open_now = conn.open_outbound_streams
+    if open_now + 1 > limit:
+        raise h2.exceptions.TooManyStreamsError(f"Max outbound streams is {limit}, {open_now} open")
+    conn.state_machine.process_input(ConnectionInputs.SEND_HEADERS)
+    stream = conn._begin_new_stream(stream_id, AllowedStreamIDs.ODD)
+    # The state changes before encoding, as in h2: encoding cannot be undone.
+    stream.state_machine.process_input(StreamInputs.SEND_HEADERS)
+    block = conn.encoder.encode(headers)
+    if end_stream:
+        stream.state_machine.process_input(StreamInputs.SEND_END_STREAM)
+    stream._authority = next((value for name, value in headers if name == b":authority"), None)
+    stream.request_method = headers[0][1] if headers and headers[0][0] == b":method" else None
+    return block
+
+
+def take_send_credit(conn: h2.connection.H2Connection, stream_id: int, size: int) -> bool:
+    """Debit both send windows for a DATA frame without flags, as ``send_data`` does.
+
+    False (nothing changed) when the stream or connection is not in a plain
+    sending state or the frame does not fit; the caller then uses h2's path.
+    """
+    stream = conn.streams.get(stream_id)
+    if (
+        stream is None
+        or stream.state_machine.state not in _SENDING
+        or conn.state_machine.state is not ConnectionState.CLIENT_OPEN
+        or not 0 < size <= min(conn.max_outbound_frame_size, conn.outbound_flow_control_window)
+        or size > stream.outbound_flow_control_window
+    ):
+        return False
+    stream.outbound_flow_control_window -= size
+    conn.outbound_flow_control_window -= size
+    return True
+
+
+# -- HPACK --------------------------------------------------------------------------
+
+
+class CountingHeaderTable(_HeaderTableBase):
+    """hpack's dynamic table, keeping count of what happens to it (for the HPACK memos)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: Bumped on every change of the table's contents or size.
+        self.generation = 0
+        #: Bumped on every lookup of a dynamic (not static) entry.
+        self.dynamic_lookups = 0
+        #: Entries added while a decoder records them, else ``None``.
+        self.recorded: list[tuple[bytes, bytes]] | None = None
+
+    def add(self, name: bytes, value: bytes) -> None:
+        """Add an entry (hpack's behaviour), and count the change."""
+        self.generation += 1
+        if self.recorded is not None:
+            self.recorded.append((name, value))
+        super().add(name, value)
+
+    def get_by_index(self, index: int) -> tuple[bytes, bytes]:
+        """Look an entry up (hpack's behaviour), counting dynamic lookups."""
+        if index > self.STATIC_TABLE_LENGTH:
+            self.dynamic_lookups += 1
+        return super().get_by_index(index)
+
+    @property
+    def maxsize(self) -> int:
+        """The table's size limit (hpack's property), counting changes."""
+        return self._maxsize
+
+    @maxsize.setter
+    def maxsize(self, newmax: int) -> None:
+        self.generation += 1
+        self.dynamic_lookups += 1  # a resize makes the block depend on the table
+        _HeaderTableBase.maxsize.fset(self, newmax)  # type: ignore[attr-defined]
+
+
+def size_update_pending(encoder: hpack.Encoder) -> bool:
+    """The encoder will emit a table size update with its next block."""
+    return bool(encoder.table_size_changes)
+
+
+# Servers send the same header values over and over (server, content-type,
+# cache-control...) as Huffman-coded literals; hpack decodes each in pure
+# Python, the largest single cost of a small response. Decoding is a pure
+# function, so a bounded memo of short strings gives identical results. The
+# memo is used only by hyper's decoders: hpack's module is left untouched.
+_HUFFMAN_MEMO_ENTRIES = 1024
+_HUFFMAN_MEMO_MAX_LEN = 256
+_huffman_memo: dict[bytes, bytes] = {}
+
+
+def _memo_decode_huffman(original: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
+    def decode_huffman(data: Any) -> bytes:
+        if data is None or len(data) > _HUFFMAN_MEMO_MAX_LEN:
+            return original(data)
+        key = bytes(data)
+        try:
+            return _huffman_memo[key]
+        except KeyError:
+            pass
+        value = original(key)
+        if len(_huffman_memo) >= _HUFFMAN_MEMO_ENTRIES:
+            _huffman_memo.clear()
+        _huffman_memo[key] = value
+        return value
+
+    return decode_huffman
+
+
+def _huffman_memo_literal_decoder() -> Callable[..., Any] | None:
+    """hpack's ``Decoder._decode_literal`` seeing a memoised ``decode_huffman``; ``None`` if impossible.
+
+    The function is hpack's own code with a private copy of its globals, so
+    only decoders that use it (hyper's) see the memo.
+    """
+    function = getattr(hpack.Decoder, "_decode_literal", None)
+    if not isinstance(function, types.FunctionType) or "decode_huffman" not in function.__code__.co_names:
+        return None
+    namespace = dict(function.__globals__)
+    original = namespace.get("decode_huffman")
+    if not callable(original):
+        return None
+    namespace["decode_huffman"] = _memo_decode_huffman(original)
+    rebound = types.FunctionType(
+        function.__code__, namespace, function.__name__, function.__defaults__, function.__closure__
+    )
+    rebound.__kwdefaults__ = function.__kwdefaults__
+    rebound.__doc__ = function.__doc__
+    return rebound
+
+
+_LITERAL_DECODER = _huffman_memo_literal_decoder()
+
+
+class HuffmanMemoDecoder(hpack.Decoder):
+    """hpack's decoder whose Huffman-coded literals go through a bounded memo."""
+
+    if _LITERAL_DECODER is not None:
+        _decode_literal = _LITERAL_DECODER
+
+
+from .h2_internals_check import self_test  # noqa: E402  (the check needs the names above)
+
+evaluate()
