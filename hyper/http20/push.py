@@ -56,7 +56,9 @@ class HTTP20Push:
     def getresponse(self) -> HTTP20Response:
         """Wait (bounded by the read timeout) for the pushed response, and return it."""
         if self._response is None:
-            self._response = await_response(self._session, self._wire_id, self._read_timeout, self._limits)
+            self._response = await_response(
+                self._session, self._wire_id, self._read_timeout, self._limits, public_id=self.stream_id
+            )
         return self._response
 
     get_response = getresponse
@@ -64,7 +66,7 @@ class HTTP20Push:
     def cancel(self) -> None:
         """Refuse the push: RST_STREAM (CANCEL) unless it already finished, and drop its data."""
         session = self._session
-        with session.cond:
+        with session.cond:  # the stream table, and the RST_STREAM queued
             session.discard_locked(self._wire_id)
 
     def __repr__(self) -> str:
