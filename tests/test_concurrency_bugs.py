@@ -508,3 +508,27 @@ def test_two_threads_taking_the_same_response_get_one_response_between_them(
             conn.getresponse(sid)
         answer.set()
         assert first.outcome().read() == b"only once"
+
+
+def test_send_without_an_id_goes_to_this_threads_stream_not_the_latest_one() -> None:
+    bodies: dict[bytes, bytes] = {}
+
+    def script(peer: Peer) -> None:
+        mine, theirs = peer.wait_request(), peer.wait_request()
+        peer.respond(theirs.stream_id, body=b"theirs")
+        bodies[dict(mine.headers)[b":path"]] = peer.read_body(mine.stream_id)
+        peer.respond(mine.stream_id, body=b"mine")
+        peer.drain_until_closed()
+
+    with ScriptedServer(script) as server, connect(server) as conn:
+        mine = conn.putrequest("POST", "/mine")
+        conn.endheaders()  # the body follows with send()
+        # Another thread's request goes out in between...
+        other = Worker(lambda: conn.getresponse(conn.request("GET", "/theirs")).read())
+        other.start()
+        assert other.outcome() == b"theirs"
+        # ... and send() without an id still means this thread's stream (it
+        # went to the other thread's finished stream and was silently dropped).
+        conn.send(b"payload", final=True)
+        assert conn.getresponse(mine).read() == b"mine"
+    assert bodies == {b"/mine": b"payload"}

@@ -203,7 +203,6 @@ class HTTP20Connection(IncrementalRequests):
         # endheaders() sends the HEADERS. Wire ids reach the wire in order
         # because each is taken and sent under its session's state lock.
         self._next_public_id = 1
-        self._last_public_id = 0
         # With push on: request streams whose pushes get_pushes() may still
         # ask for (their handles outlive the taken response). Pruned as it grows.
         self._push_parents: dict[int, _Stream] = {}
@@ -456,21 +455,28 @@ class HTTP20Connection(IncrementalRequests):
         deadline_at = None if self.deadline is None else time.monotonic() + self.deadline
         handle = _Stream(session, wire_id, deadline_at)
         # self._lock guards the id counter and the maps from public ids,
-        # which every thread's getresponse() and send() read.
+        # which every thread's getresponse(), send() and get_pushes() read.
         with self._lock:
             if public_id is None:
                 public_id = self._take_public_id_locked()
             self._streams[public_id] = handle
             self._untaken[public_id] = None
-            self._last_public_id = max(self._last_public_id, public_id)
+            prune = False
             if self.enable_push:
                 self._push_parents[public_id] = handle
                 prune = len(self._push_parents) > self._push_parents_limit
-            else:
-                prune = False
+        # Per thread, no lock: the defaults of send() and get_pushes() must
+        # name the calling thread's request, not whichever thread sent last.
+        self._local.latest = public_id
         if prune:
             self._prune_push_parents()
         return public_id, handle
+
+    def _latest_of_this_thread(self) -> int:
+        latest: int | None = getattr(self._local, "latest", None)
+        if latest is None:
+            raise InvalidStreamID("no request was sent from this thread yet", None)
+        return latest
 
     def _take_public_id_locked(self) -> int:
         public_id = self._next_public_id
@@ -548,10 +554,13 @@ class HTTP20Connection(IncrementalRequests):
             self._send_data(handle, body, final)
 
     def send(self, data: BodyType, final: bool = False, stream_id: int | None = None) -> None:
-        """Send (more) body data on a stream whose headers went out with endheaders."""
+        """Send (more) body data on a stream whose headers went out with endheaders.
+
+        Without ``stream_id``, the stream of this thread's latest request
+        (never another thread's, sent in between).
+        """
         if stream_id is None:
-            with self._lock:  # _last_public_id is written by every thread's request
-                stream_id = self._last_public_id
+            stream_id = self._latest_of_this_thread()
         handle = self._handle(stream_id)
         self._send_data(handle, prepare_body(data), final)
 
@@ -625,19 +634,17 @@ class HTTP20Connection(IncrementalRequests):
         """The server pushes promised on a request stream, as :class:`~hyper.HTTP20Push` objects.
 
         ``stream_id`` is the request's stream (by default the most recent
-        request). Each push is returned once, whichever call takes it. With
+        request sent from this thread). Each push is returned once, whichever call takes it. With
         ``capture_all`` the iterator also waits (each wait bounded by the read
         timeout) for pushes still to come, until that request's response has
         fully arrived; otherwise it returns the pushes received so far.
         """
         if not self.enable_push:
             raise HyperError("server push is disabled on this connection; pass enable_push=True")
+        if stream_id is None:
+            stream_id = self._latest_of_this_thread()
         # self._lock guards the public-id maps every thread's request writes.
         with self._lock:
-            if stream_id is None:
-                if not self._last_public_id:
-                    raise InvalidStreamID("no request was sent yet", None)
-                stream_id = self._last_public_id
             handle = self._push_parents.get(stream_id)
             known = stream_id < self._next_public_id and stream_id % 2 == 1
         if handle is None:

@@ -151,6 +151,11 @@ class H2Session:
             raise
         for end in (self._waker_r, self._waker_w, self._interrupt_r, self._interrupt_w):
             end.setblocking(False)
+        # Guards the interrupt socket's write end against being closed under
+        # close()'s write (close() writes without the state lock). Never held
+        # across a wait: the write is non-blocking.
+        self._interrupt_lock = threading.Lock()
+        self._fds_closed = False
         self._sock = sock
         self.core = core
         self.read_timeout = read_timeout
@@ -264,10 +269,13 @@ class H2Session:
         # until the lock is ours, so a sender that starts waiting after this
         # point still wakes at once.
         self._closing = True
-        try:
-            self._interrupt_w.send(b"\0")
-        except OSError:
-            pass  # closed already, or a byte is already waiting
+        with self._interrupt_lock:
+            if not self._fds_closed:
+                try:
+                    self._interrupt_w.send(b"\0")
+                except OSError:
+                    pass  # a byte is already waiting
+        # The state lock: the core (GOAWAY), the flags and the socket.
         with self.cond:
             self._closed_by_user = True
             self._stop_interrupting_locked()
@@ -310,8 +318,12 @@ class H2Session:
 
     def _close_fds(self) -> None:
         self._sock.close()
-        for end in (self._waker_r, self._waker_w, self._interrupt_r, self._interrupt_w):
-            end.close()
+        self._waker_r.close()
+        self._waker_w.close()
+        with self._interrupt_lock:  # close() may be writing to it without the state lock
+            self._fds_closed = True
+            self._interrupt_r.close()
+            self._interrupt_w.close()
 
     def _wake_reader_locked(self) -> None:
         self.cond.notify_changed(self.core.take_touched())
@@ -331,10 +343,11 @@ class H2Session:
     def fileno(self) -> int:
         """The socket's file descriptor (-1 once closed).
 
-        No lock: socket objects report -1 themselves once closed, and the
-        state lock may be held for as long as a send waits.
+        No lock: the state lock may be held for as long as a send waits, and
+        a stale view of the flag is harmless (the socket object itself
+        reports -1 once closed).
         """
-        return self._sock.fileno()
+        return -1 if self._socket_closed else self._sock.fileno()
 
     # -- sending ------------------------------------------------------------------
 
