@@ -247,7 +247,7 @@ class HTTP20Connection(IncrementalRequests):
         # state is read under its state lock (session.refusal()), never while
         # holding self._lock: an upload may hold that state lock for as long
         # as the socket takes to drain, and self._lock must stay short.
-        with self._lock:
+        with self._lock:  # which session is current
             session = self._session
         if session is None:
             return None
@@ -267,7 +267,7 @@ class HTTP20Connection(IncrementalRequests):
         drained = [old for old in draining if not old.has_streams()]
         if not drained:
             return
-        with self._lock:
+        with self._lock:  # the list again: another thread may have added to it
             self._draining = [old for old in self._draining if old not in drained]
         for finished in drained:
             finished.close()
@@ -429,6 +429,8 @@ class HTTP20Connection(IncrementalRequests):
     ) -> int | None:
         """Send HEADERS on ``session``; None if it turned out to be unusable."""
         core = session.core
+        # The session's state lock: taking the wire id and sending the HEADERS
+        # in one hold is what keeps stream ids increasing on the wire.
         with session.cond:
             # Read what already arrived: a GOAWAY or the server's SETTINGS
             # must be known before we open a stream.
@@ -485,7 +487,7 @@ class HTTP20Connection(IncrementalRequests):
 
     def _prune_push_parents(self) -> None:
         """Forget request streams that can have no push left to hand out."""
-        with self._lock:
+        with self._lock:  # a snapshot of the map; checked without it
             candidates = list(self._push_parents.items())
         # Outside self._lock: may_have_pushes() takes the session's state lock.
         done = {
@@ -493,7 +495,7 @@ class HTTP20Connection(IncrementalRequests):
             for public_id, handle in candidates
             if not handle.session.may_have_pushes(handle.wire_id)
         }
-        with self._lock:
+        with self._lock:  # the map, written by every thread's request
             for public_id in done:
                 self._push_parents.pop(public_id, None)
             self._push_parents_limit = max(64, 2 * len(self._push_parents))
@@ -597,7 +599,7 @@ class HTTP20Connection(IncrementalRequests):
             # stops counting against the connection's window.
             self._forget(stream_id, handle)
             raise
-        with self._lock:
+        with self._lock:  # the map from public ids: the response now holds the stream
             self._streams.pop(stream_id, None)
         return response
 
@@ -614,15 +616,15 @@ class HTTP20Connection(IncrementalRequests):
         )
 
     def _forget(self, stream_id: int, handle: _Stream) -> None:
-        with self._lock:
+        with self._lock:  # the maps from public ids
             self._streams.pop(stream_id, None)
             self._untaken.pop(stream_id, None)
         session = handle.session
-        with session.cond:
+        with session.cond:  # the session's stream table, and the RST_STREAM queued
             session.discard_locked(handle.wire_id)
 
     def _handle(self, stream_id: int) -> _Stream:
-        with self._lock:
+        with self._lock:  # the map from public ids
             handle = self._streams.get(stream_id)
         if handle is None:
             raise InvalidStreamID(f"no request was sent on stream {stream_id}", stream_id)
@@ -660,6 +662,8 @@ class HTTP20Connection(IncrementalRequests):
     ) -> Iterator[HTTP20Push]:
         core = session.core
         while True:
+            # The state lock: the core's push list and the parent's state,
+            # which the reader changes; released while the caller holds a push.
             with session.cond:
                 session.poll_locked()
                 promises = core.take_pushes(wire_id)

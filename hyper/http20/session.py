@@ -194,6 +194,8 @@ class H2Session:
         ``received``: bytes the server sent before we spoke (through a fresh
         proxy tunnel), processed once our preface is out.
         """
+        # The state lock: the preface must be the first bytes out, before
+        # any thread's HEADERS, and the core is fed only under it.
         with self.cond:
             self.core.initiate()
             self.flush_locked()
@@ -206,7 +208,7 @@ class H2Session:
         the queued preface and processes ``received``, the bytes that came
         after the server's 101 response.
         """
-        with self.cond:
+        with self.cond:  # as in start(): the preface goes out first, the core is fed under it
             self.flush_locked()
             self._feed_received_locked(received)
 
@@ -225,7 +227,7 @@ class H2Session:
         Takes the state lock: the core's GOAWAY, failure and id counters
         change under it as the reader processes frames.
         """
-        with self.cond:
+        with self.cond:  # see above: one consistent view of GOAWAY, failure and ids
             if self.usable_locked():
                 return None, True
             error = self.core.fatal or self.core.accepting_streams()
@@ -399,9 +401,11 @@ class H2Session:
         remaining = self._write_time_left(deadline)
         # The interrupt socket lets close() end this wait (we hold the state
         # lock it needs); _send_locked then sees self._closing.
-        readable, _ = wait_for_socket(
+        readable, woken = wait_for_socket(
             self._sock, read=True, write=True, timeout=remaining, wake=self._interrupt_r
         )
+        if woken and not self._closing:
+            self._stop_interrupting_locked()  # a stale byte (two close() calls raced): no spinning
         if readable and self._drain_locked():
             # The server may be blocked writing to us; we read so it can go on,
             # and tell the reader (if any) that there is news.
@@ -532,6 +536,9 @@ class H2Session:
                 self.cond.notify_changed(self.core.take_touched())
 
     def _read_once_locked(self, timeout: float | None) -> None:
+        # The reader waits for the socket WITHOUT the state lock, so other
+        # threads can send and take data meanwhile; self._reading (set under
+        # the lock) keeps anyone from closing the socket under this poll.
         self._lock.release()
         try:
             readable, woken = wait_for_socket(
@@ -579,6 +586,8 @@ class H2Session:
     def ping(self, payload: bytes, timeout: float | None) -> float:
         """Send PING, wait for its ACK; return the round trip in seconds."""
         core = self.core
+        # The state lock: queuing the PING and sending it keep frame order;
+        # the wait for the ACK releases it while polling (wait_for).
         with self.cond:
             if self._socket_closed:
                 raise _stored(core.fatal) or ConnectionClosed("the connection is closed")
@@ -599,7 +608,7 @@ class H2Session:
 
     def declare_dead(self, error: HyperError) -> None:
         """The peer stopped answering: fail everything with ``error`` and close."""
-        with self.cond:
+        with self.cond:  # the core's failure, the socket and the waiters it wakes
             if not self._socket_closed:
                 log.debug("connection declared dead: %s", error)
                 self.declared_dead = True
@@ -640,6 +649,8 @@ class H2Session:
             for block in body.blocks():  # read outside the lock: files may be slow
                 counter.add(block.nbytes)
                 view = block
+                # The state lock, per block: the windows, queuing DATA and its
+                # send keep frame order; readers get a turn between blocks.
                 with self.cond:
                     while view.nbytes:
                         if self._upload_should_stop(stream):
@@ -662,7 +673,7 @@ class H2Session:
             if end_stream:
                 counter.check_complete()
         except BaseException:
-            with self.cond:
+            with self.cond:  # the RST_STREAM is queued and sent in order, waiters woken
                 if not stream.request_ended:
                     core.reset(stream_id, 0x8)  # CANCEL
                     self.flush_quietly_locked()
@@ -670,7 +681,7 @@ class H2Session:
             raise
         if not end_stream:
             return
-        with self.cond:
+        with self.cond:  # END_STREAM is queued and sent in order
             if not self._upload_should_stop(stream):
                 core.end_body(stream_id)
                 self.flush_locked()
