@@ -532,3 +532,49 @@ def test_send_without_an_id_goes_to_this_threads_stream_not_the_latest_one() -> 
         conn.send(b"payload", final=True)
         assert conn.getresponse(mine).read() == b"mine"
     assert bodies == {b"/mine": b"payload"}
+
+
+def test_two_threads_taking_one_push_get_the_same_response(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hyper.http20.push as push_module
+
+    answer = threading.Event()
+    first_waiting = threading.Event()
+    real_await = push_module.await_response
+
+    def spying_await(*args: Any, **kwargs: Any) -> Any:
+        first_waiting.set()
+        return real_await(*args, **kwargs)
+
+    def script(peer: Peer) -> None:
+        request = peer.wait_request()
+        fields = dict(request.headers)
+        promised = peer.h2.get_next_available_stream_id()
+        peer.h2.push_stream(
+            request.stream_id,
+            promised,
+            [
+                (b":method", b"GET"),
+                (b":scheme", fields[b":scheme"]),
+                (b":authority", fields[b":authority"]),
+                (b":path", b"/pushed"),
+            ],
+        )
+        peer.respond(request.stream_id, body=b"page")
+        assert answer.wait(WAIT)
+        peer.respond(promised, body=b"pushed body")
+        peer.drain_until_closed()
+
+    monkeypatch.setattr(push_module, "await_response", spying_await)
+    with ScriptedServer(script) as server, connect(server, enable_push=True) as conn:
+        page = conn.request("GET", "/page")
+        assert conn.getresponse(page).read() == b"page"
+        (pushed,) = list(conn.get_pushes(page))
+        first = Worker(pushed.getresponse)
+        first.start()
+        assert first_waiting.wait(WAIT)
+        second = Worker(pushed.getresponse)
+        second.start()
+        answer.set()
+        response = first.outcome()
+        assert second.outcome() is response  # one response, not two splitting its body
+        assert response.read() == b"pushed body"
