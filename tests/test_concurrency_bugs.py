@@ -9,6 +9,7 @@ the session's lock. Events order the threads; nothing sleeps to order them.
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
 from collections.abc import Iterator
@@ -93,6 +94,11 @@ def test_putrequest_before_an_unread_goaway_sends_on_the_new_connection_under_it
         assert conn.getresponse(first_id).read() == b"first"
         first_read.set()
         assert goaway_sent.wait(WAIT)
+        # The GOAWAY is in the client's socket (unread) before putrequest().
+        session = conn._session
+        assert session is not None
+        readable, _, _ = select.select([session._sock], [], [], WAIT)
+        assert readable
         stream_id = conn.putrequest("GET", "/incremental")
         conn.putheader("x-a", "1")
         conn.endheaders(final=True)  # raised "internal error: stream 3 was sent as 2147483649"
@@ -463,8 +469,7 @@ def test_session_state_is_only_touched_under_the_session_lock(monkeypatch: pytes
         assert conn.getresponse(conn.request("GET", "/")).read() == b"one"
         sid = conn.request("POST", "/", body=b"data")
         assert conn.getresponse(sid).read() == b"one"
-        conn.ping()
-        # The GOAWAY may not have been read yet: the next request finds out.
+        conn.ping()  # its ACK comes after the GOAWAY: the next request reconnects
         response = conn.getresponse(conn.request("GET", "/reset"))
         with pytest.raises(hyper.StreamResetError):
             response.read()
