@@ -847,3 +847,61 @@ def test_a_stored_connection_error_keeps_each_threads_traceback_its_own() -> Non
         crew.raise_first()
     for index, seen in sorted(own_frames.items()):
         assert seen == [index], f"thread {index}'s traceback holds frames of threads {seen}"
+
+
+def test_incremental_and_whole_requests_mixed_across_threads() -> None:
+    """putrequest()/putheader()/endheaders()/send(), abandoned putrequests and request() interleaved.
+
+    Each thread's responses must be its own (bodies carry the thread and
+    step), ids must never repeat, and an abandoned or refused incremental
+    request must hold up nobody (it used to hold a gate every thread waited on).
+    """
+    threads, steps = 6, 30
+    ids: list[int] = []
+    ids_lock = threading.Lock()
+    with TestServer(tls=False) as srv:
+        with HTTP20Connection("127.0.0.1", srv.port, secure=False, timeout=10) as conn:
+
+            def work(index: int) -> int:
+                rng = random.Random(index)
+                done = 0
+                for step in range(steps):
+                    payload = f"thread {index} step {step} ".encode() * rng.randint(1, 50)
+                    kind = rng.choice(["request", "incremental", "streamed", "abandoned", "refused"])
+                    if kind == "request":
+                        stream_id = conn.request("POST", "/echo", body=payload)
+                    elif kind == "abandoned":
+                        conn.putrequest("POST", "/echo")
+                        # Never finished: the next putrequest() in this thread
+                        # would refuse, so the thread drops it the only public
+                        # way, a failed putheader() (see the "refused" case).
+                        with pytest.raises(TypeError):
+                            conn.putheader("x-step", object())  # type: ignore[arg-type]
+                        continue
+                    elif kind == "refused":
+                        conn.putrequest("POST", "/echo")
+                        with pytest.raises(ValueError):
+                            conn.putheader("x-bad", "a\r\nb")
+                            conn.endheaders(message_body=payload, final=True)
+                        continue
+                    else:
+                        stream_id = conn.putrequest("POST", "/echo")
+                        conn.putheader("x-step", str(step))
+                        if kind == "incremental":
+                            conn.endheaders(message_body=payload, final=True)
+                        else:
+                            conn.endheaders()
+                            half = len(payload) // 2
+                            conn.send(payload[:half])
+                            conn.send(payload[half:], final=True)
+                    with ids_lock:
+                        ids.append(stream_id)
+                    with conn.getresponse(stream_id) as response:
+                        assert response.read() == payload, f"thread {index} step {step}: a stray body"
+                    done += 1
+                return done
+
+            crew = Crew(threads, work, "mixed").start()
+            crew.join(120)
+            crew.raise_first()
+    assert len(ids) == len(set(ids)) == sum(crew.results.values())  # type: ignore[arg-type]
