@@ -583,3 +583,26 @@ def test_two_threads_taking_one_push_get_the_same_response(monkeypatch: pytest.M
         response = first.outcome()
         assert second.outcome() is response  # one response, not two splitting its body
         assert response.read() == b"pushed body"
+
+
+def test_stream_errors_carry_the_id_the_application_holds() -> None:
+    def script(peer: Peer) -> None:
+        first, second = peer.wait_request(), peer.wait_request()
+        peer.respond(first.stream_id, body=b"first")
+        # The incremental request went out second: wire stream 3, public id 1.
+        peer.h2.reset_stream(second.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+        peer.flush()
+        peer.drain_until_closed()
+
+    with ScriptedServer(script) as server, connect(server) as conn:
+        incremental = conn.putrequest("GET", "/incremental")
+        sender = Worker(lambda: conn.request("GET", "/whole"))  # another thread's request goes first
+        sender.start()
+        whole = sender.outcome()
+        conn.endheaders(final=True)
+        assert conn.getresponse(whole).read() == b"first"
+        with pytest.raises(hyper.StreamResetError) as info:
+            conn.getresponse(incremental)
+        assert info.value.stream_id == incremental
+        assert f"stream {incremental} " in str(info.value)
+        assert info.value.retryable

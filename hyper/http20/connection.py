@@ -49,7 +49,7 @@ from .core import DEFAULT_CONNECTION_WINDOW, DEFAULT_STREAM_WINDOW, H2Core, Stre
 from .fields import build_request_headers
 from .keepalive import Keepalive
 from .push import HTTP20Push
-from .response import HTTP20Response, await_response
+from .response import HTTP20Response, await_response, public_stream_ids
 from .session import H2Session
 from .window import BaseFlowControlManager, FlowControlManager
 
@@ -391,7 +391,8 @@ class HTTP20Connection(IncrementalRequests):
         stream_id, handle = self._send_headers(method, path, header_map, end_stream)
         if not end_stream:
             try:
-                handle.session.send_body(handle.wire_id, prepared, declared)
+                with public_stream_ids(handle.wire_id, stream_id):
+                    handle.session.send_body(handle.wire_id, prepared, declared)
             except BaseException:
                 self._forget(stream_id, handle)
                 raise
@@ -553,7 +554,7 @@ class HTTP20Connection(IncrementalRequests):
             pending.method, pending.target, pending.headers, end_stream, public_id=pending.stream_id
         )
         if body is not None:
-            self._send_data(handle, body, final)
+            self._send_data(pending.stream_id, handle, body, final)
 
     def send(self, data: BodyType, final: bool = False, stream_id: int | None = None) -> None:
         """Send (more) body data on a stream whose headers went out with endheaders.
@@ -564,10 +565,11 @@ class HTTP20Connection(IncrementalRequests):
         if stream_id is None:
             stream_id = self._latest_of_this_thread()
         handle = self._handle(stream_id)
-        self._send_data(handle, prepare_body(data), final)
+        self._send_data(stream_id, handle, prepare_body(data), final)
 
-    def _send_data(self, handle: _Stream, body: RequestBody, final: bool) -> None:
-        handle.session.send_body(handle.wire_id, body, None, end_stream=final)
+    def _send_data(self, stream_id: int, handle: _Stream, body: RequestBody, final: bool) -> None:
+        with public_stream_ids(handle.wire_id, stream_id):
+            handle.session.send_body(handle.wire_id, body, None, end_stream=final)
 
     # -- responses ------------------------------------------------------------
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import http
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 
 from ..common.decoding import ContentDecoder
@@ -81,6 +84,10 @@ class HTTP20Response(DecodedBodyReader):
 
     def _pull(self, max_bytes: int | None) -> bytes:
         """Raw body bytes: waits for some, returns ``b''`` only at the end."""
+        with public_stream_ids(self._stream_id, self._public_id):
+            return self._pull_raw(max_bytes)
+
+    def _pull_raw(self, max_bytes: int | None) -> bytes:
         if self._raw_done:
             if self._complete:
                 return b""
@@ -157,6 +164,26 @@ class HTTP20Response(DecodedBodyReader):
         return f"<HTTP20Response stream={self._public_id} status={self.status}>"
 
 
+@contextmanager
+def public_stream_ids(wire_id: int, public_id: int | None) -> Iterator[None]:
+    """Errors about wire stream ``wire_id`` leave with ``stream_id`` set to ``public_id``.
+
+    The core names streams by wire id; the application knows the ids the
+    connection handed out, which differ once a putrequest() or a reconnect
+    came in between.
+    """
+    try:
+        yield
+    except HyperError as exc:
+        if public_id is not None and public_id != wire_id and getattr(exc, "stream_id", None) == wire_id:
+            # Each raise is a fresh copy (exceptions.fresh): changing it is safe.
+            exc.stream_id = public_id  # type: ignore[attr-defined]
+            if exc.args and isinstance(exc.args[0], str):
+                message = re.sub(rf"\bstream {wire_id}\b", f"stream {public_id}", exc.args[0])
+                exc.args = (message, *exc.args[1:])
+        raise
+
+
 def await_response(
     session: H2Session,
     stream_id: int,
@@ -172,7 +199,7 @@ def await_response(
     """
     core = session.core
     # The state lock guards the stream table and the headers the reader stores.
-    with session.cond:
+    with public_stream_ids(stream_id, public_id), session.cond:
         stream = core.streams.get(stream_id)
         if stream is None:
             raise InvalidStreamID(f"stream {stream_id} is gone", stream_id)
