@@ -101,7 +101,7 @@ class HTTP20Response(DecodedBodyReader):
             if stream is None:
                 raise ConnectionClosed(f"response on stream {self._public_id} was closed")
             timeout, on_timeout = wait_limit(
-                session.read_timeout, self._deadline_at, f"no data on stream {self._stream_id}"
+                session.read_timeout, self._deadline_at, f"no data on stream {self._public_id}"
             )
             session.wait_for(
                 lambda: bool(stream.data) or stream.ended,
@@ -203,7 +203,8 @@ def await_response(
         stream = core.streams.get(stream_id)
         if stream is None:
             raise InvalidStreamID(f"stream {stream_id} is gone", stream_id)
-        timeout, on_timeout = wait_limit(read_timeout, deadline_at, f"no response on stream {stream_id}")
+        shown = stream_id if public_id is None else public_id
+        timeout, on_timeout = wait_limit(read_timeout, deadline_at, f"no response on stream {shown}")
         session.wait_for(
             lambda: stream.headers is not None,
             lambda: core.stream_failure(stream),
