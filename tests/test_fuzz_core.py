@@ -84,9 +84,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:mypy_extensions.TypedDict is dep
 #: ``receive()`` raise hyperframe's InvalidPaddingError (h2 does not convert
 #: it); the bad frame stays in the buffer, so every later call raises too.
 KNOWN_PADDING_ERROR_ESCAPES = False
-#: DATA that arrives in the same ``receive()`` as the error of its stream
-#: (malformed response headers) is still buffered on the failed stream.
-KNOWN_DATA_BUFFERED_ON_FAILED_STREAM = False
 #: After the server's GOAWAY, an error the core detects sends no GOAWAY.
 KNOWN_NO_GOAWAY_AFTER_SERVER_GOAWAY = False
 #: After the server's GOAWAY, connection window is never given back, so the
@@ -784,15 +781,15 @@ class Run:
             total += stream.buffered
         assert core.total_buffered == total
         assert core.total_buffered <= self.config.max_buffered + self.config.h2_connection_window
-        # 5: a failed stream stays failed and empty.
+        # 5: a failed stream stays failed and gains no data after its failure;
+        # what arrived before it stays for the reader (issue 12: every byte
+        # received before a failure reaches the reader, then the error).
         for sid, stream in core.streams.items():
             if sid in self.failed_streams:
                 assert stream.error is not None, f"stream {sid}: error cleared"
                 assert stream.buffered <= self.failed_streams[sid], f"stream {sid}: data after its error"
             if stream.error is not None:
                 assert isinstance(stream.error, (ProtocolError, StreamResetError)), repr(stream.error)
-                if not KNOWN_DATA_BUFFERED_ON_FAILED_STREAM:
-                    assert stream.buffered == 0, f"stream {sid} holds data after its error"
                 self.failed_streams[sid] = stream.buffered
 
     def finish(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..exceptions import DecodedSizeExceeded, HyperError
 from ..headers import HTTPHeaderMap
 from ..limits import Limits
 from .decoding import ContentDecoder
@@ -41,6 +42,14 @@ class DecodedBodyReader:
         default) gzip, deflate and br are undone and ``amt`` counts decoded
         bytes; with ``decode_content=False`` the bytes come as sent.
         Choose one mode per response.
+
+        When the body fails part-way (the stream is reset, the connection
+        breaks, a decoding error), no byte is lost and no short body passes
+        for a whole one: the bytes returned by earlier calls are exactly
+        what arrived, and the call that meets the failure raises it with the
+        bytes it had gathered in the exception's ``partial`` attribute
+        (``b''`` if none; not kept when the decoded-size limit was hit, since
+        that limit exists to bound memory). Every later call raises again.
         """
         if amt is not None and amt < 0:
             amt = None
@@ -49,24 +58,36 @@ class DecodedBodyReader:
         decoder = self._decoder_for(decode_content)
         pieces: list[bytes] = []
         got = 0
-        while amt is None or got < amt:
-            want = DECODE_STEP if amt is None else amt - got
-            piece = decoder.read(want) if decoder is not None else self._pull(want)
-            if piece:
-                pieces.append(piece)
-                got += len(piece)
-                continue
-            if decoder is None:
-                break  # _pull returned nothing: the body ended
-            raw = self._pull(DECODE_STEP)
-            if not raw:
-                decoder.finish()
-                break
-            decoder.feed(raw)
+        try:
+            while amt is None or got < amt:
+                want = DECODE_STEP if amt is None else amt - got
+                piece = decoder.read(want) if decoder is not None else self._pull(want)
+                if piece:
+                    pieces.append(piece)
+                    got += len(piece)
+                    continue
+                if decoder is None:
+                    break  # _pull returned nothing: the body ended
+                raw = self._pull(DECODE_STEP)
+                if not raw:
+                    decoder.finish()
+                    break
+                decoder.feed(raw)
+        except DecodedSizeExceeded:
+            raise  # the limit exists to bound memory: no copy of what it cut off
+        except HyperError as exc:
+            # The bytes taken so far are gone from the connection: hand them
+            # over with the error rather than drop them.
+            setattr(exc, "partial", b"".join(pieces))  # noqa: B010 - not declared on HyperError
+            raise
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def read_chunked(self, decode_content: bool = True) -> Iterator[bytes]:
-        """Yield the body in pieces as they arrive, decoded unless asked not to."""
+        """Yield the body in pieces as they arrive, decoded unless asked not to.
+
+        A body that fails part-way yields every piece that arrived, then
+        raises the failure.
+        """
         while True:
             chunk = self._read_available(decode_content)
             if not chunk:

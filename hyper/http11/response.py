@@ -6,6 +6,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from ..common.reading import DecodedBodyReader
+from ..exceptions import ConnectionClosed
 from ..headers import HTTPHeaderMap
 from ..limits import Limits
 
@@ -26,7 +27,8 @@ class HTTP11Response(DecodedBodyReader):
     Closing a response before its end reads and drops a short rest (up to
     64 KiB) to keep the connection; with more left it closes the connection
     (HTTP/1.1 cannot skip the rest of a body without reading it), and the
-    next request opens a new one by itself.
+    next request opens a new one by itself. Reading a response closed before
+    its end raises :class:`~hyper.ConnectionClosed`.
     """
 
     def __init__(self, connection: HTTP11Connection, exchange: Exchange, limits: Limits) -> None:
@@ -44,6 +46,8 @@ class HTTP11Response(DecodedBodyReader):
         #: The protocol version of the response, ``"HTTP/1.1"`` or ``"HTTP/1.0"``.
         self.version = "HTTP/" + head.http_version.decode("ascii")
         self._trailers = HTTPHeaderMap()
+        # The body was read to its end (as opposed to closed part-way).
+        self._complete = False
         self._closed = False
 
     @property
@@ -63,9 +67,13 @@ class HTTP11Response(DecodedBodyReader):
 
     def _pull(self, max_bytes: int | None) -> bytes:
         if self._closed:
-            return b""
+            if self._complete:
+                return b""
+            # b'' would pass for a complete body.
+            raise ConnectionClosed(f"response {self.stream_id} was closed before its end")
         data = self._connection._pull(self._exchange, max_bytes)
         if not data:
+            self._complete = True
             self._closed = True
             for name, value in self._exchange.trailers:
                 self._trailers.add(name, value)

@@ -44,21 +44,21 @@ from ..exceptions import (
     TLSError,
     fresh,
 )
-from ..headers import HTTPHeaderMap
+from ..headers import HeaderKey, HeaderValue, HTTPHeaderMap
 from ..limits import Limits
 from ..tls import init_context
 from .core import DEFAULT_CONNECTION_WINDOW, DEFAULT_STREAM_WINDOW, H2Core, StreamState
 from .fields import build_request_headers
 from .keepalive import Keepalive
 from .push import HTTP20Push
-from .response import HTTP20Response, await_response
+from .response import HTTP20Response, await_response, public_stream_ids
 from .session import H2Session
 from .settings import LegacySettingsGuard, RemoteSettings
 from .window import BaseFlowControlManager, FlowControlManager
 
 log = logging.getLogger("hyper")
 
-# Wire stream ids stay below 2**31; public ids add 2**31 per new connection.
+# Each new session's pushed-stream ids start 2**31 above the previous one's.
 _IDS_PER_SESSION = 2**31
 
 # A session found unusable (GOAWAY just read) is replaced; bounded retries.
@@ -67,26 +67,14 @@ _SESSION_ATTEMPTS = 3
 
 @dataclass
 class _Stream:
-    """Where a public stream id lives, and its response once taken."""
+    """Where a public stream id lives: the session and wire id its HEADERS went out on."""
 
     session: H2Session
     wire_id: int
     #: ``time.monotonic()`` by which the whole exchange must be done, if bounded.
     deadline_at: float | None = None
-    response: HTTP20Response | None = None
-
-
-class _Release:
-    """Release an already acquired lock when the block ends."""
-
-    def __init__(self, lock: threading.RLock) -> None:
-        self._lock = lock
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        self._lock.release()
+    #: A thread is taking (or took) the response: nobody else may.
+    claimed: bool = False
 
 
 class HTTP20Connection(IncrementalRequests):
@@ -217,11 +205,17 @@ class HTTP20Connection(IncrementalRequests):
         self._streams: dict[int, _Stream] = {}
         self._untaken: OrderedDict[int, None] = OrderedDict()
         self._next_id_base = 0
-        self._last_public_id = 0
-        # Stream ids must reach the wire in increasing order. request() takes
-        # this gate for the moment it sends HEADERS; putrequest() holds it
-        # until endheaders(), because it hands out the id in advance.
-        self._header_gate = threading.RLock()
+        # Public stream ids are the connection's own (odd, increasing, never
+        # repeated across reconnects), separate from the wire ids of the
+        # session that carries them: putrequest() hands one out before any
+        # wire id exists, and takes no wire id (nor any lock) until
+        # endheaders() sends the HEADERS. Wire ids reach the wire in order
+        # because each is taken and sent under its session's state lock.
+        self._next_public_id = 1
+        # With push on: request streams whose pushes get_pushes() may still
+        # ask for (their handles outlive the taken response). Pruned as it grows.
+        self._push_parents: dict[int, _Stream] = {}
+        self._push_parents_limit = 64
         self._local = threading.local()
 
     # -- connecting ----------------------------------------------------------
@@ -241,39 +235,56 @@ class HTTP20Connection(IncrementalRequests):
             if session is not None:
                 return session
             new = self._open_session()
-            with self._lock:
-                old, self._session = self._session, new
-                if old is not None:
-                    self._draining.append(old)
-                # Public ids of each new connection start above every earlier
-                # one, so they never repeat, whatever the threads race to do.
-                new.id_base = self._next_id_base
-                self._next_id_base += _IDS_PER_SESSION
-                drained = self._take_drained_locked()
-            for finished in drained:
-                finished.close()
-            return new
+            self._install(new)
+        self._close_drained()
+        return new
+
+    def _install(self, new: H2Session) -> None:
+        """Make ``new`` the current session; the old one drains its streams."""
+        with self._lock:  # guards _session, _draining and the id base together
+            old, self._session = self._session, new
+            if old is not None:
+                self._draining.append(old)
+            # Pushed-stream ids of each new connection start above every
+            # earlier one, so they never repeat.
+            new.id_base = self._next_id_base
+            self._next_id_base += _IDS_PER_SESSION
 
     def _usable_session(self) -> H2Session | None:
         """The open session, None if a new one is due; raises if it broke."""
-        with self._lock:
+        # self._lock only guards which session is current; the session's own
+        # state is read under its state lock (session.refusal()), never while
+        # holding self._lock: an upload may hold that state lock for as long
+        # as the socket takes to drain, and self._lock must stay short.
+        with self._lock:  # which session is current
             session = self._session
-            if session is None or session.usable:
-                return session
-            if not session.closed_cleanly:
-                # Broken, not ended: say so until the caller close()s.
-                error = session.core.fatal or session.core.accepting_streams()
-                if error is not None:
-                    raise fresh(error)
+        if session is None:
             return None
+        refusal, cleanly = session.refusal()
+        if refusal is None:
+            return session
+        if not cleanly:
+            # Broken, not ended: say so until the caller close()s.
+            raise fresh(refusal)
+        return None
 
-    def _take_drained_locked(self) -> list[H2Session]:
-        """Remove and return replaced sessions with no stream left to finish."""
-        drained = [old for old in self._draining if not old.core.streams]
-        self._draining = [old for old in self._draining if old.core.streams]
-        return drained
+    def _close_drained(self) -> None:
+        """Close replaced sessions with no stream left to finish."""
+        with self._lock:  # guards the list only
+            draining = list(self._draining)
+        # Outside self._lock: has_streams() takes each session's state lock.
+        drained = [old for old in draining if not old.has_streams()]
+        if not drained:
+            return
+        with self._lock:  # the list again: another thread may have added to it
+            self._draining = [old for old in self._draining if old not in drained]
+        for finished in drained:
+            finished.close()
 
     def _open_session(self) -> H2Session:
+        # The core first: once the socket is open, nothing may raise before
+        # the session owns (and on failure closes) it.
+        core = self._new_core()
         sock, received = open_transport(
             self.host,
             self.port,
@@ -299,7 +310,8 @@ class HTTP20Connection(IncrementalRequests):
             "TLS" if self.secure else "cleartext",
             self.negotiated_protocol or "h2 prior knowledge",
         )
-        session = H2Session(sock, self._new_core(), self.read_timeout, self.read_timeout)
+        # H2Session closes the socket itself if its own setup fails.
+        session = H2Session(sock, core, self.read_timeout, self.read_timeout)
         try:
             session.start(received)
         except BaseException:
@@ -348,13 +360,8 @@ class HTTP20Connection(IncrementalRequests):
             raise
         self._start_keepalive(session)
         self.negotiated_protocol = negotiated_protocol
-        with self._connect_lock:
-            with self._lock:
-                old, self._session = self._session, session
-                if old is not None:
-                    self._draining.append(old)
-                session.id_base = self._next_id_base
-                self._next_id_base += _IDS_PER_SESSION
+        with self._connect_lock:  # no thread may be installing its own session meanwhile
+            self._install(session)
         if upgraded is None:
             return None
         return self._register(session, 1)[0]
@@ -390,12 +397,12 @@ class HTTP20Connection(IncrementalRequests):
         path, header_map = self._prepare(method, url, headers)
         prepared = prepare_body(body)
         declared = declared_length(header_map, prepared, method, body is None)
-        stream_id, handle = self._send_headers(
-            method, path, header_map, end_stream=is_empty(prepared, declared)
-        )
-        if not handle.session.stream(handle.wire_id).request_ended:
+        end_stream = is_empty(prepared, declared)
+        stream_id, handle = self._send_headers(method, path, header_map, end_stream)
+        if not end_stream:
             try:
-                handle.session.send_body(handle.wire_id, prepared, declared)
+                with public_stream_ids(handle.wire_id, stream_id):
+                    handle.session.send_body(handle.wire_id, prepared, declared)
             except BaseException:
                 self._forget(stream_id, handle)
                 raise
@@ -411,30 +418,35 @@ class HTTP20Connection(IncrementalRequests):
         return path, header_map
 
     def _send_headers(
-        self, method: str, path: str, header_map: HTTPHeaderMap, end_stream: bool
+        self,
+        method: str,
+        path: str,
+        header_map: HTTPHeaderMap,
+        end_stream: bool,
+        public_id: int | None = None,
     ) -> tuple[int, _Stream]:
+        """Send HEADERS on a usable session; register them under ``public_id`` (a new id if None)."""
         fields = build_request_headers(method, path, self.authority, self._scheme, header_map.items())
-        if not self._header_gate.acquire(timeout=-1 if self.read_timeout is None else self.read_timeout):
-            raise ReadTimeout(f"another thread's putrequest() held the connection for {self.read_timeout} s")
-        with _Release(self._header_gate):
-            attempt = 1
-            while True:
-                session = self._current_session()
-                wire_id = self._open_stream_on(session, fields, end_stream, attempt == _SESSION_ATTEMPTS)
-                if wire_id is not None:
-                    return self._register(session, wire_id)
-                attempt += 1
+        attempt = 1
+        while True:
+            session = self._current_session()
+            wire_id = self._open_stream_on(session, fields, end_stream, attempt == _SESSION_ATTEMPTS)
+            if wire_id is not None:
+                return self._register(session, wire_id, public_id)
+            attempt += 1
 
     def _open_stream_on(
         self, session: H2Session, fields: list[tuple[bytes, bytes]], end_stream: bool, last_try: bool
     ) -> int | None:
         """Send HEADERS on ``session``; None if it turned out to be unusable."""
         core = session.core
+        # The session's state lock: taking the wire id and sending the HEADERS
+        # in one hold is what keeps stream ids increasing on the wire.
         with session.cond:
             # Read what already arrived: a GOAWAY or the server's SETTINGS
             # must be known before we open a stream.
             session.poll_locked()
-            if not session.usable and not last_try:
+            if not session.usable_locked() and not last_try:
                 return None
             session.wait_for(
                 core.can_open_stream,
@@ -449,72 +461,126 @@ class HTTP20Connection(IncrementalRequests):
             session.flush_locked()
         return wire_id
 
-    def _register(self, session: H2Session, wire_id: int) -> tuple[int, _Stream]:
+    def _register(
+        self, session: H2Session, wire_id: int, public_id: int | None = None
+    ) -> tuple[int, _Stream]:
+        """Record that HEADERS went out as ``wire_id`` on ``session``; return the public id."""
+        deadline_at = None if self.deadline is None else time.monotonic() + self.deadline
+        handle = _Stream(session, wire_id, deadline_at)
+        # self._lock guards the id counter and the maps from public ids,
+        # which every thread's getresponse(), send() and get_pushes() read.
         with self._lock:
-            public_id = wire_id + session.id_base
-            deadline_at = None if self.deadline is None else time.monotonic() + self.deadline
-            handle = _Stream(session, wire_id, deadline_at)
+            if public_id is None:
+                public_id = self._take_public_id_locked()
             self._streams[public_id] = handle
             self._untaken[public_id] = None
-            self._last_public_id = max(self._last_public_id, public_id)
+            prune = False
+            if self.enable_push:
+                self._push_parents[public_id] = handle
+                prune = len(self._push_parents) > self._push_parents_limit
+        # Per thread, no lock: the defaults of send() and get_pushes() must
+        # name the calling thread's request, not whichever thread sent last.
+        self._local.latest = public_id
+        if prune:
+            self._prune_push_parents()
         return public_id, handle
+
+    def _latest_of_this_thread(self) -> int:
+        latest: int | None = getattr(self._local, "latest", None)
+        if latest is None:
+            raise InvalidStreamID("no request was sent from this thread yet", None)
+        return latest
+
+    def _take_public_id_locked(self) -> int:
+        public_id = self._next_public_id
+        self._next_public_id += 2  # odd, like client-initiated wire ids
+        return public_id
+
+    def _prune_push_parents(self) -> None:
+        """Forget request streams that can have no push left to hand out."""
+        with self._lock:  # a snapshot of the map; checked without it
+            candidates = list(self._push_parents.items())
+        # Outside self._lock: may_have_pushes() takes the session's state lock.
+        done = {
+            public_id
+            for public_id, handle in candidates
+            if not handle.session.may_have_pushes(handle.wire_id)
+        }
+        with self._lock:  # the map, written by every thread's request
+            for public_id in done:
+                self._push_parents.pop(public_id, None)
+            self._push_parents_limit = max(64, 2 * len(self._push_parents))
 
     # -- the incremental form ---------------------------------------------------
 
     def putrequest(self, method: str, selector: str, **kwargs: Any) -> int:
         """Start a request to be completed with putheader/endheaders/send.
 
-        Returns the stream id the request will use. Until :meth:`endheaders`
-        other threads' requests on this connection wait, since HTTP/2 stream
-        ids must be sent in order.
+        Returns the stream id the request will use. Nothing is sent and
+        nothing is held until :meth:`endheaders`: other threads' requests go
+        on meanwhile, and a request abandoned before ``endheaders()`` costs
+        nothing (the wire stream id is taken when the HEADERS leave).
         """
         method, selector = request_line(method, selector, secure=self.secure, authority=self.authority)
         if getattr(self._local, "pending", None) is not None:
             raise HyperError("a putrequest() is already in progress in this thread")
         path, header_map = self._prepare(method, selector, None)
-        if not self._header_gate.acquire(timeout=-1 if self.read_timeout is None else self.read_timeout):
-            raise ReadTimeout("another thread's putrequest() did not finish in time")
-        try:
-            session = self._current_session()
-            with session.cond:
-                next_wire = session.core.next_stream_id
-            stream_id = next_wire + session.id_base
-        except BaseException:
-            self._header_gate.release()
-            raise
+        with self._lock:  # guards the public id counter
+            stream_id = self._take_public_id_locked()
         self._local.pending = PendingRequest(method, path, header_map, stream_id)
         return stream_id
+
+    def putheader(
+        self, header: HeaderKey, argument: HeaderValue, stream_id: int | None = None, replace: bool = False
+    ) -> None:
+        """Add a header field to the request started with :meth:`putrequest`.
+
+        A refused field abandons that request (nothing of it was sent):
+        start again with :meth:`putrequest`.
+        """
+        try:
+            super().putheader(header, argument, stream_id, replace)
+        except InvalidStreamID:
+            raise  # not this thread's request: leave it alone
+        except BaseException:
+            self._local.pending = None
+            raise
 
     def endheaders(
         self, message_body: BodyType = None, final: bool = False, stream_id: int | None = None
     ) -> None:
-        """Send the headers; with ``final`` (or a ``message_body``) finish the request too."""
+        """Send the headers; with ``final`` (or a ``message_body``) finish the request too.
+
+        If the headers cannot be sent (refused fields, a connection that
+        failed), the request is abandoned: start again with :meth:`putrequest`.
+        """
         pending = self._pending(stream_id)
-        try:
-            body = prepare_body(message_body) if message_body is not None else None
-            end_stream = final and body is None
-            if body is not None and body.length is not None and b"content-length" not in pending.headers:
-                pending.headers[b"content-length"] = body.length
-            public_id, handle = self._send_headers(
-                pending.method, pending.target, pending.headers, end_stream
-            )
-            if public_id != pending.stream_id:
-                raise HyperError(
-                    f"internal error: stream {pending.stream_id} was sent as {public_id}"
-                )  # pragma: no cover - the header gate makes this impossible
-        finally:
-            self._local.pending = None
-            self._header_gate.release()
+        # The request leaves this thread's hands whatever happens next.
+        self._local.pending = None
+        body = prepare_body(message_body) if message_body is not None else None
+        end_stream = final and body is None
+        if body is not None and body.length is not None and b"content-length" not in pending.headers:
+            pending.headers[b"content-length"] = body.length
+        _, handle = self._send_headers(
+            pending.method, pending.target, pending.headers, end_stream, public_id=pending.stream_id
+        )
         if body is not None:
-            self._send_data(handle, body, final)
+            self._send_data(pending.stream_id, handle, body, final)
 
     def send(self, data: BodyType, final: bool = False, stream_id: int | None = None) -> None:
-        """Send (more) body data on a stream whose headers went out with endheaders."""
-        handle = self._handle(stream_id if stream_id is not None else self._last_public_id)
-        self._send_data(handle, prepare_body(data), final)
+        """Send (more) body data on a stream whose headers went out with endheaders.
 
-    def _send_data(self, handle: _Stream, body: RequestBody, final: bool) -> None:
-        handle.session.send_body(handle.wire_id, body, None, end_stream=final)
+        Without ``stream_id``, the stream of this thread's latest request
+        (never another thread's, sent in between).
+        """
+        if stream_id is None:
+            stream_id = self._latest_of_this_thread()
+        handle = self._handle(stream_id)
+        self._send_data(stream_id, handle, prepare_body(data), final)
+
+    def _send_data(self, stream_id: int, handle: _Stream, body: RequestBody, final: bool) -> None:
+        with public_stream_ids(handle.wire_id, stream_id):
+            handle.session.send_body(handle.wire_id, body, None, end_stream=final)
 
     # -- responses ------------------------------------------------------------
 
@@ -524,6 +590,9 @@ class HTTP20Connection(IncrementalRequests):
         Without an id, the response of the oldest stream whose response was
         not yet taken. Responses may be taken in any order.
         """
+        # self._lock makes "pick the stream and claim it" one step: two
+        # threads asking for the same (or the oldest) response never both
+        # get it, which would split its body between them.
         with self._lock:
             if stream_id is None:
                 if not self._untaken:
@@ -532,38 +601,43 @@ class HTTP20Connection(IncrementalRequests):
             handle = self._streams.get(stream_id)
             if handle is None:
                 raise InvalidStreamID(f"no request was sent on stream {stream_id}", stream_id)
-            if handle.response is not None:
-                return handle.response
+            if handle.claimed:
+                raise InvalidStreamID(f"the response on stream {stream_id} was already taken", stream_id)
+            handle.claimed = True
             self._untaken.pop(stream_id, None)
         try:
-            response = self._wait_response(handle)
+            response = self._wait_response(stream_id, handle)
         except BaseException:
             # A timed-out or failed stream is reset and forgotten, so its data
             # stops counting against the connection's window.
             self._forget(stream_id, handle)
             raise
-        with self._lock:
-            handle.response = response
+        with self._lock:  # the map from public ids: the response now holds the stream
             self._streams.pop(stream_id, None)
         return response
 
     get_response = getresponse
 
-    def _wait_response(self, handle: _Stream) -> HTTP20Response:
+    def _wait_response(self, stream_id: int, handle: _Stream) -> HTTP20Response:
         return await_response(
-            handle.session, handle.wire_id, self.read_timeout, self.limits, handle.deadline_at
+            handle.session,
+            handle.wire_id,
+            self.read_timeout,
+            self.limits,
+            handle.deadline_at,
+            public_id=stream_id,
         )
 
     def _forget(self, stream_id: int, handle: _Stream) -> None:
-        with self._lock:
+        with self._lock:  # the maps from public ids
             self._streams.pop(stream_id, None)
             self._untaken.pop(stream_id, None)
         session = handle.session
-        with session.cond:
+        with session.cond:  # the session's stream table, and the RST_STREAM queued
             session.discard_locked(handle.wire_id)
 
     def _handle(self, stream_id: int) -> _Stream:
-        with self._lock:
+        with self._lock:  # the map from public ids
             handle = self._streams.get(stream_id)
         if handle is None:
             raise InvalidStreamID(f"no request was sent on stream {stream_id}", stream_id)
@@ -575,7 +649,7 @@ class HTTP20Connection(IncrementalRequests):
         """The server pushes promised on a request stream, as :class:`~hyper.HTTP20Push` objects.
 
         ``stream_id`` is the request's stream (by default the most recent
-        request). Each push is returned once, whichever call takes it. With
+        request sent from this thread). Each push is returned once, whichever call takes it. With
         ``capture_all`` the iterator also waits (each wait bounded by the read
         timeout) for pushes still to come, until that request's response has
         fully arrived; otherwise it returns the pushes received so far.
@@ -583,25 +657,26 @@ class HTTP20Connection(IncrementalRequests):
         if not self.enable_push:
             raise HyperError("server push is disabled on this connection; pass enable_push=True")
         if stream_id is None:
-            if not self._last_public_id:
-                raise InvalidStreamID("no request was sent yet", None)
-            stream_id = self._last_public_id
-        session = self._session_of(stream_id)
-        return self._pushes_of(session, stream_id, capture_all)
-
-    def _session_of(self, stream_id: int) -> H2Session:
-        """The session that carried public ``stream_id``."""
+            stream_id = self._latest_of_this_thread()
+        # self._lock guards the public-id maps every thread's request writes.
         with self._lock:
-            candidates = [self._session, *self._draining]
-        for session in candidates:
-            if session is not None and session.id_base < stream_id < session.id_base + _IDS_PER_SESSION:
-                return session
-        raise InvalidStreamID(f"no request was sent on stream {stream_id} of this connection", stream_id)
+            handle = self._push_parents.get(stream_id)
+            known = stream_id < self._next_public_id and stream_id % 2 == 1
+        if handle is None:
+            if known:
+                # An older request whose pushes were all handed out (or that
+                # never got any): nothing more can come for it.
+                return iter(())
+            raise InvalidStreamID(f"no request was sent on stream {stream_id} of this connection", stream_id)
+        return self._pushes_of(handle.session, handle.wire_id, stream_id, capture_all)
 
-    def _pushes_of(self, session: H2Session, stream_id: int, capture_all: bool) -> Iterator[HTTP20Push]:
+    def _pushes_of(
+        self, session: H2Session, wire_id: int, stream_id: int, capture_all: bool
+    ) -> Iterator[HTTP20Push]:
         core = session.core
-        wire_id = stream_id - session.id_base
         while True:
+            # The state lock: the core's push list and the parent's state,
+            # which the reader changes; released while the caller holds a push.
             with session.cond:
                 session.poll_locked()
                 promises = core.take_pushes(wire_id)
@@ -690,11 +765,12 @@ class HTTP20Connection(IncrementalRequests):
         """
         if error_code is not None:
             error = error_code
-        with self._lock:
+        with self._lock:  # detach everything at once; the sessions close outside it
             session, self._session = self._session, None
             draining, self._draining = self._draining, []
             self._streams.clear()
             self._untaken.clear()
+            self._push_parents.clear()
         for old in draining:
             old.close(error)
         if session is not None:

@@ -155,8 +155,6 @@ class H2Core:
         #: The server's SETTINGS have arrived.
         self.settings_received = False
         self._control_frames = 0
-        #: Stream ids of this connection are used up: a new connection is needed.
-        self.ids_exhausted = False
         #: The first connection-fatal error; every stream sees it.
         self.fatal: HyperError | None = None
         #: GOAWAY received: (error_code, last_stream_id, debug data).
@@ -287,12 +285,20 @@ class H2Core:
             )
         if self.closed:
             return ConnectionTerminated("connection is closing", retryable=True)
-        if self.ids_exhausted or self._h2.highest_outbound_stream_id >= _LAST_CLIENT_STREAM_ID:
-            self.ids_exhausted = True
+        if self.ids_exhausted:
             return ConnectionTerminated(
                 "stream ids of this connection are used up; a new connection is needed", retryable=True
             )
         return None
+
+    @property
+    def ids_exhausted(self) -> bool:
+        """Stream ids of this connection are used up: a new connection is needed.
+
+        Computed, not stored: asking (e.g. from :meth:`accepting_streams`)
+        changes nothing (RFC 9113 section 5.1.1: client ids end at 2**31-1).
+        """
+        return self._h2.highest_outbound_stream_id >= _LAST_CLIENT_STREAM_ID
 
     @property
     def next_stream_id(self) -> int:
@@ -685,6 +691,9 @@ class H2Core:
             # during an upload) only means "stop sending".
             log.debug("stream %d: reset (%s) after a complete response", stream.stream_id, error_name(code))
             return
+        # In both cases below the body bytes already buffered stay: the
+        # reader gets every byte that arrived before the failure, then the
+        # error (the buffer is released when taken or discarded).
         if not event.remote_reset:
             # h2 reset the stream itself because the server broke a rule on it.
             stream.error = ProtocolError(
@@ -692,7 +701,6 @@ class H2Core:
                 "we reset the stream",
                 code,
             )
-            self._release_stream_buffer(stream)
             return
         retryable = code == h2.errors.ErrorCodes.REFUSED_STREAM
         stream.error = StreamResetError(
@@ -702,7 +710,6 @@ class H2Core:
             error_code=code,
             retryable=retryable,
         )
-        self._release_stream_buffer(stream)
         log.debug("stream %d: reset by server (%s)", stream.stream_id, error_name(code))
 
     def _on_goaway(self, event: h2.events.ConnectionTerminated) -> None:
@@ -826,9 +833,10 @@ class H2Core:
             pass
 
     def _reset_with_error(self, stream: StreamState, code: int, message: str) -> None:
+        # Body bytes that arrived before the fault stay for the reader, who
+        # gets them and then this error.
         stream.error = ProtocolError(message, code)
         self.reset(stream.stream_id, code)
-        self._release_stream_buffer(stream)
 
     def _release_stream_buffer(self, stream: StreamState) -> None:
         if stream.buffered:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from ..headers import HTTPHeaderMap
 from ..limits import Limits
 from .core import PushPromise
@@ -34,6 +36,11 @@ class HTTP20Push:
         self._read_timeout = read_timeout
         self._limits = limits
         self._response: HTTP20Response | None = None
+        # Makes "wait for the response and keep it" one step: two threads
+        # calling getresponse() get the same response, not two objects
+        # splitting one body. Held across the (bounded) wait for the
+        # headers, never with the session's state lock held.
+        self._taking = threading.Lock()
         pseudo = {name: value for name, value in promise.request_headers if name.startswith(b":")}
         #: ``'https'`` or ``'http'``.
         self.scheme = pseudo[b":scheme"].decode("latin-1")
@@ -54,17 +61,23 @@ class HTTP20Push:
         self.parent_stream_id = parent_stream_id
 
     def getresponse(self) -> HTTP20Response:
-        """Wait (bounded by the read timeout) for the pushed response, and return it."""
-        if self._response is None:
-            self._response = await_response(self._session, self._wire_id, self._read_timeout, self._limits)
-        return self._response
+        """Wait (bounded by the read timeout) for the pushed response, and return it.
+
+        Every call, from any thread, returns the same response object.
+        """
+        with self._taking:
+            if self._response is None:
+                self._response = await_response(
+                    self._session, self._wire_id, self._read_timeout, self._limits, public_id=self.stream_id
+                )
+            return self._response
 
     get_response = getresponse
 
     def cancel(self) -> None:
         """Refuse the push: RST_STREAM (CANCEL) unless it already finished, and drop its data."""
         session = self._session
-        with session.cond:
+        with session.cond:  # the stream table, and the RST_STREAM queued
             session.discard_locked(self._wire_id)
 
     def __repr__(self) -> str:

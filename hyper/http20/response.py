@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import http
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 
 from ..common.decoding import ContentDecoder
@@ -22,7 +25,9 @@ class HTTP20Response(DecodedBodyReader):
     when the object is made; the body is read on demand with :meth:`read` or
     :meth:`read_chunked`, and ``trailers`` fill in once the body has been read
     to its end. Closing a response before its end resets its stream without
-    harming the connection's other streams.
+    harming the connection's other streams; reading it after that raises
+    :class:`~hyper.ConnectionClosed` (only a body read to its end reads as
+    ``b''``).
     """
 
     def __init__(
@@ -32,9 +37,13 @@ class HTTP20Response(DecodedBodyReader):
         raw_headers: list[tuple[bytes, bytes]],
         limits: Limits | None = None,
         deadline_at: float | None = None,
+        public_id: int | None = None,
     ) -> None:
         self._session = session
+        # The wire id names the stream to the session; the public id (the
+        # connection's, handed to the application) names it to the user.
         self._stream_id = stream_id
+        self._public_id = stream_id if public_id is None else public_id
         self._limits = limits or Limits()
         self._deadline_at = deadline_at
         # The core checked the block: :status comes first, once, and is the
@@ -52,12 +61,14 @@ class HTTP20Response(DecodedBodyReader):
         self._decoder: ContentDecoder | None = None
         self._decode_choice: bool | None = None
         self._raw_done = False
+        # The body was read to its end (as opposed to closed part-way).
+        self._complete = False
         self._closed = False
 
     @property
     def stream_id(self) -> int:
-        """The HTTP/2 stream this response arrived on."""
-        return self._stream_id
+        """The stream id of this response, as the connection's ``request()`` returned it."""
+        return self._public_id
 
     @property
     def trailers(self) -> HTTPHeaderMap:
@@ -73,16 +84,24 @@ class HTTP20Response(DecodedBodyReader):
 
     def _pull(self, max_bytes: int | None) -> bytes:
         """Raw body bytes: waits for some, returns ``b''`` only at the end."""
+        with public_stream_ids(self._stream_id, self._public_id):
+            return self._pull_raw(max_bytes)
+
+    def _pull_raw(self, max_bytes: int | None) -> bytes:
         if self._raw_done:
-            return b""
+            if self._complete:
+                return b""
+            raise ConnectionClosed(f"response on stream {self._public_id} was closed before its end")
         session = self._session
         core = session.core
+        # The state lock guards the stream's buffer, which the reading thread
+        # fills, and the core's window crediting that taking data triggers.
         with session.cond:
             stream = core.streams.get(self._stream_id)
             if stream is None:
-                raise ConnectionClosed(f"response on stream {self._stream_id} was closed")
+                raise ConnectionClosed(f"response on stream {self._public_id} was closed")
             timeout, on_timeout = wait_limit(
-                session.read_timeout, self._deadline_at, f"no data on stream {self._stream_id}"
+                session.read_timeout, self._deadline_at, f"no data on stream {self._public_id}"
             )
             session.wait_for(
                 lambda: bool(stream.data) or stream.ended,
@@ -94,21 +113,21 @@ class HTTP20Response(DecodedBodyReader):
             if stream.error is not None and not stream.data:
                 raise fresh(stream.error)  # e.g. malformed trailers after a complete body
             data = core.take_data(self._stream_id, max_bytes)
-            if stream.ended and not stream.data:
+            if stream.ended and not stream.data and stream.error is None:
                 # The body is complete and now fully taken: finish at once, so
                 # the caller's next read needs no lock and no wait.
                 self._finish_locked(stream.trailers)
             # Connection credit freed by this read must leave now: other
-            # streams may be waiting for exactly that window. A body already
-            # complete is not failed by a connection that died meanwhile.
-            if self._raw_done:
-                session.flush_quietly_locked()
-            else:
-                session.flush_locked()
+            # streams may be waiting for exactly that window. A send that
+            # fails is recorded in the core (the session is then lost), so
+            # the failure reaches this reader at its next read, after the
+            # bytes in hand: raising now would throw them away.
+            session.flush_quietly_locked()
         return data
 
     def _finish_locked(self, trailers: list[tuple[bytes, bytes]] | None) -> None:
         self._raw_done = True
+        self._complete = True
         self._closed = True
         for name, value in trailers or ():
             self._trailers.add(name, value)
@@ -123,7 +142,7 @@ class HTTP20Response(DecodedBodyReader):
         self._closed = True
         self._raw_done = True
         session = self._session
-        with session.cond:
+        with session.cond:  # the core's stream table and the RST_STREAM it may queue
             session.discard_locked(self._stream_id)
 
     def fileno(self) -> int:
@@ -142,7 +161,27 @@ class HTTP20Response(DecodedBodyReader):
         self.close()
 
     def __repr__(self) -> str:
-        return f"<HTTP20Response stream={self._stream_id} status={self.status}>"
+        return f"<HTTP20Response stream={self._public_id} status={self.status}>"
+
+
+@contextmanager
+def public_stream_ids(wire_id: int, public_id: int | None) -> Iterator[None]:
+    """Errors about wire stream ``wire_id`` leave with ``stream_id`` set to ``public_id``.
+
+    The core names streams by wire id; the application knows the ids the
+    connection handed out, which differ once a putrequest() or a reconnect
+    came in between.
+    """
+    try:
+        yield
+    except HyperError as exc:
+        if public_id is not None and public_id != wire_id and getattr(exc, "stream_id", None) == wire_id:
+            # Each raise is a fresh copy (exceptions.fresh): changing it is safe.
+            exc.stream_id = public_id  # type: ignore[attr-defined]
+            if exc.args and isinstance(exc.args[0], str):
+                message = re.sub(rf"\bstream {wire_id}\b", f"stream {public_id}", exc.args[0])
+                exc.args = (message, *exc.args[1:])
+        raise
 
 
 def await_response(
@@ -151,17 +190,21 @@ def await_response(
     read_timeout: float | None,
     limits: Limits,
     deadline_at: float | None = None,
+    public_id: int | None = None,
 ) -> HTTP20Response:
-    """Wait (bounded) for the response headers of ``stream_id`` and wrap them.
+    """Wait (bounded) for the response headers of wire stream ``stream_id`` and wrap them.
 
-    A response refused by its own checks discards its stream before raising.
+    ``public_id`` is the id the application knows the stream by. A response
+    refused by its own checks discards its stream before raising.
     """
     core = session.core
-    with session.cond:
+    # The state lock guards the stream table and the headers the reader stores.
+    with public_stream_ids(stream_id, public_id), session.cond:
         stream = core.streams.get(stream_id)
         if stream is None:
             raise InvalidStreamID(f"stream {stream_id} is gone", stream_id)
-        timeout, on_timeout = wait_limit(read_timeout, deadline_at, f"no response on stream {stream_id}")
+        shown = stream_id if public_id is None else public_id
+        timeout, on_timeout = wait_limit(read_timeout, deadline_at, f"no response on stream {shown}")
         session.wait_for(
             lambda: stream.headers is not None,
             lambda: core.stream_failure(stream),
@@ -171,8 +214,8 @@ def await_response(
         )
         raw_headers = stream.headers or []
     try:
-        return HTTP20Response(session, stream_id, raw_headers, limits, deadline_at)
+        return HTTP20Response(session, stream_id, raw_headers, limits, deadline_at, public_id)
     except HyperError:
-        with session.cond:
+        with session.cond:  # the stream table, and the RST_STREAM queued
             session.discard_locked(stream_id)
         raise

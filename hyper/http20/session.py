@@ -12,7 +12,11 @@ Threads share a session safely:
   no background thread is needed and no thread busy-polls.
 * The only network wait under the state lock is the ordered send; while it
   waits for the socket to drain it keeps reading, so a server that is itself
-  blocked writing to us cannot deadlock the pair.
+  blocked writing to us cannot deadlock the pair. :meth:`H2Session.close`
+  interrupts that wait (through a second wake-up socket) before it takes the
+  lock, so closing never waits for a server that stopped reading.
+* Every read or write of the core (and of the session's own flags) happens
+  under the state lock; the only exceptions are commented where they occur.
 * The first fatal error is stored in the core and raised to every waiter.
 """
 
@@ -34,6 +38,7 @@ from ..exceptions import (
     HyperTimeout,
     InvalidStreamID,
     ReadTimeout,
+    TransportError,
     WriteTimeout,
     fresh,
 )
@@ -113,6 +118,9 @@ class H2Session:
 
     :param read_timeout: bound on each wait for the server (``None``: no bound).
     :param write_timeout: bound on each wait to send (socket or flow control).
+
+    The session owns ``sock`` from the start: if its own setup fails, it
+    closes the socket before raising :class:`~hyper.TransportError`.
     """
 
     def __init__(
@@ -122,7 +130,32 @@ class H2Session:
         read_timeout: float | None,
         write_timeout: float | None,
     ) -> None:
-        sock.setblocking(False)
+        try:
+            sock.setblocking(False)
+            # Wakes the reader out of its unlocked poll when another thread fed
+            # the core with data (while sending) that the reader would wait for.
+            self._waker_r, self._waker_w = socket.socketpair()
+            try:
+                # Wakes a sender waiting (under the state lock) for the socket
+                # to drain, when close() is called: see close().
+                self._interrupt_r, self._interrupt_w = socket.socketpair()
+            except BaseException:
+                self._waker_r.close()
+                self._waker_w.close()
+                raise
+        except OSError as exc:
+            sock.close()
+            raise TransportError(f"could not set up the HTTP/2 connection: {exc}") from exc
+        except BaseException:
+            sock.close()
+            raise
+        for end in (self._waker_r, self._waker_w, self._interrupt_r, self._interrupt_w):
+            end.setblocking(False)
+        # Guards the interrupt socket's write end against being closed under
+        # close()'s write (close() writes without the state lock). Never held
+        # across a wait: the write is non-blocking.
+        self._interrupt_lock = threading.Lock()
+        self._fds_closed = False
         self._sock = sock
         self.core = core
         self.read_timeout = read_timeout
@@ -134,11 +167,13 @@ class H2Session:
         self._socket_closed = False
         self._close_when_reader_done = False
         self._closed_by_user = False
-        # Wakes the reader out of its unlocked poll when another thread fed
-        # the core with data (while sending) that the reader would wait for.
-        self._waker_r, self._waker_w = socket.socketpair()
-        self._waker_r.setblocking(False)
-        self._waker_w.setblocking(False)
+        # Set (without the lock: a plain flag, read by the sender it
+        # interrupts) when close() starts; a send waiting for the socket
+        # gives up instead of waiting on.
+        self._closing = False
+        # A send was cut off mid-frame: the byte stream is torn and no
+        # further frame (not even GOAWAY) may follow.
+        self._torn = False
         self._flood_budget_started = time.monotonic()
         #: Added to wire stream ids to make the connection's public ids.
         self.id_base = 0
@@ -159,6 +194,8 @@ class H2Session:
         ``received``: bytes the server sent before we spoke (through a fresh
         proxy tunnel), processed once our preface is out.
         """
+        # The state lock: the preface must be the first bytes out, before
+        # any thread's HEADERS, and the core is fed only under it.
         with self.cond:
             self.core.initiate()
             self.flush_locked()
@@ -171,7 +208,7 @@ class H2Session:
         the queued preface and processes ``received``, the bytes that came
         after the server's 101 response.
         """
-        with self.cond:
+        with self.cond:  # as in start(): the preface goes out first, the core is fed under it
             self.flush_locked()
             self._feed_received_locked(received)
 
@@ -180,26 +217,71 @@ class H2Session:
             self.core.receive(received)
             self.flush_locked()
 
-    @property
-    def usable(self) -> bool:
-        """True while new streams may be opened here."""
+    def usable_locked(self) -> bool:
+        """True while new streams may be opened here. Caller holds the state lock."""
         return not self._socket_closed and self.core.accepting_streams() is None
 
-    @property
-    def closed_cleanly(self) -> bool:
+    def refusal(self) -> tuple[HyperError | None, bool]:
+        """Why no new stream may be opened here (``None``: they may), and whether it ended cleanly.
+
+        Takes the state lock: the core's GOAWAY, failure and id counters
+        change under it as the reader processes frames.
+        """
+        with self.cond:  # see above: one consistent view of GOAWAY, failure and ids
+            if self.usable_locked():
+                return None, True
+            error = self.core.fatal or self.core.accepting_streams()
+            if error is None:  # the socket closed with no error recorded
+                error = ConnectionClosed("the connection is closed")
+            return error, self._closed_cleanly_locked()
+
+    def _closed_cleanly_locked(self) -> bool:
         """Closed by us, by a graceful GOAWAY, or by the server when idle."""
-        if self._closed_by_user or self.core.ids_exhausted or self.declared_dead:
+        core = self.core
+        if self._closed_by_user or core.ids_exhausted or self.declared_dead:
             return True
-        goaway = self.core.goaway
+        goaway = core.goaway
         if goaway is not None:
             return goaway[0] == 0
-        return isinstance(self.core.fatal, ConnectionTerminated) and self.core.fatal.retryable
+        return isinstance(core.fatal, ConnectionTerminated) and core.fatal.retryable
+
+    def has_streams(self) -> bool:
+        """True while some stream of this session is not yet finished with."""
+        with self.cond:  # the reader adds (pushed) and removes streams under it
+            return bool(self.core.streams)
+
+    def may_have_pushes(self, wire_id: int) -> bool:
+        """True while request stream ``wire_id`` is open or has untaken pushes."""
+        with self.cond:  # pushes arrive and are taken under it
+            if self._socket_closed:
+                return False
+            core = self.core
+            return wire_id in core.streams or any(push.parent_id == wire_id for push in core.pushes)
 
     def close(self, error_code: int = 0) -> None:
-        """Send GOAWAY (best effort) and close the socket; waiters get an error."""
+        """Send GOAWAY (best effort) and close the socket; waiters get an error.
+
+        Prompt even when a thread is stuck sending to a server that stopped
+        reading: that thread waits for the socket while holding the state
+        lock, so it is interrupted first (it raises
+        :class:`~hyper.ConnectionClosed`), then the lock is taken.
+        """
+        # Without the lock, on purpose: the flag and the wake-up byte are how
+        # a sender holding the lock learns to let go. The byte stays unread
+        # until the lock is ours, so a sender that starts waiting after this
+        # point still wakes at once.
+        self._closing = True
+        with self._interrupt_lock:
+            if not self._fds_closed:
+                try:
+                    self._interrupt_w.send(b"\0")
+                except OSError:
+                    pass  # a byte is already waiting
+        # The state lock: the core (GOAWAY), the flags and the socket.
         with self.cond:
             self._closed_by_user = True
-            if not self._socket_closed:
+            self._stop_interrupting_locked()
+            if not self._socket_closed and not self._torn:
                 self.core.close(error_code, "closed by the application")
                 try:
                     self.flush_locked(timeout=1.0)
@@ -208,6 +290,17 @@ class H2Session:
             self.core.connection_lost(ConnectionClosed("the connection was closed"))
             self._close_socket_locked()
             self.cond.notify_all()
+
+    def _stop_interrupting_locked(self) -> None:
+        """Under the state lock no sender waits: clear the interrupt, so GOAWAY gets its second."""
+        self._closing = False
+        if self._socket_closed:
+            return
+        try:
+            while self._interrupt_r.recv(64):
+                pass
+        except OSError:
+            pass  # drained
 
     def _close_socket_locked(self) -> None:
         if self._socket_closed:
@@ -229,6 +322,10 @@ class H2Session:
         self._sock.close()
         self._waker_r.close()
         self._waker_w.close()
+        with self._interrupt_lock:  # close() may be writing to it without the state lock
+            self._fds_closed = True
+            self._interrupt_r.close()
+            self._interrupt_w.close()
 
     def _wake_reader_locked(self) -> None:
         self.cond.notify_changed(self.core.take_touched())
@@ -246,7 +343,12 @@ class H2Session:
         return self.core.fatal or error
 
     def fileno(self) -> int:
-        """The socket's file descriptor (-1 once closed)."""
+        """The socket's file descriptor (-1 once closed).
+
+        No lock: the state lock may be held for as long as a send waits, and
+        a stale view of the flag is harmless (the socket object itself
+        reports -1 once closed).
+        """
         return -1 if self._socket_closed else self._sock.fileno()
 
     # -- sending ------------------------------------------------------------------
@@ -264,8 +366,14 @@ class H2Session:
         if self._socket_closed:
             raise _stored(self.core.fatal) or ConnectionClosed("the connection is closed")
         view = memoryview(data)
+        size = view.nbytes
         deadline = None if timeout is None else time.monotonic() + timeout
         while view:
+            if self._closing:
+                # close() in another thread waits for the lock we hold: give
+                # up. A frame cut in half means nothing more may be sent.
+                self._torn = self._torn or view.nbytes != size
+                raise ConnectionClosed("the connection was closed while data was being sent")
             try:
                 sent = self._sock.send(view)
             except _WOULD_BLOCK_WRITE:
@@ -291,7 +399,13 @@ class H2Session:
 
     def _wait_writable_locked(self, deadline: float | None) -> None:
         remaining = self._write_time_left(deadline)
-        readable, _ = wait_for_socket(self._sock, read=True, write=True, timeout=remaining)
+        # The interrupt socket lets close() end this wait (we hold the state
+        # lock it needs); _send_locked then sees self._closing.
+        readable, woken = wait_for_socket(
+            self._sock, read=True, write=True, timeout=remaining, wake=self._interrupt_r
+        )
+        if woken and not self._closing:
+            self._stop_interrupting_locked()  # a stale byte (two close() calls raced): no spinning
         if readable and self._drain_locked():
             # The server may be blocked writing to us; we read so it can go on,
             # and tell the reader (if any) that there is news.
@@ -299,7 +413,7 @@ class H2Session:
 
     def _wait_readable_while_sending(self, deadline: float | None) -> None:
         remaining = self._write_time_left(deadline)
-        wait_for_socket(self._sock, read=True, write=False, timeout=remaining)
+        wait_for_socket(self._sock, read=True, write=False, timeout=remaining, wake=self._interrupt_r)
 
     # -- receiving ------------------------------------------------------------
 
@@ -422,6 +536,9 @@ class H2Session:
                 self.cond.notify_changed(self.core.take_touched())
 
     def _read_once_locked(self, timeout: float | None) -> None:
+        # The reader waits for the socket WITHOUT the state lock, so other
+        # threads can send and take data meanwhile; self._reading (set under
+        # the lock) keeps anyone from closing the socket under this poll.
         self._lock.release()
         try:
             readable, woken = wait_for_socket(
@@ -469,6 +586,8 @@ class H2Session:
     def ping(self, payload: bytes, timeout: float | None) -> float:
         """Send PING, wait for its ACK; return the round trip in seconds."""
         core = self.core
+        # The state lock: queuing the PING and sending it keep frame order;
+        # the wait for the ACK releases it while polling (wait_for).
         with self.cond:
             if self._socket_closed:
                 raise _stored(core.fatal) or ConnectionClosed("the connection is closed")
@@ -489,7 +608,7 @@ class H2Session:
 
     def declare_dead(self, error: HyperError) -> None:
         """The peer stopped answering: fail everything with ``error`` and close."""
-        with self.cond:
+        with self.cond:  # the core's failure, the socket and the waiters it wakes
             if not self._socket_closed:
                 log.debug("connection declared dead: %s", error)
                 self.declared_dead = True
@@ -497,13 +616,13 @@ class H2Session:
 
     def streams_in_flight(self) -> bool:
         """True while some stream's response is not complete."""
-        with self.cond:
+        with self.cond:  # the reader changes stream states under it
             return self._streams_in_flight()
 
     # -- streams ----------------------------------------------------------------
 
-    def stream(self, stream_id: int) -> StreamState:
-        """The state of a stream opened on this session.
+    def stream_locked(self, stream_id: int) -> StreamState:
+        """The state of a stream opened on this session. Caller holds the state lock.
 
         Raises :class:`InvalidStreamID` when it is gone (its response was
         closed or forgotten, possibly by another thread).
@@ -524,11 +643,14 @@ class H2Session:
         """
         counter = LengthCounter(declared)
         core = self.core
-        stream = self.stream(stream_id)
+        with self.cond:  # the reader may be removing the stream right now
+            stream = self.stream_locked(stream_id)
         try:
             for block in body.blocks():  # read outside the lock: files may be slow
                 counter.add(block.nbytes)
                 view = block
+                # The state lock, per block: the windows, queuing DATA and its
+                # send keep frame order; readers get a turn between blocks.
                 with self.cond:
                     while view.nbytes:
                         if self._upload_should_stop(stream):
@@ -551,7 +673,7 @@ class H2Session:
             if end_stream:
                 counter.check_complete()
         except BaseException:
-            with self.cond:
+            with self.cond:  # the RST_STREAM is queued and sent in order, waiters woken
                 if not stream.request_ended:
                     core.reset(stream_id, 0x8)  # CANCEL
                     self.flush_quietly_locked()
@@ -559,7 +681,7 @@ class H2Session:
             raise
         if not end_stream:
             return
-        with self.cond:
+        with self.cond:  # END_STREAM is queued and sent in order
             if not self._upload_should_stop(stream):
                 core.end_body(stream_id)
                 self.flush_locked()
