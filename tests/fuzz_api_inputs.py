@@ -1,0 +1,308 @@
+"""Generated caller input for the API fuzzer, each piece labelled with what hyper must do.
+
+Every generator here yields a :class:`Piece`: a way to make the argument (a
+fresh generator or file object per call, since those are used up), a
+readable description for hypothesis' failure reports, and a :class:`Verdict`
+taken from docs/api.rst ("Argument types", "Methods and URLs"):
+
+* ``OK``: documented as accepted; the request must go out and arrive as given.
+* ``TYPE``: a wrong type; ``TypeError`` before anything is sent.
+* ``VALUE``: the right type with a refused value; a ``ValueError`` (hyper's
+  ``InvalidHeader``/``InvalidURL``/``HostChangedError`` are ValueErrors)
+  before anything is sent.
+* ``LATE_TYPE``: a generator body whose items are checked as they are sent
+  (documented): ``TypeError``, but the headers may already be out.
+* ``EITHER``: the docs leave it open (e.g. a connection-specific header, a
+  random string): a documented exception or success, nothing more.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import strategies as st
+
+from hyper import HTTPHeaderMap
+from tests.fuzz_recorder_app import TAG_HEADER
+
+
+class Verdict(enum.IntEnum):
+    """What hyper must do with an argument (higher wins when pieces combine)."""
+
+    OK = 0
+    LATE_TYPE = 1
+    EITHER = 2
+    VALUE = 3
+    TYPE = 4
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One generated argument: how to make it, how it reads, what hyper must do."""
+
+    text: str
+    verdict: Verdict
+    make: Callable[[], Any] = field(compare=False)
+    #: For an OK body: the bytes that must arrive.
+    payload: bytes | None = None
+
+    def __repr__(self) -> str:
+        return f"{self.text}<{self.verdict.name}>"
+
+
+def fixed(value: Any, verdict: Verdict, payload: bytes | None = None) -> Piece:
+    """A piece whose value can be reused as it is."""
+    return Piece(repr(value), verdict, lambda: value, payload)
+
+
+# -- methods -------------------------------------------------------------------
+
+_OK_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "X-FUZZ", "get", b"POST", b"GET"]
+_BAD_METHODS = ["", "GE T", "GET\r\nX: y", "G\x00T", "G\u00c9T", "GET\t", b"G T", b"\xff"]
+_TYPE_METHODS: list[Any] = [None, 1, 1.5, ["GET"], object()]
+
+
+def methods() -> st.SearchStrategy[Piece]:
+    """Request methods: tokens (str or bytes), refused values and wrong types."""
+    return st.one_of(
+        st.sampled_from([fixed(m, Verdict.OK) for m in _OK_METHODS]),
+        st.sampled_from([fixed(m, Verdict.VALUE) for m in _BAD_METHODS]),
+        st.sampled_from([fixed(m, Verdict.TYPE) for m in _TYPE_METHODS]),
+        st.text(max_size=8).map(lambda t: fixed(t, Verdict.EITHER)),
+    )
+
+
+# -- URLs ----------------------------------------------------------------------
+
+
+def urls(authority: str) -> st.SearchStrategy[Piece]:
+    """URLs for a TLS connection to *authority* (``localhost:port``)."""
+    ok = [
+        "/",
+        "/a/b?x=1&y=2",
+        "/p%20q",
+        "/caf\u00e9",
+        "/a<b>{c}",
+        "/q?\u00fc=\u00e9",
+        b"/bytes/path",
+        f"https://{authority}/abs?q",
+    ]
+    bad = [
+        "https://other.example/x",
+        f"http://{authority}/",
+        "https://[::1/y",
+        "/a b",
+        "/a\r\nb",
+        "/a\x00",
+        b"/a b",
+        "",
+    ]
+    wrong_type: list[Any] = [None, 7, 1.5, object(), ["/"]]
+    return st.one_of(
+        st.sampled_from([fixed(u, Verdict.OK) for u in ok]),
+        st.sampled_from([fixed(u, Verdict.VALUE) for u in bad]),
+        st.sampled_from([fixed(u, Verdict.TYPE) for u in wrong_type]),
+        st.text(max_size=12).map(lambda t: fixed("/" + t, Verdict.EITHER)),
+        st.sampled_from([fixed("*", Verdict.EITHER), fixed(f"https://{authority}", Verdict.EITHER)]),
+    )
+
+
+# -- header fields --------------------------------------------------------------
+
+_OK_NAMES: list[Any] = ["x-a", "X-Mixed-Case", b"x-bytes", "x-dup", "accept", "user-agent"]
+_BAD_NAMES: list[Any] = ["bad name", "x:y", ":path", "", "x\r\ny", "caf\u00e9", b"x\x00"]
+_TYPE_NAMES: list[Any] = [None, 1, 1.5, object()]
+_EITHER_NAMES: list[Any] = ["connection", "transfer-encoding", "te", "upgrade", "keep-alive", "host"]
+_OK_VALUES: list[Any] = ["v", b"bytes", 5, 0, "  padded  ", "caf\u00e9", "", "a, b", b"\xe9obs"]
+_BAD_VALUES: list[Any] = ["a\r\nb", "a\nb", "nul\x00", "\x01", b"x\ry", "\x7f"]
+_TYPE_VALUES: list[Any] = [None, 1.5, object(), ["x"]]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One (name, value) pair and its verdict."""
+
+    name: Any
+    value: Any
+    verdict: Verdict
+
+    def __repr__(self) -> str:
+        return f"({self.name!r}, {self.value!r})<{self.verdict.name}>"
+
+
+def fields() -> st.SearchStrategy[Field]:
+    """Header fields, mostly valid."""
+    names = st.one_of(
+        st.sampled_from([(n, Verdict.OK) for n in _OK_NAMES]),
+        st.sampled_from([(n, Verdict.VALUE) for n in _BAD_NAMES]),
+        st.sampled_from([(n, Verdict.TYPE) for n in _TYPE_NAMES]),
+        st.sampled_from([(n, Verdict.EITHER) for n in _EITHER_NAMES]),
+    )
+    values = st.one_of(
+        st.sampled_from([(v, Verdict.OK) for v in _OK_VALUES]),
+        st.sampled_from([(v, Verdict.VALUE) for v in _BAD_VALUES]),
+        st.sampled_from([(v, Verdict.TYPE) for v in _TYPE_VALUES]),
+        st.text(max_size=6).map(lambda t: (t, Verdict.EITHER)),
+    )
+    return st.builds(lambda n, v: Field(n[0], v[0], max(n[1], v[1])), names, values)
+
+
+@dataclass(frozen=True)
+class Headers:
+    """A header argument of some shape, with the fuzzer's tag added at call time."""
+
+    shape: str
+    items: tuple[Field, ...]
+
+    @property
+    def verdict(self) -> Verdict:
+        verdicts = [f.verdict for f in self.items]
+        if self.shape == "strings":
+            verdicts.append(Verdict.TYPE)
+        if self.shape == "dict" and any(f.verdict is Verdict.TYPE for f in self.items):
+            # A dict's unhashable or odd names still fail as TypeError.
+            pass
+        return max(verdicts, default=Verdict.OK)
+
+    def make(self, tag: str | None) -> Any:
+        pairs = [(f.name, f.value) for f in self.items]
+        if tag is not None:
+            pairs.append((TAG_HEADER, tag))
+        if self.shape == "none":
+            return None if tag is None else {TAG_HEADER: tag}
+        if self.shape == "dict":
+            return dict(pairs)
+        if self.shape == "dict-of-lists":
+            grouped: dict[Any, list[Any]] = {}
+            for name, value in pairs:
+                grouped.setdefault(name, []).append(value)
+            return grouped
+        if self.shape == "list":
+            return pairs
+        if self.shape == "tuple":
+            return tuple(pairs)
+        if self.shape == "generator":
+            return (pair for pair in pairs)
+        if self.shape == "map":
+            header_map = HTTPHeaderMap()
+            for name, value in pairs:
+                header_map.add(name, value)
+            return header_map
+        if self.shape == "strings":  # ['X-A: 1']: not pairs, a TypeError
+            return [f"{name}: {value}" for name, value in pairs]
+        raise AssertionError(self.shape)
+
+    def __repr__(self) -> str:
+        return f"Headers({self.shape}, {list(self.items)!r})"
+
+
+def headers(valid_only: bool = False) -> st.SearchStrategy[Headers]:
+    """Header arguments of every documented shape (and one undocumented)."""
+    shapes = ["none", "dict", "dict-of-lists", "list", "tuple", "generator", "map"]
+    if not valid_only:
+        shapes.append("strings")
+    items = fields()
+    if valid_only:
+        items = items.filter(lambda f: f.verdict is Verdict.OK)
+
+    def build(shape: str, found: list[Field]) -> Headers:
+        if shape == "none":
+            found = []
+        if shape == "map":
+            # HTTPHeaderMap.add itself refuses wrong types; keep the map well-typed.
+            found = [f for f in found if f.verdict is not Verdict.TYPE]
+        return Headers(shape, tuple(found))
+
+    return st.builds(build, st.sampled_from(shapes), st.lists(items, max_size=4))
+
+
+# -- bodies ----------------------------------------------------------------------
+
+
+class _Opaque:
+    """An object that is no body at all."""
+
+    def __repr__(self) -> str:
+        return "<opaque object>"
+
+
+def _gen(chunks: list[Any]) -> Callable[[], Iterator[Any]]:
+    return lambda: (chunk for chunk in chunks)
+
+
+def bodies() -> st.SearchStrategy[Piece]:
+    """Bodies of every accepted type and of types that must be refused."""
+    data = st.binary(max_size=300)
+    text = st.text(max_size=60)
+    chunk_lists = st.lists(st.binary(min_size=0, max_size=80), max_size=5)
+    ok = st.one_of(
+        st.just(Piece("None", Verdict.OK, lambda: None, b"")),
+        data.map(lambda d: Piece(f"bytes {d!r}", Verdict.OK, lambda: d, d)),
+        data.map(lambda d: Piece(f"bytearray {d!r}", Verdict.OK, lambda: bytearray(d), d)),
+        data.map(lambda d: Piece(f"memoryview {d!r}", Verdict.OK, lambda: memoryview(d), d)),
+        text.map(lambda t: Piece(f"str {t!r}", Verdict.OK, lambda: t, t.encode("utf-8"))),
+        data.map(lambda d: Piece(f"BytesIO {d!r}", Verdict.OK, lambda: io.BytesIO(d), d)),
+        text.map(lambda t: Piece(f"StringIO {t!r}", Verdict.OK, lambda: io.StringIO(t), t.encode("utf-8"))),
+        chunk_lists.map(lambda c: Piece(f"list {c!r}", Verdict.OK, lambda: list(c), b"".join(c))),
+        chunk_lists.map(lambda c: Piece(f"tuple {c!r}", Verdict.OK, lambda: tuple(c), b"".join(c))),
+        chunk_lists.map(lambda c: Piece(f"generator {c!r}", Verdict.OK, _gen(c), b"".join(c))),
+    )
+    refused = st.sampled_from(
+        [
+            fixed({"a": 1}, Verdict.TYPE),
+            fixed({b"a"}, Verdict.TYPE),
+            fixed(5, Verdict.TYPE),
+            fixed(0, Verdict.TYPE),
+            fixed(1.5, Verdict.TYPE),
+            fixed(True, Verdict.TYPE),
+            Piece("<opaque object>", Verdict.TYPE, _Opaque),
+            fixed(["text item"], Verdict.TYPE),
+            fixed([b"ok", 3], Verdict.TYPE),
+            fixed((b"ok", None), Verdict.TYPE),
+        ]
+    )
+    late = st.sampled_from(
+        [
+            Piece("generator [b'ok', 'str']", Verdict.LATE_TYPE, _gen([b"ok", 3])),
+            Piece("generator [None]", Verdict.LATE_TYPE, _gen([None])),
+            Piece("generator [b'a', {}]", Verdict.LATE_TYPE, _gen([b"a", {}])),
+        ]
+    )
+    return st.one_of(ok, ok, refused, late)
+
+
+# -- timeouts ----------------------------------------------------------------------------
+
+
+def timeouts() -> st.SearchStrategy[Piece]:
+    """Constructor timeouts, labelled as docs/api.rst's TimeoutType says."""
+    inf = float("inf")
+    nan = float("nan")
+    return st.sampled_from(
+        [
+            fixed(None, Verdict.OK),
+            fixed(10, Verdict.OK),
+            fixed(10.0, Verdict.OK),
+            fixed((10, 10), Verdict.OK),
+            fixed((None, 10), Verdict.OK),
+            fixed((10, None), Verdict.OK),
+            fixed(inf, Verdict.OK),
+            fixed((inf, 10.0), Verdict.OK),
+            fixed("5", Verdict.TYPE),
+            fixed(True, Verdict.TYPE),
+            fixed([1, 2], Verdict.TYPE),
+            fixed(object(), Verdict.TYPE),
+            fixed(("1", 2), Verdict.TYPE),
+            fixed(0, Verdict.VALUE),
+            fixed(-1, Verdict.VALUE),
+            fixed(nan, Verdict.VALUE),
+            fixed((1, 2, 3), Verdict.VALUE),
+            fixed((1,), Verdict.VALUE),
+            fixed((1, -2), Verdict.VALUE),
+            fixed((), Verdict.VALUE),
+        ]
+    )

@@ -1,0 +1,240 @@
+"""API-level fuzzer (issue 12): hyper's public calls against a real server.
+
+hypothesis generates methods, URLs, header fields in every documented shape
+(and some undocumented ones), bodies of every accepted and refused type,
+constructor timeouts, and programs of ``putrequest``/``putheader``/
+``endheaders``/``send``/``getresponse``/``read``/``close`` calls run on 2-4
+threads sharing one connection. The calls go to hypercorn over TLS serving
+:mod:`tests.fuzz_recorder_app`, which records every request that arrives,
+for :class:`~hyper.HTTP20Connection`, :class:`~hyper.HTTP11Connection` and
+:class:`~hyper.HTTPConnection`. The properties:
+
+* every call returns or raises a documented exception (a ``HyperError``, or
+  ``TypeError``/``ValueError`` for arguments), and the one docs/api.rst
+  names where the input is clearly valid or clearly wrong (see
+  :mod:`tests.fuzz_api_inputs`);
+* nothing reaches the server for a refused call, and an accepted request
+  arrives exactly once, with its body whole (compared by SHA-256);
+* each response carries the tag of the request it answers;
+* afterwards the connection still serves a normal request;
+* no call waits beyond its timeouts: every example runs under a watchdog
+  that fails with every thread's stack when something is still waiting.
+
+The runs are deterministic (``derandomize=True``) and sized to finish in
+well under a minute. For a longer hunt, set ``HYPER_FUZZ_EXAMPLES``: each
+test then runs that many examples, e.g.::
+
+    HYPER_FUZZ_EXAMPLES=2000 PYTHONPATH=$PWD python3 -m pytest -q tests/test_fuzz_api.py
+
+``HYPER_FUZZ_SEED`` (an integer) switches from the fixed derandomized
+examples to random ones from that seed, to look somewhere new.
+Failures found this way are kept as minimal tests in
+``tests/test_fuzz_api_found.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import strategies as st
+
+from tests.fuzz_api_harness import (
+    KINDS,
+    Outcome,
+    RecorderServer,
+    call,
+    new_tag,
+    response_tag,
+    run_bounded,
+    sha256,
+    tagged,
+)
+from tests.fuzz_api_inputs import Headers, Piece, Verdict, bodies, headers, methods, timeouts, urls
+from tests.fuzz_recorder_app import TAG_HEADER
+from tests.servers import CertFiles, start_hypercorn
+
+_EXAMPLES = int(os.environ.get("HYPER_FUZZ_EXAMPLES", "0"))
+_SEED = os.environ.get("HYPER_FUZZ_SEED")
+#: Read timeout of fuzzed connections: far above a loopback round trip on a
+#: loaded machine, far below the watchdog's limit.
+READ_TIMEOUT = 10.0
+#: How long one example may run before the watchdog calls it stuck.
+WATCHDOG = 90.0
+
+
+def fuzz_settings(ci_examples: int) -> Any:
+    """hypothesis settings: *ci_examples* by default, ``HYPER_FUZZ_EXAMPLES`` if set."""
+
+    def apply(test: Any) -> Any:
+        configured = settings(
+            max_examples=_EXAMPLES or ci_examples,
+            derandomize=_SEED is None,
+            deadline=None,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+            print_blob=True,
+        )(test)
+        return seed(int(_SEED))(configured) if _SEED is not None else configured
+
+    return apply
+
+
+@pytest.fixture(scope="module")
+def recorder(tmp_path_factory: pytest.TempPathFactory, server_cert_files: CertFiles, ca_file: str) -> Iterator[
+    RecorderServer
+]:
+    """hypercorn over TLS serving the recording app, with a client for its log."""
+    run_dir: Path = tmp_path_factory.mktemp("hypercorn-fuzz")
+    process, port = start_hypercorn(run_dir, server_cert_files, app="tests.fuzz_recorder_app:app")
+    server = RecorderServer(port, ca_file)
+    try:
+        yield server
+    finally:
+        server.close()
+        process.stop()
+
+
+# -- checking what arrived -------------------------------------------------------
+
+
+def _allowed(verdicts: list[Verdict]) -> set[str]:
+    """Outcomes the docs allow for a call whose arguments have these verdicts."""
+    worst = max(verdicts, default=Verdict.OK)
+    either = Verdict.EITHER in verdicts
+    if worst in (Verdict.TYPE, Verdict.VALUE):
+        allowed = {"type"} if Verdict.TYPE in verdicts else set()
+        if Verdict.VALUE in verdicts:
+            allowed.add("value")
+        if either:
+            allowed |= {"type", "value"}
+        return allowed
+    if worst is Verdict.EITHER:
+        return {"ok", "type", "value", "hyper"}
+    if worst is Verdict.LATE_TYPE:
+        return {"type"}
+    return {"ok"}
+
+
+def _kind_of(outcome: Outcome) -> str:
+    if outcome.error is None:
+        return "ok"
+    if isinstance(outcome.error, TypeError):
+        return "type"
+    if isinstance(outcome.error, ValueError):
+        return "value"
+    return "hyper"
+
+
+def _check_sentinel(conn: Any, *, read: bool = True) -> str:
+    """A plain request on *conn* must still work and get its own response."""
+    tag = new_tag("sentinel")
+    stream_id = conn.request("GET", "/sentinel", headers={TAG_HEADER: tag})
+    response = conn.getresponse(stream_id)
+    assert response.status == 200
+    assert response_tag(response) == tag, "the sentinel got another request's response"
+    if read:
+        assert json.loads(response.read())["tag"] == tag
+    response.close()
+    return tag
+
+
+# -- one request() at a time -------------------------------------------------------
+
+
+@st.composite
+def request_calls(draw: st.DrawFn, authority: str) -> tuple[Piece, Piece, Piece, Headers]:
+    return (
+        draw(methods()),
+        draw(urls(authority)),
+        draw(bodies()),
+        draw(headers()),
+    )
+
+
+def _do_request(conn: Any, method: Piece, url: Piece, body: Piece, hdrs: Headers, tag: str) -> Outcome:
+    return call(
+        f"request({method!r}, {url!r}, body={body!r}, headers={hdrs!r})",
+        lambda: conn.request(method.make(), url.make(), body=body.make(), headers=hdrs.make(tag)),
+    )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@fuzz_settings(25)
+@given(data=st.data())
+def test_request_arguments(recorder: RecorderServer, kind: str, data: st.DataObject) -> None:
+    """A few request() calls with generated arguments, then a plain one."""
+    calls = data.draw(st.lists(request_calls(recorder.authority), min_size=1, max_size=4), label="calls")
+    mark = recorder.mark()
+    conn = recorder.connect(kind, timeout=READ_TIMEOUT)
+    expectations: dict[str, tuple[Outcome, list[Verdict], Piece, Piece]] = {}
+    refused_tags: list[tuple[str, Outcome]] = []
+
+    def example() -> None:
+        for method, url, body, hdrs in calls:
+            tag = new_tag()
+            verdicts = [method.verdict, url.verdict, body.verdict, hdrs.verdict]
+            outcome = _do_request(conn, method, url, body, hdrs, tag)
+            allowed = _allowed(verdicts)
+            assert _kind_of(outcome) in allowed, f"{outcome}: the docs allow only {allowed}"
+            if outcome.refused and body.verdict is not Verdict.LATE_TYPE:
+                refused_tags.append((tag, outcome))
+            if outcome.error is None:
+                response = conn.getresponse(outcome.result)
+                assert response_tag(response) == tag, f"{outcome}: got the response to {response_tag(response)}"
+                answer = response.read()
+                if isinstance(method.make(), (str, bytes)) and _method_text(method) != "HEAD":
+                    assert json.loads(answer)["tag"] == tag
+                response.close()
+                expectations[tag] = (outcome, verdicts, method, body)
+        _check_sentinel(conn)
+
+    try:
+        run_bounded(example, WATCHDOG, conn.close)
+    finally:
+        conn.close()
+    groups = tagged(recorder.records_since(mark))
+    for tag, outcome in refused_tags:
+        assert tag not in groups, f"{outcome}: refused, yet the server received {groups[tag]}"
+    for tag, (outcome, verdicts, method, body) in expectations.items():
+        assert len(groups.get(tag, [])) == 1, f"{outcome}: arrived {len(groups.get(tag, []))} times"
+        record = groups[tag][0]
+        assert record["complete"], f"{outcome}: arrived incomplete: {record}"
+        assert record["method"] == _method_text(method).upper() or Verdict.EITHER in verdicts, record
+        if body.payload is not None:
+            assert (record["body_len"], record["body_sha256"]) == (len(body.payload), sha256(body.payload)), (
+                f"{outcome}: the server got {record['body_len']} body bytes, not {len(body.payload)}"
+            )
+    unknown = [tag for tag in groups if tag is None or tag.startswith("t") and tag not in expectations]
+    unknown = [tag for tag in unknown if tag not in dict(refused_tags)]
+    stray = [tag for tag in unknown if tag is None]
+    assert not stray, f"requests without a tag arrived: {groups[None]}"
+
+
+def _method_text(method: Piece) -> str:
+    value = method.make()
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+
+
+# -- constructor timeouts ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@fuzz_settings(15)
+@given(timeout=timeouts())
+def test_constructor_timeouts(recorder: RecorderServer, kind: str, timeout: Piece) -> None:
+    """A timeout is checked by the constructor; an accepted one serves requests."""
+    outcome = call(f"{kind}(timeout={timeout!r})", lambda: recorder.connect(kind, timeout=timeout.make()))
+    allowed = _allowed([timeout.verdict])
+    assert _kind_of(outcome) in allowed, f"{outcome}: the docs allow only {allowed}"
+    if outcome.error is None:
+        conn = outcome.result
+        try:
+            run_bounded(lambda: _check_sentinel(conn), WATCHDOG, conn.close)
+        finally:
+            conn.close()
