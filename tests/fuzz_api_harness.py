@@ -13,8 +13,8 @@ import json
 import sys
 import threading
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -22,6 +22,7 @@ import pytest
 import hyper
 from hyper import HTTP11Connection, HTTP20Connection, HTTPConnection, HyperError
 from tests.fuzz_recorder_app import CONTROL_PREFIX, TAG_HEADER
+from tests.servers import CertFiles, start_hypercorn
 
 #: The connection classes the fuzzer drives, by a short name.
 KINDS = ("HTTP20Connection", "HTTP11Connection", "HTTPConnection")
@@ -82,6 +83,24 @@ class RecorderServer:
         if self._control is not None:
             self._control.close()
             self._control = None
+
+
+def recorder_server(
+    tmp_path_factory: pytest.TempPathFactory, server_cert_files: CertFiles, ca_file: str
+) -> Iterator[RecorderServer]:
+    """hypercorn over TLS serving the recording app, with a client for its log.
+
+    Made a fixture by each test module (``pytest.fixture(scope="module")``).
+    """
+    process, port = start_hypercorn(
+        tmp_path_factory.mktemp("hypercorn-fuzz"), server_cert_files, app="tests.fuzz_recorder_app:app"
+    )
+    server = RecorderServer(port, ca_file)
+    try:
+        yield server
+    finally:
+        server.close()
+        process.stop()
 
 
 def all_stacks() -> str:
@@ -148,15 +167,18 @@ def run_bounded(function: Callable[[], None], limit: float, on_stuck: Callable[[
         raise failure[0]
 
 
-@dataclass
 class Step:
-    """One operation of a thread's program, and what it did."""
+    """One operation of a thread's program, and what it did.
 
-    thread: int
-    op: str
-    args: tuple[Any, ...] = ()
-    done: threading.Event = field(default_factory=threading.Event)
-    outcome: Outcome | None = None
+    A plain class (not a dataclass) so hypothesis prints it by its repr.
+    """
+
+    def __init__(self, thread: int, op: str, args: tuple[Any, ...] = ()) -> None:
+        self.thread = thread
+        self.op = op
+        self.args = args
+        self.done = threading.Event()
+        self.outcome: Outcome | None = None
 
     def __repr__(self) -> str:
         return f"T{self.thread}.{self.op}{self.args!r}"
@@ -199,31 +221,47 @@ class ProgramRunner:
             finally:
                 step.done.set()
 
-    def run(self, steps: list[Step], limit: float, on_stuck: Callable[[], None]) -> None:
-        """Run *steps*; fail with every stack if a thread is not done within *limit* s."""
+    def start(self) -> None:
+        """Start the threads (they wait for steps)."""
         for worker in self._workers:
             worker.start()
+
+    def feed(self, steps: list[Step], limit: float, on_stuck: Callable[[], None]) -> None:
+        """Hand out *steps* in order and wait until all are done (at most *limit* s each)."""
         for step in steps:
-            with self._cond:
+            with self._cond:  # the queues, read by the threads
                 self._queues[step.thread].append(step)
                 self._cond.notify_all()
             step.done.wait(self._yield_after)
+        for step in steps:
+            if not step.done.wait(limit):
+                self._stuck(steps, limit, on_stuck)
+
+    def stop(self, limit: float, on_stuck: Callable[[], None]) -> None:
+        """End the threads; fail if one is still busy after *limit* s."""
         with self._cond:
             for queue in self._queues:
                 queue.append(None)
             self._cond.notify_all()
         for worker in self._workers:
             worker.join(limit)
-        stuck = [worker.name for worker in self._workers if worker.is_alive()]
-        if stuck:
-            stacks = all_stacks()
-            pending = [step for step in steps if not step.done.is_set()]
-            on_stuck()
-            for worker in self._workers:
-                worker.join(limit)
-            pytest.fail(f"threads {stuck} still waiting after {limit} s; unfinished steps {pending}\n{stacks}")
+        if any(worker.is_alive() for worker in self._workers):
+            self._stuck([], limit, on_stuck)
         if self.errors:
             raise self.errors[0]
+
+    def _stuck(self, steps: list[Step], limit: float, on_stuck: Callable[[], None]) -> None:
+        stacks = all_stacks()
+        pending = [step for step in steps if not step.done.is_set()]
+        busy = [worker.name for worker in self._workers if worker.is_alive()]
+        on_stuck()  # e.g. close the connection, so the threads can end
+        with self._cond:
+            for queue in self._queues:
+                queue.append(None)
+            self._cond.notify_all()
+        for worker in self._workers:
+            worker.join(limit)
+        pytest.fail(f"steps {pending} (threads {busy}) still waiting after {limit} s\n{stacks}")
 
 
 def tagged(records: list[dict[str, Any]]) -> dict[str | None, list[dict[str, Any]]]:

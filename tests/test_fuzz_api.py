@@ -36,18 +36,20 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from pathlib import Path
+import warnings
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from tests.fuzz_api_harness import (
     KINDS,
     Outcome,
+    ProgramRunner,
     RecorderServer,
+    recorder_server,
+    Step,
     call,
     new_tag,
     response_tag,
@@ -55,9 +57,29 @@ from tests.fuzz_api_harness import (
     sha256,
     tagged,
 )
-from tests.fuzz_api_inputs import Headers, Piece, Verdict, bodies, headers, methods, timeouts, urls
+from tests.fuzz_api_inputs import (
+    Headers,
+    Piece,
+    Verdict,
+    allowed_outcomes,
+    bodies,
+    headers,
+    methods,
+    timeouts,
+    urls,
+)
+from tests.fuzz_api_programs import Program, programs
 from tests.fuzz_recorder_app import TAG_HEADER
-from tests.servers import CertFiles, start_hypercorn
+
+# On a failure hypothesis' pytest plugin imports libcst (to suggest a patch),
+# whose import warns; with warnings as errors that hides the failure behind an
+# INTERNALERROR. Import it once here, with that warning ignored.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    try:
+        import hypothesis.extra._patching  # noqa: F401
+    except ImportError:
+        pass
 
 _EXAMPLES = int(os.environ.get("HYPER_FUZZ_EXAMPLES", "0"))
 _SEED = os.environ.get("HYPER_FUZZ_SEED")
@@ -66,6 +88,9 @@ _SEED = os.environ.get("HYPER_FUZZ_SEED")
 READ_TIMEOUT = 10.0
 #: How long one example may run before the watchdog calls it stuck.
 WATCHDOG = 90.0
+#: How long a thread program waits for a step before handing out the next
+#: one (the step is then waiting for another thread). Shapes the interleaving only.
+YIELD_AFTER = 0.5
 
 
 def fuzz_settings(ci_examples: int) -> Any:
@@ -77,48 +102,19 @@ def fuzz_settings(ci_examples: int) -> Any:
             derandomize=_SEED is None,
             deadline=None,
             database=None,
+            # The explain phase imports libcst, whose import warns (an error here).
+            phases=[Phase.explicit, Phase.generate, Phase.shrink],
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-            print_blob=True,
         )(test)
         return seed(int(_SEED))(configured) if _SEED is not None else configured
 
     return apply
 
 
-@pytest.fixture(scope="module")
-def recorder(tmp_path_factory: pytest.TempPathFactory, server_cert_files: CertFiles, ca_file: str) -> Iterator[
-    RecorderServer
-]:
-    """hypercorn over TLS serving the recording app, with a client for its log."""
-    run_dir: Path = tmp_path_factory.mktemp("hypercorn-fuzz")
-    process, port = start_hypercorn(run_dir, server_cert_files, app="tests.fuzz_recorder_app:app")
-    server = RecorderServer(port, ca_file)
-    try:
-        yield server
-    finally:
-        server.close()
-        process.stop()
+recorder = pytest.fixture(scope="module", name="recorder")(recorder_server)
 
 
 # -- checking what arrived -------------------------------------------------------
-
-
-def _allowed(verdicts: list[Verdict]) -> set[str]:
-    """Outcomes the docs allow for a call whose arguments have these verdicts."""
-    worst = max(verdicts, default=Verdict.OK)
-    either = Verdict.EITHER in verdicts
-    if worst in (Verdict.TYPE, Verdict.VALUE):
-        allowed = {"type"} if Verdict.TYPE in verdicts else set()
-        if Verdict.VALUE in verdicts:
-            allowed.add("value")
-        if either:
-            allowed |= {"type", "value"}
-        return allowed
-    if worst is Verdict.EITHER:
-        return {"ok", "type", "value", "hyper"}
-    if worst is Verdict.LATE_TYPE:
-        return {"type"}
-    return {"ok"}
 
 
 def _kind_of(outcome: Outcome) -> str:
@@ -180,7 +176,7 @@ def test_request_arguments(recorder: RecorderServer, kind: str, data: st.DataObj
             tag = new_tag()
             verdicts = [method.verdict, url.verdict, body.verdict, hdrs.verdict]
             outcome = _do_request(conn, method, url, body, hdrs, tag)
-            allowed = _allowed(verdicts)
+            allowed = allowed_outcomes(verdicts)
             assert _kind_of(outcome) in allowed, f"{outcome}: the docs allow only {allowed}"
             if outcome.refused and body.verdict is not Verdict.LATE_TYPE:
                 refused_tags.append((tag, outcome))
@@ -230,7 +226,7 @@ def _method_text(method: Piece) -> str:
 def test_constructor_timeouts(recorder: RecorderServer, kind: str, timeout: Piece) -> None:
     """A timeout is checked by the constructor; an accepted one serves requests."""
     outcome = call(f"{kind}(timeout={timeout!r})", lambda: recorder.connect(kind, timeout=timeout.make()))
-    allowed = _allowed([timeout.verdict])
+    allowed = allowed_outcomes([timeout.verdict])
     assert _kind_of(outcome) in allowed, f"{outcome}: the docs allow only {allowed}"
     if outcome.error is None:
         conn = outcome.result
@@ -238,3 +234,71 @@ def test_constructor_timeouts(recorder: RecorderServer, kind: str, timeout: Piec
             run_bounded(lambda: _check_sentinel(conn), WATCHDOG, conn.close)
         finally:
             conn.close()
+
+
+# -- threads sharing one connection -------------------------------------------------
+
+
+def _finish_open_requests(program: Program) -> list[Step]:
+    """Steps that finish each thread's open request body (HTTP/1.1 holds its wire until then)."""
+    steps = []
+    for index, model in enumerate(program.models):
+        request = model.current
+        if request is not None and request.state == "open":
+            steps.append(Step(index, "send", (Piece("b''", Verdict.OK, lambda: b"", b""), True)))
+    return steps
+
+
+def _check_arrivals(program: Program, records: list[dict[str, Any]]) -> list[str]:
+    """What the server received, against what each thread's calls say was sent."""
+    groups = tagged(records)
+    problems = []
+    if None in groups:
+        problems.append(f"requests without a tag arrived: {groups[None]}")
+    for model in program.models:
+        for request in model.requests:
+            arrived = groups.get(request.tag, [])
+            if request.state == "refused" and arrived:
+                problems.append(f"request {request.tag} was refused, yet arrived: {arrived}")
+            if len(arrived) > 1:
+                problems.append(f"request {request.tag} arrived {len(arrived)} times: {arrived}")
+            if request.response_body is None or len(arrived) != 1:
+                continue
+            record = arrived[0]
+            if not record["complete"]:
+                problems.append(f"request {request.tag} was answered but arrived incomplete: {record}")
+            if request.body_known:
+                sent = b"".join(request.chunks)
+                if (record["body_len"], record["body_sha256"]) != (len(sent), sha256(sent)):
+                    problems.append(
+                        f"request {request.tag}: the server got {record['body_len']} body bytes, "
+                        f"the calls that succeeded sent {len(sent)} ({sent[:80]!r})"
+                    )
+    return problems
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@fuzz_settings(12)
+@given(data=st.data())
+def test_thread_programs(recorder: RecorderServer, kind: str, data: st.DataObject) -> None:
+    """2-4 threads interleave incremental requests, misuse and close() on one connection."""
+    steps = data.draw(programs(recorder.authority), label="program")
+    threads = 1 + max(step.thread for step in steps)
+    mark = recorder.mark()
+    conn = recorder.connect(kind, timeout=READ_TIMEOUT)
+    http11 = kind == "HTTP11Connection"
+    program = Program(conn, threads, timeouts_expected=http11, http11=http11)
+    runner = ProgramRunner(threads, program.execute, YIELD_AFTER)
+    runner.start()
+    try:
+        runner.feed(steps, WATCHDOG, conn.close)
+        # The same threads finish their open bodies: hyper keeps a request's
+        # state per thread.
+        runner.feed(_finish_open_requests(program), WATCHDOG, conn.close)
+        runner.stop(WATCHDOG, conn.close)
+        run_bounded(lambda: _check_sentinel(conn), WATCHDOG, conn.close)
+    finally:
+        program.close_responses()
+        conn.close()
+    problems = program.problems + _check_arrivals(program, recorder.records_since(mark))
+    assert not problems, "\n".join(problems)
