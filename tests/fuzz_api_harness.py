@@ -67,7 +67,9 @@ class RecorderServer:
     def _log(self, since: int) -> dict[str, Any]:
         if self._control is None:
             self._control = self.connect("HTTP20Connection")
-        response = self._control.getresponse(self._control.request("GET", f"{CONTROL_PREFIX}log?since={since}"))
+        response = self._control.getresponse(
+            self._control.request("GET", f"{CONTROL_PREFIX}log?since={since}")
+        )
         document: dict[str, Any] = json.loads(response.read())
         return document
 
@@ -138,7 +140,7 @@ def call(what: str, function: Callable[[], Any]) -> Outcome:
         return Outcome(what, result=function())
     except DOCUMENTED as exc:
         return Outcome(what, error=exc)
-    except Exception as exc:  # the property under test: nothing else may escape
+    except Exception as exc:  # noqa: BLE001 - the property under test: nothing else may escape
         pytest.fail(f"{what} raised an undocumented {type(exc).__name__}: {exc!r}\n{traceback.format_exc()}")
 
 
@@ -152,7 +154,7 @@ def run_bounded(function: Callable[[], None], limit: float, on_stuck: Callable[[
     def target() -> None:
         try:
             function()
-        except BaseException as exc:  # handed to the test thread below
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread below
             failure.append(exc)
 
     worker = threading.Thread(target=target, name="fuzz-example", daemon=True)
@@ -215,7 +217,7 @@ class ProgramRunner:
                 return
             try:
                 step.outcome = self._execute(step)
-            except BaseException as exc:  # pytest.fail from call(): reported by run()
+            except BaseException as exc:  # noqa: BLE001 - pytest.fail from call(): raised by stop()
                 self.errors.append(exc)
                 step.outcome = Outcome(step.op, error=exc)
             finally:

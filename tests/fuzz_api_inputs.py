@@ -46,7 +46,9 @@ class Piece:
     A plain class (not a dataclass) so hypothesis prints it by its repr.
     """
 
-    def __init__(self, text: str, verdict: Verdict, make: Callable[[], Any], payload: bytes | None = None) -> None:
+    def __init__(
+        self, text: str, verdict: Verdict, make: Callable[[], Any], payload: bytes | None = None
+    ) -> None:
         self.text = text
         self.verdict = verdict
         self.make = make
@@ -154,7 +156,11 @@ def fields() -> st.SearchStrategy[Field]:
         # A list is several values in a mapping, a wrong type in a pair.
         st.just((["x", "y"], Verdict.EITHER)),
     )
-    return st.builds(lambda n, v: Field(n[0], v[0], max(n[1], v[1])), names, values)
+    return st.builds(_field, names, values)
+
+
+def _field(name: tuple[Any, Verdict], value: tuple[Any, Verdict]) -> Field:
+    return Field(name[0], value[0], max(name[1], value[1]))
 
 
 @dataclass(frozen=True)
@@ -165,14 +171,16 @@ class Headers:
     items: tuple[Field, ...]
 
     @property
-    def verdict(self) -> Verdict:
+    def verdicts(self) -> list[Verdict]:
+        """The verdict of every field (and of the shape itself)."""
         verdicts = [f.verdict for f in self.items]
         if self.shape == "strings":
             verdicts.append(Verdict.TYPE)
-        if self.shape == "dict" and any(f.verdict is Verdict.TYPE for f in self.items):
-            # A dict's unhashable or odd names still fail as TypeError.
-            pass
-        return max(verdicts, default=Verdict.OK)
+        return verdicts
+
+    @property
+    def verdict(self) -> Verdict:
+        return max(self.verdicts, default=Verdict.OK)
 
     def make(self, tag: str | None) -> Any:
         pairs = [(f.name, f.value) for f in self.items]

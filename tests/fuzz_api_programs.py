@@ -60,7 +60,9 @@ OPS = (
 
 
 @st.composite
-def thread_ops(draw: st.DrawFn, authority: str, allow_close: bool) -> list[tuple[str, tuple[Any, ...]]]:
+def thread_ops(
+    draw: st.DrawFn, authority: str, allow_close: bool, unbounded: bool
+) -> list[tuple[str, tuple[Any, ...]]]:
     """One thread's operations: mostly whole requests, some misuse mixed in."""
     ops: list[tuple[str, tuple[Any, ...]]] = []
     for _ in range(draw(st.integers(1, 3))):
@@ -82,7 +84,9 @@ def thread_ops(draw: st.DrawFn, authority: str, allow_close: bool) -> list[tuple
                 if draw(st.integers(0, 9)):  # now and then a request is left unfinished
                     ops.append(("send", (draw(bodies()), True)))
         else:
-            choices = ["send", "putheader", "endheaders", "getresponse_any", "response_close"]
+            choices = ["send", "putheader", "endheaders", "response_close"]
+            if not unbounded:  # it may wait for another thread's abandoned request
+                choices.append("getresponse_any")
             if allow_close:
                 choices.append("close")
             misuse = draw(st.sampled_from(choices))
@@ -102,11 +106,15 @@ def thread_ops(draw: st.DrawFn, authority: str, allow_close: bool) -> list[tuple
 
 
 @st.composite
-def programs(draw: st.DrawFn, authority: str) -> list[Step]:
-    """2-4 threads' operations in one global order."""
+def programs(draw: st.DrawFn, authority: str, unbounded: bool = False) -> list[Step]:
+    """2-4 threads' operations in one global order.
+
+    With *unbounded* (a connection without timeouts) no operation may wait
+    for another thread's request that might never finish.
+    """
     threads = draw(st.integers(2, 4))
     allow_close = draw(st.integers(0, 4)) == 0
-    per_thread = [draw(thread_ops(authority, allow_close)) for _ in range(threads)]
+    per_thread = [draw(thread_ops(authority, allow_close, unbounded)) for _ in range(threads)]
     remaining = [list(ops) for ops in per_thread]
     steps: list[Step] = []
     while any(remaining):
@@ -192,7 +200,9 @@ class Program:
         request = Request(new_tag(), [method.verdict, url.verdict, body.verdict])
         outcome = call(
             str(step),
-            lambda: self.conn.request(method.make(), url.make(), body=body.make(), headers={TAG_HEADER: request.tag}),
+            lambda: self.conn.request(
+                method.make(), url.make(), body=body.make(), headers={TAG_HEADER: request.tag}
+            ),
         )
         allowed = allowed_outcomes(request.verdicts)
         if in_progress:
@@ -207,7 +217,9 @@ class Program:
             request.chunks.append(body.payload or b"")
             request.body_known = body.payload is not None
         else:
-            request.state = "refused" if outcome.refused and body.verdict is not Verdict.LATE_TYPE else "unknown"
+            request.state = (
+                "refused" if outcome.refused and body.verdict is not Verdict.LATE_TYPE else "unknown"
+            )
         return outcome
 
     def _op_putrequest(self, step: Step, model: ThreadModel, method: Piece, url: Piece) -> Outcome:
@@ -340,10 +352,14 @@ class Program:
             try:
                 body = json.loads(outcome.result)
             except ValueError:
-                self.problems.append(f"{step}: a response body that is not the recorder's: {outcome.result[:200]!r}")
+                self.problems.append(
+                    f"{step}: a response body that is not the recorder's: {outcome.result[:200]!r}"
+                )
                 return outcome
             if body.get("tag") != response_tag(response):
-                self.problems.append(f"{step}: body of {body.get('tag')} under the headers of {response_tag(response)}")
+                self.problems.append(
+                    f"{step}: body of {body.get('tag')} under the headers of {response_tag(response)}"
+                )
             for request in model.requests:
                 if request.tag == body.get("tag"):
                     request.response_body = body

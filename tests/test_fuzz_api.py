@@ -48,10 +48,10 @@ from tests.fuzz_api_harness import (
     Outcome,
     ProgramRunner,
     RecorderServer,
-    recorder_server,
     Step,
     call,
     new_tag,
+    recorder_server,
     response_tag,
     run_bounded,
     sha256,
@@ -168,13 +168,13 @@ def test_request_arguments(recorder: RecorderServer, kind: str, data: st.DataObj
     calls = data.draw(st.lists(request_calls(recorder.authority), min_size=1, max_size=4), label="calls")
     mark = recorder.mark()
     conn = recorder.connect(kind, timeout=READ_TIMEOUT)
-    expectations: dict[str, tuple[Outcome, list[Verdict], Piece, Piece]] = {}
+    expectations: dict[str, tuple[Outcome, list[Verdict], Piece, Piece, Headers]] = {}
     refused_tags: list[tuple[str, Outcome]] = []
 
     def example() -> None:
         for method, url, body, hdrs in calls:
             tag = new_tag()
-            verdicts = [method.verdict, url.verdict, body.verdict, hdrs.verdict]
+            verdicts = [method.verdict, url.verdict, body.verdict, *hdrs.verdicts]
             outcome = _do_request(conn, method, url, body, hdrs, tag)
             allowed = allowed_outcomes(verdicts)
             assert _kind_of(outcome) in allowed, f"{outcome}: the docs allow only {allowed}"
@@ -182,12 +182,14 @@ def test_request_arguments(recorder: RecorderServer, kind: str, data: st.DataObj
                 refused_tags.append((tag, outcome))
             if outcome.error is None:
                 response = conn.getresponse(outcome.result)
-                assert response_tag(response) == tag, f"{outcome}: got the response to {response_tag(response)}"
+                assert response_tag(response) == tag, (
+                    f"{outcome}: got the response to {response_tag(response)}"
+                )
                 answer = response.read()
                 if isinstance(method.make(), (str, bytes)) and _method_text(method) != "HEAD":
                     assert json.loads(answer)["tag"] == tag
                 response.close()
-                expectations[tag] = (outcome, verdicts, method, body)
+                expectations[tag] = (outcome, verdicts, method, body, hdrs)
         _check_sentinel(conn)
 
     try:
@@ -197,10 +199,13 @@ def test_request_arguments(recorder: RecorderServer, kind: str, data: st.DataObj
     groups = tagged(recorder.records_since(mark))
     for tag, outcome in refused_tags:
         assert tag not in groups, f"{outcome}: refused, yet the server received {groups[tag]}"
-    for tag, (outcome, verdicts, method, body) in expectations.items():
+    for tag, (outcome, verdicts, method, body, hdrs) in expectations.items():
         assert len(groups.get(tag, [])) == 1, f"{outcome}: arrived {len(groups.get(tag, []))} times"
         record = groups[tag][0]
         assert record["complete"], f"{outcome}: arrived incomplete: {record}"
+        received = {(name, value) for name, value in record["headers"]}
+        missing = [pair for pair in _expected_fields(hdrs) if pair not in received]
+        assert not missing, f"{outcome}: the fields {missing} did not arrive; got {record['headers']}"
         assert record["method"] == _method_text(method).upper() or Verdict.EITHER in verdicts, record
         if body.payload is not None:
             assert (record["body_len"], record["body_sha256"]) == (len(body.payload), sha256(body.payload)), (
@@ -210,6 +215,24 @@ def test_request_arguments(recorder: RecorderServer, kind: str, data: st.DataObj
     unknown = [tag for tag in unknown if tag not in dict(refused_tags)]
     stray = [tag for tag in unknown if tag is None]
     assert not stray, f"requests without a tag arrived: {groups[None]}"
+
+
+def _wire_text(value: Any) -> str:
+    """A header value as the server sees it (Latin-1 text of the bytes sent)."""
+    if isinstance(value, int):
+        value = str(value)
+    raw = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+    return raw.strip(b" \t").decode("latin-1")
+
+
+def _expected_fields(hdrs: Headers) -> list[tuple[str, str]]:
+    """The (name, value) pairs of accepted fields that must arrive as given."""
+    if hdrs.verdict is not Verdict.OK:
+        return []
+    pairs = [(f.name, f.value) for f in hdrs.items]
+    if hdrs.shape == "dict":
+        pairs = list(dict(pairs).items())  # a repeated key keeps its last value
+    return [(_wire_text(name).lower(), _wire_text(value)) for name, value in pairs]
 
 
 def _method_text(method: Piece) -> str:
@@ -282,11 +305,14 @@ def _check_arrivals(program: Program, records: list[dict[str, Any]]) -> list[str
 @given(data=st.data())
 def test_thread_programs(recorder: RecorderServer, kind: str, data: st.DataObject) -> None:
     """2-4 threads interleave incremental requests, misuse and close() on one connection."""
-    steps = data.draw(programs(recorder.authority), label="program")
+    http11 = kind == "HTTP11Connection"
+    # Over HTTP/2 no call waits for another thread, so the connection may
+    # have no timeout at all: the watchdog is then the only bound.
+    unbounded = not http11 and data.draw(st.booleans(), label="timeout=None")
+    steps = data.draw(programs(recorder.authority, unbounded), label="program")
     threads = 1 + max(step.thread for step in steps)
     mark = recorder.mark()
-    conn = recorder.connect(kind, timeout=READ_TIMEOUT)
-    http11 = kind == "HTTP11Connection"
+    conn = recorder.connect(kind, timeout=None if unbounded else READ_TIMEOUT)
     program = Program(conn, threads, timeouts_expected=http11, http11=http11)
     runner = ProgramRunner(threads, program.execute, YIELD_AFTER)
     runner.start()
