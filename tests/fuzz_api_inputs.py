@@ -134,7 +134,12 @@ class Field:
 
     name: Any
     value: Any
-    verdict: Verdict
+    #: The name's verdict and the value's.
+    parts: tuple[Verdict, Verdict]
+
+    @property
+    def verdict(self) -> Verdict:
+        return max(self.parts)
 
     def __repr__(self) -> str:
         return f"({self.name!r}, {self.value!r})<{self.verdict.name}>"
@@ -160,7 +165,7 @@ def fields() -> st.SearchStrategy[Field]:
 
 
 def _field(name: tuple[Any, Verdict], value: tuple[Any, Verdict]) -> Field:
-    return Field(name[0], value[0], max(name[1], value[1]))
+    return Field(name[0], value[0], (name[1], value[1]))
 
 
 @dataclass(frozen=True)
@@ -173,7 +178,7 @@ class Headers:
     @property
     def verdicts(self) -> list[Verdict]:
         """The verdict of every field (and of the shape itself)."""
-        verdicts = [f.verdict for f in self.items]
+        verdicts = [part for f in self.items for part in f.parts]
         if self.shape == "strings":
             verdicts.append(Verdict.TYPE)
         return verdicts
@@ -274,19 +279,30 @@ def bodies() -> st.SearchStrategy[Piece]:
             fixed(1.5, Verdict.TYPE),
             fixed(True, Verdict.TYPE),
             Piece("<opaque object>", Verdict.TYPE, _Opaque),
-            fixed(["text item"], Verdict.TYPE),
             fixed([b"ok", 3], Verdict.TYPE),
             fixed((b"ok", None), Verdict.TYPE),
         ]
     )
     late = st.sampled_from(
         [
-            Piece("generator [b'ok', 'str']", Verdict.LATE_TYPE, _gen([b"ok", 3])),
+            Piece("generator [b'ok', 3]", Verdict.LATE_TYPE, _gen([b"ok", 3])),
             Piece("generator [None]", Verdict.LATE_TYPE, _gen([None])),
             Piece("generator [b'a', {}]", Verdict.LATE_TYPE, _gen([b"a", {}])),
         ]
     )
-    return st.one_of(ok, ok, refused, late)
+    # str items of a list or generator are sent as UTF-8, like a str body.
+    text_items = st.lists(
+        st.one_of(st.binary(max_size=20), st.text(max_size=10)), min_size=1, max_size=4
+    ).map(
+        lambda items: Piece(
+            f"list {items!r}", Verdict.OK, lambda: list(items), b"".join(_utf8(item) for item in items)
+        )
+    )
+    return st.one_of(ok, ok, text_items, refused, late)
+
+
+def _utf8(item: bytes | str) -> bytes:
+    return item.encode("utf-8") if isinstance(item, str) else item
 
 
 # -- timeouts ----------------------------------------------------------------------------

@@ -41,6 +41,9 @@ KNOWN_BUGS = frozenset(
         # test_send_after_the_final_send_is_refused: HTTP/2 send() after the
         # final one returns normally and drops the bytes.
         "http2-send-after-final",
+        # test_http11_request_while_own_body_is_open: HTTP/1.1 waits for the
+        # calling thread's own open body (forever with timeout=None).
+        "http11-own-open-body",
     }
 )
 
@@ -193,7 +196,14 @@ class Program:
         outcome: Outcome = handler(step, model, *step.args)
         return outcome
 
+    def _waits_for_itself(self, model: ThreadModel) -> bool:
+        """HTTP/1.1 would wait for this thread's own open body (a known bug)."""
+        own_open = any(request.state == "open" for request in model.requests)
+        return self.http11 and own_open and "http11-own-open-body" in KNOWN_BUGS
+
     def _op_request(self, step: Step, model: ThreadModel, method: Piece, url: Piece, body: Piece) -> Outcome:
+        if self._waits_for_itself(model):
+            return Outcome(f"{step} skipped: a known bug (http11-own-open-body)")
         previous = model.current
         # request() while this thread's own putrequest() is unfinished: HyperError.
         in_progress = previous is not None and previous.state == "pending"
@@ -250,7 +260,7 @@ class Program:
         if request is None or request.state != "pending":
             self._judge(step, outcome, {"hyper"})  # InvalidStreamID: no request of its own
             return outcome
-        allowed = allowed_outcomes([header.verdict])
+        allowed = allowed_outcomes(list(header.parts))
         if Verdict.EITHER in request.verdicts:
             allowed |= {"hyper"}  # an earlier refused field may have abandoned it
         self._judge(step, outcome, allowed)
@@ -261,6 +271,8 @@ class Program:
         return outcome
 
     def _op_endheaders(self, step: Step, model: ThreadModel, body: Piece | None, final: bool) -> Outcome:
+        if self._waits_for_itself(model):
+            return Outcome(f"{step} skipped: a known bug (http11-own-open-body)")
         request = model.current
         make = (lambda: None) if body is None else body.make
         outcome = call(str(step), lambda: self.conn.endheaders(make(), final))
@@ -311,6 +323,24 @@ class Program:
         elif not outcome.refused or body.verdict is Verdict.LATE_TYPE:
             request.state = "unknown"
         return outcome
+
+    def _op_finish(self, step: Step, model: ThreadModel, request: Request) -> Outcome:
+        """End an open request body (the epilogue, so the connection can be checked)."""
+        stream_id = request.stream_id
+        outcome = call(str(step), lambda: self.conn.send(b"", final=True, stream_id=stream_id))
+        self._judge(step, outcome, {"ok", "hyper"})
+        if outcome.error is None:
+            request.state = "done"
+        return outcome
+
+    def finishing_steps(self) -> list[Step]:
+        """Steps that end every open request body, each from the thread that began it."""
+        return [
+            Step(index, "finish", (request,))
+            for index, model in enumerate(self.models)
+            for request in model.requests
+            if request.state == "open"
+        ]
 
     def _op_getresponse(self, step: Step, model: ThreadModel) -> Outcome:
         request = model.current

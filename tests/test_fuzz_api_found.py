@@ -112,3 +112,34 @@ def test_send_after_the_final_send_is_refused(recorder: RecorderServer, kind: st
         conn.close()
     arrived = tagged(recorder.records_since(mark))[f"found-send-after-final-{kind}"]
     assert [record["body_len"] for record in arrived] == [0]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="HTTP11Connection.request() from the thread whose own request body is still open "
+    "(endheaders() without final) waits for that thread itself: the whole read timeout, then a "
+    "ReadTimeout blaming 'another thread', and forever with timeout=None",
+)
+def test_http11_request_while_own_body_is_open(recorder: RecorderServer) -> None:
+    conn = recorder.connect("HTTP11Connection", timeout=None)
+    outcome: list[BaseException | str] = []
+
+    def worker() -> None:
+        conn.putrequest("POST", "/upload")
+        conn.putheader(TAG_HEADER, "found-h1-own-open-body")
+        conn.endheaders()  # the body stays open: only this thread can finish it
+        try:
+            conn.request("GET", "/next")  # can never go out before that body ends
+            outcome.append("returned")
+        except HyperError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    thread.join(TIMEOUT)
+    stuck = thread.is_alive()
+    conn.close()  # releases a stuck worker
+    thread.join(TIMEOUT)
+    conn.close()  # and whatever connection it opened after the first close
+    assert not stuck, "request() waited for its own thread's open body"
+    assert outcome and isinstance(outcome[0], HyperError), outcome
