@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import warnings
 from typing import Any
 
@@ -48,6 +49,7 @@ from tests.fuzz_api_harness import (
     Outcome,
     ProgramRunner,
     RecorderServer,
+    Step,
     call,
     new_tag,
     recorder_server,
@@ -322,3 +324,24 @@ def test_thread_programs(recorder: RecorderServer, kind: str, data: st.DataObjec
         conn.close()
     problems = program.problems + _check_arrivals(program, recorder.records_since(mark))
     assert not problems, "\n".join(problems)
+
+
+# -- the watchdog itself -------------------------------------------------------------
+
+
+def test_watchdog_fails_with_the_stack_of_a_stuck_thread() -> None:
+    """A step that never returns is reported with every thread's stack, then released."""
+    release = threading.Event()
+
+    def execute(step: Step) -> Outcome:
+        if step.op == "hang":
+            release.wait()  # until the watchdog's on_stuck sets it
+        return Outcome(step.op)
+
+    runner = ProgramRunner(2, execute, yield_after=0.01)
+    runner.start()
+    with pytest.raises(pytest.fail.Exception) as failure:
+        runner.feed([Step(0, "fine"), Step(1, "hang")], 0.5, release.set)
+    assert "T1.hang" in str(failure.value)
+    assert "release.wait()" in str(failure.value), "the stuck thread's stack is missing"
+    runner.stop(10.0, release.set)
