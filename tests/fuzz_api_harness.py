@@ -48,15 +48,23 @@ class RecorderServer:
     """The hypercorn process running :mod:`tests.fuzz_recorder_app`."""
 
     port: int
-    ca_file: str
+    ca_file: str | None
     _control: HTTP20Connection | None = None
+
+    @property
+    def tls(self) -> bool:
+        """Whether the server speaks TLS (else cleartext: HTTP/1.1, h2c upgrade, prior knowledge)."""
+        return self.ca_file is not None
 
     @property
     def authority(self) -> str:
         return f"localhost:{self.port}"
 
     def connect(self, kind: str, timeout: Any = 10.0) -> Any:
-        """A new connection of class *kind* to the recorder (TLS, test CA)."""
+        """A new connection of class *kind* to the recorder (TLS with the test CA, or cleartext)."""
+        if not self.tls:
+            cleartext = {"HTTP20Connection": HTTP20Connection, "HTTP11Connection": HTTP11Connection}
+            return cleartext.get(kind, HTTPConnection)(self.authority, secure=False, timeout=timeout)
         if kind == "HTTP11Connection":
             context = hyper.tls.init_context(cert_path=self.ca_file, alpn=("http/1.1",))
             return HTTP11Connection(self.authority, secure=True, ssl_context=context, timeout=timeout)
@@ -98,6 +106,19 @@ def recorder_server(
         tmp_path_factory.mktemp("hypercorn-fuzz"), server_cert_files, app="tests.fuzz_recorder_app:app"
     )
     server = RecorderServer(port, ca_file)
+    try:
+        yield server
+    finally:
+        server.close()
+        process.stop()
+
+
+def recorder_server_cleartext(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecorderServer]:
+    """The recording app on cleartext hypercorn: HTTP/1.1, ``Upgrade: h2c`` and prior knowledge."""
+    process, port = start_hypercorn(
+        tmp_path_factory.mktemp("hypercorn-fuzz-h2c"), None, app="tests.fuzz_recorder_app:app"
+    )
+    server = RecorderServer(port, None)
     try:
         yield server
     finally:

@@ -84,8 +84,9 @@ def methods() -> st.SearchStrategy[Piece]:
 # -- URLs ----------------------------------------------------------------------
 
 
-def urls(authority: str) -> st.SearchStrategy[Piece]:
-    """URLs for a TLS connection to *authority* (``localhost:port``)."""
+def urls(authority: str, secure: bool = True) -> st.SearchStrategy[Piece]:
+    """URLs for a connection to *authority* (``localhost:port``), TLS or cleartext."""
+    own, other = ("https", "http") if secure else ("http", "https")
     ok = [
         "/",
         "/a/b?x=1&y=2",
@@ -94,11 +95,11 @@ def urls(authority: str) -> st.SearchStrategy[Piece]:
         "/a<b>{c}",
         "/q?\u00fc=\u00e9",
         b"/bytes/path",
-        f"https://{authority}/abs?q",
+        f"{own}://{authority}/abs?q",
     ]
     bad = [
         "https://other.example/x",
-        f"http://{authority}/",
+        f"{other}://{authority}/",
         "https://[::1/y",
         "/a b",
         "/a\r\nb",
@@ -112,7 +113,7 @@ def urls(authority: str) -> st.SearchStrategy[Piece]:
         st.sampled_from([fixed(u, Verdict.TYPE) for u in wrong_type]),
         st.text(max_size=12).map(lambda t: fixed("/" + t, Verdict.EITHER)),
         st.sampled_from(
-            [fixed(u, Verdict.EITHER) for u in ("*", "", f"https://{authority}", "?q", "//x/y", "#frag")]
+            [fixed(u, Verdict.EITHER) for u in ("*", "", f"{own}://{authority}", "?q", "//x/y", "#frag")]
         ),
     )
 

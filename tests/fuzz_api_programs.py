@@ -64,16 +64,16 @@ OPS = (
 
 @st.composite
 def thread_ops(
-    draw: st.DrawFn, authority: str, allow_close: bool, unbounded: bool
+    draw: st.DrawFn, authority: str, allow_close: bool, unbounded: bool, secure: bool
 ) -> list[tuple[str, tuple[Any, ...]]]:
     """One thread's operations: mostly whole requests, some misuse mixed in."""
     ops: list[tuple[str, tuple[Any, ...]]] = []
     for _ in range(draw(st.integers(1, 3))):
         shape = draw(st.sampled_from(["request", "incremental", "incremental", "misuse"]))
         if shape == "request":
-            ops.append(("request", (draw(methods()), draw(urls(authority)), draw(bodies()))))
+            ops.append(("request", (draw(methods()), draw(urls(authority, secure)), draw(bodies()))))
         elif shape == "incremental":
-            ops.append(("putrequest", (draw(methods()), draw(urls(authority)))))
+            ops.append(("putrequest", (draw(methods()), draw(urls(authority, secure)))))
             for header in draw(st.lists(fields(), max_size=2)):
                 ops.append(("putheader", (header,)))
             body = draw(st.one_of(st.none(), bodies()))
@@ -109,7 +109,7 @@ def thread_ops(
 
 
 @st.composite
-def programs(draw: st.DrawFn, authority: str, unbounded: bool = False) -> list[Step]:
+def programs(draw: st.DrawFn, authority: str, unbounded: bool = False, secure: bool = True) -> list[Step]:
     """2-4 threads' operations in one global order.
 
     With *unbounded* (a connection without timeouts) no operation may wait
@@ -117,7 +117,7 @@ def programs(draw: st.DrawFn, authority: str, unbounded: bool = False) -> list[S
     """
     threads = draw(st.integers(2, 4))
     allow_close = draw(st.integers(0, 4)) == 0
-    per_thread = [draw(thread_ops(authority, allow_close, unbounded)) for _ in range(threads)]
+    per_thread = [draw(thread_ops(authority, allow_close, unbounded, secure)) for _ in range(threads)]
     remaining = [list(ops) for ops in per_thread]
     steps: list[Step] = []
     while any(remaining):
@@ -166,8 +166,6 @@ class Program:
     #: to finish and time out (documented); over HTTP/2 nothing waits so.
     timeouts_expected: bool
     models: list[ThreadModel] = field(init=False)
-    #: The connection speaks HTTP/1.1 (``HTTP11Connection``).
-    http11: bool = False
     #: Set when some thread called close(): from then on, any documented error is allowed.
     closed: bool = False
     #: Tags of every response any thread took, to find one handed out twice.
@@ -176,6 +174,16 @@ class Program:
 
     def __post_init__(self) -> None:
         self.models = [ThreadModel() for _ in range(self.threads)]
+
+    @property
+    def http11(self) -> bool:
+        """The connection speaks, or may yet choose, HTTP/1.1."""
+        return bool(self.conn.version != "HTTP/2")
+
+    @property
+    def http2(self) -> bool:
+        """The connection speaks, or may yet choose, HTTP/2."""
+        return bool(self.conn.version != "HTTP/1.1")
 
     # -- judging ------------------------------------------------------------------
 
@@ -300,7 +308,7 @@ class Program:
         if stray and self.http11 and "http11-stray-send" in KNOWN_BUGS:
             return Outcome(f"{step} skipped: a known bug (http11-stray-send)")
         finished = request is not None and request.state == "done"
-        if finished and not self.http11 and "http2-send-after-final" in KNOWN_BUGS:
+        if finished and self.http2 and "http2-send-after-final" in KNOWN_BUGS:
             return Outcome(f"{step} skipped: a known bug (http2-send-after-final)")
         outcome = call(str(step), lambda: self.conn.send(body.make(), final))
         if request is not None and request.state == "unknown":

@@ -53,6 +53,7 @@ from tests.fuzz_api_harness import (
     call,
     new_tag,
     recorder_server,
+    recorder_server_cleartext,
     response_tag,
     run_bounded,
     sha256,
@@ -118,6 +119,7 @@ def fuzz_settings(ci_examples: int) -> Any:
 
 
 recorder = pytest.fixture(scope="module", name="recorder")(recorder_server)
+recorder_h2c = pytest.fixture(scope="module", name="recorder_h2c")(recorder_server_cleartext)
 
 
 # -- checking what arrived -------------------------------------------------------
@@ -300,16 +302,30 @@ def _check_arrivals(program: Program, records: list[dict[str, Any]]) -> list[str
 @fuzz_settings(12)
 @given(data=st.data())
 def test_thread_programs(recorder: RecorderServer, kind: str, data: st.DataObject) -> None:
-    """2-4 threads interleave incremental requests, misuse and close() on one connection."""
+    """2-4 threads interleave incremental requests, misuse and close() on one TLS connection."""
     http11 = kind == "HTTP11Connection"
     # Over HTTP/2 no call waits for another thread, so the connection may
     # have no timeout at all: the watchdog is then the only bound.
     unbounded = not http11 and data.draw(st.booleans(), label="timeout=None")
     steps = data.draw(programs(recorder.authority, unbounded), label="program")
+    _run_program(recorder, kind, steps, timeout=None if unbounded else READ_TIMEOUT, timeouts_expected=http11)
+
+
+@fuzz_settings(12)
+@given(data=st.data())
+def test_thread_programs_negotiating_in_cleartext(recorder_h2c: RecorderServer, data: st.DataObject) -> None:
+    """The same on a cleartext HTTPConnection: the first call of any thread picks h2c or HTTP/1.1."""
+    steps = data.draw(programs(recorder_h2c.authority, secure=False), label="program")
+    _run_program(recorder_h2c, "HTTPConnection", steps, timeout=READ_TIMEOUT, timeouts_expected=True)
+
+
+def _run_program(
+    recorder: RecorderServer, kind: str, steps: list[Step], *, timeout: float | None, timeouts_expected: bool
+) -> None:
     threads = 1 + max(step.thread for step in steps)
     mark = recorder.mark()
-    conn = recorder.connect(kind, timeout=None if unbounded else READ_TIMEOUT)
-    program = Program(conn, threads, timeouts_expected=http11, http11=http11)
+    conn = recorder.connect(kind, timeout=timeout)
+    program = Program(conn, threads, timeouts_expected=timeouts_expected)
     runner = ProgramRunner(threads, program.execute, YIELD_AFTER)
     runner.start()
     try:
