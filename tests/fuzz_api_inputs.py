@@ -87,15 +87,17 @@ def methods() -> st.SearchStrategy[Piece]:
 def urls(authority: str, secure: bool = True) -> st.SearchStrategy[Piece]:
     """URLs for a connection to *authority* (``localhost:port``), TLS or cleartext."""
     own, other = ("https", "http") if secure else ("http", "https")
-    ok = [
-        "/",
-        "/a/b?x=1&y=2",
-        "/p%20q",
-        "/caf\u00e9",
-        "/a<b>{c}",
-        "/q?\u00fc=\u00e9",
-        b"/bytes/path",
-        f"{own}://{authority}/abs?q",
+    # Each accepted URL and the request target that must arrive (docs:
+    # non-ASCII and "<>`{} percent-encoded, non-ASCII as UTF-8).
+    ok: list[tuple[Any, str]] = [
+        ("/", "/"),
+        ("/a/b?x=1&y=2", "/a/b?x=1&y=2"),
+        ("/p%20q", "/p%20q"),
+        ("/caf\u00e9", "/caf%C3%A9"),
+        ("/a<b>{c}", "/a%3Cb%3E%7Bc%7D"),
+        ("/q?\u00fc=\u00e9", "/q?%C3%BC=%C3%A9"),
+        (b"/bytes/path", "/bytes/path"),
+        (f"{own}://{authority}/abs?q", "/abs?q"),
     ]
     bad = [
         "https://other.example/x",
@@ -108,7 +110,7 @@ def urls(authority: str, secure: bool = True) -> st.SearchStrategy[Piece]:
     ]
     wrong_type: list[Any] = [None, 7, 1.5, object(), ["/"]]
     return st.one_of(
-        st.sampled_from([fixed(u, Verdict.OK) for u in ok]),
+        st.sampled_from([fixed(u, Verdict.OK, target.encode()) for u, target in ok]),
         st.sampled_from([fixed(u, Verdict.VALUE) for u in bad]),
         st.sampled_from([fixed(u, Verdict.TYPE) for u in wrong_type]),
         st.text(max_size=12).map(lambda t: fixed("/" + t, Verdict.EITHER)),

@@ -176,7 +176,7 @@ def test_request_arguments(recorder: RecorderServer, kind: str, data: st.DataObj
     calls = data.draw(st.lists(request_calls(recorder.authority), min_size=1, max_size=4), label="calls")
     mark = recorder.mark()
     conn = recorder.connect(kind, timeout=READ_TIMEOUT)
-    expectations: dict[str, tuple[Outcome, list[Verdict], Piece, Piece, Headers]] = {}
+    expectations: dict[str, tuple[Outcome, list[Verdict], Piece, Piece, Piece, Headers]] = {}
     refused_tags: list[tuple[str, Outcome]] = []
 
     def example() -> None:
@@ -197,7 +197,7 @@ def test_request_arguments(recorder: RecorderServer, kind: str, data: st.DataObj
                 if isinstance(method.make(), (str, bytes)) and _method_text(method) != "HEAD":
                     assert json.loads(answer)["tag"] == tag
                 response.close()
-                expectations[tag] = (outcome, verdicts, method, body, hdrs)
+                expectations[tag] = (outcome, verdicts, method, url, body, hdrs)
         _check_sentinel(conn)
 
     try:
@@ -207,14 +207,16 @@ def test_request_arguments(recorder: RecorderServer, kind: str, data: st.DataObj
     groups = tagged(recorder.records_since(mark))
     for tag, outcome in refused_tags:
         assert tag not in groups, f"{outcome}: refused, yet the server received {groups[tag]}"
-    for tag, (outcome, verdicts, method, body, hdrs) in expectations.items():
+    for tag, (outcome, verdicts, method, url, body, hdrs) in expectations.items():
         assert len(groups.get(tag, [])) == 1, f"{outcome}: arrived {len(groups.get(tag, []))} times"
         record = groups[tag][0]
         assert record["complete"], f"{outcome}: arrived incomplete: {record}"
         received = {(name, value) for name, value in record["headers"]}
         missing = [pair for pair in _expected_fields(hdrs) if pair not in received]
         assert not missing, f"{outcome}: the fields {missing} did not arrive; got {record['headers']}"
-        assert record["method"] == _method_text(method).upper() or Verdict.EITHER in verdicts, record
+        assert record["method"].upper() == _method_text(method).upper() or Verdict.EITHER in verdicts, record
+        if url.payload is not None and url.verdict is Verdict.OK:
+            assert record["target"] == url.payload.decode(), f"{outcome}: the server got {record['target']!r}"
         if body.payload is not None:
             assert (record["body_len"], record["body_sha256"]) == (len(body.payload), sha256(body.payload)), (
                 f"{outcome}: the server got {record['body_len']} body bytes, not {len(body.payload)}"
