@@ -301,7 +301,26 @@ def bodies() -> st.SearchStrategy[Piece]:
             f"list {items!r}", Verdict.OK, lambda: list(items), b"".join(_utf8(item) for item in items)
         )
     )
-    return st.one_of(ok, ok, text_items, refused, late)
+    # Bodies beyond the peer's initial flow-control window (64 KiB), so that
+    # senders wait for WINDOW_UPDATE while other threads go on.
+    big = st.integers(70_000, 300_000).flatmap(
+        lambda n: st.sampled_from(
+            [
+                Piece(f"bytes of {n}", Verdict.OK, lambda: _pattern(n), _pattern(n)),
+                Piece(f"BytesIO of {n}", Verdict.OK, lambda: io.BytesIO(_pattern(n)), _pattern(n)),
+                Piece(f"generator of {n}", Verdict.OK, _gen(_chunks(_pattern(n))), _pattern(n)),
+            ]
+        )
+    )
+    return st.one_of(ok, ok, text_items, big, refused, late)
+
+
+def _pattern(n: int) -> bytes:
+    return bytes(range(251)) * (n // 251) + bytes(range(n % 251))
+
+
+def _chunks(data: bytes, size: int = 16_000) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
 
 
 def _utf8(item: bytes | str) -> bytes:
