@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+from typing import Any
 
 import pytest
 
@@ -25,9 +26,9 @@ recorder = pytest.fixture(scope="module", name="recorder")(recorder_server)
 TIMEOUT = 10.0
 
 
-def _plain_request_works(conn: object, tag: str) -> None:
-    stream_id = conn.request("GET", "/after", headers={TAG_HEADER: tag})  # type: ignore[attr-defined]
-    response = conn.getresponse(stream_id)  # type: ignore[attr-defined]
+def _plain_request_works(conn: Any, tag: str) -> None:
+    stream_id = conn.request("GET", "/after", headers={TAG_HEADER: tag})
+    response = conn.getresponse(stream_id)
     assert response.status == 200
     assert json.loads(response.read())["tag"] == tag
     response.close()
