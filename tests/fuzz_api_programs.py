@@ -44,6 +44,9 @@ KNOWN_BUGS = frozenset(
         # test_http11_request_while_own_body_is_open: HTTP/1.1 waits for the
         # calling thread's own open body (forever with timeout=None).
         "http11-own-open-body",
+        # test_http11_caller_upgrade_field: HTTP/1.1 with a caller's upgrade
+        # field fails with AssertionError, then spins.
+        "http11-upgrade-field",
     }
 )
 
@@ -264,6 +267,8 @@ class Program:
 
     def _op_putheader(self, step: Step, model: ThreadModel, header: Field) -> Outcome:
         request = model.current
+        if self.http11 and is_upgrade(header.name) and "http11-upgrade-field" in KNOWN_BUGS:
+            return Outcome(f"{step} skipped: a known bug (http11-upgrade-field)")
         outcome = call(str(step), lambda: self.conn.putheader(header.name, header.value))
         if request is None or request.state != "pending":
             self._judge(step, outcome, {"hyper"})  # InvalidStreamID: no request of its own
@@ -272,9 +277,10 @@ class Program:
         if Verdict.EITHER in request.verdicts:
             allowed |= {"hyper"}  # an earlier refused field may have abandoned it
         self._judge(step, outcome, allowed)
-        if outcome.error is not None:
-            # HTTP20Connection abandons the request; the shared docstring says it
-            # is left as it was. Either way the refused field must not arrive.
+        if outcome.error is not None or Verdict.EITHER in header.parts:
+            # A refused field: the request may be abandoned or left as it was
+            # (the classes' docstrings differ). An accepted field the docs say
+            # nothing about (transfer-encoding...) may make endheaders() fail.
             request.verdicts.append(Verdict.EITHER)
         return outcome
 
@@ -438,3 +444,10 @@ def _kind(outcome: Outcome) -> str:
     if isinstance(error, ValueError):
         return "value"
     return "hyper"
+
+
+def is_upgrade(name: Any) -> bool:
+    """The field name is ``upgrade`` (any case, str or bytes)."""
+    if isinstance(name, bytes):
+        name = name.decode("latin-1")
+    return isinstance(name, str) and name.lower() == "upgrade"

@@ -41,7 +41,7 @@ import warnings
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import HealthCheck, Phase, assume, given, seed, settings
 from hypothesis import strategies as st
 
 from tests.fuzz_api_harness import (
@@ -70,7 +70,7 @@ from tests.fuzz_api_inputs import (
     timeouts,
     urls,
 )
-from tests.fuzz_api_programs import Program, programs
+from tests.fuzz_api_programs import KNOWN_BUGS, Program, is_upgrade, programs
 from tests.fuzz_recorder_app import TAG_HEADER
 
 # On a failure hypothesis' pytest plugin imports libcst (to suggest a patch),
@@ -174,6 +174,11 @@ def _do_request(conn: Any, method: Piece, url: Piece, body: Piece, hdrs: Headers
 def test_request_arguments(recorder: RecorderServer, kind: str, data: st.DataObject) -> None:
     """A few request() calls with generated arguments, then a plain one."""
     calls = data.draw(st.lists(request_calls(recorder.authority), min_size=1, max_size=4), label="calls")
+    if kind == "HTTP11Connection" and "http11-upgrade-field" in KNOWN_BUGS:
+        upgrade = any(
+            is_upgrade(f.name) and f.verdict is not Verdict.TYPE for *_, h in calls for f in h.items
+        )
+        assume(not upgrade)  # test_http11_caller_upgrade_field
     mark = recorder.mark()
     conn = recorder.connect(kind, timeout=READ_TIMEOUT)
     expectations: dict[str, tuple[Outcome, list[Verdict], Piece, Piece, Piece, Headers]] = {}

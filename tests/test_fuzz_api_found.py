@@ -144,3 +144,74 @@ def test_http11_request_while_own_body_is_open(recorder: RecorderServer) -> None
     conn.close()  # and whatever connection it opened after the first close
     assert not stuck, "request() waited for its own thread's open body"
     assert outcome and isinstance(outcome[0], HyperError), outcome
+
+
+def _bounded(function: Any, conn: Any) -> list[BaseException | str]:
+    """Run *function* in a thread for at most TIMEOUT s; close *conn* if it is still busy."""
+    outcome: list[BaseException | str] = []
+
+    def target() -> None:
+        try:
+            function()
+            outcome.append("returned")
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(TIMEOUT)
+    if thread.is_alive():
+        conn.close()
+        thread.join(TIMEOUT)
+        outcome.append(f"still busy after {TIMEOUT} s")
+    return outcome
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="HTTP11Connection with a caller's 'upgrade: h2c' field: the server's 101 makes "
+    "getresponse() fail with a bare AssertionError (hyper/http11/response.py), and the next "
+    "request() spins forever, its read timeout ignored",
+)
+@pytest.mark.parametrize("incremental", [False, True], ids=["request", "putheader"])
+def test_http11_caller_upgrade_field(recorder: RecorderServer, incremental: bool) -> None:
+    conn = recorder.connect("HTTP11Connection", timeout=TIMEOUT)
+    try:
+        try:
+            if incremental:
+                stream_id = conn.putrequest("GET", "/upgrade")
+                conn.putheader("upgrade", "h2c")
+                conn.endheaders(final=True)
+            else:
+                stream_id = conn.request("GET", "/upgrade", headers={"upgrade": "h2c"})
+        except (HyperError, ValueError):
+            pass  # refusing the field before sending would be fine
+        else:
+            outcome = _bounded(lambda: conn.getresponse(stream_id).read(), conn)
+            assert outcome and not isinstance(outcome[0], AssertionError), outcome
+            assert outcome == ["returned"] or isinstance(outcome[0], HyperError), outcome
+        # The connection must still serve a plain request, within its timeout.
+        outcome = _bounded(lambda: _plain_request_works(conn, "found-h1-upgrade-after"), conn)
+        assert outcome == ["returned"], outcome
+    finally:
+        conn.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="HTTP11Connection.putheader('transfer-encoding', 'gzip') is accepted, and only "
+    "endheaders() refuses it (InvalidHeader from h11): putheader() is documented to check "
+    "each field at once",
+)
+def test_http11_putheader_checks_transfer_encoding_at_once(recorder: RecorderServer) -> None:
+    conn = recorder.connect("HTTP11Connection", timeout=TIMEOUT)
+    try:
+        stream_id = conn.putrequest("GET", "/te")
+        try:
+            conn.putheader("transfer-encoding", "gzip")
+        except HyperError:
+            return  # refused at once: what the docs promise
+        conn.endheaders(final=True)  # or sent as HTTP/2 does (it drops the field)
+        conn.getresponse(stream_id).read()
+    finally:
+        conn.close()
