@@ -296,7 +296,9 @@ class Program:
         verdicts = [Verdict.OK if body is None else body.verdict]
         allowed = allowed_outcomes(verdicts)
         if Verdict.EITHER in request.verdicts:
-            allowed |= {"hyper"}
+            # e.g. a put transfer-encoding that only endheaders() refuses over
+            # HTTP/1.1 (test_http11_putheader_checks_transfer_encoding_at_once).
+            allowed |= {"hyper", "value", "type"}
         self._judge(step, outcome, allowed)
         if outcome.error is None:
             request.state = "done" if final else "open"
