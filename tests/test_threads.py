@@ -32,7 +32,7 @@ import h2.events
 import pytest
 
 import hyper
-import hyper.http20.session
+import hyper.http20.session_wire
 import hyper.tls
 from hyper import HTTP20Connection
 from hyper.testing import TestServer, expected_bytes
@@ -789,7 +789,7 @@ def test_tls_bytes_left_in_the_ssl_buffer_are_not_lost(monkeypatch: pytest.Monke
     spent): the reader sleeps until the read timeout. A small buffer makes
     that boundary certain instead of rare.
     """
-    monkeypatch.setattr(hyper.http20.session, "RECV_BUFFER_SIZE", 1000)
+    monkeypatch.setattr(hyper.http20.session_wire, "RECV_BUFFER_SIZE", 1000)
     with TestServer() as srv:
         ctx = hyper.tls.init_context(cert_path=srv.ca_file)
         with HTTP20Connection("127.0.0.1", srv.port, ssl_context=ctx, timeout=3) as conn:

@@ -40,14 +40,13 @@ from ..common.url import authority_for, origin_of, request_target, split_host_po
 from ..exceptions import (
     HyperError,
     InvalidStreamID,
-    ReadTimeout,
     TLSError,
     fresh,
 )
-from ..headers import HeaderKey, HeaderValue, HTTPHeaderMap
+from ..headers import HTTPHeaderMap
 from ..limits import Limits
 from ..tls import init_context
-from .core import DEFAULT_CONNECTION_WINDOW, DEFAULT_STREAM_WINDOW, H2Core, StreamState
+from .core import DEFAULT_CONNECTION_WINDOW, DEFAULT_STREAM_WINDOW, H2Core
 from .fields import build_request_headers
 from .keepalive import Keepalive
 from .push import HTTP20Push
@@ -439,27 +438,7 @@ class HTTP20Connection(IncrementalRequests):
         self, session: H2Session, fields: list[tuple[bytes, bytes]], end_stream: bool, last_try: bool
     ) -> int | None:
         """Send HEADERS on ``session``; None if it turned out to be unusable."""
-        core = session.core
-        # The session's state lock: taking the wire id and sending the HEADERS
-        # in one hold is what keeps stream ids increasing on the wire.
-        with session.cond:
-            # Read what already arrived: a GOAWAY or the server's SETTINGS
-            # must be known before we open a stream.
-            session.poll_locked()
-            if not session.usable_locked() and not last_try:
-                return None
-            session.wait_for(
-                core.can_open_stream,
-                core.accepting_streams,
-                self.read_timeout,
-                lambda: ReadTimeout(
-                    f"no stream slot freed within {self.read_timeout} s "
-                    f"(server allows {core.max_concurrent_streams} at once)"
-                ),
-            )
-            wire_id = core.open_stream(fields, end_stream)
-            session.flush_locked()
-        return wire_id
+        return session.open_stream(fields, end_stream, may_refuse=not last_try)
 
     def _register(
         self, session: H2Session, wire_id: int, public_id: int | None = None
@@ -529,22 +508,6 @@ class HTTP20Connection(IncrementalRequests):
             stream_id = self._take_public_id_locked()
         self._local.pending = PendingRequest(method, path, header_map, stream_id)
         return stream_id
-
-    def putheader(
-        self, header: HeaderKey, argument: HeaderValue, stream_id: int | None = None, replace: bool = False
-    ) -> None:
-        """Add a header field to the request started with :meth:`putrequest`.
-
-        A refused field abandons that request (nothing of it was sent):
-        start again with :meth:`putrequest`.
-        """
-        try:
-            super().putheader(header, argument, stream_id, replace)
-        except InvalidStreamID:
-            raise  # not this thread's request: leave it alone
-        except BaseException:
-            self._local.pending = None
-            raise
 
     def endheaders(
         self, message_body: BodyType = None, final: bool = False, stream_id: int | None = None
@@ -632,9 +595,7 @@ class HTTP20Connection(IncrementalRequests):
         with self._lock:  # the maps from public ids
             self._streams.pop(stream_id, None)
             self._untaken.pop(stream_id, None)
-        session = handle.session
-        with session.cond:  # the session's stream table, and the RST_STREAM queued
-            session.discard_locked(handle.wire_id)
+        handle.session.discard(handle.wire_id)
 
     def _handle(self, stream_id: int) -> _Stream:
         with self._lock:  # the map from public ids
@@ -673,41 +634,14 @@ class HTTP20Connection(IncrementalRequests):
     def _pushes_of(
         self, session: H2Session, wire_id: int, stream_id: int, capture_all: bool
     ) -> Iterator[HTTP20Push]:
-        core = session.core
         while True:
-            # The state lock: the core's push list and the parent's state,
-            # which the reader changes; released while the caller holds a push.
-            with session.cond:
-                session.poll_locked()
-                promises = core.take_pushes(wire_id)
-                parent = core.streams.get(wire_id)
-                more_to_come = (
-                    capture_all and parent is not None and not parent.ended and parent.error is None
-                )
-                if not promises and more_to_come and parent is not None:
-                    self._wait_for_push(session, wire_id, parent)
-                    continue
-            # Yielded without the lock: the caller may read responses meanwhile.
+            # Taken (and waited for) under the session's state lock; yielded
+            # without it, so the caller may read responses meanwhile.
+            promises, more_to_come = session.take_pushes(wire_id, capture_all, self.read_timeout)
             for promise in promises:
                 yield HTTP20Push(session, promise, stream_id, self.read_timeout, self.limits)
             if not more_to_come:
                 return
-
-    def _wait_for_push(self, session: H2Session, wire_id: int, parent: StreamState) -> None:
-        """Wait until a push for ``wire_id`` arrives or that stream's response ends."""
-        core = session.core
-        session.wait_for(
-            # A reset page ends the iteration (with the pushes made so far);
-            # only a failed connection is an error here.
-            lambda: (
-                parent.ended
-                or parent.error is not None
-                or any(push.parent_id == wire_id for push in core.pushes)
-            ),
-            lambda: core.stream_failure(parent),
-            self.read_timeout,
-            lambda: ReadTimeout(f"no push and no end of stream {wire_id} within {self.read_timeout} s"),
-        )
 
     def ping(self, opaque_data: bytes | str | None = None) -> float:
         """Send PING and wait (bounded by the read timeout) for its ACK; return the round trip in seconds.

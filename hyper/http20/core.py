@@ -98,6 +98,16 @@ class StreamState:
         """The whole response has arrived (it may still be unread)."""
         return self.ended and self.headers is not None
 
+    @property
+    def has_data(self) -> bool:
+        """Body bytes are buffered, not yet taken."""
+        return bool(self.data)
+
+    @property
+    def may_get_pushes(self) -> bool:
+        """Pushes may still be promised on this stream (its response has not ended or failed)."""
+        return not self.ended and self.error is None
+
 
 @dataclass
 class PushPromise:
@@ -624,6 +634,10 @@ class H2Core:
                 )
                 self.discard_stream(push.stream_id)
 
+    def has_pushes(self, parent_id: int) -> bool:
+        """True when pushes promised on request stream ``parent_id`` wait to be taken."""
+        return any(push.parent_id == parent_id for push in self.pushes)
+
     def pushed_streams(self) -> int:
         """Pushed streams held now (promised, not yet finished with by the application)."""
         return sum(1 for stream_id in self.streams if not stream_id % 2)
@@ -722,6 +736,10 @@ class H2Core:
         self.goaway = (code, last, data)
         self.closed = True
         log.debug("GOAWAY received (%s, last stream %d, %r)", error_name(code), last, data[:100])
+
+    def remote_settings(self) -> dict[int, int]:
+        """The server's SETTINGS in force, by code (RFC 9113 section 6.5.2)."""
+        return dict(self._h2.remote_settings)
 
     def _on_settings(self, event: h2.events.RemoteSettingsChanged) -> None:
         self.settings_received = True
