@@ -856,8 +856,9 @@ def test_incremental_and_whole_requests_mixed_across_threads() -> None:
     """putrequest()/putheader()/endheaders()/send(), abandoned putrequests and request() interleaved.
 
     Each thread's responses must be its own (bodies carry the thread and
-    step), ids must never repeat, and an abandoned or refused incremental
-    request must hold up nobody (it used to hold a gate every thread waited on).
+    step), ids must never repeat, an incremental request abandoned by its
+    thread must hold up nobody (it used to hold a gate every thread waited
+    on), and a refused field must leave its request intact.
     """
     threads, steps = 6, 30
     ids: list[int] = []
@@ -874,19 +875,22 @@ def test_incremental_and_whole_requests_mixed_across_threads() -> None:
                     if kind == "request":
                         stream_id = conn.request("POST", "/echo", body=payload)
                     elif kind == "abandoned":
-                        conn.putrequest("POST", "/echo")
-                        # Never finished: the next putrequest() in this thread
-                        # would refuse, so the thread drops it the only public
-                        # way, a failed putheader() (see the "refused" case).
-                        with pytest.raises(TypeError):
-                            conn.putheader("x-step", object())  # type: ignore[arg-type]
+                        # A thread that starts a request and never finishes it
+                        # (its pending request dies with it) holds up nobody.
+                        quitter = threading.Thread(target=conn.putrequest, args=("POST", "/echo"))
+                        quitter.start()
+                        quitter.join(30)
+                        assert not quitter.is_alive()
                         continue
                     elif kind == "refused":
-                        conn.putrequest("POST", "/echo")
+                        # A refused field is dropped at once; the request stays
+                        # and goes out without it (issue 12).
+                        stream_id = conn.putrequest("POST", "/echo")
                         with pytest.raises(ValueError):
                             conn.putheader("x-bad", "a\r\nb")
-                            conn.endheaders(message_body=payload, final=True)
-                        continue
+                        with pytest.raises(TypeError):
+                            conn.putheader("x-step", object())  # type: ignore[arg-type]
+                        conn.endheaders(message_body=payload, final=True)
                     else:
                         stream_id = conn.putrequest("POST", "/echo")
                         conn.putheader("x-step", str(step))

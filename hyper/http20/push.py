@@ -6,7 +6,7 @@ import threading
 
 from ..headers import HTTPHeaderMap
 from ..limits import Limits
-from .core import PushPromise
+from .pushes import PushPromise
 from .response import HTTP20Response, await_response
 from .session import H2Session
 

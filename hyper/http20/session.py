@@ -58,8 +58,10 @@ from ..exceptions import (
     WriteTimeout,
     fresh,
 )
-from .core import H2Core, PushPromise, StreamState
+from .core import H2Core
+from .pushes import PushPromise
 from .session_wire import SessionWire, _stored
+from .streams import StreamState
 
 log = logging.getLogger("hyper")
 
