@@ -96,7 +96,7 @@ def test_putrequest_before_an_unread_goaway_sends_on_the_new_connection_under_it
         first_read.set()
         assert goaway_sent.wait(WAIT)
         # The GOAWAY is in the client's socket (unread) before putrequest().
-        session = conn._session
+        session = conn._sessions.current
         assert session is not None
         readable, _, _ = select.select([session._sock], [], [], WAIT)
         assert readable

@@ -1390,7 +1390,7 @@ def test_stream_id_exhaustion_moves_to_a_new_connection() -> None:
     with reconnecting_server(first_connection, second_connection) as server, connect(server) as conn:
         conn.connect()
         # Nobody sends 2^30 requests in a test: start the id counter near its end instead.
-        conn._session._core._h2.highest_outbound_stream_id = 2**31 - 3
+        conn._sessions.current._core._h2.highest_outbound_stream_id = 2**31 - 3
         assert get(conn) == b"last id"
         started = time.monotonic()
         assert get(conn) == b"fresh connection"

@@ -15,8 +15,8 @@ from pathlib import Path
 import hyper
 
 PACKAGE = Path(hyper.__file__).parent
-# The session: its public operations, its socket half and its wake-ups.
-SESSION_MODULES = {"session.py", "session_wire.py", "session_wakeups.py"}
+# The session: its operations, its socket half, its uploads and its wake-ups.
+SESSION_MODULES = {"session.py", "session_wire.py", "session_upload.py", "session_wakeups.py"}
 # The session's condition and core (a session's lock is ``_lock``, checked too).
 SESSION_PRIVATE = {"core", "_core", "cond", "_cond", "_state_lock"}
 

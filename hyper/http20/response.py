@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import http
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
+from typing import Any
 
 from ..common.decoding import ContentDecoder
 from ..common.reading import DecodedBodyReader
-from ..exceptions import ConnectionClosed, HyperError, ProtocolError
+from ..exceptions import ConnectionClosed, HyperError, HyperTimeout, ProtocolError, ReadTimeout
 from ..headers import HTTPHeaderMap
 from ..limits import Limits
-from .session import H2Session, wait_limit
+from .session import H2Session
 
 _REASONS = {status.value: status.phrase for status in http.HTTPStatus}
 
@@ -180,3 +182,32 @@ def await_response(
     except HyperError:
         session.discard(stream_id)
         raise
+
+
+def wait_limit(
+    read_timeout: float | None, deadline_at: float | None, what: str
+) -> tuple[float | None, Callable[[], HyperTimeout]]:
+    """The bound of one wait, and the error when it expires.
+
+    The read timeout, or less when the exchange's overall deadline (a
+    ``time.monotonic()`` value) comes first. ``what`` starts the message.
+    """
+    if deadline_at is not None:
+        remaining = max(0.0, deadline_at - time.monotonic())
+        if read_timeout is None or remaining < read_timeout:
+            return remaining, lambda: ReadTimeout(f"{what}: the exchange's overall deadline passed")
+    return read_timeout, lambda: ReadTimeout(f"{what} within the read timeout of {read_timeout} s")
+
+
+def __getattr__(name: str) -> Any:
+    """hyper 0.7 compatibility: ``from hyper.http20.response import HTTP20Push``.
+
+    0.7 kept the push class in this module. It lives in
+    :mod:`hyper.http20.push` now, which imports this module, so it is
+    looked up lazily here (an import at the top would be circular).
+    """
+    if name == "HTTP20Push":
+        from .push import HTTP20Push
+
+        return HTTP20Push
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,10 +4,11 @@ The upper layers (:mod:`~hyper.http20.connection`, :mod:`~hyper.http20.response`
 :mod:`~hyper.http20.push`, :mod:`~hyper.http20.keepalive`) call the
 operations of :class:`H2Session` (open a stream, send a body, wait for
 headers, read body bytes, take pushes, ping, close, ...) and never see the
-lock, its condition or the core. The session is this module plus its two
-private halves, :mod:`~hyper.http20.session_wire` (the socket, sends,
-draining, the reader election) and :mod:`~hyper.http20.session_wakeups`
-(aimed wake-ups); ``tests/test_session_owns_lock.py`` checks that no other
+lock, its condition or the core. The session is this module plus its
+private parts: :mod:`~hyper.http20.session_wire` (the socket, ordered sends,
+draining, the reader election), :mod:`~hyper.http20.session_upload`
+(request bodies) and :mod:`~hyper.http20.session_wakeups` (aimed wake-ups);
+``tests/test_session_owns_lock.py`` checks that no other
 module names them. The thread-safety argument, in one place:
 
 * **One state lock** guards the core (every stream's state, the windows, the
@@ -47,7 +48,6 @@ import socket
 import time
 from collections.abc import Callable
 
-from ..common.body import LengthCounter, RequestBody
 from ..exceptions import (
     ConnectionClosed,
     ConnectionTerminated,
@@ -55,25 +55,22 @@ from ..exceptions import (
     HyperTimeout,
     InvalidStreamID,
     ReadTimeout,
-    WriteTimeout,
     fresh,
 )
 from .core import H2Core
 from .pushes import PushPromise
-from .session_wire import SessionWire, _stored
+from .session_upload import SessionUpload
+from .session_wire import _stored
 from .streams import StreamState
 
 log = logging.getLogger("hyper")
-
-#: Body bytes queued per lock hold while uploading, so readers get a turn.
-SEND_BATCH = 1024 * 1024
 
 #: What :meth:`H2Session.read_body` returns: body bytes, and the trailers
 #: once the body is complete (``None`` while more may come).
 BodyPiece = tuple[bytes, "list[tuple[bytes, bytes]] | None"]
 
 
-class H2Session(SessionWire):
+class H2Session(SessionUpload):
     """A live HTTP/2 connection: a socket, an :class:`H2Core` and the locks.
 
     :param read_timeout: bound on each wait for the server (``None``: no bound).
@@ -291,81 +288,6 @@ class H2Session(SessionWire):
             self._flush_locked()
         return wire_id
 
-    def _stream_locked(self, stream_id: int) -> StreamState:
-        """The state of a stream opened on this session. Caller holds the state lock.
-
-        Raises :class:`InvalidStreamID` when it is gone (its response was
-        closed or forgotten, possibly by another thread).
-        """
-        stream = self._core.streams.get(stream_id)
-        if stream is None:
-            raise InvalidStreamID(f"stream {stream_id} was closed", stream_id)
-        return stream
-
-    def send_body(
-        self, stream_id: int, body: RequestBody, declared: int | None, end_stream: bool = True
-    ) -> None:
-        """Send a request body as the windows allow, then END_STREAM if ``end_stream``.
-
-        Blocks until the body is sent, the server answers in full and stops
-        the upload, or an error. A body that does not match ``declared``
-        resets the stream and raises :class:`BodyLengthError`.
-        """
-        counter = LengthCounter(declared)
-        core = self._core
-        with self._cond:  # the reader may be removing the stream right now
-            stream = self._stream_locked(stream_id)
-        try:
-            for block in body.blocks():  # read outside the lock: files may be slow
-                counter.add(block.nbytes)
-                view = block
-                # The state lock, per block: the windows, queuing DATA and its
-                # send keep frame order; readers get a turn between blocks.
-                with self._cond:
-                    while view.nbytes:
-                        if self._upload_should_stop(stream):
-                            return
-                        sent = core.send_body(stream_id, view[:SEND_BATCH])
-                        if sent:
-                            view = view[sent:]
-                            self._flush_locked()
-                            continue
-                        # Both windows shut (RFC 9113 section 6.9): wait for
-                        # WINDOW_UPDATE, or for the server to end the stream.
-                        self._wait_locked(
-                            lambda: core.send_window(stream_id) > 0 or stream.request_ended,
-                            lambda: core.stream_failure(stream),
-                            self.write_timeout,
-                            lambda: WriteTimeout(
-                                f"server kept the flow-control window of stream {stream_id} "
-                                f"closed for {self.write_timeout} s"
-                            ),
-                            stream_id,
-                        )
-            if end_stream:
-                counter.check_complete()
-        except BaseException:
-            with self._cond:  # the RST_STREAM is queued and sent in order, waiters woken
-                if not stream.request_ended:
-                    core.reset(stream_id, 0x8)  # CANCEL (RFC 9113 section 7)
-                    self._flush_quietly_locked()
-                self._cond.notify_all()
-            raise
-        if not end_stream:
-            return
-        with self._cond:  # END_STREAM is queued and sent in order
-            if not self._upload_should_stop(stream):
-                core.end_body(stream_id)
-                self._flush_locked()
-
-    def _upload_should_stop(self, stream: StreamState) -> bool:
-        error = self._core.stream_failure(stream)
-        if error is not None:
-            raise fresh(error)
-        # A server that answered in full may end our side early (RFC 9113
-        # section 8.1): the rest of the body is not sent.
-        return stream.request_ended
-
     # -- responses ----------------------------------------------------------------
 
     def await_headers(
@@ -444,13 +366,6 @@ class H2Session(SessionWire):
             self._flush_quietly_locked()
         self._cond.notify_changed({stream_id})
 
-    def _flush_quietly_locked(self) -> None:
-        """Flush, ignoring a dead connection (used while cleaning up)."""
-        try:
-            self._flush_locked()
-        except HyperError:
-            pass
-
     # -- server push ----------------------------------------------------------------
 
     def take_pushes(self, wire_id: int, wait: bool, timeout: float | None) -> tuple[list[PushPromise], bool]:
@@ -490,18 +405,3 @@ class H2Session(SessionWire):
             if self._socket_closed:
                 return False
             return wire_id in self._core.streams or self._core.has_pushes(wire_id)
-
-
-def wait_limit(
-    read_timeout: float | None, deadline_at: float | None, what: str
-) -> tuple[float | None, Callable[[], HyperTimeout]]:
-    """The bound of one wait, and the error when it expires.
-
-    The read timeout, or less when the exchange's overall deadline (a
-    ``time.monotonic()`` value) comes first. ``what`` starts the message.
-    """
-    if deadline_at is not None:
-        remaining = max(0.0, deadline_at - time.monotonic())
-        if read_timeout is None or remaining < read_timeout:
-            return remaining, lambda: ReadTimeout(f"{what}: the exchange's overall deadline passed")
-    return read_timeout, lambda: ReadTimeout(f"{what} within the read timeout of {read_timeout} s")

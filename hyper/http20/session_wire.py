@@ -189,6 +189,13 @@ class SessionWire:
             for piece in pieces:
                 self._send_locked(piece, self.write_timeout if timeout is None else timeout)
 
+    def _flush_quietly_locked(self) -> None:
+        """Flush, ignoring a dead connection (used while cleaning up)."""
+        try:
+            self._flush_locked()
+        except HyperError:
+            pass
+
     def _send_locked(self, data: bytes | memoryview, timeout: float | None) -> None:
         if self._socket_closed:
             raise _stored(self._core.fatal) or ConnectionClosed("the connection is closed")
