@@ -47,6 +47,7 @@ import trustme
 
 import hyper
 from hyper import HTTP20Connection
+from hyper.http20 import h2_internals
 from tests import hostile_frames as hf
 from tests.scripted import Peer, ScriptedServer
 
@@ -138,6 +139,33 @@ def goaway_codes(frames: list[hyperframe.frame.Frame]) -> set[int]:
 
 def rst_codes(frames: list[hyperframe.frame.Frame]) -> dict[int, int]:
     return {f.stream_id: f.error_code for f in frames if isinstance(f, hyperframe.frame.RstStreamFrame)}
+
+
+def every_goaway(frames: list[hyperframe.frame.Frame]) -> list[int]:
+    """The error codes of all the client's GOAWAY frames, in order (repeats counted)."""
+    return [f.error_code for f in frames if isinstance(f, hyperframe.frame.GoAwayFrame)]
+
+
+def stream_errors_stay_on_their_stream() -> bool:
+    """True when one malformed response fails only its own stream (RFC 9113 section 8.1.1).
+
+    That recovery comes from the fast paths' adaptations of h2. With them
+    off (``HYPER_FAST_PATHS=0``) hyper uses h2's public API, which ends the
+    whole connection on such a frame: RFC 9113 section 5.4 allows treating
+    a stream error as a connection error. The tests below check whichever
+    outcome the mode promises: the other streams go on, or every stream
+    gets the ProtocolError and the server one GOAWAY(PROTOCOL_ERROR).
+    """
+    return h2_internals.fast_paths_enabled()
+
+
+def assert_the_connection_failed(conn: HTTP20Connection, other: int) -> None:
+    """Fast paths off: the other stream fails too, and no new request may start."""
+    with fails_fast(hyper.ProtocolError) as outcome:
+        conn.getresponse(other).read()
+    assert outcome.value.error_code == E.PROTOCOL_ERROR
+    with fails_fast(hyper.ProtocolError):
+        conn.request("GET", "/")
 
 
 def data_bytes(frames: list[hyperframe.frame.Frame], stream_id: int) -> int:
@@ -557,8 +585,14 @@ def test_data_before_headers_fails_only_that_stream() -> None:
         with fails_fast(hyper.ProtocolError) as outcome:
             conn.getresponse(first)
         assert outcome.value.error_code == E.PROTOCOL_ERROR
-        assert conn.getresponse(second).read() == b"fine"
-    assert rst_codes(seen["frames"]) == {first: E.PROTOCOL_ERROR}
+        if stream_errors_stay_on_their_stream():
+            assert conn.getresponse(second).read() == b"fine"
+        else:
+            assert_the_connection_failed(conn, second)
+    if stream_errors_stay_on_their_stream():
+        assert rst_codes(seen["frames"]) == {first: E.PROTOCOL_ERROR}
+    else:
+        assert every_goaway(seen["frames"]) == [E.PROTOCOL_ERROR]
 
 
 def test_data_before_headers_is_a_protocol_error() -> None:
@@ -638,17 +672,24 @@ def test_informational_with_end_stream_is_a_protocol_error() -> None:
 
 
 def test_informational_with_end_stream_fails_only_that_stream() -> None:
+    seen: dict[str, Any] = {}
+
     def script(peer: Peer) -> None:
         first, second = peer.wait_request(), peer.wait_request()
         peer.send_raw(hf.headers(first.stream_id, hf.literal(b":status", b"100"), end_stream=True))
         peer.respond(second.stream_id, body=b"fine")
-        client_frames(peer)
+        seen["frames"] = client_frames(peer)
 
     with ScriptedServer(script) as server, connect(server) as conn:
         first, second = conn.request("GET", "/"), conn.request("GET", "/")
         with fails_fast(hyper.ProtocolError):
             conn.getresponse(first)
-        assert conn.getresponse(second).read() == b"fine"
+        if stream_errors_stay_on_their_stream():
+            assert conn.getresponse(second).read() == b"fine"
+        else:
+            assert_the_connection_failed(conn, second)
+    if not stream_errors_stay_on_their_stream():
+        assert every_goaway(seen["frames"]) == [E.PROTOCOL_ERROR]
 
 
 # == Flow control ===============================================================
@@ -899,8 +940,18 @@ MALFORMED_RESPONSES = [
 def test_malformed_response_headers_fail_only_that_stream(header_block: bytes) -> None:
     seen: dict[str, Any] = {}
 
+    # hyper's own header checks fail only the stream in both modes; a bad
+    # content-length is h2's to find, and its public API ends the connection.
+    per_stream = stream_errors_stay_on_their_stream() or b"content-length" not in header_block
+
     def script(peer: Peer) -> None:
         first, second = peer.wait_request(), peer.wait_request()
+        if not per_stream:
+            # The client's h2 ends the connection here: the rest is raw frames.
+            peer.send_raw(hf.headers(first.stream_id, header_block))
+            peer.respond(second.stream_id, body=b"fine")
+            seen["frames"] = client_frames(peer)
+            return
         tap = Tap(peer)
         # No END_STREAM: the stream stays open, so the client must reset it.
         peer.send_raw(hf.headers(first.stream_id, header_block))
@@ -915,8 +966,14 @@ def test_malformed_response_headers_fail_only_that_stream(header_block: bytes) -
         with fails_fast(hyper.ProtocolError) as outcome:
             conn.getresponse(first)
         assert outcome.value.error_code == E.PROTOCOL_ERROR
-        assert conn.getresponse(second).read() == b"fine"
-        assert get(conn) == b"third"
+        if not per_stream:
+            assert_the_connection_failed(conn, second)
+        else:
+            assert conn.getresponse(second).read() == b"fine"
+            assert get(conn) == b"third"
+    if not per_stream:
+        assert every_goaway(seen["frames"]) == [E.PROTOCOL_ERROR]
+        return
     assert rst_codes(seen["frames"]) == {first: E.PROTOCOL_ERROR}
     assert goaway_codes(seen["frames"]) == {E.NO_ERROR}
 
@@ -1031,6 +1088,8 @@ def test_content_length_mismatch_is_an_error_never_a_short_body(declared: bytes,
     ("declared", "sent"), [(b"10", b"hello"), (b"3", b"hello world")], ids=["shorter", "longer"]
 )
 def test_content_length_mismatch_fails_only_that_stream(declared: bytes, sent: bytes) -> None:
+    seen: dict[str, Any] = {}
+
     def script(peer: Peer) -> None:
         first, second = peer.wait_request(), peer.wait_request()
         peer.send_raw(
@@ -1038,13 +1097,18 @@ def test_content_length_mismatch_fails_only_that_stream(declared: bytes, sent: b
             + hf.data(first.stream_id, sent, end_stream=True)
         )
         peer.respond(second.stream_id, body=b"fine")
-        client_frames(peer)
+        seen["frames"] = client_frames(peer)
 
     with ScriptedServer(script) as server, connect(server) as conn:
         first, second = conn.request("GET", "/"), conn.request("GET", "/")
         with fails_fast(hyper.ProtocolError):
             conn.getresponse(first).read()
-        assert conn.getresponse(second).read() == b"fine"
+        if stream_errors_stay_on_their_stream():
+            assert conn.getresponse(second).read() == b"fine"
+        else:
+            assert_the_connection_failed(conn, second)
+    if not stream_errors_stay_on_their_stream():
+        assert every_goaway(seen["frames"]) == [E.PROTOCOL_ERROR]
 
 
 def test_head_response_with_content_length_and_no_body_is_fine() -> None:
