@@ -55,9 +55,10 @@ E = h2.errors.ErrorCodes
 MiB = 1 << 20
 
 #: The client's timeout in every test that does not test timeouts.
-TIMEOUT = 5.0
+TIMEOUT = 20.0
 #: An error must surface within this many seconds (a hang would take TIMEOUT).
-FAST = 2.0
+#: Generous, for a loaded machine: it only tells "at once" from "at the timeout".
+FAST = 8.0
 
 
 # -- helpers --------------------------------------------------------------------
@@ -452,8 +453,9 @@ def test_idle_connection_closed_without_goaway_reconnects(how: str) -> None:
     with reconnecting_server(first_connection, second_connection) as server, connect(server) as conn:
         assert get(conn) == b"one"
         response_read.set()
+        # Sent on loopback: once the server closed, the FIN or RST is in the
+        # client's kernel.
         assert closed.wait(5)
-        time.sleep(0.1)  # the FIN or RST is in the client's kernel by now
         started = time.monotonic()
         assert get(conn) == b"two"
         assert time.monotonic() - started < FAST
@@ -611,6 +613,8 @@ def test_data_before_headers_is_a_protocol_error() -> None:
 def test_data_after_end_stream_keeps_the_response_and_the_connection(same_read: bool) -> None:
     seen: dict[str, Any] = {}
 
+    response_read, extra_sent = threading.Event(), threading.Event()
+
     def script(peer: Peer) -> None:
         request = peer.wait_request()
         sid = request.stream_id
@@ -620,8 +624,9 @@ def test_data_after_end_stream_keeps_the_response_and_the_connection(same_read: 
             peer.send_raw(peer.h2.data_to_send() + hf.data(sid, b"and then some"))
         else:
             peer.flush()
-            time.sleep(0.3)  # the client has read the response by now
+            assert response_read.wait(10)  # the client has read the response
             peer.send_raw(hf.data(sid, b"and then some"))
+        extra_sent.set()
         tap = Tap(peer)
         again = peer.wait_request()
         peer.respond(again.stream_id, body=b"again")
@@ -633,7 +638,8 @@ def test_data_after_end_stream_keeps_the_response_and_the_connection(same_read: 
         first = conn.request("GET", "/")
         assert conn.getresponse(first).read() == b"the whole body"
         assert time.monotonic() - started < FAST
-        time.sleep(0.4)
+        response_read.set()
+        assert extra_sent.wait(10)  # the stray DATA is on its way before the next request
         assert get(conn) == b"again"
     # RFC 9113 5.1: a stream error of type STREAM_CLOSED, the connection lives on.
     assert rst_codes(seen["frames"]) == {first: E.STREAM_CLOSED}
@@ -822,7 +828,7 @@ def test_initial_window_size_shrinking_to_zero_mid_upload_then_growing() -> None
         started = time.monotonic()
         sid = conn.request("PUT", "/upload", body=body)
         assert conn.getresponse(sid).read() == b"ok"
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < FAST
     assert seen["sent_while_closed"] == 0
     assert seen["body"] == body
 
@@ -834,7 +840,7 @@ def test_window_never_opened_is_a_write_timeout_without_busy_looping() -> None:
 
     with ScriptedServer(script) as server, connect(server, timeout=(5, 1.0)) as conn:
         cpu_before = time.process_time()
-        with fails_fast(hyper.WriteTimeout, within=2.0) as outcome:
+        with fails_fast(hyper.WriteTimeout) as outcome:
             conn.request("POST", "/", body=b"x" * 200_000)
         cpu_used = time.process_time() - cpu_before
     assert outcome.elapsed >= 0.9  # it did wait for the window
