@@ -24,6 +24,7 @@ from .exceptions import (
     InvalidHeader,
     InvalidStreamID,
     InvalidURL,
+    MissingCertFile,
     ProtocolError,
     ProxyError,
     ReadTimeout,
@@ -74,4 +75,5 @@ __all__ = [
     "InvalidURL",
     "InvalidHeader",
     "InvalidStreamID",
+    "MissingCertFile",
 ]
