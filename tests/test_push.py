@@ -12,7 +12,6 @@ from __future__ import annotations
 import random
 import struct
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from tests.servers import (
     start_hypercorn,
     start_with_retry,
 )
+from tests.waiting import wait_until_blocked_in
 
 E = h2.errors.ErrorCodes
 
@@ -621,13 +621,15 @@ def test_capture_all_ends_with_the_pushes_made_when_the_page_is_reset(when: str)
     # the push promised before the reset and ends; getresponse() reports
     # the reset.
     took_first = threading.Event()
+    client = threading.current_thread()
 
     def action(peer: Peer, request: h2.events.RequestReceived) -> None:
         promised = push(peer, request.stream_id, promised_request(request, b"/kept"))
         peer.respond(promised, body=b"kept")
         if when == "while-waiting":
-            assert took_first.wait(5)
-            time.sleep(0.3)  # the client is waiting for more by now
+            assert took_first.wait(30)
+            # The client has taken the first push and is reading for more.
+            wait_until_blocked_in(client, "wait_for_socket", "_read_once_locked")
         peer.h2.reset_stream(request.stream_id, E.INTERNAL_ERROR)
         peer.flush()
 
