@@ -576,7 +576,7 @@ def test_capture_all_waits_for_pushes_while_the_page_arrives_and_stops_at_its_en
     def action(peer: Peer, request: h2.events.RequestReceived) -> None:
         first = push(peer, request.stream_id, promised_request(request, b"/first"))
         peer.respond(request.stream_id, body=b"part one, ", end_stream=False)
-        assert got_first.wait(5), "the client never took the first push"
+        assert got_first.wait(30), "the client never took the first push"
         second = push(peer, request.stream_id, promised_request(request, b"/second"))
         peer.send_data(request.stream_id, b"part two", end_stream=True)
         peer.respond(second, body=b"2")
@@ -603,7 +603,7 @@ def test_capture_all_is_bounded_by_the_read_timeout() -> None:
 
     def action(peer: Peer, request: h2.events.RequestReceived) -> None:
         peer.respond(request.stream_id, body=b"never ", end_stream=False)
-        assert release.wait(10)
+        assert release.wait(30)
         peer.send_data(request.stream_id, b"ends", end_stream=True)
 
     server, _ = run_push_script(action)
