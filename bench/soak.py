@@ -47,7 +47,7 @@ from pathlib import Path
 import hyper
 import hyper.tls
 from bench.soak_server import STATIC_PATH, SoakServer, expected_body
-from bench.soak_stats import Sample, open_fds, resident_bytes
+from bench.soak_stats import Sample, live_sessions, open_fds, resident_bytes
 from hyper.exceptions import ConnectionTerminated, HyperError, StreamResetError
 
 #: Attempts per request before the soak gives up on it (a restart costs 1-3).
@@ -117,9 +117,12 @@ class SoakResult:
             f"requests, {self.restarts} of {cfg.restarts} restarts)",
             "retries: " + (", ".join(f"{k} x{v}" for k, v in sorted(self.retries.items())) or "none"),
             f"open fds: {self.fds_before} before connecting, {self.fds_after} after close()",
-            "samples (requests, seconds, RSS MiB, fds):",
+            "samples (requests, seconds, RSS MiB, fds, H2Sessions in memory):",
         ]
-        lines += [f"  {s.done:>10,} {s.seconds:8.1f} {s.rss_mib:9.1f} {s.fds!s:>5}" for s in self.samples]
+        lines += [
+            f"  {s.done:>10,} {s.seconds:8.1f} {s.rss_mib:9.1f} {s.fds!s:>5} {s.sessions:>5}"
+            for s in self.samples
+        ]
         warm = self.warm_sample()
         if warm is not None and self.samples and warm.rss_bytes and self.samples[-1].rss_bytes:
             growth = (self.samples[-1].rss_bytes - warm.rss_bytes) / 2**20
@@ -270,7 +273,9 @@ class Soak:
                 done = self._done
             now = time.monotonic()
             if done >= next_sample:
-                self.result.samples.append(Sample(done, now - started, resident_bytes(), open_fds()))
+                self.result.samples.append(
+                    Sample(done, now - started, resident_bytes(), open_fds(), live_sessions())
+                )
                 next_sample = done + sample_every
             if restart_at and done >= restart_at[0]:
                 restart_at.pop(0)
@@ -315,7 +320,9 @@ class Soak:
         finally:
             self._stop.set()
             self.result.seconds = time.monotonic() - started
-            self.result.samples.append(Sample(self._done, self.result.seconds, resident_bytes(), open_fds()))
+            self.result.samples.append(
+                Sample(self._done, self.result.seconds, resident_bytes(), open_fds(), live_sessions())
+            )
             # close() also releases any thread still waiting on the connection.
             conn.close()
             for i, thread in enumerate(threads):

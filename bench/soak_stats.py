@@ -8,6 +8,7 @@ rather than guessing.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,9 @@ class Sample:
     seconds: float
     rss_bytes: int | None
     fds: int | None
+    #: HTTP/2 sessions (connections) still in memory: 1-2 in a healthy run;
+    #: a count that climbs means replaced connections are never released.
+    sessions: int
 
     @property
     def rss_mib(self) -> float:
@@ -40,6 +44,13 @@ def resident_bytes() -> int | None:
         return None
     # ru_maxrss is in bytes on macOS (the peak, not the current size).
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def live_sessions() -> int:
+    """How many ``H2Session`` objects exist (open, draining or not yet collected)."""
+    from hyper.http20.session import H2Session
+
+    return sum(1 for obj in gc.get_objects() if isinstance(obj, H2Session))
 
 
 def open_fds() -> int | None:
