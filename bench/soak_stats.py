@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,9 @@ class Sample:
     #: HTTP/2 sessions (connections) still in memory: 1-2 in a healthy run;
     #: a count that climbs means replaced connections are never released.
     sessions: int
+    #: Python objects' memory blocks (``sys.getallocatedblocks()``): flat
+    #: while RSS grows means the growth is below Python (allocator, OpenSSL).
+    blocks: int
 
     @property
     def rss_mib(self) -> float:
@@ -44,6 +48,11 @@ def resident_bytes() -> int | None:
         return None
     # ru_maxrss is in bytes on macOS (the peak, not the current size).
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def allocated_blocks() -> int:
+    """Memory blocks held by Python objects right now."""
+    return sys.getallocatedblocks()
 
 
 def live_sessions() -> int:
