@@ -8,11 +8,14 @@ was opened. The full run is ``python -m bench.soak`` (bench/README.md).
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from bench.soak import SoakConfig, run_soak
+from bench.soak import Soak, SoakConfig, run_soak
 
 CI_SOAK = SoakConfig(
     requests=20_000,
@@ -44,3 +47,29 @@ def test_soak_20000_requests_through_goaways_and_a_restart(tmp_path: Path) -> No
 def test_soak_config_refuses_a_watchdog_shorter_than_the_timeout() -> None:
     with pytest.raises(ValueError, match="stuck_after"):
         SoakConfig(timeout=30, stuck_after=10)
+
+
+def test_the_watchdog_reports_a_stuck_thread_with_its_stack() -> None:
+    # The soak's watchdog must name a thread that stopped making progress and
+    # show where it waits; here a thread parked on an Event plays the stuck one.
+    release = threading.Event()
+
+    def parked_forever() -> None:
+        release.wait(60)
+
+    server = SimpleNamespace(site=SimpleNamespace(static=b""))
+    soak = Soak(SoakConfig(requests=1, threads=1), server)  # type: ignore[arg-type]
+    thread = threading.Thread(target=parked_forever, name="soak-0")
+    thread.start()
+    try:
+        now = time.monotonic()
+        soak._progress_at = [now - 2 * soak.config.stuck_after]
+        soak._finished = [False]
+        soak._check_stuck([thread], now)
+    finally:
+        release.set()
+        thread.join(30)
+    assert len(soak.result.problems) == 1
+    assert "thread 0 stuck" in soak.result.problems[0]
+    assert "parked_forever" in soak.result.problems[0]
+    assert not soak.result.ok
