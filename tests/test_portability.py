@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import select
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -104,7 +105,7 @@ def test_a_hang_up_counts_as_readable(wait_path: str, pair: tuple[socket.socket,
 def test_a_reset_counts_as_ready(wait_path: str, pair: tuple[socket.socket, socket.socket]) -> None:
     client, server = pair
     # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     server.close()
     readable, writable = sockets.wait_for_socket(client, read=True, write=True, timeout=10)
     assert readable and writable
