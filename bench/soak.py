@@ -125,7 +125,7 @@ class SoakResult:
             f"requests, {self.restarts} of {cfg.restarts} restarts)",
             "retries: " + (", ".join(f"{k} x{v}" for k, v in sorted(self.retries.items())) or "none"),
             f"open fds: {self.fds_before} before connecting, {self.fds_after} after close()",
-            "samples (requests, seconds, RSS MiB, fds, H2Sessions in memory, Python blocks):",
+            "samples (requests, seconds, RSS MiB, fds, h2 connection states in memory, Python blocks):",
         ]
         lines += [
             f"  {s.done:>10,} {s.seconds:8.1f} {s.rss_mib:9.1f} {s.fds!s:>5} {s.sessions:>5} {s.blocks:>9,}"

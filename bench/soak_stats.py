@@ -23,8 +23,9 @@ class Sample:
     seconds: float
     rss_bytes: int | None
     fds: int | None
-    #: HTTP/2 sessions (connections) still in memory: 1-2 in a healthy run;
-    #: a count that climbs means replaced connections are never released.
+    #: h2 connection states (``h2.connection.H2Connection``) in memory, freed
+    #: or not: 1-2 when replaced connections are released promptly; a count
+    #: that climbs means they wait for the cyclic garbage collector.
     sessions: int
     #: Python objects' memory blocks (``sys.getallocatedblocks()``): flat
     #: while RSS grows means the growth is below Python (allocator, OpenSSL).
@@ -56,10 +57,10 @@ def allocated_blocks() -> int:
 
 
 def live_sessions() -> int:
-    """How many ``H2Session`` objects exist (open, draining or not yet collected)."""
-    from hyper.http20.session import H2Session
+    """How many h2 connection states exist (in use, draining, or garbage not yet collected)."""
+    import h2.connection
 
-    return sum(1 for obj in gc.get_objects() if isinstance(obj, H2Session))
+    return sum(1 for obj in gc.get_objects() if isinstance(obj, h2.connection.H2Connection))
 
 
 def open_fds() -> int | None:
