@@ -560,8 +560,11 @@ class HTTP20Connection(IncrementalRequests):
         """
         if error_code is not None:
             error = error_code
-        sessions = self._sessions.detach_all()
+        # The registry first: a stream registered after this belongs either
+        # to a session detached below (its response raises ConnectionClosed)
+        # or to one opened after the detach, whose handle must survive.
         self._registry.clear()
+        sessions = self._sessions.detach_all()
         for session in sessions:
             session.close(error)
         if sessions:
