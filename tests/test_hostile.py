@@ -575,11 +575,13 @@ def test_early_413_with_reset_no_error_stops_the_upload_and_returns_the_response
 
 def test_data_before_headers_fails_only_that_stream() -> None:
     seen: dict[str, Any] = {}
+    answered = threading.Event()
 
     def script(peer: Peer) -> None:
         first, second = peer.wait_request(), peer.wait_request()
         peer.send_raw(hf.data(first.stream_id, b"body first", end_stream=True))
         peer.respond(second.stream_id, body=b"fine")
+        answered.set()
         seen["frames"] = client_frames(peer)
 
     with ScriptedServer(script) as server, connect(server) as conn:
@@ -591,6 +593,7 @@ def test_data_before_headers_fails_only_that_stream() -> None:
             assert conn.getresponse(second).read() == b"fine"
         else:
             assert_the_connection_failed(conn, second)
+        assert answered.wait(10)  # hang up only once the server has said everything
     if stream_errors_stay_on_their_stream():
         assert rst_codes(seen["frames"]) == {first: E.PROTOCOL_ERROR}
     else:
@@ -679,11 +682,13 @@ def test_informational_with_end_stream_is_a_protocol_error() -> None:
 
 def test_informational_with_end_stream_fails_only_that_stream() -> None:
     seen: dict[str, Any] = {}
+    answered = threading.Event()
 
     def script(peer: Peer) -> None:
         first, second = peer.wait_request(), peer.wait_request()
         peer.send_raw(hf.headers(first.stream_id, hf.literal(b":status", b"100"), end_stream=True))
         peer.respond(second.stream_id, body=b"fine")
+        answered.set()
         seen["frames"] = client_frames(peer)
 
     with ScriptedServer(script) as server, connect(server) as conn:
@@ -694,6 +699,7 @@ def test_informational_with_end_stream_fails_only_that_stream() -> None:
             assert conn.getresponse(second).read() == b"fine"
         else:
             assert_the_connection_failed(conn, second)
+        assert answered.wait(10)  # hang up only once the server has said everything
     if not stream_errors_stay_on_their_stream():
         assert every_goaway(seen["frames"]) == [E.PROTOCOL_ERROR]
 
@@ -949,6 +955,7 @@ def test_malformed_response_headers_fail_only_that_stream(header_block: bytes) -
     # hyper's own header checks fail only the stream in both modes; a bad
     # content-length is h2's to find, and its public API ends the connection.
     per_stream = stream_errors_stay_on_their_stream() or b"content-length" not in header_block
+    answered = threading.Event()
 
     def script(peer: Peer) -> None:
         first, second = peer.wait_request(), peer.wait_request()
@@ -956,6 +963,7 @@ def test_malformed_response_headers_fail_only_that_stream(header_block: bytes) -
             # The client's h2 ends the connection here: the rest is raw frames.
             peer.send_raw(hf.headers(first.stream_id, header_block))
             peer.respond(second.stream_id, body=b"fine")
+            answered.set()
             seen["frames"] = client_frames(peer)
             return
         tap = Tap(peer)
@@ -974,6 +982,7 @@ def test_malformed_response_headers_fail_only_that_stream(header_block: bytes) -
         assert outcome.value.error_code == E.PROTOCOL_ERROR
         if not per_stream:
             assert_the_connection_failed(conn, second)
+            assert answered.wait(10)  # hang up only once the server has said everything
         else:
             assert conn.getresponse(second).read() == b"fine"
             assert get(conn) == b"third"
@@ -1095,6 +1104,7 @@ def test_content_length_mismatch_is_an_error_never_a_short_body(declared: bytes,
 )
 def test_content_length_mismatch_fails_only_that_stream(declared: bytes, sent: bytes) -> None:
     seen: dict[str, Any] = {}
+    answered = threading.Event()
 
     def script(peer: Peer) -> None:
         first, second = peer.wait_request(), peer.wait_request()
@@ -1103,6 +1113,7 @@ def test_content_length_mismatch_fails_only_that_stream(declared: bytes, sent: b
             + hf.data(first.stream_id, sent, end_stream=True)
         )
         peer.respond(second.stream_id, body=b"fine")
+        answered.set()
         seen["frames"] = client_frames(peer)
 
     with ScriptedServer(script) as server, connect(server) as conn:
@@ -1113,6 +1124,7 @@ def test_content_length_mismatch_fails_only_that_stream(declared: bytes, sent: b
             assert conn.getresponse(second).read() == b"fine"
         else:
             assert_the_connection_failed(conn, second)
+        assert answered.wait(10)  # hang up only once the server has said everything
     if not stream_errors_stay_on_their_stream():
         assert every_goaway(seen["frames"]) == [E.PROTOCOL_ERROR]
 
