@@ -44,7 +44,6 @@ and the close flag :meth:`close` raises).
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from collections.abc import Callable
 
@@ -57,7 +56,6 @@ from ..exceptions import (
     ReadTimeout,
     fresh,
 )
-from .core import H2Core
 from .pushes import PushPromise
 from .session_upload import SessionUpload
 from .session_wire import _stored
@@ -79,20 +77,6 @@ class H2Session(SessionUpload):
     The session owns ``sock`` from the start: if its own setup fails, it
     closes the socket before raising :class:`~hyper.TransportError`.
     """
-
-    def __init__(
-        self,
-        sock: socket.socket,
-        core: H2Core,
-        read_timeout: float | None,
-        write_timeout: float | None,
-    ) -> None:
-        super().__init__(sock, core, read_timeout, write_timeout)
-        #: Added to wire stream ids to make the connection's public ids (set
-        #: once, by the connection, before any stream is opened).
-        self.id_base = 0
-        # The keep-alive gave up on the peer: the next request reconnects.
-        self._declared_dead = False
 
     # -- lifecycle --------------------------------------------------------------
 

@@ -111,6 +111,11 @@ class SessionWire:
         # further frame (not even GOAWAY) may follow.
         self._torn = False
         self._flood_budget_started = time.monotonic()
+        #: Added to wire stream ids to make the connection's public ids (set
+        #: once, by the connection, before any stream is opened).
+        self.id_base = 0
+        # The keep-alive gave up on the peer: the next request reconnects.
+        self._declared_dead = False
         # ``time.monotonic()`` when bytes last arrived (for keep-alive).
         self._last_received = time.monotonic()
         #: Set once the socket is closed (a keep-alive thread stops on it).
