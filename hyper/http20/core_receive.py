@@ -242,17 +242,17 @@ class CoreReceiver:
     # -- body data and credit ---------------------------------------------------------
 
     def _on_data(self, event: h2.events.DataReceived) -> None:
+        # Runs once per DATA frame: stream checks are written out, not
+        # asked through properties, and the credit takes one call.
         size = event.flow_controlled_length or 0
         payload = event.data or b""
-        padding = size - len(payload)
-        self._credit.data_received(size)
         stream = self.streams.get(event.stream_id)
-        if stream is None or not stream.live:
+        if stream is None or stream.discarded or stream.error is not None:
             # Nobody will read it: give the connection window straight back.
-            self._batch_credit(size, size)
+            self._data_credit(size, size)
             return
         if payload and stream.cannot_have_body():
-            self._batch_credit(size, size)
+            self._data_credit(size, size)
             self._reset_with_error(
                 stream,
                 h2.errors.ErrorCodes.PROTOCOL_ERROR,
@@ -264,15 +264,16 @@ class CoreReceiver:
             stream.data.append(payload)
             stream.buffered += len(payload)
             self._credit.total_buffered += len(payload)
+        padding = size - len(payload)
         if padding:
             # Padding is never consumed by the application; credit it at once.
             self._credit_stream(stream, padding)
-        self._batch_credit(size, padding)
+        self._data_credit(size, padding)
 
-    def _batch_credit(self, received: int, freed: int) -> None:
-        """Connection credit, gathered for the end of ``receive`` (or released now outside it)."""
-        if not self._credit.gather(received, freed):
-            self._credit_connection(received, freed)
+    def _data_credit(self, size: int, freed: int) -> None:
+        """A DATA frame's connection credit: gathered for the end of ``receive``, or released now."""
+        if not self._credit.received(size, freed):
+            self._credit_connection(size, freed)
 
     def _credit_stream(self, stream: StreamState, size: int) -> None:
         """Give ``size`` bytes of ``stream``'s window back, as its window manager decides."""
@@ -406,8 +407,7 @@ class CoreReceiver:
 def _on_stream_malformed(core: CoreReceiver, event: StreamMalformed) -> None:
     if core._credit.window is not None and event.flow_controlled_length:
         # h2 counted the DATA against the connection window: give it back.
-        core._credit.data_received(event.flow_controlled_length)
-        core._batch_credit(event.flow_controlled_length, event.flow_controlled_length)
+        core._data_credit(event.flow_controlled_length, event.flow_controlled_length)
     stream = core.streams.get(event.stream_id)
     if stream is not None:  # RST_STREAM is already queued (h2_adapters._reset_closed_stream)
         core._reset_with_error(stream, 0x1, f"stream {event.stream_id}: malformed response: {event.message}")

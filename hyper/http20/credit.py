@@ -55,10 +55,20 @@ class ConnectionCredit:
         """More than ``max_buffered`` bytes wait unread."""
         return self.total_buffered > self.max_buffered
 
-    def data_received(self, size: int) -> None:
-        """``size`` flow-controlled bytes (padding included) arrived on some stream."""
+    def received(self, size: int, freed: int) -> bool:
+        """``size`` flow-controlled bytes (padding included) arrived, ``freed`` of them freed at once.
+
+        Counts them against the window and adds them to the open batch;
+        False when no batch is open (the caller releases credit now). One
+        call per DATA frame, so it does both.
+        """
         if self.window is not None:
             self.window._data_received(size)
+        if self._batch_received < 0:
+            return False
+        self._batch_received += size
+        self._batch_freed += freed
+        return True
 
     def begin_batch(self) -> None:
         """Frames are about to be processed: gather their credit, decide once at the end."""
@@ -69,14 +79,6 @@ class ConnectionCredit:
         gathered = self._batch_received, self._batch_freed
         self._batch_received = self._batch_freed = -1
         return gathered
-
-    def gather(self, received: int, freed: int) -> bool:
-        """Add to the current batch; False when no batch is open (release now instead)."""
-        if self._batch_received < 0:
-            return False
-        self._batch_received += received
-        self._batch_freed += freed
-        return True
 
     def release(self, received: int, freed: int) -> int:
         """The connection credit to return now (0: none).

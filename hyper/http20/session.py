@@ -314,18 +314,19 @@ class H2Session(SessionUpload):
             stream = core.streams.get(stream_id)
             if stream is None:
                 return None
+            # stream.data is asked directly (not has_data): this runs per read.
             self._wait_locked(
-                lambda: stream.has_data or stream.ended,
-                lambda: None if stream.has_data else core.stream_failure(stream),
+                lambda: bool(stream.data) or stream.ended,
+                lambda: None if stream.data else core.stream_failure(stream),
                 timeout,
                 on_timeout,
                 stream_id,
             )
-            if stream.error is not None and not stream.has_data:
+            if stream.error is not None and not stream.data:
                 raise fresh(stream.error)  # e.g. malformed trailers after a complete body
             data = core.take_data(stream_id, max_bytes)
             trailers = None
-            if stream.ended and not stream.has_data and stream.error is None:
+            if stream.ended and not stream.data and stream.error is None:
                 # Complete and fully taken: done with the stream at once, so
                 # the caller's next read needs no lock and no wait.
                 trailers = stream.trailers or []
