@@ -116,7 +116,10 @@ class Crew:
             ) from self.errors[index]
 
 
-_BLOCKING_FRAMES = frozenset({"wait", "wait_for_socket"})
+# The innermost Python frame of a thread blocked in hyper: a condition wait,
+# or the socket wait (wait_for_socket hands over to its poll or select
+# variant since the portability change).
+_BLOCKING_FRAMES = frozenset({"wait", "wait_for_socket", "_wait_with_poll", "_wait_with_select"})
 
 
 def wait_until_blocked(waits: dict[threading.Thread, str], timeout: float = 5) -> None:
