@@ -44,6 +44,9 @@ class Keepalive:
             session = self._session()
             if session is None:
                 return
+            # Under the session's state lock: a long send holding it delays
+            # this check, which is fine (a send is activity, and the PING
+            # below would wait for the same lock anyway).
             idle = session.idle_seconds()
             del session  # never keep the session alive while sleeping
             if idle < self.interval:
