@@ -34,7 +34,15 @@ from hypothesis import strategies as st
 
 from hyper.http20 import hpack_cache
 from hyper.http20.core import H2Core
-from hyper.http20.hpack_cache import MEMO_ENTRIES, MEMO_MAX_BLOCK, MemoDecoder, MemoEncoder
+from hyper.http20.hpack_cache import (
+    MEMO_ENTRIES,
+    MEMO_MAX_BLOCK,
+    MEMO_MAX_BYTES,
+    MEMO_MAX_ENTRY_BYTES,
+    BoundedMemo,
+    MemoDecoder,
+    MemoEncoder,
+)
 from tests.fast_paths import fast_paths_on  # noqa: F401 - a fixture, used by pytestmark
 
 # Hypothesis imports libcst to write its patch file when a generated example
@@ -220,8 +228,14 @@ def outcome(call: Callable[[], Any]) -> tuple[str, Any]:
 
 
 def table_state(coder: Any) -> tuple[Any, ...]:
+    """All hpack keeps in a table (``resized``: a size update the encoder still has to send)."""
     table = coder.header_table
-    return (list(table.dynamic_entries), table._current_size, table.maxsize)
+    return (list(table.dynamic_entries), table._current_size, table.maxsize, table.resized)
+
+
+def assert_bounded(memo: BoundedMemo) -> None:
+    assert len(memo) <= MEMO_ENTRIES
+    assert memo.size <= MEMO_MAX_BYTES
 
 
 class Pair:
@@ -271,8 +285,8 @@ class Pair:
         assert self.memo_encoder.table_size_changes == self.plain_encoder.table_size_changes
         assert table_state(self.memo_decoder) == table_state(self.plain_decoder)
         assert self.memo_decoder.max_allowed_table_size == self.plain_decoder.max_allowed_table_size
-        assert len(self.memo_encoder._memo) <= MEMO_ENTRIES
-        assert len(self.memo_decoder._memo) <= MEMO_ENTRIES
+        assert_bounded(self.memo_encoder._memo)
+        assert_bounded(self.memo_decoder._memo)
 
 
 #: Operations that go into working sets most often, chosen so that a working
@@ -392,21 +406,107 @@ def test_never_indexed_fields_keep_their_type_when_replayed(hpack_calls: dict[st
     assert hpack_calls["decode"] == 3 + 1
 
 
-def test_a_block_reading_the_dynamic_table_is_never_remembered(hpack_calls: dict[str, int]) -> None:
+def test_a_block_reading_the_dynamic_table_is_remembered_for_its_generation(
+    hpack_calls: dict[str, int],
+) -> None:
     plain, memo = decoders()
     reference = indexed(FIRST_DYNAMIC)
     decode_both(plain, memo, incremental(b"x-v", b"one"))
     assert decode_both(plain, memo, reference) == ("fields", [(HeaderTuple, (b"x-v", b"one"))])
-    # The same block with the table unchanged still goes through hpack.
-    decode_both(plain, memo, reference)
+    # The table is as it was: the same block is served from the memo.
+    assert decode_both(plain, memo, reference) == ("fields", [(HeaderTuple, (b"x-v", b"one"))])
+    assert memo.hits == 1
+    # Once the table changed, the same bytes name another entry: hpack decodes them.
     decode_both(plain, memo, incremental(b"x-v", b"two"))
     assert decode_both(plain, memo, reference) == ("fields", [(HeaderTuple, (b"x-v", b"two"))])
+    assert memo.hits == 1
+    assert decode_both(plain, memo, reference) == ("fields", [(HeaderTuple, (b"x-v", b"two"))])
+    assert memo.hits == 2
     # A literal whose name is a dynamic entry reads the table too.
     named = not_indexed(FIRST_DYNAMIC, b"three")
     assert decode_both(plain, memo, named) == ("fields", [(HeaderTuple, (b"x-v", b"three"))])
     assert decode_both(plain, memo, named) == ("fields", [(HeaderTuple, (b"x-v", b"three"))])
-    assert len(memo._memo) == 2  # the two incremental blocks only
-    assert hpack_calls["decode"] == 2 * 7
+    # The two incremental blocks, and one entry for each reading block: the
+    # stale generation of ``reference`` was replaced, not kept beside the new.
+    assert len(memo._memo) == 4
+    assert (memo.hits, memo.misses) == (3, 5)
+    assert hpack_calls["decode"] == 8 + 5
+
+
+def test_a_block_that_reads_and_changes_the_table_is_not_kept(hpack_calls: dict[str, int]) -> None:
+    """Its table leaves the generation it was decoded at for good: it could never be served."""
+    plain, memo = decoders()
+    decode_both(plain, memo, incremental(b"x-v", b"one"))
+    blocks = [
+        incremental(FIRST_DYNAMIC, b"again"),  # a dynamic name, added again
+        indexed(FIRST_DYNAMIC) + incremental(b"x-w", b"1"),  # a reference, then an add
+        size_update(1024) + indexed(STATUS_200),  # a resize
+    ]
+    for block in blocks:
+        for _ in range(2):
+            decode_both(plain, memo, block)
+    assert len(memo._memo) == 1  # the first block only
+    assert memo.hits == 0 and hpack_calls["decode"] == 2 * 7
+
+
+def test_replayed_adds_evict_as_hpack_does(hpack_calls: dict[str, int]) -> None:
+    """A remembered block that adds entries, replayed against tables of other contents."""
+    plain, memo = decoders()
+    for decoder in (plain, memo):
+        decoder.header_table_size = 200  # a few entries at most
+    adds = incremental(b"x-a", b"a" * 40) + incremental(SERVER, b"s" * 30) + incremental(b"x-b", b"b")
+    others = [incremental(b"x-other", b"o" * n) for n in (1, 60, 120, 10)]
+    for other in others:
+        decode_both(plain, memo, other)
+        decode_both(plain, memo, adds)
+        # A reference to the oldest entry left: whichever survived eviction.
+        decode_both(plain, memo, indexed(FIRST_DYNAMIC + len(memo.header_table.dynamic_entries) - 1))
+    assert memo.hits >= 3  # ``adds`` from the memo each time but the first
+
+
+def test_a_memo_hit_returns_a_list_of_its_own() -> None:
+    plain, memo = decoders()
+    decode_both(plain, memo, incremental(b"x-v", b"one"))
+    first = memo.decode(indexed(FIRST_DYNAMIC), raw=True)
+    plain.decode(indexed(FIRST_DYNAMIC), raw=True)
+    first.clear()  # type: ignore[attr-defined]  # what a caller may do with its list
+    assert decode_both(plain, memo, indexed(FIRST_DYNAMIC)) == ("fields", [(HeaderTuple, (b"x-v", b"one"))])
+    assert memo.hits == 1
+
+
+def test_the_decoder_memo_is_bounded_in_bytes() -> None:
+    plain, memo = decoders(list_size=2**31)
+    # A small block can name large entries: 40 references to a 3 KB entry.
+    decode_both(plain, memo, incremental(b"x-big", b"v" * 3000))
+    many = indexed(FIRST_DYNAMIC) * 40
+    assert len(many) < MEMO_MAX_BLOCK
+    for _ in range(2):
+        decode_both(plain, memo, many)
+    assert memo.hits == 0 and len(memo._memo) == 0  # too costly to keep (the add: too long)
+    # Blocks of about 10 KB each, decoded: the memo holds a bounded number.
+    medium = [indexed(FIRST_DYNAMIC) * 3 + not_indexed(b"x-n", b"%d" % i) for i in range(100)]
+    for block in medium:
+        decode_both(plain, memo, block)
+        assert_bounded(memo._memo)
+    assert memo._memo.size > MEMO_MAX_BYTES - MEMO_MAX_ENTRY_BYTES
+    assert len(memo._memo) < 40
+    # The youngest ones are kept, and served.
+    decode_both(plain, memo, medium[-1])
+    assert memo.hits == 1
+
+
+def test_bounded_memo_keeps_the_youngest_entries() -> None:
+    memo = BoundedMemo(max_entries=3, max_bytes=100, max_entry_bytes=80)
+    for key in "abc":
+        memo.put(key, key.upper(), 10)
+    memo.put("d", "D", 10)
+    assert list(memo.entries) == ["b", "c", "d"] and memo.size == 30
+    memo.put("b", "B2", 20)  # replaced, and now the youngest
+    assert list(memo.entries.items()) == [("c", "C"), ("d", "D"), ("b", "B2")] and memo.size == 40
+    memo.put("e", "E", 75)  # needs room in entries (c goes), then in bytes (d goes)
+    assert list(memo.entries) == ["b", "e"] and memo.size == 95
+    memo.put("f", "F", 81)  # too large for one entry: not kept, nothing evicted
+    assert list(memo.entries) == ["b", "e"] and memo.size == 95
 
 
 def test_a_block_with_a_table_size_update_is_not_remembered(hpack_calls: dict[str, int]) -> None:
@@ -516,7 +616,7 @@ def test_the_encoder_memo_stays_bounded() -> None:
         fields = [(b"x-secret", b"%d" % i, True)]
         assert memo.encode(fields) == plain.encode(fields)
         assert 0 < len(memo._memo) <= MEMO_ENTRIES
-    assert table_state(memo) == table_state(plain) == ([], 0, DEFAULT_TABLE)
+    assert table_state(memo) == table_state(plain) == ([], 0, DEFAULT_TABLE, False)
 
 
 def test_blocks_above_the_limit_are_not_remembered(hpack_calls: dict[str, int]) -> None:
@@ -527,7 +627,7 @@ def test_blocks_above_the_limit_are_not_remembered(hpack_calls: dict[str, int]) 
     assert (len(at_limit), len(above)) == (MEMO_MAX_BLOCK, MEMO_MAX_BLOCK + 1)
     for _ in range(2):
         decode_both(plain, memo, above)
-    assert memo._memo == {}
+    assert len(memo._memo) == 0
     for _ in range(2):
         decode_both(plain, memo, at_limit)
     assert len(memo._memo) == 1
@@ -537,7 +637,7 @@ def test_blocks_above_the_limit_are_not_remembered(hpack_calls: dict[str, int]) 
     big = [(b"x-secret", b"s" * 3000, True)]
     for _ in range(2):
         assert memo_encoder.encode(big, huffman=False) == plain_encoder.encode(big, huffman=False)
-    assert memo_encoder._memo == {}
+    assert len(memo_encoder._memo) == 0
 
 
 def test_encoder_remembers_only_blocks_that_leave_the_table_alone(hpack_calls: dict[str, int]) -> None:
@@ -685,9 +785,10 @@ def test_fifty_exchanges_through_h2(hpack_calls: dict[str, int]) -> None:
         assert core.stream_failure(stream) is None
         assert stream.headers == response and stream.ended
 
-        # Each side's dynamic table mirrors its peer's.
-        assert table_state(core._h2.encoder) == table_state(server.decoder)
-        assert table_state(core._h2.decoder) == table_state(server.encoder)
+        # Each side's dynamic table mirrors its peer's (an encoder's flag of a
+        # size update still to send has no counterpart in the decoder).
+        assert table_state(core._h2.encoder)[:3] == table_state(server.decoder)[:3]
+        assert table_state(core._h2.decoder)[:3] == table_state(server.encoder)[:3]
 
     assert core.fatal is None
     assert server.decoder.header_table.maxsize == 256
@@ -695,7 +796,7 @@ def test_fifty_exchanges_through_h2(hpack_calls: dict[str, int]) -> None:
     # The memos were used: fewer hpack runs on our side than blocks.
     assert hpack_calls["memo_encode"] < 40
     assert hpack_calls["memo_decode"] < 45
-    assert core._h2.encoder._memo and core._h2.decoder._memo
+    assert len(core._h2.encoder._memo) and len(core._h2.decoder._memo)
 
 
 def test_install_keeps_the_decoder_limits() -> None:
