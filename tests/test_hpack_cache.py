@@ -344,6 +344,188 @@ def test_memo_coders_behave_exactly_like_hpack(ops: list[tuple[Any, ...]]) -> No
         pair.step(op)
 
 
+# -- a real encoder's blocks: the generation-keyed decoder memo ---------------------------
+
+
+class PolicyEncoder(hpack.Encoder):
+    """hpack's encoder with servers' indexing choices.
+
+    hpack's own encoder adds every field it sends as a literal to its table
+    (or never indexes it); nghttp2 sends content-length, etag, :path and a
+    few more as literals *without* indexing, so that they neither enter nor
+    disturb the table. Names in ``not_indexed`` are sent that way here.
+    """
+
+    def __init__(self, not_indexed: frozenset[bytes]) -> None:
+        super().__init__()
+        self.not_indexed = not_indexed
+
+    def add(self, to_add: tuple[bytes, bytes], sensitive: bool, huffman: bool = False) -> bytes:
+        name, value = to_add
+        if sensitive or name not in self.not_indexed:
+            return super().add(to_add, sensitive, huffman)
+        match = self.header_table.search(name, value)
+        if match is not None and match[2] is not None:
+            return self._encode_indexed(match[0])  # in the table: referred to
+        if match is not None:
+            return self._encode_indexed_literal(match[0], value, hpack.hpack.INDEX_NONE, huffman)
+        return self._encode_literal(name, value, hpack.hpack.INDEX_NONE, huffman)
+
+
+#: Names a server may send without indexing.
+POLICY_NAMES = (b"content-length", b"etag", b"date", b"x-request-id", b"server", b"x-long")
+#: Long values: larger than small tables (they empty them), or than MEMO_MAX_BLOCK.
+LONG_VALUES = (b"", b"l" * 100, b"l" * 1000, b"l" * 5000)
+
+
+def response_fields(status: int, variant: int, cookie: int, long: int, request_id: int | None) -> list[Any]:
+    """A response as a server builds it; ``variant`` changes a few values."""
+    fields: list[Any] = [
+        (b":status", (b"200", b"404", b"204", b"304")[status]),
+        (b"server", b"test-server/1.0"),
+        (b"date", b"Sat, 05 Dec 2026 15:00:0%d GMT" % variant),
+        (b"content-type", (b"text/html", b"application/json")[variant % 2]),
+        (b"content-length", b"%d" % (600 + variant)),
+        (b"etag", b'"e-%d"' % (variant % 2)),
+        (b"cache-control", b"max-age=60"),
+    ]
+    if cookie == 1:
+        fields.append(NeverIndexedHeaderTuple(b"set-cookie", b"id=%d" % variant))
+    elif cookie == 2:
+        fields.append((b"set-cookie", b"id=%d" % variant, True))
+    elif cookie == 3:
+        fields.append((b"set-cookie", b"id=%d" % variant))
+    if LONG_VALUES[long]:
+        fields.append((b"x-long", LONG_VALUES[long]))
+    if request_id is not None:
+        fields.append((b"x-request-id", b"%d" % request_id))  # new every time
+    return fields
+
+
+RESPONSES = st.tuples(
+    st.just("respond"),
+    st.integers(0, 3),  # status
+    st.integers(0, 2),  # variant
+    st.integers(0, 3),  # cookie: none, never indexed (two ways), plain
+    st.sampled_from((0, 0, 0, 1, 2, 3)),  # long value
+    st.booleans(),  # a new request id
+)
+SERVER_OPERATIONS = st.one_of(
+    RESPONSES,
+    st.tuples(st.just("server_table_size"), st.sampled_from(TABLE_SIZES)),
+    st.tuples(st.just("huffman"), st.booleans()),
+    st.tuples(
+        st.just("decoder_limits"),
+        st.sampled_from((DEFAULT_TABLE, DEFAULT_TABLE, 8192, 65536, 256)),
+        st.sampled_from(LIST_SIZES),
+    ),
+)
+
+
+@st.composite
+def server_sessions(draw: st.DrawFn) -> tuple[frozenset[bytes], int, list[tuple[Any, ...]]]:
+    """A server's indexing policy, its first table size, and what it does, with responses repeating."""
+    not_indexed = frozenset(draw(st.sets(st.sampled_from(POLICY_NAMES))))
+    table_size = draw(st.sampled_from((DEFAULT_TABLE, DEFAULT_TABLE, 64, 256, 512, 0)))
+    working = draw(st.lists(RESPONSES, min_size=1, max_size=4))
+    pick = st.tuples(st.integers(0, 4), st.sampled_from(working), SERVER_OPERATIONS)
+    ops = draw(st.lists(pick.map(lambda p: p[1] if p[0] else p[2]), min_size=10, max_size=60))
+    return not_indexed, table_size, ops
+
+
+class ServerSession:
+    """A server's encoder feeding a plain hpack decoder and a memoising one, side by side."""
+
+    def __init__(self, not_indexed: frozenset[bytes], table_size: int) -> None:
+        self.server = PolicyEncoder(not_indexed)
+        if table_size != DEFAULT_TABLE:
+            self.server.header_table_size = table_size  # a size update starts the first block
+        self.huffman = True
+        self.request_id = 0
+        self.plain = hpack.Decoder(DEFAULT_LIST_SIZE)
+        self.memo = MemoDecoder(DEFAULT_LIST_SIZE, DEFAULT_TABLE)
+
+    def step(self, op: tuple[Any, ...]) -> None:
+        kind = op[0]
+        if kind == "respond":
+            _, status, variant, cookie, long, new_id = op
+            self.request_id += new_id
+            fields = response_fields(status, variant, cookie, long, self.request_id if new_id else None)
+            self.decode(self.server.encode(fields, self.huffman))
+        elif kind == "server_table_size":
+            self.server.header_table_size = op[1]
+        elif kind == "huffman":
+            self.huffman = op[1]
+        elif kind == "decoder_limits":
+            _, allowed, list_size = op
+            for decoder in (self.plain, self.memo):
+                decoder.max_allowed_table_size = allowed
+                decoder.max_header_list_size = list_size
+        else:  # pragma: no cover -- a typo in the strategy
+            raise AssertionError(op)
+
+    def decode(self, block: bytes) -> None:
+        """Both decoders, the block as it came and as a memoryview: same fields, same table."""
+        expected = outcome(lambda: self.plain.decode(block, raw=True))
+        got = outcome(lambda: self.memo.decode(memoryview(block), raw=True))
+        assert got == expected
+        assert table_state(self.memo) == table_state(self.plain)
+        assert_bounded(self.memo._memo)
+
+
+@settings(max_examples=200, derandomize=True, database=None, deadline=None)
+@given(server_sessions())
+def test_generation_memo_decodes_a_real_encoders_blocks_as_hpack(
+    session: tuple[frozenset[bytes], int, list[tuple[Any, ...]]],
+) -> None:
+    not_indexed, table_size, ops = session
+    pair = ServerSession(not_indexed, table_size)
+    for op in ops:
+        pair.step(op)
+
+
+NGHTTPD_POLICY = frozenset({b"content-length", b"etag"})
+
+
+@pytest.mark.parametrize(
+    ("policy", "table_size", "misses"),
+    [
+        pytest.param(NGHTTPD_POLICY, DEFAULT_TABLE, 4, id="nghttpd-like"),
+        pytest.param(frozenset(), DEFAULT_TABLE, 4, id="indexes-everything"),
+        # The second round's adds evict the first round's fields, which the
+        # next block adds again: one more miss.
+        pytest.param(NGHTTPD_POLICY, 256, 5, id="small-table"),
+    ],
+)
+def test_a_server_referring_to_its_table_is_served_from_the_memo(
+    policy: frozenset[bytes], table_size: int, misses: int, hpack_calls: dict[str, int]
+) -> None:
+    """After its first responses, a server's blocks only refer to its table: hits.
+
+    Some values change after 100 responses (as the date does once a
+    second): the block that adds them and the first one referring to them
+    with the new indices are decoded by hpack, the rest come from the memo.
+    """
+    pair = ServerSession(policy, table_size)
+    for i in range(200):
+        pair.step(("respond", 0, i // 100, 0, 0, False))
+    assert (pair.memo.hits, pair.memo.misses) == (200 - misses, misses)
+    assert hpack_calls["memo_decode"] == misses
+
+
+def test_a_new_entry_in_every_response_defeats_any_block_memo() -> None:
+    """A server that indexes a value new each time (a request id): no block comes back."""
+    pair = ServerSession(NGHTTPD_POLICY, DEFAULT_TABLE)
+    for _ in range(50):
+        pair.step(("respond", 0, 0, 0, 0, True))
+    assert pair.memo.hits == 0
+    # Sent without indexing, the same id field no longer disturbs the table.
+    pair = ServerSession(NGHTTPD_POLICY | {b"x-request-id"}, DEFAULT_TABLE)
+    for _ in range(50):
+        pair.step(("respond", 0, 0, 0, 0, True))
+    assert pair.memo.hits == 0  # the block differs each time all the same
+
+
 # -- explicit cases -------------------------------------------------------------------------
 
 
@@ -572,6 +754,28 @@ def test_errors_are_raised_alike_every_time(block: bytes, list_size: int, error:
             plain.decode(block)
         assert table_state(memo) == table_state(plain)
     assert len(memo._memo) == 1  # the seed block only
+
+
+def test_a_remembered_block_fails_once_the_table_outgrew_the_allowed_size() -> None:
+    """The check at the end of every block (the table fits the allowed size) is made again.
+
+    The table's size limit is part of what a block that reads no dynamic
+    entry is stamped with: between two uses of the same allowed size, the
+    peer may have grown the table while a larger size was allowed.
+    """
+    plain, memo = decoders()
+    block = incremental(b"x-v", b"1")
+    decode_both(plain, memo, block)
+    decode_both(plain, memo, block)
+    assert memo.hits == 1
+    for decoder in (plain, memo):
+        decoder.max_allowed_table_size = 8192
+    decode_both(plain, memo, size_update(8192))
+    for decoder in (plain, memo):
+        decoder.max_allowed_table_size = DEFAULT_TABLE  # our SETTINGS shrank it again
+    kind, (error, _) = decode_both(plain, memo, block)
+    assert error is hpack.exceptions.InvalidTableSizeError
+    assert memo.hits == 1
 
 
 def test_utf8_errors_depend_on_raw() -> None:
