@@ -18,6 +18,7 @@ every error, and the dynamic tables' contents and sizes must be exactly what
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import h2.config
@@ -32,6 +33,8 @@ from hpack import HeaderTuple, NeverIndexedHeaderTuple
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import hyper
+import hyper.tls
 from hyper.http20 import hpack_cache
 from hyper.http20.core import H2Core
 from hyper.http20.hpack_cache import (
@@ -44,6 +47,7 @@ from hyper.http20.hpack_cache import (
     MemoEncoder,
 )
 from tests.fast_paths import fast_paths_on  # noqa: F401 - a fixture, used by pytestmark
+from tests.servers import ServerInfo
 
 # Hypothesis imports libcst to write its patch file when a generated example
 # fails; libcst warns about mypy_extensions, and ``filterwarnings = error``
@@ -1010,3 +1014,55 @@ def test_install_keeps_the_decoder_limits() -> None:
     hpack_cache.install(conn)
     assert isinstance(conn.encoder, MemoEncoder)
     assert (conn.decoder.max_header_list_size, conn.decoder.max_allowed_table_size) == (1234, 321)
+
+
+# -- real servers ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("server_fixture", ["nginx_server", "nghttpd_server"])
+def test_real_servers_blocks_decode_as_hpack_and_hit_the_memo(
+    server_fixture: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every response block of a real server, through the memo and through plain hpack.
+
+    nginx empties its table (size 0) and re-adds its fields; nghttpd refers
+    to entries it added before, so most of its blocks are served from the
+    generation-keyed memo. Three paths, so that responses differ in a few
+    fields and their blocks interleave.
+    """
+    server: ServerInfo = request.getfixturevalue(server_fixture)
+    assert server.docroot is not None and server.ca_file is not None
+    shadows: dict[int, hpack.Decoder] = {}
+    memos: list[MemoDecoder] = []
+    memo_decode = MemoDecoder.decode
+
+    def decode_beside_hpack(self: MemoDecoder, data: Any, raw: bool = False) -> Any:
+        if id(self) not in shadows:
+            shadows[id(self)] = hpack.Decoder()
+            memos.append(self)
+        shadow = shadows[id(self)]
+        shadow.max_header_list_size = self.max_header_list_size
+        shadow.max_allowed_table_size = self.max_allowed_table_size
+        expected = outcome(lambda: shadow.decode(bytes(data), raw))
+        fields = memo_decode(self, data, raw)
+        assert outcome(lambda: fields) == expected
+        assert table_state(self) == table_state(shadow)
+        return fields
+
+    monkeypatch.setattr(MemoDecoder, "decode", decode_beside_hpack)
+    paths = ["/1k.bin", "/hello.txt", "/index.html"]
+    bodies = {path: Path(server.docroot, path.lstrip("/")).read_bytes() for path in paths}
+    context = hyper.tls.init_context(cert_path=server.ca_file)
+    with hyper.HTTP20Connection(server.host, server.port, ssl_context=context, timeout=30) as conn:
+        for i in range(45):
+            path = paths[i % 3]
+            response = conn.getresponse(conn.request("GET", path))
+            assert response.status == 200 and response.read() == bodies[path]
+    assert len(memos) == 1
+    memo = memos[0]
+    assert memo.hits + memo.misses == 45
+    # Misses: the first blocks of each path (adds, then the first block that
+    # only refers), then a few for each new Date (a new second).
+    assert memo.hits >= 15
+    if server_fixture == "nghttpd_server":
+        assert any(reads_table for reads_table, *_ in memo._memo.entries.values())
