@@ -207,9 +207,9 @@ def test_url_and_authority_name_the_request(server_and_class: tuple[ServerInfo, 
         assert response.authority == f"127.0.0.1:{info.port}"
         assert response.url == f"https://127.0.0.1:{info.port}/hello.txt?x=1"
         # A path hyper had to percent-encode shows as it was sent.
-        other = conn.getresponse(conn.request("GET", "/no such file"))
+        other = conn.getresponse(conn.request("GET", "/caf\u00e9"))
         other.read()
-        assert other.url == f"https://127.0.0.1:{info.port}/no%20such%20file"
+        assert other.url == f"https://127.0.0.1:{info.port}/caf%C3%A9"
 
 
 @pytest.mark.xfail(strict=True, reason=HOOK_URL)
@@ -275,3 +275,20 @@ def test_getresponse_says_taken_or_never_sent(server_and_class: tuple[ServerInfo
             conn.getresponse(True)  # type: ignore[arg-type]
         # The connection is unharmed by the mistakes.
         assert conn.getresponse(conn.request("GET", "/hello.txt")).read() == docroot_content("hello.txt")
+
+
+@pytest.mark.xfail(strict=True, reason=HOOK_STREAM_IDS)
+def test_every_stream_id_argument_refuses_non_ints(server_and_class: tuple[ServerInfo, Connection]) -> None:
+    info, cls = server_and_class
+    with connect(info, cls) as conn:
+        stream_id = conn.putrequest("POST", "/upload")
+        with pytest.raises(TypeError, match="stream_id must be an int"):
+            conn.endheaders(stream_id=str(stream_id))  # type: ignore[arg-type]
+        conn.endheaders(stream_id=stream_id)
+        with pytest.raises(TypeError, match="stream_id must be an int"):
+            conn.send(b"data", final=True, stream_id=float(stream_id))  # type: ignore[arg-type]
+        conn.send(b"data", final=True, stream_id=stream_id)
+        assert conn.getresponse(stream_id).status == 200
+    with hyper.HTTP20Connection(info.host, info.port, secure=True, enable_push=True, timeout=20) as h2:
+        with pytest.raises(TypeError, match="stream_id must be an int"):
+            list(h2.get_pushes("1"))  # type: ignore[arg-type]

@@ -25,7 +25,9 @@ from hyper.common.hints import (
     DID_YOU_MEAN_HTTP,
     DID_YOU_MEAN_HTTPS,
     PASS_A_CA,
+    add_hint,
     cleartext_reply_hint,
+    failed_start_hint,
     looks_like_tls,
     silent_close_hint,
     tls_failure_hint,
@@ -103,12 +105,33 @@ def test_an_http1_answer_to_http2_prior_knowledge() -> None:
     assert cleartext_reply_hint(b"HTTP/1.1 400 Bad Request\r\n") is None
 
 
-def test_silent_close_hint_only_for_unanswered_cleartext() -> None:
-    assert (
-        silent_close_hint(secure=False, answered=False) == "if this port expects TLS, did you mean https://?"
-    )
-    assert silent_close_hint(secure=True, answered=False) is None
-    assert silent_close_hint(secure=False, answered=True) is None
+def test_silent_close_hint_only_for_fresh_cleartext_connections() -> None:
+    assert silent_close_hint(secure=False, fresh=True) == "if this port expects TLS, did you mean https://?"
+    assert silent_close_hint(secure=True, fresh=True) is None
+    assert silent_close_hint(secure=False, fresh=False) is None
+
+
+def test_failed_start_hint() -> None:
+    assert failed_start_hint(b"", secure=False, http2=True) == silent_close_hint(secure=False, fresh=True)
+    assert failed_start_hint(TLSAlertServer.ALERT, secure=False, http2=True) == DID_YOU_MEAN_HTTPS
+    assert failed_start_hint(NGINX_HTML_400, secure=False, http2=False) == DID_YOU_MEAN_HTTPS
+    http1 = failed_start_hint(b"HTTP/1.1 505 HTTP Version Not Supported\r\n", secure=False, http2=True)
+    assert http1 is not None and "prior knowledge" in http1
+    # Over TLS the port does speak TLS: nothing to guess.
+    for first in (b"", TLSAlertServer.ALERT, b"HTTP/1.1 400 Bad Request\r\n"):
+        assert failed_start_hint(first, secure=True, http2=True) is None
+
+
+def test_add_hint_appends_once() -> None:
+    error = hyper.ConnectionTerminated("server closed the connection", retryable=True)
+    add_hint(error, "did you mean https://?")
+    add_hint(error, "did you mean https://?")
+    add_hint(error, None)
+    assert str(error) == "server closed the connection (did you mean https://?)"
+    assert error.retryable  # the attributes are untouched
+    coded = hyper.ProtocolError("bad frame", 1)
+    add_hint(coded, "a hint")
+    assert coded.args == ("bad frame (a hint)",) and coded.error_code == 1
 
 
 def test_with_hint() -> None:
@@ -272,9 +295,10 @@ def test_http11_to_a_port_answering_with_a_tls_alert(tls_alert_server: TLSAlertS
 
 @pytest.mark.xfail(strict=True, reason=HOOK_H2_FIRST_BYTES)
 def test_http2_to_a_port_answering_with_a_tls_alert(tls_alert_server: TLSAlertServer) -> None:
+    # The 7-byte alert is shorter than a frame header: the close that follows is what fails.
     with hyper.HTTP20Connection("127.0.0.1", tls_alert_server.port, secure=False, timeout=10) as conn:
         with pytest.raises(
-            hyper.ProtocolError, match=r"the server speaks TLS on this port: did you mean https://\?"
+            hyper.ConnectionTerminated, match=r"the server speaks TLS on this port: did you mean https://\?"
         ):
             conn.getresponse(conn.request("GET", "/"))
 

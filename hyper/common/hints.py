@@ -112,16 +112,44 @@ def cleartext_reply_hint(first_bytes: bytes, *, http2: bool = False) -> str | No
     return None
 
 
-def silent_close_hint(secure: bool, answered: bool) -> str | None:
+def silent_close_hint(*, secure: bool, fresh: bool) -> str | None:
     """The hint for a server that closed the connection instead of answering.
 
-    Many TLS servers (hypercorn, nghttpd) close a connection whose first
-    bytes are not a ClientHello without a word. Only a cleartext connection
-    that received nothing at all gets the hint.
+    Many TLS servers (hypercorn, nghttpd, OpenSSL's) close a connection
+    whose first bytes are not a ClientHello without a word. Only a
+    cleartext connection on which nothing at all was ever received
+    (``fresh``) gets the hint: a connection that worked before and is then
+    closed says nothing about TLS.
     """
-    if secure or answered:
+    if secure or not fresh:
         return None
     return "if this port expects TLS, did you mean https://?"
+
+
+def failed_start_hint(first_bytes: bytes, *, secure: bool, http2: bool) -> str | None:
+    """The hint for a connection that failed before the server said anything valid.
+
+    :param first_bytes: what the server sent first (``b''``: nothing).
+    :param secure: the connection is TLS: the handshake worked, so the port
+        does speak TLS, and there is nothing to guess.
+    :param http2: the client spoke HTTP/2 with prior knowledge.
+    """
+    if secure:
+        return None
+    if not first_bytes:
+        return silent_close_hint(secure=False, fresh=True)
+    return cleartext_reply_hint(first_bytes, http2=http2)
+
+
+def add_hint(error: BaseException, hint: str | None) -> None:
+    """Append ``hint`` to the message of ``error`` (in place), if there is one to add.
+
+    For errors made in one place and explained in another (the HTTP/2 core
+    knows the first bytes; the error may come from the session). Only an
+    error whose first argument is its message is changed.
+    """
+    if hint and error.args and isinstance(error.args[0], str) and hint not in error.args[0]:
+        error.args = (with_hint(error.args[0], hint), *error.args[1:])
 
 
 def tls_failure_hint(error: ssl.SSLError) -> str | None:
