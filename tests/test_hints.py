@@ -40,7 +40,7 @@ HOOK_H2_FIRST_BYTES = "needs hook: the HTTP/2 frame splitter calls cleartext_rep
 HOOK_H11_FIRST_BYTES = "needs hook: hyper/http11/wire.py protocol_failure() calls cleartext_reply_hint"
 HOOK_SILENT_CLOSE = "needs hook: an unanswered cleartext request's error calls silent_close_hint"
 HOOK_TLS_PORT = "needs hook: open_transport passes port= to wrap_tls"
-HOOK_ALPN_HOST = "needs hook: the ALPN refusal names host:port with host_literal"
+HOOK_ALPN_HOST = "needs hook: HTTP20Connection names host:port with host_literal (ALPN refusal, connect log)"
 
 ALL_CLASSES = [hyper.HTTP11Connection, hyper.HTTP20Connection, hyper.HTTPConnection]
 NGINX_HTML_400 = (
@@ -375,3 +375,13 @@ def test_alpn_refusal_shows_ipv6_in_brackets() -> None:
         with hyper.HTTP20Connection(f"[::1]:{server.port}", ssl_context=context, timeout=10) as conn:
             with pytest.raises(hyper.TLSError, match=rf"^\[::1\]:{server.port} did not select HTTP/2"):
                 conn.request("GET", "/")
+
+
+@pytest.mark.xfail(strict=True, reason=HOOK_ALPN_HOST)
+def test_connection_log_shows_ipv6_in_brackets(caplog: pytest.LogCaptureFixture) -> None:
+    with hyper.testing.TestServer(host="::1") as server:
+        context = hyper.tls.init_context(cert_path=server.ca_file)
+        with caplog.at_level("DEBUG", logger="hyper"):
+            with hyper.HTTP20Connection(f"[::1]:{server.port}", ssl_context=context, timeout=10) as conn:
+                conn.connect()
+    assert f"connected to [::1]:{server.port} (TLS, protocol h2)" in caplog.messages

@@ -68,8 +68,8 @@ DID_YOU_MEAN_HTTP = (
 )
 #: How to trust a private CA, from each of hyper's surfaces.
 PASS_A_CA = (
-    "to trust the CA that issued it, pass ssl_context=hyper.tls.init_context(cert_path='ca.pem') "
-    "(requests' adapter: verify='ca.pem'; the hyper command: --cacert ca.pem)"
+    "to trust the CA that issued it, pass ssl_context=hyper.tls.init_context(cert_path='ca.pem'); "
+    "with requests: verify='ca.pem'; on the command line: --cacert ca.pem"
 )
 
 

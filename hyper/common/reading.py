@@ -120,8 +120,8 @@ class DecodedBodyReader:
         """Every header field as a ``(name, value)`` pair of ``str``, in order, repeats included.
 
         As :meth:`http.client.HTTPResponse.getheaders`, decoded as
-        :meth:`getheader` does. Names are lower case over HTTP/2 and as the
-        server wrote them over HTTP/1.1.
+        :meth:`getheader` does. Names come in lower case, over either
+        protocol.
         """
         return self.headers.items_str()
 
