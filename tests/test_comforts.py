@@ -20,6 +20,7 @@ from hyper.common.stream_ids import checked_stream_id, unknown_stream_id
 from hyper.contrib import HTTP20Adapter
 from hyper.headers import HTTPHeaderMap
 from tests.servers import ServerInfo, docroot_content
+from tests.test_push import PUSHED, push_docroot, pushing_nghttpd, tls_connect  # noqa: F401 - fixtures
 
 HOOK_VERSION = "needs hook: HTTP20Response.version class attribute (hyper/http20/response.py)"
 HOOK_URL = "needs hook: connections record the request target on the response (_record_request)"
@@ -219,6 +220,22 @@ def test_url_of_a_negotiated_cleartext_connection(nginx_http11_plain_server: Ser
         response = conn.getresponse(conn.request("GET", "/hello.txt"))
         response.read()
         assert response.url == f"http://127.0.0.1:{info.port}/hello.txt"
+
+
+@pytest.mark.xfail(strict=True, reason=HOOK_URL)
+def test_url_of_pushed_responses_is_the_promised_request(request: pytest.FixtureRequest) -> None:
+    # tests.test_push's pushing nghttpd (the fixture is imported above).
+    with tls_connect(request.getfixturevalue("pushing_nghttpd")) as conn:
+        page = conn.request("GET", "/page.html")
+        pushes = list(conn.get_pushes(page, capture_all=True))
+        assert sorted(push.path for push in pushes) == sorted(PUSHED)
+        for push in pushes:
+            response = push.getresponse()
+            assert response.read() == PUSHED[push.path]
+            assert response.url == f"https://{conn.authority}{push.path}"
+            assert response.authority == conn.authority
+            assert response.version == "HTTP/2"
+        conn.getresponse(page).read()
 
 
 def test_url_composition() -> None:
