@@ -2,9 +2,7 @@
 
 getheader/getheaders, readinto, iteration, url/authority and version, run
 against real servers (nginx over HTTP/2 and HTTP/1.1 with TLS, and in
-cleartext). Tests marked ``xfail(strict=True, reason="needs hook: ...")``
-show the final behaviour of a part whose one-line hook belongs to a file
-another branch owns; the mark goes when the hook is applied.
+cleartext).
 """
 
 from __future__ import annotations
@@ -21,11 +19,6 @@ from hyper.contrib import HTTP20Adapter
 from hyper.headers import HTTPHeaderMap
 from tests.servers import ServerInfo, docroot_content
 from tests.test_push import PUSHED, push_docroot, pushing_nghttpd, tls_connect  # noqa: F401 - fixtures
-
-HOOK_VERSION = "needs hook: HTTP20Response.version class attribute (hyper/http20/response.py)"
-HOOK_URL = "needs hook: connections record the request target on the response (_record_request)"
-HOOK_STREAM_IDS = "needs hook: getresponse() uses hyper.common.stream_ids for unknown and non-int ids"
-HOOK_RAW_VERSION = "needs hook: RawResponse.version in hyper/contrib.py"
 
 Connection = type[hyper.HTTP20Connection] | type[hyper.HTTP11Connection]
 
@@ -178,7 +171,6 @@ def test_http11_response_version(nginx_http11_server: ServerInfo) -> None:
         response.read()
 
 
-@pytest.mark.xfail(strict=True, reason=HOOK_VERSION)
 def test_http20_response_version(nginx_server: ServerInfo) -> None:
     with connect(nginx_server, hyper.HTTP20Connection) as conn:
         response = conn.getresponse(conn.request("GET", "/hello.txt"))
@@ -186,7 +178,6 @@ def test_http20_response_version(nginx_server: ServerInfo) -> None:
         assert response.version == "HTTP/2"
 
 
-@pytest.mark.xfail(strict=True, reason=HOOK_RAW_VERSION)
 def test_requests_raw_version_through_the_adapter(nginx_server: ServerInfo) -> None:
     with requests.Session() as session:
         session.trust_env = False
@@ -199,7 +190,6 @@ def test_requests_raw_version_through_the_adapter(nginx_server: ServerInfo) -> N
 # -- url and authority -------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=HOOK_URL)
 def test_url_and_authority_name_the_request(server_and_class: tuple[ServerInfo, Connection]) -> None:
     info, cls = server_and_class
     with connect(info, cls) as conn:
@@ -213,7 +203,6 @@ def test_url_and_authority_name_the_request(server_and_class: tuple[ServerInfo, 
         assert other.url == f"https://127.0.0.1:{info.port}/caf%C3%A9"
 
 
-@pytest.mark.xfail(strict=True, reason=HOOK_URL)
 def test_url_of_a_negotiated_cleartext_connection(nginx_http11_plain_server: ServerInfo) -> None:
     info = nginx_http11_plain_server
     with hyper.HTTPConnection(info.host, info.port, secure=False, timeout=20) as conn:
@@ -222,7 +211,6 @@ def test_url_of_a_negotiated_cleartext_connection(nginx_http11_plain_server: Ser
         assert response.url == f"http://127.0.0.1:{info.port}/hello.txt"
 
 
-@pytest.mark.xfail(strict=True, reason=HOOK_URL)
 def test_url_of_pushed_responses_is_the_promised_request(request: pytest.FixtureRequest) -> None:
     # tests.test_push's pushing nghttpd (the fixture is imported above).
     with tls_connect(request.getfixturevalue("pushing_nghttpd")) as conn:
@@ -274,7 +262,6 @@ def test_non_int_stream_ids_are_type_errors(value: object) -> None:
     assert checked_stream_id(7) == 7
 
 
-@pytest.mark.xfail(strict=True, reason=HOOK_STREAM_IDS)
 def test_getresponse_says_taken_or_never_sent(server_and_class: tuple[ServerInfo, Connection]) -> None:
     info, cls = server_and_class
     with connect(info, cls) as conn:
@@ -294,7 +281,6 @@ def test_getresponse_says_taken_or_never_sent(server_and_class: tuple[ServerInfo
         assert conn.getresponse(conn.request("GET", "/hello.txt")).read() == docroot_content("hello.txt")
 
 
-@pytest.mark.xfail(strict=True, reason=HOOK_STREAM_IDS)
 def test_every_stream_id_argument_refuses_non_ints(server_and_class: tuple[ServerInfo, Connection]) -> None:
     info, cls = server_and_class
     with connect(info, cls) as conn:

@@ -5,8 +5,6 @@ nghttpd's cleartext ports; ``http://`` to their TLS ports; a certificate
 from a CA the client does not know; a name the certificate does not list;
 an IPv6 server. The one peer no installed server imitates (a TLS server that
 answers cleartext with a TLS alert record) is a few lines of socket code.
-Tests marked ``xfail(strict=True, reason="needs hook: ...")`` show the final
-behaviour of a hint whose call belongs in a file another branch owns.
 """
 
 from __future__ import annotations
@@ -35,12 +33,6 @@ from hyper.common.hints import (
 )
 from hyper.common.sockets import connect_tcp, wrap_tls
 from tests.servers import ServerInfo
-
-HOOK_H2_FIRST_BYTES = "needs hook: the HTTP/2 frame splitter calls cleartext_reply_hint(http2=True)"
-HOOK_H11_FIRST_BYTES = "needs hook: hyper/http11/wire.py protocol_failure() calls cleartext_reply_hint"
-HOOK_SILENT_CLOSE = "needs hook: an unanswered cleartext request's error calls silent_close_hint"
-HOOK_TLS_PORT = "needs hook: open_transport passes port= to wrap_tls"
-HOOK_ALPN_HOST = "needs hook: HTTP20Connection names host:port with host_literal (ALPN refusal, connect log)"
 
 ALL_CLASSES = [hyper.HTTP11Connection, hyper.HTTP20Connection, hyper.HTTPConnection]
 NGINX_HTML_400 = (
@@ -204,7 +196,6 @@ def test_https_to_a_cleartext_port_says_did_you_mean_http(
 # -- http:// to a TLS port ------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=HOOK_H2_FIRST_BYTES)
 def test_http2_prior_knowledge_to_an_nginx_tls_port(nginx_server: ServerInfo) -> None:
     with hyper.HTTP20Connection(nginx_server.host, nginx_server.port, secure=False, timeout=10) as conn:
         with pytest.raises(hyper.ProtocolError, match=r"did you mean https://\?"):
@@ -222,7 +213,6 @@ def test_http11_to_an_nginx_tls_port_is_nginx_s_own_400(nginx_http11_server: Ser
     assert cleartext_reply_hint(head + body) == DID_YOU_MEAN_HTTPS
 
 
-@pytest.mark.xfail(strict=True, reason=HOOK_SILENT_CLOSE)
 @pytest.mark.parametrize("cls", ALL_CLASSES)
 @pytest.mark.parametrize("server", ["hypercorn_server", "nghttpd_server"])
 def test_http_to_a_tls_port_that_closes_silently(
@@ -284,7 +274,6 @@ def tls_alert_server() -> Iterator[TLSAlertServer]:
         yield server
 
 
-@pytest.mark.xfail(strict=True, reason=HOOK_H11_FIRST_BYTES)
 def test_http11_to_a_port_answering_with_a_tls_alert(tls_alert_server: TLSAlertServer) -> None:
     with hyper.HTTP11Connection("127.0.0.1", tls_alert_server.port, timeout=10) as conn:
         with pytest.raises(
@@ -293,7 +282,6 @@ def test_http11_to_a_port_answering_with_a_tls_alert(tls_alert_server: TLSAlertS
             conn.getresponse(conn.request("GET", "/"))
 
 
-@pytest.mark.xfail(strict=True, reason=HOOK_H2_FIRST_BYTES)
 def test_http2_to_a_port_answering_with_a_tls_alert(tls_alert_server: TLSAlertServer) -> None:
     # The 7-byte alert is shorter than a frame header: the close that follows is what fails.
     with hyper.HTTP20Connection("127.0.0.1", tls_alert_server.port, secure=False, timeout=10) as conn:
@@ -360,7 +348,6 @@ def test_tls_messages_show_ipv6_in_brackets() -> None:
                 conn.request("GET", "/")
 
 
-@pytest.mark.xfail(strict=True, reason=HOOK_TLS_PORT)
 def test_tls_messages_of_a_connection_name_host_and_port() -> None:
     with hyper.testing.TestServer(host="::1") as server:
         with hyper.HTTP20Connection(f"[::1]:{server.port}", secure=True, timeout=10) as conn:
@@ -368,7 +355,6 @@ def test_tls_messages_of_a_connection_name_host_and_port() -> None:
                 conn.request("GET", "/")
 
 
-@pytest.mark.xfail(strict=True, reason=HOOK_ALPN_HOST)
 def test_alpn_refusal_shows_ipv6_in_brackets() -> None:
     with hyper.testing.TestServer(host="::1") as server:
         context = hyper.tls.init_context(cert_path=server.ca_file, alpn=["http/1.1"])
@@ -377,7 +363,6 @@ def test_alpn_refusal_shows_ipv6_in_brackets() -> None:
                 conn.request("GET", "/")
 
 
-@pytest.mark.xfail(strict=True, reason=HOOK_ALPN_HOST)
 def test_connection_log_shows_ipv6_in_brackets(caplog: pytest.LogCaptureFixture) -> None:
     with hyper.testing.TestServer(host="::1") as server:
         context = hyper.tls.init_context(cert_path=server.ca_file)

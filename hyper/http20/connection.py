@@ -35,8 +35,9 @@ from ..common.request import (  # noqa: F401 - HeadersType, TimeoutType: documen
     split_timeout,
     to_header_map,
 )
+from ..common.stream_ids import checked_stream_id, unknown_stream_id
 from ..common.transport import open_transport
-from ..common.url import authority_for, origin_of, request_target, split_host_port
+from ..common.url import authority_for, host_literal, origin_of, request_target, split_host_port
 from ..exceptions import (
     HyperError,
     InvalidStreamID,
@@ -75,6 +76,8 @@ class _Stream:
     deadline_at: float | None = None
     #: A thread is taking (or took) the response: nobody else may.
     claimed: bool = False
+    #: The request target (path and query) as sent, for the response's ``url``.
+    target: str = ""
 
 
 class HTTP20Connection(IncrementalRequests):
@@ -299,13 +302,13 @@ class HTTP20Connection(IncrementalRequests):
             if selected != "h2" and self.force_proto is None:
                 sock.close()
                 raise TLSError(
-                    f"{self.host}:{self.port} did not select HTTP/2 in ALPN "
+                    f"{host_literal(self.host)}:{self.port} did not select HTTP/2 in ALPN "
                     f"(it selected {selected!r}); pass force_proto='h2' to try anyway",
                     selected_protocol=selected,
                 )
         log.debug(
             "connected to %s:%d (%s, protocol %s)",
-            self.host,
+            host_literal(self.host),
             self.port,
             "TLS" if self.secure else "cleartext",
             self.negotiated_protocol or "h2 prior knowledge",
@@ -338,6 +341,7 @@ class HTTP20Connection(IncrementalRequests):
         received: bytes = b"",
         negotiated_protocol: str | None = None,
         upgraded: H2Core | None = None,
+        target: str = "",
     ) -> int | None:
         """Speak HTTP/2 on a socket another layer connected (ALPN or h2c upgrade).
 
@@ -364,7 +368,7 @@ class HTTP20Connection(IncrementalRequests):
             self._install(session)
         if upgraded is None:
             return None
-        return self._register(session, 1)[0]
+        return self._register(session, 1, target=target)[0]
 
     def _start_keepalive(self, session: H2Session) -> None:
         if self.keepalive is not None and self.keepalive_timeout is not None:
@@ -434,7 +438,7 @@ class HTTP20Connection(IncrementalRequests):
             session = self._current_session()
             wire_id = self._open_stream_on(session, fields, end_stream, attempt == _SESSION_ATTEMPTS)
             if wire_id is not None:
-                return self._register(session, wire_id, public_id)
+                return self._register(session, wire_id, public_id, target=path)
             attempt += 1
 
     def _open_stream_on(
@@ -464,11 +468,11 @@ class HTTP20Connection(IncrementalRequests):
         return wire_id
 
     def _register(
-        self, session: H2Session, wire_id: int, public_id: int | None = None
+        self, session: H2Session, wire_id: int, public_id: int | None = None, target: str = ""
     ) -> tuple[int, _Stream]:
         """Record that HEADERS went out as ``wire_id`` on ``session``; return the public id."""
         deadline_at = None if self.deadline is None else time.monotonic() + self.deadline
-        handle = _Stream(session, wire_id, deadline_at)
+        handle = _Stream(session, wire_id, deadline_at, target=target)
         # self._lock guards the id counter and the maps from public ids,
         # which every thread's getresponse(), send() and get_pushes() read.
         with self._lock:
@@ -563,7 +567,7 @@ class HTTP20Connection(IncrementalRequests):
         """
         if stream_id is None:
             stream_id = self._latest_of_this_thread()
-        handle = self._handle(stream_id)
+        handle = self._handle(checked_stream_id(stream_id))
         self._send_data(stream_id, handle, prepare_body(data), final)
 
     def _send_data(self, stream_id: int, handle: _Stream, body: RequestBody, final: bool) -> None:
@@ -581,6 +585,8 @@ class HTTP20Connection(IncrementalRequests):
         # self._lock makes "pick the stream and claim it" one step: two
         # threads asking for the same (or the oldest) response never both
         # get it, which would split its body between them.
+        if stream_id is not None:
+            stream_id = checked_stream_id(stream_id)
         with self._lock:
             if stream_id is None:
                 if not self._untaken:
@@ -588,9 +594,9 @@ class HTTP20Connection(IncrementalRequests):
                 stream_id = next(iter(self._untaken))
             handle = self._streams.get(stream_id)
             if handle is None:
-                raise InvalidStreamID(f"no request was sent on stream {stream_id}", stream_id)
+                raise unknown_stream_id(stream_id, self._next_public_id, odd_only=True)
             if handle.claimed:
-                raise InvalidStreamID(f"the response on stream {stream_id} was already taken", stream_id)
+                raise unknown_stream_id(stream_id, self._next_public_id, odd_only=True)
             handle.claimed = True
             self._untaken.pop(stream_id, None)
         try:
@@ -602,6 +608,7 @@ class HTTP20Connection(IncrementalRequests):
             raise
         with self._lock:  # the map from public ids: the response now holds the stream
             self._streams.pop(stream_id, None)
+        response._record_request(self._scheme, self.authority, handle.target)
         return response
 
     get_response = getresponse
@@ -646,6 +653,7 @@ class HTTP20Connection(IncrementalRequests):
             raise HyperError("server push is disabled on this connection; pass enable_push=True")
         if stream_id is None:
             stream_id = self._latest_of_this_thread()
+        stream_id = checked_stream_id(stream_id)
         # self._lock guards the public-id maps every thread's request writes.
         with self._lock:
             handle = self._push_parents.get(stream_id)

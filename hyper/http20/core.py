@@ -23,6 +23,7 @@ import h2.exceptions
 import h2.settings
 import hpack.exceptions
 
+from ..common.hints import add_hint, failed_start_hint
 from ..common.url import origin_of
 from ..exceptions import (
     ConnectionTerminated,
@@ -58,6 +59,8 @@ _LAST_CLIENT_STREAM_ID = 2**31 - 1
 _VALID_BLOCKS_MEMO = 64
 #: HTTP/2's initial window, before any WINDOW_UPDATE or SETTINGS.
 _INITIAL_WINDOW = 65535
+# How much of what a server sends before its SETTINGS is kept to explain a failure.
+_FIRST_BYTES = 512
 
 
 def error_name(code: int) -> str:
@@ -135,6 +138,10 @@ class H2Core:
         self._origin = origin
         #: Pushes promised and not yet taken by the application, oldest first.
         self.pushes: list[PushPromise] = []
+        # What the server sent before its SETTINGS (at most _FIRST_BYTES): if
+        # the connection fails then, it says why (a TLS alert, an HTTP/1.x
+        # page). None once an h2c upgrade proved the server speaks HTTP.
+        self._first_bytes: bytes | None = b""
         # PING payloads sent and not yet acknowledged (payload -> count), and
         # acknowledgements not yet collected by their waiter.
         self._pings_out: dict[bytes, int] = {}
@@ -191,6 +198,7 @@ class H2Core:
         ``head`` says that request was HEAD (its response has no body).
         """
         self._apply_local_settings()
+        self._first_bytes = None  # the server answered our HTTP/1.1 request with 101
         settings = self._h2.initiate_upgrade_connection()
         assert settings is not None  # always returned on the client side
         self._open_connection_window()
@@ -384,6 +392,9 @@ class H2Core:
         """Process bytes from the server; the state of affected streams changes."""
         if self.fatal is not None:
             return
+        first = self._first_bytes
+        if first is not None and not self.settings_received and len(first) < _FIRST_BYTES:
+            self._first_bytes = first + bytes(data[: _FIRST_BYTES - len(first)])
         events, error = self._frames.receive(data)
         data_received = h2.events.DataReceived
         touched = self._touched
@@ -472,6 +483,7 @@ class H2Core:
         """Record a connection-fatal error; queue GOAWAY when we detected it."""
         self._touched_all = True
         if self.fatal is None:
+            self._explain_failed_start(error)
             self.fatal = error
             log.debug("connection failed: %s", error)
         if error_code is not None:
@@ -481,7 +493,14 @@ class H2Core:
         """The socket closed or broke: everything incomplete fails with ``error``."""
         self.closed = True
         if self.fatal is None:
+            self._explain_failed_start(error)
             self.fatal = error
+
+    def _explain_failed_start(self, error: HyperError) -> None:
+        """Before the server's SETTINGS, add what its first bytes suggest (hints) to ``error``."""
+        if self._first_bytes is not None and not self.settings_received:
+            secure = self._origin is not None and self._origin[0] == "https"
+            add_hint(error, failed_start_hint(self._first_bytes, secure=secure, http2=True))
 
     def _checked_fields(
         self, event: Any, what: str, trailers: bool = False
