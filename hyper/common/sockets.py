@@ -20,6 +20,8 @@ import socket
 import ssl
 
 from ..exceptions import ConnectError, ConnectTimeout, TLSError
+from .hints import tls_failure_hint, with_hint
+from .url import host_literal
 
 #: Whether ``select.poll`` exists here. Windows has no poll(); hyper must
 #: still import and work there, so nothing below touches ``select.POLL*``
@@ -35,13 +37,18 @@ if HAVE_POLL:
 
 
 def connect_tcp(host: str, port: int, timeout: float | None) -> socket.socket:
-    """Open a TCP connection (IPv4 or IPv6) with Nagle's algorithm off."""
+    """Open a TCP connection (IPv4 or IPv6) with Nagle's algorithm off.
+
+    ``host`` is a name or an address without brackets; messages show an
+    IPv6 address in brackets (``[::1]:8443``), as in a URL.
+    """
+    shown = f"{host_literal(host)}:{port}"
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
     except TimeoutError as exc:
-        raise ConnectTimeout(f"connecting to {host}:{port} timed out after {timeout} s") from exc
+        raise ConnectTimeout(f"connecting to {shown} timed out after {timeout} s") from exc
     except OSError as exc:
-        raise ConnectError(f"could not connect to {host}:{port}: {exc}") from exc
+        raise ConnectError(f"could not connect to {shown}: {exc}") from exc
     disable_nagle(sock)
     return sock
 
@@ -70,20 +77,35 @@ def wrap_tls(
     context: ssl.SSLContext,
     server_hostname: str,
     timeout: float | None,
+    port: int | None = None,
 ) -> ssl.SSLSocket:
-    """Do the TLS handshake on ``sock``, within ``timeout``; close it on failure."""
+    """Do the TLS handshake on ``sock``, within ``timeout``; close it on failure.
+
+    ``port`` (the target's, which through a proxy tunnel is not the
+    socket's peer) is only for messages: ``host:port``, an IPv6 address in
+    brackets. A failure says what probably went wrong when it can tell
+    (:func:`hyper.common.hints.tls_failure_hint`): how to pass a CA for an
+    untrusted certificate, ``http://`` for a server that answered in
+    cleartext.
+    """
+    shown = host_literal(server_hostname) if port is None else f"{host_literal(server_hostname)}:{port}"
     sock.settimeout(timeout)
     try:
         tls = context.wrap_socket(sock, server_hostname=server_hostname)
     except TimeoutError as exc:
         sock.close()
-        raise ConnectTimeout(f"TLS handshake with {server_hostname} timed out after {timeout} s") from exc
+        raise ConnectTimeout(f"TLS handshake with {shown} timed out after {timeout} s") from exc
     except ssl.SSLCertVerificationError as exc:
         sock.close()
-        raise TLSError(f"certificate of {server_hostname} not trusted: {exc.verify_message}") from exc
-    except (ssl.SSLError, OSError) as exc:
+        message = f"certificate of {shown} not trusted: {exc.verify_message}"
+        raise TLSError(with_hint(message, tls_failure_hint(exc))) from exc
+    except ssl.SSLError as exc:
         sock.close()
-        raise TLSError(f"TLS handshake with {server_hostname} failed: {exc}") from exc
+        message = f"TLS handshake with {shown} failed: {exc}"
+        raise TLSError(with_hint(message, tls_failure_hint(exc))) from exc
+    except OSError as exc:
+        sock.close()
+        raise TLSError(f"TLS handshake with {shown} failed: {exc}") from exc
     return tls
 
 

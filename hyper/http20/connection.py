@@ -33,8 +33,9 @@ from ..common.request import (  # noqa: F401 - HeadersType, TimeoutType: documen
     split_timeout,
     to_header_map,
 )
+from ..common.stream_ids import checked_stream_id
 from ..common.transport import open_transport
-from ..common.url import authority_for, origin_of, request_target, split_host_port
+from ..common.url import authority_for, host_literal, origin_of, request_target, split_host_port
 from ..exceptions import (
     HyperError,
     InvalidStreamID,
@@ -213,13 +214,13 @@ class HTTP20Connection(IncrementalRequests):
             if selected != "h2" and self.force_proto is None:
                 sock.close()
                 raise TLSError(
-                    f"{self.host}:{self.port} did not select HTTP/2 in ALPN "
+                    f"{host_literal(self.host)}:{self.port} did not select HTTP/2 in ALPN "
                     f"(it selected {selected!r}); pass force_proto='h2' to try anyway",
                     selected_protocol=selected,
                 )
         log.debug(
             "connected to %s:%d (%s, protocol %s)",
-            self.host,
+            host_literal(self.host),
             self.port,
             "TLS" if self.secure else "cleartext",
             self.negotiated_protocol or "h2 prior knowledge",
@@ -252,6 +253,7 @@ class HTTP20Connection(IncrementalRequests):
         received: bytes = b"",
         negotiated_protocol: str | None = None,
         upgraded: H2Core | None = None,
+        target: str = "",
     ) -> int | None:
         """Speak HTTP/2 on a socket another layer connected (ALPN or h2c upgrade).
 
@@ -277,7 +279,7 @@ class HTTP20Connection(IncrementalRequests):
         self._sessions.adopt(session)
         if upgraded is None:
             return None
-        return self._register(session, 1)[0]
+        return self._register(session, 1, target=target)[0]
 
     def _start_keepalive(self, session: H2Session) -> None:
         if self.keepalive is not None and self.keepalive_timeout is not None:
@@ -302,11 +304,13 @@ class HTTP20Connection(IncrementalRequests):
         iterable of bytes; a body is sent before this returns, as fast as the
         server's flow-control windows allow, with bounded memory.
         ``content-length`` is added when the body's length can be known; a
-        caller's own value is sent as given and enforced.
+        caller's own value is sent as given and enforced. A request started
+        with :meth:`putrequest` in this thread and not yet sent is abandoned.
         """
         method, url = request_line(method, url, secure=self.secure, authority=self.authority)
-        if getattr(self._local, "pending", None) is not None:
-            raise HyperError("finish the request started with putrequest() before request()")
+        # This thread's unfinished putrequest() sent nothing: drop it, so an
+        # exception between putrequest() and endheaders() cannot wedge the thread.
+        self._local.pending = None
         path, header_map = self._prepare(method, url, headers)
         prepared = prepare_body(body)
         declared = declared_length(header_map, prepared, method, body is None)
@@ -345,7 +349,7 @@ class HTTP20Connection(IncrementalRequests):
             session = self._current_session()
             wire_id = self._open_stream_on(session, fields, end_stream, attempt == _SESSION_ATTEMPTS)
             if wire_id is not None:
-                return self._register(session, wire_id, public_id)
+                return self._register(session, wire_id, public_id, target=path)
             attempt += 1
 
     def _open_stream_on(
@@ -355,11 +359,11 @@ class HTTP20Connection(IncrementalRequests):
         return session.open_stream(fields, end_stream, may_refuse=not last_try)
 
     def _register(
-        self, session: H2Session, wire_id: int, public_id: int | None = None
+        self, session: H2Session, wire_id: int, public_id: int | None = None, target: str = ""
     ) -> tuple[int, StreamHandle]:
         """Record that HEADERS went out as ``wire_id`` on ``session``; return the public id."""
         deadline_at = None if self.deadline is None else time.monotonic() + self.deadline
-        handle = StreamHandle(session, wire_id, deadline_at)
+        handle = StreamHandle(session, wire_id, deadline_at, target=target)
         public_id = self._registry.register(handle, public_id, track_pushes=self.enable_push)
         # Per thread, no lock: the defaults of send() and get_pushes() must
         # name the calling thread's request, not whichever thread sent last.
@@ -380,11 +384,13 @@ class HTTP20Connection(IncrementalRequests):
         Returns the stream id the request will use. Nothing is sent and
         nothing is held until :meth:`endheaders`: other threads' requests go
         on meanwhile, and a request abandoned before ``endheaders()`` costs
-        nothing (the wire stream id is taken when the HEADERS leave).
+        nothing (the wire stream id is taken when the HEADERS leave). A
+        second ``putrequest()`` in the same thread before ``endheaders()``
+        abandons the first: nothing of it was sent and its id is never used.
         """
         method, selector = request_line(method, selector, secure=self.secure, authority=self.authority)
-        if getattr(self._local, "pending", None) is not None:
-            raise HyperError("a putrequest() is already in progress in this thread")
+        # Only this thread ever sees its pending request, and nothing of it has
+        # left yet, so replacing it needs no lock and leaves nothing behind.
         path, header_map = self._prepare(method, selector, None)
         stream_id = self._registry.take_id()
         self._local.pending = PendingRequest(method, path, header_map, stream_id)
@@ -423,7 +429,7 @@ class HTTP20Connection(IncrementalRequests):
         """
         if stream_id is None:
             stream_id = self._latest_of_this_thread()
-        handle = self._handle(stream_id)
+        handle = self._handle(checked_stream_id(stream_id))
         self._send_data(stream_id, handle, prepare_body(data), final)
 
     def _send_data(self, stream_id: int, handle: StreamHandle, body: RequestBody, final: bool) -> None:
@@ -438,6 +444,8 @@ class HTTP20Connection(IncrementalRequests):
         Without an id, the response of the oldest stream whose response was
         not yet taken. Responses may be taken in any order.
         """
+        if stream_id is not None:
+            stream_id = checked_stream_id(stream_id)
         stream_id, handle = self._registry.claim(stream_id)
         try:
             response = self._wait_response(stream_id, handle)
@@ -447,6 +455,7 @@ class HTTP20Connection(IncrementalRequests):
             self._forget(stream_id, handle)
             raise
         self._registry.forget(stream_id)  # the response now holds the stream
+        response._record_request(self._scheme, self.authority, handle.target)
         return response
 
     get_response = getresponse
@@ -483,6 +492,7 @@ class HTTP20Connection(IncrementalRequests):
             raise HyperError("server push is disabled on this connection; pass enable_push=True")
         if stream_id is None:
             stream_id = self._latest_of_this_thread()
+        stream_id = checked_stream_id(stream_id)
         handle, known = self._registry.push_parent(stream_id)
         if handle is None:
             if known:

@@ -78,6 +78,11 @@ class H2Core(CoreReceiver):
         self.limits = limits = limits or Limits()
         # (scheme, host, port) of the connection: pushes for others are refused.
         self._pushes = PushBook(origin, limits.max_pushed_streams)
+        self._origin = origin
+        # What the server sent before its SETTINGS (at most FIRST_BYTES): if
+        # the connection fails then, it says why (a TLS alert, an HTTP/1.x
+        # page). None once an h2c upgrade proved the server speaks HTTP.
+        self._first_bytes: bytes | None = b""
         self._pings = PingBook()
         self._window_manager = window_manager
         self._stream_window = stream_window
@@ -140,6 +145,7 @@ class H2Core(CoreReceiver):
         ``head`` says that request was HEAD (its response has no body).
         """
         self._apply_local_settings()
+        self._first_bytes = None  # the server answered our HTTP/1.1 request with 101
         settings = self._h2.initiate_upgrade_connection()
         assert settings is not None  # always returned on the client side
         self._open_connection_window()

@@ -22,6 +22,7 @@ import h2.events
 import h2.exceptions
 import hpack.exceptions
 
+from ..common.hints import add_hint, failed_start_hint
 from ..exceptions import HyperError, ProtocolError, StreamResetError
 from ..limits import Limits
 from .credit import ConnectionCredit
@@ -37,6 +38,8 @@ log = logging.getLogger("hyper")
 
 #: Valid header blocks remembered per connection.
 _VALID_BLOCKS_MEMO = 64
+#: How much of what a server sends before its SETTINGS is kept to explain a failure.
+FIRST_BYTES = 512
 
 
 def error_name(code: int) -> str:
@@ -57,6 +60,8 @@ class CoreReceiver:
     _pushes: PushBook
     _pings: PingBook
     _enable_push: bool
+    _origin: tuple[str, str, int] | None
+    _first_bytes: bytes | None
     _window_manager: type[BaseFlowControlManager]
     _stream_window: int
     _control_frames: int
@@ -91,6 +96,10 @@ class CoreReceiver:
         """Process bytes from the server; the state of affected streams changes."""
         if self.fatal is not None:
             return
+        first = self._first_bytes
+        if first is not None and not self.settings_received and len(first) < FIRST_BYTES:
+            # Kept to explain a failure before the server's SETTINGS (hints).
+            self._first_bytes = first + bytes(data[: FIRST_BYTES - len(first)])
         events, error = self._frames.receive(data)
         data_received = h2.events.DataReceived
         touched = self._touched
@@ -175,6 +184,7 @@ class CoreReceiver:
         """Record a connection-fatal error; queue GOAWAY when we detected it (RFC 9113 section 5.4.1)."""
         self._touched_all = True
         if self.fatal is None:
+            self._explain_failed_start(error)
             self.fatal = error
             log.debug("connection failed: %s", error)
         if error_code is not None:
@@ -184,7 +194,14 @@ class CoreReceiver:
         """The socket closed or broke: everything incomplete fails with ``error``."""
         self.closed = True
         if self.fatal is None:
+            self._explain_failed_start(error)
             self.fatal = error
+
+    def _explain_failed_start(self, error: HyperError) -> None:
+        """Before the server's SETTINGS, add what its first bytes suggest (hints) to ``error``."""
+        if self._first_bytes is not None and not self.settings_received:
+            secure = self._origin is not None and self._origin[0] == "https"
+            add_hint(error, failed_start_hint(self._first_bytes, secure=secure, http2=True))
 
     # -- header blocks ----------------------------------------------------------------
 

@@ -32,6 +32,9 @@ class HTTP20Response(DecodedBodyReader):
     ``b''``).
     """
 
+    #: The protocol version of the response, always ``"HTTP/2"``.
+    version = "HTTP/2"
+
     def __init__(
         self,
         session: H2Session,

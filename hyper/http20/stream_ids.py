@@ -22,6 +22,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from ..common.stream_ids import unknown_stream_id
 from ..exceptions import InvalidStreamID
 from .session import H2Session
 
@@ -39,6 +40,8 @@ class StreamHandle:
     deadline_at: float | None = None
     #: A thread is taking (or took) the response: nobody else may.
     claimed: bool = False
+    #: The request target (path and query) as sent, for the response's ``url``.
+    target: str = ""
 
 
 class StreamRegistry:
@@ -94,10 +97,9 @@ class StreamRegistry:
                     raise InvalidStreamID("no request is waiting for its response", None)
                 stream_id = next(iter(self._untaken))
             handle = self._streams.get(stream_id)
-            if handle is None:
-                raise InvalidStreamID(f"no request was sent on stream {stream_id}", stream_id)
-            if handle.claimed:
-                raise InvalidStreamID(f"the response on stream {stream_id} was already taken", stream_id)
+            if handle is None or handle.claimed:
+                # Says which: never handed out, forgotten by close(), or taken.
+                raise unknown_stream_id(stream_id, self._next_public_id, odd_only=True)
             handle.claimed = True
             self._untaken.pop(stream_id, None)
         return stream_id, handle
