@@ -22,6 +22,7 @@ import pytest
 
 import hyper
 import hyper.http20.session as session_module
+import hyper.http20.session_wire as session_wire
 from hyper import HTTP11Connection, HTTP20Connection
 from tests import http11_scripted
 from tests.scripted import Peer, ScriptedServer
@@ -95,7 +96,7 @@ def test_putrequest_before_an_unread_goaway_sends_on_the_new_connection_under_it
         first_read.set()
         assert goaway_sent.wait(WAIT)
         # The GOAWAY is in the client's socket (unread) before putrequest().
-        session = conn._session
+        session = conn._sessions.current
         assert session is not None
         readable, _, _ = select.select([session._sock], [], [], WAIT)
         assert readable
@@ -225,14 +226,14 @@ def test_close_stops_an_upload_the_server_stopped_reading(
         release_server.wait(WAIT)  # ... and never read another byte
 
     stalled = threading.Event()
-    real_wait = session_module.wait_for_socket
+    real_wait = session_wire.wait_for_socket
 
     def spying_wait(sock: socket.socket, read: bool, write: bool, *args: Any, **kwargs: Any) -> Any:
         if write:
             stalled.set()  # the uploader is about to wait for the socket to drain
         return real_wait(sock, read, write, *args, **kwargs)
 
-    monkeypatch.setattr(session_module, "wait_for_socket", spying_wait)
+    monkeypatch.setattr(session_wire, "wait_for_socket", spying_wait)
     settings = {h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1}
     with ScriptedServer(script, settings=settings) as server:
         conn = HTTP20Connection("127.0.0.1", server.port, secure=False, timeout=timeout)
@@ -411,7 +412,7 @@ def test_a_failed_session_setup_closes_the_socket(monkeypatch: pytest.MonkeyPatc
         raise OSError(24, "Too many open files")
 
     monkeypatch.setattr(connection_module, "open_transport", recording_open)
-    monkeypatch.setattr(session_module.socket, "socketpair", no_more_fds)
+    monkeypatch.setattr(session_wire.socket, "socketpair", no_more_fds)
     with ScriptedServer(lambda peer: None, handshake=False) as server:
         conn = connect(server)
         with pytest.raises(hyper.TransportError):
@@ -446,8 +447,8 @@ def test_session_state_is_only_touched_under_the_session_lock(monkeypatch: pytes
 
     def checking_init(self: Any, sock: Any, core: Any, *args: Any, **kwargs: Any) -> None:
         real_init(self, sock, core, *args, **kwargs)
-        self.core = LockCheckingCore(core, self._lock)
-        cores.append(self.core)
+        self._core = LockCheckingCore(core, self._lock)
+        cores.append(self._core)
 
     def first(peer: Peer) -> None:
         for _ in range(2):

@@ -6,7 +6,7 @@ import threading
 
 from ..headers import HTTPHeaderMap
 from ..limits import Limits
-from .core import PushPromise
+from .pushes import PushPromise
 from .response import HTTP20Response, await_response
 from .session import H2Session
 
@@ -77,9 +77,7 @@ class HTTP20Push:
 
     def cancel(self) -> None:
         """Refuse the push: RST_STREAM (CANCEL) unless it already finished, and drop its data."""
-        session = self._session
-        with session.cond:  # the stream table, and the RST_STREAM queued
-            session.discard_locked(self._wire_id)
+        self._session.discard(self._wire_id)
 
     def __repr__(self) -> str:
         target = f"{self.scheme}://{self.authority}{self.path}"
