@@ -27,8 +27,9 @@ from typing import Any, Union
 from .common.body import BodyType, prepare_body
 from .common.proxy import resolve_proxy
 from .common.request import HeadersType, TimeoutType, request_line, split_timeout
+from .common.stream_ids import checked_stream_id
 from .common.transport import open_transport
-from .common.url import DEFAULT_CLEARTEXT_PORT, authority_for, has_port, split_host_port
+from .common.url import DEFAULT_CLEARTEXT_PORT, authority_for, has_port, request_target, split_host_port
 from .exceptions import ConnectionClosed, HyperError, InvalidStreamID, ReadTimeout
 from .headers import HeaderKey, HeaderValue
 from .http11.connection import HTTP11Connection
@@ -264,7 +265,7 @@ class HTTPConnection:
         if switched is None:
             return stream_id  # the server answered in HTTP/1.1
         sock, received = switched
-        public_id = self._h2._adopt(sock, received, upgraded=core)
+        public_id = self._h2._adopt(sock, received, upgraded=core, target=request_target(url)[0])
         assert public_id is not None
         self._delegate = self._h2
         return public_id
@@ -275,6 +276,8 @@ class HTTPConnection:
         Over HTTP/1.1 responses arrive in request order; taking a later one
         first buffers the earlier ones (see :class:`~hyper.HTTP11Connection`).
         """
+        if stream_id is not None:
+            stream_id = checked_stream_id(stream_id)
         delegate = self._delegate
         if delegate is None:
             raise InvalidStreamID("no request was sent on this connection", stream_id)

@@ -215,6 +215,8 @@ class RawResponse:
         #: Whether :meth:`read` undoes gzip/deflate/br by default (``False``, as in requests).
         self.decode_content = False
         self._original_response = _OriginalResponse.of(response)
+        #: The protocol version as urllib3 numbers it: 20, 11 or 10.
+        self.version = self._original_response.version
         self._preloaded: memoryview | None = None
         self._offset = 0
         self._closed = False

@@ -4,6 +4,18 @@ Names and values are kept as ``bytes`` exactly as they came off the wire (names
 are lower case in HTTP/2 anyway). Lookups accept ``str`` or ``bytes`` keys in
 any case. Values are never split on commas: ``set-cookie`` values and dates
 contain commas, so each field line stays one value.
+
+For code that would rather not handle bytes, a ``str`` view sits beside the
+bytes API (which hyper 0.7 code relies on and which is unchanged):
+:meth:`HTTPHeaderMap.get_str`, :meth:`HTTPHeaderMap.get_all_str` and
+:meth:`HTTPHeaderMap.items_str`. They decode with :func:`decode_value`: UTF-8,
+falling back to latin-1 for a value that is not valid UTF-8. ASCII (almost
+every header) reads the same either way; UTF-8 is what ``str`` values put
+into a map are encoded as (:func:`to_bytes`), so ``str`` in gives the same
+``str`` out, and what modern servers send for non-ASCII text (e.g. a
+``content-disposition`` file name); latin-1, the fallback, is what
+:mod:`http.client` uses for everything, and it never fails: every byte maps
+to one character, so a value that is not UTF-8 still comes out whole.
 """
 
 from __future__ import annotations
@@ -31,6 +43,19 @@ def to_bytes(value: HeaderValue) -> bytes:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value).encode("ascii")
     raise TypeError(f"header names and values must be str, bytes or int, not {type(value).__name__}")
+
+
+def decode_value(value: bytes) -> str:
+    """A header name or value as ``str``: UTF-8, or latin-1 where it is not valid UTF-8.
+
+    Never raises, and never loses a byte: latin-1 maps each byte to one
+    character, so ``value.decode('latin-1').encode('latin-1') == value``
+    holds for the fallback.
+    """
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
 
 
 def _key(name: HeaderKey) -> bytes:
@@ -170,6 +195,43 @@ class HTTPHeaderMap(MutableMapping[HeaderKey, list[bytes]]):
             if n.lower() == wanted:
                 return v
         return default
+
+    # -- the str view -----------------------------------------------------------
+
+    @overload
+    def get_str(self, name: HeaderKey) -> str | None: ...
+    @overload
+    def get_str(self, name: HeaderKey, default: _Default) -> str | _Default: ...
+
+    def get_str(self, name: HeaderKey, default: object = None) -> object:
+        """Every value of ``name`` as one ``str`` joined with ``', '``, or ``default`` when absent.
+
+        The values are decoded with :func:`decode_value` (UTF-8, else
+        latin-1). Joining repeated fields with ``', '`` is what
+        :mod:`http.client` does and is right for list-valued fields
+        (``accept``, ``cache-control``, ``vary``...). It is not for
+        ``set-cookie``, whose values contain commas themselves (in
+        ``Expires`` dates): take those one by one with :meth:`get_all_str`.
+        """
+        values = self.get_all_str(name)
+        return ", ".join(values) if values else default
+
+    def get_all_str(self, name: HeaderKey) -> list[str]:
+        """Each value of ``name`` as a ``str``, in order (an empty list when absent).
+
+        The one to use for ``set-cookie``: one item per cookie.
+        """
+        wanted = _key(name)
+        return [decode_value(v) for n, v in self._fields if n.lower() == wanted]
+
+    def items_str(self) -> list[tuple[str, str]]:
+        """Every field as ``(name, value)`` ``str`` pairs, in order, repeats included.
+
+        Names keep the case they came with (lower case in HTTP/2).
+        """
+        return [(decode_value(n), decode_value(v)) for n, v in self._fields]
+
+    # -- whole fields ------------------------------------------------------------
 
     def items(self) -> list[tuple[bytes, bytes]]:  # type: ignore[override]
         """Every field as ``(name, value)``, in order, repeated names included."""

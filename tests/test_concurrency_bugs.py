@@ -22,6 +22,7 @@ import pytest
 
 import hyper
 import hyper.http20.session as session_module
+import hyper.http20.session_wire as session_wire
 from hyper import HTTP11Connection, HTTP20Connection
 from tests import http11_scripted
 from tests.scripted import Peer, ScriptedServer
@@ -95,7 +96,7 @@ def test_putrequest_before_an_unread_goaway_sends_on_the_new_connection_under_it
         first_read.set()
         assert goaway_sent.wait(WAIT)
         # The GOAWAY is in the client's socket (unread) before putrequest().
-        session = conn._session
+        session = conn._sessions.current
         assert session is not None
         readable, _, _ = select.select([session._sock], [], [], WAIT)
         assert readable
@@ -140,30 +141,29 @@ def test_a_putrequest_pending_does_not_block_other_threads_even_without_timeout(
 
 
 def test_a_failed_putheader_leaves_nothing_behind() -> None:
-    seen: list[bytes] = []
+    seen: list[tuple[bytes, bool]] = []
 
     def script(peer: Peer) -> None:
         for _ in range(2):
             request = peer.wait_request()
-            seen.append(dict(request.headers)[b":path"])
+            fields = dict(request.headers)
+            seen.append((fields[b":path"], b"x-bad" in fields))
             peer.respond(request.stream_id, body=b"ok")
         peer.drain_until_closed()
 
     with ScriptedServer(script) as server, connect(server) as conn:
-        conn.putrequest("GET", "/broken")
+        conn.putrequest("GET", "/fixed")
         with pytest.raises((TypeError, ValueError)):
             conn.putheader("x-bad", object())  # type: ignore[arg-type]
-        # The half-built request is gone: nothing pending, nothing sent.
-        with pytest.raises(hyper.InvalidStreamID):
-            conn.endheaders()
-        # Other threads were never held up, and this thread starts afresh.
+        # Nothing of the refused field is kept, nothing was sent, and the
+        # pending request holds up no other thread.
         worker = Worker(lambda: conn.getresponse(conn.request("GET", "/other")).read())
         worker.start()
         assert worker.outcome() == b"ok"
-        conn.putrequest("GET", "/again")
+        # The request goes on without the refused field.
         conn.endheaders(final=True)
         assert conn.getresponse().read() == b"ok"
-    assert seen == [b"/other", b"/again"]
+    assert seen == [(b"/other", False), (b"/fixed", False)]
 
 
 def test_a_header_refused_in_endheaders_leaves_the_connection_usable() -> None:
@@ -226,14 +226,14 @@ def test_close_stops_an_upload_the_server_stopped_reading(
         release_server.wait(WAIT)  # ... and never read another byte
 
     stalled = threading.Event()
-    real_wait = session_module.wait_for_socket
+    real_wait = session_wire.wait_for_socket
 
     def spying_wait(sock: socket.socket, read: bool, write: bool, *args: Any, **kwargs: Any) -> Any:
         if write:
             stalled.set()  # the uploader is about to wait for the socket to drain
         return real_wait(sock, read, write, *args, **kwargs)
 
-    monkeypatch.setattr(session_module, "wait_for_socket", spying_wait)
+    monkeypatch.setattr(session_wire, "wait_for_socket", spying_wait)
     settings = {h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1}
     with ScriptedServer(script, settings=settings) as server:
         conn = HTTP20Connection("127.0.0.1", server.port, secure=False, timeout=timeout)
@@ -412,7 +412,7 @@ def test_a_failed_session_setup_closes_the_socket(monkeypatch: pytest.MonkeyPatc
         raise OSError(24, "Too many open files")
 
     monkeypatch.setattr(connection_module, "open_transport", recording_open)
-    monkeypatch.setattr(session_module.socket, "socketpair", no_more_fds)
+    monkeypatch.setattr(session_wire.socket, "socketpair", no_more_fds)
     with ScriptedServer(lambda peer: None, handshake=False) as server:
         conn = connect(server)
         with pytest.raises(hyper.TransportError):
@@ -447,8 +447,8 @@ def test_session_state_is_only_touched_under_the_session_lock(monkeypatch: pytes
 
     def checking_init(self: Any, sock: Any, core: Any, *args: Any, **kwargs: Any) -> None:
         real_init(self, sock, core, *args, **kwargs)
-        self.core = LockCheckingCore(core, self._lock)
-        cores.append(self.core)
+        self._core = LockCheckingCore(core, self._lock)
+        cores.append(self._core)
 
     def first(peer: Peer) -> None:
         for _ in range(2):

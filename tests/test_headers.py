@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hyper.headers import HTTPHeaderMap, to_bytes
+from hyper.headers import HTTPHeaderMap, decode_value, to_bytes
 
 COOKIE_1 = "id=a3fWa; Expires=Wed, 21 Oct 2015 07:28:00 GMT; Secure"
 COOKIE_2 = "lang=en-US, fr; Path=/"
@@ -422,3 +422,62 @@ def test_unhashable() -> None:
 
 def test_repr_shows_fields() -> None:
     assert repr(HTTPHeaderMap([("a", "1"), ("b", 2)])) == "HTTPHeaderMap([(b'a', b'1'), (b'b', b'2')])"
+
+
+# --- the str view ----------------------------------------------------------------
+
+
+def test_get_str_joins_values_and_leaves_get_alone() -> None:
+    headers = sample()
+    headers.add("Accept", "text/html")
+    headers.add("accept", "application/json")
+    assert headers.get_str("ACCEPT") == "text/html, application/json"
+    assert headers.get_str(b"content-type") == "text/html"
+    assert headers.get_str("x-missing") is None
+    assert headers.get_str("x-missing", "") == ""
+    # The bytes API 0.7 code relies on is unchanged.
+    assert headers.get("accept") == [b"text/html", b"application/json"]
+    assert headers["content-type"] == [b"text/html"]
+
+
+def test_get_all_str_keeps_set_cookie_values_apart() -> None:
+    headers = sample()
+    assert headers.get_all_str("Set-Cookie") == [COOKIE_1, COOKIE_2]
+    assert headers.get_all_str("x-missing") == []
+    # Joined, the commas inside the cookies make it ambiguous: why get_all_str exists.
+    assert headers.get_str("set-cookie") == f"{COOKIE_1}, {COOKIE_2}"
+
+
+def test_items_str_decodes_every_field_in_order() -> None:
+    assert sample().items_str() == [
+        ("content-type", "text/html"),
+        ("set-cookie", COOKIE_1),
+        ("date", "Tue, 15 Nov 1994 08:12:31 GMT"),
+        ("set-cookie", COOKIE_2),
+    ]
+    assert HTTPHeaderMap().items_str() == []
+
+
+def test_str_view_round_trips_str_values_and_never_fails_on_other_bytes() -> None:
+    headers = HTTPHeaderMap()
+    headers.add("x-utf8", "na\u00efve \u2603")  # str in is stored as UTF-8...
+    headers.add("x-latin1", b"caf\xe9")  # ...a legacy server's latin-1 is not UTF-8
+    headers.add("x-binary", bytes(range(0x80, 0x100)))
+    assert headers.get_str("x-utf8") == "na\u00efve \u2603"  # ...and comes back the same
+    assert headers.get_str("x-latin1") == "caf\u00e9"
+    binary = headers.get_str("x-binary")
+    assert binary is not None and binary.encode("latin-1") == bytes(range(0x80, 0x100))
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        (b"", ""),
+        (b"plain ascii", "plain ascii"),
+        ("\u00e9t\u00e9".encode(), "\u00e9t\u00e9"),
+        (b"\xe9t\xe9", "\u00e9t\u00e9"),
+        (b"\xff\xfe", "\u00ff\u00fe"),
+    ],
+)
+def test_decode_value(raw: bytes, text: str) -> None:
+    assert decode_value(raw) == text

@@ -47,6 +47,7 @@ import trustme
 
 import hyper
 from hyper import HTTP20Connection
+from hyper.http20 import h2_internals
 from tests import hostile_frames as hf
 from tests.scripted import Peer, ScriptedServer
 
@@ -54,9 +55,10 @@ E = h2.errors.ErrorCodes
 MiB = 1 << 20
 
 #: The client's timeout in every test that does not test timeouts.
-TIMEOUT = 5.0
+TIMEOUT = 20.0
 #: An error must surface within this many seconds (a hang would take TIMEOUT).
-FAST = 2.0
+#: Generous, for a loaded machine: it only tells "at once" from "at the timeout".
+FAST = 8.0
 
 
 # -- helpers --------------------------------------------------------------------
@@ -138,6 +140,33 @@ def goaway_codes(frames: list[hyperframe.frame.Frame]) -> set[int]:
 
 def rst_codes(frames: list[hyperframe.frame.Frame]) -> dict[int, int]:
     return {f.stream_id: f.error_code for f in frames if isinstance(f, hyperframe.frame.RstStreamFrame)}
+
+
+def every_goaway(frames: list[hyperframe.frame.Frame]) -> list[int]:
+    """The error codes of all the client's GOAWAY frames, in order (repeats counted)."""
+    return [f.error_code for f in frames if isinstance(f, hyperframe.frame.GoAwayFrame)]
+
+
+def stream_errors_stay_on_their_stream() -> bool:
+    """True when one malformed response fails only its own stream (RFC 9113 section 8.1.1).
+
+    That recovery comes from the fast paths' adaptations of h2. With them
+    off (``HYPER_FAST_PATHS=0``) hyper uses h2's public API, which ends the
+    whole connection on such a frame: RFC 9113 section 5.4 allows treating
+    a stream error as a connection error. The tests below check whichever
+    outcome the mode promises: the other streams go on, or every stream
+    gets the ProtocolError and the server one GOAWAY(PROTOCOL_ERROR).
+    """
+    return h2_internals.fast_paths_enabled()
+
+
+def assert_the_connection_failed(conn: HTTP20Connection, other: int) -> None:
+    """Fast paths off: the other stream fails too, and no new request may start."""
+    with fails_fast(hyper.ProtocolError) as outcome:
+        conn.getresponse(other).read()
+    assert outcome.value.error_code == E.PROTOCOL_ERROR
+    with fails_fast(hyper.ProtocolError):
+        conn.request("GET", "/")
 
 
 def data_bytes(frames: list[hyperframe.frame.Frame], stream_id: int) -> int:
@@ -424,8 +453,9 @@ def test_idle_connection_closed_without_goaway_reconnects(how: str) -> None:
     with reconnecting_server(first_connection, second_connection) as server, connect(server) as conn:
         assert get(conn) == b"one"
         response_read.set()
+        # Sent on loopback: once the server closed, the FIN or RST is in the
+        # client's kernel.
         assert closed.wait(5)
-        time.sleep(0.1)  # the FIN or RST is in the client's kernel by now
         started = time.monotonic()
         assert get(conn) == b"two"
         assert time.monotonic() - started < FAST
@@ -545,11 +575,13 @@ def test_early_413_with_reset_no_error_stops_the_upload_and_returns_the_response
 
 def test_data_before_headers_fails_only_that_stream() -> None:
     seen: dict[str, Any] = {}
+    answered = threading.Event()
 
     def script(peer: Peer) -> None:
         first, second = peer.wait_request(), peer.wait_request()
         peer.send_raw(hf.data(first.stream_id, b"body first", end_stream=True))
         peer.respond(second.stream_id, body=b"fine")
+        answered.set()
         seen["frames"] = client_frames(peer)
 
     with ScriptedServer(script) as server, connect(server) as conn:
@@ -557,8 +589,15 @@ def test_data_before_headers_fails_only_that_stream() -> None:
         with fails_fast(hyper.ProtocolError) as outcome:
             conn.getresponse(first)
         assert outcome.value.error_code == E.PROTOCOL_ERROR
-        assert conn.getresponse(second).read() == b"fine"
-    assert rst_codes(seen["frames"]) == {first: E.PROTOCOL_ERROR}
+        if stream_errors_stay_on_their_stream():
+            assert conn.getresponse(second).read() == b"fine"
+        else:
+            assert_the_connection_failed(conn, second)
+        assert answered.wait(10)  # hang up only once the server has said everything
+    if stream_errors_stay_on_their_stream():
+        assert rst_codes(seen["frames"]) == {first: E.PROTOCOL_ERROR}
+    else:
+        assert every_goaway(seen["frames"]) == [E.PROTOCOL_ERROR]
 
 
 def test_data_before_headers_is_a_protocol_error() -> None:
@@ -577,6 +616,8 @@ def test_data_before_headers_is_a_protocol_error() -> None:
 def test_data_after_end_stream_keeps_the_response_and_the_connection(same_read: bool) -> None:
     seen: dict[str, Any] = {}
 
+    response_read, extra_sent = threading.Event(), threading.Event()
+
     def script(peer: Peer) -> None:
         request = peer.wait_request()
         sid = request.stream_id
@@ -586,8 +627,9 @@ def test_data_after_end_stream_keeps_the_response_and_the_connection(same_read: 
             peer.send_raw(peer.h2.data_to_send() + hf.data(sid, b"and then some"))
         else:
             peer.flush()
-            time.sleep(0.3)  # the client has read the response by now
+            assert response_read.wait(10)  # the client has read the response
             peer.send_raw(hf.data(sid, b"and then some"))
+        extra_sent.set()
         tap = Tap(peer)
         again = peer.wait_request()
         peer.respond(again.stream_id, body=b"again")
@@ -599,7 +641,8 @@ def test_data_after_end_stream_keeps_the_response_and_the_connection(same_read: 
         first = conn.request("GET", "/")
         assert conn.getresponse(first).read() == b"the whole body"
         assert time.monotonic() - started < FAST
-        time.sleep(0.4)
+        response_read.set()
+        assert extra_sent.wait(10)  # the stray DATA is on its way before the next request
         assert get(conn) == b"again"
     # RFC 9113 5.1: a stream error of type STREAM_CLOSED, the connection lives on.
     assert rst_codes(seen["frames"]) == {first: E.STREAM_CLOSED}
@@ -638,17 +681,27 @@ def test_informational_with_end_stream_is_a_protocol_error() -> None:
 
 
 def test_informational_with_end_stream_fails_only_that_stream() -> None:
+    seen: dict[str, Any] = {}
+    answered = threading.Event()
+
     def script(peer: Peer) -> None:
         first, second = peer.wait_request(), peer.wait_request()
         peer.send_raw(hf.headers(first.stream_id, hf.literal(b":status", b"100"), end_stream=True))
         peer.respond(second.stream_id, body=b"fine")
-        client_frames(peer)
+        answered.set()
+        seen["frames"] = client_frames(peer)
 
     with ScriptedServer(script) as server, connect(server) as conn:
         first, second = conn.request("GET", "/"), conn.request("GET", "/")
         with fails_fast(hyper.ProtocolError):
             conn.getresponse(first)
-        assert conn.getresponse(second).read() == b"fine"
+        if stream_errors_stay_on_their_stream():
+            assert conn.getresponse(second).read() == b"fine"
+        else:
+            assert_the_connection_failed(conn, second)
+        assert answered.wait(10)  # hang up only once the server has said everything
+    if not stream_errors_stay_on_their_stream():
+        assert every_goaway(seen["frames"]) == [E.PROTOCOL_ERROR]
 
 
 # == Flow control ===============================================================
@@ -781,7 +834,7 @@ def test_initial_window_size_shrinking_to_zero_mid_upload_then_growing() -> None
         started = time.monotonic()
         sid = conn.request("PUT", "/upload", body=body)
         assert conn.getresponse(sid).read() == b"ok"
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < FAST
     assert seen["sent_while_closed"] == 0
     assert seen["body"] == body
 
@@ -793,7 +846,7 @@ def test_window_never_opened_is_a_write_timeout_without_busy_looping() -> None:
 
     with ScriptedServer(script) as server, connect(server, timeout=(5, 1.0)) as conn:
         cpu_before = time.process_time()
-        with fails_fast(hyper.WriteTimeout, within=2.0) as outcome:
+        with fails_fast(hyper.WriteTimeout) as outcome:
             conn.request("POST", "/", body=b"x" * 200_000)
         cpu_used = time.process_time() - cpu_before
     assert outcome.elapsed >= 0.9  # it did wait for the window
@@ -899,8 +952,20 @@ MALFORMED_RESPONSES = [
 def test_malformed_response_headers_fail_only_that_stream(header_block: bytes) -> None:
     seen: dict[str, Any] = {}
 
+    # hyper's own header checks fail only the stream in both modes; a bad
+    # content-length is h2's to find, and its public API ends the connection.
+    per_stream = stream_errors_stay_on_their_stream() or b"content-length" not in header_block
+    answered = threading.Event()
+
     def script(peer: Peer) -> None:
         first, second = peer.wait_request(), peer.wait_request()
+        if not per_stream:
+            # The client's h2 ends the connection here: the rest is raw frames.
+            peer.send_raw(hf.headers(first.stream_id, header_block))
+            peer.respond(second.stream_id, body=b"fine")
+            answered.set()
+            seen["frames"] = client_frames(peer)
+            return
         tap = Tap(peer)
         # No END_STREAM: the stream stays open, so the client must reset it.
         peer.send_raw(hf.headers(first.stream_id, header_block))
@@ -915,8 +980,15 @@ def test_malformed_response_headers_fail_only_that_stream(header_block: bytes) -
         with fails_fast(hyper.ProtocolError) as outcome:
             conn.getresponse(first)
         assert outcome.value.error_code == E.PROTOCOL_ERROR
-        assert conn.getresponse(second).read() == b"fine"
-        assert get(conn) == b"third"
+        if not per_stream:
+            assert_the_connection_failed(conn, second)
+            assert answered.wait(10)  # hang up only once the server has said everything
+        else:
+            assert conn.getresponse(second).read() == b"fine"
+            assert get(conn) == b"third"
+    if not per_stream:
+        assert every_goaway(seen["frames"]) == [E.PROTOCOL_ERROR]
+        return
     assert rst_codes(seen["frames"]) == {first: E.PROTOCOL_ERROR}
     assert goaway_codes(seen["frames"]) == {E.NO_ERROR}
 
@@ -1031,6 +1103,9 @@ def test_content_length_mismatch_is_an_error_never_a_short_body(declared: bytes,
     ("declared", "sent"), [(b"10", b"hello"), (b"3", b"hello world")], ids=["shorter", "longer"]
 )
 def test_content_length_mismatch_fails_only_that_stream(declared: bytes, sent: bytes) -> None:
+    seen: dict[str, Any] = {}
+    answered = threading.Event()
+
     def script(peer: Peer) -> None:
         first, second = peer.wait_request(), peer.wait_request()
         peer.send_raw(
@@ -1038,13 +1113,20 @@ def test_content_length_mismatch_fails_only_that_stream(declared: bytes, sent: b
             + hf.data(first.stream_id, sent, end_stream=True)
         )
         peer.respond(second.stream_id, body=b"fine")
-        client_frames(peer)
+        answered.set()
+        seen["frames"] = client_frames(peer)
 
     with ScriptedServer(script) as server, connect(server) as conn:
         first, second = conn.request("GET", "/"), conn.request("GET", "/")
         with fails_fast(hyper.ProtocolError):
             conn.getresponse(first).read()
-        assert conn.getresponse(second).read() == b"fine"
+        if stream_errors_stay_on_their_stream():
+            assert conn.getresponse(second).read() == b"fine"
+        else:
+            assert_the_connection_failed(conn, second)
+        assert answered.wait(10)  # hang up only once the server has said everything
+    if not stream_errors_stay_on_their_stream():
+        assert every_goaway(seen["frames"]) == [E.PROTOCOL_ERROR]
 
 
 def test_head_response_with_content_length_and_no_body_is_fine() -> None:
@@ -1390,7 +1472,7 @@ def test_stream_id_exhaustion_moves_to_a_new_connection() -> None:
     with reconnecting_server(first_connection, second_connection) as server, connect(server) as conn:
         conn.connect()
         # Nobody sends 2^30 requests in a test: start the id counter near its end instead.
-        conn._session.core._h2.highest_outbound_stream_id = 2**31 - 3
+        conn._sessions.current._core._h2.highest_outbound_stream_id = 2**31 - 3
         assert get(conn) == b"last id"
         started = time.monotonic()
         assert get(conn) == b"fresh connection"

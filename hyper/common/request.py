@@ -21,6 +21,7 @@ from typing import Any, Union
 from ..exceptions import InvalidHeader, InvalidStreamID, InvalidURL
 from ..headers import HeaderKey, HeaderValue, HTTPHeaderMap, to_bytes
 from .body import RequestBody
+from .stream_ids import checked_stream_id
 from .url import has_port, host_literal, origin_form, split_host_port
 
 TimeoutType = Union[None, float, tuple[float | None, float | None]]
@@ -281,6 +282,8 @@ class IncrementalRequests:
             pending.headers.add(name, value)
 
     def _pending(self, stream_id: int | None) -> PendingRequest:
+        if stream_id is not None:
+            checked_stream_id(stream_id)
         pending: PendingRequest | None = getattr(self._local, "pending", None)
         if pending is None or (stream_id is not None and stream_id != pending.stream_id):
             raise InvalidStreamID(f"no request in progress for stream {stream_id}", stream_id)

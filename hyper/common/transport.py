@@ -11,7 +11,7 @@ import socket
 import ssl
 
 from ..exceptions import ProxyError
-from .proxy import ProxyConfig, open_tunnel
+from .proxy import ProxyConfig, connect_authority, open_tunnel
 from .sockets import connect_tcp, wrap_tls
 
 log = logging.getLogger("hyper")
@@ -46,12 +46,12 @@ def open_transport(
         sock = connect_tcp(proxy.host, proxy.port, connect_timeout)
         if tunnel or ssl_context is not None:
             early = open_tunnel(sock, proxy, host, port, connect_timeout)
-            log.debug("tunnel to %s:%d open through proxy %s", host, port, proxy.address)
+            log.debug("tunnel to %s open through proxy %s", connect_authority(host, port), proxy.address)
     if ssl_context is not None:
         if early:
             sock.close()
             raise ProxyError(
                 f"proxy {proxy.address if proxy else ''} sent {len(early)} bytes before the TLS handshake"
             )
-        sock = wrap_tls(sock, ssl_context, host, connect_timeout)
+        sock = wrap_tls(sock, ssl_context, host, connect_timeout, port=port)
     return sock, early

@@ -35,6 +35,7 @@ import h11
 
 from ..common.body import BodyType, LengthCounter, RequestBody, prepare_body
 from ..common.decoding import ACCEPT_ENCODING
+from ..common.hints import silent_close_hint, with_hint
 from ..common.proxy import resolve_proxy
 from ..common.request import (
     HeadersType,
@@ -46,6 +47,7 @@ from ..common.request import (
     split_timeout,
     to_header_map,
 )
+from ..common.stream_ids import checked_stream_id, unknown_stream_id
 from ..common.transport import open_transport
 from ..common.url import (
     DEFAULT_CLEARTEXT_PORT,
@@ -352,7 +354,7 @@ class HTTP11Connection(IncrementalRequests):
         if stream_id is None:
             stream_id = self._next_id
             self._next_id += 1
-        exchange = Exchange(stream_id, method.upper())
+        exchange = Exchange(stream_id, method.upper(), target)
         if self.deadline is not None:
             exchange.deadline_at = time.monotonic() + self.deadline
         return exchange
@@ -532,6 +534,8 @@ class HTTP11Connection(IncrementalRequests):
 
     def send(self, data: BodyType, final: bool = False, stream_id: int | None = None) -> None:
         """Send (more) body data for the request whose headers went out with endheaders."""
+        if stream_id is not None:
+            stream_id = checked_stream_id(stream_id)
         with self._locked():
             exchange = self._active
             if exchange is None or not exchange.request_open:
@@ -549,6 +553,8 @@ class HTTP11Connection(IncrementalRequests):
         response first reads the earlier ones into memory (bounded, see the
         module notes).
         """
+        if stream_id is not None:
+            stream_id = checked_stream_id(stream_id)
         with self._locked():
             if stream_id is None:
                 if not self._untaken:
@@ -556,7 +562,7 @@ class HTTP11Connection(IncrementalRequests):
                 stream_id = next(iter(self._untaken))
             exchange = self._untaken.get(stream_id)
             if exchange is None:
-                raise InvalidStreamID(f"no response is waiting for request {stream_id}", stream_id)
+                raise unknown_stream_id(stream_id, self._next_id, odd_only=False)
             if exchange.request_open:
                 raise HyperError(f"request {stream_id} is still being sent: call send(..., final=True) first")
             try:
@@ -679,8 +685,11 @@ class HTTP11Connection(IncrementalRequests):
                     raise ConnectionClosed("the connection was closed") from exc
                 if not exchange.answered and wire.requests > 1 and exchange.replay is not None:
                     raise StaleConnection() from exc
+                what = f"connection broke while waiting for the response to request {exchange.stream_id}"
                 raise ConnectionTerminated(
-                    f"connection broke while waiting for the response to request {exchange.stream_id}: {exc}",
+                    with_hint(
+                        f"{what}: {exc}", silent_close_hint(secure=self.secure, fresh=not wire.first_bytes)
+                    ),
                     retryable=not exchange.answered,
                 ) from exc
         if not data:
@@ -695,7 +704,10 @@ class HTTP11Connection(IncrementalRequests):
         if not exchange.answered and wire.requests > 1 and exchange.replay is not None:
             raise StaleConnection()
         raise ConnectionTerminated(
-            f"server closed the connection without answering request {exchange.stream_id}",
+            with_hint(
+                f"server closed the connection without answering request {exchange.stream_id}",
+                silent_close_hint(secure=self.secure, fresh=not wire.first_bytes),
+            ),
             retryable=not exchange.answered,
         )
 

@@ -45,6 +45,7 @@ class HTTP11Response(DecodedBodyReader):
         self.headers = HTTPHeaderMap.from_wire(list(head.headers))
         #: The protocol version of the response, ``"HTTP/1.1"`` or ``"HTTP/1.0"``.
         self.version = "HTTP/" + head.http_version.decode("ascii")
+        self._record_request(connection._scheme, connection.authority, exchange.target)
         self._trailers = HTTPHeaderMap()
         # The body was read to its end (as opposed to closed part-way).
         self._complete = False

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import h11
 
+from ..common.hints import cleartext_reply_hint, with_hint
 from ..common.sockets import wait_for_socket
 from ..exceptions import (
     BodyLengthError,
@@ -120,6 +121,8 @@ class Exchange:
 
     stream_id: int
     method: str
+    #: The request target as sent (path and query, or absolute form to a proxy).
+    target: str = ""
     wire: Wire | None = None
     deadline_at: float | None = None
     #: What is needed to send the request again (no streaming body), if anything.
@@ -223,4 +226,9 @@ def protocol_failure(
             "server answered with HTTP/2 frames: it speaks HTTP/2 with prior knowledge only "
             "(use hyper.HTTP20Connection, or HTTPConnection(..., force_proto='h2'))"
         )
-    return ProtocolError(f"server sent an invalid HTTP/1.1 response to request {exchange.stream_id}: {exc}")
+    # Cleartext bytes that are no HTTP/1.x: a TLS port answering? (hints)
+    cleartext = exchange.head is None and not isinstance(wire.sock, ssl.SSLSocket)
+    hint = cleartext_reply_hint(first) if cleartext else None
+    return ProtocolError(
+        with_hint(f"server sent an invalid HTTP/1.1 response to request {exchange.stream_id}: {exc}", hint)
+    )

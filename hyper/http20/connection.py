@@ -15,9 +15,7 @@ import ssl
 import threading
 import time
 import warnings
-from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -35,46 +33,32 @@ from ..common.request import (  # noqa: F401 - HeadersType, TimeoutType: documen
     split_timeout,
     to_header_map,
 )
+from ..common.stream_ids import checked_stream_id
 from ..common.transport import open_transport
-from ..common.url import authority_for, origin_of, request_target, split_host_port
+from ..common.url import authority_for, host_literal, origin_of, request_target, split_host_port
 from ..exceptions import (
     HyperError,
     InvalidStreamID,
-    ReadTimeout,
     TLSError,
-    fresh,
 )
-from ..headers import HeaderKey, HeaderValue, HTTPHeaderMap
+from ..headers import HTTPHeaderMap
 from ..limits import Limits
-from ..tls import init_context
-from .core import DEFAULT_CONNECTION_WINDOW, DEFAULT_STREAM_WINDOW, H2Core, StreamState
+from ..tls import H2_ALPN, init_context
+from .core import DEFAULT_CONNECTION_WINDOW, DEFAULT_STREAM_WINDOW, H2Core
 from .fields import build_request_headers
 from .keepalive import Keepalive
 from .push import HTTP20Push
 from .response import HTTP20Response, await_response, public_stream_ids
 from .session import H2Session
+from .sessions import SessionSet
 from .settings import LegacySettingsGuard, RemoteSettings
+from .stream_ids import StreamHandle, StreamRegistry
 from .window import BaseFlowControlManager, FlowControlManager
 
 log = logging.getLogger("hyper")
 
-# Each new session's pushed-stream ids start 2**31 above the previous one's.
-_IDS_PER_SESSION = 2**31
-
 # A session found unusable (GOAWAY just read) is replaced; bounded retries.
 _SESSION_ATTEMPTS = 3
-
-
-@dataclass
-class _Stream:
-    """Where a public stream id lives: the session and wire id its HEADERS went out on."""
-
-    session: H2Session
-    wire_id: int
-    #: ``time.monotonic()`` by which the whole exchange must be done, if bounded.
-    deadline_at: float | None = None
-    #: A thread is taking (or took) the response: nobody else may.
-    claimed: bool = False
 
 
 class HTTP20Connection(IncrementalRequests):
@@ -89,7 +73,8 @@ class HTTP20Connection(IncrementalRequests):
     :param enable_push: accept server push (see :meth:`get_pushes`); off by
         default, and then a PUSH_PROMISE is a protocol error.
     :param ssl_context: used exactly as given (it should offer ALPN ``h2``);
-        by default :func:`hyper.tls.init_context`.
+        by default ``init_context(alpn=H2_ALPN)`` (:func:`hyper.tls.init_context`),
+        which offers only ``h2``.
     :param force_proto: skip the ALPN check and speak HTTP/2 whatever the
         server selected (for servers without ALPN).
     :param proxy_host: an HTTP proxy, ``'host'`` or ``'host:port'`` (port
@@ -195,27 +180,11 @@ class HTTP20Connection(IncrementalRequests):
             secure=secure,
         )
 
-        # Guards the fields below; never held while waiting on the network.
-        self._lock = threading.Lock()
-        self._session: H2Session | None = None
-        # Held while opening a connection (network waits), never with _lock.
-        self._connect_lock = threading.Lock()
-        # Sessions replaced after a graceful GOAWAY that still finish streams.
-        self._draining: list[H2Session] = []
-        self._streams: dict[int, _Stream] = {}
-        self._untaken: OrderedDict[int, None] = OrderedDict()
-        self._next_id_base = 0
-        # Public stream ids are the connection's own (odd, increasing, never
-        # repeated across reconnects), separate from the wire ids of the
-        # session that carries them: putrequest() hands one out before any
-        # wire id exists, and takes no wire id (nor any lock) until
-        # endheaders() sends the HEADERS. Wire ids reach the wire in order
-        # because each is taken and sent under its session's state lock.
-        self._next_public_id = 1
-        # With push on: request streams whose pushes get_pushes() may still
-        # ask for (their handles outlive the taken response). Pruned as it grows.
-        self._push_parents: dict[int, _Stream] = {}
-        self._push_parents_limit = 64
+        # The current session and the replaced ones still finishing streams.
+        self._sessions = SessionSet()
+        # Public stream ids and where each stream lives (see stream_ids.py).
+        self._registry = StreamRegistry()
+        # Per thread: its pending putrequest() and its latest request's id.
         self._local = threading.local()
 
     # -- connecting ----------------------------------------------------------
@@ -225,61 +194,7 @@ class HTTP20Connection(IncrementalRequests):
         self._current_session()
 
     def _current_session(self) -> H2Session:
-        session = self._usable_session()
-        if session is not None:
-            return session
-        # Connecting waits on the network, so it happens under its own lock:
-        # other threads may keep using the state guarded by self._lock.
-        with self._connect_lock:
-            session = self._usable_session()  # another thread may have connected
-            if session is not None:
-                return session
-            new = self._open_session()
-            self._install(new)
-        self._close_drained()
-        return new
-
-    def _install(self, new: H2Session) -> None:
-        """Make ``new`` the current session; the old one drains its streams."""
-        with self._lock:  # guards _session, _draining and the id base together
-            old, self._session = self._session, new
-            if old is not None:
-                self._draining.append(old)
-            # Pushed-stream ids of each new connection start above every
-            # earlier one, so they never repeat.
-            new.id_base = self._next_id_base
-            self._next_id_base += _IDS_PER_SESSION
-
-    def _usable_session(self) -> H2Session | None:
-        """The open session, None if a new one is due; raises if it broke."""
-        # self._lock only guards which session is current; the session's own
-        # state is read under its state lock (session.refusal()), never while
-        # holding self._lock: an upload may hold that state lock for as long
-        # as the socket takes to drain, and self._lock must stay short.
-        with self._lock:  # which session is current
-            session = self._session
-        if session is None:
-            return None
-        refusal, cleanly = session.refusal()
-        if refusal is None:
-            return session
-        if not cleanly:
-            # Broken, not ended: say so until the caller close()s.
-            raise fresh(refusal)
-        return None
-
-    def _close_drained(self) -> None:
-        """Close replaced sessions with no stream left to finish."""
-        with self._lock:  # guards the list only
-            draining = list(self._draining)
-        # Outside self._lock: has_streams() takes each session's state lock.
-        drained = [old for old in draining if not old.has_streams()]
-        if not drained:
-            return
-        with self._lock:  # the list again: another thread may have added to it
-            self._draining = [old for old in self._draining if old not in drained]
-        for finished in drained:
-            finished.close()
+        return self._sessions.usable(self._open_session)
 
     def _open_session(self) -> H2Session:
         # The core first: once the socket is open, nothing may raise before
@@ -288,7 +203,7 @@ class HTTP20Connection(IncrementalRequests):
         sock, received = open_transport(
             self.host,
             self.port,
-            ssl_context=(self.ssl_context or init_context()) if self.secure else None,
+            ssl_context=(self.ssl_context or init_context(alpn=H2_ALPN)) if self.secure else None,
             proxy=self.proxy,
             tunnel=True,
             connect_timeout=self.connect_timeout,
@@ -299,13 +214,13 @@ class HTTP20Connection(IncrementalRequests):
             if selected != "h2" and self.force_proto is None:
                 sock.close()
                 raise TLSError(
-                    f"{self.host}:{self.port} did not select HTTP/2 in ALPN "
+                    f"{host_literal(self.host)}:{self.port} did not select HTTP/2 in ALPN "
                     f"(it selected {selected!r}); pass force_proto='h2' to try anyway",
                     selected_protocol=selected,
                 )
         log.debug(
             "connected to %s:%d (%s, protocol %s)",
-            self.host,
+            host_literal(self.host),
             self.port,
             "TLS" if self.secure else "cleartext",
             self.negotiated_protocol or "h2 prior knowledge",
@@ -338,6 +253,7 @@ class HTTP20Connection(IncrementalRequests):
         received: bytes = b"",
         negotiated_protocol: str | None = None,
         upgraded: H2Core | None = None,
+        target: str = "",
     ) -> int | None:
         """Speak HTTP/2 on a socket another layer connected (ALPN or h2c upgrade).
 
@@ -360,11 +276,10 @@ class HTTP20Connection(IncrementalRequests):
             raise
         self._start_keepalive(session)
         self.negotiated_protocol = negotiated_protocol
-        with self._connect_lock:  # no thread may be installing its own session meanwhile
-            self._install(session)
+        self._sessions.adopt(session)
         if upgraded is None:
             return None
-        return self._register(session, 1)[0]
+        return self._register(session, 1, target=target)[0]
 
     def _start_keepalive(self, session: H2Session) -> None:
         if self.keepalive is not None and self.keepalive_timeout is not None:
@@ -389,11 +304,13 @@ class HTTP20Connection(IncrementalRequests):
         iterable of bytes; a body is sent before this returns, as fast as the
         server's flow-control windows allow, with bounded memory.
         ``content-length`` is added when the body's length can be known; a
-        caller's own value is sent as given and enforced.
+        caller's own value is sent as given and enforced. A request started
+        with :meth:`putrequest` in this thread and not yet sent is abandoned.
         """
         method, url = request_line(method, url, secure=self.secure, authority=self.authority)
-        if getattr(self._local, "pending", None) is not None:
-            raise HyperError("finish the request started with putrequest() before request()")
+        # This thread's unfinished putrequest() sent nothing: drop it, so an
+        # exception between putrequest() and endheaders() cannot wedge the thread.
+        self._local.pending = None
         path, header_map = self._prepare(method, url, headers)
         prepared = prepare_body(body)
         declared = declared_length(header_map, prepared, method, body is None)
@@ -424,7 +341,7 @@ class HTTP20Connection(IncrementalRequests):
         header_map: HTTPHeaderMap,
         end_stream: bool,
         public_id: int | None = None,
-    ) -> tuple[int, _Stream]:
+    ) -> tuple[int, StreamHandle]:
         """Send HEADERS on a usable session; register them under ``public_id`` (a new id if None)."""
         fields = build_request_headers(method, path, self.authority, self._scheme, header_map.items())
         attempt = 1
@@ -432,57 +349,25 @@ class HTTP20Connection(IncrementalRequests):
             session = self._current_session()
             wire_id = self._open_stream_on(session, fields, end_stream, attempt == _SESSION_ATTEMPTS)
             if wire_id is not None:
-                return self._register(session, wire_id, public_id)
+                return self._register(session, wire_id, public_id, target=path)
             attempt += 1
 
     def _open_stream_on(
         self, session: H2Session, fields: list[tuple[bytes, bytes]], end_stream: bool, last_try: bool
     ) -> int | None:
         """Send HEADERS on ``session``; None if it turned out to be unusable."""
-        core = session.core
-        # The session's state lock: taking the wire id and sending the HEADERS
-        # in one hold is what keeps stream ids increasing on the wire.
-        with session.cond:
-            # Read what already arrived: a GOAWAY or the server's SETTINGS
-            # must be known before we open a stream.
-            session.poll_locked()
-            if not session.usable_locked() and not last_try:
-                return None
-            session.wait_for(
-                core.can_open_stream,
-                core.accepting_streams,
-                self.read_timeout,
-                lambda: ReadTimeout(
-                    f"no stream slot freed within {self.read_timeout} s "
-                    f"(server allows {core.max_concurrent_streams} at once)"
-                ),
-            )
-            wire_id = core.open_stream(fields, end_stream)
-            session.flush_locked()
-        return wire_id
+        return session.open_stream(fields, end_stream, may_refuse=not last_try)
 
     def _register(
-        self, session: H2Session, wire_id: int, public_id: int | None = None
-    ) -> tuple[int, _Stream]:
+        self, session: H2Session, wire_id: int, public_id: int | None = None, target: str = ""
+    ) -> tuple[int, StreamHandle]:
         """Record that HEADERS went out as ``wire_id`` on ``session``; return the public id."""
         deadline_at = None if self.deadline is None else time.monotonic() + self.deadline
-        handle = _Stream(session, wire_id, deadline_at)
-        # self._lock guards the id counter and the maps from public ids,
-        # which every thread's getresponse(), send() and get_pushes() read.
-        with self._lock:
-            if public_id is None:
-                public_id = self._take_public_id_locked()
-            self._streams[public_id] = handle
-            self._untaken[public_id] = None
-            prune = False
-            if self.enable_push:
-                self._push_parents[public_id] = handle
-                prune = len(self._push_parents) > self._push_parents_limit
+        handle = StreamHandle(session, wire_id, deadline_at, target=target)
+        public_id = self._registry.register(handle, public_id, track_pushes=self.enable_push)
         # Per thread, no lock: the defaults of send() and get_pushes() must
         # name the calling thread's request, not whichever thread sent last.
         self._local.latest = public_id
-        if prune:
-            self._prune_push_parents()
         return public_id, handle
 
     def _latest_of_this_thread(self) -> int:
@@ -490,26 +375,6 @@ class HTTP20Connection(IncrementalRequests):
         if latest is None:
             raise InvalidStreamID("no request was sent from this thread yet", None)
         return latest
-
-    def _take_public_id_locked(self) -> int:
-        public_id = self._next_public_id
-        self._next_public_id += 2  # odd, like client-initiated wire ids
-        return public_id
-
-    def _prune_push_parents(self) -> None:
-        """Forget request streams that can have no push left to hand out."""
-        with self._lock:  # a snapshot of the map; checked without it
-            candidates = list(self._push_parents.items())
-        # Outside self._lock: may_have_pushes() takes the session's state lock.
-        done = {
-            public_id
-            for public_id, handle in candidates
-            if not handle.session.may_have_pushes(handle.wire_id)
-        }
-        with self._lock:  # the map, written by every thread's request
-            for public_id in done:
-                self._push_parents.pop(public_id, None)
-            self._push_parents_limit = max(64, 2 * len(self._push_parents))
 
     # -- the incremental form ---------------------------------------------------
 
@@ -519,40 +384,29 @@ class HTTP20Connection(IncrementalRequests):
         Returns the stream id the request will use. Nothing is sent and
         nothing is held until :meth:`endheaders`: other threads' requests go
         on meanwhile, and a request abandoned before ``endheaders()`` costs
-        nothing (the wire stream id is taken when the HEADERS leave).
+        nothing (the wire stream id is taken when the HEADERS leave). A
+        second ``putrequest()`` in the same thread before ``endheaders()``
+        abandons the first: nothing of it was sent and its id is never used.
         """
         method, selector = request_line(method, selector, secure=self.secure, authority=self.authority)
-        if getattr(self._local, "pending", None) is not None:
-            raise HyperError("a putrequest() is already in progress in this thread")
+        # Only this thread ever sees its pending request, and nothing of it has
+        # left yet, so replacing it needs no lock and leaves nothing behind.
         path, header_map = self._prepare(method, selector, None)
-        with self._lock:  # guards the public id counter
-            stream_id = self._take_public_id_locked()
+        stream_id = self._registry.take_id()
         self._local.pending = PendingRequest(method, path, header_map, stream_id)
         return stream_id
-
-    def putheader(
-        self, header: HeaderKey, argument: HeaderValue, stream_id: int | None = None, replace: bool = False
-    ) -> None:
-        """Add a header field to the request started with :meth:`putrequest`.
-
-        A refused field abandons that request (nothing of it was sent):
-        start again with :meth:`putrequest`.
-        """
-        try:
-            super().putheader(header, argument, stream_id, replace)
-        except InvalidStreamID:
-            raise  # not this thread's request: leave it alone
-        except BaseException:
-            self._local.pending = None
-            raise
 
     def endheaders(
         self, message_body: BodyType = None, final: bool = False, stream_id: int | None = None
     ) -> None:
-        """Send the headers; with ``final`` (or a ``message_body``) finish the request too.
+        """Send the request's HEADERS, then ``message_body`` if given.
 
-        If the headers cannot be sent (refused fields, a connection that
-        failed), the request is abandoned: start again with :meth:`putrequest`.
+        With ``final`` the request is complete (END_STREAM goes with the
+        HEADERS, or after ``message_body``); without it, more body may follow
+        with :meth:`send`, the last part with ``final=True``. The stream's
+        wire id is taken only now. If the headers cannot be sent (a refused
+        field, a connection that failed), the request is abandoned: start
+        again with :meth:`putrequest`.
         """
         pending = self._pending(stream_id)
         # The request leaves this thread's hands whatever happens next.
@@ -575,10 +429,10 @@ class HTTP20Connection(IncrementalRequests):
         """
         if stream_id is None:
             stream_id = self._latest_of_this_thread()
-        handle = self._handle(stream_id)
+        handle = self._handle(checked_stream_id(stream_id))
         self._send_data(stream_id, handle, prepare_body(data), final)
 
-    def _send_data(self, stream_id: int, handle: _Stream, body: RequestBody, final: bool) -> None:
+    def _send_data(self, stream_id: int, handle: StreamHandle, body: RequestBody, final: bool) -> None:
         with public_stream_ids(handle.wire_id, stream_id):
             handle.session.send_body(handle.wire_id, body, None, end_stream=final)
 
@@ -590,21 +444,9 @@ class HTTP20Connection(IncrementalRequests):
         Without an id, the response of the oldest stream whose response was
         not yet taken. Responses may be taken in any order.
         """
-        # self._lock makes "pick the stream and claim it" one step: two
-        # threads asking for the same (or the oldest) response never both
-        # get it, which would split its body between them.
-        with self._lock:
-            if stream_id is None:
-                if not self._untaken:
-                    raise InvalidStreamID("no request is waiting for its response", None)
-                stream_id = next(iter(self._untaken))
-            handle = self._streams.get(stream_id)
-            if handle is None:
-                raise InvalidStreamID(f"no request was sent on stream {stream_id}", stream_id)
-            if handle.claimed:
-                raise InvalidStreamID(f"the response on stream {stream_id} was already taken", stream_id)
-            handle.claimed = True
-            self._untaken.pop(stream_id, None)
+        if stream_id is not None:
+            stream_id = checked_stream_id(stream_id)
+        stream_id, handle = self._registry.claim(stream_id)
         try:
             response = self._wait_response(stream_id, handle)
         except BaseException:
@@ -612,13 +454,13 @@ class HTTP20Connection(IncrementalRequests):
             # stops counting against the connection's window.
             self._forget(stream_id, handle)
             raise
-        with self._lock:  # the map from public ids: the response now holds the stream
-            self._streams.pop(stream_id, None)
+        self._registry.forget(stream_id)  # the response now holds the stream
+        response._record_request(self._scheme, self.authority, handle.target)
         return response
 
     get_response = getresponse
 
-    def _wait_response(self, stream_id: int, handle: _Stream) -> HTTP20Response:
+    def _wait_response(self, stream_id: int, handle: StreamHandle) -> HTTP20Response:
         return await_response(
             handle.session,
             handle.wire_id,
@@ -628,20 +470,12 @@ class HTTP20Connection(IncrementalRequests):
             public_id=stream_id,
         )
 
-    def _forget(self, stream_id: int, handle: _Stream) -> None:
-        with self._lock:  # the maps from public ids
-            self._streams.pop(stream_id, None)
-            self._untaken.pop(stream_id, None)
-        session = handle.session
-        with session.cond:  # the session's stream table, and the RST_STREAM queued
-            session.discard_locked(handle.wire_id)
+    def _forget(self, stream_id: int, handle: StreamHandle) -> None:
+        self._registry.forget(stream_id)
+        handle.session.discard(handle.wire_id)
 
-    def _handle(self, stream_id: int) -> _Stream:
-        with self._lock:  # the map from public ids
-            handle = self._streams.get(stream_id)
-        if handle is None:
-            raise InvalidStreamID(f"no request was sent on stream {stream_id}", stream_id)
-        return handle
+    def _handle(self, stream_id: int) -> StreamHandle:
+        return self._registry.handle(stream_id)
 
     # -- server push and ping -----------------------------------------------------
 
@@ -658,10 +492,8 @@ class HTTP20Connection(IncrementalRequests):
             raise HyperError("server push is disabled on this connection; pass enable_push=True")
         if stream_id is None:
             stream_id = self._latest_of_this_thread()
-        # self._lock guards the public-id maps every thread's request writes.
-        with self._lock:
-            handle = self._push_parents.get(stream_id)
-            known = stream_id < self._next_public_id and stream_id % 2 == 1
+        stream_id = checked_stream_id(stream_id)
+        handle, known = self._registry.push_parent(stream_id)
         if handle is None:
             if known:
                 # An older request whose pushes were all handed out (or that
@@ -673,41 +505,14 @@ class HTTP20Connection(IncrementalRequests):
     def _pushes_of(
         self, session: H2Session, wire_id: int, stream_id: int, capture_all: bool
     ) -> Iterator[HTTP20Push]:
-        core = session.core
         while True:
-            # The state lock: the core's push list and the parent's state,
-            # which the reader changes; released while the caller holds a push.
-            with session.cond:
-                session.poll_locked()
-                promises = core.take_pushes(wire_id)
-                parent = core.streams.get(wire_id)
-                more_to_come = (
-                    capture_all and parent is not None and not parent.ended and parent.error is None
-                )
-                if not promises and more_to_come and parent is not None:
-                    self._wait_for_push(session, wire_id, parent)
-                    continue
-            # Yielded without the lock: the caller may read responses meanwhile.
+            # Taken (and waited for) under the session's state lock; yielded
+            # without it, so the caller may read responses meanwhile.
+            promises, more_to_come = session.take_pushes(wire_id, capture_all, self.read_timeout)
             for promise in promises:
                 yield HTTP20Push(session, promise, stream_id, self.read_timeout, self.limits)
             if not more_to_come:
                 return
-
-    def _wait_for_push(self, session: H2Session, wire_id: int, parent: StreamState) -> None:
-        """Wait until a push for ``wire_id`` arrives or that stream's response ends."""
-        core = session.core
-        session.wait_for(
-            # A reset page ends the iteration (with the pushes made so far);
-            # only a failed connection is an error here.
-            lambda: (
-                parent.ended
-                or parent.error is not None
-                or any(push.parent_id == wire_id for push in core.pushes)
-            ),
-            lambda: core.stream_failure(parent),
-            self.read_timeout,
-            lambda: ReadTimeout(f"no push and no end of stream {wire_id} within {self.read_timeout} s"),
-        )
 
     def ping(self, opaque_data: bytes | str | None = None) -> float:
         """Send PING and wait (bounded by the read timeout) for its ACK; return the round trip in seconds.
@@ -765,16 +570,14 @@ class HTTP20Connection(IncrementalRequests):
         """
         if error_code is not None:
             error = error_code
-        with self._lock:  # detach everything at once; the sessions close outside it
-            session, self._session = self._session, None
-            draining, self._draining = self._draining, []
-            self._streams.clear()
-            self._untaken.clear()
-            self._push_parents.clear()
-        for old in draining:
-            old.close(error)
-        if session is not None:
+        # The registry first: a stream registered after this belongs either
+        # to a session detached below (its response raises ConnectionClosed)
+        # or to one opened after the detach, whose handle must survive.
+        self._registry.clear()
+        sessions = self._sessions.detach_all()
+        for session in sessions:
             session.close(error)
+        if sessions:
             log.debug("connection to %s closed", self.authority)
 
     def __enter__(self) -> HTTP20Connection:

@@ -1,48 +1,46 @@
-"""The sans-I/O HTTP/2 client core: ``h2`` events in, per-stream state out.
+"""The sans-I/O HTTP/2 client core: the connection's state, and what we send.
 
-This module never touches sockets, threads or clocks. It takes the bytes the
-server sent (:meth:`H2Core.receive`), keeps what each stream has received so
-far, decides on flow-control credit as the application consumes data, and
-hands back the bytes to send (:meth:`H2Core.data_to_send`). The connection
-layer owns the socket and the locks and calls in here with the state lock
-held.
+This module never touches sockets, threads or clocks. :class:`H2Core` holds
+the connection's state: the ``h2`` state machine, every stream's state
+(:mod:`~hyper.http20.streams`), the connection credit
+(:mod:`~hyper.http20.credit`), the push and ping books
+(:mod:`~hyper.http20.pushes`, :mod:`~hyper.http20.pings`). It queues what we
+send (preface, HEADERS, DATA, RST_STREAM, GOAWAY) and hands back the bytes
+(:meth:`H2Core.pieces_to_send`); what the server sent goes through
+:meth:`~hyper.http20.core_receive.CoreReceiver.receive`, its receiving half.
+The session owns the socket and the locks and calls in here with its state
+lock held.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-import h2.connection
 import h2.errors
-import h2.events
 import h2.exceptions
 import h2.settings
-import hpack.exceptions
 
-from ..common.url import origin_of
-from ..exceptions import (
-    ConnectionTerminated,
-    HyperError,
-    InvalidHeader,
-    ProtocolError,
-    StreamResetError,
-)
+from ..exceptions import ConnectionTerminated, HyperError, InvalidHeader
 from ..limits import Limits
-from .fields import push_request_problem, response_header_problem
-from .h2_adapters import (
-    FrameSplitter,
-    StreamMalformed,
-    new_client_connection,
-    send_plain_data,
-    send_request_headers,
-)
+from .core_receive import CoreReceiver, error_name
+from .credit import ConnectionCredit
+from .h2_adapters import FrameSplitter, new_client_connection, send_plain_data, send_request_headers
 from .h2_internals import mark_head_request, set_header_list_limit
-from .hpack_cache import MEMO_MAX_BLOCK
+from .pings import PingBook
+from .pushes import PushBook, PushPromise
+from .streams import RequestEvent, StreamState
 from .window import BaseFlowControlManager, FlowControlManager
+
+__all__ = [
+    "ASSUMED_MAX_CONCURRENT_STREAMS",
+    "DEFAULT_CONNECTION_WINDOW",
+    "DEFAULT_STREAM_WINDOW",
+    "H2Core",
+    "PushPromise",
+    "StreamState",
+    "error_name",
+]
 
 log = logging.getLogger("hyper")
 
@@ -54,64 +52,9 @@ DEFAULT_CONNECTION_WINDOW = 16 * 1024 * 1024
 ASSUMED_MAX_CONCURRENT_STREAMS = 100
 #: The largest odd stream id (RFC 9113 section 5.1.1).
 _LAST_CLIENT_STREAM_ID = 2**31 - 1
-#: Valid header blocks remembered per connection.
-_VALID_BLOCKS_MEMO = 64
-#: HTTP/2's initial window, before any WINDOW_UPDATE or SETTINGS.
-_INITIAL_WINDOW = 65535
 
 
-def error_name(code: int) -> str:
-    """The registered name of an HTTP/2 error code, e.g. ``'REFUSED_STREAM'``."""
-    try:
-        return h2.errors.ErrorCodes(code).name
-    except ValueError:
-        return f"UNKNOWN_ERROR_{code:#x}"
-
-
-@dataclass
-class StreamState:
-    """What one request stream has sent and received so far."""
-
-    stream_id: int
-    window: BaseFlowControlManager
-    #: Final response headers, ``None`` until they arrive.
-    headers: list[tuple[bytes, bytes]] | None = None
-    informational: int = 0
-    trailers: list[tuple[bytes, bytes]] | None = None
-    #: Body pieces received and not yet taken (bytes, or views of a larger piece).
-    data: deque[bytes | memoryview] = field(default_factory=deque)
-    #: Flow-controlled bytes received and not yet consumed (padding excluded).
-    buffered: int = 0
-    #: The server ended its side (END_STREAM seen).
-    ended: bool = False
-    #: Our side is done sending (END_STREAM sent, or we reset the stream).
-    request_ended: bool = False
-    #: The response was closed by the application: drop further data.
-    discarded: bool = False
-    #: Why this stream failed, if it did.
-    error: HyperError | None = None
-    #: The request was HEAD: any response DATA is malformed.
-    head: bool = False
-
-    @property
-    def complete(self) -> bool:
-        """The whole response has arrived (it may still be unread)."""
-        return self.ended and self.headers is not None
-
-
-@dataclass
-class PushPromise:
-    """A server push the application has not taken yet."""
-
-    #: The promised (even) stream the pushed response arrives on.
-    stream_id: int
-    #: The request stream the promise came on.
-    parent_id: int
-    #: The promised request's fields, pseudo-headers first.
-    request_headers: list[tuple[bytes, bytes]]
-
-
-class H2Core:
+class H2Core(CoreReceiver):
     """HTTP/2 client state for one connection, with no I/O of its own.
 
     :param window_manager: the :class:`BaseFlowControlManager` subclass that
@@ -130,28 +73,23 @@ class H2Core:
         origin: tuple[str, str, int] | None = None,
     ) -> None:
         self._h2 = new_client_connection()
-        self._enable_push = enable_push
-        # (scheme, host, port) of the connection: pushes for others are refused.
-        self._origin = origin
-        #: Pushes promised and not yet taken by the application, oldest first.
-        self.pushes: list[PushPromise] = []
-        # PING payloads sent and not yet acknowledged (payload -> count), and
-        # acknowledgements not yet collected by their waiter.
-        self._pings_out: dict[bytes, int] = {}
-        self._ping_acks: dict[bytes, int] = {}
         self._frames = FrameSplitter(self._h2)
+        self._enable_push = enable_push
+        self.limits = limits = limits or Limits()
+        # (scheme, host, port) of the connection: pushes for others are refused.
+        self._pushes = PushBook(origin, limits.max_pushed_streams)
+        self._origin = origin
+        # What the server sent before its SETTINGS (at most FIRST_BYTES): if
+        # the connection fails then, it says why (a TLS alert, an HTTP/1.x
+        # page). None once an h2c upgrade proved the server speaks HTTP.
+        self._first_bytes: bytes | None = b""
+        self._pings = PingBook()
         self._window_manager = window_manager
         self._stream_window = stream_window
         self._connection_window_size = connection_window
-        self.limits = limits = limits or Limits()
-        self._max_buffered = limits.max_buffered if limits.max_buffered is not None else connection_window
-        self._connection_window: BaseFlowControlManager | None = None
+        max_buffered = limits.max_buffered if limits.max_buffered is not None else connection_window
+        self._credit = ConnectionCredit(window_manager, connection_window, max_buffered)
         self.streams: dict[int, StreamState] = {}
-        #: Bytes received over all streams and not yet consumed.
-        self.total_buffered = 0
-        # Connection-level credit not yet handed to the window manager because
-        # too much is buffered; released as the application reads.
-        self._withheld = 0
         #: The server's SETTINGS have arrived.
         self.settings_received = False
         self._control_frames = 0
@@ -171,8 +109,24 @@ class H2Core:
         # whether something connection-wide happened.
         self._touched: set[int] = set()
         self._touched_all = False
-        # Connection credit gathered during one receive(); -1 outside it.
-        self._batch_received = self._batch_freed = -1
+
+    # Read by tests/test_frame_splitter.py, which compares two cores' state.
+    @property
+    def total_buffered(self) -> int:
+        """Bytes received over all streams and not yet consumed."""
+        return self._credit.total_buffered
+
+    @property
+    def _connection_window(self) -> BaseFlowControlManager | None:
+        return self._credit.window
+
+    @property
+    def _withheld(self) -> int:
+        return self._credit.withheld
+
+    @property
+    def _max_buffered(self) -> int:
+        return self._credit.max_buffered
 
     # -- connection lifecycle -------------------------------------------------
 
@@ -191,15 +145,15 @@ class H2Core:
         ``head`` says that request was HEAD (its response has no body).
         """
         self._apply_local_settings()
+        self._first_bytes = None  # the server answered our HTTP/1.1 request with 101
         settings = self._h2.initiate_upgrade_connection()
         assert settings is not None  # always returned on the client side
         self._open_connection_window()
         if head:
             # h2 learns the method from HEADERS it sends; stream 1's went as HTTP/1.1.
             mark_head_request(self._h2, 1)
-        self.streams[1] = StreamState(
-            1, self._window_manager(self._stream_window), request_ended=True, head=head
-        )
+        # Its request went as HTTP/1.1, so our half of stream 1 is done.
+        self.streams[1] = self._new_stream(1, request_ended=True, head=head)
         return settings
 
     def _apply_local_settings(self) -> None:
@@ -218,8 +172,9 @@ class H2Core:
         set_header_list_limit(self._h2, self.limits.max_header_list_size)
 
     def _open_connection_window(self) -> None:
-        self._connection_window = self._window_manager(self._connection_window_size)
-        extra = self._connection_window_size - _INITIAL_WINDOW
+        # RFC 9113 section 6.9.2: the connection window starts at 65535 and
+        # only WINDOW_UPDATE (never SETTINGS) widens it.
+        extra = self._credit.open()
         if extra > 0:
             self._h2.increment_flow_control_window(extra)
 
@@ -329,11 +284,8 @@ class H2Core:
                 self._queue_frames(frames)
         except h2.exceptions.ProtocolError as exc:
             raise InvalidHeader(f"request headers refused: {exc}") from exc
-        self.streams[stream_id] = StreamState(
-            stream_id,
-            self._window_manager(self._stream_window),
-            request_ended=end_stream,
-            head=headers[0][1] == b"HEAD",
+        self.streams[stream_id] = self._new_stream(
+            stream_id, request_ended=end_stream, head=headers[0][1] == b"HEAD"
         )
         log.debug("stream %d opened", stream_id)
         return stream_id
@@ -372,359 +324,38 @@ class H2Core:
         """Send END_STREAM on our side of ``stream_id``."""
         stream = self.streams.get(stream_id)
         if stream is not None and not stream.request_ended:
-            stream.request_ended = True
+            stream.request_event(RequestEvent.END_STREAM)
             try:
                 self._h2.end_stream(stream_id)
             except h2.exceptions.StreamClosedError:
                 pass  # the server reset it meanwhile; its error reaches the reader
 
-    # -- receiving ------------------------------------------------------------
+    def remote_settings(self) -> dict[int, int]:
+        """The server's SETTINGS in force, by code (RFC 9113 section 6.5.2)."""
+        return dict(self._h2.remote_settings)
 
-    def receive(self, data: bytes | memoryview) -> None:
-        """Process bytes from the server; the state of affected streams changes."""
-        if self.fatal is not None:
-            return
-        events, error = self._frames.receive(data)
-        data_received = h2.events.DataReceived
-        touched = self._touched
-        self._batch_received = self._batch_freed = 0
-        try:
-            for event in events:
-                if type(event) is data_received and event.data and self.settings_received:
-                    self._control_frames = 0  # progress: see _flooded
-                    touched.add(event.stream_id)
-                    self._on_data(event)
-                    continue
-                stream_id = getattr(event, "stream_id", None)
-                if stream_id:
-                    touched.add(stream_id)
-                else:
-                    self._touched_all = True
-                if not self.settings_received and type(event) is not h2.events.RemoteSettingsChanged:
-                    # RFC 9113 section 3.4: the server preface is a SETTINGS frame.
-                    self.fail(
-                        ProtocolError(
-                            "server's first frame was not SETTINGS: this is not an HTTP/2 server", 1
-                        ),
-                        1,
-                    )
-                    return
-                if self._flooded(event):
-                    self.fail(
-                        ProtocolError(
-                            f"server sent more than {self.limits.max_control_frames_per_second} PING, "
-                            "SETTINGS or empty "
-                            "DATA frames without making progress (flood)",
-                            h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
-                        ),
-                        h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
-                    )
-                    return
-                handler = _HANDLERS.get(type(event))
-                if handler is not None:
-                    handler(self, event)
-        finally:
-            # The connection window is credited once per batch of frames, not
-            # per DATA frame: the window manager's decision costs a call.
-            received, freed = self._batch_received, self._batch_freed
-            self._batch_received = self._batch_freed = -1
-            if received or freed:
-                self._credit_connection(received, freed)
-            if self.pushes and self.total_buffered > self._max_buffered:
-                self._shed_untaken_pushes()
-        if error is not None:
-            code = getattr(error, "error_code", None) or h2.errors.ErrorCodes.PROTOCOL_ERROR
-            if isinstance(error.__cause__, (hpack.exceptions.HPACKError, IndexError)) and not isinstance(
-                error.__cause__, hpack.exceptions.OversizedHeaderListError
-            ):
-                code = h2.errors.ErrorCodes.COMPRESSION_ERROR  # RFC 9113 section 4.3
-            failure = ProtocolError(f"server broke the HTTP/2 protocol: {error}", int(code))
-            failure.__cause__ = error  # keep h2's own error for debugging
-            self.fail(failure, int(code))
+    # -- pushes and pings -------------------------------------------------------------
 
-    def reset_flood_budget(self) -> None:
-        """Start a new budget of control frames (the session does so every second)."""
-        self._control_frames = 0
-
-    def _flooded(self, event: Any) -> bool:
-        """Count frames that cost us work but carry no response progress."""
-        kind = type(event)
-        if kind is h2.events.DataReceived and event.data:
-            self._control_frames = 0
-        elif kind in (
-            h2.events.PingReceived,
-            h2.events.RemoteSettingsChanged,
-            h2.events.DataReceived,
-        ) or (kind is h2.events.PingAckReceived and event.ping_data not in self._pings_out):
-            self._control_frames += 1
-            return self._control_frames > self.limits.max_control_frames_per_second
-        elif kind in (h2.events.ResponseReceived, h2.events.StreamEnded):
-            self._control_frames = 0
-        return False
-
-    def take_touched(self) -> set[int] | None:
-        """Stream ids that :meth:`receive` changed since the last call; ``None`` for "all of them"."""
-        touched, everything = self._touched, self._touched_all
-        self._touched, self._touched_all = set(), False
-        return None if everything else touched
-
-    def fail(self, error: HyperError, error_code: int | None = None) -> None:
-        """Record a connection-fatal error; queue GOAWAY when we detected it."""
-        self._touched_all = True
-        if self.fatal is None:
-            self.fatal = error
-            log.debug("connection failed: %s", error)
-        if error_code is not None:
-            self.close(error_code, str(error))
-
-    def connection_lost(self, error: HyperError) -> None:
-        """The socket closed or broke: everything incomplete fails with ``error``."""
-        self.closed = True
-        if self.fatal is None:
-            self.fatal = error
-
-    def _checked_fields(
-        self, event: Any, what: str, trailers: bool = False
-    ) -> tuple[StreamState, list[tuple[bytes, bytes]]] | None:
-        """The live stream of a header event and its fields, if they are valid.
-
-        A malformed block fails that stream only (RST_STREAM PROTOCOL_ERROR).
-        """
-        stream = self._live_stream(event.stream_id)
-        if stream is None:
-            return None
-        fields = list(event.headers or [])
-        key = (tuple(fields), trailers)
-        if key in self._valid_blocks:
-            return stream, fields  # the very same fields were checked before
-        problem = response_header_problem(fields, trailers=trailers)
-        if problem is None and sum(len(name) + len(value) for name, value in fields) <= MEMO_MAX_BLOCK:
-            if len(self._valid_blocks) >= _VALID_BLOCKS_MEMO:
-                self._valid_blocks.clear()
-            self._valid_blocks[key] = None
-        elif problem is not None:
-            self._reset_with_error(stream, 0x1, f"stream {stream.stream_id}: malformed {what}: {problem}")
-            return None
-        return stream, fields
-
-    def _on_response(self, event: h2.events.ResponseReceived) -> None:
-        checked = self._checked_fields(event, "response")
-        if checked is not None:
-            stream, fields = checked
-            stream.headers = fields
-            log.debug("stream %d: response headers received", event.stream_id)
-
-    def _on_informational(self, event: h2.events.InformationalResponseReceived) -> None:
-        checked = self._checked_fields(event, "1xx response")
-        if checked is None:
-            return
-        stream = checked[0]
-        stream.informational += 1
-        if stream.informational > self.limits.max_informational_responses:
-            self._reset_with_error(
-                stream,
-                h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
-                f"server sent more than {self.limits.max_informational_responses} informational responses",
-            )
-
-    def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
-        checked = self._checked_fields(event, "trailers", trailers=True)
-        if checked is not None:
-            stream, fields = checked
-            stream.trailers = fields
-
-    def _on_data(self, event: h2.events.DataReceived) -> None:
-        size = event.flow_controlled_length or 0
-        payload = event.data or b""
-        padding = size - len(payload)
-        if self._connection_window is not None:
-            self._connection_window._data_received(size)
-        stream = self.streams.get(event.stream_id)
-        if stream is None or stream.discarded or stream.error is not None:
-            # Nobody will read it: give the connection window straight back.
-            self._batch_credit(size, size)
-            return
-        if payload and _cannot_have_body(stream):
-            self._batch_credit(size, size)
-            self._reset_with_error(
-                stream,
-                h2.errors.ErrorCodes.PROTOCOL_ERROR,
-                f"stream {stream.stream_id}: body on a response that cannot have one (RFC 9110 6.4.1)",
-            )
-            return
-        stream.window._data_received(size)
-        if payload:
-            stream.data.append(payload)
-            stream.buffered += len(payload)
-            self.total_buffered += len(payload)
-        if padding:
-            # Padding is never consumed by the application; credit it at once.
-            self._credit_stream(stream, padding)
-        self._batch_credit(size, padding)
-
-    def _batch_credit(self, received: int, freed: int) -> None:
-        """Connection credit for :meth:`_credit_connection` at the end of ``receive``."""
-        if self._batch_received < 0:  # not inside receive()
-            self._credit_connection(received, freed)
-        else:
-            self._batch_received += received
-            self._batch_freed += freed
-
-    # -- server push -----------------------------------------------------------
-
-    def _on_push(self, event: h2.events.PushedStreamReceived) -> None:
-        pushed_id, parent_id = event.pushed_stream_id, event.parent_stream_id
-        if pushed_id is None or parent_id is None:  # h2 always sets both
-            return
-        if not self._enable_push:
-            # RFC 9113 section 8.4: push was disabled in our SETTINGS (h2 only
-            # checks once the server acknowledged them).
-            self.fail(ProtocolError("server sent PUSH_PROMISE although push is disabled", 1), 1)
-            return
-        fields = list(event.headers or [])
-        problem = push_request_problem(fields)
-        if problem is not None:
-            log.debug("push on stream %d refused: %s", pushed_id, problem)
-            self.reset(pushed_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
-            return
-        request = dict(fields)
-        origin = origin_of(request[b":scheme"].decode("latin-1"), request[b":authority"].decode("latin-1"))
-        if origin is None or origin != self._origin:
-            log.debug("push on stream %d refused: %r is not this connection's origin", pushed_id, origin)
-            self.reset(pushed_id, h2.errors.ErrorCodes.REFUSED_STREAM)
-            return
-        if self.pushed_streams() >= self.limits.max_pushed_streams:
-            log.debug("push on stream %d refused: %d pushed streams held", pushed_id, self.pushed_streams())
-            self.reset(pushed_id, h2.errors.ErrorCodes.REFUSED_STREAM)
-            return
-        self.streams[pushed_id] = StreamState(
-            pushed_id,
-            self._window_manager(self._stream_window),
-            request_ended=True,
-            head=request[b":method"] == b"HEAD",
-        )
-        self.pushes.append(PushPromise(pushed_id, parent_id, fields))
-        log.debug("stream %d: push promised on stream %d", pushed_id, parent_id)
-
-    def _shed_untaken_pushes(self) -> None:
-        """Cancel pushes nobody took, oldest first, while too much is buffered.
-
-        A push is the server's guess; unlike a response the application asked
-        for, its data must not hold the connection window shut for the
-        streams that were asked for.
-        """
-        for push in list(self.pushes):
-            if self.total_buffered <= self._max_buffered:
-                return
-            stream = self.streams.get(push.stream_id)
-            if stream is not None and stream.buffered:
-                self.pushes.remove(push)
-                log.debug(
-                    "stream %d: untaken push cancelled, %d bytes buffered", push.stream_id, stream.buffered
-                )
-                self.discard_stream(push.stream_id)
-
-    def pushed_streams(self) -> int:
-        """Pushed streams held now (promised, not yet finished with by the application)."""
-        return sum(1 for stream_id in self.streams if not stream_id % 2)
+    def has_pushes(self, parent_id: int) -> bool:
+        """True when pushes promised on request stream ``parent_id`` wait to be taken."""
+        return self._pushes.has_pushes(parent_id)
 
     def take_pushes(self, parent_id: int | None = None) -> list[PushPromise]:
         """Remove and return the untaken pushes (of one request stream, or all)."""
-        if parent_id is None:
-            taken, self.pushes = self.pushes, []
-        else:
-            taken = [push for push in self.pushes if push.parent_id == parent_id]
-            self.pushes = [push for push in self.pushes if push.parent_id != parent_id]
-        return taken
-
-    # -- ping -------------------------------------------------------------------
+        return self._pushes.take(parent_id)
 
     def send_ping(self, payload: bytes) -> None:
-        """Queue a PING carrying ``payload`` (8 bytes)."""
+        """Queue a PING carrying ``payload`` (8 bytes, RFC 9113 section 6.7)."""
         self._h2.ping(payload)
-        self._pings_out[payload] = self._pings_out.get(payload, 0) + 1
+        self._pings.sent(payload)
 
     def forget_ping(self, payload: bytes) -> None:
         """Stop waiting for one ACK of ``payload`` (its waiter gave up)."""
-        outstanding = self._pings_out.get(payload, 0)
-        if outstanding > 1:
-            self._pings_out[payload] = outstanding - 1
-        else:
-            self._pings_out.pop(payload, None)
+        self._pings.forget(payload)
 
     def take_ping_ack(self, payload: bytes) -> bool:
         """True (once per ACK) when a PING carrying ``payload`` was acknowledged."""
-        count = self._ping_acks.get(payload, 0)
-        if not count:
-            return False
-        if count == 1:
-            del self._ping_acks[payload]
-        else:
-            self._ping_acks[payload] = count - 1
-        return True
-
-    def _on_ping_ack(self, event: h2.events.PingAckReceived) -> None:
-        payload = event.ping_data
-        outstanding = self._pings_out.get(payload, 0)
-        if not outstanding:
-            return  # not ours (or answered twice): ignored, counted as a control frame
-        if outstanding == 1:
-            del self._pings_out[payload]
-        else:
-            self._pings_out[payload] = outstanding - 1
-        self._ping_acks[payload] = self._ping_acks.get(payload, 0) + 1
-
-    def _on_stream_ended(self, event: h2.events.StreamEnded) -> None:
-        stream = self.streams.get(event.stream_id)
-        if stream is not None:
-            stream.ended = True
-            log.debug("stream %d: response complete", event.stream_id)
-
-    def _on_stream_reset(self, event: h2.events.StreamReset) -> None:
-        stream = self.streams.get(event.stream_id)
-        if stream is None:
-            return
-        code = int(event.error_code or 0)
-        stream.request_ended = True
-        if stream.complete or stream.discarded:
-            # RST_STREAM(NO_ERROR) after a full response (e.g. an early 413
-            # during an upload) only means "stop sending".
-            log.debug("stream %d: reset (%s) after a complete response", stream.stream_id, error_name(code))
-            return
-        # In both cases below the body bytes already buffered stay: the
-        # reader gets every byte that arrived before the failure, then the
-        # error (the buffer is released when taken or discarded).
-        if not event.remote_reset:
-            # h2 reset the stream itself because the server broke a rule on it.
-            stream.error = ProtocolError(
-                f"stream {stream.stream_id}: server broke the protocol ({error_name(code)}); "
-                "we reset the stream",
-                code,
-            )
-            return
-        retryable = code == h2.errors.ErrorCodes.REFUSED_STREAM
-        stream.error = StreamResetError(
-            f"server reset stream {stream.stream_id} ({error_name(code)})"
-            + ("; it was not processed and is safe to retry" if retryable else ""),
-            stream_id=stream.stream_id,
-            error_code=code,
-            retryable=retryable,
-        )
-        log.debug("stream %d: reset by server (%s)", stream.stream_id, error_name(code))
-
-    def _on_goaway(self, event: h2.events.ConnectionTerminated) -> None:
-        code = int(event.error_code or 0)
-        last = event.last_stream_id if event.last_stream_id is not None else 2**31 - 1
-        data = event.additional_data or b""
-        if self.goaway is not None:
-            # A later GOAWAY may only lower last_stream_id; never trust a raise.
-            last = min(last, self.goaway[1])
-        self.goaway = (code, last, data)
-        self.closed = True
-        log.debug("GOAWAY received (%s, last stream %d, %r)", error_name(code), last, data[:100])
-
-    def _on_settings(self, event: h2.events.RemoteSettingsChanged) -> None:
-        self.settings_received = True
+        return self._pings.take_ack(payload)
 
     # -- consuming ------------------------------------------------------------
 
@@ -763,50 +394,10 @@ class H2Core:
 
     def _consumed(self, stream: StreamState, size: int) -> None:
         stream.buffered -= size
-        self.total_buffered -= size
+        self._credit.total_buffered -= size
         if not stream.ended and stream.error is None:
             self._credit_stream(stream, size)
         self._credit_connection(0, size)
-
-    def _credit_stream(self, stream: StreamState, size: int) -> None:
-        increment = stream.window._data_consumed(size)
-        if increment and not stream.ended:
-            try:
-                self._h2.increment_flow_control_window(increment, stream.stream_id)
-            except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError):
-                pass  # the stream closed meanwhile; nothing to credit
-
-    def _credit_connection(self, received: int, freed: int) -> None:
-        """Give connection window back to the server.
-
-        ``received`` bytes just arrived; ``freed`` bytes just left our buffers
-        (read by the application, or dropped). While little is buffered every
-        byte is credited on arrival; above ``max_buffered`` only as much as is
-        freed, so memory stays bounded yet reading any stream always reopens
-        the window for the others.
-        """
-        self._withheld += received
-        if self.total_buffered <= self._max_buffered:
-            release = self._withheld
-        else:
-            release = min(freed, self._withheld)
-        window = self._connection_window
-        if window is None:
-            return
-        if not release and (window.window_size > 0 or not window.unacknowledged):
-            return
-        # With release 0 we get here only when the window is shut while the
-        # manager still holds credit it was waiting to batch: asking it now
-        # (its blocked() hook) is the only way that credit ever leaves.
-        self._withheld -= release
-        increment = window._data_consumed(release)
-        # After the server's graceful GOAWAY its streams may still finish and
-        # need window; only our own GOAWAY or a failure ends the crediting.
-        if increment and not self._goaway_sent and self.fatal is None:
-            try:
-                self._h2.increment_flow_control_window(increment)
-            except h2.exceptions.ProtocolError:
-                pass
 
     # -- closing streams ------------------------------------------------------
 
@@ -825,24 +416,18 @@ class H2Core:
         """Send RST_STREAM for ``stream_id`` (errors if already closed are ignored)."""
         stream = self.streams.get(stream_id)
         if stream is not None:
-            stream.request_ended = True
+            stream.request_event(RequestEvent.RESET)
         try:
             self._h2.reset_stream(stream_id, error_code=error_code)
             log.debug("stream %d: reset by us (%s)", stream_id, error_name(error_code))
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError):
             pass
 
-    def _reset_with_error(self, stream: StreamState, code: int, message: str) -> None:
-        # Body bytes that arrived before the fault stay for the reader, who
-        # gets them and then this error.
-        stream.error = ProtocolError(message, code)
-        self.reset(stream.stream_id, code)
-
     def _release_stream_buffer(self, stream: StreamState) -> None:
         if stream.buffered:
             size, stream.buffered = stream.buffered, 0
             stream.data.clear()
-            self.total_buffered -= size
+            self._credit.total_buffered -= size
             self._credit_connection(0, size)
 
     # -- what a waiting stream should see --------------------------------------
@@ -874,41 +459,3 @@ class H2Core:
                     additional_data=data,
                 )
         return self.fatal
-
-    def _live_stream(self, stream_id: int) -> StreamState | None:
-        stream = self.streams.get(stream_id)
-        if stream is None or stream.discarded or stream.error is not None:
-            return None
-        return stream
-
-
-def _cannot_have_body(stream: StreamState) -> bool:
-    if stream.head:
-        return True
-    headers = stream.headers
-    return headers is not None and headers[0][1] in (b"204", b"304")
-
-
-def _on_stream_malformed(core: H2Core, event: StreamMalformed) -> None:
-    if core._connection_window is not None and event.flow_controlled_length:
-        # h2 counted the DATA against the connection window: give it back.
-        core._connection_window._data_received(event.flow_controlled_length)
-        core._batch_credit(event.flow_controlled_length, event.flow_controlled_length)
-    stream = core.streams.get(event.stream_id)
-    if stream is not None:  # RST_STREAM is already queued (h2_adapters._reset_closed_stream)
-        core._reset_with_error(stream, 0x1, f"stream {event.stream_id}: malformed response: {event.message}")
-
-
-_HANDLERS: dict[type[h2.events.Event], Callable[[H2Core, Any], None]] = {
-    StreamMalformed: _on_stream_malformed,
-    h2.events.ResponseReceived: H2Core._on_response,
-    h2.events.InformationalResponseReceived: H2Core._on_informational,
-    h2.events.TrailersReceived: H2Core._on_trailers,
-    h2.events.DataReceived: H2Core._on_data,
-    h2.events.StreamEnded: H2Core._on_stream_ended,
-    h2.events.StreamReset: H2Core._on_stream_reset,
-    h2.events.ConnectionTerminated: H2Core._on_goaway,
-    h2.events.RemoteSettingsChanged: H2Core._on_settings,
-    h2.events.PushedStreamReceived: H2Core._on_push,
-    h2.events.PingAckReceived: H2Core._on_ping_ack,
-}

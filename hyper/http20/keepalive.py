@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 import weakref
 
 from ..exceptions import ConnectionTerminated, HyperError, HyperTimeout
@@ -45,7 +44,10 @@ class Keepalive:
             session = self._session()
             if session is None:
                 return
-            idle = time.monotonic() - session.last_received
+            # Under the session's state lock: a long send holding it delays
+            # this check, which is fine (a send is activity, and the PING
+            # below would wait for the same lock anyway).
+            idle = session.idle_seconds()
             del session  # never keep the session alive while sleeping
             if idle < self.interval:
                 if self._stopped.wait(self.interval - idle):

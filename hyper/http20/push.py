@@ -6,7 +6,7 @@ import threading
 
 from ..headers import HTTPHeaderMap
 from ..limits import Limits
-from .core import PushPromise
+from .pushes import PushPromise
 from .response import HTTP20Response, await_response
 from .session import H2Session
 
@@ -70,15 +70,14 @@ class HTTP20Push:
                 self._response = await_response(
                     self._session, self._wire_id, self._read_timeout, self._limits, public_id=self.stream_id
                 )
+                self._response._record_request(self.scheme, self.authority, self.path)
             return self._response
 
     get_response = getresponse
 
     def cancel(self) -> None:
         """Refuse the push: RST_STREAM (CANCEL) unless it already finished, and drop its data."""
-        session = self._session
-        with session.cond:  # the stream table, and the RST_STREAM queued
-            session.discard_locked(self._wire_id)
+        self._session.discard(self._wire_id)
 
     def __repr__(self) -> str:
         target = f"{self.scheme}://{self.authority}{self.path}"

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import http
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
+from typing import Any
 
 from ..common.decoding import ContentDecoder
 from ..common.reading import DecodedBodyReader
-from ..exceptions import ConnectionClosed, HyperError, InvalidStreamID, ProtocolError, fresh
+from ..exceptions import ConnectionClosed, HyperError, HyperTimeout, ProtocolError, ReadTimeout
 from ..headers import HTTPHeaderMap
 from ..limits import Limits
-from .session import H2Session, wait_limit
+from .session import H2Session
 
 _REASONS = {status.value: status.phrase for status in http.HTTPStatus}
 
@@ -29,6 +31,9 @@ class HTTP20Response(DecodedBodyReader):
     :class:`~hyper.ConnectionClosed` (only a body read to its end reads as
     ``b''``).
     """
+
+    #: The protocol version of the response, always ``"HTTP/2"``.
+    version = "HTTP/2"
 
     def __init__(
         self,
@@ -92,46 +97,22 @@ class HTTP20Response(DecodedBodyReader):
             if self._complete:
                 return b""
             raise ConnectionClosed(f"response on stream {self._public_id} was closed before its end")
-        session = self._session
-        core = session.core
-        # The state lock guards the stream's buffer, which the reading thread
-        # fills, and the core's window crediting that taking data triggers.
-        with session.cond:
-            stream = core.streams.get(self._stream_id)
-            if stream is None:
-                raise ConnectionClosed(f"response on stream {self._public_id} was closed")
-            timeout, on_timeout = wait_limit(
-                session.read_timeout, self._deadline_at, f"no data on stream {self._public_id}"
-            )
-            session.wait_for(
-                lambda: bool(stream.data) or stream.ended,
-                lambda: None if stream.data else core.stream_failure(stream),
-                timeout,
-                on_timeout,
-                self._stream_id,
-            )
-            if stream.error is not None and not stream.data:
-                raise fresh(stream.error)  # e.g. malformed trailers after a complete body
-            data = core.take_data(self._stream_id, max_bytes)
-            if stream.ended and not stream.data and stream.error is None:
-                # The body is complete and now fully taken: finish at once, so
-                # the caller's next read needs no lock and no wait.
-                self._finish_locked(stream.trailers)
-            # Connection credit freed by this read must leave now: other
-            # streams may be waiting for exactly that window. A send that
-            # fails is recorded in the core (the session is then lost), so
-            # the failure reaches this reader at its next read, after the
-            # bytes in hand: raising now would throw them away.
-            session.flush_quietly_locked()
+        timeout, on_timeout = wait_limit(
+            self._session.read_timeout, self._deadline_at, f"no data on stream {self._public_id}"
+        )
+        piece = self._session.read_body(self._stream_id, max_bytes, timeout, on_timeout)
+        if piece is None:
+            raise ConnectionClosed(f"response on stream {self._public_id} was closed")
+        data, trailers = piece
+        if trailers is not None:
+            # The body is complete and fully taken; the session is done with
+            # the stream, so the caller's next read needs no lock and no wait.
+            self._raw_done = True
+            self._complete = True
+            self._closed = True
+            for name, value in trailers:
+                self._trailers.add(name, value)
         return data
-
-    def _finish_locked(self, trailers: list[tuple[bytes, bytes]] | None) -> None:
-        self._raw_done = True
-        self._complete = True
-        self._closed = True
-        for name, value in trailers or ():
-            self._trailers.add(name, value)
-        self._session.discard_locked(self._stream_id, flush=False)  # the caller flushes
 
     # -- closing ------------------------------------------------------------
 
@@ -141,9 +122,7 @@ class HTTP20Response(DecodedBodyReader):
             return
         self._closed = True
         self._raw_done = True
-        session = self._session
-        with session.cond:  # the core's stream table and the RST_STREAM it may queue
-            session.discard_locked(self._stream_id)
+        self._session.discard(self._stream_id)
 
     def fileno(self) -> int:
         """The connection socket's file descriptor (shared by all its streams)."""
@@ -197,25 +176,41 @@ def await_response(
     ``public_id`` is the id the application knows the stream by. A response
     refused by its own checks discards its stream before raising.
     """
-    core = session.core
-    # The state lock guards the stream table and the headers the reader stores.
-    with public_stream_ids(stream_id, public_id), session.cond:
-        stream = core.streams.get(stream_id)
-        if stream is None:
-            raise InvalidStreamID(f"stream {stream_id} is gone", stream_id)
-        shown = stream_id if public_id is None else public_id
-        timeout, on_timeout = wait_limit(read_timeout, deadline_at, f"no response on stream {shown}")
-        session.wait_for(
-            lambda: stream.headers is not None,
-            lambda: core.stream_failure(stream),
-            timeout,
-            on_timeout,
-            stream_id,
-        )
-        raw_headers = stream.headers or []
+    shown = stream_id if public_id is None else public_id
+    timeout, on_timeout = wait_limit(read_timeout, deadline_at, f"no response on stream {shown}")
+    with public_stream_ids(stream_id, public_id):
+        raw_headers = session.await_headers(stream_id, timeout, on_timeout)
     try:
         return HTTP20Response(session, stream_id, raw_headers, limits, deadline_at, public_id)
     except HyperError:
-        with session.cond:  # the stream table, and the RST_STREAM queued
-            session.discard_locked(stream_id)
+        session.discard(stream_id)
         raise
+
+
+def wait_limit(
+    read_timeout: float | None, deadline_at: float | None, what: str
+) -> tuple[float | None, Callable[[], HyperTimeout]]:
+    """The bound of one wait, and the error when it expires.
+
+    The read timeout, or less when the exchange's overall deadline (a
+    ``time.monotonic()`` value) comes first. ``what`` starts the message.
+    """
+    if deadline_at is not None:
+        remaining = max(0.0, deadline_at - time.monotonic())
+        if read_timeout is None or remaining < read_timeout:
+            return remaining, lambda: ReadTimeout(f"{what}: the exchange's overall deadline passed")
+    return read_timeout, lambda: ReadTimeout(f"{what} within the read timeout of {read_timeout} s")
+
+
+def __getattr__(name: str) -> Any:
+    """hyper 0.7 compatibility: ``from hyper.http20.response import HTTP20Push``.
+
+    0.7 kept the push class in this module. It lives in
+    :mod:`hyper.http20.push` now, which imports this module, so it is
+    looked up lazily here (an import at the top would be circular).
+    """
+    if name == "HTTP20Push":
+        from .push import HTTP20Push
+
+        return HTTP20Push
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

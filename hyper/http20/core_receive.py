@@ -1,0 +1,445 @@
+"""The receiving half of the HTTP/2 core: frames from the server in, stream states changed.
+
+:class:`CoreReceiver` is the base of :class:`~hyper.http20.core.H2Core`: it
+splits the received bytes into ``h2`` events, checks what RFC 9113 leaves to
+the client (header blocks, the server preface, floods of control frames),
+and moves each stream's state (:mod:`~hyper.http20.streams`). Policy lives in
+the bookkeeping modules it calls: connection credit
+(:mod:`~hyper.http20.credit`), pushes (:mod:`~hyper.http20.pushes`) and pings
+(:mod:`~hyper.http20.pings`). Sans-I/O: no sockets, threads or clocks; the
+session calls in under its state lock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import hpack.exceptions
+
+from ..common.hints import add_hint, failed_start_hint
+from ..exceptions import HyperError, ProtocolError, StreamResetError
+from ..limits import Limits
+from .credit import ConnectionCredit
+from .fields import response_header_problem
+from .h2_adapters import FrameSplitter, StreamMalformed
+from .hpack_cache import MEMO_MAX_BLOCK
+from .pings import PingBook
+from .pushes import PushBook, PushPromise
+from .streams import RequestEvent, RequestState, ResponseEvent, StreamState
+from .window import BaseFlowControlManager
+
+log = logging.getLogger("hyper")
+
+#: Valid header blocks remembered per connection.
+_VALID_BLOCKS_MEMO = 64
+#: How much of what a server sends before its SETTINGS is kept to explain a failure.
+FIRST_BYTES = 512
+
+
+def error_name(code: int) -> str:
+    """The registered name of an HTTP/2 error code, e.g. ``'REFUSED_STREAM'``."""
+    try:
+        return h2.errors.ErrorCodes(code).name
+    except ValueError:
+        return f"UNKNOWN_ERROR_{code:#x}"
+
+
+class CoreReceiver:
+    """What the server sent, applied to the connection's state (see the module docstring)."""
+
+    # Set by H2Core.__init__; declared here, where they are used most.
+    _h2: h2.connection.H2Connection
+    _frames: FrameSplitter
+    _credit: ConnectionCredit
+    _pushes: PushBook
+    _pings: PingBook
+    _enable_push: bool
+    _origin: tuple[str, str, int] | None
+    _first_bytes: bytes | None
+    _window_manager: type[BaseFlowControlManager]
+    _stream_window: int
+    _control_frames: int
+    _valid_blocks: dict[tuple[Any, bool], None]
+    _touched: set[int]
+    _touched_all: bool
+    _goaway_sent: bool
+    limits: Limits
+    streams: dict[int, StreamState]
+    settings_received: bool
+    fatal: HyperError | None
+    goaway: tuple[int, int, bytes] | None
+    closed: bool
+
+    # Defined by H2Core (the sending half).
+    def close(self, error_code: int = 0, message: str = "connection closed") -> None:
+        raise NotImplementedError
+
+    def reset(self, stream_id: int, error_code: int) -> None:
+        raise NotImplementedError
+
+    def discard_stream(self, stream_id: int) -> None:
+        raise NotImplementedError
+
+    def _new_stream(self, stream_id: int, request_ended: bool, head: bool) -> StreamState:
+        request = RequestState.DONE if request_ended else RequestState.SENDING
+        return StreamState(stream_id, self._window_manager(self._stream_window), request=request, head=head)
+
+    # -- the frame loop ---------------------------------------------------------------
+
+    def receive(self, data: bytes | memoryview) -> None:
+        """Process bytes from the server; the state of affected streams changes."""
+        if self.fatal is not None:
+            return
+        first = self._first_bytes
+        if first is not None and not self.settings_received and len(first) < FIRST_BYTES:
+            # Kept to explain a failure before the server's SETTINGS (hints).
+            self._first_bytes = first + bytes(data[: FIRST_BYTES - len(first)])
+        events, error = self._frames.receive(data)
+        data_received = h2.events.DataReceived
+        touched = self._touched
+        credit = self._credit
+        credit.begin_batch()
+        try:
+            for event in events:
+                if type(event) is data_received and event.data and self.settings_received:
+                    self._control_frames = 0  # progress: see _flooded
+                    touched.add(event.stream_id)
+                    self._on_data(event)
+                    continue
+                stream_id = getattr(event, "stream_id", None)
+                if stream_id:
+                    touched.add(stream_id)
+                else:
+                    self._touched_all = True
+                if not self.settings_received and type(event) is not h2.events.RemoteSettingsChanged:
+                    # RFC 9113 section 3.4: the server preface is a SETTINGS frame.
+                    message = "server's first frame was not SETTINGS: this is not an HTTP/2 server"
+                    self.fail(ProtocolError(message, 1), 1)
+                    return
+                if self._flooded(event):
+                    calm = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM  # RFC 9113 section 10.5
+                    self.fail(
+                        ProtocolError(
+                            f"server sent more than {self.limits.max_control_frames_per_second} PING, "
+                            "SETTINGS or empty DATA frames without making progress (flood)",
+                            calm,
+                        ),
+                        calm,
+                    )
+                    return
+                handler = _HANDLERS.get(type(event))
+                if handler is not None:
+                    handler(self, event)
+        finally:
+            # The connection window is credited once per batch of frames, not
+            # per DATA frame: the window manager's decision costs a call.
+            received, freed = credit.end_batch()
+            if received or freed:
+                self._credit_connection(received, freed)
+            if self._pushes and credit.over_budget:
+                self._shed_untaken_pushes()
+        if error is not None:
+            code = getattr(error, "error_code", None) or h2.errors.ErrorCodes.PROTOCOL_ERROR
+            if isinstance(error.__cause__, (hpack.exceptions.HPACKError, IndexError)) and not isinstance(
+                error.__cause__, hpack.exceptions.OversizedHeaderListError
+            ):
+                code = h2.errors.ErrorCodes.COMPRESSION_ERROR  # RFC 9113 section 4.3
+            failure = ProtocolError(f"server broke the HTTP/2 protocol: {error}", int(code))
+            failure.__cause__ = error  # keep h2's own error for debugging
+            self.fail(failure, int(code))
+
+    def reset_flood_budget(self) -> None:
+        """Start a new budget of control frames (the session does so every second)."""
+        self._control_frames = 0
+
+    def _flooded(self, event: Any) -> bool:
+        """Count frames that cost us work but carry no response progress (RFC 9113 section 10.5)."""
+        kind = type(event)
+        if kind is h2.events.DataReceived and event.data:
+            self._control_frames = 0
+        elif kind in (
+            h2.events.PingReceived,
+            h2.events.RemoteSettingsChanged,
+            h2.events.DataReceived,
+        ) or (kind is h2.events.PingAckReceived and not self._pings.is_ours(event.ping_data)):
+            self._control_frames += 1
+            return self._control_frames > self.limits.max_control_frames_per_second
+        elif kind in (h2.events.ResponseReceived, h2.events.StreamEnded):
+            self._control_frames = 0
+        return False
+
+    def take_touched(self) -> set[int] | None:
+        """Stream ids that :meth:`receive` changed since the last call; ``None`` for "all of them"."""
+        touched, everything = self._touched, self._touched_all
+        self._touched, self._touched_all = set(), False
+        return None if everything else touched
+
+    def fail(self, error: HyperError, error_code: int | None = None) -> None:
+        """Record a connection-fatal error; queue GOAWAY when we detected it (RFC 9113 section 5.4.1)."""
+        self._touched_all = True
+        if self.fatal is None:
+            self._explain_failed_start(error)
+            self.fatal = error
+            log.debug("connection failed: %s", error)
+        if error_code is not None:
+            self.close(error_code, str(error))
+
+    def connection_lost(self, error: HyperError) -> None:
+        """The socket closed or broke: everything incomplete fails with ``error``."""
+        self.closed = True
+        if self.fatal is None:
+            self._explain_failed_start(error)
+            self.fatal = error
+
+    def _explain_failed_start(self, error: HyperError) -> None:
+        """Before the server's SETTINGS, add what its first bytes suggest (hints) to ``error``."""
+        if self._first_bytes is not None and not self.settings_received:
+            secure = self._origin is not None and self._origin[0] == "https"
+            add_hint(error, failed_start_hint(self._first_bytes, secure=secure, http2=True))
+
+    # -- header blocks ----------------------------------------------------------------
+
+    def _checked_fields(
+        self, event: Any, what: str, trailers: bool = False
+    ) -> tuple[StreamState, list[tuple[bytes, bytes]]] | None:
+        """The live stream of a header event and its fields, if they are valid.
+
+        A malformed block fails that stream only (RST_STREAM PROTOCOL_ERROR,
+        RFC 9113 section 8.1.1).
+        """
+        stream = self.streams.get(event.stream_id)
+        if stream is None or not stream.live:
+            return None
+        fields = list(event.headers or [])
+        key = (tuple(fields), trailers)
+        if key in self._valid_blocks:
+            return stream, fields  # the very same fields were checked before
+        problem = response_header_problem(fields, trailers=trailers)
+        if problem is None and sum(len(name) + len(value) for name, value in fields) <= MEMO_MAX_BLOCK:
+            if len(self._valid_blocks) >= _VALID_BLOCKS_MEMO:
+                self._valid_blocks.clear()
+            self._valid_blocks[key] = None
+        elif problem is not None:
+            self._reset_with_error(stream, 0x1, f"stream {stream.stream_id}: malformed {what}: {problem}")
+            return None
+        return stream, fields
+
+    def _on_response(self, event: h2.events.ResponseReceived) -> None:
+        checked = self._checked_fields(event, "response")
+        if checked is not None:
+            stream, fields = checked
+            stream.final_headers(fields)
+            log.debug("stream %d: response headers received", event.stream_id)
+
+    def _on_informational(self, event: h2.events.InformationalResponseReceived) -> None:
+        checked = self._checked_fields(event, "1xx response")
+        if checked is None:
+            return
+        stream = checked[0]
+        stream.informational += 1
+        if stream.informational > self.limits.max_informational_responses:
+            self._reset_with_error(
+                stream,
+                h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
+                f"server sent more than {self.limits.max_informational_responses} informational responses",
+            )
+
+    def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
+        checked = self._checked_fields(event, "trailers", trailers=True)
+        if checked is not None:
+            stream, fields = checked
+            stream.trailers = fields
+
+    # -- body data and credit ---------------------------------------------------------
+
+    def _on_data(self, event: h2.events.DataReceived) -> None:
+        # Runs once per DATA frame: stream checks are written out, not
+        # asked through properties, and the credit takes one call.
+        size = event.flow_controlled_length or 0
+        payload = event.data or b""
+        stream = self.streams.get(event.stream_id)
+        if stream is None or stream.discarded or stream.error is not None:
+            # Nobody will read it: give the connection window straight back.
+            self._data_credit(size, size)
+            return
+        if payload and stream.cannot_have_body():
+            self._data_credit(size, size)
+            self._reset_with_error(
+                stream,
+                h2.errors.ErrorCodes.PROTOCOL_ERROR,
+                f"stream {stream.stream_id}: body on a response that cannot have one (RFC 9110 6.4.1)",
+            )
+            return
+        stream.window._data_received(size)
+        if payload:
+            stream.data.append(payload)
+            stream.buffered += len(payload)
+            self._credit.total_buffered += len(payload)
+        padding = size - len(payload)
+        if padding:
+            # Padding is never consumed by the application; credit it at once.
+            self._credit_stream(stream, padding)
+        self._data_credit(size, padding)
+
+    def _data_credit(self, size: int, freed: int) -> None:
+        """A DATA frame's connection credit: gathered for the end of ``receive``, or released now."""
+        if not self._credit.received(size, freed):
+            self._credit_connection(size, freed)
+
+    def _credit_stream(self, stream: StreamState, size: int) -> None:
+        """Give ``size`` bytes of ``stream``'s window back, as its window manager decides."""
+        increment = stream.window._data_consumed(size)
+        if increment and not stream.ended:
+            try:
+                self._h2.increment_flow_control_window(increment, stream.stream_id)
+            except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError):
+                pass  # the stream closed meanwhile; nothing to credit
+
+    def _credit_connection(self, received: int, freed: int) -> None:
+        """Give connection window back to the server, as :class:`ConnectionCredit` decides."""
+        increment = self._credit.release(received, freed)
+        # After the server's graceful GOAWAY its streams may still finish and
+        # need window; only our own GOAWAY or a failure ends the crediting.
+        if increment and not self._goaway_sent and self.fatal is None:
+            try:
+                self._h2.increment_flow_control_window(increment)
+            except h2.exceptions.ProtocolError:
+                pass
+
+    # -- stream ends and resets ---------------------------------------------------------
+
+    def _on_stream_ended(self, event: h2.events.StreamEnded) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is not None:
+            stream.response_event(ResponseEvent.END_STREAM)
+            log.debug("stream %d: response complete", event.stream_id)
+
+    def _on_stream_reset(self, event: h2.events.StreamReset) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is None:
+            return
+        code = int(event.error_code or 0)
+        stream.request_event(RequestEvent.RESET)
+        if stream.complete or stream.discarded:
+            # RST_STREAM(NO_ERROR) after a full response (e.g. an early 413
+            # during an upload) only means "stop sending" (RFC 9113 section 8.1).
+            log.debug("stream %d: reset (%s) after a complete response", stream.stream_id, error_name(code))
+            return
+        # In both cases below the body bytes already buffered stay: the
+        # reader gets every byte that arrived before the failure, then the
+        # error (the buffer is released when taken or discarded).
+        if not event.remote_reset:
+            # h2 reset the stream itself because the server broke a rule on it.
+            stream.error = ProtocolError(
+                f"stream {stream.stream_id}: server broke the protocol ({error_name(code)}); "
+                "we reset the stream",
+                code,
+            )
+            return
+        # REFUSED_STREAM: the server did not process it (RFC 9113 section 8.7).
+        retryable = code == h2.errors.ErrorCodes.REFUSED_STREAM
+        stream.error = StreamResetError(
+            f"server reset stream {stream.stream_id} ({error_name(code)})"
+            + ("; it was not processed and is safe to retry" if retryable else ""),
+            stream_id=stream.stream_id,
+            error_code=code,
+            retryable=retryable,
+        )
+        log.debug("stream %d: reset by server (%s)", stream.stream_id, error_name(code))
+
+    def _reset_with_error(self, stream: StreamState, code: int, message: str) -> None:
+        # Body bytes that arrived before the fault stay for the reader, who
+        # gets them and then this error.
+        stream.error = ProtocolError(message, code)
+        self.reset(stream.stream_id, code)
+
+    # -- connection-wide frames -------------------------------------------------------
+
+    def _on_goaway(self, event: h2.events.ConnectionTerminated) -> None:
+        code = int(event.error_code or 0)
+        last = event.last_stream_id if event.last_stream_id is not None else 2**31 - 1
+        data = event.additional_data or b""
+        if self.goaway is not None:
+            # A later GOAWAY may only lower last_stream_id (RFC 9113 section 6.8).
+            last = min(last, self.goaway[1])
+        self.goaway = (code, last, data)
+        self.closed = True
+        log.debug("GOAWAY received (%s, last stream %d, %r)", error_name(code), last, data[:100])
+
+    def _on_settings(self, event: h2.events.RemoteSettingsChanged) -> None:
+        self.settings_received = True
+
+    def _on_ping_ack(self, event: h2.events.PingAckReceived) -> None:
+        self._pings.ack_received(event.ping_data)
+
+    # -- server push ------------------------------------------------------------------
+
+    def _on_push(self, event: h2.events.PushedStreamReceived) -> None:
+        pushed_id, parent_id = event.pushed_stream_id, event.parent_stream_id
+        if pushed_id is None or parent_id is None:  # h2 always sets both
+            return
+        if not self._enable_push:
+            # RFC 9113 section 8.4: push was disabled in our SETTINGS (h2 only
+            # checks once the server acknowledged them).
+            self.fail(ProtocolError("server sent PUSH_PROMISE although push is disabled", 1), 1)
+            return
+        fields = list(event.headers or [])
+        held = sum(1 for stream_id in self.streams if not stream_id % 2)
+        refusal = self._pushes.refusal(pushed_id, fields, held)
+        if refusal is not None:
+            self.reset(pushed_id, refusal)
+            return
+        stream = StreamState(
+            pushed_id, self._window_manager(self._stream_window), head=dict(fields)[b":method"] == b"HEAD"
+        )
+        stream.request_event(RequestEvent.END_STREAM)  # a pushed request has no body to send
+        self.streams[pushed_id] = stream
+        self._pushes.add(PushPromise(pushed_id, parent_id, fields))
+
+    def _shed_untaken_pushes(self) -> None:
+        """Cancel pushes nobody took, oldest first, while too much is buffered.
+
+        A push is the server's guess; unlike a response the application asked
+        for, its data must not hold the connection window shut for the
+        streams that were asked for.
+        """
+        for push in self._pushes.oldest_first():
+            if not self._credit.over_budget:
+                return
+            stream = self.streams.get(push.stream_id)
+            if stream is not None and stream.buffered:
+                self._pushes.remove(push)
+                log.debug(
+                    "stream %d: untaken push cancelled, %d bytes buffered", push.stream_id, stream.buffered
+                )
+                self.discard_stream(push.stream_id)
+
+
+def _on_stream_malformed(core: CoreReceiver, event: StreamMalformed) -> None:
+    if core._credit.window is not None and event.flow_controlled_length:
+        # h2 counted the DATA against the connection window: give it back.
+        core._data_credit(event.flow_controlled_length, event.flow_controlled_length)
+    stream = core.streams.get(event.stream_id)
+    if stream is not None:  # RST_STREAM is already queued (h2_adapters._reset_closed_stream)
+        core._reset_with_error(stream, 0x1, f"stream {event.stream_id}: malformed response: {event.message}")
+
+
+_HANDLERS: dict[type[h2.events.Event], Callable[[CoreReceiver, Any], None]] = {
+    StreamMalformed: _on_stream_malformed,
+    h2.events.ResponseReceived: CoreReceiver._on_response,
+    h2.events.InformationalResponseReceived: CoreReceiver._on_informational,
+    h2.events.TrailersReceived: CoreReceiver._on_trailers,
+    h2.events.DataReceived: CoreReceiver._on_data,
+    h2.events.StreamEnded: CoreReceiver._on_stream_ended,
+    h2.events.StreamReset: CoreReceiver._on_stream_reset,
+    h2.events.ConnectionTerminated: CoreReceiver._on_goaway,
+    h2.events.RemoteSettingsChanged: CoreReceiver._on_settings,
+    h2.events.PushedStreamReceived: CoreReceiver._on_push,
+    h2.events.PingAckReceived: CoreReceiver._on_ping_ack,
+}

@@ -1,0 +1,99 @@
+"""Request bodies on an HTTP/2 session: DATA sent as the flow-control windows allow.
+
+:class:`SessionUpload` is part of the session (the locking argument is in
+:mod:`hyper.http20.session`): an upload takes the state lock per block of
+the body, so frames keep their order and other threads (readers, other
+uploads) get a turn between blocks; the body itself is read outside the
+lock, since a file may be slow. RFC 9113 section 6.9: DATA may not exceed
+the stream's or the connection's send window; when both are shut the upload
+waits (bounded by the write timeout) for WINDOW_UPDATE.
+"""
+
+from __future__ import annotations
+
+from ..common.body import LengthCounter, RequestBody
+from ..exceptions import InvalidStreamID, WriteTimeout, fresh
+from .session_wire import SessionWire
+from .streams import StreamState
+
+#: Body bytes queued per lock hold while uploading, so readers get a turn.
+SEND_BATCH = 1024 * 1024
+
+
+class SessionUpload(SessionWire):
+    """The upload operations of :class:`~hyper.http20.session.H2Session`."""
+
+    def _stream_locked(self, stream_id: int) -> StreamState:
+        """The state of a stream opened on this session. Caller holds the state lock.
+
+        Raises :class:`InvalidStreamID` when it is gone (its response was
+        closed or forgotten, possibly by another thread).
+        """
+        stream = self._core.streams.get(stream_id)
+        if stream is None:
+            raise InvalidStreamID(f"stream {stream_id} was closed", stream_id)
+        return stream
+
+    def send_body(
+        self, stream_id: int, body: RequestBody, declared: int | None, end_stream: bool = True
+    ) -> None:
+        """Send a request body as the windows allow, then END_STREAM if ``end_stream``.
+
+        Blocks until the body is sent, the server answers in full and stops
+        the upload, or an error. A body that does not match ``declared``
+        resets the stream and raises :class:`BodyLengthError`.
+        """
+        counter = LengthCounter(declared)
+        core = self._core
+        with self._cond:  # the reader may be removing the stream right now
+            stream = self._stream_locked(stream_id)
+        try:
+            for block in body.blocks():  # read outside the lock: files may be slow
+                counter.add(block.nbytes)
+                view = block
+                # The state lock, per block: the windows, queuing DATA and its
+                # send keep frame order; readers get a turn between blocks.
+                with self._cond:
+                    while view.nbytes:
+                        if self._upload_should_stop(stream):
+                            return
+                        sent = core.send_body(stream_id, view[:SEND_BATCH])
+                        if sent:
+                            view = view[sent:]
+                            self._flush_locked()
+                            continue
+                        # Both windows shut (RFC 9113 section 6.9): wait for
+                        # WINDOW_UPDATE, or for the server to end the stream.
+                        self._wait_locked(
+                            lambda: core.send_window(stream_id) > 0 or stream.request_ended,
+                            lambda: core.stream_failure(stream),
+                            self.write_timeout,
+                            lambda: WriteTimeout(
+                                f"server kept the flow-control window of stream {stream_id} "
+                                f"closed for {self.write_timeout} s"
+                            ),
+                            stream_id,
+                        )
+            if end_stream:
+                counter.check_complete()
+        except BaseException:
+            with self._cond:  # the RST_STREAM is queued and sent in order, waiters woken
+                if not stream.request_ended:
+                    core.reset(stream_id, 0x8)  # CANCEL (RFC 9113 section 7)
+                    self._flush_quietly_locked()
+                self._cond.notify_all()
+            raise
+        if not end_stream:
+            return
+        with self._cond:  # END_STREAM is queued and sent in order
+            if not self._upload_should_stop(stream):
+                core.end_body(stream_id)
+                self._flush_locked()
+
+    def _upload_should_stop(self, stream: StreamState) -> bool:
+        error = self._core.stream_failure(stream)
+        if error is not None:
+            raise fresh(error)
+        # A server that answered in full may end our side early (RFC 9113
+        # section 8.1): the rest of the body is not sent.
+        return stream.request_ended

@@ -1,0 +1,429 @@
+"""The socket half of an HTTP/2 session: ordered sends, draining, and reader election.
+
+:class:`SessionWire` is the base of :class:`~hyper.http20.session.H2Session`
+and part of it: it owns the non-blocking socket, the two wake-up socket
+pairs, the state lock and its condition, and the core (fed only from here).
+The locking argument for the whole session is stated once, in
+:mod:`hyper.http20.session`; this module keeps to it:
+
+* every ``*_locked`` method runs with the state lock held;
+* the one place the lock is let go is the reader's poll
+  (:meth:`SessionWire._read_once_locked`), guarded by ``_reading`` so that
+  nobody closes the socket under that poll;
+* a send waits for the socket *with* the lock held (frames must leave in
+  the order the state changed, RFC 9113 section 5.1.1), reading meanwhile so
+  a server blocked writing to us cannot deadlock the pair.
+
+No module outside the session uses this one.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+
+from ..common.sockets import wait_for_socket
+from ..exceptions import (
+    ConnectionClosed,
+    ConnectionTerminated,
+    HyperError,
+    HyperTimeout,
+    TransportError,
+    WriteTimeout,
+    fresh,
+)
+from .core import H2Core
+from .session_wakeups import StateCondition
+
+#: Size of the reusable receive buffer; one drain reads at most this much.
+RECV_BUFFER_SIZE = 512 * 1024
+#: Seconds per budget of control frames (see H2Core.reset_flood_budget).
+FLOOD_BUDGET_PERIOD = 1.0
+
+_WOULD_BLOCK_READ = (ssl.SSLWantReadError, BlockingIOError, InterruptedError)
+_WOULD_BLOCK_WRITE = (ssl.SSLWantWriteError, BlockingIOError, InterruptedError)
+
+
+class SessionWire:
+    """The socket, the state lock and the core of one session, and the I/O between them.
+
+    :param read_timeout: bound on each wait for the server (``None``: no bound).
+    :param write_timeout: bound on each wait to send (socket or flow control).
+
+    Owns ``sock`` from the start: if its own setup fails, it closes the
+    socket before raising :class:`~hyper.TransportError`.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        core: H2Core,
+        read_timeout: float | None,
+        write_timeout: float | None,
+    ) -> None:
+        try:
+            sock.setblocking(False)
+            # Wakes the reader out of its unlocked poll when another thread fed
+            # the core with data (while sending) that the reader would wait for.
+            self._waker_r, self._waker_w = socket.socketpair()
+            try:
+                # Wakes a sender waiting (under the state lock) for the socket
+                # to drain, when close() is called: see close().
+                self._interrupt_r, self._interrupt_w = socket.socketpair()
+            except BaseException:
+                self._waker_r.close()
+                self._waker_w.close()
+                raise
+        except OSError as exc:
+            sock.close()
+            raise TransportError(f"could not set up the HTTP/2 connection: {exc}") from exc
+        except BaseException:
+            sock.close()
+            raise
+        for end in (self._waker_r, self._waker_w, self._interrupt_r, self._interrupt_w):
+            end.setblocking(False)
+        # Guards the interrupt socket's write end against being closed under
+        # close()'s write (close() writes without the state lock). Never held
+        # across a wait: the write is non-blocking.
+        self._interrupt_lock = threading.Lock()
+        self._fds_closed = False
+        self._sock = sock
+        # The sans-I/O protocol state: read and changed only under self._lock.
+        self._core = core
+        self.read_timeout = read_timeout
+        self.write_timeout = write_timeout
+        # The state lock (see hyper.http20.session for what it protects).
+        self._lock = threading.Lock()
+        # Waiters sleep here; notified whenever the core's state may have changed.
+        self._cond = StateCondition(self._lock)
+        self._reading = False
+        self._socket_closed = False
+        self._close_when_reader_done = False
+        self._closed_by_user = False
+        # Set (without the lock: a plain flag, read by the sender it
+        # interrupts) when close() starts; a send waiting for the socket
+        # gives up instead of waiting on.
+        self._closing = False
+        # A send was cut off mid-frame: the byte stream is torn and no
+        # further frame (not even GOAWAY) may follow.
+        self._torn = False
+        self._flood_budget_started = time.monotonic()
+        #: Added to wire stream ids to make the connection's public ids (set
+        #: once, by the connection, before any stream is opened).
+        self.id_base = 0
+        # The keep-alive gave up on the peer: the next request reconnects.
+        self._declared_dead = False
+        # ``time.monotonic()`` when bytes last arrived (for keep-alive).
+        self._last_received = time.monotonic()
+        #: Set once the socket is closed (a keep-alive thread stops on it).
+        self.stopped = threading.Event()
+        self._recv_buffer = bytearray(RECV_BUFFER_SIZE)
+        self._recv_view = memoryview(self._recv_buffer)
+
+    def _stop_interrupting_locked(self) -> None:
+        """Under the state lock no sender waits: clear the interrupt, so GOAWAY gets its second."""
+        self._closing = False
+        if self._socket_closed:
+            return
+        try:
+            while self._interrupt_r.recv(64):
+                pass
+        except OSError:
+            pass  # drained
+
+    def _close_socket_locked(self) -> None:
+        if self._socket_closed:
+            return
+        self._socket_closed = True
+        self.stopped.set()
+        if self._reading:
+            # The reader polls this socket without the lock: wake it with a
+            # shutdown and let it close the socket once it is done.
+            self._close_when_reader_done = True
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        else:
+            self._close_fds()
+
+    def _close_fds(self) -> None:
+        self._sock.close()
+        self._waker_r.close()
+        self._waker_w.close()
+        with self._interrupt_lock:  # close() may be writing to it without the state lock
+            self._fds_closed = True
+            self._interrupt_r.close()
+            self._interrupt_w.close()
+
+    def _wake_reader_locked(self) -> None:
+        self._cond.notify_changed(self._core.take_touched())
+        if self._reading:
+            try:
+                self._waker_w.send(b"\0")
+            except OSError:
+                pass  # already full: the reader will wake anyway
+
+    def _lost(self, error: HyperError) -> HyperError:
+        """The socket failed or hit EOF: record, close, wake everyone."""
+        self._core.connection_lost(error)
+        self._close_socket_locked()
+        self._cond.notify_all()
+        return self._core.fatal or error
+
+    def fileno(self) -> int:
+        """The socket's file descriptor (-1 once closed).
+
+        No lock: the state lock may be held for as long as a send waits, and
+        a stale view of the flag is harmless (the socket object itself
+        reports -1 once closed).
+        """
+        return -1 if self._socket_closed else self._sock.fileno()
+
+    # -- sending ------------------------------------------------------------------
+
+    def _flush_locked(self, timeout: float | None = None) -> None:
+        """Send everything the core has queued. Caller holds the state lock."""
+        while True:
+            pieces = self._core.pieces_to_send()
+            if not pieces:
+                return
+            for piece in pieces:
+                self._send_locked(piece, self.write_timeout if timeout is None else timeout)
+
+    def _flush_quietly_locked(self) -> None:
+        """Flush, ignoring a dead connection (used while cleaning up)."""
+        try:
+            self._flush_locked()
+        except HyperError:
+            pass
+
+    def _send_locked(self, data: bytes | memoryview, timeout: float | None) -> None:
+        if self._socket_closed:
+            raise _stored(self._core.fatal) or ConnectionClosed("the connection is closed")
+        view = memoryview(data)
+        size = view.nbytes
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while view:
+            if self._closing:
+                # close() in another thread waits for the lock we hold: give
+                # up. A frame cut in half means nothing more may be sent.
+                self._torn = self._torn or view.nbytes != size
+                raise ConnectionClosed("the connection was closed while data was being sent")
+            try:
+                sent = self._sock.send(view)
+            except _WOULD_BLOCK_WRITE:
+                self._wait_writable_locked(deadline)
+                continue
+            except ssl.SSLWantReadError:
+                self._wait_readable_while_sending(deadline)
+                continue
+            except OSError as exc:
+                raise self._lost(
+                    ConnectionTerminated(f"connection broke while sending: {exc}", retryable=False)
+                ) from exc
+            view = view[sent:]
+
+    def _write_time_left(self, deadline: float | None) -> float | None:
+        """Seconds left to send; past the deadline the connection is lost."""
+        remaining = _remaining(deadline)
+        if remaining is not None and remaining <= 0:
+            # A half-sent frame leaves the connection unusable.
+            self._lost(ConnectionTerminated("write timed out mid-frame; connection closed"))
+            raise WriteTimeout("the server did not accept our data in time")
+        return remaining
+
+    def _wait_writable_locked(self, deadline: float | None) -> None:
+        remaining = self._write_time_left(deadline)
+        # The interrupt socket lets close() end this wait (we hold the state
+        # lock it needs); _send_locked then sees self._closing.
+        readable, woken = wait_for_socket(
+            self._sock, read=True, write=True, timeout=remaining, wake=self._interrupt_r
+        )
+        if woken and not self._closing:
+            self._stop_interrupting_locked()  # a stale byte (two close() calls raced): no spinning
+        if readable and self._drain_locked():
+            # The server may be blocked writing to us; we read so it can go on,
+            # and tell the reader (if any) that there is news.
+            self._wake_reader_locked()
+
+    def _wait_readable_while_sending(self, deadline: float | None) -> None:
+        remaining = self._write_time_left(deadline)
+        wait_for_socket(self._sock, read=True, write=False, timeout=remaining, wake=self._interrupt_r)
+
+    # -- receiving ------------------------------------------------------------
+
+    def _drain_locked(self) -> bool:
+        """Read all the socket has now and feed it to the core; False on nothing.
+
+        Reading stops only when the socket would block (or at EOF), never
+        because our buffer is full: TLS may hold decrypted bytes that poll()
+        cannot see, and nobody would come back for them.
+        """
+        progressed = False
+        while not self._socket_closed:
+            total, more, eof = self._fill_buffer_locked()
+            if total:
+                progressed = True
+                self._feed_locked(total)
+            if eof:
+                self._on_eof_locked()
+                return True
+            if not more:
+                break
+        return progressed
+
+    def _fill_buffer_locked(self) -> tuple[int, bool, bool]:
+        """Receive into the buffer: (bytes, buffer filled up, EOF)."""
+        view = self._recv_view
+        total = 0
+        while total < RECV_BUFFER_SIZE:
+            try:
+                got = self._sock.recv_into(view[total:])
+            except (*_WOULD_BLOCK_READ, ssl.SSLWantWriteError):
+                return total, False, False
+            except ssl.SSLZeroReturnError:
+                return total, False, True
+            except OSError as exc:
+                if total:
+                    self._feed_locked(total)
+                in_flight = self._streams_in_flight()
+                raise self._lost(
+                    ConnectionTerminated(f"connection broke: {exc}", retryable=not in_flight)
+                ) from exc
+            if not got:
+                return total, False, True
+            total += got
+        return total, True, False
+
+    def _feed_locked(self, size: int) -> None:
+        now = self._last_received = time.monotonic()
+        if now - self._flood_budget_started > FLOOD_BUDGET_PERIOD:
+            self._flood_budget_started = now
+            self._core.reset_flood_budget()
+        # The frame splitter copies what it keeps, so no copy is needed here.
+        self._core.receive(self._recv_view[:size])
+
+    def _streams_in_flight(self) -> bool:
+        return any(not s.complete for s in self._core.streams.values())
+
+    def _on_eof_locked(self) -> None:
+        in_flight = self._streams_in_flight()
+        self._lost(
+            ConnectionTerminated(
+                "server closed the connection" + (" before the response was complete" if in_flight else ""),
+                retryable=not in_flight,
+            )
+        )
+
+    def _wait_locked(
+        self,
+        ready: Callable[[], bool],
+        failure: Callable[[], HyperError | None],
+        timeout: float | None,
+        on_timeout: Callable[[], HyperTimeout],
+        stream_id: int | None = None,
+    ) -> None:
+        """Block until ``ready()`` or ``failure()``; the caller holds the state lock.
+
+        The waiting thread becomes the reader when nobody else is reading,
+        otherwise sleeps until the reader has news about ``stream_id`` (any
+        news when ``None``: pass the stream only when nothing but a change
+        of that stream can make ``ready()`` or ``failure()`` true).
+        """
+        try:
+            self._wait_loop_locked(ready, failure, timeout, on_timeout, stream_id)
+        finally:
+            if not self._reading:
+                # Leaving with nobody reading: a sleeper must take over.
+                self._cond.notify_one()
+
+    def _wait_loop_locked(
+        self,
+        ready: Callable[[], bool],
+        failure: Callable[[], HyperError | None],
+        timeout: float | None,
+        on_timeout: Callable[[], HyperTimeout],
+        stream_id: int | None,
+    ) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if ready():
+                return
+            error = failure()
+            if error is not None:
+                raise fresh(error)
+            if self._socket_closed:
+                raise _stored(self._core.fatal) or ConnectionClosed("the connection is closed")
+            remaining = _remaining(deadline)
+            if remaining is not None and remaining <= 0:
+                raise on_timeout()
+            if self._reading:
+                self._cond.sleep(stream_id, remaining)
+                continue
+            self._reading = True
+            try:
+                self._read_once_locked(remaining)
+            finally:
+                self._reading = False
+                if self._close_when_reader_done:
+                    self._close_when_reader_done = False
+                    self._close_fds()
+                self._cond.notify_changed(self._core.take_touched())
+
+    def _read_once_locked(self, timeout: float | None) -> None:
+        # The reader waits for the socket WITHOUT the state lock, so other
+        # threads can send and take data meanwhile; self._reading (set under
+        # the lock) keeps anyone from closing the socket under this poll.
+        self._lock.release()
+        try:
+            readable, woken = wait_for_socket(
+                self._sock, read=True, write=False, timeout=timeout, wake=self._waker_r
+            )
+        except (OSError, ValueError):
+            readable, woken = True, False  # closed under us; the code below finds out
+        finally:
+            self._lock.acquire()
+        if woken and not self._socket_closed:
+            try:
+                while self._waker_r.recv(4096):
+                    pass
+            except OSError:
+                pass
+        if readable:
+            self._drain_and_answer_locked()
+
+    def _drain_and_answer_locked(self) -> None:
+        """Feed what arrived, then send what the core queued in answer."""
+        if self._socket_closed:
+            return
+        self._drain_locked()
+        if not self._socket_closed:
+            self._flush_locked()
+
+    def _poll_locked(self) -> None:
+        """Process whatever the server already sent, without waiting.
+
+        Used before opening a stream, so the server's SETTINGS limits and a
+        GOAWAY that arrived while the connection sat idle are known first.
+        """
+        if self._reading or self._socket_closed:
+            return
+        readable, _ = wait_for_socket(self._sock, read=True, write=False, timeout=0)
+        if readable:
+            try:
+                self._drain_and_answer_locked()
+            except HyperError:
+                pass  # recorded in the core; the caller sees the session unusable
+            self._cond.notify_changed(self._core.take_touched())
+
+
+def _stored(error: HyperError | None) -> HyperError | None:
+    return None if error is None else fresh(error)
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else deadline - time.monotonic()

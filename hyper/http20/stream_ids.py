@@ -1,0 +1,151 @@
+"""The connection's public stream ids, and where each one's stream lives.
+
+Public stream ids are the connection's own: odd, increasing, never repeated
+across reconnects. They are separate from the wire ids of the session that
+carries the stream: ``putrequest()`` hands one out before any wire id exists
+and takes no wire id (nor any lock) until ``endheaders()`` sends the
+HEADERS. Wire ids reach the wire in order because each is taken and sent
+under its session's state lock (RFC 9113 section 5.1.1), which is the
+session's business, not this module's.
+
+:class:`StreamRegistry` maps a public id to its :class:`StreamHandle`
+(session, wire id, deadline), remembers which responses nobody took yet
+(oldest first, for ``getresponse()`` without an id), and, with push on, the
+request streams whose pushes may still be asked for. Its one lock guards
+those maps and the id counter; it is held only for their updates, never
+across a wait or together with a session's state lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from ..common.stream_ids import unknown_stream_id
+from ..exceptions import InvalidStreamID
+from .session import H2Session
+
+# Request streams remembered for get_pushes() before the map is pruned.
+_PUSH_PARENTS_AT_LEAST = 64
+
+
+@dataclass
+class StreamHandle:
+    """Where a public stream id lives: the session and wire id its HEADERS went out on."""
+
+    session: H2Session
+    wire_id: int
+    #: ``time.monotonic()`` by which the whole exchange must be done, if bounded.
+    deadline_at: float | None = None
+    #: A thread is taking (or took) the response: nobody else may.
+    claimed: bool = False
+    #: The request target (path and query) as sent, for the response's ``url``.
+    target: str = ""
+
+
+class StreamRegistry:
+    """Public stream ids, their handles, untaken responses and push parents."""
+
+    def __init__(self) -> None:
+        # Guards every field below; never held while waiting on anything.
+        self._lock = threading.Lock()
+        self._next_public_id = 1
+        self._streams: dict[int, StreamHandle] = {}
+        # Responses not yet taken, oldest first.
+        self._untaken: OrderedDict[int, None] = OrderedDict()
+        # With push on: request streams whose pushes get_pushes() may still
+        # ask for (their handles outlive the taken response). Pruned as it grows.
+        self._push_parents: dict[int, StreamHandle] = {}
+        self._push_parents_limit = _PUSH_PARENTS_AT_LEAST
+
+    def take_id(self) -> int:
+        """A new public stream id (for ``putrequest()``, before anything is sent)."""
+        with self._lock:  # the id counter, shared by every thread's requests
+            return self._take_id_locked()
+
+    def _take_id_locked(self) -> int:
+        public_id = self._next_public_id
+        self._next_public_id += 2  # odd, like client-initiated wire ids
+        return public_id
+
+    def register(self, handle: StreamHandle, public_id: int | None, track_pushes: bool) -> int:
+        """Record a stream whose HEADERS went out; return its public id (a new one if ``None``).
+
+        ``track_pushes``: remember it for ``get_pushes()`` (push is on).
+        """
+        with self._lock:  # the id counter and the maps every thread's requests read
+            if public_id is None:
+                public_id = self._take_id_locked()
+            self._streams[public_id] = handle
+            self._untaken[public_id] = None
+            prune = False
+            if track_pushes:
+                self._push_parents[public_id] = handle
+                prune = len(self._push_parents) > self._push_parents_limit
+        if prune:
+            self._prune_push_parents()
+        return public_id
+
+    def claim(self, stream_id: int | None) -> tuple[int, StreamHandle]:
+        """Claim the response of ``stream_id`` (the oldest untaken one if ``None``) for this thread."""
+        # One step under the lock: two threads asking for the same (or the
+        # oldest) response never both get it, which would split its body.
+        with self._lock:
+            if stream_id is None:
+                if not self._untaken:
+                    raise InvalidStreamID("no request is waiting for its response", None)
+                stream_id = next(iter(self._untaken))
+            handle = self._streams.get(stream_id)
+            if handle is None or handle.claimed:
+                # Says which: never handed out, forgotten by close(), or taken.
+                raise unknown_stream_id(stream_id, self._next_public_id, odd_only=True)
+            handle.claimed = True
+            self._untaken.pop(stream_id, None)
+        return stream_id, handle
+
+    def forget(self, stream_id: int) -> None:
+        """Drop ``stream_id`` from the maps (its response is taken, or it failed)."""
+        with self._lock:  # the maps from public ids
+            self._streams.pop(stream_id, None)
+            self._untaken.pop(stream_id, None)
+
+    def handle(self, stream_id: int) -> StreamHandle:
+        """The handle of a stream whose response was not taken yet."""
+        with self._lock:  # the map from public ids
+            handle = self._streams.get(stream_id)
+        if handle is None:
+            raise InvalidStreamID(f"no request was sent on stream {stream_id}", stream_id)
+        return handle
+
+    def push_parent(self, stream_id: int) -> tuple[StreamHandle | None, bool]:
+        """The handle of request stream ``stream_id`` for ``get_pushes()``, if kept.
+
+        Also whether that id was ever handed out: an old request whose
+        pushes were all taken is known, yet has no handle left.
+        """
+        with self._lock:  # the push-parent map and the id counter
+            known = stream_id < self._next_public_id and stream_id % 2 == 1
+            return self._push_parents.get(stream_id), known
+
+    def _prune_push_parents(self) -> None:
+        """Forget request streams that can have no push left to hand out."""
+        with self._lock:  # a snapshot of the map; checked without the lock
+            candidates = list(self._push_parents.items())
+        # Outside self._lock: may_have_pushes() takes the session's state lock.
+        done = {
+            public_id
+            for public_id, handle in candidates
+            if not handle.session.may_have_pushes(handle.wire_id)
+        }
+        with self._lock:  # the map again: other threads' requests write it
+            for public_id in done:
+                self._push_parents.pop(public_id, None)
+            self._push_parents_limit = max(_PUSH_PARENTS_AT_LEAST, 2 * len(self._push_parents))
+
+    def clear(self) -> None:
+        """Forget every stream (the connection is closing)."""
+        with self._lock:  # the maps, all at once
+            self._streams.clear()
+            self._untaken.clear()
+            self._push_parents.clear()
