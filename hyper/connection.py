@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import Any, Union
 
 from .common.body import BodyType, prepare_body
-from .common.proxy import resolve_proxy
+from .common.proxy import connect_authority, resolve_proxy
 from .common.request import HeadersType, TimeoutType, request_line, split_timeout
 from .common.transport import open_transport
 from .common.url import DEFAULT_CLEARTEXT_PORT, authority_for, has_port, split_host_port
@@ -199,6 +199,13 @@ class HTTPConnection:
         )
         assert isinstance(sock, ssl.SSLSocket)
         selected = sock.selected_alpn_protocol()
+        # The connection that adopts this socket did not open it, so it logs
+        # nothing: say here what the others say when they connect.
+        log.debug(
+            "connected to %s (TLS, protocol %s)",
+            connect_authority(self.host, self.port),
+            selected or "not negotiated",
+        )
         if selected == "h2" or self.force_proto == "h2":
             self._h2._adopt(sock, negotiated_protocol=selected)
             return self._h2
@@ -337,7 +344,10 @@ class HTTPConnection:
     def endheaders(
         self, message_body: BodyType = None, final: bool = False, stream_id: int | None = None
     ) -> None:
-        """Send the headers; with ``final`` (or a body) finish the request too."""
+        """Send the headers and ``message_body`` (if any); with ``final``, finish the request.
+
+        Without ``final``, more body follows with :meth:`send`.
+        """
         self._negotiated().endheaders(message_body, final, stream_id)
 
     def send(self, data: BodyType, final: bool = False, stream_id: int | None = None) -> None:

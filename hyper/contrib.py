@@ -215,6 +215,9 @@ class RawResponse:
         #: Whether :meth:`read` undoes gzip/deflate/br by default (``False``, as in requests).
         self.decode_content = False
         self._original_response = _OriginalResponse.of(response)
+        #: The protocol version as urllib3's ``HTTPResponse.version`` numbers it:
+        #: ``20`` for HTTP/2, ``11`` for HTTP/1.1, ``10`` for HTTP/1.0.
+        self.version: int = self._original_response.version
         self._preloaded: memoryview | None = None
         self._offset = 0
         self._closed = False

@@ -66,6 +66,17 @@ def test_get_from_nginx(session: requests.Session, nginx_server: ServerInfo) -> 
     assert response.connection is session.get_adapter(nginx_server.url())
 
 
+def test_raw_version_numbers_the_negotiated_protocol_as_urllib3_does(
+    session: requests.Session, nginx_server: ServerInfo, nginx_http11_server: ServerInfo
+) -> None:
+    # Issue 15: r.raw.version, as urllib3's HTTPResponse has it (20 or 11).
+    for server, expected in ((nginx_server, 20), (nginx_http11_server, 11)):
+        response = session.get(server.url("/hello.txt"), verify=server.ca_file, timeout=20)
+        assert response.status_code == 200
+        assert response.raw.version == expected
+        assert response.raw._original_response.version == expected
+
+
 def test_cleartext_prior_knowledge(session: requests.Session, nginx_h2c_server: ServerInfo) -> None:
     response = session.get(nginx_h2c_server.url("/1k.bin"), timeout=20)
     assert response.status_code == 200

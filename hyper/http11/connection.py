@@ -99,8 +99,6 @@ class HTTP11Connection(IncrementalRequests):
     returns an id to pass to ``getresponse()``.
 
     :param host: ``'host'``, ``'host:port'`` or ``'[v6addr]:port'``.
-    :param port: overrides a port in ``host``; the default is 443 with TLS,
-        80 without.
     :param port: overrides a port in ``host``; without one, 80 (443 when
         ``secure=True`` or an ``ssl_context`` asks for TLS), as in hyper 0.7.
     :param secure: TLS or not; by default TLS when the port is 443 or an
@@ -513,11 +511,14 @@ class HTTP11Connection(IncrementalRequests):
     def endheaders(
         self, message_body: BodyType = None, final: bool = False, stream_id: int | None = None
     ) -> None:
-        """Send the headers; with ``final`` (or a ``message_body``) finish the request too.
+        """Send the headers and ``message_body`` (if any); with ``final``, finish the request.
 
-        Without ``final``, the body follows with :meth:`send`: chunked unless
-        a ``content-length`` header was put. Other threads' requests wait
-        until the ``final`` :meth:`send`.
+        With ``final`` the request is complete: a ``message_body`` of known
+        length goes with ``content-length``. Without it, more body follows
+        with :meth:`send` (the last call with ``final=True``): chunked unless a
+        ``content-length`` header was put. Other threads' requests wait until
+        the request is finished. A request whose headers cannot be sent is
+        abandoned: start again with :meth:`putrequest`.
         """
         pending = self._pending(stream_id)
         self._local.pending = None
@@ -669,6 +670,10 @@ class HTTP11Connection(IncrementalRequests):
             data, wire.early = wire.early, b""
         else:
             timeout, expired = self._read_limit(exchange)
+            if timeout is not None and timeout <= 0:
+                # settimeout(0.0) would make the socket non-blocking: recv
+                # would raise BlockingIOError, not time out.
+                raise expired
             try:
                 wire.sock.settimeout(timeout)
                 data = wire.sock.recv(RECV_SIZE)
@@ -703,6 +708,7 @@ class HTTP11Connection(IncrementalRequests):
         what = f"no response data for request {exchange.stream_id}"
         timeout = self.read_timeout
         if exchange.deadline_at is not None:
+            # 0.0 once the deadline passed: the caller raises at once.
             remaining = max(0.0, exchange.deadline_at - time.monotonic())
             if timeout is None or remaining < timeout:
                 return remaining, ReadTimeout(f"{what}: the exchange's overall deadline passed")
