@@ -533,13 +533,13 @@ def test_an_unread_http11_stream_does_not_hold_up_the_next_request(nginx_http11_
         assert len(next(big.iter_content(65536))) > 0
         small = s.get(server.url("/1k.bin"), verify=server.ca_file, timeout=20)
         assert small.content == docroot_content("1k.bin")
-        pools = list(adapter._pool.values())
+        pools = list(adapter._pool.sites().values())
         assert [len(pool) for pool in pools] == [2]
         assert all(connection.version == "HTTP/1.1" for connection in pools[0])  # type: ignore[attr-defined]
         big.close()
         # Both idle again: the next request reuses one, no third connection.
         assert s.get(server.url("/1k.bin"), verify=server.ca_file, timeout=20).status_code == 200
-        assert [len(pool) for pool in adapter._pool.values()] == [2]
+        assert [len(pool) for pool in adapter._pool.sites().values()] == [2]
 
 
 def test_pool_maxsize_must_be_positive() -> None:
