@@ -17,6 +17,7 @@ choice; the next request negotiates again.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import ssl
 import threading
@@ -25,10 +26,10 @@ from types import TracebackType
 from typing import Any, Union
 
 from .common.body import BodyType, prepare_body
-from .common.proxy import connect_authority, resolve_proxy
-from .common.request import HeadersType, TimeoutType, request_line, split_timeout
+from .common.options import connection_options
+from .common.proxy import connect_authority
+from .common.request import HeadersType, TimeoutType, request_line
 from .common.transport import open_transport
-from .common.url import DEFAULT_CLEARTEXT_PORT, authority_for, has_port, split_host_port
 from .exceptions import ConnectionClosed, HyperError, InvalidStreamID, ReadTimeout
 from .headers import HeaderKey, HeaderValue
 from .http11.connection import HTTP11Connection
@@ -46,6 +47,9 @@ log = logging.getLogger("hyper")
 NEGOTIATED_ALPN: tuple[str, ...] = ("h2", "http/1.1")
 
 Response = Union[HTTP20Response, HTTP11Response]
+
+# The keyword arguments only HTTP/2 takes (stream_window, keepalive...): passed on when given.
+_H2_OPTIONS = frozenset(inspect.signature(HTTP20Connection).parameters) - {"kwargs"}
 
 
 class HTTPConnection:
@@ -87,23 +91,28 @@ class HTTPConnection:
         upgrade: bool = True,
         **h2_options: Any,
     ) -> None:
-        self.host, self.port = split_host_port(host, port)
-        if secure is False and port is None and self.port == 443 and not has_port(host):
-            self.port = DEFAULT_CLEARTEXT_PORT
-        if secure is None:
-            secure = self.port == 443 or ssl_context is not None
-        self.secure = secure
-        self.authority = authority_for(self.host, self.port, secure)
-        self.connect_timeout, self.read_timeout = split_timeout(timeout)
-        self.proxy = resolve_proxy(
+        options = connection_options(
+            "HTTPConnection",
+            host,
+            port,
+            secure,
+            ssl_context,
             proxy_host,
             proxy_port,
             proxy_headers,
-            from_env=proxy_from_env,
-            target_host=self.host,
-            target_port=self.port,
-            secure=secure,
+            timeout,
+            limits=limits,
+            deadline=deadline,
+            proxy_from_env=proxy_from_env,
+            bare_port="443-unless-cleartext",
+            unknown={name: value for name, value in h2_options.items() if name not in _H2_OPTIONS},
         )
+        h2_options = {name: value for name, value in h2_options.items() if name in _H2_OPTIONS}
+        self.host, self.port, self.secure = options.host, options.port, options.secure
+        secure = options.secure
+        self.authority = options.authority
+        self.connect_timeout, self.read_timeout = options.connect_timeout, options.read_timeout
+        self.proxy = options.proxy
         self.force_proto = force_proto
         self._ssl_context = ssl_context
         common: dict[str, Any] = dict(

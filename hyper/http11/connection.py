@@ -24,7 +24,6 @@ import socket
 import ssl
 import threading
 import time
-import warnings
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,7 +34,7 @@ import h11
 
 from ..common.body import BodyType, LengthCounter, RequestBody, prepare_body
 from ..common.decoding import ACCEPT_ENCODING
-from ..common.proxy import resolve_proxy
+from ..common.options import connection_options
 from ..common.request import (
     HeadersType,
     IncrementalRequests,
@@ -43,17 +42,11 @@ from ..common.request import (
     TimeoutType,
     declared_length,
     request_line,
-    split_timeout,
     to_header_map,
 )
 from ..common.transport import open_transport
 from ..common.url import (
-    DEFAULT_CLEARTEXT_PORT,
-    DEFAULT_TLS_PORT,
-    authority_for,
-    has_port,
     request_target,
-    split_host_port,
 )
 from ..exceptions import (
     ConnectionClosed,
@@ -138,42 +131,33 @@ class HTTP11Connection(IncrementalRequests):
         proxy_from_env: bool = False,
         **kwargs: Any,
     ) -> None:
-        if kwargs:
-            # hyper 0.7 silently ignored unknown keyword arguments; 0.7 code
-            # keeps working, and the warning points at the typo or leftover.
-            warnings.warn(
-                f"HTTP11Connection ignores unknown keyword arguments: {', '.join(sorted(kwargs))}",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-        self.host, self.port = split_host_port(host, port)
-        if port is None and not has_port(host):
-            # A bare host means cleartext port 80, as in hyper 0.7 and
-            # http.client. Asking for TLS (secure=True, or an ssl_context)
-            # means 443; 0.7 then spoke TLS to port 80, which was a bug.
-            wants_tls = secure is True or (secure is None and ssl_context is not None)
-            self.port = DEFAULT_TLS_PORT if wants_tls else DEFAULT_CLEARTEXT_PORT
-        if secure is None:
-            secure = self.port == 443 or ssl_context is not None
-        self.secure = secure
-        self.ssl_context = ssl_context
-        self.connect_timeout, self.read_timeout = split_timeout(timeout)
-        #: The bounds on what a server may make this connection do.
-        self.limits = limits or Limits()
-        #: Overall bound (seconds) on one exchange, or ``None``.
-        self.deadline = deadline
-        self.authority = authority_for(self.host, self.port, secure)
-        self._scheme = "https" if secure else "http"
-        #: The proxy in use (host, port, headers), or ``None``.
-        self.proxy = resolve_proxy(
+        options = connection_options(
+            "HTTP11Connection",
+            host,
+            port,
+            secure,
+            ssl_context,
             proxy_host,
             proxy_port,
             proxy_headers,
-            from_env=proxy_from_env,
-            target_host=self.host,
-            target_port=self.port,
-            secure=secure,
+            timeout,
+            limits=limits,
+            deadline=deadline,
+            proxy_from_env=proxy_from_env,
+            bare_port="80-unless-tls",
+            unknown=kwargs,
         )
+        self.host, self.port, self.secure = options.host, options.port, options.secure
+        self.ssl_context = ssl_context
+        self.connect_timeout, self.read_timeout = options.connect_timeout, options.read_timeout
+        #: The bounds on what a server may make this connection do.
+        self.limits = options.limits
+        #: Overall bound (seconds) on one exchange, or ``None``.
+        self.deadline = options.deadline
+        self.authority = options.authority
+        self._scheme = options.scheme
+        #: The proxy in use (host, port, headers), or ``None``.
+        self.proxy = options.proxy
         #: The ALPN protocol of the current socket (``None`` in cleartext).
         self.negotiated_protocol: str | None = None
         self._max_buffered = (
