@@ -27,9 +27,7 @@ from typing import Any, Union
 
 from .common.body import BodyType, prepare_body
 from .common.options import connection_options
-from .common.proxy import connect_authority
 from .common.request import HeadersType, TimeoutType, request_line
-from .common.transport import open_transport
 from .exceptions import ConnectionClosed, HyperError, InvalidStreamID, ReadTimeout
 from .headers import HeaderKey, HeaderValue
 from .http11.connection import HTTP11Connection
@@ -39,12 +37,14 @@ from .http20.connection import HTTP20Connection
 from .http20.push import HTTP20Push
 from .http20.response import HTTP20Response
 from .limits import Limits
+from .negotiation import NEGOTIATED_ALPN, adopt_negotiated, connect_offering_alpn, request_with_h2c_upgrade
 from .tls import init_context
 
 log = logging.getLogger("hyper")
 
-#: ALPN protocols :class:`HTTPConnection` offers, most preferred first.
-NEGOTIATED_ALPN: tuple[str, ...] = ("h2", "http/1.1")
+# NEGOTIATED_ALPN lives in hyper.negotiation; re-exported where it used to be.
+__all__ = ["NEGOTIATED_ALPN", "HTTPConnection", "Response"]
+
 
 Response = Union[HTTP20Response, HTTP11Response]
 
@@ -198,32 +198,14 @@ class HTTPConnection:
             self._upgrade_pending = self._upgrade
             return self._h1
         context = self._ssl_context or init_context(alpn=NEGOTIATED_ALPN)
-        sock, _ = open_transport(
-            self.host,
-            self.port,
-            ssl_context=context,
-            proxy=self.proxy,
-            tunnel=True,
-            connect_timeout=self.connect_timeout,
+        sock, selected = connect_offering_alpn(
+            self.host, self.port, context, self.proxy, self.connect_timeout
         )
-        assert isinstance(sock, ssl.SSLSocket)
-        selected = sock.selected_alpn_protocol()
-        # The connection that adopts this socket did not open it, so it logs
-        # nothing: say here what the others say when they connect.
-        log.debug(
-            "connected to %s (TLS, protocol %s)",
-            connect_authority(self.host, self.port),
-            selected or "not negotiated",
-        )
+        chosen: HTTP20Connection | HTTP11Connection = self._h1
         if selected == "h2" or self.force_proto == "h2":
-            self._h2._adopt(sock, negotiated_protocol=selected)
-            return self._h2
-        try:
-            self._h1._adopt(sock, negotiated_protocol=selected)
-        except BaseException:
-            sock.close()
-            raise
-        return self._h1
+            chosen = self._h2
+        adopt_negotiated(chosen, sock, selected)
+        return chosen
 
     # -- requests ------------------------------------------------------------------
 
@@ -263,11 +245,8 @@ class HTTPConnection:
         return delegate
 
     def _request_with_upgrade(self, method: str, url: str, headers: HeadersType) -> int:
-        core = self._h2._new_core()
-        settings = core.initiate_upgrade(head=method.upper() == "HEAD")
         try:
-            stream_id = self._h1._upgrade_request(method, url, headers, settings)
-            switched = self._h1._await_upgrade(stream_id)
+            stream_id, upgraded = request_with_h2c_upgrade(self._h1, self._h2, method, url, headers)
         except PriorKnowledgeOnly:
             # A server that speaks only HTTP/2 (nginx's "listen ... http2"
             # in cleartext, nghttpd --no-tls) answers the HTTP/1.1 offer with
@@ -277,13 +256,9 @@ class HTTPConnection:
             self._h1.close()
             self._delegate = self._h2
             return self._h2.request(method, url, None, headers)
-        if switched is None:
-            return stream_id  # the server answered in HTTP/1.1
-        sock, received = switched
-        public_id = self._h2._adopt(sock, received, upgraded=core)
-        assert public_id is not None
-        self._delegate = self._h2
-        return public_id
+        if upgraded:
+            self._delegate = self._h2
+        return stream_id
 
     def getresponse(self, stream_id: int | None = None) -> Response:
         """Wait for and return the response on ``stream_id`` (oldest untaken if None).

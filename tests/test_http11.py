@@ -13,7 +13,7 @@ import h11
 import pytest
 
 import hyper
-import hyper.http11.connection as exchange_module
+import hyper.http11.receiving as exchange_module
 from hyper.tls import init_context
 from tests.http11_scripted import Peer, scripted
 from tests.servers import HELLO_TEXT, ServerInfo, one_k_bytes

@@ -264,7 +264,7 @@ def test_close_during_a_first_request_upgrade_closes_at_once() -> None:
         # The hard case: by now the worker is blocked reading the answer (it
         # waits up to 30 s) and holds the HTTP/1.1 connection's lock meanwhile.
         time.sleep(0.5)
-        assert conn._h1._lock.locked()
+        assert conn._h1._channel.lock.locked()
         started = time.monotonic()
         conn.close()
         worker.join(10)
