@@ -148,7 +148,7 @@ class HTTP20Adapter(requests.adapters.BaseAdapter):
                 stacklevel=2,
             )
         proxy = select_proxy(url, proxies)
-        connection, key = self._connection_for(scheme, parts.hostname, port, verify, cert, timeout, proxy)
+        connection, key = self._pool.get(scheme, parts.hostname, port, verify, cert, timeout, proxy)
         method = (request.method or "GET").upper()
         headers = _request_headers(request.headers)
         # A request the server promised not to have processed (refused
@@ -165,7 +165,7 @@ class HTTP20Adapter(requests.adapters.BaseAdapter):
                 if _breaks_connection(exc):
                     self._evict(key, connection)
                 if attempt < attempts and getattr(exc, "retryable", False):
-                    connection, key = self._connection_for(
+                    connection, key = self._pool.get(
                         scheme, parts.hostname, port, verify, cert, timeout, proxy
                     )
                     continue
@@ -228,21 +228,9 @@ class HTTP20Adapter(requests.adapters.BaseAdapter):
         scheme = scheme.lower()
         if port is None:
             port = 443 if scheme == "https" else 80
-        return self._connection_for(scheme, host, port, verify, cert, _check_timeout(timeout), proxy)[0]
+        return self._pool.get(scheme, host, port, verify, cert, _check_timeout(timeout), proxy)[0]
 
     # -- the pool ---------------------------------------------------------------
-
-    def _connection_for(
-        self,
-        scheme: str,
-        host: str,
-        port: int,
-        verify: VerifyArg,
-        cert: CertArg,
-        timeout: TimeoutArg,
-        proxy: str | None,
-    ) -> tuple[_Connection, _PoolKey]:
-        return self._pool.get(scheme, host, port, verify, cert, timeout, proxy)
 
     def _context_for(self, verify: VerifyArg, cert: CertArg) -> ssl.SSLContext | None:
         """The (shared) TLS context for ``verify``/``cert``, made once, outside the pool lock.
