@@ -268,17 +268,13 @@ class IncrementalRequests:
         """Add a header field to the request started with ``putrequest()``.
 
         The field is checked at once (:class:`~hyper.InvalidHeader` for CR,
-        LF or NUL, a name that is not a token, a pseudo-header...). A refused
-        field abandons that request (nothing of it was sent; start again with
-        ``putrequest()``), over HTTP/2 and HTTP/1.1 alike. A ``host``
-        replaces the one taken from the connection (a request names one host).
+        LF or NUL, a name that is not a token, a pseudo-header...); a refused
+        field leaves the request as it was, over HTTP/2 and HTTP/1.1 alike.
+        A ``host`` replaces the one taken from the connection (a request
+        names one host).
         """
-        pending = self._pending(stream_id)  # InvalidStreamID: not this thread's request, left alone
-        try:
-            name, value = checked_field(header, argument)
-        except BaseException:
-            self._local.pending = None
-            raise
+        pending = self._pending(stream_id)
+        name, value = checked_field(header, argument)
         if replace or name.lower() == b"host":
             # A request names one host (RFC 9112 section 3.2): a put host
             # replaces the one putrequest() filled in from the connection.
