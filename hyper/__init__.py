@@ -25,6 +25,7 @@ from .exceptions import (
     InvalidHeader,
     InvalidStreamID,
     InvalidURL,
+    MissingCertFile,
     ProtocolError,
     ProxyError,
     ReadTimeout,
@@ -76,4 +77,5 @@ __all__ = [
     "HostChangedError",
     "InvalidHeader",
     "InvalidStreamID",
+    "MissingCertFile",
 ]

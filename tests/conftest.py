@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tests.servers import (
+from tests.portability import hide_poll_during_hyper_import
+
+# HYPER_TEST_NO_POLL=1 runs the suite the way hyper behaves on Windows: hyper
+# is imported while select.poll is hidden, so it picks its select() fallback.
+# (poll itself is put back at once: subprocess and selectors need it.)
+hide_poll_during_hyper_import()
+
+from tests.servers import (  # noqa: E402 (after the poll switch above)
     CertFiles,
     NginxPorts,
     ServerInfo,

@@ -276,14 +276,9 @@ def test_responses_work_as_context_managers_like_0_7(hypercorn_server: ServerInf
             assert response.read() == b"multi\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bytes method/URL come with the request-helper branch (hyper/common/request.py, url.py); "
-    "remove this mark once both are merged",
-)
 def test_bytes_method_and_url_like_0_7(hypercorn_server: ServerInfo) -> None:
     with _h2(hypercorn_server) as conn:
-        conn.request(b"GET", b"/headers-echo?via=bytes")  # type: ignore[arg-type]
+        conn.request(b"GET", b"/headers-echo?via=bytes")
         assert conn.get_response().status == 200
 
 

@@ -238,7 +238,7 @@ INTERNAL_NAMES = [
     r"\b_decode_literal\b",
     r"\bdecode_huffman\b",
     r"\bstate_machine\b",
-    r"\brequest_method\b",
+    r"\.request_method\b",  # h2.stream.H2Stream.request_method
     r"\btable_size_changes\b",
     r"\bclear_outbound_data_buffer\b",
     r"\bStreamClosedBy\b",

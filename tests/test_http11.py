@@ -422,12 +422,13 @@ def test_close_before_any_response() -> None:
 
 def test_stalled_head_and_stalled_body_time_out() -> None:
     with scripted(_one_reply(b"", close=False)) as server:
-        with hyper.HTTP11Connection(server.address, timeout=0.3) as conn:
+        # 2 s: short, yet a loaded machine's scripted server answers within it.
+        with hyper.HTTP11Connection(server.address, timeout=2) as conn:
             with pytest.raises(hyper.ReadTimeout):
                 conn.getresponse(conn.request("GET", "/"))
     raw = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc"
     with scripted(_one_reply(raw, close=False)) as server:
-        with hyper.HTTP11Connection(server.address, timeout=(TIMEOUT, 0.3)) as conn:
+        with hyper.HTTP11Connection(server.address, timeout=(TIMEOUT, 2)) as conn:
             response = conn.getresponse(conn.request("GET", "/"))
             with pytest.raises(hyper.ReadTimeout):
                 response.read()
@@ -442,7 +443,9 @@ def test_deadline_bounds_a_dribbling_server() -> None:
             threading.Event().wait(0.05)
 
     with scripted(script) as server:
-        with hyper.HTTP11Connection(server.address, timeout=TIMEOUT, deadline=0.5) as conn:
+        # The 2 s deadline leaves a loaded machine time to get the head; the
+        # dribble (1,000 pauses of 0.05 s) outlasts it by far whatever the load.
+        with hyper.HTTP11Connection(server.address, timeout=TIMEOUT, deadline=2) as conn:
             response = conn.getresponse(conn.request("GET", "/"))
             with pytest.raises(hyper.ReadTimeout, match="deadline"):
                 response.read()

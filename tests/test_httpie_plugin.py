@@ -4,22 +4,9 @@ Every test runs the real ``http`` command in a subprocess against local
 servers over TLS, with the test CA passed as HTTPie's own ``--verify``.
 
 Which transport plugin HTTPie uses must not depend on what else is
-installed: HTTPie mounts every ``httpie.plugins.transport.v1`` plugin on its
-session in entry-point order, and for two plugins with the same prefix the
-last one mounted wins. So ``http`` runs with a controlled plugin set:
-
-* ``hyper.egg-info``, written by this tree's own ``setup.py egg_info``, sits
-  first on ``PYTHONPATH``: its entry points are the ones ``setup.py``
-  declares, and it hides any other installed ``hyper`` metadata (the
-  ``importlib.metadata`` entry point scan takes the first distribution of
-  each name on ``sys.path``).
-* Every other distribution with a transport plugin (e.g. ``httpie-http2``)
-  is hidden the same way, behind an empty ``.dist-info`` of the same name.
-* ``HTTPIE_CONFIG_DIR`` points at an empty config (no user plugins_dir, no
-  update check reaching out to the network).
-
-``test_only_hypers_plugin_is_loaded`` asserts the result with HTTPie's own
-``--debug`` listing.
+installed (httpie-http2 also claims ``https://``): tests.httpie_env runs
+``http`` with hyper's plugin, as this tree's ``setup.py`` declares it, as the
+only transport plugin, and ``test_only_hypers_plugin_is_loaded`` asserts that.
 
 The status line (``HTTP/2.0 200 OK``) comes from
 ``response.raw._original_response.version``, which hyper.contrib sets.
@@ -28,17 +15,14 @@ The status line (``HTTP/2.0 200 OK``) comes from
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
-import sysconfig
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,104 +30,17 @@ import pytest
 import trustme
 
 from hyper.testing import CA_FILE, Request, Response, TestServer, expected_bytes
+from tests.httpie_env import ROOT, RUN_TIMEOUT, HTTPie, isolated_httpie
 from tests.servers import ServerInfo
 
-ROOT = Path(__file__).resolve().parent.parent
-TRANSPORT_GROUP = "httpie.plugins.transport.v1"
 PLUGIN_CLASS = "hyper.httpie_plugin.HyperTransportPlugin"
-#: Bound on one ``http`` run; generous for a loaded 2-core machine.
-RUN_TIMEOUT = 60.0
 #: Bound on a route waiting for the test to let it go on.
 ROUTE_WAIT = 30.0
-
-# Environment variables that would change what `http` does behind the tests' back.
-_SCRUBBED = (
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-    "HTTPIE_CONFIG_DIR",
-    "PYTHONWARNINGS",
-    "http_proxy",
-    "https_proxy",
-    "all_proxy",
-    "no_proxy",
-)
-
-
-def _http_command() -> str:
-    """The ``http`` script installed for this interpreter (where HTTPie lives)."""
-    scripts = Path(sysconfig.get_path("scripts"))
-    for name in ("http", "http.exe"):
-        if (scripts / name).is_file():
-            return str(scripts / name)
-    found = shutil.which("http")
-    if found is None:
-        raise RuntimeError(
-            f"HTTPie's `http` command is not installed for {sys.executable}; "
-            "`pip install -e .[test]` installs it (the HTTPie tests must not be skipped)"
-        )
-    return found
-
-
-def _normalized(name: str) -> str:
-    return re.sub(r"[-_.]+", "_", name).lower()
-
-
-@dataclass
-class HTTPie:
-    """Runs the real ``http`` command with a controlled plugin set."""
-
-    command: str
-    env: dict[str, str]
-
-    def argv(self, args: Sequence[str]) -> list[str]:
-        return [self.command, "--ignore-stdin", *args]
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(
-            self.argv(args), capture_output=True, stdin=subprocess.DEVNULL, env=self.env, timeout=RUN_TIMEOUT
-        )
-
-    def popen(self, *args: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            self.argv(args),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=self.env,
-        )
 
 
 @pytest.fixture(scope="module")
 def httpie(tmp_path_factory: pytest.TempPathFactory) -> HTTPie:
-    base = tmp_path_factory.mktemp("httpie")
-    meta = base / "meta"
-    meta.mkdir()
-    # The entry points exactly as setup.py declares them.
-    subprocess.run(
-        [sys.executable, "setup.py", "-q", "egg_info", "--egg-base", str(meta)],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        timeout=RUN_TIMEOUT,
-    )
-    assert (meta / "hyper.egg-info" / "entry_points.txt").is_file()
-    # Hide every other transport plugin behind an empty distribution of the same name.
-    others = {
-        entry_point.dist.name
-        for entry_point in importlib.metadata.entry_points(group=TRANSPORT_GROUP)
-        if entry_point.dist is not None and _normalized(entry_point.dist.name) != "hyper"
-    }
-    for name in others:
-        shadow = meta / f"{_normalized(name)}-0.dist-info"
-        shadow.mkdir()
-        (shadow / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0\n")
-    config = base / "config"
-    config.mkdir()
-    (config / "config.json").write_text(json.dumps({"disable_update_warnings": True}))
-    env = {key: value for key, value in os.environ.items() if key.lower() not in _SCRUBBED}
-    env["HTTPIE_CONFIG_DIR"] = str(config)
-    env["PYTHONPATH"] = os.pathsep.join([str(meta), str(ROOT)])
-    return HTTPie(_http_command(), env)
+    return isolated_httpie(tmp_path_factory.mktemp("httpie"), keep="hyper")
 
 
 def _text(proc: subprocess.CompletedProcess[bytes]) -> str:
@@ -159,19 +56,12 @@ def _status_line(proc: subprocess.CompletedProcess[bytes]) -> str:
 
 
 def test_only_hypers_plugin_is_loaded(httpie: HTTPie) -> None:
-    # `http --debug` alone prints the plugins HTTPie loaded and exits.
-    proc = subprocess.run(
-        [httpie.command, "--debug"],
-        capture_output=True,
-        stdin=subprocess.DEVNULL,
-        env=httpie.env,
-        timeout=RUN_TIMEOUT,
-    )
-    assert proc.returncode == 0, proc.stderr.decode()
-    debug = proc.stderr.decode()
-    adapters = re.search(r"'adapters': \[([^\]]*)\]", debug)
-    assert adapters is not None, debug
-    assert adapters.group(1).strip() == f"<class '{PLUGIN_CLASS}'>"
+    # What the `http` command itself lists...
+    assert httpie.debug_adapters() == [PLUGIN_CLASS]
+    # ...agrees with HTTPie's plugin manager, and hyper is this checkout's.
+    seen = httpie.probe()
+    assert seen["transports"] == [PLUGIN_CLASS]
+    assert Path(str(seen["hyper_file"])).resolve() == ROOT / "hyper" / "__init__.py"
 
 
 def test_plugin_module_needs_httpie() -> None:
@@ -234,8 +124,7 @@ def test_requests_ca_bundle_from_the_environment(httpie: HTTPie, nginx_server: S
     # --verify=yes (the default) lets requests take REQUESTS_CA_BUNDLE, as
     # with HTTPie's own transport.
     assert nginx_server.ca_file is not None
-    env = dict(httpie.env, REQUESTS_CA_BUNDLE=nginx_server.ca_file)
-    proc = HTTPie(httpie.command, env).run("--body", nginx_server.url("/1k.bin"))
+    proc = httpie.with_env(REQUESTS_CA_BUNDLE=nginx_server.ca_file).run("--body", nginx_server.url("/1k.bin"))
     assert proc.returncode == 0, proc.stderr.decode()
     assert len(proc.stdout) == 1024
 

@@ -9,6 +9,7 @@ import pytest
 import hyper
 from hyper.tls import init_context
 from tests.servers import HELLO_TEXT, ServerInfo, one_k_bytes
+from tests.waiting import wait_until_blocked_in
 
 TIMEOUT = 10
 
@@ -261,15 +262,15 @@ def test_close_during_a_first_request_upgrade_closes_at_once() -> None:
         server_side, _ = listener.accept()
         accepted.append(server_side)
         server_side.recv(65536)  # the request with its Upgrade: h2c is out; the client now waits
-        # The hard case: by now the worker is blocked reading the answer (it
-        # waits up to 30 s) and holds the HTTP/1.1 connection's lock meanwhile.
-        time.sleep(0.5)
+        # The hard case: the worker is blocked reading the answer (it waits
+        # up to 30 s) and holds the HTTP/1.1 connection's lock meanwhile.
+        wait_until_blocked_in(worker, "_receive_locked")
         assert conn._h1._channel.lock.locked()
         started = time.monotonic()
         conn.close()
         worker.join(10)
         assert not worker.is_alive()
-        assert time.monotonic() - started < 10  # far below the 30 s read timeout
+        assert time.monotonic() - started < 25  # below the 30 s read timeout: close() woke it
         assert outcome and isinstance(outcome[0], hyper.HyperError)
     finally:
         for sock in (*accepted, listener):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import random
 import struct
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from tests.servers import (
     start_hypercorn,
     start_with_retry,
 )
+from tests.waiting import wait_until_blocked_in
 
 E = h2.errors.ErrorCodes
 
@@ -576,7 +576,7 @@ def test_capture_all_waits_for_pushes_while_the_page_arrives_and_stops_at_its_en
     def action(peer: Peer, request: h2.events.RequestReceived) -> None:
         first = push(peer, request.stream_id, promised_request(request, b"/first"))
         peer.respond(request.stream_id, body=b"part one, ", end_stream=False)
-        assert got_first.wait(5), "the client never took the first push"
+        assert got_first.wait(30), "the client never took the first push"
         second = push(peer, request.stream_id, promised_request(request, b"/second"))
         peer.send_data(request.stream_id, b"part two", end_stream=True)
         peer.respond(second, body=b"2")
@@ -603,7 +603,7 @@ def test_capture_all_is_bounded_by_the_read_timeout() -> None:
 
     def action(peer: Peer, request: h2.events.RequestReceived) -> None:
         peer.respond(request.stream_id, body=b"never ", end_stream=False)
-        assert release.wait(10)
+        assert release.wait(30)
         peer.send_data(request.stream_id, b"ends", end_stream=True)
 
     server, _ = run_push_script(action)
@@ -621,13 +621,15 @@ def test_capture_all_ends_with_the_pushes_made_when_the_page_is_reset(when: str)
     # the push promised before the reset and ends; getresponse() reports
     # the reset.
     took_first = threading.Event()
+    client = threading.current_thread()
 
     def action(peer: Peer, request: h2.events.RequestReceived) -> None:
         promised = push(peer, request.stream_id, promised_request(request, b"/kept"))
         peer.respond(promised, body=b"kept")
         if when == "while-waiting":
-            assert took_first.wait(5)
-            time.sleep(0.3)  # the client is waiting for more by now
+            assert took_first.wait(30)
+            # The client has taken the first push and is reading for more.
+            wait_until_blocked_in(client, "wait_for_socket", "_read_once_locked")
         peer.h2.reset_stream(request.stream_id, E.INTERNAL_ERROR)
         peer.flush()
 

@@ -2,6 +2,15 @@
 
 Every failure comes out as a ``hyper`` exception with the ``socket`` or
 ``ssl`` error chained.
+
+Portability: waits use :func:`select.poll` where the platform has it (Linux,
+macOS, the BSDs) and fall back to :func:`select.select` where it does not
+(Windows). Both give the same results: a bounded wait, and errors or hang-ups
+reported as "ready" so that the next ``recv``/``send`` raises or sees EOF.
+The choice is made once, when this module is imported. The test suite runs
+its core files a second time with ``select.poll`` hidden during that import
+(``HYPER_TEST_NO_POLL=1``, see ``tests/conftest.py`` and
+``tools/run-tests.sh``) so the fallback is exercised on Linux CI too.
 """
 
 from __future__ import annotations
@@ -12,8 +21,17 @@ import ssl
 
 from ..exceptions import ConnectError, ConnectTimeout, TLSError
 
-_POLL_IN = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP | select.POLLNVAL
-_POLL_OUT = select.POLLOUT | select.POLLERR | select.POLLHUP | select.POLLNVAL
+#: Whether ``select.poll`` exists here. Windows has no poll(); hyper must
+#: still import and work there, so nothing below touches ``select.POLL*``
+#: unless this is true.
+HAVE_POLL = hasattr(select, "poll")
+
+if HAVE_POLL:
+    # Errors, hang-ups and invalid descriptors are always reported by poll();
+    # listing them in both masks makes them count as "ready" for either
+    # direction, so the caller's next recv()/send() surfaces the failure.
+    _POLL_IN = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP | select.POLLNVAL
+    _POLL_OUT = select.POLLOUT | select.POLLERR | select.POLLHUP | select.POLLNVAL
 
 
 def connect_tcp(host: str, port: int, timeout: float | None) -> socket.socket:
@@ -24,11 +42,27 @@ def connect_tcp(host: str, port: int, timeout: float | None) -> socket.socket:
         raise ConnectTimeout(f"connecting to {host}:{port} timed out after {timeout} s") from exc
     except OSError as exc:
         raise ConnectError(f"could not connect to {host}:{port}: {exc}") from exc
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except OSError:
-        pass  # not a TCP socket (tests may hand us a socketpair)
+    disable_nagle(sock)
     return sock
+
+
+def disable_nagle(sock: socket.socket) -> bool:
+    """Turn Nagle's algorithm off on ``sock``; return whether that worked.
+
+    HTTP/2 writes small frames (SETTINGS acks, WINDOW_UPDATE, PING) that
+    must not wait for an ACK of earlier data, so hyper asks for
+    ``TCP_NODELAY``. A platform without the option, or a socket that is not
+    TCP (tests hand us socketpairs), keeps the default: slower, still correct.
+    """
+    option = getattr(socket, "TCP_NODELAY", None)
+    level = getattr(socket, "IPPROTO_TCP", None)
+    if option is None or level is None:
+        return False
+    try:
+        sock.setsockopt(level, option, 1)
+    except OSError:
+        return False
+    return True
 
 
 def wrap_tls(
@@ -67,6 +101,21 @@ def wait_for_socket(
     Errors and hang-ups count as ready, so the following call sees them.
     ``timeout`` ``None`` waits without limit (callers always pass a bound).
     """
+    if HAVE_POLL:
+        readable, writable, woken = _wait_with_poll(sock, read, write, timeout, wake)
+    else:
+        readable, writable, woken = _wait_with_select(sock, read, write, timeout, wake)
+    return (readable, woken) if wake is not None else (readable, writable)
+
+
+def _wait_with_poll(
+    sock: socket.socket,
+    read: bool,
+    write: bool,
+    timeout: float | None,
+    wake: socket.socket | None,
+) -> tuple[bool, bool, bool]:
+    """poll() version of :func:`wait_for_socket`: ``(readable, writable, woken)``."""
     poller = select.poll()
     mask = (_POLL_IN if read else 0) | (_POLL_OUT if write else 0)
     poller.register(sock.fileno(), mask)
@@ -74,6 +123,8 @@ def wait_for_socket(
     if wake is not None:
         wake_fd = wake.fileno()
         poller.register(wake_fd, _POLL_IN)
+    # poll() takes whole milliseconds: round up so a short positive wait
+    # never becomes a zero-length (non-blocking) one.
     millis = None if timeout is None else max(0, int(timeout * 1000 + 0.999))
     readable = writable = woken = False
     for ready_fd, flags in poller.poll(millis):
@@ -84,4 +135,37 @@ def wait_for_socket(
             readable = True
         if flags & _POLL_OUT & mask:
             writable = True
-    return (readable, woken) if wake is not None else (readable, writable)
+    return readable, writable, woken
+
+
+def _wait_with_select(
+    sock: socket.socket,
+    read: bool,
+    write: bool,
+    timeout: float | None,
+    wake: socket.socket | None,
+) -> tuple[bool, bool, bool]:
+    """select() version of :func:`wait_for_socket`: ``(readable, writable, woken)``.
+
+    select() has no hang-up or error flags: a peer's FIN or RST makes the
+    socket readable (recv() then returns b"" or raises), and an error makes
+    it writable as well. The exceptional set adds what Windows reports only
+    there (a failed connect, out-of-band data); anything in it counts as
+    ready for every direction asked for, like POLLERR does with poll().
+    """
+    fd = sock.fileno()
+    readers = [fd] if read else []
+    writers = [fd] if write else []
+    wake_fd = -1
+    if wake is not None:
+        wake_fd = wake.fileno()
+        readers.append(wake_fd)
+    # Windows' select() refuses three empty lists; the caller always asks
+    # for something, but keep the socket in the exceptional set regardless.
+    wait = None if timeout is None else max(0.0, timeout)
+    ready_read, ready_write, ready_error = select.select(readers, writers, [fd], wait)
+    failed = fd in ready_error
+    readable = read and (fd in ready_read or failed)
+    writable = write and (fd in ready_write or failed)
+    woken = wake_fd in ready_read
+    return readable, writable, woken

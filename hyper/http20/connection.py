@@ -522,22 +522,6 @@ class HTTP20Connection(IncrementalRequests):
         self._local.pending = PendingRequest(method, path, header_map, stream_id)
         return stream_id
 
-    def putheader(
-        self, header: HeaderKey, argument: HeaderValue, stream_id: int | None = None, replace: bool = False
-    ) -> None:
-        """Add a header field to the request started with :meth:`putrequest`.
-
-        A refused field abandons that request (nothing of it was sent):
-        start again with :meth:`putrequest`.
-        """
-        try:
-            super().putheader(header, argument, stream_id, replace)
-        except InvalidStreamID:
-            raise  # not this thread's request: leave it alone
-        except BaseException:
-            self._local.pending = None
-            raise
-
     def endheaders(
         self, message_body: BodyType = None, final: bool = False, stream_id: int | None = None
     ) -> None:
