@@ -31,7 +31,6 @@ from ..common.request import (  # noqa: F401 - HeadersType, TimeoutType: documen
     declared_length,
     is_empty,
     request_line,
-    split_timeout,
     to_header_map,
 )
 from ..common.transport import open_transport
@@ -43,7 +42,7 @@ from ..exceptions import (
     TLSError,
     fresh,
 )
-from ..headers import HeaderKey, HeaderValue, HTTPHeaderMap
+from ..headers import HTTPHeaderMap
 from ..limits import Limits
 from ..tls import init_context
 from .core import DEFAULT_CONNECTION_WINDOW, DEFAULT_STREAM_WINDOW, H2Core, StreamState
