@@ -137,6 +137,11 @@ class HTTPie:
             stdin=subprocess.DEVNULL,
             env=self.env,
             timeout=RUN_TIMEOUT,
+            # `python -c` puts its working directory first on sys.path: run it
+            # in the (empty) config directory, not in a checkout whose
+            # hyper.egg-info (left by `pip install -e .`) would declare hyper's
+            # plugin ahead of the shadows.
+            cwd=self.env["HTTPIE_CONFIG_DIR"],
         )
         if proc.returncode != 0:
             raise RuntimeError(f"probing HTTPie's plugins failed: {proc.stderr.decode()}")

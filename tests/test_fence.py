@@ -26,6 +26,7 @@ from pathlib import Path
 import h2.connection
 import h2.stream
 import hpack
+import hpack.exceptions
 import hpack.hpack
 import hpack.huffman_table
 import hpack.table
@@ -149,10 +150,43 @@ def _import_failed(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
+def _resize_bypasses_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As if hpack's decoder applied a table size update without the table's
+    # size setter: the table changes and its generation does not, so a block
+    # remembered for that generation would be served against other entries.
+    def update_encoding_context(self: hpack.Decoder, data: bytes) -> int:
+        size, consumed = hpack.hpack.decode_integer(data, 5)
+        if size > self.max_allowed_table_size:
+            raise hpack.exceptions.InvalidTableSizeError("Encoder exceeded max allowable table size")
+        table = self.header_table
+        table._maxsize = size
+        table._shrink()
+        return consumed
+
+    monkeypatch.setattr(hpack.Decoder, "_update_encoding_context", update_encoding_context)
+
+
+def _dynamic_reads_uncounted(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As if hpack's decoder read dynamic entries without get_by_index: a block
+    # that reads the table would pass for one that does not.
+    def decode_indexed(self: hpack.Decoder, data: bytes) -> tuple[hpack.HeaderTuple, int]:
+        index, consumed = hpack.hpack.decode_integer(data, 7)
+        table = self.header_table
+        if index > table.STATIC_TABLE_LENGTH and index - table.STATIC_TABLE_LENGTH <= len(
+            table.dynamic_entries
+        ):
+            return hpack.HeaderTuple(*table.dynamic_entries[index - table.STATIC_TABLE_LENGTH - 1]), consumed
+        return hpack.HeaderTuple(*table.get_by_index(index)), consumed
+
+    monkeypatch.setattr(hpack.Decoder, "_decode_indexed", decode_indexed)
+
+
 BREAKAGES: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], str]] = {
     "GOAWAY transitions": (_goaway_closes_again, "GOAWAY and stream reset"),
     "content-length check": (_content_length_unchecked, "a short body was not refused"),
     "HPACK table counting": (_table_misses_entries, "HPACK tables"),
+    "HPACK resize outside the table": (_resize_bypasses_the_table, "HPACK generations"),
+    "HPACK dynamic reads uncounted": (_dynamic_reads_uncounted, "dynamic lookups not counted"),
     "frame dispatch": (_dispatch_table_gone, "AttributeError"),
     "missing name": (_import_failed, "cannot import name 'StreamClosedBy'"),
 }
@@ -246,6 +280,10 @@ INTERNAL_NAMES = [
     r"\bAllowedStreamIDs\b",
     r"_h2\.streams\b",
     r"_h2\.(en|de)coder\b",
+    r"\bdynamic_entries\b",
+    r"\b_current_size\b",
+    r"\b_shrink\b",
+    r"\.resized\b",
 ]
 FENCE = {"hyper/http20/h2_internals.py", "hyper/http20/h2_internals_check.py"}
 

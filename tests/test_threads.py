@@ -116,10 +116,12 @@ class Crew:
             ) from self.errors[index]
 
 
-_BLOCKING_FRAMES = frozenset({"wait", "wait_for_socket"})
+#: Innermost frames of a blocked waiter: a condition wait, or the socket wait
+#: (poll or, where poll is missing, select; see hyper.common.sockets).
+_BLOCKING_FRAMES = frozenset({"wait", "wait_for_socket", "_wait_with_poll", "_wait_with_select"})
 
 
-def wait_until_blocked(waits: dict[threading.Thread, str], timeout: float = 5) -> None:
+def wait_until_blocked(waits: dict[threading.Thread, str], timeout: float = 30) -> None:
     """Wait until each thread sleeps (condition wait or socket poll) inside the named call.
 
     ``waits`` maps each thread to a public method name (``"getresponse"``,
@@ -875,17 +877,17 @@ def test_incremental_and_whole_requests_mixed_across_threads() -> None:
                         stream_id = conn.request("POST", "/echo", body=payload)
                     elif kind == "abandoned":
                         conn.putrequest("POST", "/echo")
-                        # Never finished: the next putrequest() in this thread
-                        # would refuse, so the thread drops it the only public
-                        # way, a failed putheader() (see the "refused" case).
+                        # Never finished: this thread's next putrequest()
+                        # abandons it, and no other thread waits for it.
                         with pytest.raises(TypeError):
                             conn.putheader("x-step", object())  # type: ignore[arg-type]
                         continue
                     elif kind == "refused":
                         conn.putrequest("POST", "/echo")
+                        # Refused at once, before anything is sent; the
+                        # request stays pending until the next putrequest().
                         with pytest.raises(ValueError):
                             conn.putheader("x-bad", "a\r\nb")
-                            conn.endheaders(message_body=payload, final=True)
                         continue
                     else:
                         stream_id = conn.putrequest("POST", "/echo")

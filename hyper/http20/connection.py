@@ -380,11 +380,13 @@ class HTTP20Connection(IncrementalRequests):
         iterable of bytes; a body is sent before this returns, as fast as the
         server's flow-control windows allow, with bounded memory.
         ``content-length`` is added when the body's length can be known; a
-        caller's own value is sent as given and enforced.
+        caller's own value is sent as given and enforced. A request started
+        with :meth:`putrequest` in this thread and not yet sent is abandoned.
         """
         method, url = request_line(method, url, secure=self.secure, authority=self.authority)
-        if getattr(self._local, "pending", None) is not None:
-            raise HyperError("finish the request started with putrequest() before request()")
+        # This thread's unfinished putrequest() sent nothing: drop it, so an
+        # exception between putrequest() and endheaders() cannot wedge the thread.
+        self._local.pending = None
         path, header_map = self._prepare(method, url, headers)
         prepared = prepare_body(body)
         declared = declared_length(header_map, prepared, method, body is None)
@@ -510,11 +512,13 @@ class HTTP20Connection(IncrementalRequests):
         Returns the stream id the request will use. Nothing is sent and
         nothing is held until :meth:`endheaders`: other threads' requests go
         on meanwhile, and a request abandoned before ``endheaders()`` costs
-        nothing (the wire stream id is taken when the HEADERS leave).
+        nothing (the wire stream id is taken when the HEADERS leave). A
+        second ``putrequest()`` in the same thread before ``endheaders()``
+        abandons the first: nothing of it was sent and its id is never used.
         """
         method, selector = request_line(method, selector, secure=self.secure, authority=self.authority)
-        if getattr(self._local, "pending", None) is not None:
-            raise HyperError("a putrequest() is already in progress in this thread")
+        # Only this thread ever sees its pending request, and nothing of it has
+        # left yet, so replacing it needs no lock and leaves nothing behind.
         path, header_map = self._prepare(method, selector, None)
         with self._lock:  # guards the public id counter
             stream_id = self._take_public_id_locked()

@@ -18,10 +18,11 @@ the ``hyper`` logger.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import h2.config
@@ -337,21 +338,39 @@ def take_send_credit(conn: h2.connection.H2Connection, stream_id: int, size: int
 # -- HPACK --------------------------------------------------------------------------
 
 
+#: One change of a dynamic table, as hpack's decoder made it: an added entry
+#: ``(name, value)``, or a new size limit (an ``int``, from a table size update).
+TableChange = tuple[bytes, bytes] | int
+
+# Generations come from one counter for the whole process, so a generation
+# names one state of one table: no two tables (and no table replaced by a
+# fresh one) ever share a value, and a memo keyed on it cannot confuse them.
+_GENERATIONS = itertools.count(1)
+
+
 class CountingHeaderTable(_HeaderTableBase):
-    """hpack's dynamic table, keeping count of what happens to it (for the HPACK memos)."""
+    """hpack's dynamic table, keeping count of what happens to it (for the HPACK memos).
+
+    hpack changes a table only through :meth:`add` (which also evicts) and the
+    :attr:`maxsize` setter (which evicts or empties); the self-test checks
+    that. Each of them gives the table a new :attr:`generation`, so the
+    table's contents and size are the same whenever its generation is.
+    """
 
     def __init__(self) -> None:
         super().__init__()
-        #: Bumped on every change of the table's contents or size.
-        self.generation = 0
-        #: Bumped on every lookup of a dynamic (not static) entry.
+        #: Replaced by a new, never used value on every change of the table's
+        #: contents or size limit.
+        self.generation = next(_GENERATIONS)
+        #: Bumped on every lookup of a dynamic (not static) entry, and on every
+        #: resize: the block being decoded then depends on the table.
         self.dynamic_lookups = 0
-        #: Entries added while a decoder records them, else ``None``.
-        self.recorded: list[tuple[bytes, bytes]] | None = None
+        #: Changes made while a decoder records them, else ``None``.
+        self.recorded: list[TableChange] | None = None
 
     def add(self, name: bytes, value: bytes) -> None:
-        """Add an entry (hpack's behaviour), and count the change."""
-        self.generation += 1
+        """Add an entry (hpack's behaviour, evictions included), and count the change."""
+        self.generation = next(_GENERATIONS)
         if self.recorded is not None:
             self.recorded.append((name, value))
         super().add(name, value)
@@ -369,9 +388,28 @@ class CountingHeaderTable(_HeaderTableBase):
 
     @maxsize.setter
     def maxsize(self, newmax: int) -> None:
-        self.generation += 1
+        self.generation = next(_GENERATIONS)
         self.dynamic_lookups += 1  # a resize makes the block depend on the table
+        if self.recorded is not None:
+            self.recorded.append(newmax)
         _HeaderTableBase.maxsize.fset(self, newmax)  # type: ignore[attr-defined]
+
+    def replay(self, changes: Iterable[TableChange]) -> None:
+        """Make ``changes`` (recorded while decoding a block) again, in their order.
+
+        Going through :meth:`add` and the size setter, as hpack's decoder
+        did, gives the same evictions and the same final state whenever the
+        table starts from the same state.
+        """
+        for change in changes:
+            if type(change) is tuple:
+                self.add(*change)
+            else:
+                self.maxsize = change  # type: ignore[assignment]
+
+    def snapshot(self) -> tuple[tuple[tuple[bytes, bytes], ...], int, int, bool]:
+        """All hpack keeps in the table: entries (newest first), their size, the limit, the resize flag."""
+        return (tuple(self.dynamic_entries), self._current_size, self._maxsize, self.resized)
 
 
 def size_update_pending(encoder: hpack.Encoder) -> bool:
