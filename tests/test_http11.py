@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import hashlib
 import threading
 import time
 import types
+import weakref
 from pathlib import Path
 
 import h11
@@ -559,3 +561,17 @@ def test_closing_a_response_with_little_left_keeps_the_connection() -> None:
             assert response.closed
             assert conn.getresponse(conn.request("GET", "/")).read() == b"s" * 20_000
     assert server.connections == 1
+
+
+def test_a_dropped_connection_is_freed_without_the_garbage_collector() -> None:
+    # The connection owns its channel; the channel's way back (to open
+    # sockets) is weak, so no cycle keeps a dropped connection and its
+    # buffers alive until the next collection.
+    gc.disable()
+    try:
+        conn = hyper.HTTP11Connection("127.0.0.1:9", timeout=TIMEOUT)
+        ref = weakref.ref(conn)
+        del conn
+        assert ref() is None
+    finally:
+        gc.enable()

@@ -14,11 +14,12 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from ..exceptions import ConnectionTerminated, InvalidStreamID, ReadTimeout
+from ..exceptions import ConnectionClosed, ConnectionTerminated, InvalidStreamID, ReadTimeout
 from ..limits import Limits
 from .wire import Exchange, Wire, still_open
 
@@ -34,7 +35,7 @@ class Channel:
     :param authority: names the server in log lines.
     :param read_timeout: bounds each wait for the lock, each read and each send.
     :param limits: the bounds on what the server may make the connection hold.
-    :param open_wire: opens a new socket when the connection needs one; the
+    :param open_wire: a bound method that opens a new socket when the connection needs one; the
         connection's policy (TLS, ALPN, proxy) lives there.
     """
 
@@ -46,7 +47,10 @@ class Channel:
         self.limits = limits
         #: Unread response bytes buffered at most, over all responses, before a new request fails.
         self.max_buffered = limits.max_buffered if limits.max_buffered is not None else DEFAULT_MAX_BUFFERED
-        self._open_wire = open_wire
+        # Weak: the connection owns this channel, and a strong reference back
+        # would make a cycle that keeps both (and their buffers) alive until
+        # the garbage collector runs, long after the application dropped them.
+        self._open_wire = weakref.WeakMethod(open_wire)
         #: Serializes the wire and guards every field below.
         self.lock = threading.Lock()
         #: Signalled (under the lock) when a request sent piecewise is complete
@@ -115,7 +119,10 @@ class Channel:
             self.drop_wire_locked(wire)
             wire = None
         if wire is None:
-            wire = self._open_wire()
+            open_wire = self._open_wire()
+            if open_wire is None:  # the connection is gone: nothing may open sockets for it
+                raise ConnectionClosed("the connection was closed")
+            wire = open_wire()
             self.wire = wire
         return wire
 
