@@ -17,6 +17,7 @@ choice; the next request negotiates again.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import ssl
 import threading
@@ -25,11 +26,9 @@ from types import TracebackType
 from typing import Any, Union
 
 from .common.body import BodyType, prepare_body
-from .common.proxy import resolve_proxy
-from .common.request import HeadersType, TimeoutType, request_line, split_timeout
+from .common.options import connection_options
+from .common.request import HeadersType, TimeoutType, request_line
 from .common.stream_ids import checked_stream_id
-from .common.transport import open_transport
-from .common.url import DEFAULT_CLEARTEXT_PORT, authority_for, has_port, request_target, split_host_port
 from .exceptions import ConnectionClosed, HyperError, InvalidStreamID, ReadTimeout
 from .headers import HeaderKey, HeaderValue
 from .http11.connection import HTTP11Connection
@@ -39,14 +38,19 @@ from .http20.connection import HTTP20Connection
 from .http20.push import HTTP20Push
 from .http20.response import HTTP20Response
 from .limits import Limits
+from .negotiation import NEGOTIATED_ALPN, adopt_negotiated, connect_offering_alpn, request_with_h2c_upgrade
 from .tls import init_context
 
 log = logging.getLogger("hyper")
 
-#: ALPN protocols :class:`HTTPConnection` offers, most preferred first.
-NEGOTIATED_ALPN: tuple[str, ...] = ("h2", "http/1.1")
+# NEGOTIATED_ALPN lives in hyper.negotiation; re-exported where it used to be.
+__all__ = ["NEGOTIATED_ALPN", "HTTPConnection", "Response"]
+
 
 Response = Union[HTTP20Response, HTTP11Response]
+
+# The keyword arguments only HTTP/2 takes (stream_window, keepalive...): passed on when given.
+_H2_OPTIONS = frozenset(inspect.signature(HTTP20Connection).parameters) - {"kwargs"}
 
 
 class HTTPConnection:
@@ -88,23 +92,28 @@ class HTTPConnection:
         upgrade: bool = True,
         **h2_options: Any,
     ) -> None:
-        self.host, self.port = split_host_port(host, port)
-        if secure is False and port is None and self.port == 443 and not has_port(host):
-            self.port = DEFAULT_CLEARTEXT_PORT
-        if secure is None:
-            secure = self.port == 443 or ssl_context is not None
-        self.secure = secure
-        self.authority = authority_for(self.host, self.port, secure)
-        self.connect_timeout, self.read_timeout = split_timeout(timeout)
-        self.proxy = resolve_proxy(
+        options = connection_options(
+            "HTTPConnection",
+            host,
+            port,
+            secure,
+            ssl_context,
             proxy_host,
             proxy_port,
             proxy_headers,
-            from_env=proxy_from_env,
-            target_host=self.host,
-            target_port=self.port,
-            secure=secure,
+            timeout,
+            limits=limits,
+            deadline=deadline,
+            proxy_from_env=proxy_from_env,
+            bare_port="443-unless-cleartext",
+            unknown={name: value for name, value in h2_options.items() if name not in _H2_OPTIONS},
         )
+        h2_options = {name: value for name, value in h2_options.items() if name in _H2_OPTIONS}
+        self.host, self.port, self.secure = options.host, options.port, options.secure
+        secure = options.secure
+        self.authority = options.authority
+        self.connect_timeout, self.read_timeout = options.connect_timeout, options.read_timeout
+        self.proxy = options.proxy
         self.force_proto = force_proto
         self._ssl_context = ssl_context
         common: dict[str, Any] = dict(
@@ -190,25 +199,14 @@ class HTTPConnection:
             self._upgrade_pending = self._upgrade
             return self._h1
         context = self._ssl_context or init_context(alpn=NEGOTIATED_ALPN)
-        sock, _ = open_transport(
-            self.host,
-            self.port,
-            ssl_context=context,
-            proxy=self.proxy,
-            tunnel=True,
-            connect_timeout=self.connect_timeout,
+        sock, selected = connect_offering_alpn(
+            self.host, self.port, context, self.proxy, self.connect_timeout
         )
-        assert isinstance(sock, ssl.SSLSocket)
-        selected = sock.selected_alpn_protocol()
+        chosen: HTTP20Connection | HTTP11Connection = self._h1
         if selected == "h2" or self.force_proto == "h2":
-            self._h2._adopt(sock, negotiated_protocol=selected)
-            return self._h2
-        try:
-            self._h1._adopt(sock, negotiated_protocol=selected)
-        except BaseException:
-            sock.close()
-            raise
-        return self._h1
+            chosen = self._h2
+        adopt_negotiated(chosen, sock, selected)
+        return chosen
 
     # -- requests ------------------------------------------------------------------
 
@@ -248,11 +246,8 @@ class HTTPConnection:
         return delegate
 
     def _request_with_upgrade(self, method: str, url: str, headers: HeadersType) -> int:
-        core = self._h2._new_core()
-        settings = core.initiate_upgrade(head=method.upper() == "HEAD")
         try:
-            stream_id = self._h1._upgrade_request(method, url, headers, settings)
-            switched = self._h1._await_upgrade(stream_id)
+            stream_id, upgraded = request_with_h2c_upgrade(self._h1, self._h2, method, url, headers)
         except PriorKnowledgeOnly:
             # A server that speaks only HTTP/2 (nginx's "listen ... http2"
             # in cleartext, nghttpd --no-tls) answers the HTTP/1.1 offer with
@@ -262,13 +257,9 @@ class HTTPConnection:
             self._h1.close()
             self._delegate = self._h2
             return self._h2.request(method, url, None, headers)
-        if switched is None:
-            return stream_id  # the server answered in HTTP/1.1
-        sock, received = switched
-        public_id = self._h2._adopt(sock, received, upgraded=core, target=request_target(url)[0])
-        assert public_id is not None
-        self._delegate = self._h2
-        return public_id
+        if upgraded:
+            self._delegate = self._h2
+        return stream_id
 
     def getresponse(self, stream_id: int | None = None) -> Response:
         """Wait for and return the response on ``stream_id`` (oldest untaken if None).
@@ -340,7 +331,10 @@ class HTTPConnection:
     def endheaders(
         self, message_body: BodyType = None, final: bool = False, stream_id: int | None = None
     ) -> None:
-        """Send the headers; with ``final`` (or a body) finish the request too."""
+        """Send the headers and ``message_body`` (if any); with ``final``, finish the request.
+
+        Without ``final``, more body follows with :meth:`send`.
+        """
         self._negotiated().endheaders(message_body, final, stream_id)
 
     def send(self, data: BodyType, final: bool = False, stream_id: int | None = None) -> None:

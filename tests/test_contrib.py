@@ -66,6 +66,17 @@ def test_get_from_nginx(session: requests.Session, nginx_server: ServerInfo) -> 
     assert response.connection is session.get_adapter(nginx_server.url())
 
 
+def test_raw_version_numbers_the_negotiated_protocol_as_urllib3_does(
+    session: requests.Session, nginx_server: ServerInfo, nginx_http11_server: ServerInfo
+) -> None:
+    # Issue 15: r.raw.version, as urllib3's HTTPResponse has it (20 or 11).
+    for server, expected in ((nginx_server, 20), (nginx_http11_server, 11)):
+        response = session.get(server.url("/hello.txt"), verify=server.ca_file, timeout=20)
+        assert response.status_code == 200
+        assert response.raw.version == expected
+        assert response.raw._original_response.version == expected
+
+
 def test_cleartext_prior_knowledge(session: requests.Session, nginx_h2c_server: ServerInfo) -> None:
     response = session.get(nginx_h2c_server.url("/1k.bin"), timeout=20)
     assert response.status_code == 200
@@ -522,13 +533,13 @@ def test_an_unread_http11_stream_does_not_hold_up_the_next_request(nginx_http11_
         assert len(next(big.iter_content(65536))) > 0
         small = s.get(server.url("/1k.bin"), verify=server.ca_file, timeout=20)
         assert small.content == docroot_content("1k.bin")
-        pools = list(adapter._pool.values())
+        pools = list(adapter._pool.sites().values())
         assert [len(pool) for pool in pools] == [2]
         assert all(connection.version == "HTTP/1.1" for connection in pools[0])  # type: ignore[attr-defined]
         big.close()
         # Both idle again: the next request reuses one, no third connection.
         assert s.get(server.url("/1k.bin"), verify=server.ca_file, timeout=20).status_code == 200
-        assert [len(pool) for pool in adapter._pool.values()] == [2]
+        assert [len(pool) for pool in adapter._pool.sites().values()] == [2]
 
 
 def test_pool_maxsize_must_be_positive() -> None:

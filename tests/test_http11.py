@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import hashlib
 import threading
+import time
+import types
+import weakref
 from pathlib import Path
 
 import h11
 import pytest
 
 import hyper
+import hyper.http11.receiving as exchange_module
 from hyper.tls import init_context
 from tests.http11_scripted import Peer, scripted
 from tests.servers import HELLO_TEXT, ServerInfo, one_k_bytes
 
 TIMEOUT = 10
+# Bound on a scripted server's wait for the test to let it go.
+SCRIPT_WAIT = 30
 
 
 def _nginx(server: ServerInfo, **kwargs: object) -> hyper.HTTP11Connection:
@@ -446,6 +453,32 @@ def test_deadline_bounds_a_dribbling_server() -> None:
                 response.read()
 
 
+def test_a_deadline_already_passed_is_a_read_timeout_before_any_recv(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Once the deadline has passed, the wait left is 0.0 s; given to
+    # settimeout() that would make the socket non-blocking and recv() would
+    # fail with BlockingIOError (a ConnectionTerminated), not time out. The
+    # clock is moved instead of waited on, so the test does not depend on
+    # how loaded the machine is.
+    release = threading.Event()
+
+    def script(peer: Peer) -> None:
+        peer.read_request()
+        peer.send_raw(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nxy")
+        release.wait(SCRIPT_WAIT)  # the rest never comes while the client reads
+
+    with scripted(script) as server:
+        with hyper.HTTP11Connection(server.address, timeout=TIMEOUT, deadline=600) as conn:
+            response = conn.getresponse(conn.request("GET", "/"))
+            assert response.read(2) == b"xy"
+            later = time.monotonic() + 3600
+            monkeypatch.setattr(exchange_module, "time", types.SimpleNamespace(monotonic=lambda: later))
+            try:
+                with pytest.raises(hyper.ReadTimeout, match="deadline passed"):
+                    response.read()
+            finally:
+                release.set()
+
+
 def test_closed_connection_fails_unread_response() -> None:
     with scripted(_serve_forever(b"w" * 500_000)) as server:
         conn = hyper.HTTP11Connection(server.address, timeout=TIMEOUT)
@@ -528,3 +561,17 @@ def test_closing_a_response_with_little_left_keeps_the_connection() -> None:
             assert response.closed
             assert conn.getresponse(conn.request("GET", "/")).read() == b"s" * 20_000
     assert server.connections == 1
+
+
+def test_a_dropped_connection_is_freed_without_the_garbage_collector() -> None:
+    # The connection owns its channel; the channel's way back (to open
+    # sockets) is weak, so no cycle keeps a dropped connection and its
+    # buffers alive until the next collection.
+    gc.disable()
+    try:
+        conn = hyper.HTTP11Connection("127.0.0.1:9", timeout=TIMEOUT)
+        ref = weakref.ref(conn)
+        del conn
+        assert ref() is None
+    finally:
+        gc.enable()

@@ -265,7 +265,7 @@ def test_close_during_a_first_request_upgrade_closes_at_once() -> None:
         # The hard case: the worker is blocked reading the answer (it waits
         # up to 30 s) and holds the HTTP/1.1 connection's lock meanwhile.
         wait_until_blocked_in(worker, "_receive_locked")
-        assert conn._h1._lock.locked()
+        assert conn._h1._channel.lock.locked()
         started = time.monotonic()
         conn.close()
         worker.join(10)
@@ -275,3 +275,18 @@ def test_close_during_a_first_request_upgrade_closes_at_once() -> None:
     finally:
         for sock in (*accepted, listener):
             sock.close()
+
+
+@pytest.mark.parametrize(("alpn", "protocol"), [(("h2", "http/1.1"), "h2"), (("http/1.1",), "http/1.1")])
+def test_a_negotiated_tls_connection_logs_where_it_connected(
+    nginx_alpn_server: ServerInfo, caplog: pytest.LogCaptureFixture, alpn: tuple[str, ...], protocol: str
+) -> None:
+    # The chosen connection adopts the socket and does not open one itself,
+    # so the negotiation logs the "connected to" line the others log.
+    server = nginx_alpn_server
+    context = init_context(cert_path=server.ca_file, alpn=alpn)
+    with caplog.at_level("DEBUG", logger="hyper"):
+        with hyper.HTTPConnection(server.authority, ssl_context=context, timeout=TIMEOUT) as conn:
+            conn.getresponse(conn.request("GET", "/hello.txt")).read()
+    connected = [r.getMessage() for r in caplog.records if r.getMessage().startswith("connected to")]
+    assert connected == [f"connected to 127.0.0.1:{server.port} (TLS, protocol {protocol})"]

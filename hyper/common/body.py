@@ -25,8 +25,9 @@ class RequestBody:
     """A request body ready to be sent in blocks.
 
     ``length`` is the number of bytes when it can be known without reading
-    the body, else ``None``. :meth:`blocks` yields non-empty bytes-like blocks;
-    :meth:`check_length` enforces a declared ``content-length``.
+    the body, else ``None``. :meth:`blocks` yields non-empty bytes-like blocks.
+    A declared ``content-length`` is enforced while sending, by a
+    :class:`LengthCounter`.
     """
 
     def __init__(self, length: int | None, blocks: Iterator[Any]) -> None:

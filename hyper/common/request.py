@@ -187,21 +187,22 @@ def split_timeout(timeout: TimeoutType) -> tuple[float | None, float | None]:
         if len(timeout) != 2:
             raise ValueError(f"a timeout tuple must be (connect, read), not {timeout!r}")
         return positive_seconds(timeout[0], "connect timeout"), positive_seconds(timeout[1], "read timeout")
-    value = positive_seconds(timeout, "timeout")
+    value = positive_seconds(timeout, "timeout", kind="a number of seconds, None or a (connect, read) tuple")
     return value, value
 
 
-def positive_seconds(value: Any, what: str) -> float | None:
+def positive_seconds(value: Any, what: str, kind: str = "a number of seconds or None") -> float | None:
     """``value`` checked as a wait in seconds: ``None`` (or ``math.inf``) for no limit.
 
     ``TypeError`` for anything but a real number or ``None`` (bools
     included); ``ValueError`` for zero, negative, NaN, or more than the
-    platform can wait. ``what`` names the argument in the message.
+    platform can wait. ``what`` names the argument in the message, ``kind``
+    says what it may be.
     """
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{what} must be a number of seconds, None or a (connect, read) tuple, not {value!r}")
+        raise TypeError(f"{what} must be {kind}, not {value!r}")
     number = float(value)
     if math.isnan(number) or number <= 0:
         raise ValueError(f"{what} must be a positive number of seconds (or None), not {value!r}")
@@ -269,8 +270,9 @@ class IncrementalRequests:
 
         The field is checked at once (:class:`~hyper.InvalidHeader` for CR,
         LF or NUL, a name that is not a token, a pseudo-header...); a refused
-        field leaves the request as it was. A ``host`` replaces the one taken
-        from the connection (a request names one host).
+        field leaves the request as it was, over HTTP/2 and HTTP/1.1 alike.
+        A ``host`` replaces the one taken from the connection (a request
+        names one host).
         """
         pending = self._pending(stream_id)
         name, value = checked_field(header, argument)

@@ -1,7 +1,9 @@
-"""HTTP11Connection: the HTTP/2 connection's interface over HTTP/1.1.
+"""HTTP11Connection: the HTTP/2 connection's interface over HTTP/1.1, and its connection policy.
 
-``h11`` does the wire format; this module owns the socket, the lock and the
-order of exchanges. HTTP/1.1 carries one exchange at a time, so:
+``h11`` does the wire format. The exchange state machine is split by
+direction, over the state one lock guards (:mod:`~hyper.http11.channel`):
+:mod:`~hyper.http11.sending` and :mod:`~hyper.http11.receiving`. This module
+decides the policy:
 
 * ``request()`` sends at once when the connection is idle. When an earlier
   response has not been read to its end, its remaining body is first read
@@ -15,6 +17,10 @@ order of exchanges. HTTP/1.1 carries one exchange at a time, so:
   socket the server closed meanwhile is replaced before use; an idempotent
   request (GET, HEAD, PUT...) without a streaming body is re-sent once if
   the server closed a reused connection without a byte of answer.
+* Sockets: opened here (TLS offering ALPN ``http/1.1``, proxies), or adopted
+  from :class:`~hyper.HTTPConnection`'s negotiation (:meth:`~HTTP11Connection.adopt`),
+  and handed over after ``101 Switching Protocols``
+  (:meth:`~HTTP11Connection.detach_if_switched`).
 """
 
 from __future__ import annotations
@@ -24,19 +30,14 @@ import socket
 import ssl
 import threading
 import time
-import warnings
-from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
 import h11
 
-from ..common.body import BodyType, LengthCounter, RequestBody, prepare_body
+from ..common.body import BodyType, prepare_body
 from ..common.decoding import ACCEPT_ENCODING
-from ..common.hints import silent_close_hint, with_hint
-from ..common.proxy import resolve_proxy
+from ..common.options import connection_options
 from ..common.request import (
     HeadersType,
     IncrementalRequests,
@@ -44,53 +45,35 @@ from ..common.request import (
     TimeoutType,
     declared_length,
     request_line,
-    split_timeout,
     to_header_map,
 )
-from ..common.stream_ids import checked_stream_id, unknown_stream_id
+from ..common.stream_ids import checked_stream_id
 from ..common.transport import open_transport
-from ..common.url import (
-    DEFAULT_CLEARTEXT_PORT,
-    DEFAULT_TLS_PORT,
-    authority_for,
-    has_port,
-    request_target,
-    split_host_port,
-)
+from ..common.url import request_target
 from ..exceptions import (
     ConnectionClosed,
-    ConnectionTerminated,
     HyperError,
     InvalidHeader,
-    InvalidStreamID,
-    ProtocolError,
-    ReadTimeout,
     TLSError,
-    fresh,
 )
 from ..headers import HTTPHeaderMap
 from ..limits import Limits
 from ..tls import init_context
-from .response import HTTP11Response
-from .wire import (
-    RECV_SIZE,
-    EarlyResponse,
-    Exchange,
-    StaleConnection,
-    Wire,
-    head_size_problem,
-    protocol_failure,
-    still_open,
+from .channel import Channel
+from .receiving import (
+    ExchangeBody,
+    finish_active_locked,
+    switched_socket_locked,
+    wait_head_locked,
 )
+from .response import HTTP11Response
+from .sending import send_more, send_request_locked
+from .wire import Exchange, Wire
 
 log = logging.getLogger("hyper")
 
 #: ALPN protocols offered by :class:`HTTP11Connection`.
 HTTP11_ALPN: tuple[str, ...] = ("http/1.1",)
-#: Unread response bytes buffered, over all responses, when ``Limits.max_buffered`` is None.
-DEFAULT_MAX_BUFFERED = 16 * 1024 * 1024
-#: A response closed with at most this much body left is read to its end to keep the socket.
-DRAIN_LIMIT = 64 * 1024
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 
@@ -101,8 +84,6 @@ class HTTP11Connection(IncrementalRequests):
     returns an id to pass to ``getresponse()``.
 
     :param host: ``'host'``, ``'host:port'`` or ``'[v6addr]:port'``.
-    :param port: overrides a port in ``host``; the default is 443 with TLS,
-        80 without.
     :param port: overrides a port in ``host``; without one, 80 (443 when
         ``secure=True`` or an ``ssl_context`` asks for TLS), as in hyper 0.7.
     :param secure: TLS or not; by default TLS when the port is 443 or an
@@ -142,71 +123,38 @@ class HTTP11Connection(IncrementalRequests):
         proxy_from_env: bool = False,
         **kwargs: Any,
     ) -> None:
-        if kwargs:
-            # hyper 0.7 silently ignored unknown keyword arguments; 0.7 code
-            # keeps working, and the warning points at the typo or leftover.
-            warnings.warn(
-                f"HTTP11Connection ignores unknown keyword arguments: {', '.join(sorted(kwargs))}",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-        self.host, self.port = split_host_port(host, port)
-        if port is None and not has_port(host):
-            # A bare host means cleartext port 80, as in hyper 0.7 and
-            # http.client. Asking for TLS (secure=True, or an ssl_context)
-            # means 443; 0.7 then spoke TLS to port 80, which was a bug.
-            wants_tls = secure is True or (secure is None and ssl_context is not None)
-            self.port = DEFAULT_TLS_PORT if wants_tls else DEFAULT_CLEARTEXT_PORT
-        if secure is None:
-            secure = self.port == 443 or ssl_context is not None
-        self.secure = secure
-        self.ssl_context = ssl_context
-        self.connect_timeout, self.read_timeout = split_timeout(timeout)
-        #: The bounds on what a server may make this connection do.
-        self.limits = limits or Limits()
-        #: Overall bound (seconds) on one exchange, or ``None``.
-        self.deadline = deadline
-        self.authority = authority_for(self.host, self.port, secure)
-        self._scheme = "https" if secure else "http"
-        #: The proxy in use (host, port, headers), or ``None``.
-        self.proxy = resolve_proxy(
+        options = connection_options(
+            "HTTP11Connection",
+            host,
+            port,
+            secure,
+            ssl_context,
             proxy_host,
             proxy_port,
             proxy_headers,
-            from_env=proxy_from_env,
-            target_host=self.host,
-            target_port=self.port,
-            secure=secure,
+            timeout,
+            limits=limits,
+            deadline=deadline,
+            proxy_from_env=proxy_from_env,
+            bare_port="80-unless-tls",
+            unknown=kwargs,
         )
+        self.host, self.port, self.secure = options.host, options.port, options.secure
+        self.ssl_context = ssl_context
+        self.connect_timeout, self.read_timeout = options.connect_timeout, options.read_timeout
+        #: The bounds on what a server may make this connection do.
+        self.limits = options.limits
+        #: Overall bound (seconds) on one exchange, or ``None``.
+        self.deadline = options.deadline
+        self.authority = options.authority
+        self._scheme = options.scheme
+        #: The proxy in use (host, port, headers), or ``None``.
+        self.proxy = options.proxy
         #: The ALPN protocol of the current socket (``None`` in cleartext).
         self.negotiated_protocol: str | None = None
-        self._max_buffered = (
-            self.limits.max_buffered if self.limits.max_buffered is not None else DEFAULT_MAX_BUFFERED
-        )
-        self._lock = threading.Lock()
-        # Signalled when a request sent piecewise (putrequest) is complete.
-        self._cond = threading.Condition(self._lock)
-        self._wire: Wire | None = None
-        # Exchanges whose response was not yet taken, oldest first.
-        self._untaken: OrderedDict[int, Exchange] = OrderedDict()
-        # The exchange whose response is being received on the wire.
-        self._active: Exchange | None = None
-        # close() is shutting the socket down: a read that ends now is ours, not the server's.
-        self._closing = False
-        self._next_id = 1
+        # The socket, the exchange on it, the untaken responses, and their lock.
+        self._channel = Channel(self.authority, self.read_timeout, self.limits, self._open_wire)
         self._local = threading.local()
-
-    # -- locking ------------------------------------------------------------------
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        timeout = self.read_timeout
-        if not self._lock.acquire(timeout=-1 if timeout is None else timeout):
-            raise ReadTimeout(f"another thread kept the HTTP/1.1 connection busy for {timeout} s")
-        try:
-            yield
-        finally:
-            self._lock.release()
 
     # -- connecting -----------------------------------------------------------------
 
@@ -217,25 +165,15 @@ class HTTP11Connection(IncrementalRequests):
         A new request would first have to buffer that response's rest; pools
         (e.g. :class:`hyper.contrib.HTTP20Adapter`) use another connection.
         """
-        return self._active is not None
+        return self._channel.active is not None
 
     def connect(self) -> None:
         """Open the connection now instead of at the first request."""
-        with self._locked():
-            self._usable_wire_locked()
-
-    def _usable_wire_locked(self) -> Wire:
-        wire = self._wire
-        if wire is not None and wire.requests and not still_open(wire.sock):
-            log.debug("kept-alive connection to %s was closed by the server; reconnecting", self.authority)
-            self._drop_wire_locked(wire)
-            wire = None
-        if wire is None:
-            wire = self._open_wire()
-            self._wire = wire
-        return wire
+        with self._channel.locked():
+            self._channel.usable_wire_locked()
 
     def _open_wire(self) -> Wire:
+        """A new socket to the server (through the proxy, TLS with ALPN ``http/1.1`` if secure)."""
         context = None
         if self.secure:
             context = self.ssl_context or init_context(alpn=HTTP11_ALPN)
@@ -264,30 +202,15 @@ class HTTP11Connection(IncrementalRequests):
         conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=self.limits.max_header_list_size)
         return Wire(sock, conn, early)
 
-    def _adopt(self, sock: socket.socket, early: bytes = b"", negotiated_protocol: str | None = None) -> None:
-        """Use an already connected socket (HTTPConnection's negotiation made it)."""
-        with self._locked():
-            if self._wire is not None:
-                self._drop_wire_locked(self._wire)
-            self._wire = self._new_wire(sock, early)
-            self.negotiated_protocol = negotiated_protocol
+    def adopt(self, sock: socket.socket, early: bytes = b"", negotiated_protocol: str | None = None) -> None:
+        """Speak HTTP/1.1 on a socket another layer connected (for :class:`~hyper.HTTPConnection`).
 
-    def _drop_wire_locked(self, wire: Wire) -> None:
-        if not wire.closed:
-            wire.closed = True
-            try:
-                wire.sock.close()
-            except OSError:
-                pass
-        if self._wire is wire:
-            self._wire = None
-        active = self._active
-        if active is not None and active.wire is wire:
-            self._active = None
-            if not active.ended and active.error is None:
-                active.error = ConnectionTerminated(
-                    "the connection was closed before the response was complete"
-                )
+        ``early`` holds bytes the server already sent on it. The current
+        socket, if any, is closed. Later sockets are opened as usual.
+        """
+        with self._channel.locked():
+            self._channel.install_wire_locked(self._new_wire(sock, early))
+            self.negotiated_protocol = negotiated_protocol
 
     # -- sending ----------------------------------------------------------------------
 
@@ -316,9 +239,9 @@ class HTTP11Connection(IncrementalRequests):
         replayable = method.upper() in _IDEMPOTENT and (
             body is None or isinstance(body, (bytes, bytearray, memoryview, str))
         )
-        with self._locked():
-            exchange = self._begin_locked(method, target, header_map, replayable)
-            self._send_request_locked(exchange, header_map, target, prepared, declared, replayable)
+        with self._channel.locked():
+            exchange = self._begin_locked(method, target, None)
+            send_request_locked(self._channel, exchange, header_map, target, prepared, declared, replayable)
         return exchange.stream_id
 
     def _prepare(self, method: str, url: str, headers: HeadersType) -> tuple[str, HTTPHeaderMap]:
@@ -340,162 +263,22 @@ class HTTP11Connection(IncrementalRequests):
                     header_map.add(name, value)
         return target, header_map
 
-    def _begin_locked(
-        self,
-        method: str,
-        target: str,
-        header_map: HTTPHeaderMap,
-        replayable: bool,
-        stream_id: int | None = None,
-    ) -> Exchange:
-        """Make room on the wire for a new exchange (with a reserved id, if given)."""
-        self._wait_request_complete_locked()
-        self._finish_active_locked()
+    def _begin_locked(self, method: str, target: str, stream_id: int | None) -> Exchange:
+        """Make room on the wire for a new exchange (with a reserved id, if given).
+
+        One exchange at a time: a request still being sent piecewise is
+        waited for, and the rest of an unread response is read into its
+        buffer (bounded by ``Limits.max_buffered``).
+        """
+        channel = self._channel
+        channel.wait_request_complete_locked()
+        finish_active_locked(channel)
         if stream_id is None:
-            stream_id = self._next_id
-            self._next_id += 1
+            stream_id = channel.take_id_locked()
         exchange = Exchange(stream_id, method.upper(), target)
         if self.deadline is not None:
             exchange.deadline_at = time.monotonic() + self.deadline
         return exchange
-
-    def _wait_request_complete_locked(self) -> None:
-        active = self._active
-        if active is None or not active.request_open:
-            return
-        if not self._cond.wait_for(
-            lambda: self._active is None or not self._active.request_open, self.read_timeout
-        ):
-            raise ReadTimeout(
-                f"another thread's putrequest() on stream {active.stream_id} did not finish "
-                f"within {self.read_timeout} s"
-            )
-
-    def _finish_active_locked(self) -> None:
-        """Read the rest of the current response into its buffer, bounded."""
-        active = self._active
-        while active is not None and active.error is None and not active.ended:
-            if self._buffered_total() > self._max_buffered:
-                raise HyperError(
-                    f"response {active.stream_id} is not read yet and more than {self._max_buffered} "
-                    "bytes of unread responses are buffered; read it before sending another request "
-                    "on this HTTP/1.1 connection"
-                )
-            try:
-                self._advance_locked(active)
-            except HyperError:
-                pass  # recorded in active.error: its reader gets it; the new request goes on
-            active = self._active
-
-    def _buffered_total(self) -> int:
-        total = sum(ex.buffered for ex in self._untaken.values())
-        if self._active is not None and self._active.stream_id not in self._untaken:
-            total += self._active.buffered
-        return total
-
-    def _send_request_locked(
-        self,
-        exchange: Exchange,
-        header_map: HTTPHeaderMap,
-        target: str,
-        body: RequestBody,
-        declared: int | None,
-        replayable: bool,
-        end: bool = True,
-    ) -> None:
-        try:
-            request = h11.Request(
-                method=exchange.method, target=target.encode("utf-8"), headers=header_map.items()
-            )
-        except h11.LocalProtocolError as exc:
-            raise InvalidHeader(f"request refused: {exc}") from exc
-        # A replayable body is in memory already (bytes or str): keep views, no copy.
-        blocks = list(body.blocks()) if replayable else None
-        if blocks is not None:
-            exchange.replay = (request, blocks)
-        for attempt in (1, 2):
-            wire = self._usable_wire_locked()
-            wire.requests += 1
-            exchange.wire = wire
-            self._active = exchange
-            self._untaken[exchange.stream_id] = exchange
-            try:
-                self._send_head_locked(wire, request)
-            except StaleConnection:
-                # Nothing complete reached the server: any request may go again.
-                self._drop_wire_locked(wire)
-                exchange.error = None
-                if attempt == 1:
-                    continue
-                self._untaken.pop(exchange.stream_id, None)
-                raise ConnectionTerminated("the server closed every connection before the request") from None
-            except BaseException:
-                self._untaken.pop(exchange.stream_id, None)
-                self._drop_wire_locked(wire)
-                raise
-            break
-        source = iter(blocks) if blocks is not None else body.blocks()
-        self._send_body_locked(exchange, source, declared, end=end)
-
-    def _send_head_locked(self, wire: Wire, request: h11.Request) -> None:
-        data = wire.h11.send(request)  # the event was validated when made
-        assert data is not None
-        try:
-            self._sendall_locked(wire, data)
-        except ConnectionTerminated as exc:
-            if wire.requests > 1:
-                raise StaleConnection() from exc
-            raise
-
-    def _send_body_locked(
-        self, exchange: Exchange, blocks: Iterator[Any], declared: int | None, end: bool
-    ) -> None:
-        wire = exchange.wire
-        assert wire is not None
-        counter = LengthCounter(declared if end else None)
-        try:
-            for block in blocks:
-                view = memoryview(block).cast("B")
-                counter.add(view.nbytes)
-                # h11 only measures and passes the data on, so a view saves a copy.
-                pieces = wire.h11.send_with_data_passthrough(h11.Data(data=view))  # type: ignore[arg-type]
-                for piece in pieces or ():
-                    self._sendall_locked(wire, piece, exchange)
-            if end:
-                counter.check_complete()
-                data = wire.h11.send(h11.EndOfMessage())
-                if data:
-                    self._sendall_locked(wire, data)
-                exchange.request_open = False
-                self._cond.notify_all()
-            else:
-                exchange.request_open = True
-        except h11.LocalProtocolError as exc:
-            # h11 enforces a content-length header put with putheader().
-            exchange.request_open = False
-            exchange.error = HyperError(f"request body does not match its headers: {exc}")
-            self._untaken.pop(exchange.stream_id, None)
-            self._drop_wire_locked(wire)
-            self._cond.notify_all()
-            raise fresh(exchange.error) from exc
-        except (EarlyResponse, ConnectionTerminated):
-            # The server answered early (e.g. 413), or closed after doing so:
-            # the upload stops, getresponse() reads the answer, and the
-            # connection, with half a request on it, closes after that.
-            exchange.request_open = False
-            self._cond.notify_all()
-        except BaseException as exc:
-            # Half a request is on the wire: this connection is unusable.
-            exchange.request_open = False
-            error = exc if isinstance(exc, HyperError) else ConnectionClosed("request body failed")
-            exchange.error = exchange.error or error
-            self._untaken.pop(exchange.stream_id, None)
-            self._drop_wire_locked(wire)
-            self._cond.notify_all()
-            raise
-
-    def _sendall_locked(self, wire: Wire, data: bytes | memoryview, exchange: Exchange | None = None) -> None:
-        wire.send_all(data, self.read_timeout, exchange)
 
     # -- the incremental form ------------------------------------------------------
 
@@ -505,21 +288,23 @@ class HTTP11Connection(IncrementalRequests):
         if getattr(self._local, "pending", None) is not None:
             raise HyperError("a putrequest() is already in progress in this thread")
         target, header_map = self._prepare(method, selector, None)
-        with self._locked():
+        with self._channel.locked():
             # Reserved now: another thread's request() may go out before endheaders().
-            stream_id = self._next_id
-            self._next_id += 1
+            stream_id = self._channel.take_id_locked()
         self._local.pending = PendingRequest(method, target, header_map, stream_id)
         return stream_id
 
     def endheaders(
         self, message_body: BodyType = None, final: bool = False, stream_id: int | None = None
     ) -> None:
-        """Send the headers; with ``final`` (or a ``message_body``) finish the request too.
+        """Send the headers and ``message_body`` (if any); with ``final``, finish the request.
 
-        Without ``final``, the body follows with :meth:`send`: chunked unless
-        a ``content-length`` header was put. Other threads' requests wait
-        until the ``final`` :meth:`send`.
+        With ``final`` the request is complete: a ``message_body`` of known
+        length goes with ``content-length``. Without it, more body follows
+        with :meth:`send` (the last call with ``final=True``): chunked unless a
+        ``content-length`` header was put. Other threads' requests wait until
+        the request is finished. A request whose headers cannot be sent is
+        abandoned: start again with :meth:`putrequest`.
         """
         pending = self._pending(stream_id)
         self._local.pending = None
@@ -528,21 +313,17 @@ class HTTP11Connection(IncrementalRequests):
         declared = declared_length(headers, body, pending.method, message_body is None) if final else None
         if declared is None and b"content-length" not in headers and b"transfer-encoding" not in headers:
             headers[b"transfer-encoding"] = b"chunked"
-        with self._locked():
-            exchange = self._begin_locked(pending.method, pending.target, headers, False, pending.stream_id)
-            self._send_request_locked(exchange, headers, pending.target, body, declared, False, end=final)
+        with self._channel.locked():
+            exchange = self._begin_locked(pending.method, pending.target, pending.stream_id)
+            send_request_locked(
+                self._channel, exchange, headers, pending.target, body, declared, False, end=final
+            )
 
     def send(self, data: BodyType, final: bool = False, stream_id: int | None = None) -> None:
         """Send (more) body data for the request whose headers went out with endheaders."""
         if stream_id is not None:
             stream_id = checked_stream_id(stream_id)
-        with self._locked():
-            exchange = self._active
-            if exchange is None or not exchange.request_open:
-                raise InvalidStreamID(f"no request body in progress for stream {stream_id}", stream_id)
-            if stream_id is not None and stream_id != exchange.stream_id:
-                raise InvalidStreamID(f"no request body in progress for stream {stream_id}", stream_id)
-            self._send_body_locked(exchange, prepare_body(data).blocks(), None, end=final)
+        send_more(self._channel, data, final, stream_id)
 
     # -- receiving ------------------------------------------------------------------
 
@@ -555,292 +336,67 @@ class HTTP11Connection(IncrementalRequests):
         """
         if stream_id is not None:
             stream_id = checked_stream_id(stream_id)
-        with self._locked():
-            if stream_id is None:
-                if not self._untaken:
-                    raise InvalidStreamID("no request is waiting for its response", None)
-                stream_id = next(iter(self._untaken))
-            exchange = self._untaken.get(stream_id)
-            if exchange is None:
-                raise unknown_stream_id(stream_id, self._next_id, odd_only=False)
+        channel = self._channel
+        with channel.locked():
+            exchange = channel.untaken_exchange_locked(stream_id)
             if exchange.request_open:
-                raise HyperError(f"request {stream_id} is still being sent: call send(..., final=True) first")
+                raise HyperError(
+                    f"request {exchange.stream_id} is still being sent: call send(..., final=True) first"
+                )
             try:
-                self._wait_head_locked(exchange)
-            except BaseException:
-                self._untaken.pop(stream_id, None)
-                raise
-            self._untaken.pop(stream_id, None)
-            return HTTP11Response(self, exchange, self.limits)
+                wait_head_locked(channel, exchange)
+            finally:
+                channel.untaken.pop(exchange.stream_id, None)
+            response = HTTP11Response(ExchangeBody(channel, exchange), self.limits)
+        # For logs: what was asked of whom (response.url, response.authority).
+        response._record_request(self._scheme, self.authority, exchange.target)
+        return response
 
     get_response = getresponse
 
-    def _wait_head_locked(self, exchange: Exchange) -> None:
-        while exchange.head is None and not exchange.switched:
-            if exchange.error is not None:
-                raise fresh(exchange.error)
-            if exchange is not self._active:
-                raise ConnectionClosed(f"the connection of request {exchange.stream_id} was closed")
-            self._advance_locked(exchange)
+    def detach_if_switched(self, stream_id: int) -> tuple[socket.socket, bytes] | None:
+        """Wait for the response head of request ``stream_id``; after a 101, give up the socket.
 
-    def _pull(self, exchange: Exchange, max_bytes: int | None) -> bytes:
-        """Raw body bytes of ``exchange``: waits for some; ``b''`` at the end."""
-        with self._locked():
-            while True:
-                if exchange.chunks:
-                    return exchange.take(max_bytes)
-                if exchange.ended or exchange.discarded:
-                    return b""
-                if exchange.error is not None:
-                    raise fresh(exchange.error)
-                if exchange is not self._active:
-                    raise ConnectionClosed(f"the connection of request {exchange.stream_id} was closed")
-                self._advance_locked(exchange)
-
-    def _advance_locked(self, exchange: Exchange) -> None:
-        """Process one h11 event of the response on the wire; errors stick to it."""
-        wire = exchange.wire
-        assert wire is not None
-        try:
-            event = self._next_event_locked(exchange, wire)
-            self._handle_event_locked(exchange, wire, event)
-        except StaleConnection:
-            self._resend_locked(exchange)
-        except HyperError as exc:
-            if exchange.error is None:
-                exchange.error = exc
-            self._drop_wire_locked(wire)
-            raise
-
-    def _handle_event_locked(self, exchange: Exchange, wire: Wire, event: Any) -> None:
-        if isinstance(event, h11.Data):
-            data = bytes(event.data)
-            exchange.received += len(data)
-            if not exchange.discarded:
-                exchange.chunks.append(data)
-                exchange.buffered += len(data)
-        elif isinstance(event, h11.Response):
-            problem = head_size_problem(exchange, event, self.limits.max_header_list_size)
-            if problem is not None:
-                raise problem
-            exchange.head = event
-        elif isinstance(event, h11.InformationalResponse):
-            if event.status_code == 101 and wire.h11.their_state is h11.SWITCHED_PROTOCOL:
-                exchange.switched = True
-                exchange.head = None
-                return
-            exchange.informational += 1
-            if exchange.informational > self.limits.max_informational_responses:
-                raise ProtocolError(
-                    f"server sent more than {self.limits.max_informational_responses} informational "
-                    f"responses to request {exchange.stream_id}"
-                )
-        elif isinstance(event, h11.EndOfMessage):
-            exchange.trailers = list(event.headers)
-            exchange.ended = True
-            self._end_cycle_locked(wire)
-        elif isinstance(event, h11.ConnectionClosed):  # pragma: no cover - only after EndOfMessage
-            self._drop_wire_locked(wire)
-
-    def _end_cycle_locked(self, wire: Wire) -> None:
-        """The response is complete: keep the connection for the next one, or close it."""
-        self._active = None
-        conn = wire.h11
-        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
-            conn.start_next_cycle()
-            self._cond.notify_all()
-        else:
-            # Connection: close, HTTP/1.0, or our request body was cut short.
-            self._drop_wire_locked(wire)
-
-    def _next_event_locked(self, exchange: Exchange, wire: Wire) -> Any:
-        while True:
-            try:
-                event = wire.h11.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise protocol_failure(exchange, wire, exc, self.limits.max_header_list_size) from exc
-            if event is h11.NEED_DATA:
-                self._receive_locked(exchange, wire)
-                continue
-            if event is h11.PAUSED:
-                if exchange.switched or wire.h11.their_state is h11.SWITCHED_PROTOCOL:
-                    return event
-                raise ProtocolError(f"server sent data after the response to request {exchange.stream_id}")
-            return event
-
-    def _receive_locked(self, exchange: Exchange, wire: Wire) -> None:
-        if self._closing:
-            raise ConnectionClosed("the connection was closed")
-        if wire.early:
-            data, wire.early = wire.early, b""
-        else:
-            timeout, expired = self._read_limit(exchange)
-            try:
-                wire.sock.settimeout(timeout)
-                data = wire.sock.recv(RECV_SIZE)
-            except TimeoutError as exc:
-                raise expired from exc
-            except OSError as exc:
-                if self._closing:
-                    raise ConnectionClosed("the connection was closed") from exc
-                if not exchange.answered and wire.requests > 1 and exchange.replay is not None:
-                    raise StaleConnection() from exc
-                what = f"connection broke while waiting for the response to request {exchange.stream_id}"
-                raise ConnectionTerminated(
-                    with_hint(
-                        f"{what}: {exc}", silent_close_hint(secure=self.secure, fresh=not wire.first_bytes)
-                    ),
-                    retryable=not exchange.answered,
-                ) from exc
-        if not data:
-            if self._closing:  # our own close() shut the socket down
-                raise ConnectionClosed("the connection was closed")
-            self._on_eof_locked(exchange, wire)
-        wire.note_received(exchange, data)
-
-    def _on_eof_locked(self, exchange: Exchange, wire: Wire) -> None:
-        if exchange.head is not None or exchange.switched:
-            return  # h11 decides: the end of an EOF-delimited body, or a truncated one
-        if not exchange.answered and wire.requests > 1 and exchange.replay is not None:
-            raise StaleConnection()
-        raise ConnectionTerminated(
-            with_hint(
-                f"server closed the connection without answering request {exchange.stream_id}",
-                silent_close_hint(secure=self.secure, fresh=not wire.first_bytes),
-            ),
-            retryable=not exchange.answered,
-        )
-
-    def _read_limit(self, exchange: Exchange) -> tuple[float | None, ReadTimeout]:
-        what = f"no response data for request {exchange.stream_id}"
-        timeout = self.read_timeout
-        if exchange.deadline_at is not None:
-            remaining = max(0.0, exchange.deadline_at - time.monotonic())
-            if timeout is None or remaining < timeout:
-                return remaining, ReadTimeout(f"{what}: the exchange's overall deadline passed")
-        return timeout, ReadTimeout(f"{what} within the read timeout of {timeout} s")
-
-    def _resend_locked(self, exchange: Exchange) -> None:
-        """The server closed a reused connection unanswered: send once more on a new one."""
-        old = exchange.wire
-        assert old is not None and exchange.replay is not None
-        request, body = exchange.replay
-        exchange.replay = None  # only once
-        self._drop_wire_locked(old)
-        exchange.error = None
-        log.debug("re-sending request %d on a new connection", exchange.stream_id)
-        wire = self._usable_wire_locked()
-        wire.requests += 1
-        exchange.wire = wire
-        self._active = exchange
-        try:
-            data = wire.h11.send(request)
-            assert data is not None
-            self._sendall_locked(wire, data)
-            self._send_body_locked(exchange, iter(body), None, end=True)
-        except HyperError as exc:
-            exchange.error = exchange.error or exc
-            self._drop_wire_locked(wire)
-            raise
-
-    # -- upgrade (used by HTTPConnection) ----------------------------------------------------
-
-    def _upgrade_request(self, method: str, url: str, headers: HeadersType, settings: bytes) -> int:
-        """Send a body-less request proposing ``Upgrade: h2c``; returns its id."""
-        target, header_map = self._prepare(method, url, headers)
-        header_map.add(b"connection", b"Upgrade, HTTP2-Settings")
-        header_map[b"upgrade"] = b"h2c"
-        header_map[b"http2-settings"] = settings
-        with self._locked():
-            exchange = self._begin_locked(method, target, header_map, True)
-            self._send_request_locked(exchange, header_map, target, prepare_body(None), 0, True)
-        return exchange.stream_id
-
-    def _await_upgrade(self, stream_id: int) -> tuple[socket.socket, bytes] | None:
-        """Wait for the answer to an upgrade proposal.
-
-        On ``101 Switching Protocols`` this connection lets go of its socket
-        and returns it with the bytes already received after the 101 (the
-        start of HTTP/2). Otherwise ``None``: the response is an ordinary
-        HTTP/1.1 one, waiting for ``getresponse(stream_id)``.
+        For a request that proposed ``Upgrade`` (RFC 9110 section 7.8;
+        :class:`~hyper.HTTPConnection` proposes ``h2c``). On ``101 Switching
+        Protocols`` this connection lets go of its socket and returns it with
+        the bytes already received after the 101 (the start of the new
+        protocol); its next request opens a new socket. Otherwise ``None``:
+        the response is an ordinary one, waiting for ``getresponse(stream_id)``.
         """
-        with self._locked():
-            exchange = self._untaken.get(stream_id)
+        channel = self._channel
+        with channel.locked():
+            exchange = channel.untaken.get(stream_id)
             if exchange is None:  # close() from another thread came first
-                raise ConnectionClosed("the connection was closed before the server answered the upgrade")
-            self._wait_head_locked(exchange)
-            if not exchange.switched:
-                return None
-            wire = exchange.wire
-            assert wire is not None
-            data, _ = wire.h11.trailing_data
-            self._untaken.pop(stream_id, None)
-            self._active = None
-            wire.closed = True  # handed over, not closed
-            self._wire = None
-            return wire.sock, bytes(data) + wire.early
+                raise ConnectionClosed("the connection was closed before the server answered the request")
+            return switched_socket_locked(channel, exchange)
 
     # -- closing ------------------------------------------------------------------------
 
-    def _discard(self, exchange: Exchange) -> None:
-        """A response closed by the application before its end."""
-        with self._locked():
-            exchange.discarded = True
-            exchange.chunks.clear()
-            exchange.buffered = 0
-            if exchange is self._active and not exchange.ended and exchange.wire is not None:
-                # The rest of a body cannot be skipped without reading it. A
-                # short known rest is read and dropped to keep the socket;
-                # anything longer costs less as a new connection.
-                if not self._drain_locked(exchange):
-                    self._drop_wire_locked(exchange.wire)
-                exchange.error = None
-
-    def _drain_locked(self, exchange: Exchange) -> bool:
-        """Read a discarded response to its end if little is left; True when done."""
-        head = exchange.head
-        declared = [value for name, value in head.headers if name == b"content-length"] if head else []
-        if not declared or int(declared[0]) - exchange.received > DRAIN_LIMIT:
-            return False
-        try:
-            while not exchange.ended and exchange is self._active:
-                self._advance_locked(exchange)
-        except HyperError:
-            return False
-        return exchange.ended
-
     def fileno(self) -> int:
         """The socket's file descriptor (-1 when not connected)."""
-        wire = self._wire
-        return -1 if wire is None or wire.closed else wire.sock.fileno()
+        return self._channel.fileno()
 
     def close(self) -> None:
         """Close the socket. Unread responses fail; a later request reconnects."""
+        channel = self._channel
         # A thread waiting for a response holds the lock while it reads:
         # shutting the socket down (no lock needed) ends that read at once.
-        self._closing = True
-        wire = self._wire
-        if wire is not None and not wire.closed:
-            try:
-                wire.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # not connected, or already shut
+        channel.closing = True
+        channel.shut_down()
         try:
-            self._close_locked_part()
+            with channel.locked():  # every field of the channel changes here
+                wire = channel.wire
+                active = channel.active
+                if active is not None and active.error is None and not active.ended:
+                    active.error = ConnectionClosed("the connection was closed")
+                if wire is not None:
+                    channel.drop_wire_locked(wire)
+                channel.active = None
+                channel.untaken.clear()
+                channel.cond.notify_all()
         finally:
-            self._closing = False
-
-    def _close_locked_part(self) -> None:
-        with self._locked():
-            wire = self._wire
-            active = self._active
-            if active is not None and active.error is None and not active.ended:
-                active.error = ConnectionClosed("the connection was closed")
-            if wire is not None:
-                self._drop_wire_locked(wire)
-            self._active = None
-            self._untaken.clear()
-            self._cond.notify_all()
+            channel.closing = False
 
     def __enter__(self) -> HTTP11Connection:
         return self

@@ -1,4 +1,4 @@
-"""HTTP11Response: one HTTP/1.1 response, pulling its body through the connection."""
+"""HTTP11Response: one HTTP/1.1 response, pulling its body through its exchange's :class:`ExchangeBody`."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from ..exceptions import ConnectionClosed
 from ..headers import HTTPHeaderMap
 from ..limits import Limits
 
-if TYPE_CHECKING:  # the connection imports this module
-    from .connection import HTTP11Connection
-    from .wire import Exchange
+if TYPE_CHECKING:  # the receiving module imports only what it needs at run time
+    from .receiving import ExchangeBody
 
 
 class HTTP11Response(DecodedBodyReader):
@@ -31,11 +30,10 @@ class HTTP11Response(DecodedBodyReader):
     its end raises :class:`~hyper.ConnectionClosed`.
     """
 
-    def __init__(self, connection: HTTP11Connection, exchange: Exchange, limits: Limits) -> None:
-        head = exchange.head
-        assert head is not None  # made only once the head arrived
-        self._connection = connection
-        self._exchange = exchange
+    def __init__(self, body: ExchangeBody, limits: Limits) -> None:
+        head = body.head
+        # The response's only way to its connection: body bytes, trailers, stop.
+        self._body = body
         self._limits = limits
         #: The status code, e.g. ``200``.
         self.status: int = head.status_code
@@ -45,7 +43,6 @@ class HTTP11Response(DecodedBodyReader):
         self.headers = HTTPHeaderMap.from_wire(list(head.headers))
         #: The protocol version of the response, ``"HTTP/1.1"`` or ``"HTTP/1.0"``.
         self.version = "HTTP/" + head.http_version.decode("ascii")
-        self._record_request(connection._scheme, connection.authority, exchange.target)
         self._trailers = HTTPHeaderMap()
         # The body was read to its end (as opposed to closed part-way).
         self._complete = False
@@ -54,7 +51,7 @@ class HTTP11Response(DecodedBodyReader):
     @property
     def stream_id(self) -> int:
         """The id :meth:`HTTP11Connection.request` returned for this exchange."""
-        return self._exchange.stream_id
+        return self._body.stream_id
 
     @property
     def trailers(self) -> HTTPHeaderMap:
@@ -72,11 +69,11 @@ class HTTP11Response(DecodedBodyReader):
                 return b""
             # b'' would pass for a complete body.
             raise ConnectionClosed(f"response {self.stream_id} was closed before its end")
-        data = self._connection._pull(self._exchange, max_bytes)
+        data = self._body.read(max_bytes)
         if not data:
             self._complete = True
             self._closed = True
-            for name, value in self._exchange.trailers:
+            for name, value in self._body.trailers:
                 self._trailers.add(name, value)
         return data
 
@@ -85,11 +82,11 @@ class HTTP11Response(DecodedBodyReader):
         if self._closed:
             return
         self._closed = True
-        self._connection._discard(self._exchange)
+        self._body.discard()
 
     def fileno(self) -> int:
         """The connection socket's file descriptor (-1 when it is closed)."""
-        return self._connection.fileno()
+        return self._body.fileno()
 
     def __enter__(self) -> HTTP11Response:
         return self

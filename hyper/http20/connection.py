@@ -14,14 +14,13 @@ import socket
 import ssl
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
 from ..common.body import BodyType, RequestBody, prepare_body
 from ..common.decoding import ACCEPT_ENCODING
-from ..common.proxy import resolve_proxy
+from ..common.options import connection_options, keepalive_options
 from ..common.request import (  # noqa: F401 - HeadersType, TimeoutType: documented here
     HeadersType,
     IncrementalRequests,
@@ -30,12 +29,11 @@ from ..common.request import (  # noqa: F401 - HeadersType, TimeoutType: documen
     declared_length,
     is_empty,
     request_line,
-    split_timeout,
     to_header_map,
 )
 from ..common.stream_ids import checked_stream_id
 from ..common.transport import open_transport
-from ..common.url import authority_for, host_literal, origin_of, request_target, split_host_port
+from ..common.url import host_literal, origin_of, request_target
 from ..exceptions import (
     HyperError,
     InvalidStreamID,
@@ -129,56 +127,49 @@ class HTTP20Connection(IncrementalRequests):
         proxy_from_env: bool = False,
         **kwargs: Any,
     ) -> None:
-        if kwargs:
-            # hyper 0.7 silently ignored unknown keyword arguments; 0.7 code
-            # keeps working, and the warning points at the typo or leftover.
-            warnings.warn(
-                f"HTTP20Connection ignores unknown keyword arguments: {', '.join(sorted(kwargs))}",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-        self.host, self.port = split_host_port(host, port)
-        if secure is None:
-            secure = self.port == 443 or ssl_context is not None
-        self.secure = secure
+        options = connection_options(
+            "HTTP20Connection",
+            host,
+            port,
+            secure,
+            ssl_context,
+            proxy_host,
+            proxy_port,
+            proxy_headers,
+            timeout,
+            limits=limits,
+            deadline=deadline,
+            proxy_from_env=proxy_from_env,
+            bare_port="443",
+            unknown=kwargs,
+        )
+        self.host, self.port, self.secure = options.host, options.port, options.secure
         self.ssl_context = ssl_context
         self.force_proto = force_proto
-        self.connect_timeout, self.read_timeout = split_timeout(timeout)
+        self.connect_timeout, self.read_timeout = options.connect_timeout, options.read_timeout
         self.window_manager = window_manager or FlowControlManager
         #: The bounds on what a server may make this connection do.
-        self.limits = limits or Limits()
+        self.limits = options.limits
         #: Overall bound (seconds) on one exchange, from sending its headers
         #: to the end of its body; ``None`` for none. Cuts off a server that
         #: dribbles a byte just often enough to beat the read timeout.
-        self.deadline = deadline
+        self.deadline = options.deadline
         #: Server push is accepted (see :meth:`get_pushes`).
         self.enable_push = enable_push
-        if keepalive is not None and keepalive <= 0:
-            raise ValueError(f"keepalive must be a positive number of seconds, not {keepalive!r}")
-        #: Idle seconds before a keep-alive PING (``None``: no keep-alive).
-        self.keepalive = keepalive
-        if keepalive_timeout is not None and keepalive_timeout <= 0:
-            raise ValueError(
-                f"keepalive_timeout must be a positive number of seconds, not {keepalive_timeout!r}"
-            )
-        self.keepalive_timeout = keepalive_timeout or self.read_timeout or keepalive
+        #: Idle seconds before a keep-alive PING (``None``: no keep-alive); and
+        #: how long its ACK is waited for.
+        self.keepalive, self.keepalive_timeout = keepalive_options(
+            keepalive, keepalive_timeout, self.read_timeout
+        )
         self._stream_window = stream_window
         self._connection_window = connection_window
-        self.authority = authority_for(self.host, self.port, secure)
-        self._scheme = "https" if secure else "http"
+        self.authority = options.authority
+        self._scheme = options.scheme
         #: The ALPN protocol of the current socket (``None`` in cleartext).
         self.negotiated_protocol: str | None = None
         #: The proxy in use (host, port, headers), or ``None``. Every socket
         #: goes through a CONNECT tunnel, TLS or cleartext.
-        self.proxy = resolve_proxy(
-            proxy_host,
-            proxy_port,
-            proxy_headers,
-            from_env=proxy_from_env,
-            target_host=self.host,
-            target_port=self.port,
-            secure=secure,
-        )
+        self.proxy = options.proxy
 
         # The current session and the replaced ones still finishing streams.
         self._sessions = SessionSet()
