@@ -17,6 +17,12 @@ import hyper
 PACKAGE = Path(hyper.__file__).parent
 # The session: its operations, its socket half, its uploads and its wake-ups.
 SESSION_MODULES = {"session.py", "session_wire.py", "session_upload.py", "session_wakeups.py"}
+# HTTP/1.1's lock belongs to its Channel (hyper/http11/channel.py). The
+# connection's policy and the two halves of the exchange state machine work
+# under it (``with channel.locked(): ... *_locked()``); what must hold for
+# HTTP/1.1 is that the response and everything outside these modules talk to
+# an exchange through ExchangeBody only.
+CHANNEL_MODULES = {"channel.py", "connection.py", "sending.py", "receiving.py"}
 # The session's condition and core (a session's lock is ``_lock``, checked too).
 SESSION_PRIVATE = {"core", "_core", "cond", "_cond", "_state_lock"}
 
@@ -47,6 +53,8 @@ def test_only_the_session_names_its_lock_condition_and_core() -> None:
     report = {}
     for path in modules:
         if path.parent.name == "http20" and path.name in SESSION_MODULES:
+            continue
+        if path.parent.name == "http11" and path.name in CHANNEL_MODULES:
             continue
         found = offences(ast.parse(path.read_text(encoding="utf-8"), str(path)))
         if found:
