@@ -34,12 +34,6 @@ def _plain_request_works(conn: Any, tag: str) -> None:
     response.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HTTP20Connection.endheaders(message_body=...) without final declares content-length: "
-    "len(message_body), then send() sends more: the server answers GOAWAY(PROTOCOL_ERROR) "
-    "and every stream of the connection fails",
-)
 @pytest.mark.parametrize("kind", ["HTTP20Connection", "HTTPConnection"])
 def test_endheaders_with_a_body_then_send(recorder: RecorderServer, kind: str) -> None:
     conn = recorder.connect(kind, timeout=TIMEOUT)
@@ -93,11 +87,6 @@ def test_http11_send_from_another_thread_is_refused(recorder: RecorderServer) ->
     assert errors, "send() with no request of the calling thread's own returned normally"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HTTP20Connection.send() on a request already finished (final=True) whose response "
-    "was not yet taken returns normally and drops the bytes (HTTP11Connection raises InvalidStreamID)",
-)
 @pytest.mark.parametrize("kind", ["HTTP20Connection", "HTTPConnection"])
 def test_send_after_the_final_send_is_refused(recorder: RecorderServer, kind: str) -> None:
     conn = recorder.connect(kind, timeout=TIMEOUT)
@@ -107,7 +96,7 @@ def test_send_after_the_final_send_is_refused(recorder: RecorderServer, kind: st
         conn.putheader(TAG_HEADER, f"found-send-after-final-{kind}")
         conn.endheaders(final=True)
         with pytest.raises(HyperError):
-            conn.send(b"late bytes", final=True)  # returns normally; the bytes go nowhere
+            conn.send(b"late bytes", final=True)  # the request was ended: InvalidStreamID
         conn.getresponse(stream_id).read()
     finally:
         conn.close()

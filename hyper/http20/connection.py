@@ -306,11 +306,11 @@ class HTTP20Connection(IncrementalRequests):
         prepared = prepare_body(body)
         declared = declared_length(header_map, prepared, method, body is None)
         end_stream = is_empty(prepared, declared)
-        stream_id, handle = self._send_headers(method, path, header_map, end_stream)
+        stream_id, handle = self._send_headers(method, path, header_map, end_stream, declared=declared)
         if not end_stream:
             try:
                 with public_stream_ids(handle.wire_id, stream_id):
-                    handle.session.send_body(handle.wire_id, prepared, declared)
+                    handle.session.send_body(handle.wire_id, prepared)
             except BaseException:
                 self._forget(stream_id, handle)
                 raise
@@ -332,22 +332,34 @@ class HTTP20Connection(IncrementalRequests):
         header_map: HTTPHeaderMap,
         end_stream: bool,
         public_id: int | None = None,
+        declared: int | None = None,
     ) -> tuple[int, StreamHandle]:
-        """Send HEADERS on a usable session; register them under ``public_id`` (a new id if None)."""
+        """Send HEADERS on a usable session; register them under ``public_id`` (a new id if None).
+
+        ``declared``: the content-length in ``header_map``, which the body
+        (every part of it) is held to.
+        """
         fields = build_request_headers(method, path, self.authority, self._scheme, header_map.items())
         attempt = 1
         while True:
             session = self._current_session()
-            wire_id = self._open_stream_on(session, fields, end_stream, attempt == _SESSION_ATTEMPTS)
+            wire_id = self._open_stream_on(
+                session, fields, end_stream, attempt == _SESSION_ATTEMPTS, declared
+            )
             if wire_id is not None:
                 return self._register(session, wire_id, public_id, target=path)
             attempt += 1
 
     def _open_stream_on(
-        self, session: H2Session, fields: list[tuple[bytes, bytes]], end_stream: bool, last_try: bool
+        self,
+        session: H2Session,
+        fields: list[tuple[bytes, bytes]],
+        end_stream: bool,
+        last_try: bool,
+        declared: int | None = None,
     ) -> int | None:
         """Send HEADERS on ``session``; None if it turned out to be unusable."""
-        return session.open_stream(fields, end_stream, may_refuse=not last_try)
+        return session.open_stream(fields, end_stream, may_refuse=not last_try, declared_length=declared)
 
     def _register(
         self, session: H2Session, wire_id: int, public_id: int | None = None, target: str = ""
@@ -398,17 +410,41 @@ class HTTP20Connection(IncrementalRequests):
         wire id is taken only now. If the headers cannot be sent (a refused
         field, a connection that failed), the request is abandoned: start
         again with :meth:`putrequest`.
+
+        ``content-length`` is added from ``message_body`` only with ``final``
+        (only then is it the whole body). A ``content-length`` put with
+        :meth:`putheader` holds for the whole body, every :meth:`send`
+        included: bytes beyond it are refused before they are sent, and a
+        body that ends short of it fails at ``final``; either raises
+        :class:`~hyper.exceptions.BodyLengthError` and resets the stream.
         """
         pending = self._pending(stream_id)
         # The request leaves this thread's hands whatever happens next.
         self._local.pending = None
+        headers = pending.headers
         body = prepare_body(message_body) if message_body is not None else None
-        end_stream = final and body is None
-        if body is not None and body.length is not None and b"content-length" not in pending.headers:
-            pending.headers[b"content-length"] = body.length
+        # Without final, more body may follow with send(): message_body's
+        # length is not the request's, and declaring it would make the rest
+        # a protocol error (RFC 9113 section 8.1.1) that costs the server
+        # the whole connection's streams.
+        if final and body is not None and body.length is not None and b"content-length" not in headers:
+            headers[b"content-length"] = body.length
+        # The caller's content-length (checked, else InvalidHeader before
+        # anything is sent) or ours; None when the length is not known.
+        declared = declared_length(headers, RequestBody(None, iter(())), pending.method, True)
+        # A declared length with no body to match it must fail at final, not
+        # leave as HEADERS that end a malformed request.
+        end_stream = final and body is None and not declared
         _, handle = self._send_headers(
-            pending.method, pending.target, pending.headers, end_stream, public_id=pending.stream_id
+            pending.method,
+            pending.target,
+            headers,
+            end_stream,
+            public_id=pending.stream_id,
+            declared=declared,
         )
+        if body is None and final and not end_stream:
+            body = prepare_body(None)
         if body is not None:
             self._send_data(pending.stream_id, handle, body, final)
 
@@ -416,7 +452,18 @@ class HTTP20Connection(IncrementalRequests):
         """Send (more) body data on a stream whose headers went out with endheaders.
 
         Without ``stream_id``, the stream of this thread's latest request
-        (never another thread's, sent in between).
+        (never another thread's, sent in between). ``final=True`` ends the
+        request.
+
+        Raises :class:`~hyper.exceptions.InvalidStreamID` when the request
+        was already ended (by ``final=True`` here or in :meth:`endheaders`,
+        or a :meth:`request`), or its stream was reset after a failed send
+        or a closed response: the bytes would go nowhere. Raises
+        :class:`~hyper.exceptions.BodyLengthError` (and resets the stream)
+        when the body would exceed a declared ``content-length``, before
+        the excess is sent, or ends short of it at ``final``. When the
+        server already answered and stopped the upload (RFC 9113 section
+        8.1), the rest is dropped quietly: read the response.
         """
         if stream_id is None:
             stream_id = self._latest_of_this_thread()
@@ -425,7 +472,7 @@ class HTTP20Connection(IncrementalRequests):
 
     def _send_data(self, stream_id: int, handle: StreamHandle, body: RequestBody, final: bool) -> None:
         with public_stream_ids(handle.wire_id, stream_id):
-            handle.session.send_body(handle.wire_id, body, None, end_stream=final)
+            handle.session.send_body(handle.wire_id, body, end_stream=final)
 
     # -- responses ------------------------------------------------------------
 

@@ -21,6 +21,7 @@ import h2.errors
 import h2.exceptions
 import h2.settings
 
+from ..common.body import LengthCounter
 from ..exceptions import ConnectionTerminated, HyperError, InvalidHeader
 from ..limits import Limits
 from .core_receive import CoreReceiver, error_name
@@ -260,11 +261,15 @@ class H2Core(CoreReceiver):
         """The id the next :meth:`open_stream` will use."""
         return self._h2.get_next_available_stream_id()
 
-    def open_stream(self, headers: list[tuple[bytes, bytes]], end_stream: bool) -> int:
+    def open_stream(
+        self, headers: list[tuple[bytes, bytes]], end_stream: bool, declared_length: int | None = None
+    ) -> int:
         """Queue HEADERS for a new request and return its stream id.
 
         ``headers`` holds pseudo-headers first, as :func:`~hyper.http20.fields.build_request_headers`
         makes them. The caller checked :meth:`can_open_stream`.
+        ``declared_length`` is the ``content-length`` the HEADERS declare:
+        the stream's body is counted against it across every send.
         """
         refusal = self.accepting_streams()
         if refusal is not None:
@@ -287,6 +292,9 @@ class H2Core(CoreReceiver):
         self.streams[stream_id] = self._new_stream(
             stream_id, request_ended=end_stream, head=headers[0][1] == b"HEAD"
         )
+        # RFC 9113 section 8.1.1: DATA beyond (or short of) a declared
+        # content-length makes the request malformed; the upload checks it.
+        self.streams[stream_id].upload = LengthCounter(declared_length)
         log.debug("stream %d opened", stream_id)
         return stream_id
 

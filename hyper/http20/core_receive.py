@@ -325,7 +325,7 @@ class CoreReceiver:
         if stream is None:
             return
         code = int(event.error_code or 0)
-        stream.request_event(RequestEvent.RESET)
+        stream.request_event(RequestEvent.SERVER_RESET)
         if stream.complete or stream.discarded:
             # RST_STREAM(NO_ERROR) after a full response (e.g. an early 413
             # during an upload) only means "stop sending" (RFC 9113 section 8.1).

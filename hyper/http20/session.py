@@ -240,9 +240,16 @@ class H2Session(SessionUpload):
     # -- requests -----------------------------------------------------------------
 
     def open_stream(
-        self, fields: list[tuple[bytes, bytes]], end_stream: bool, may_refuse: bool
+        self,
+        fields: list[tuple[bytes, bytes]],
+        end_stream: bool,
+        may_refuse: bool,
+        declared_length: int | None = None,
     ) -> int | None:
         """Send HEADERS for a new request; return its wire stream id.
+
+        ``declared_length``: the ``content-length`` in ``fields``, if any;
+        :meth:`send_body` holds the whole body (every part) to it.
 
         Waits (bounded by the read timeout) for a free stream slot. ``None``
         when ``may_refuse`` and this session takes no new streams (a GOAWAY
@@ -268,7 +275,7 @@ class H2Session(SessionUpload):
                     f"(server allows {core.max_concurrent_streams} at once)"
                 ),
             )
-            wire_id = core.open_stream(fields, end_stream)
+            wire_id = core.open_stream(fields, end_stream, declared_length)
             self._flush_locked()
         return wire_id
 

@@ -11,10 +11,10 @@ waits (bounded by the write timeout) for WINDOW_UPDATE.
 
 from __future__ import annotations
 
-from ..common.body import LengthCounter, RequestBody
+from ..common.body import RequestBody
 from ..exceptions import InvalidStreamID, WriteTimeout, fresh
 from .session_wire import SessionWire
-from .streams import StreamState
+from .streams import RequestState, StreamState
 
 #: Body bytes queued per lock hold while uploading, so readers get a turn.
 SEND_BATCH = 1024 * 1024
@@ -34,26 +34,39 @@ class SessionUpload(SessionWire):
             raise InvalidStreamID(f"stream {stream_id} was closed", stream_id)
         return stream
 
-    def send_body(
-        self, stream_id: int, body: RequestBody, declared: int | None, end_stream: bool = True
-    ) -> None:
-        """Send a request body as the windows allow, then END_STREAM if ``end_stream``.
+    def send_body(self, stream_id: int, body: RequestBody, end_stream: bool = True) -> None:
+        """Send (more of) a request body as the windows allow, then END_STREAM if ``end_stream``.
 
         Blocks until the body is sent, the server answers in full and stops
-        the upload, or an error. A body that does not match ``declared``
-        resets the stream and raises :class:`BodyLengthError`.
+        the upload, or an error. The body of a stream is counted across every
+        call against the ``content-length`` its HEADERS declared (see
+        :meth:`open_stream`): a block that would go beyond it is refused
+        before it is sent, and a body that ends short of it fails at
+        ``end_stream``; either resets the stream and raises
+        :class:`BodyLengthError`. Raises :class:`InvalidStreamID` when the
+        caller already ended the request (END_STREAM went out) or its stream
+        was reset after an earlier failure; returns quietly when the server
+        stopped the upload (RFC 9113 section 8.1).
         """
-        counter = LengthCounter(declared)
         core = self._core
-        with self._cond:  # the reader may be removing the stream right now
+        with self._cond:  # the reader may be removing or resetting the stream right now
             stream = self._stream_locked(stream_id)
+            if self._upload_should_stop(stream):
+                return
+            counter = stream.upload
         try:
             for block in body.blocks():  # read outside the lock: files may be slow
-                counter.add(block.nbytes)
                 view = block
-                # The state lock, per block: the windows, queuing DATA and its
-                # send keep frame order; readers get a turn between blocks.
+                # The state lock, per block: the count, the windows, queuing
+                # DATA and its send keep frame order; readers get a turn
+                # between blocks.
                 with self._cond:
+                    if self._upload_should_stop(stream):
+                        return
+                    # Before any of the block goes out: bytes beyond the
+                    # declared content-length would make the server fail the
+                    # request (RFC 9113 section 8.1.1), so none are sent.
+                    counter.add(block.nbytes)
                     while view.nbytes:
                         if self._upload_should_stop(stream):
                             return
@@ -75,7 +88,8 @@ class SessionUpload(SessionWire):
                             stream_id,
                         )
             if end_stream:
-                counter.check_complete()
+                with self._cond:  # the count is the stream's, shared by every send
+                    counter.check_complete()
         except BaseException:
             with self._cond:  # the RST_STREAM is queued and sent in order, waiters woken
                 if not stream.request_ended:
@@ -91,9 +105,28 @@ class SessionUpload(SessionWire):
                 self._flush_locked()
 
     def _upload_should_stop(self, stream: StreamState) -> bool:
+        """True when the server stopped the upload; raises when it may not go on.
+
+        Caller holds the state lock.
+        """
         error = self._core.stream_failure(stream)
         if error is not None:
             raise fresh(error)
+        if stream.request is RequestState.SENDING:
+            return False
         # A server that answered in full may end our side early (RFC 9113
-        # section 8.1): the rest of the body is not sent.
-        return stream.request_ended
+        # section 8.1): the rest of the body is not sent, quietly.
+        if stream.request is RequestState.STOPPED:
+            return True
+        # The caller ended the request itself (final=True), or an earlier
+        # failed send reset it: more body is the caller's mistake, and the
+        # bytes would go nowhere, so say so.
+        how = (
+            "ended (final=True)"
+            if stream.request is RequestState.DONE
+            else "reset (a send failed, or the response was closed)"
+        )
+        raise InvalidStreamID(
+            f"the request body of stream {stream.stream_id} was already {how}: nothing more can be sent",
+            stream.stream_id,
+        )

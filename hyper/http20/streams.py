@@ -20,6 +20,7 @@ import enum
 from collections import deque
 from dataclasses import dataclass, field
 
+from ..common.body import LengthCounter
 from ..exceptions import HyperError
 from .window import BaseFlowControlManager
 
@@ -29,8 +30,13 @@ class RequestState(enum.Enum):
 
     #: HEADERS went out; DATA may follow.
     SENDING = "sending"
-    #: END_STREAM sent, or the stream was reset (by either side): nothing more goes out.
+    #: END_STREAM sent: the caller finished the request; more body is its mistake.
     DONE = "done"
+    #: We reset the stream (the upload failed or was cancelled): nothing more goes out.
+    RESET = "reset"
+    #: The server reset the stream while we were sending: it wants no more
+    #: body (RFC 9113 section 8.1 lets it answer before the request ends).
+    STOPPED = "stopped"
 
 
 class ResponseState(enum.Enum):
@@ -47,10 +53,11 @@ class ResponseState(enum.Enum):
 
 
 class RequestEvent(enum.Enum):
-    """What moves our half: we end it, or somebody resets the stream."""
+    """What moves our half: we end it, we reset the stream, or the server does."""
 
     END_STREAM = "end stream"
     RESET = "reset"
+    SERVER_RESET = "server reset"
 
 
 class ResponseEvent(enum.Enum):
@@ -64,7 +71,8 @@ class ResponseEvent(enum.Enum):
 
 _REQUEST_TRANSITIONS: dict[tuple[RequestState, RequestEvent], RequestState] = {
     (RequestState.SENDING, RequestEvent.END_STREAM): RequestState.DONE,
-    (RequestState.SENDING, RequestEvent.RESET): RequestState.DONE,
+    (RequestState.SENDING, RequestEvent.RESET): RequestState.RESET,
+    (RequestState.SENDING, RequestEvent.SERVER_RESET): RequestState.STOPPED,
 }
 
 _RESPONSE_TRANSITIONS: dict[tuple[ResponseState, ResponseEvent], ResponseState] = {
@@ -108,13 +116,16 @@ class StreamState:
     # Derived from the two states above and updated only by the transitions.
     #: Our side is done sending (END_STREAM sent, or the stream was reset).
     request_ended: bool = field(init=False)
+    #: The request body sent so far, against its declared ``content-length``
+    #: (if any), across every ``send()`` of the request.
+    upload: LengthCounter = field(default_factory=lambda: LengthCounter(None))
     #: The server ended its side (END_STREAM seen).
     ended: bool = field(init=False, default=False)
     #: The whole response has arrived (it may still be unread).
     complete: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
-        self.request_ended = self.request is RequestState.DONE
+        self.request_ended = self.request is not RequestState.SENDING
         self.ended = self.response in _ENDED
         self.complete = self.response is ResponseState.COMPLETE
 
@@ -123,7 +134,7 @@ class StreamState:
     def request_event(self, event: RequestEvent) -> None:
         """Move our half on ``event`` (pairs the table does not list change nothing)."""
         self.request = _REQUEST_TRANSITIONS.get((self.request, event), self.request)
-        self.request_ended = self.request is RequestState.DONE
+        self.request_ended = self.request is not RequestState.SENDING
 
     def response_event(self, event: ResponseEvent) -> None:
         """Move the server's half on ``event`` (pairs the table does not list change nothing)."""
