@@ -148,3 +148,62 @@ def test_headers_on_a_stream_the_server_ended_still_break_the_connection(mode: s
     assert caught.value.error_code == h2.errors.ErrorCodes.STREAM_CLOSED
     assert "already ended" in str(caught.value)
     assert goaway == [h2.errors.ErrorCodes.STREAM_CLOSED]
+
+
+def test_a_broken_header_block_on_a_reset_stream_is_still_a_compression_error(mode: str) -> None:
+    """The block of a forgotten stream is decoded, not skipped: bad HPACK ends the connection."""
+    goaway: list[int] = []
+
+    def script(peer: Peer) -> None:
+        first = peer.wait_request()
+        peer.respond(first.stream_id, body=b"partial", end_stream=False)
+        wait_reset(peer, first.stream_id)
+        peer.wait_request()
+        # An indexed field far past the static and (empty) dynamic table.
+        bad = hyperframe.frame.HeadersFrame(
+            first.stream_id, data=b"\xff\x80\x01", flags=["END_HEADERS", "END_STREAM"]
+        )
+        peer.send_raw(bad.serialize())
+        goaway.append(peer.wait_for(lambda e: isinstance(e, h2.events.ConnectionTerminated)).error_code)
+
+    with ScriptedServer(script) as server:
+        with connect(server) as conn:
+            first = conn.request("GET", "/first")
+            response = conn.getresponse(first)
+            response.close()
+            second = conn.request("GET", "/second")
+            with pytest.raises(hyper.ProtocolError) as caught:
+                conn.getresponse(second)
+    assert caught.value.error_code == h2.errors.ErrorCodes.COMPRESSION_ERROR
+    assert goaway == [h2.errors.ErrorCodes.COMPRESSION_ERROR]
+
+
+def test_headers_inside_another_header_block_stay_a_protocol_error(mode: str) -> None:
+    """HEADERS on a reset stream while another block awaits its CONTINUATION: RFC 9113 6.10."""
+    goaway: list[int] = []
+
+    def script(peer: Peer) -> None:
+        first = peer.wait_request()
+        peer.respond(first.stream_id, body=b"partial", end_stream=False)
+        wait_reset(peer, first.stream_id)
+        second = peer.wait_request()
+        opened = hyperframe.frame.HeadersFrame(
+            second.stream_id, data=peer.h2.encoder.encode([(b":status", b"200")])
+        )
+        late = hyperframe.frame.HeadersFrame(
+            first.stream_id,
+            data=peer.h2.encoder.encode([(b"x-late", b"1")]),
+            flags=["END_HEADERS", "END_STREAM"],
+        )
+        peer.send_raw(opened.serialize() + late.serialize())
+        goaway.append(peer.wait_for(lambda e: isinstance(e, h2.events.ConnectionTerminated)).error_code)
+
+    with ScriptedServer(script) as server:
+        with connect(server) as conn:
+            first = conn.request("GET", "/first")
+            conn.getresponse(first).close()
+            second = conn.request("GET", "/second")
+            with pytest.raises(hyper.ProtocolError) as caught:
+                conn.getresponse(second)
+    assert caught.value.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+    assert goaway == [h2.errors.ErrorCodes.PROTOCOL_ERROR]

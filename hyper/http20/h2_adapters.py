@@ -289,7 +289,10 @@ class FrameSplitter:
             event.additional_data = whole[17:].tobytes() or None
             events.append(event)
             return
-        if self._forgotten_block is not None or (kind == _HEADERS_FRAME and self._h2_forgot(stream_id)):
+        if self._forgotten_block is not None or (
+            # A HEADERS inside another header block is h2's to refuse (RFC 9113 6.10).
+            kind == _HEADERS_FRAME and not self._block_open and self._h2_forgot(stream_id)
+        ):
             self._public_forgotten_headers(whole, kind, flags, stream_id, events)
             return
         if kind in (_HEADERS_FRAME, _PUSH_PROMISE_FRAME):
