@@ -19,10 +19,10 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import hpack.exceptions
-import hyperframe.exceptions
 import hyperframe.frame
 
 from . import h2_internals as fence
+from .forgotten_streams import ForgottenBlock, h2_forgot
 from .h2_connections import AdaptedH2Connection, PublicH2Connection
 from .h2_connections import new_client_connection as new_client_connection
 from .h2_connections import send_plain_data as send_plain_data
@@ -49,8 +49,6 @@ _WINDOW_UPDATE_FRAME = 0x8
 _CONTINUATION_FRAME = 0x9
 _END_HEADERS = 0x4
 _PRIORITY = 0x20
-#: CONTINUATION frames one header block may have, as h2's frame buffer allows.
-_CONTINUATION_BACKLOG = 64
 
 
 class FrameSplitter:
@@ -76,6 +74,11 @@ class FrameSplitter:
     stay, and GOAWAY is read here so the streams it spares can finish
     (RFC 9113 section 6.8). A frame h2 refuses is then a connection error,
     which RFC 9113 section 5.4 allows for any stream error.
+
+    In both modes, HEADERS on one of our streams that h2 has closed and
+    dropped (a response still in flight when we reset the stream) is
+    decoded and ignored instead of failing the connection (see
+    :mod:`hyper.http20.forgotten_streams`).
     """
 
     #: Take plain DATA and HEADERS frames past h2's generic path (tests turn
@@ -95,9 +98,9 @@ class FrameSplitter:
         self._block_open = False
         # The start of a frame that has not fully arrived.
         self._partial = bytearray()
-        # Public mode: the header block (stream id, fragments, raw frames) of
-        # HEADERS on a stream h2 dropped, while its CONTINUATIONs arrive.
-        self._forgotten_block: tuple[int, list[bytes], list[bytes]] | None = None
+        # Public mode: the header block of HEADERS on a stream h2 dropped,
+        # while its CONTINUATIONs arrive (see hyper.http20.forgotten_streams).
+        self._forgotten_block: ForgottenBlock | None = None
 
     def receive(self, data: Any) -> tuple[list[h2.events.Event], h2.exceptions.ProtocolError | None]:
         """Process ``data``: the events of its whole frames, and a connection error if any.
@@ -256,10 +259,10 @@ class FrameSplitter:
             return  # the start of a header block, or a frame h2 ignores
         if (
             isinstance(frame, hyperframe.frame.HeadersFrame)
-            and self._h2_forgot(frame.stream_id)
+            and h2_forgot(self._conn, frame.stream_id, internal=True)
             and fence.absorb_headers_on_forgotten_stream(self._conn, frame.stream_id, frame.data)
         ):
-            return  # HEADERS on a stream we reset, still in flight (see _h2_forgot)
+            return  # HEADERS on a stream we reset, still in flight (RFC 9113 5.1)
         try:
             events.extend(fence.receive_frame(self._conn, frame))
         except h2.exceptions.ProtocolError as exc:
@@ -291,7 +294,9 @@ class FrameSplitter:
             return
         if self._forgotten_block is not None or (
             # A HEADERS inside another header block is h2's to refuse (RFC 9113 6.10).
-            kind == _HEADERS_FRAME and not self._block_open and self._h2_forgot(stream_id)
+            kind == _HEADERS_FRAME
+            and not self._block_open
+            and h2_forgot(self._conn, stream_id, internal=False)
         ):
             self._public_forgotten_headers(whole, kind, flags, stream_id, events)
             return
@@ -311,70 +316,24 @@ class FrameSplitter:
                 self._conn.withdraw_goaway()
             raise
 
-    def _h2_forgot(self, stream_id: int) -> bool:
-        """``stream_id`` is one of our streams that h2 closed and dropped from its table.
-
-        h2 forgets a closed stream whenever it counts open ones (on every
-        new request, for one), and then reads HEADERS on it as the server
-        opening a stream: TooManyStreamsError, a connection error, where
-        RFC 9113 section 5.1 wants a response still in flight when we reset
-        the stream to be ignored. Streams h2 still holds, closed or not, it
-        handles itself.
-        """
-        conn = self._conn
-        if not stream_id % 2 or stream_id > conn.highest_outbound_stream_id:
-            return False  # not a stream we opened: h2's rules apply
-        if self._internal:
-            return not fence.has_stream(conn, stream_id)
-        # Public API: h2 refuses to report the window of a stream it dropped.
-        try:
-            conn.local_flow_control_window(stream_id)
-        except h2.exceptions.StreamClosedError:
-            return True
-        except h2.exceptions.ProtocolError:
-            return False
-        return False
-
     def _public_forgotten_headers(
         self, whole: memoryview, kind: int, flags: int, stream_id: int, events: list[h2.events.Event]
     ) -> None:
-        """Public mode: collect a header block on a stream h2 dropped, and absorb it once whole.
-
-        h2's ``receive_data`` cannot be given it (see :meth:`_h2_forgot`), so
-        the splitter does what h2's frame buffer would: parse the frame
-        (padding and priority stripped), join CONTINUATIONs, and refuse any
-        other frame in between (RFC 9113 section 6.10).
-        """
+        """Public mode: collect a header block on a stream h2 dropped, and absorb it once whole."""
         block = self._forgotten_block
         if block is None:
-            block = self._forgotten_block = (stream_id, [], [])
-            self._block_open = True
-        elif kind != _CONTINUATION_FRAME or stream_id != block[0]:
-            raise h2.exceptions.ProtocolError(
-                f"expected a CONTINUATION frame on stream {block[0]}, "
-                f"got frame type {kind} on stream {stream_id}"
-            )
-        elif len(block[1]) > _CONTINUATION_BACKLOG:
-            raise h2.exceptions.ProtocolError("too many CONTINUATION frames in one header block")
-        raw = whole.tobytes()
-        block[2].append(raw)
-        try:
-            frame, _ = hyperframe.frame.Frame.parse_frame_header(memoryview(raw[:_FRAME_HEADER]))
-            frame.parse_body(memoryview(raw[_FRAME_HEADER:]))
-        except hyperframe.exceptions.HyperframeError as exc:
-            raise h2.exceptions.ProtocolError(f"malformed header frame on stream {stream_id}: {exc}") from exc
-        # Only HEADERS starts such a block and only CONTINUATION goes on (checked above).
-        assert isinstance(frame, (hyperframe.frame.HeadersFrame, hyperframe.frame.ContinuationFrame))
-        block[1].append(bytes(frame.data))
-        if not flags & _END_HEADERS:
-            return  # more CONTINUATIONs to come
+            block = self._forgotten_block = ForgottenBlock(stream_id)
+            self._block_open = True  # only its CONTINUATIONs may follow (RFC 9113 6.10)
+        complete = block.add(whole.tobytes(), kind, flags, stream_id)
+        if complete is None:
+            return
         self._forgotten_block = None
         self._block_open = False
-        if not fence.absorb_headers_on_forgotten_stream(self._conn, stream_id, b"".join(block[1])):
+        if not fence.absorb_headers_on_forgotten_stream(self._conn, block.stream_id, complete):
             # The internals are not there to decode it: h2 refuses the block,
             # a connection error, as it would have without the splitter.
-            for frame_bytes in block[2]:
-                self._h2_receive(frame_bytes, events)
+            for frame in block.raw_frames:
+                self._h2_receive(frame, events)
 
     def _stream_error_or_raise(
         self, stream_id: int, exc: h2.exceptions.ProtocolError, size: int, events: list[h2.events.Event]
