@@ -69,6 +69,7 @@ from hypothesis import Phase, example, given, settings
 from hypothesis import strategies as st
 
 from hyper.exceptions import HyperError, ProtocolError, StreamResetError
+from hyper.http20 import h2_adapters
 from hyper.http20.core import H2Core, StreamState
 from hyper.http20.window import EagerFlowControlManager, FlowControlManager
 from hyper.limits import Limits
@@ -1033,3 +1034,38 @@ def test_unread_data_stays_within_max_buffered_plus_the_connection_window() -> N
             peak = max(peak, core.total_buffered)
     assert core.fatal is None  # the server kept to every window
     assert peak <= 2 * 16 * 1024 * 1024 + MAX_FRAME, f"{peak / 2**20:.1f} MiB buffered"
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_view_of_a_split_frame_outliving_it_does_not_break_the_next_read(
+    fast: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A frame cut across reads is processed from the splitter's buffer; a view of it may survive.
+
+    Found by the fuzzer in the public-API mode: a reference cycle in h2 (an
+    exception and its traceback) kept the frames below the splitter, and the
+    view of the buffer one of them held, alive until the garbage collector
+    ran; the next read then failed with BufferError when the buffer was
+    cleared. Here a view is kept on purpose, in either mode of the splitter.
+    """
+    core = connected()
+    core._frames.fast_path = fast
+    kept: list[memoryview] = []
+    original = h2_adapters.FrameSplitter._frame
+
+    def keep_a_view(self: Any, view: memoryview, offset: int, length: int, events: list[Any]) -> None:
+        kept.append(view[offset : offset + 9 + length])
+        original(self, view, offset, length, events)
+
+    monkeypatch.setattr(h2_adapters.FrameSplitter, "_frame", keep_a_view)
+    wire = (
+        hf.settings()
+        + hf.response_headers(1)
+        + hf.data(1, b"a" * 100)
+        + hf.data(1, b"b" * 100, end_stream=True)
+    )
+    for start in range(0, len(wire), 37):  # every frame cut across reads
+        core.receive(wire[start : start + 37])
+    assert core.fatal is None
+    assert core.take_data(1, None) == b"a" * 100 + b"b" * 100
+    assert kept  # the splitter's buffer really was viewed past the frame's processing

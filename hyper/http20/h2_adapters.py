@@ -140,10 +140,9 @@ class FrameSplitter:
     def _split(self, view: memoryview, events: list[h2.events.Event]) -> None:
         offset = 0
         end = len(view)
-        partial = self._partial
-        if partial:
+        if self._partial:
             offset = self._complete_partial(view, events)
-            if partial:
+            if self._partial:
                 return  # still incomplete: all of view went into it
         run = _DataRun()
         try:
@@ -153,7 +152,7 @@ class FrameSplitter:
             # later frame in the same read is a connection error.
             run.flush(events)
         if offset < end:
-            partial += view[offset:]
+            self._partial += view[offset:]
 
     def _split_whole_frames(
         self, view: memoryview, offset: int, end: int, run: _DataRun, events: list[h2.events.Event]
@@ -207,9 +206,15 @@ class FrameSplitter:
         partial += view[taken : taken + more]
         taken += more
         if len(partial) == _FRAME_HEADER + length:
+            # The next partial frame gets a fresh buffer; this one is not
+            # cleared. Views of it may outlive this call: a reference cycle
+            # in h2 (an exception and its traceback) can keep the frames
+            # below us, with their views, alive until the garbage collector
+            # runs, and a bytearray with live views cannot be resized
+            # (BufferError). The old buffer goes with its last view.
+            self._partial = bytearray()
             with memoryview(partial) as whole:
                 self._frame(whole, 0, length, events)
-            partial.clear()
         return taken
 
     def _checked_length(self, head: Any) -> int:
