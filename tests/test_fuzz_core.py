@@ -876,15 +876,15 @@ DATA_AFTER_SERVER_GOAWAY = Scenario(
 #: about 5 s at load 1.5, 21 s at load 7.
 CI_EXAMPLES = 400
 
-#: The CI tests' Hypothesis settings. No per-example ``deadline``: it was a
-#: timing assertion a busy machine breaks (an example descheduled past it
-#: fails), and Hypothesis then re-runs and shrinks the "failure", each step
-#: as slow; with the large examples slowed past the deadline that took the
-#: test past the suite's 120 s timeout. A real hang is the watchdog's to
-#: catch (see :func:`run`). No shrinking either: with each shrinking step
-#: allowed the watchdog's 10 s, one hang would again end in pytest's timeout
-#: instead of a report. A failure is reported as drawn, with the blob to
-#: reproduce (and shrink) it locally.
+#: The CI tests' Hypothesis settings. No shrinking: shrinking a failure
+#: re-runs it hundreds of times, and in the CI run with HYPER_FAST_PATHS=0
+#: the shrinking of one real failure (a BufferError, see
+#: test_a_view_of_a_split_frame_outliving_it_does_not_break_the_next_read)
+#: outlasted the suite's 120 s timeout, so it showed as a timeout instead of
+#: a report. A failure is now reported as drawn, with the blob to reproduce
+#: (and shrink) it locally. No per-example ``deadline`` either: it is a
+#: timing assertion a busy machine breaks, and a real hang is the
+#: watchdog's to catch (see :func:`run`).
 CI_SETTINGS = settings(
     derandomize=True,
     database=None,
