@@ -22,6 +22,7 @@ import hpack.exceptions
 import hyperframe.frame
 
 from . import h2_internals as fence
+from .forgotten_streams import ForgottenBlock, h2_forgot
 from .h2_connections import AdaptedH2Connection, PublicH2Connection
 from .h2_connections import new_client_connection as new_client_connection
 from .h2_connections import send_plain_data as send_plain_data
@@ -73,6 +74,11 @@ class FrameSplitter:
     stay, and GOAWAY is read here so the streams it spares can finish
     (RFC 9113 section 6.8). A frame h2 refuses is then a connection error,
     which RFC 9113 section 5.4 allows for any stream error.
+
+    In both modes, HEADERS on one of our streams that h2 has closed and
+    dropped (a response still in flight when we reset the stream) is
+    decoded and ignored instead of failing the connection (see
+    :mod:`hyper.http20.forgotten_streams`).
     """
 
     #: Take plain DATA and HEADERS frames past h2's generic path (tests turn
@@ -92,6 +98,9 @@ class FrameSplitter:
         self._block_open = False
         # The start of a frame that has not fully arrived.
         self._partial = bytearray()
+        # Public mode: the header block of HEADERS on a stream h2 dropped,
+        # while its CONTINUATIONs arrive (see hyper.http20.forgotten_streams).
+        self._forgotten_block: ForgottenBlock | None = None
 
     def receive(self, data: Any) -> tuple[list[h2.events.Event], h2.exceptions.ProtocolError | None]:
         """Process ``data``: the events of its whole frames, and a connection error if any.
@@ -131,10 +140,9 @@ class FrameSplitter:
     def _split(self, view: memoryview, events: list[h2.events.Event]) -> None:
         offset = 0
         end = len(view)
-        partial = self._partial
-        if partial:
+        if self._partial:
             offset = self._complete_partial(view, events)
-            if partial:
+            if self._partial:
                 return  # still incomplete: all of view went into it
         run = _DataRun()
         try:
@@ -144,7 +152,7 @@ class FrameSplitter:
             # later frame in the same read is a connection error.
             run.flush(events)
         if offset < end:
-            partial += view[offset:]
+            self._partial += view[offset:]
 
     def _split_whole_frames(
         self, view: memoryview, offset: int, end: int, run: _DataRun, events: list[h2.events.Event]
@@ -198,9 +206,15 @@ class FrameSplitter:
         partial += view[taken : taken + more]
         taken += more
         if len(partial) == _FRAME_HEADER + length:
+            # The next partial frame gets a fresh buffer; this one is not
+            # cleared. Views of it may outlive this call: a reference cycle
+            # in h2 (an exception and its traceback) can keep the frames
+            # below us, with their views, alive until the garbage collector
+            # runs, and a bytearray with live views cannot be resized
+            # (BufferError). The old buffer goes with its last view.
+            self._partial = bytearray()
             with memoryview(partial) as whole:
                 self._frame(whole, 0, length, events)
-            partial.clear()
         return taken
 
     def _checked_length(self, head: Any) -> int:
@@ -248,6 +262,12 @@ class FrameSplitter:
         frame = self._slow.feed(view[offset : offset + _FRAME_HEADER + length])
         if frame is None:
             return  # the start of a header block, or a frame h2 ignores
+        if (
+            isinstance(frame, hyperframe.frame.HeadersFrame)
+            and h2_forgot(self._conn, frame.stream_id, internal=True)
+            and fence.absorb_headers_on_forgotten_stream(self._conn, frame.stream_id, frame.data)
+        ):
+            return  # HEADERS on a stream we reset, still in flight (RFC 9113 5.1)
         try:
             events.extend(fence.receive_frame(self._conn, frame))
         except h2.exceptions.ProtocolError as exc:
@@ -277,17 +297,48 @@ class FrameSplitter:
             event.additional_data = whole[17:].tobytes() or None
             events.append(event)
             return
+        if self._forgotten_block is not None or (
+            # A HEADERS inside another header block is h2's to refuse (RFC 9113 6.10).
+            kind == _HEADERS_FRAME
+            and not self._block_open
+            and h2_forgot(self._conn, stream_id, internal=False)
+        ):
+            self._public_forgotten_headers(whole, kind, flags, stream_id, events)
+            return
         if kind in (_HEADERS_FRAME, _PUSH_PROMISE_FRAME):
             self._block_open = not flags & _END_HEADERS
         elif kind == _CONTINUATION_FRAME and flags & _END_HEADERS:
             self._block_open = False
+        self._h2_receive(whole.tobytes(), events)
+
+    def _h2_receive(self, frame: bytes, events: list[h2.events.Event]) -> None:
+        """One whole frame to h2's public ``receive_data``."""
         try:
-            events.extend(self._conn.receive_data(whole.tobytes()))
+            events.extend(self._conn.receive_data(frame))
         except h2.exceptions.ProtocolError:
             # h2 queued a GOAWAY of its own; the core sends hyper's, once.
             if isinstance(self._conn, PublicH2Connection):
                 self._conn.withdraw_goaway()
             raise
+
+    def _public_forgotten_headers(
+        self, whole: memoryview, kind: int, flags: int, stream_id: int, events: list[h2.events.Event]
+    ) -> None:
+        """Public mode: collect a header block on a stream h2 dropped, and absorb it once whole."""
+        block = self._forgotten_block
+        if block is None:
+            block = self._forgotten_block = ForgottenBlock(stream_id)
+            self._block_open = True  # only its CONTINUATIONs may follow (RFC 9113 6.10)
+        complete = block.add(whole.tobytes(), kind, flags, stream_id)
+        if complete is None:
+            return
+        self._forgotten_block = None
+        self._block_open = False
+        if not fence.absorb_headers_on_forgotten_stream(self._conn, block.stream_id, complete):
+            # The internals are not there to decode it: h2 refuses the block,
+            # a connection error, as it would have without the splitter.
+            for frame in block.raw_frames:
+                self._h2_receive(frame, events)
 
     def _stream_error_or_raise(
         self, stream_id: int, exc: h2.exceptions.ProtocolError, size: int, events: list[h2.events.Event]

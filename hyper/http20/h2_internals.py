@@ -282,6 +282,47 @@ def reset_closed_stream(conn: h2.connection.H2Connection, stream_id: int) -> Non
     conn._prepare_for_sending([frame])
 
 
+def absorb_headers_on_forgotten_stream(
+    conn: h2.connection.H2Connection, stream_id: int, block: bytes
+) -> bool:
+    """Take a header block that arrived on one of our streams h2 has closed and dropped.
+
+    h2 drops closed streams from its table whenever it counts open ones, and
+    then reads HEADERS on such a stream as the server opening a stream of its
+    own: with push off (our MAX_CONCURRENT_STREAMS 0) that is
+    TooManyStreamsError, a connection error, before it even decodes the
+    block. But after we reset a stream the server may still send on it
+    (RFC 9113 section 5.1: frames in flight after RST_STREAM are ignored,
+    section 5.4.2), so here the block is decoded, to keep the HPACK state
+    in step with the server's (RFC 9113 section 4.3), and then dropped.
+
+    h2 still remembers how recent streams closed: HEADERS on a stream the
+    server itself ended (END_STREAM seen, RFC 9113 section 5.1 "closed")
+    raise :class:`h2.exceptions.StreamClosedError`, the connection error
+    h2 raises for a stream it still holds. A stream closed by RST_STREAM, or
+    closed so long ago that h2 forgot how, is ignored.
+
+    Returns False, having changed nothing, when h2's internals are not as
+    expected; the caller then gives the frame to h2 (a connection error).
+    Used in both modes: no public h2 API decodes a header block.
+    """
+    if IMPORT_PROBLEM is not None:
+        return False  # pragma: no cover - only with an incompatible h2/hpack
+    decoder = getattr(conn, "decoder", None)
+    closed_by = getattr(conn, "_stream_closed_by", None)
+    if not isinstance(decoder, hpack.Decoder) or not callable(closed_by):
+        return False
+    # h2's own decode, with its translation of HPACK errors (the core makes
+    # those a COMPRESSION_ERROR): the dynamic table changes exactly as if h2
+    # had taken the block.
+    _decode_headers(decoder, block)
+    if closed_by(stream_id) in (StreamClosedBy.RECV_END_STREAM, StreamClosedBy.SEND_END_STREAM):
+        error = h2.exceptions.StreamClosedError(stream_id)
+        error.args = (f"HEADERS on stream {stream_id}, which the server had already ended",)
+        raise error
+    return True
+
+
 # -- sending ------------------------------------------------------------------------
 
 _OPENABLE = (ConnectionState.IDLE, ConnectionState.CLIENT_OPEN) if IMPORT_PROBLEM is None else ()
