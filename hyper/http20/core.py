@@ -27,7 +27,7 @@ from ..limits import Limits
 from .core_receive import CoreReceiver, error_name
 from .credit import ConnectionCredit
 from .h2_adapters import FrameSplitter, new_client_connection, send_plain_data, send_request_headers
-from .h2_internals import mark_head_request, set_header_list_limit
+from .h2_internals import mark_head_request, release_connection, set_header_list_limit
 from .pings import PingBook
 from .pushes import PushBook, PushPromise
 from .streams import RequestEvent, StreamState
@@ -199,6 +199,14 @@ class H2Core(CoreReceiver):
         if pending:
             pieces.append(pending)
         return pieces
+
+    def release(self) -> None:
+        """The socket is closed and nothing more will be received: let h2's state go.
+
+        Streams already received stay readable (they are hyper's own
+        :class:`StreamState` objects); only h2's receiving machinery goes.
+        """
+        release_connection(self._h2)
 
     def close(self, error_code: int = 0, message: str = "connection closed") -> None:
         """Queue GOAWAY, once; later calls do nothing."""

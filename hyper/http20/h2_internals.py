@@ -144,6 +144,20 @@ def install_adaptations(conn: h2.connection.H2Connection) -> None:
     conn.clear_outbound_data_buffer = _keep_outbound_data  # type: ignore[method-assign]
 
 
+def release_connection(conn: h2.connection.H2Connection) -> None:
+    """Break h2's self-reference once a connection's socket is closed.
+
+    h2's connection keeps a table of its own bound methods, a reference
+    cycle: without this, a finished connection (and every closed-stream
+    record it holds, tens of thousands after a long run) lives until the
+    cyclic garbage collector happens to run. Nothing is received after the
+    socket closed, so the table is not needed any more. Where h2 has no such
+    table, there is nothing to break.
+    """
+    if isinstance(getattr(conn, "_frame_dispatch_table", None), dict):
+        conn._frame_dispatch_table = {}
+
+
 def install_coders(
     conn: h2.connection.H2Connection,
     encoder: hpack.Encoder,

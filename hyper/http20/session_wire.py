@@ -151,6 +151,10 @@ class SessionWire:
             self._close_fds()
 
     def _close_fds(self) -> None:
+        # Nothing can be received any more: h2's self-referencing state can go
+        # now rather than at the next cyclic garbage collection (a long-lived
+        # connection replaced after GOAWAY holds every closed-stream record).
+        self._core.release()
         self._sock.close()
         self._waker_r.close()
         self._waker_w.close()
