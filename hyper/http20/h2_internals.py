@@ -156,6 +156,15 @@ def release_connection(conn: h2.connection.H2Connection) -> None:
     """
     if isinstance(getattr(conn, "_frame_dispatch_table", None), dict):
         conn._frame_dispatch_table = {}
+    # A dead connection can still be garbage in some other cycle (a stored
+    # exception's traceback, say): what it holds is mostly its stream records,
+    # one per stream it ever carried, so those go now whatever else lingers.
+    # Later calls on it (a late reset, a credit) find no stream, which the
+    # core already treats as "closed meanwhile".
+    for records in ("streams", "_closed_streams"):
+        table = getattr(conn, records, None)
+        if isinstance(table, dict):
+            table.clear()
 
 
 def install_coders(
