@@ -35,18 +35,9 @@ KNOWN_BUGS = frozenset(
         # test_endheaders_with_a_body_then_send: HTTP/2 declares the first
         # part's length, then sends more.
         "endheaders-body-then-send",
-        # test_http11_send_from_another_thread_is_refused: HTTP/1.1 send()
-        # writes into whichever request is open, another thread's too.
-        "http11-stray-send",
         # test_send_after_the_final_send_is_refused: HTTP/2 send() after the
         # final one returns normally and drops the bytes.
         "http2-send-after-final",
-        # test_http11_request_while_own_body_is_open: HTTP/1.1 waits for the
-        # calling thread's own open body (forever with timeout=None).
-        "http11-own-open-body",
-        # test_http11_caller_upgrade_field: HTTP/1.1 with a caller's upgrade
-        # field fails with AssertionError, then spins.
-        "http11-upgrade-field",
     }
 )
 
