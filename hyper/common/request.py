@@ -90,8 +90,11 @@ def checked_field(name: HeaderKey, value: HeaderValue) -> tuple[bytes, bytes]:
     """
     if isinstance(name, int):
         raise TypeError(f"header names must be str or bytes, not {type(name).__name__}")
-    raw_name = to_bytes(name)
-    raw_value = to_bytes(value).strip(b" \t")
+    try:
+        raw_name = to_bytes(name)
+        raw_value = to_bytes(value).strip(b" \t")
+    except UnicodeEncodeError as exc:  # a lone surrogate: no bytes can carry it
+        raise InvalidHeader(f"header {name!r}: {value!r} is not valid Unicode (a lone surrogate)") from exc
     if not _TOKEN.fullmatch(raw_name):
         if raw_name.startswith(b":"):
             raise InvalidHeader(
