@@ -253,6 +253,25 @@ def test_url_with_a_lone_surrogate_is_invalid_url(url: str) -> None:
             assert conn.getresponse(conn.request("GET", "/")).read() == b"ok"
 
 
+def test_a_101_read_as_a_response_closes_that_socket_cleanly() -> None:
+    # Only hyper's own h2c upgrade may propose Upgrade (and take the 101 with
+    # detach_if_switched()); read with getresponse() instead, the 101 is a
+    # ProtocolError and that socket closes: no AssertionError, no wedge.
+    def script(peer: Peer) -> None:
+        peer.read_request()
+        peer.send_raw(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: h2c\r\nconnection: upgrade\r\n\r\n")
+        peer.wait_closed()
+
+    with scripted(script) as server:
+        with hyper.HTTP11Connection(server.address, timeout=TIMEOUT) as conn:
+            headers = {"connection": "upgrade", "upgrade": "h2c"}
+            stream_id = conn._request("GET", "/", None, headers)
+            with pytest.raises(hyper.ProtocolError):
+                conn.getresponse(stream_id)
+            assert conn.fileno() == -1  # that socket is closed
+    assert server.errors == []
+
+
 def test_body_longer_than_declared_length() -> None:
     with scripted(_serve_forever()) as server:
         with hyper.HTTP11Connection(server.address, timeout=TIMEOUT) as conn:

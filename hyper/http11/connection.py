@@ -55,6 +55,7 @@ from ..exceptions import (
     HyperError,
     InvalidHeader,
     InvalidStreamID,
+    ProtocolError,
     TLSError,
 )
 from ..headers import HTTPHeaderMap
@@ -388,6 +389,14 @@ class HTTP11Connection(IncrementalRequests):
                 wait_head_locked(channel, exchange)
             finally:
                 channel.untaken.pop(exchange.stream_id, None)
+            if exchange.switched and exchange.wire is not None:
+                # A 101 only detach_if_switched() can take over (hyper's own
+                # h2c upgrade): the socket now speaks another protocol, so it
+                # closes; the next request opens a new one.
+                channel.drop_wire_locked(exchange.wire)
+                raise ProtocolError(
+                    f"the server switched protocols (101) in answer to request {exchange.stream_id}"
+                )
             response = HTTP11Response(ExchangeBody(channel, exchange), self.limits)
         # For logs: what was asked of whom (response.url, response.authority).
         response._record_request(self._scheme, self.authority, exchange.target)
