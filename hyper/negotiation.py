@@ -78,7 +78,7 @@ def request_with_h2c_upgrade(
     header_map.add(b"connection", b"Upgrade, HTTP2-Settings")
     header_map[b"upgrade"] = b"h2c"
     header_map[b"http2-settings"] = settings
-    stream_id = h1.request(method, url, None, header_map)
+    stream_id = h1._request(method, url, None, header_map)  # its Upgrade fields are hyper's own
     switched = h1.detach_if_switched(stream_id)
     if switched is None:
         return stream_id, False  # the server answered in HTTP/1.1

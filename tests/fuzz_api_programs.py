@@ -30,19 +30,7 @@ from tests.fuzz_recorder_app import TAG_HEADER
 #: Failures already found and kept in tests/test_fuzz_api_found.py, which
 #: the fuzzer steers around so that it can find others. Remove an entry when
 #: its xfail test starts passing.
-KNOWN_BUGS = frozenset(
-    {
-        # test_http11_send_from_another_thread_is_refused: HTTP/1.1 send()
-        # writes into whichever request is open, another thread's too.
-        "http11-stray-send",
-        # test_http11_request_while_own_body_is_open: HTTP/1.1 waits for the
-        # calling thread's own open body (forever with timeout=None).
-        "http11-own-open-body",
-        # test_http11_caller_upgrade_field: HTTP/1.1 with a caller's upgrade
-        # field fails with AssertionError, then spins.
-        "http11-upgrade-field",
-    }
-)
+KNOWN_BUGS: frozenset[str] = frozenset()
 
 #: Operations that use the thread's own request state.
 OPS = (
@@ -201,16 +189,22 @@ class Program:
         outcome: Outcome = handler(step, model, *step.args)
         return outcome
 
-    def _waits_for_itself(self, model: ThreadModel) -> bool:
-        """HTTP/1.1 would wait for this thread's own open body (a known bug)."""
-        own_open = any(request.state == "open" for request in model.requests)
-        return self.http11 and own_open and "http11-own-open-body" in KNOWN_BUGS
+    def _own_body_open(self, model: ThreadModel) -> bool:
+        """HTTP/1.1 refuses a new request while this thread's own body is still open."""
+        return self.http11 and any(request.state == "open" for request in model.requests)
+
+    def _in_progress_allowed(self, allowed: set[str]) -> set[str]:
+        """What a new request may do while this thread's putrequest() is unfinished.
+
+        HTTP/2 abandons the unsent putrequest() and goes on; HTTP/1.1 refuses
+        with a HyperError (a connection still negotiating may become either).
+        """
+        return (allowed if self.http2 else allowed - {"ok"}) | ({"hyper"} if self.http11 else set())
 
     def _op_request(self, step: Step, model: ThreadModel, method: Piece, url: Piece, body: Piece) -> Outcome:
-        if self._waits_for_itself(model):
-            return Outcome(f"{step} skipped: a known bug (http11-own-open-body)")
+        own_open = self._own_body_open(model)
         previous = model.current
-        # request() while this thread's own putrequest() is unfinished: HyperError.
+        # request() while this thread's own putrequest() is unfinished (see _in_progress_allowed).
         in_progress = previous is not None and previous.state == "pending"
         request = Request(new_tag(), [method.verdict, url.verdict, body.verdict])
         outcome = call(
@@ -221,10 +215,14 @@ class Program:
         )
         allowed = allowed_outcomes(request.verdicts)
         if in_progress:
-            allowed = (allowed - {"ok"}) | {"hyper"}
+            allowed = self._in_progress_allowed(allowed)
+        if own_open:
+            allowed = (allowed if self.http2 else set()) | {"hyper"}
         self._judge(step, outcome, allowed)
         if outcome.error is not None and in_progress:
             return outcome  # the unfinished putrequest() stays this thread's request
+        if outcome.error is None and in_progress and previous is not None:
+            previous.state = "refused"  # abandoned unsent (HTTP/2)
         model.requests.append(request)
         if outcome.error is None:
             request.stream_id = outcome.result
@@ -244,8 +242,10 @@ class Program:
         outcome = call(str(step), lambda: self.conn.putrequest(method.make(), url.make()))
         allowed = allowed_outcomes(request.verdicts)
         if in_progress:
-            allowed = (allowed - {"ok"}) | {"hyper"}
+            allowed = self._in_progress_allowed(allowed)
         self._judge(step, outcome, allowed)
+        if outcome.error is None and in_progress and previous is not None:
+            previous.state = "refused"  # abandoned unsent (HTTP/2)
         if outcome.error is None:
             request.stream_id = outcome.result
             model.requests.append(request)
@@ -279,11 +279,16 @@ class Program:
         return outcome
 
     def _op_endheaders(self, step: Step, model: ThreadModel, body: Piece | None, final: bool) -> Outcome:
-        if self._waits_for_itself(model):
-            return Outcome(f"{step} skipped: a known bug (http11-own-open-body)")
+        own_open = self._own_body_open(model)
         request = model.current
         make = (lambda: None) if body is None else body.make
         outcome = call(str(step), lambda: self.conn.endheaders(make(), final))
+        if own_open and outcome.error is not None and request is not None and request.state == "pending":
+            # HTTP/1.1 refuses while this thread's own body is open; the
+            # pending request left this thread's hands unsent.
+            self._judge(step, outcome, {"hyper"})
+            request.state = "refused"
+            return outcome
         if request is None or request.state != "pending":
             self._judge(step, outcome, {"hyper"})  # InvalidStreamID: no request of its own
             return outcome

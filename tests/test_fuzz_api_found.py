@@ -53,11 +53,6 @@ def test_endheaders_with_a_body_then_send(recorder: RecorderServer, kind: str) -
         conn.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HTTP11Connection.send() from a thread with no request of its own writes into "
-    "another thread's request body (HTTP20Connection raises InvalidStreamID)",
-)
 def test_http11_send_from_another_thread_is_refused(recorder: RecorderServer) -> None:
     conn = recorder.connect("HTTP11Connection", timeout=TIMEOUT)
     mark = recorder.mark()
@@ -104,12 +99,6 @@ def test_send_after_the_final_send_is_refused(recorder: RecorderServer, kind: st
     assert [record["body_len"] for record in arrived] == [0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HTTP11Connection.request() from the thread whose own request body is still open "
-    "(endheaders() without final) waits for that thread itself: the whole read timeout, then a "
-    "ReadTimeout blaming 'another thread', and forever with timeout=None",
-)
 def test_http11_request_while_own_body_is_open(recorder: RecorderServer) -> None:
     conn = recorder.connect("HTTP11Connection", timeout=None)
     outcome: list[BaseException | str] = []
@@ -156,12 +145,6 @@ def _bounded(function: Any, conn: Any) -> list[BaseException | str]:
     return outcome
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HTTP11Connection with a caller's 'upgrade: h2c' field: the server's 101 makes "
-    "getresponse() fail with a bare AssertionError (hyper/http11/response.py), and the next "
-    "request() spins forever, its read timeout ignored",
-)
 @pytest.mark.parametrize("incremental", [False, True], ids=["request", "putheader"])
 def test_http11_caller_upgrade_field(recorder: RecorderServer, incremental: bool) -> None:
     conn = recorder.connect("HTTP11Connection", timeout=TIMEOUT)
@@ -186,12 +169,6 @@ def test_http11_caller_upgrade_field(recorder: RecorderServer, incremental: bool
         conn.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HTTP11Connection.putheader('transfer-encoding', 'gzip') is accepted, and only "
-    "endheaders() refuses it (InvalidHeader from h11): putheader() is documented to check "
-    "each field at once",
-)
 def test_http11_putheader_checks_transfer_encoding_at_once(recorder: RecorderServer) -> None:
     conn = recorder.connect("HTTP11Connection", timeout=TIMEOUT)
     try:

@@ -157,6 +157,121 @@ def test_invalid_header_is_refused_before_sending() -> None:
             assert conn.getresponse(conn.request("GET", "/")).read() == b"ok"
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("upgrade", "h2c"),
+        ("HTTP2-Settings", "AAMAAABkAAQAAP__"),
+        ("connection", "keep-alive, Upgrade"),
+        ("connection", "http2-settings"),
+        ("transfer-encoding", "gzip"),
+        ("transfer-encoding", "gzip, chunked"),
+    ],
+)
+def test_fields_only_hyper_manages_are_refused_before_sending(name: str, value: str) -> None:
+    seen = []
+
+    def script(peer: Peer) -> None:
+        while (request := peer.read_request()) is not None:
+            seen.append(request)
+            peer.respond(200, body=b"ok")
+
+    with scripted(script) as server:
+        with hyper.HTTP11Connection(server.address, timeout=TIMEOUT) as conn:
+            with pytest.raises(hyper.InvalidHeader):
+                conn.request("GET", "/refused", headers={name: value})
+            stream_id = conn.putrequest("GET", "/put")
+            with pytest.raises(hyper.InvalidHeader):
+                conn.putheader(name, value)  # at once, and the request stays as it was
+            conn.endheaders(final=True)
+            assert conn.getresponse(stream_id).read() == b"ok"
+    assert [request.target for request in seen] == [b"/put"]
+    assert seen[0].header(name.lower().encode()) is None
+
+
+def test_connection_close_and_chunked_from_the_caller_are_kept() -> None:
+    seen = []
+
+    def script(peer: Peer) -> None:
+        while (request := peer.read_request()) is not None:
+            seen.append(request)
+            peer.respond(200, body=request.body)
+
+    with scripted(script) as server:
+        with hyper.HTTP11Connection(server.address, timeout=TIMEOUT) as conn:
+            stream_id = conn.putrequest("POST", "/chunked")
+            conn.putheader("transfer-encoding", "chunked")
+            conn.putheader("connection", "close")
+            conn.endheaders(b"abc", final=True)
+            assert conn.getresponse(stream_id).read() == b"abc"
+    assert seen[0].header(b"transfer-encoding") == b"chunked"
+    assert seen[0].header(b"connection") == b"close"
+
+
+def test_send_and_request_concern_this_threads_own_request() -> None:
+    def script(peer: Peer) -> None:
+        while (request := peer.read_request()) is not None:
+            peer.respond(200, body=request.body)
+
+    with scripted(script) as server:
+        with hyper.HTTP11Connection(server.address, timeout=None) as conn:
+            with pytest.raises(hyper.InvalidStreamID):
+                conn.send(b"nobody's", final=True)  # no request of this thread's own
+            stream_id = conn.putrequest("POST", "/own")
+            conn.endheaders()
+            # This thread's body is open: waiting for it would wait forever.
+            with pytest.raises(hyper.HyperError):
+                conn.request("GET", "/next")
+            refused: list[BaseException] = []
+
+            def other_thread() -> None:
+                try:
+                    conn.send(b"INTRUDER")
+                except hyper.InvalidStreamID as exc:
+                    refused.append(exc)
+
+            thread = threading.Thread(target=other_thread)
+            thread.start()
+            thread.join(TIMEOUT)
+            assert not thread.is_alive() and len(refused) == 1
+            conn.send(b"mine", final=True)
+            assert conn.getresponse(stream_id).read() == b"mine"
+            with pytest.raises(hyper.InvalidStreamID):
+                conn.send(b"late")  # finished: no longer open
+            assert conn.getresponse(conn.request("GET", "/next")).read() == b""
+    assert server.errors == []
+
+
+@pytest.mark.parametrize("url", ["/\ud800", "http://host\udfff/x", "/a?q=\udc80"])
+def test_url_with_a_lone_surrogate_is_invalid_url(url: str) -> None:
+    with scripted(_serve_forever()) as server:
+        with hyper.HTTP11Connection(server.address, timeout=TIMEOUT) as conn:
+            with pytest.raises(hyper.InvalidURL):
+                conn.request("GET", url)
+            with pytest.raises(hyper.InvalidURL):
+                conn.putrequest("GET", url)
+            assert conn.getresponse(conn.request("GET", "/")).read() == b"ok"
+
+
+def test_a_101_read_as_a_response_closes_that_socket_cleanly() -> None:
+    # Only hyper's own h2c upgrade may propose Upgrade (and take the 101 with
+    # detach_if_switched()); read with getresponse() instead, the 101 is a
+    # ProtocolError and that socket closes: no AssertionError, no wedge.
+    def script(peer: Peer) -> None:
+        peer.read_request()
+        peer.send_raw(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: h2c\r\nconnection: upgrade\r\n\r\n")
+        peer.wait_closed()
+
+    with scripted(script) as server:
+        with hyper.HTTP11Connection(server.address, timeout=TIMEOUT) as conn:
+            headers = {"connection": "upgrade", "upgrade": "h2c"}
+            stream_id = conn._request("GET", "/", None, headers)
+            with pytest.raises(hyper.ProtocolError):
+                conn.getresponse(stream_id)
+            assert conn.fileno() == -1  # that socket is closed
+    assert server.errors == []
+
+
 def test_body_longer_than_declared_length() -> None:
     with scripted(_serve_forever()) as server:
         with hyper.HTTP11Connection(server.address, timeout=TIMEOUT) as conn:

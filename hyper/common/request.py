@@ -90,8 +90,11 @@ def checked_field(name: HeaderKey, value: HeaderValue) -> tuple[bytes, bytes]:
     """
     if isinstance(name, int):
         raise TypeError(f"header names must be str or bytes, not {type(name).__name__}")
-    raw_name = to_bytes(name)
-    raw_value = to_bytes(value).strip(b" \t")
+    try:
+        raw_name = to_bytes(name)
+        raw_value = to_bytes(value).strip(b" \t")
+    except UnicodeEncodeError as exc:  # a lone surrogate: no bytes can carry it
+        raise InvalidHeader(f"header {name!r}: {value!r} is not valid Unicode (a lone surrogate)") from exc
     if not _TOKEN.fullmatch(raw_name):
         if raw_name.startswith(b":"):
             raise InvalidHeader(
@@ -272,16 +275,25 @@ class IncrementalRequests:
         LF or NUL, a name that is not a token, a pseudo-header...); a refused
         field leaves the request as it was, over HTTP/2 and HTTP/1.1 alike.
         A ``host`` replaces the one taken from the connection (a request
-        names one host).
+        names one host). Each protocol adds its own checks
+        (:meth:`_check_put_field`).
         """
         pending = self._pending(stream_id)
         name, value = checked_field(header, argument)
+        self._check_put_field(name, value)
         if replace or name.lower() == b"host":
             # A request names one host (RFC 9112 section 3.2): a put host
             # replaces the one putrequest() filled in from the connection.
             pending.headers[name] = value
         else:
             pending.headers.add(name, value)
+
+    def _check_put_field(self, name: bytes, value: bytes) -> None:
+        """Refuse (:class:`~hyper.InvalidHeader`) a field this protocol cannot send as put.
+
+        Nothing more by default: HTTP/2 drops connection-specific fields
+        (RFC 9113 section 8.2.2) instead of refusing them.
+        """
 
     def _pending(self, stream_id: int | None) -> PendingRequest:
         if stream_id is not None:

@@ -162,6 +162,8 @@ def request_target(url: str | bytes) -> tuple[str, str | None, str | None]:
     as browsers and httpx do.
     """
     text = _url_text(url)
+    if not _encodable(text):  # a lone surrogate: no bytes can carry it
+        raise InvalidURL(f"url {url!r} is not valid Unicode (a lone surrogate)")
     if any(c in text for c in _REFUSED_IN_URL):
         raise InvalidURL(f"url {url!r} contains whitespace or control characters")
     charset = "utf-8" if isinstance(url, str) or text.isascii() or _is_utf8(url) else "latin-1"
@@ -218,6 +220,15 @@ def _url_text(url: str | bytes) -> str:
         raw = bytes(url)
         return raw.decode("utf-8") if _is_utf8(raw) else raw.decode("latin-1")
     raise TypeError(f"url must be a str or bytes, not {type(url).__name__}")
+
+
+def _encodable(text: str) -> bool:
+    """Whether ``text`` has UTF-8 bytes (not so with a lone surrogate such as ``'\\ud800'``)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _is_utf8(raw: str | bytes) -> bool:

@@ -54,6 +54,8 @@ from ..exceptions import (
     ConnectionClosed,
     HyperError,
     InvalidHeader,
+    InvalidStreamID,
+    ProtocolError,
     TLSError,
 )
 from ..headers import HTTPHeaderMap
@@ -67,7 +69,7 @@ from .receiving import (
     wait_head_locked,
 )
 from .response import HTTP11Response
-from .sending import send_more, send_request_locked
+from .sending import checked_caller_field, send_more, send_request_locked
 from .wire import Exchange, Wire
 
 log = logging.getLogger("hyper")
@@ -226,7 +228,17 @@ class HTTP11Connection(IncrementalRequests):
         ``body`` may be bytes, str, a file-like object or an iterable of
         bytes. A body of known length is sent with ``content-length``, one of
         unknown length (an iterator, a pipe) with chunked transfer-encoding.
+        Fields only hyper manages (``upgrade``, ``http2-settings``, a
+        ``connection`` naming them, a ``transfer-encoding`` other than
+        ``chunked``) are :class:`~hyper.InvalidHeader`, before anything is sent.
         """
+        header_map = to_header_map(headers)
+        for name, value in header_map.items():
+            checked_caller_field(name, value)  # before anything is sent
+        return self._request(method, url, body, header_map)
+
+    def _request(self, method: str, url: str, body: BodyType, headers: HeadersType) -> int:
+        """:meth:`request` without the check of caller fields: hyper's own h2c upgrade sends them."""
         method, url = request_line(method, url, secure=self.secure, authority=self.authority)
         if getattr(self._local, "pending", None) is not None:
             raise HyperError("finish the request started with putrequest() before request()")
@@ -271,6 +283,13 @@ class HTTP11Connection(IncrementalRequests):
         buffer (bounded by ``Limits.max_buffered``).
         """
         channel = self._channel
+        active = channel.active
+        if active is not None and active.request_open and active.stream_id == self._own_open_id():
+            # Waiting would wait for this very thread: only it can finish that body.
+            raise HyperError(
+                f"this thread's request {active.stream_id} is still being sent: "
+                "finish it with send(..., final=True) first"
+            )
         channel.wait_request_complete_locked()
         finish_active_locked(channel)
         if stream_id is None:
@@ -279,6 +298,18 @@ class HTTP11Connection(IncrementalRequests):
         if self.deadline is not None:
             exchange.deadline_at = time.monotonic() + self.deadline
         return exchange
+
+    def _own_open_id(self) -> int | None:
+        """The id of the request whose body this thread left open with endheaders(), if any.
+
+        It may have ended since (a failure, an early response): callers
+        compare it with the channel's active exchange under the lock.
+        """
+        own: int | None = getattr(self._local, "open_id", None)
+        return own
+
+    def _check_put_field(self, name: bytes, value: bytes) -> None:
+        checked_caller_field(name, value)
 
     # -- the incremental form ------------------------------------------------------
 
@@ -315,14 +346,25 @@ class HTTP11Connection(IncrementalRequests):
             headers[b"transfer-encoding"] = b"chunked"
         with self._channel.locked():
             exchange = self._begin_locked(pending.method, pending.target, pending.stream_id)
+            # This thread's own open request, for send() without an id.
+            self._local.open_id = None if final else exchange.stream_id
             send_request_locked(
                 self._channel, exchange, headers, pending.target, body, declared, False, end=final
             )
 
     def send(self, data: BodyType, final: bool = False, stream_id: int | None = None) -> None:
-        """Send (more) body data for the request whose headers went out with endheaders."""
+        """Send (more) body data for the request whose headers went out with endheaders.
+
+        Without ``stream_id``, the request this thread left open with
+        :meth:`endheaders`; none is :class:`~hyper.InvalidStreamID` (never
+        another thread's request, as over HTTP/2).
+        """
         if stream_id is not None:
             stream_id = checked_stream_id(stream_id)
+        else:
+            stream_id = self._own_open_id()
+            if stream_id is None:
+                raise InvalidStreamID("this thread has no request body in progress", None)
         send_more(self._channel, data, final, stream_id)
 
     # -- receiving ------------------------------------------------------------------
@@ -347,6 +389,14 @@ class HTTP11Connection(IncrementalRequests):
                 wait_head_locked(channel, exchange)
             finally:
                 channel.untaken.pop(exchange.stream_id, None)
+            if exchange.switched and exchange.wire is not None:
+                # A 101 only detach_if_switched() can take over (hyper's own
+                # h2c upgrade): the socket now speaks another protocol, so it
+                # closes; the next request opens a new one.
+                channel.drop_wire_locked(exchange.wire)
+                raise ProtocolError(
+                    f"the server switched protocols (101) in answer to request {exchange.stream_id}"
+                )
             response = HTTP11Response(ExchangeBody(channel, exchange), self.limits)
         # For logs: what was asked of whom (response.url, response.authority).
         response._record_request(self._scheme, self.authority, exchange.target)

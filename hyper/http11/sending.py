@@ -29,6 +29,29 @@ from .wire import EarlyResponse, Exchange, StaleConnection, Wire
 
 log = logging.getLogger("hyper")
 
+#: Fields for hyper alone: the h2c upgrade (hyper/negotiation.py) sends them;
+#: a caller's would make a server switch protocols on a connection that
+#: cannot follow (RFC 9110 section 7.8, RFC 7540 section 3.2).
+_MANAGED_FIELDS = frozenset({b"upgrade", b"http2-settings"})
+
+
+def checked_caller_field(name: bytes, value: bytes) -> None:
+    """Refuse (:class:`InvalidHeader`) a caller's field that only hyper may manage.
+
+    ``upgrade``, ``http2-settings`` and a ``connection`` option naming them;
+    a ``transfer-encoding`` other than ``chunked`` (the only coding hyper,
+    and h11, can frame a request body with: RFC 9112 section 6.1).
+    """
+    lowered = name.lower()
+    if lowered in _MANAGED_FIELDS:
+        raise InvalidHeader(f"the {name!r} field is managed by hyper (use hyper.HTTPConnection for h2c)")
+    if lowered == b"connection":
+        options = {option.strip().lower() for option in value.split(b",")}
+        if options & _MANAGED_FIELDS:
+            raise InvalidHeader(f"connection: {value!r} names a field managed by hyper")
+    if lowered == b"transfer-encoding" and value.strip().lower() != b"chunked":
+        raise InvalidHeader(f"transfer-encoding: {value!r}: an HTTP/1.1 request body can only be chunked")
+
 
 def send_request_locked(
     ch: Channel,
@@ -164,12 +187,12 @@ def resend_locked(ch: Channel, exchange: Exchange) -> None:
         raise
 
 
-def send_more(ch: Channel, data: BodyType, final: bool, stream_id: int | None) -> None:
-    """Send (more) body data for the request whose headers went out with endheaders."""
+def send_more(ch: Channel, data: BodyType, final: bool, stream_id: int) -> None:
+    """Send (more) body data for request ``stream_id``, whose headers went out with endheaders."""
     with ch.locked():
         exchange = ch.active
         if exchange is None or not exchange.request_open:
             raise InvalidStreamID(f"no request body in progress for stream {stream_id}", stream_id)
-        if stream_id is not None and stream_id != exchange.stream_id:
+        if stream_id != exchange.stream_id:
             raise InvalidStreamID(f"no request body in progress for stream {stream_id}", stream_id)
         send_body_locked(ch, exchange, prepare_body(data).blocks(), None, end=final)
