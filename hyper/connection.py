@@ -143,6 +143,10 @@ class HTTPConnection:
         self._upgrade = upgrade and not secure and self.proxy is None and force_proto is None
         self._delegate: HTTP20Connection | HTTP11Connection | None = None
         self._upgrade_pending = False
+        #: The ``HTTP2-Settings`` value (base64url of our SETTINGS) that hyper's
+        #: ``Upgrade: h2c`` offer carried, once one was sent; ``None`` before.
+        #: For logs and ``hyper -v``: the header block as it went on the wire.
+        self.upgrade_settings: bytes | None = None
         # Held while choosing the protocol (network waits), bounded by the timeouts.
         self._negotiate_lock = threading.Lock()
 
@@ -247,7 +251,9 @@ class HTTPConnection:
 
     def _request_with_upgrade(self, method: str, url: str, headers: HeadersType) -> int:
         try:
-            stream_id, upgraded = request_with_h2c_upgrade(self._h1, self._h2, method, url, headers)
+            stream_id, upgraded, self.upgrade_settings = request_with_h2c_upgrade(
+                self._h1, self._h2, method, url, headers
+            )
         except PriorKnowledgeOnly:
             # A server that speaks only HTTP/2 (nginx's "listen ... http2"
             # in cleartext, nghttpd --no-tls) answers the HTTP/1.1 offer with

@@ -61,8 +61,9 @@ def connect_offering_alpn(
 
 def request_with_h2c_upgrade(
     h1: HTTP11Connection, h2: HTTP20Connection, method: str, url: str, headers: HeadersType
-) -> tuple[int, bool]:
-    """Send a body-less request over ``h1`` offering ``Upgrade: h2c``; return its id and whether h2 took over.
+) -> tuple[int, bool, bytes]:
+    """Send a body-less request over ``h1`` offering ``Upgrade: h2c``; return its id, whether h2 took over,
+    and the ``HTTP2-Settings`` value the offer carried.
 
     On ``101`` the socket leaves ``h1`` for ``h2`` and the id is ``h2``'s
     (the response arrives on stream 1); otherwise the id is ``h1``'s and
@@ -81,9 +82,9 @@ def request_with_h2c_upgrade(
     stream_id = h1._request(method, url, None, header_map)  # its Upgrade fields are hyper's own
     switched = h1.detach_if_switched(stream_id)
     if switched is None:
-        return stream_id, False  # the server answered in HTTP/1.1
+        return stream_id, False, settings  # the server answered in HTTP/1.1
     sock, received = switched
-    return _adopt_upgraded(h2, sock, received, core, request_target(url)[0]), True
+    return _adopt_upgraded(h2, sock, received, core, request_target(url)[0]), True, settings
 
 
 # The two HTTP/2 calls below are still private names of HTTP20Connection

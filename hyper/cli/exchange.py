@@ -120,11 +120,12 @@ def wire_head(request: Request, connection: Any, *, upgrade_offered: bool) -> Wi
             if _text(name).lower() not in names
         ]
     if upgrade_offered:
+        # hyper's own SETTINGS (base64url), as the offer carried them.
+        settings = getattr(connection, "upgrade_settings", None) or b""
         fields += [
             ("connection", "Upgrade, HTTP2-Settings"),
             ("upgrade", "h2c"),
-            # hyper's own SETTINGS (base64url); the public API does not expose them.
-            ("http2-settings", "<hyper's SETTINGS>"),
+            ("http2-settings", _text(settings)),
         ]
     return WireHead(f"{request.method} {target} {version}", fields)
 
