@@ -27,6 +27,7 @@ from hyper import HTTP11Connection, HTTP20Connection
 from tests import http11_scripted
 from tests.scripted import Peer, ScriptedServer
 from tests.test_hostile import reconnecting_server
+from tests.waiting import wait_until_blocked_in
 
 #: Bound on every wait of a test thread (never reached when the code is right).
 WAIT = 10.0
@@ -606,3 +607,52 @@ def test_stream_errors_carry_the_id_the_application_holds() -> None:
         assert info.value.stream_id == incremental
         assert f"stream {incremental} " in str(info.value)
         assert info.value.retryable
+
+
+@pytest.mark.parametrize("timeout", [None, 30.0])
+def test_a_slot_freed_by_another_thread_wakes_the_reader_waiting_for_it(timeout: float | None) -> None:
+    """A request waiting for a stream slot, as the reader, goes out once another thread frees one.
+
+    The waiting thread polls the socket (it is the reader); the server is
+    quiet, so only the other thread's close() can end that wait (found by
+    review: the request went out after the full read timeout, or never with
+    timeout=None).
+    """
+    seen: list[int] = []
+    second_arrived = threading.Event()
+
+    def script(peer: Peer) -> None:
+        first = peer.wait_request()
+        seen.append(first.stream_id)
+        peer.respond(first.stream_id, end_stream=False)  # headers only: the slot stays taken
+        second = peer.wait_request(timeout=60)
+        seen.append(second.stream_id)
+        second_arrived.set()
+        peer.respond(second.stream_id, body=b"second")
+        peer.drain_until_closed(timeout=60)
+
+    settings = {h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1}
+    with ScriptedServer(script, settings=settings) as server:
+        conn = HTTP20Connection("127.0.0.1", server.port, secure=False, timeout=timeout)
+        try:
+            first = conn.getresponse(conn.request("GET", "/first"))
+            outcome: dict[str, object] = {}
+
+            def second() -> None:
+                try:
+                    outcome["body"] = conn.getresponse(conn.request("GET", "/second")).read()
+                except hyper.HyperError as exc:  # reported below
+                    outcome["error"] = exc
+
+            worker = threading.Thread(target=second, daemon=True)
+            worker.start()
+            # The second request waits for the slot as the connection's reader.
+            wait_until_blocked_in(worker, "wait_for_socket", "_read_once_locked")
+            first.close()  # RST_STREAM: the slot is free
+            assert second_arrived.wait(20), "the freed slot did not reach the waiting reader"
+            worker.join(20)
+            assert not worker.is_alive()
+            assert outcome == {"body": b"second"}
+        finally:
+            conn.close()
+    assert seen == [1, 3]

@@ -73,3 +73,22 @@ def test_a_closed_connections_h2_state_is_freed_without_the_cyclic_collector(
     conn.close()
     del conn
     assert made[1]() is None, "the closed connection's h2 state is still alive"
+
+
+def test_ending_a_body_after_close_and_release_raises_nothing_from_h2() -> None:
+    """A body's END_STREAM after another thread closed the connection: no bare h2 error.
+
+    h2 refuses any send once its connection is closed (a raw
+    ``h2.exceptions.ProtocolError``); the core treats it like a stream the
+    server reset meanwhile, and the closed connection's own error reaches
+    the caller (found by review).
+    """
+    from hyper.http20.core import H2Core
+
+    core = H2Core()
+    core.initiate()
+    fields = [(b":method", b"POST"), (b":scheme", b"https"), (b":authority", b"x"), (b":path", b"/")]
+    stream_id = core.open_stream(fields, end_stream=False)
+    core.close(0)
+    core.release()
+    core.end_body(stream_id)  # must not raise

@@ -343,8 +343,10 @@ class H2Core(CoreReceiver):
             stream.request_event(RequestEvent.END_STREAM)
             try:
                 self._h2.end_stream(stream_id)
-            except h2.exceptions.StreamClosedError:
-                pass  # the server reset it meanwhile; its error reaches the reader
+            except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError):
+                # The server reset it meanwhile, or the connection was closed
+                # (h2 refuses any send once closed): the error reaches the reader.
+                pass
 
     def remote_settings(self) -> dict[int, int]:
         """The server's SETTINGS in force, by code (RFC 9113 section 6.5.2)."""

@@ -357,6 +357,8 @@ class H2Session(SessionUpload):
         if flush:
             self._flush_quietly_locked()
         self._cond.notify_changed({stream_id})
+        # The reader too: it may be the thread waiting for this stream's slot.
+        self._poke_reader_locked()
 
     # -- server push ----------------------------------------------------------------
 

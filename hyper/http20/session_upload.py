@@ -96,6 +96,7 @@ class SessionUpload(SessionWire):
                     core.reset(stream_id, 0x8)  # CANCEL (RFC 9113 section 7)
                     self._flush_quietly_locked()
                 self._cond.notify_all()
+                self._poke_reader_locked()  # a freed slot: the reader may wait for it
             raise
         if not end_stream:
             return
@@ -103,6 +104,9 @@ class SessionUpload(SessionWire):
             if not self._upload_should_stop(stream):
                 core.end_body(stream_id)
                 self._flush_locked()
+                # Ending our side can close the stream (the response was
+                # complete): a slot the reader may be waiting for.
+                self._poke_reader_locked()
 
     def _upload_should_stop(self, stream: StreamState) -> bool:
         """True when the server stopped the upload; raises when it may not go on.

@@ -165,6 +165,17 @@ class SessionWire:
 
     def _wake_reader_locked(self) -> None:
         self._cond.notify_changed(self._core.take_touched())
+        self._poke_reader_locked()
+
+    def _poke_reader_locked(self) -> None:
+        """Make the reader, polling the socket without the lock, look again.
+
+        A change made under the lock by another thread (a freed stream slot,
+        a reset stream) wakes the sleepers on the condition, but the reader
+        waits on the socket and would see it only when bytes arrive: with a
+        quiet server, never. The reader may be the very thread that waits
+        for that change.
+        """
         if self._reading:
             try:
                 self._waker_w.send(b"\0")
