@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,12 @@ class Sample:
     #: Python objects' memory blocks (``sys.getallocatedblocks()``): flat
     #: while RSS grows means the growth is below Python (allocator, OpenSSL).
     blocks: int
+    #: Dead sessions: h2 connection states of the soak still in memory that
+    #: no open session uses (closed, replaced, or from a failed connect),
+    #: counted without collecting. Reference counting frees them at once
+    #: unless a reference cycle holds them; 1-2 is normal (the current
+    #: session just closed by the server, an error a thread is handling).
+    dead: int = 0
 
     @property
     def rss_mib(self) -> float:
@@ -61,6 +68,53 @@ def live_sessions() -> int:
     import h2.connection
 
     return sum(1 for obj in gc.get_objects() if isinstance(obj, h2.connection.H2Connection))
+
+
+class SessionCensus:
+    """Counts the HTTP/2 sessions made after it was created: dead ones, and any left at the end.
+
+    Sessions and h2 states that already existed (other connections of the
+    same process, as in the test suite) are remembered, weakly, and never
+    counted. Counting walks ``gc.get_objects()``, which also lists garbage
+    not yet collected: that is the point, a cycle shows up as a dead session.
+    """
+
+    def __init__(self) -> None:
+        """Collect once, then note what exists already."""
+        import h2.connection
+
+        from hyper.http20.session import H2Session
+
+        self._session_type = H2Session
+        self._state_type = h2.connection.H2Connection
+        gc.collect()  # garbage from before the run (h2 self-tests at import) is not the soak's
+        self._before: weakref.WeakSet[object] = weakref.WeakSet(self._ours())
+
+    def _ours(self) -> list[object]:
+        """Our client-side h2 states and our sessions, made since the census began."""
+        before = getattr(self, "_before", ())
+        found: list[object] = []
+        for obj in gc.get_objects():
+            if isinstance(obj, self._session_type) or (
+                isinstance(obj, self._state_type) and getattr(obj.config, "client_side", False)
+            ):
+                if obj not in before:
+                    found.append(obj)
+        return found
+
+    def dead(self) -> int:
+        """h2 states in memory that no open session uses (collectable or not)."""
+        objects = self._ours()
+        states = sum(1 for obj in objects if isinstance(obj, self._state_type))
+        open_sessions = sum(
+            1 for obj in objects if isinstance(obj, self._session_type) and obj.fileno() != -1
+        )
+        return max(0, states - open_sessions)
+
+    def left(self) -> int:
+        """Sessions and h2 states still reachable after a full collection (after close(): a leak)."""
+        gc.collect()
+        return len(self._ours())
 
 
 def open_fds() -> int | None:
