@@ -57,6 +57,7 @@ from bench.soak_stats import (
     SessionCensus,
     allocated_blocks,
     live_sessions,
+    malloc_free_bytes,
     open_fds,
     resident_bytes,
 )
@@ -245,6 +246,7 @@ class Soak:
             live_sessions(),
             allocated_blocks(),
             self._census.dead() if self._census is not None else 0,
+            malloc_free_bytes(),
         )
 
     def _check_stuck(self, threads: list[threading.Thread], now: float) -> None:

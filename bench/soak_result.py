@@ -94,11 +94,11 @@ class SoakResult:
             "retries: " + (", ".join(f"{k} x{v}" for k, v in sorted(self.retries.items())) or "none"),
             f"open fds: {self.fds_before} before connecting, {self.fds_after} after close()",
             "samples (requests, seconds, RSS MiB, fds, h2 connection states in memory, "
-            "of them dead, Python blocks):",
+            "of them dead, Python blocks, MiB the C allocator holds free):",
         ]
         lines += [
             f"  {s.done:>10,} {s.seconds:8.1f} {s.rss_mib:9.1f} {s.fds!s:>5} {s.sessions:>5} {s.dead:>5}"
-            f" {s.blocks:>9,}"
+            f" {s.blocks:>9,} {s.malloc_free_mib:7.1f}"
             for s in self.samples
         ]
         warm = self.warm_sample()
@@ -110,6 +110,11 @@ class SoakResult:
                 f"({warm.done:,} requests), {end.rss_mib:.1f} MiB at the end "
                 f"(growth after warm-up {growth:+.1f} MiB, limit {cfg.rss_growth_limit_mib:g})"
             )
+            if warm.malloc_free is not None and end.malloc_free is not None:
+                lines.append(
+                    f"the C allocator holds {warm.malloc_free_mib:.1f} MiB free after warm-up, "
+                    f"{end.malloc_free_mib:.1f} MiB at the end (freed memory it kept: fragmentation)"
+                )
         lines.append(
             f"dead sessions in memory: at most {self.max_dead} at a sample (limit {cfg.dead_session_limit}); "
             f"left after close() and a full collection: {self.sessions_left}"

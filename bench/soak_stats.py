@@ -8,12 +8,14 @@ rather than guessing.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
 import sys
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,15 @@ class Sample:
     #: unless a reference cycle holds them; 1-2 is normal (the current
     #: session just closed by the server, an error a thread is handling).
     dead: int = 0
+    #: Bytes the C allocator holds free (glibc's ``mallinfo2().fordblks``:
+    #: freed, not given back to the system), ``None`` where unknown. RSS
+    #: growing with this and nothing else is allocator fragmentation.
+    malloc_free: int | None = None
+
+    @property
+    def malloc_free_mib(self) -> float:
+        """``malloc_free`` in MiB (NaN when unknown)."""
+        return float("nan") if self.malloc_free is None else self.malloc_free / 2**20
 
     @property
     def rss_mib(self) -> float:
@@ -56,6 +67,52 @@ def resident_bytes() -> int | None:
         return None
     # ru_maxrss is in bytes on macOS (the peak, not the current size).
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+class _MallInfo2(ctypes.Structure):
+    # glibc's struct mallinfo2 (glibc 2.33 and later): ten size_t fields.
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def _find_mallinfo2() -> Any:
+    """glibc's ``mallinfo2``, or ``None`` (another C library, an older glibc, not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None)
+        function = libc.mallinfo2
+    except (OSError, AttributeError):
+        return None
+    function.restype = _MallInfo2
+    function.argtypes = []
+    return function
+
+
+_MALLINFO2 = _find_mallinfo2()
+
+
+def malloc_free_bytes() -> int | None:
+    """Bytes glibc's allocator holds free in its arenas (all threads'), or ``None`` if unknown.
+
+    Read only, for the report: nothing here trims or tunes the allocator.
+    """
+    if _MALLINFO2 is None:
+        return None
+    return int(_MALLINFO2().fordblks)
 
 
 def allocated_blocks() -> int:
