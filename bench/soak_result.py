@@ -69,8 +69,8 @@ class SoakResult:
 
         The warm-up is 10 % of the requests, and at least two connections'
         worth (two GOAWAYs), since each connection fills h2's table of
-        closed streams (65,536 entries) before its memory levels off;
-        never more than half the run.
+        closed streams (hyper keeps 4096) and the allocator's arenas settle
+        before memory levels off; never more than half the run.
         """
         cfg = self.config
         warm_up = min(max(cfg.requests // 10, 2 * cfg.goaway_every), cfg.requests // 2)
