@@ -176,6 +176,11 @@ def main(argv: list[str]) -> int:
             client.close()
     except Exception as exc:  # noqa: BLE001 -- every failure becomes a report line
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    # Which hyper this process ran: the A/B comparison (bench/compare.py)
+    # checks that each side imported its own revision's tree.
+    hyper = sys.modules.get("hyper")
+    if hyper is not None:
+        result["hyper_file"] = getattr(hyper, "__file__", None)
     print(RESULT_MARKER + json.dumps(result), flush=True)
     return 0
 
