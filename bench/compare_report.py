@@ -86,6 +86,8 @@ class Row:
         spread = self.spread
         if spread is None:
             return "no complete pair"
+        if len(self.ratios) < 3:
+            return "too few rounds to tell"
         if spread[1] < 1.0:
             return "B slower in every round"
         if spread[0] > 1.0:
