@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from bench.compare import CompareError, Side, check_import, export_side, import_problem
-from bench.compare_report import Run, markdown, rows
-from bench.config import QUICK, WORKLOADS
+from bench.compare_report import Run, markdown, median_interval, rows
+from bench.config import QUICK, UNITS, WORKLOADS
 from bench.runner import REPO_ROOT
 
 
@@ -65,11 +65,15 @@ def test_head_against_head_on_nginx(tmp_path: Path) -> None:
         assert row["pairs"] == 2 and row["failures"] == 0
         assert row["median_a"] > 0 and row["median_b"] > 0
         assert row["ratio_min"] <= row["median_ratio"] <= row["ratio_max"]
+        assert row["cpu_pairs"] == 2 and row["cpu_median_a"] > 0 and row["cpu_median_b"] > 0
 
     text = report.read_text()
     for workload in WORKLOADS:
         label = QUICK.describe(workload)
-        assert sum(line.startswith(f"| {label} | nginx |") for line in text.splitlines()) == 1, label
+        # One row in the speed table, one in the CPU table.
+        speed, cpu = [line for line in text.splitlines() if line.startswith(f"| {label} | nginx |")]
+        assert UNITS[workload] in speed
+        assert ("ms/MB" if UNITS[workload] == "MB/s" else "µs/req") in cpu
     assert "python -m bench.compare HEAD HEAD --servers nginx --quick" in text
     assert "at start:" in text and "at end:" in text
 
@@ -104,16 +108,18 @@ def test_export_holds_only_that_revisions_hyper(tmp_path: Path) -> None:
     check_import(side, 60.0)
 
 
-def _record(round_index: int, side: str, rate: float | None, **extra: Any) -> dict[str, Any]:
-    record = {"round": round_index, "server": "nginx", "workload": "seq", "side": side, "position": 0}
-    record.update({"ok": True, "rate": rate} if rate is not None else {"ok": False, "error": "boom"})
-    return {**record, **extra}
+def _record(round_index: int, side: str, rate: float | None, cpu: float = 0.5) -> dict[str, Any]:
+    record: dict[str, Any] = {"round": round_index, "server": "nginx", "workload": "seq", "side": side}
+    record["position"] = 0
+    if rate is None:
+        return {**record, "ok": False, "error": "boom"}
+    return {**record, "ok": True, "rate": rate, "amount": 100, "cpu_seconds": cpu}
 
 
 def test_same_round_ratios_spread_and_failures() -> None:
     records = [
         _record(0, "A", 100.0),
-        _record(0, "B", 110.0),
+        _record(0, "B", 110.0, cpu=0.25),
         _record(1, "B", 90.0),
         _record(1, "A", 100.0),
         _record(2, "A", 50.0),  # a slow round for both: its ratio is still 1.2
@@ -124,12 +130,32 @@ def test_same_round_ratios_spread_and_failures() -> None:
     side = Side("A", "a", "2" * 40, "", Path("/a"))
     run = Run((side, side), ["nginx"], ["seq"], QUICK, 4, records, "cmd", "1 1 1", "2 2 2", 1.0)
     (row,) = rows(run)
-    assert [r for _, r in row.ratios] == pytest.approx([1.1, 0.9, 1.2])
-    assert row.median_ratio == pytest.approx(1.1)
-    assert row.spread == pytest.approx((0.9, 1.2))
-    assert row.verdict() == "1.0 within the spread"
+    assert row.speed.ratios == pytest.approx([1.1, 0.9, 1.2])
+    assert row.speed.median_ratio == pytest.approx(1.1)
+    assert row.speed.spread == pytest.approx((0.9, 1.2))
+    assert row.verdict() == "too few rounds to tell"  # no 95 % interval from 3 pairs
     assert row.failures == 1
-    assert row.median_a == 100.0 and row.median_b == 90.0
+    assert row.speed.median_a == 100.0 and row.speed.median_b == 90.0
+    # CPU per request: 0.5 s / 100 requests, except B's 0.25 s in round 1.
+    assert row.cpu.ratios == pytest.approx([0.5, 1.0, 1.0])
+    assert row.cpu.median_a == pytest.approx(0.005)
     text = markdown(run)
     assert "3/4, 1 failed" in text
     assert "round 4, nginx seq B: boom" in text
+    assert "| 1 | nginx | seq | A | 100 req/s | 110 req/s | 1.100 | 0.500 |" in text
+
+
+def test_median_interval_uses_sign_test_ranks() -> None:
+    assert median_interval([1.0] * 5) is None  # 2 / 2**5 > 5 %: no 95 % interval from 5 values
+    assert median_interval([3.0, 1.0, 2.0, 6.0, 5.0, 4.0]) == (1.0, 6.0)  # n=6: the extremes
+    values = [float(v) for v in range(1, 12)]  # n=11: 2nd smallest and 2nd largest
+    assert median_interval(values) == (2.0, 10.0)
+
+
+def test_verdict_needs_the_whole_interval_on_one_side() -> None:
+    from bench.compare_report import Paired
+
+    slower = Paired(dict.fromkeys(range(8), 100.0), {n: 90.0 + n for n in range(8)})
+    assert slower.verdict("faster", "slower") == "slower"  # ratios 0.90..0.97
+    mixed = Paired(dict.fromkeys(range(8), 100.0), {n: 96.0 + n for n in range(8)})
+    assert mixed.verdict("faster", "slower") == "no difference shown"  # 0.96..1.03
