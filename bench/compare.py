@@ -271,7 +271,12 @@ def main(argv: list[str] | None = None) -> int:
     sizes = choose_sizes(args)
     started = time.monotonic()
     load_start = _load()
-    details = [(k, v) for k, v in machine.machine_details() if k in compare_report.MACHINE_LABELS]
+    unused = set(SERVER_NAMES) - set(args.servers)
+    details = [
+        (label, value)
+        for label, value in machine.machine_details()
+        if label in compare_report.MACHINE_LABELS and label not in unused
+    ]
     fast_paths = os.environ.get("HYPER_FAST_PATHS", "unset (each revision's default)")
     details.append(("HYPER_FAST_PATHS", fast_paths))
     work_dir = pick_work_dir()
