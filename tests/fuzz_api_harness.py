@@ -15,6 +15,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -95,16 +96,9 @@ class RecorderServer:
             self._control = None
 
 
-def recorder_server(
-    tmp_path_factory: pytest.TempPathFactory, server_cert_files: CertFiles, ca_file: str
-) -> Iterator[RecorderServer]:
-    """hypercorn over TLS serving the recording app, with a client for its log.
-
-    Made a fixture by each test module (``pytest.fixture(scope="module")``).
-    """
-    process, port = start_hypercorn(
-        tmp_path_factory.mktemp("hypercorn-fuzz"), server_cert_files, app="tests.fuzz_recorder_app:app"
-    )
+def _serve_recorder(directory: Path, cert: CertFiles | None, ca_file: str | None) -> Iterator[RecorderServer]:
+    """hypercorn (TLS with ``cert``, else cleartext) serving the recording app, until the generator closes."""
+    process, port = start_hypercorn(directory, cert, app="tests.fuzz_recorder_app:app")
     server = RecorderServer(port, ca_file)
     try:
         yield server
@@ -113,17 +107,19 @@ def recorder_server(
         process.stop()
 
 
+def recorder_server(
+    tmp_path_factory: pytest.TempPathFactory, server_cert_files: CertFiles, ca_file: str
+) -> Iterator[RecorderServer]:
+    """hypercorn over TLS serving the recording app, with a client for its log.
+
+    Made a fixture by each test module (``pytest.fixture(scope="module")``).
+    """
+    yield from _serve_recorder(tmp_path_factory.mktemp("hypercorn-fuzz"), server_cert_files, ca_file)
+
+
 def recorder_server_cleartext(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecorderServer]:
     """The recording app on cleartext hypercorn: HTTP/1.1, ``Upgrade: h2c`` and prior knowledge."""
-    process, port = start_hypercorn(
-        tmp_path_factory.mktemp("hypercorn-fuzz-h2c"), None, app="tests.fuzz_recorder_app:app"
-    )
-    server = RecorderServer(port, None)
-    try:
-        yield server
-    finally:
-        server.close()
-        process.stop()
+    yield from _serve_recorder(tmp_path_factory.mktemp("hypercorn-fuzz-h2c"), None, None)
 
 
 def all_stacks() -> str:
