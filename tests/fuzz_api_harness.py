@@ -258,28 +258,27 @@ class ProgramRunner:
 
     def stop(self, limit: float, on_stuck: Callable[[], None]) -> None:
         """End the threads; fail if one is still busy after *limit* s."""
-        with self._cond:
+        self._end_workers(limit)
+        if any(worker.is_alive() for worker in self._workers):
+            self._stuck([], limit, on_stuck)
+        if self.errors:
+            raise self.errors[0]
+
+    def _end_workers(self, limit: float) -> None:
+        """Tell every thread to end (a ``None`` step after its queue) and wait up to *limit* s for each."""
+        with self._cond:  # the queues, read by the threads
             for queue in self._queues:
                 queue.append(None)
             self._cond.notify_all()
         for worker in self._workers:
             worker.join(limit)
-        if any(worker.is_alive() for worker in self._workers):
-            self._stuck([], limit, on_stuck)
-        if self.errors:
-            raise self.errors[0]
 
     def _stuck(self, steps: list[Step], limit: float, on_stuck: Callable[[], None]) -> None:
         stacks = all_stacks()
         pending = [step for step in steps if not step.done.is_set()]
         busy = [worker.name for worker in self._workers if worker.is_alive()]
         on_stuck()  # e.g. close the connection, so the threads can end
-        with self._cond:
-            for queue in self._queues:
-                queue.append(None)
-            self._cond.notify_all()
-        for worker in self._workers:
-            worker.join(limit)
+        self._end_workers(limit)
         pytest.fail(f"steps {pending} (threads {busy}) still waiting after {limit} s\n{stacks}")
 
 
