@@ -295,20 +295,23 @@ def _breaks_connection(exc: HyperError) -> bool:
     return isinstance(exc, (TransportError, ProtocolError))
 
 
+# hyper's failures before the response headers arrived, and the requests
+# exception each becomes; the first match wins, anything else is a
+# ConnectionError.
+_SEND_ERRORS: tuple[tuple[type[HyperError], type[requests.exceptions.RequestException]], ...] = (
+    (ConnectTimeout, requests.exceptions.ConnectTimeout),
+    (ReadTimeout, requests.exceptions.ReadTimeout),
+    (WriteTimeout, requests.exceptions.Timeout),
+    (TLSError, requests.exceptions.SSLError),
+    (ProxyError, requests.exceptions.ProxyError),
+    (InvalidURL, requests.exceptions.InvalidURL),
+    (InvalidHeader, requests.exceptions.InvalidHeader),
+)
+
+
 def _send_error(exc: HyperError, request: requests.PreparedRequest) -> requests.exceptions.RequestException:
     """The requests exception for a failure before the response headers arrived."""
-    if isinstance(exc, ConnectTimeout):
-        return requests.exceptions.ConnectTimeout(exc, request=request)
-    if isinstance(exc, ReadTimeout):
-        return requests.exceptions.ReadTimeout(exc, request=request)
-    if isinstance(exc, WriteTimeout):
-        return requests.exceptions.Timeout(exc, request=request)
-    if isinstance(exc, TLSError):
-        return requests.exceptions.SSLError(exc, request=request)
-    if isinstance(exc, ProxyError):
-        return requests.exceptions.ProxyError(exc, request=request)
-    if isinstance(exc, InvalidURL):
-        return requests.exceptions.InvalidURL(exc, request=request)
-    if isinstance(exc, InvalidHeader):
-        return requests.exceptions.InvalidHeader(exc, request=request)
+    for hyper_error, requests_error in _SEND_ERRORS:
+        if isinstance(exc, hyper_error):
+            return requests_error(exc, request=request)
     return requests.exceptions.ConnectionError(exc, request=request)
