@@ -344,10 +344,6 @@ async def answer_lifespan(receive: Receive, send: Send) -> None:
             return
 
 
-# tests/fake_apns.py imports the lifespan handler under its old, private name.
-_lifespan = answer_lifespan
-
-
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     """The ASGI entry point (``tests.asgi_app:app``)."""
     if scope["type"] == "http":
