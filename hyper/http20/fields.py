@@ -56,13 +56,8 @@ def build_request_headers(
             authority = value.decode("latin-1")
             continue
         fields.append((lower, value))
-    return [
-        (b":method", method.encode("ascii")),
-        *_origin_fields(scheme, authority),
-        # request_target() percent-encoded the path, so it is ASCII.
-        (b":path", path.encode("utf-8")),
-        *fields,
-    ]
+    # request_target() percent-encoded the path, so it is ASCII.
+    return [*_leading_fields(method, scheme, authority), (b":path", path.encode("utf-8")), *fields]
 
 
 # Anything that may make a field unsendable: any hit is looked at in detail
@@ -82,27 +77,30 @@ def _refuse_field(name: bytes, value: bytes, lower: bytes) -> None:
             raise InvalidHeader(f"header {name!r} contains CR, LF or NUL")
 
 
-# (scheme, authority) -> their two pseudo-header fields. A connection sends
-# the same ones with every request; encoding the authority (IDNA for an
-# international name) once is enough. Bounded: emptied when full.
-_ORIGIN_MEMO: dict[tuple[str, str], tuple[tuple[bytes, bytes], tuple[bytes, bytes]]] = {}
-_ORIGIN_MEMO_SIZE = 64
+# (method, scheme, authority) -> the pseudo-header fields before :path. A
+# connection sends the same ones with nearly every request; encoding them
+# (IDNA for an international authority) once is enough. Bounded: emptied
+# when full.
+_LEADING_MEMO: dict[tuple[str, str, str], tuple[tuple[bytes, bytes], ...]] = {}
+_LEADING_MEMO_SIZE = 64
 
 
-def _origin_fields(scheme: str, authority: str) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes]]:
-    """The ``:scheme`` and ``:authority`` fields, encoded (remembered per origin)."""
-    key = (scheme, authority)
-    known = _ORIGIN_MEMO.get(key)
+def _leading_fields(method: str, scheme: str, authority: str) -> tuple[tuple[bytes, bytes], ...]:
+    """``:method``, ``:scheme`` and ``:authority``, encoded (remembered per triple)."""
+    key = (method, scheme, authority)
+    known = _LEADING_MEMO.get(key)
     if known is not None:
         return known
     encoded = (
+        (b":method", method.encode("ascii")),
         (b":scheme", scheme.encode("ascii")),
         (b":authority", authority.encode("idna") if not authority.isascii() else authority.encode("ascii")),
     )
-    if type(scheme) is str and type(authority) is str:  # exact types: equal keys, equal bytes
-        if len(_ORIGIN_MEMO) >= _ORIGIN_MEMO_SIZE:
-            _ORIGIN_MEMO.clear()
-        _ORIGIN_MEMO[key] = encoded
+    # Exact types only: then equal keys give equal bytes.
+    if type(method) is str and type(scheme) is str and type(authority) is str:
+        if len(_LEADING_MEMO) >= _LEADING_MEMO_SIZE:
+            _LEADING_MEMO.clear()
+        _LEADING_MEMO[key] = encoded
     return encoded
 
 

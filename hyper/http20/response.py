@@ -6,6 +6,7 @@ import http
 import re
 import time
 from collections.abc import Callable
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -220,7 +221,13 @@ def await_response(
     refused by its own checks discards its stream before raising.
     """
     shown = stream_id if public_id is None else public_id
-    timeout, on_timeout = wait_limit(read_timeout, deadline_at, f"no response on stream {shown}")
+    timeout: float | None = read_timeout
+    on_timeout: Callable[[], HyperTimeout]
+    if deadline_at is None:
+        # The usual case: the message is only written if the wait expires.
+        on_timeout = partial(_no_response_in_time, shown, read_timeout)
+    else:
+        timeout, on_timeout = wait_limit(read_timeout, deadline_at, f"no response on stream {shown}")
     try:
         raw_headers = session.await_headers(stream_id, timeout, on_timeout)
     except HyperError as exc:
@@ -231,6 +238,11 @@ def await_response(
     except HyperError:
         session.discard(stream_id)
         raise
+
+
+def _no_response_in_time(shown: int, read_timeout: float | None) -> HyperTimeout:
+    # As wait_limit() words it without a deadline.
+    return ReadTimeout(f"no response on stream {shown} within the read timeout of {read_timeout} s")
 
 
 def wait_limit(
