@@ -10,7 +10,7 @@ neither the network, TLS, h2 nor the server's scheduling is in the figure.
     python -m bench.api_micro --ab /work/main      # A/B: this tree against another, alternating
 
 ``--ab OTHER`` runs the measurement in fresh processes, alternating between
-this tree and ``OTHER`` for ``--rounds`` rounds; each process imports
+this tree (or ``--a TREE``) and ``OTHER`` for ``--rounds`` rounds; each process imports
 ``hyper`` from its own tree only (``PYTHONPATH`` is that tree, the working
 directory too, and the process reports ``hyper.__file__``, checked against
 the tree), and the table gives the median of the same-round ratios. The
@@ -27,6 +27,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 import timeit
 from collections.abc import Callable
 from typing import Any
@@ -154,11 +155,16 @@ def cases() -> dict[str, Callable[[], object]]:
 
 
 def measure(number: int, repeat: int) -> dict[str, float]:
-    """Best of ``repeat`` timings of ``number`` calls of each case, in microseconds per call."""
+    """Best of ``repeat`` timings of ``number`` calls of each case, in microseconds per call.
+
+    Timed with this process's CPU time, not the wall clock: on a shared
+    machine the wall clock also counts the time other processes ran.
+    """
     results: dict[str, float] = {}
     for name, case in cases().items():
         case()  # warm up, and fail early
-        best = min(timeit.repeat(case, number=number, repeat=repeat))
+        timer = timeit.Timer(case, timer=time.process_time)
+        best = min(timer.repeat(number=number, repeat=repeat))
         results[name] = best / number * 1e6
     return results
 
@@ -183,9 +189,9 @@ def run_in(tree: str, number: int, repeat: int) -> dict[str, Any]:
     return result
 
 
-def ab(other: str, rounds: int, number: int, repeat: int) -> None:
-    """Alternate this tree and ``other``; print medians and same-round ratios (this / other)."""
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+def ab(other: str, rounds: int, number: int, repeat: int, here: str | None = None) -> None:
+    """Alternate ``here`` (this tree) and ``other``; print medians and same-round ratios (here / other)."""
+    here = here or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ratios: dict[str, list[float]] = {}
     times: dict[str, dict[str, list[float]]] = {"A": {}, "B": {}}
     for index in range(rounds):
@@ -219,12 +225,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-n", "--number", type=int, default=2000, help="calls per timing (2000)")
     parser.add_argument("-r", "--repeat", type=int, default=7, help="timings per case; the best counts (7)")
     parser.add_argument("--ab", metavar="OTHER_TREE", help="compare with the hyper of another source tree")
+    parser.add_argument("--a", metavar="TREE", help="side A of --ab (default: this tree)")
     parser.add_argument("--rounds", type=int, default=5, help="A/B rounds, alternating order (5)")
     parser.add_argument("--json", action="store_true", help="one JSON object (used by --ab)")
     parser.add_argument("--check", action="store_true", help="print the request fields the stub received")
     args = parser.parse_args(argv)
     if args.ab:
-        ab(args.ab, args.rounds, args.number, args.repeat)
+        ab(args.ab, args.rounds, args.number, args.repeat, args.a)
         return
     if args.check:
         check()
