@@ -175,9 +175,9 @@ def to_header_map(headers: HeadersType) -> HTTPHeaderMap:
     :class:`HTTPHeaderMap`, or an iterable of ``(name, value)`` pairs; each
     field goes through :func:`checked_field`.
     """
-    header_map = HTTPHeaderMap()
     if headers is None:
-        return header_map
+        return HTTPHeaderMap.from_wire([])  # what HTTPHeaderMap() gives, without its argument loops
+    header_map = HTTPHeaderMap()
     pairs: Iterable[Any]
     if isinstance(headers, HTTPHeaderMap):
         pairs = headers.items()
@@ -272,10 +272,15 @@ def declared_length(
         if not all(_DIGITS.fullmatch(value) for value in given) or len(set(given)) != 1:
             raise InvalidHeader(f"invalid content-length {given!r}")
         return int(given[0])
-    name = method.decode("latin-1") if isinstance(method, (bytes, bytearray)) else method
-    if body.length is not None and not (no_body and name.upper() not in METHODS_WITH_BODY):
-        header_map[b"content-length"] = to_bytes(body.length)
-    return body.length
+    length = body.length
+    if length is None:
+        return None
+    if no_body:
+        name = method.decode("latin-1") if isinstance(method, (bytes, bytearray)) else method
+        if name.upper() not in METHODS_WITH_BODY:
+            return length  # e.g. a GET: no content-length: 0 (RFC 9110 section 8.6)
+    header_map[b"content-length"] = to_bytes(length)
+    return length
 
 
 def is_empty(body: RequestBody, declared: int | None) -> bool:
