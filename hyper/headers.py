@@ -59,7 +59,8 @@ def decode_value(value: bytes) -> str:
 
 
 def _key(name: HeaderKey) -> bytes:
-    # bytes is what hyper itself and most callers look up with: skip to_bytes.
+    # bytes is what hyper itself and most callers look up with: skip to_bytes
+    # (the hottest lookups inline this test and skip the call too).
     if type(name) is bytes:
         return name.lower()
     return to_bytes(name).lower()
@@ -146,7 +147,7 @@ class HTTPHeaderMap(MutableMapping[HeaderKey, list[bytes]]):
         self._fields.append((to_bytes(name), to_bytes(value)))
 
     def __getitem__(self, name: HeaderKey) -> list[bytes]:
-        wanted = _key(name)
+        wanted = name.lower() if type(name) is bytes else _key(name)
         values = [v for n, v in self._fields if n.lower() == wanted]
         if not values:
             raise KeyError(name)
@@ -154,7 +155,7 @@ class HTTPHeaderMap(MutableMapping[HeaderKey, list[bytes]]):
 
     def __setitem__(self, name: HeaderKey, value: HeaderValue | list[bytes]) -> None:
         """Replace every value of ``name`` with ``value`` (or each item of a list)."""
-        del_key = _key(name)
+        del_key = name.lower() if type(name) is bytes else _key(name)
         fields = self._fields
         for existing, _ in fields:
             if existing.lower() == del_key:
@@ -190,7 +191,7 @@ class HTTPHeaderMap(MutableMapping[HeaderKey, list[bytes]]):
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, (str, bytes)):
             return False
-        wanted = _key(name)
+        wanted = name.lower() if type(name) is bytes else _key(name)
         # A plain loop: no generator per lookup (request() asks twice per request).
         for existing, _ in self._fields:
             if existing.lower() == wanted:
@@ -207,7 +208,7 @@ class HTTPHeaderMap(MutableMapping[HeaderKey, list[bytes]]):
         # What self[name] does, without raising and catching a KeyError for
         # an absent name (the usual answer for content-length and
         # content-encoding, asked on every request and response).
-        wanted = _key(name)
+        wanted = name.lower() if type(name) is bytes else _key(name)
         values = [v for n, v in self._fields if n.lower() == wanted]
         return values if values else default
 
