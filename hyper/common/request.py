@@ -175,9 +175,9 @@ def to_header_map(headers: HeadersType) -> HTTPHeaderMap:
     :class:`HTTPHeaderMap`, or an iterable of ``(name, value)`` pairs; each
     field goes through :func:`checked_field`.
     """
-    if headers is None:
-        return HTTPHeaderMap.from_wire([])  # what HTTPHeaderMap() gives, without its argument loops
     header_map = HTTPHeaderMap()
+    if headers is None:
+        return header_map
     pairs: Iterable[Any]
     if isinstance(headers, HTTPHeaderMap):
         pairs = headers.items()
