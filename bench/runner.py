@@ -64,9 +64,10 @@ _SCRUBBED_ENV = (
 # ---------------------------------------------------------------------------
 
 
-def _worker_env() -> dict[str, str]:
+def _worker_env(import_first: Path | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    first = [str(import_first)] if import_first is not None else []
+    env["PYTHONPATH"] = os.pathsep.join([*first, str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])])
     env.pop("PYTHONWARNINGS", None)
     return env
 
@@ -89,12 +90,17 @@ def _spec(client: str, workload: str, server: BenchServer, sizes: Sizes, port: i
     }
 
 
-def run_subprocess(argv: list[str], timeout: float) -> dict[str, Any]:
-    """Run a worker; its result, or a "stalled" result if it overran *timeout*."""
+def run_subprocess(argv: list[str], timeout: float, import_first: Path | None = None) -> dict[str, Any]:
+    """Run a worker; its result, or a "stalled" result if it overran *timeout*.
+
+    *import_first*: a directory whose packages shadow the repository's (the
+    A/B comparison puts another revision's ``hyper`` there).  It is also the
+    working directory, because ``python -m`` puts that first on ``sys.path``.
+    """
     proc = subprocess.Popen(
         argv,
-        cwd=REPO_ROOT,
-        env=_worker_env(),
+        cwd=REPO_ROOT if import_first is None else import_first,
+        env=_worker_env(import_first),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -122,8 +128,12 @@ def run_one(
     sizes: Sizes,
     work_dir: Path,
     tls_port: int | None,
+    import_first: Path | None = None,
 ) -> dict[str, Any] | None:
-    """One run; ``None`` when *client* has no such workload."""
+    """One run; ``None`` when *client* has no such workload.
+
+    *import_first* (Python clients only): see :func:`run_subprocess`.
+    """
     # Workers report "stalled" themselves when the timed part overruns the
     # timeout; the kill at timeout + grace covers hangs during set-up.
     grace = 10.0
@@ -139,7 +149,7 @@ def run_one(
             return None  # the floor client only downloads (issue 14)
         spec = _spec(client, workload, server, sizes, server.port)
         argv = [sys.executable, "-m", "bench.worker", json.dumps(spec)]
-        result = run_subprocess(argv, sizes.timeout + grace)
+        result = run_subprocess(argv, sizes.timeout + grace, import_first)
     else:
         runner = external.run_h2load if client == "h2load" else external.run_curl
         if client == "curl" and workload == "threads":

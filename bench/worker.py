@@ -127,6 +127,9 @@ def run_workload(client: Client, spec: dict[str, Any]) -> dict[str, Any]:
     if profiler is not None:
         profiler.enable()
     started = time.perf_counter()
+    # CPU time of the whole process (every thread): what the client itself
+    # costs, much less moved by other processes than the wall clock is.
+    cpu_started = time.process_time()
     if workload == "seq":
         count = sizes["seq_requests"]
         done = sum(len(client.get(small)) for _ in range(count))
@@ -149,6 +152,7 @@ def run_workload(client: Client, spec: dict[str, Any]) -> dict[str, Any]:
     else:
         raise ValueError(f"unknown workload {workload!r}")
     elapsed = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     watchdog.cancel()
     if profiler is not None:
         profiler.disable()
@@ -158,6 +162,7 @@ def run_workload(client: Client, spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "ok": True,
         "elapsed": elapsed,
+        "cpu_seconds": cpu_seconds,
         "amount": amount,
         "protocol": client.protocol,
         "rss_base_kib": rss_before,
@@ -176,6 +181,11 @@ def main(argv: list[str]) -> int:
             client.close()
     except Exception as exc:  # noqa: BLE001 -- every failure becomes a report line
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    # Which hyper this process ran: the A/B comparison (bench/compare.py)
+    # checks that each side imported its own revision's tree.
+    hyper = sys.modules.get("hyper")
+    if hyper is not None:
+        result["hyper_file"] = getattr(hyper, "__file__", None)
     print(RESULT_MARKER + json.dumps(result), flush=True)
     return 0
 

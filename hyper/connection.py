@@ -22,10 +22,10 @@ import logging
 import ssl
 import threading
 from collections.abc import Iterator
-from types import TracebackType
 from typing import Any, Union
 
 from .common.body import BodyType, prepare_body
+from .common.closing import ClosesOnExit
 from .common.options import connection_options
 from .common.request import HeadersType, TimeoutType, request_line
 from .common.stream_ids import checked_stream_id
@@ -53,7 +53,7 @@ Response = Union[HTTP20Response, HTTP11Response]
 _H2_OPTIONS = frozenset(inspect.signature(HTTP20Connection).parameters) - {"kwargs"}
 
 
-class HTTPConnection:
+class HTTPConnection(ClosesOnExit):
     """A connection that speaks HTTP/2 when the server can, HTTP/1.1 otherwise.
 
     The arguments are those of :class:`~hyper.HTTP20Connection`; options
@@ -366,17 +366,6 @@ class HTTPConnection:
             # The negotiating thread fails on the closed sockets; forget its choice anyway.
             self._delegate = None
             self._upgrade_pending = False
-
-    def __enter__(self) -> HTTPConnection:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         scheme = "https" if self.secure else "http"

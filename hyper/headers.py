@@ -59,6 +59,10 @@ def decode_value(value: bytes) -> str:
 
 
 def _key(name: HeaderKey) -> bytes:
+    # bytes is what hyper itself and most callers look up with: skip to_bytes
+    # (the hottest lookups inline this test and skip the call too).
+    if type(name) is bytes:
+        return name.lower()
     return to_bytes(name).lower()
 
 
@@ -128,8 +132,13 @@ class HTTPHeaderMap(MutableMapping[HeaderKey, list[bytes]]):
 
     @classmethod
     def from_wire(cls, fields: list[tuple[bytes, bytes]]) -> HTTPHeaderMap:
-        """A map of fields that are already ``bytes`` (as h2 hands them over)."""
-        header_map = cls()
+        """A map of fields that are already ``bytes`` (as h2 hands them over).
+
+        The map takes ``fields`` over as it is (no copy): one per response.
+        """
+        # __new__ alone: __init__ would only set an empty list to replace (a
+        # subclass gets its own __init__ run, whatever it sets up).
+        header_map = cls.__new__(cls) if cls is HTTPHeaderMap else cls()
         header_map._fields = fields
         return header_map
 
@@ -138,7 +147,7 @@ class HTTPHeaderMap(MutableMapping[HeaderKey, list[bytes]]):
         self._fields.append((to_bytes(name), to_bytes(value)))
 
     def __getitem__(self, name: HeaderKey) -> list[bytes]:
-        wanted = _key(name)
+        wanted = name.lower() if type(name) is bytes else _key(name)
         values = [v for n, v in self._fields if n.lower() == wanted]
         if not values:
             raise KeyError(name)
@@ -146,11 +155,20 @@ class HTTPHeaderMap(MutableMapping[HeaderKey, list[bytes]]):
 
     def __setitem__(self, name: HeaderKey, value: HeaderValue | list[bytes]) -> None:
         """Replace every value of ``name`` with ``value`` (or each item of a list)."""
-        del_key = _key(name)
-        self._fields = [(n, v) for n, v in self._fields if n.lower() != del_key]
-        values = value if isinstance(value, list) else [value]
-        for item in values:
-            self.add(name, item)
+        del_key = name.lower() if type(name) is bytes else _key(name)
+        fields = self._fields
+        for existing, _ in fields:
+            if existing.lower() == del_key:
+                # Only when there is something to remove: a new name (the
+                # usual case, e.g. request() adding accept-encoding) keeps the list.
+                self._fields = fields = [(n, v) for n, v in fields if n.lower() != del_key]
+                break
+        raw_name = to_bytes(name)
+        if isinstance(value, list):
+            for item in value:  # one by one, as add() would: a bad item stops there
+                fields.append((raw_name, to_bytes(item)))
+        else:
+            fields.append((raw_name, to_bytes(value)))
 
     def __delitem__(self, name: HeaderKey) -> None:
         wanted = _key(name)
@@ -173,8 +191,12 @@ class HTTPHeaderMap(MutableMapping[HeaderKey, list[bytes]]):
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, (str, bytes)):
             return False
-        wanted = _key(name)
-        return any(n.lower() == wanted for n, _ in self._fields)
+        wanted = name.lower() if type(name) is bytes else _key(name)
+        # A plain loop: no generator per lookup (request() asks twice per request).
+        for existing, _ in self._fields:
+            if existing.lower() == wanted:
+                return True
+        return False
 
     @overload
     def get(self, name: HeaderKey) -> list[bytes] | None: ...
@@ -183,10 +205,12 @@ class HTTPHeaderMap(MutableMapping[HeaderKey, list[bytes]]):
 
     def get(self, name: HeaderKey, default: object = None) -> object:
         """All values of ``name`` as a list, or ``default`` when absent."""
-        try:
-            return self[name]
-        except KeyError:
-            return default
+        # What self[name] does, without raising and catching a KeyError for
+        # an absent name (the usual answer for content-length and
+        # content-encoding, asked on every request and response).
+        wanted = name.lower() if type(name) is bytes else _key(name)
+        values = [v for n, v in self._fields if n.lower() == wanted]
+        return values if values else default
 
     def get_first(self, name: HeaderKey, default: bytes | None = None) -> bytes | None:
         """The first value of ``name``, or ``default``."""

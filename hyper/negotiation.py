@@ -2,7 +2,8 @@
 
 :class:`~hyper.HTTPConnection` decides when to negotiate and which
 connection gets the result; this module does the two negotiations
-themselves, through the connections' public (or documented-internal) calls:
+themselves, through the connections' public (or documented-internal) calls,
+never their private ones:
 
 * TLS: one handshake offering ALPN ``h2`` and ``http/1.1``
   (:func:`connect_offering_alpn`); the socket then goes to the chosen
@@ -18,7 +19,6 @@ themselves, through the connections' public (or documented-internal) calls:
 from __future__ import annotations
 
 import logging
-import socket
 import ssl
 
 from .common.proxy import ProxyConfig, connect_authority
@@ -27,7 +27,6 @@ from .common.transport import open_transport
 from .common.url import request_target
 from .http11.connection import HTTP11Connection
 from .http20.connection import HTTP20Connection
-from .http20.core import H2Core
 
 log = logging.getLogger("hyper")
 
@@ -71,7 +70,7 @@ def request_with_h2c_upgrade(
     with prior knowledge only makes ``h1`` raise
     :class:`~hyper.http11.wire.PriorKnowledgeOnly`.
     """
-    core = _upgrade_core(h2)
+    core = h2.new_core()
     # The client's SETTINGS go in HTTP2-Settings; h2 treats them as sent.
     settings = core.initiate_upgrade(head=method.upper() == "HEAD")
     header_map = to_header_map(headers)
@@ -79,31 +78,12 @@ def request_with_h2c_upgrade(
     header_map.add(b"connection", b"Upgrade, HTTP2-Settings")
     header_map[b"upgrade"] = b"h2c"
     header_map[b"http2-settings"] = settings
-    stream_id = h1._request(method, url, None, header_map)  # its Upgrade fields are hyper's own
+    stream_id = h1.request_offering_upgrade(method, url, header_map)
     switched = h1.detach_if_switched(stream_id)
     if switched is None:
         return stream_id, False, settings  # the server answered in HTTP/1.1
     sock, received = switched
-    return _adopt_upgraded(h2, sock, received, core, request_target(url)[0]), True, settings
-
-
-# The two HTTP/2 calls below are still private names of HTTP20Connection
-# (hyper/http20/connection.py belongs to the HTTP/2 refactor); they are named
-# here only, so making them public changes these two functions and nothing else.
-
-
-def _upgrade_core(h2: HTTP20Connection) -> H2Core:
-    """A protocol core configured as ``h2``'s, to prepare the upgrade's HTTP2-Settings."""
-    return h2._new_core()
-
-
-def _adopt_upgraded(
-    h2: HTTP20Connection, sock: socket.socket, received: bytes, core: H2Core, target: str
-) -> int:
-    """``h2`` speaks HTTP/2 on the upgraded socket; the id of the request's stream 1 (sent to ``target``)."""
-    public_id = h2._adopt(sock, received, upgraded=core, target=target)
-    assert public_id is not None  # given a core, _adopt registers stream 1
-    return public_id
+    return h2.adopt_upgraded(sock, received, core, request_target(url)[0]), True, settings
 
 
 def adopt_negotiated(
@@ -111,10 +91,7 @@ def adopt_negotiated(
 ) -> None:
     """``chosen`` speaks on the socket ALPN negotiated (closed if that fails)."""
     try:
-        if isinstance(chosen, HTTP20Connection):
-            chosen._adopt(sock, negotiated_protocol=selected)
-        else:
-            chosen.adopt(sock, negotiated_protocol=selected)
+        chosen.adopt(sock, negotiated_protocol=selected)
     except BaseException:
         sock.close()
         raise

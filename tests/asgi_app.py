@@ -144,16 +144,26 @@ async def _respond(send: Send, status: int, body: bytes = b"", headers: list[Hea
     await send({"type": "http.response.body", "body": body})
 
 
-async def _read_body(receive: Receive) -> bytes | None:
-    """Read the whole request body; ``None`` if the client went away."""
-    chunks: list[bytes] = []
+async def receive_body(receive: Receive, on_chunk: Callable[[bytes], None]) -> bool:
+    """Receive the whole request body, handing each part to ``on_chunk``; False if the client went away.
+
+    Shared with ``tests/fuzz_recorder_app.py``, which hashes the parts as they come.
+    """
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return None
-        chunks.append(message.get("body", b""))
+            return False
+        on_chunk(message.get("body", b""))
         if not message.get("more_body", False):
-            return b"".join(chunks)
+            return True
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """Read the whole request body; ``None`` if the client went away."""
+    chunks: list[bytes] = []
+    if not await receive_body(receive, chunks.append):
+        return None
+    return b"".join(chunks)
 
 
 async def _trailers(scope: Scope, send: Send) -> None:
@@ -323,8 +333,8 @@ async def _http(scope: Scope, receive: Receive, send: Send) -> None:
         await _respond(send, 404, b"not found\n")
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
-    # Answer lifespan events so hypercorn does not log a lifespan error.
+async def answer_lifespan(receive: Receive, send: Send) -> None:
+    """Answer lifespan events so hypercorn does not log a lifespan error (shared with the fuzz recorder)."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
@@ -339,4 +349,4 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "http":
         await _http(scope, receive, send)
     elif scope["type"] == "lifespan":
-        await _lifespan(receive, send)
+        await answer_lifespan(receive, send)

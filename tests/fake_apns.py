@@ -26,7 +26,7 @@ import asyncio
 import json
 from typing import Any
 
-from tests.asgi_app import Receive, Scope, Send, _lifespan
+from tests.asgi_app import Receive, Scope, Send, answer_lifespan
 
 #: The MAX_CONCURRENT_STREAMS the server advertises (hypercorn's config).
 STREAM_LIMIT = 100
@@ -52,7 +52,7 @@ _reset()
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     """The ASGI entry point."""
     if scope["type"] == "lifespan":
-        await _lifespan(receive, send)
+        await answer_lifespan(receive, send)
         return
     body = bytearray()
     while True:

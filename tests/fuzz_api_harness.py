@@ -15,6 +15,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -95,16 +96,9 @@ class RecorderServer:
             self._control = None
 
 
-def recorder_server(
-    tmp_path_factory: pytest.TempPathFactory, server_cert_files: CertFiles, ca_file: str
-) -> Iterator[RecorderServer]:
-    """hypercorn over TLS serving the recording app, with a client for its log.
-
-    Made a fixture by each test module (``pytest.fixture(scope="module")``).
-    """
-    process, port = start_hypercorn(
-        tmp_path_factory.mktemp("hypercorn-fuzz"), server_cert_files, app="tests.fuzz_recorder_app:app"
-    )
+def _serve_recorder(directory: Path, cert: CertFiles | None, ca_file: str | None) -> Iterator[RecorderServer]:
+    """hypercorn (TLS with ``cert``, else cleartext) serving the recording app, until the generator closes."""
+    process, port = start_hypercorn(directory, cert, app="tests.fuzz_recorder_app:app")
     server = RecorderServer(port, ca_file)
     try:
         yield server
@@ -113,17 +107,19 @@ def recorder_server(
         process.stop()
 
 
+def recorder_server(
+    tmp_path_factory: pytest.TempPathFactory, server_cert_files: CertFiles, ca_file: str
+) -> Iterator[RecorderServer]:
+    """hypercorn over TLS serving the recording app, with a client for its log.
+
+    Made a fixture by each test module (``pytest.fixture(scope="module")``).
+    """
+    yield from _serve_recorder(tmp_path_factory.mktemp("hypercorn-fuzz"), server_cert_files, ca_file)
+
+
 def recorder_server_cleartext(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecorderServer]:
     """The recording app on cleartext hypercorn: HTTP/1.1, ``Upgrade: h2c`` and prior knowledge."""
-    process, port = start_hypercorn(
-        tmp_path_factory.mktemp("hypercorn-fuzz-h2c"), None, app="tests.fuzz_recorder_app:app"
-    )
-    server = RecorderServer(port, None)
-    try:
-        yield server
-    finally:
-        server.close()
-        process.stop()
+    yield from _serve_recorder(tmp_path_factory.mktemp("hypercorn-fuzz-h2c"), None, None)
 
 
 def all_stacks() -> str:
@@ -262,28 +258,27 @@ class ProgramRunner:
 
     def stop(self, limit: float, on_stuck: Callable[[], None]) -> None:
         """End the threads; fail if one is still busy after *limit* s."""
-        with self._cond:
+        self._end_workers(limit)
+        if any(worker.is_alive() for worker in self._workers):
+            self._stuck([], limit, on_stuck)
+        if self.errors:
+            raise self.errors[0]
+
+    def _end_workers(self, limit: float) -> None:
+        """Tell every thread to end (a ``None`` step after its queue) and wait up to *limit* s for each."""
+        with self._cond:  # the queues, read by the threads
             for queue in self._queues:
                 queue.append(None)
             self._cond.notify_all()
         for worker in self._workers:
             worker.join(limit)
-        if any(worker.is_alive() for worker in self._workers):
-            self._stuck([], limit, on_stuck)
-        if self.errors:
-            raise self.errors[0]
 
     def _stuck(self, steps: list[Step], limit: float, on_stuck: Callable[[], None]) -> None:
         stacks = all_stacks()
         pending = [step for step in steps if not step.done.is_set()]
         busy = [worker.name for worker in self._workers if worker.is_alive()]
         on_stuck()  # e.g. close the connection, so the threads can end
-        with self._cond:
-            for queue in self._queues:
-                queue.append(None)
-            self._cond.notify_all()
-        for worker in self._workers:
-            worker.join(limit)
+        self._end_workers(limit)
         pytest.fail(f"steps {pending} (threads {busy}) still waiting after {limit} s\n{stacks}")
 
 

@@ -29,13 +29,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+from tests.asgi_app import Receive, Scope, Send, answer_lifespan, receive_body
 
 #: Header naming the fuzzer's id of a request.
 TAG_HEADER = "x-fuzz-tag"
@@ -85,37 +81,26 @@ async def _record(scope: Scope, receive: Receive, send: Send) -> None:
     }
     _records.append(record)
     digest = hashlib.sha256()
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            record["disconnected"] = True
-            return
-        chunk = message.get("body", b"")
+
+    def arrived(chunk: bytes) -> None:
+        # Recorded part by part: a body that never ends still shows what came.
         digest.update(chunk)
         record["body_len"] += len(chunk)
         record["body_sha256"] = digest.hexdigest()
-        if not message.get("more_body", False):
-            break
+
+    if not await receive_body(receive, arrived):
+        record["disconnected"] = True
+        return
     record["complete"] = True
     summary = {key: record[key] for key in ("tag", "method", "target", "body_len", "body_sha256")}
     echo = [(TAG_HEADER.encode(), tag.encode("latin-1"))] if tag is not None else []
     await _respond(send, json.dumps(summary).encode(), echo)
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-
-
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     """The ASGI entry point (``tests.fuzz_recorder_app:app``)."""
     if scope["type"] == "lifespan":
-        await _lifespan(receive, send)
+        await answer_lifespan(receive, send)
     elif scope["type"] == "http":
         if scope["path"].startswith(CONTROL_PREFIX):
             await _log(scope, send)

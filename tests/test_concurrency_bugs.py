@@ -399,7 +399,7 @@ def test_http11_read_after_closing_a_response_mid_body_raises() -> None:
 
 
 def test_a_failed_session_setup_closes_the_socket(monkeypatch: pytest.MonkeyPatch) -> None:
-    import hyper.http20.connection as connection_module
+    import hyper.http20.connecting as connection_module
 
     opened: list[socket.socket] = []
     real_open = connection_module.open_transport

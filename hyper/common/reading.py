@@ -47,6 +47,9 @@ class DecodedBodyReader:
     _limits: Limits
     _decoder: ContentDecoder | None = None
     _decode_choice: bool | None = None
+    # Set by a subclass once its raw body was taken to the end, when _pull
+    # would only return b'': read() then stops without that last call.
+    _body_ended = False
     # Where the request went, as the connection recorded it (_record_request).
     _request_scheme: str | None = None
     _request_authority: str | None = None
@@ -162,6 +165,8 @@ class DecodedBodyReader:
                 if piece:
                     pieces.append(piece)
                     got += len(piece)
+                    if decoder is None and self._body_ended:
+                        break  # the next _pull could only say "the end"
                     continue
                 if decoder is None:
                     break  # _pull returned nothing: the body ended
@@ -234,9 +239,12 @@ class DecodedBodyReader:
     def _decoder_for(self, decode_content: bool) -> ContentDecoder | None:
         if self._decode_choice is None:
             self._decode_choice = decode_content
-            if decode_content:
+            codings = self.headers.get(b"content-encoding") if decode_content else None
+            # No content-encoding at all (most bodies): nothing to decode and
+            # nothing to set up; a decoder would hand every byte on as it came.
+            if codings is not None:
                 decoder = ContentDecoder.for_headers(
-                    self.headers.get(b"content-encoding", []),
+                    codings,
                     self._limits.max_decoded_size,
                     self._limits.max_codings,
                 )

@@ -43,6 +43,17 @@ _BAD_VALUE_BYTE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # non-ASCII digits, all of which int() would take).
 _DIGITS = re.compile(rb"[0-9]+")
 
+# Memos of checks that depend on their argument alone (never of a refusal:
+# only values that passed are stored). Bounded: a memo that fills up is
+# emptied (checked fields) or stops growing (methods, of which a program
+# uses a handful).
+_MAX_REMEMBERED = 256
+_CHECKED_METHODS: dict[str, str] = {}
+_CHECKED_FIELDS: dict[tuple[Any, Any], tuple[bytes, bytes]] = {}
+# The argument types a field memo key may hold: for these, equal keys mean
+# equal results (an int value is left out: True == 1, but True is refused).
+_MEMO_TYPES = (str, bytes)
+
 
 # -- the request line ---------------------------------------------------------------
 
@@ -53,15 +64,25 @@ def request_method(method: str | bytes) -> str:
     A method that is not a token (spaces, control or non-ASCII characters)
     is :class:`~hyper.InvalidHeader`; a wrong type is ``TypeError``.
     """
-    if isinstance(method, str):
+    # Checked twice per request (the request line, then the pseudo-headers),
+    # and a program uses a handful of methods: remember the ones that passed.
+    if type(method) is str:
+        known = _CHECKED_METHODS.get(method)
+        if known is not None:
+            return known
         raw = method.encode("utf-8")
     elif isinstance(method, (bytes, bytearray)):
         raw = bytes(method)
+    elif isinstance(method, str):  # a str subclass: checked, not remembered
+        raw = method.encode("utf-8")
     else:
         raise TypeError(f"method must be a str or bytes such as 'GET', not {type(method).__name__}")
     if not _TOKEN.fullmatch(raw):
         raise InvalidHeader(f"invalid method {method!r}: a method is a token such as 'GET'")
-    return raw.decode("ascii")
+    checked = raw.decode("ascii")
+    if type(method) is str and len(_CHECKED_METHODS) < _MAX_REMEMBERED:
+        _CHECKED_METHODS[method] = checked
+    return checked
 
 
 def request_line(method: str | bytes, url: str | bytes, *, secure: bool, authority: str) -> tuple[str, str]:
@@ -88,6 +109,24 @@ def checked_field(name: HeaderKey, value: HeaderValue) -> tuple[bytes, bytes]:
     ``host`` is converted to IDNA. Raises :class:`~hyper.InvalidHeader`, or
     ``TypeError`` for a name or value that is not str, bytes (or int).
     """
+    # The same fields (user-agent, accept...) come with every request of a
+    # program: a field that passed once passes again, without a second check.
+    memo_key: tuple[Any, Any] | None = None
+    if type(name) in _MEMO_TYPES and type(value) in _MEMO_TYPES:
+        memo_key = (name, value)
+        known = _CHECKED_FIELDS.get(memo_key)
+        if known is not None:
+            return known
+    checked = _checked_field(name, value)
+    if memo_key is not None:
+        if len(_CHECKED_FIELDS) >= _MAX_REMEMBERED:
+            _CHECKED_FIELDS.clear()  # bounded; the fields in use come back at once
+        _CHECKED_FIELDS[memo_key] = checked
+    return checked
+
+
+def _checked_field(name: HeaderKey, value: HeaderValue) -> tuple[bytes, bytes]:
+    """:func:`checked_field` itself, without the memo."""
     if isinstance(name, int):
         raise TypeError(f"header names must be str or bytes, not {type(name).__name__}")
     try:
@@ -233,10 +272,15 @@ def declared_length(
         if not all(_DIGITS.fullmatch(value) for value in given) or len(set(given)) != 1:
             raise InvalidHeader(f"invalid content-length {given!r}")
         return int(given[0])
-    name = method.decode("latin-1") if isinstance(method, (bytes, bytearray)) else method
-    if body.length is not None and not (no_body and name.upper() not in METHODS_WITH_BODY):
-        header_map[b"content-length"] = to_bytes(body.length)
-    return body.length
+    length = body.length
+    if length is None:
+        return None
+    if no_body:
+        name = method.decode("latin-1") if isinstance(method, (bytes, bytearray)) else method
+        if name.upper() not in METHODS_WITH_BODY:
+            return length  # e.g. a GET: no content-length: 0 (RFC 9110 section 8.6)
+    header_map[b"content-length"] = to_bytes(length)
+    return length
 
 
 def is_empty(body: RequestBody, declared: int | None) -> bool:

@@ -31,6 +31,10 @@ _MAX_NAME = 253
 # escape in paths). CR, LF, NUL, space and tab are refused before this.
 _NEEDS_ESCAPE = re.compile(r'[^\x21-\x7e]|["<>`{}]')
 _REFUSED_IN_URL = "\r\n\x00 \t"
+# A path that request_target() would return as it is: '/', then printable
+# ASCII without the characters _NEEDS_ESCAPE escapes and without '#' (a
+# fragment is cut). Almost every path a program requests.
+_PLAIN_PATH = re.compile(r"/[\x21\x24-\x3b\x3d\x3f-\x5f\x61-\x7a\x7c\x7e]*")
 
 
 def split_host_port(host: str, port: int | None = None) -> tuple[str, int]:
@@ -161,6 +165,8 @@ def request_target(url: str | bytes) -> tuple[str, str | None, str | None]:
     non-ASCII characters are percent-encoded as UTF-8 (bytes as they are),
     as browsers and httpx do.
     """
+    if type(url) is str and _PLAIN_PATH.fullmatch(url) is not None:
+        return url, None, None  # the general path below returns it unchanged: skip its steps
     text = _url_text(url)
     if not _encodable(text):  # a lone surrogate: no bytes can carry it
         raise InvalidURL(f"url {url!r} is not valid Unicode (a lone surrogate)")

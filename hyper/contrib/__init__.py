@@ -13,8 +13,10 @@
 
 The package has one module per job: :mod:`~hyper.contrib.adapter` (the
 adapter), :mod:`~hyper.contrib.pool` (connections by site, TLS contexts,
-proxies) and :mod:`~hyper.contrib.raw` (``response.raw``). Everything is
-importable from ``hyper.contrib`` itself, as in hyper 0.7.
+proxies) and :mod:`~hyper.contrib.raw` (``response.raw``). What users import
+is importable from ``hyper.contrib`` itself, as in hyper 0.7; the interfaces
+the modules use between them (``AdapterConnection``, ``SiteKey``...) stay in
+their modules.
 """
 
 from __future__ import annotations

@@ -45,13 +45,13 @@ from .pool import (
     CertArg,
     ConnectionPool,
     ContextCache,
+    SiteKey,
     TimeoutArg,
     VerifyArg,
-    _PoolKey,
     proxy_headers_for,
     select_proxy,
 )
-from .raw import RawResponse, _Connection
+from .raw import AdapterConnection, RawResponse
 
 
 class HTTP20Adapter(requests.adapters.BaseAdapter):
@@ -77,14 +77,14 @@ class HTTP20Adapter(requests.adapters.BaseAdapter):
     """
 
     #: The connection class used when the constructor is given none.
-    connection_class: Callable[..., _Connection] = HTTPConnection
+    connection_class: Callable[..., AdapterConnection] = HTTPConnection
     #: ALPN protocols offered by the contexts made for ``verify``/``cert``;
     #: they must suit :attr:`connection_class`.
     alpn_protocols: tuple[str, ...] = NEGOTIATED_ALPN
 
     def __init__(
         self,
-        connection_class: Callable[..., _Connection] | None = None,
+        connection_class: Callable[..., AdapterConnection] | None = None,
         pool_maxsize: int = 10,
         **connection_kwargs: Any,
     ) -> None:
@@ -177,7 +177,7 @@ class HTTP20Adapter(requests.adapters.BaseAdapter):
 
         raw = RawResponse(response, connection, request, on_body_error)
         if not stream:
-            raw._preload()
+            raw.preload()
         return self.build_response(request, raw)
 
     def build_response(self, request: requests.PreparedRequest, raw: RawResponse) -> requests.Response:
@@ -185,7 +185,7 @@ class HTTP20Adapter(requests.adapters.BaseAdapter):
         response = requests.Response()
         response.status_code = raw.status
         response.reason = raw.reason
-        response.headers = _response_headers(raw._response.headers)
+        response.headers = _response_headers(raw.hyper_response.headers)
         response.encoding = requests.utils.get_encoding_from_headers(response.headers)
         response.raw = raw
         response.url = request.url if isinstance(request.url, str) else str(request.url)
@@ -206,7 +206,7 @@ class HTTP20Adapter(requests.adapters.BaseAdapter):
     # -- hyper 0.7's pool interface ---------------------------------------------
 
     @property
-    def connections(self) -> dict[tuple[str, int, str, CertArg], _Connection]:
+    def connections(self) -> dict[tuple[str, int, str, CertArg], AdapterConnection]:
         """A snapshot of the pool as hyper 0.7 exposed it: ``{(host, port, scheme, cert): connection}``.
 
         One connection per key (the first of its pool). Changing the dict does
@@ -223,7 +223,7 @@ class HTTP20Adapter(requests.adapters.BaseAdapter):
         verify: VerifyArg = True,
         timeout: TimeoutArg = None,
         proxy: str | None = None,
-    ) -> _Connection:
+    ) -> AdapterConnection:
         """The pooled connection :meth:`send` would use for this site (made if needed), as in hyper 0.7."""
         scheme = scheme.lower()
         if port is None:
@@ -240,7 +240,7 @@ class HTTP20Adapter(requests.adapters.BaseAdapter):
         """
         return self._contexts.get(verify, cert, self.alpn_protocols)
 
-    def _evict(self, key: _PoolKey, connection: _Connection) -> None:
+    def _evict(self, key: SiteKey, connection: AdapterConnection) -> None:
         """Drop a broken connection, unless another thread already replaced it."""
         self._pool.evict(key, connection)
 
@@ -295,20 +295,23 @@ def _breaks_connection(exc: HyperError) -> bool:
     return isinstance(exc, (TransportError, ProtocolError))
 
 
+# hyper's failures before the response headers arrived, and the requests
+# exception each becomes; the first match wins, anything else is a
+# ConnectionError.
+_SEND_ERRORS: tuple[tuple[type[HyperError], type[requests.exceptions.RequestException]], ...] = (
+    (ConnectTimeout, requests.exceptions.ConnectTimeout),
+    (ReadTimeout, requests.exceptions.ReadTimeout),
+    (WriteTimeout, requests.exceptions.Timeout),
+    (TLSError, requests.exceptions.SSLError),
+    (ProxyError, requests.exceptions.ProxyError),
+    (InvalidURL, requests.exceptions.InvalidURL),
+    (InvalidHeader, requests.exceptions.InvalidHeader),
+)
+
+
 def _send_error(exc: HyperError, request: requests.PreparedRequest) -> requests.exceptions.RequestException:
     """The requests exception for a failure before the response headers arrived."""
-    if isinstance(exc, ConnectTimeout):
-        return requests.exceptions.ConnectTimeout(exc, request=request)
-    if isinstance(exc, ReadTimeout):
-        return requests.exceptions.ReadTimeout(exc, request=request)
-    if isinstance(exc, WriteTimeout):
-        return requests.exceptions.Timeout(exc, request=request)
-    if isinstance(exc, TLSError):
-        return requests.exceptions.SSLError(exc, request=request)
-    if isinstance(exc, ProxyError):
-        return requests.exceptions.ProxyError(exc, request=request)
-    if isinstance(exc, InvalidURL):
-        return requests.exceptions.InvalidURL(exc, request=request)
-    if isinstance(exc, InvalidHeader):
-        return requests.exceptions.InvalidHeader(exc, request=request)
+    for hyper_error, requests_error in _SEND_ERRORS:
+        if isinstance(exc, hyper_error):
+            return requests_error(exc, request=request)
     return requests.exceptions.ConnectionError(exc, request=request)

@@ -4,6 +4,10 @@ A site is everything that makes two requests unable to share a connection:
 scheme, host, port, TLS settings, timeout and proxy. HTTP/2 connections are
 shared by every request of their site; an HTTP/1.1 connection busy with an
 unread response is passed over for another one, up to ``pool_maxsize``.
+
+:class:`ConnectionPool`, :class:`ContextCache`, :data:`SiteKey` and
+:func:`ssl_context_for` serve :mod:`hyper.contrib.adapter`; the argument
+types and the proxy helpers are also re-exported by :mod:`hyper.contrib`.
 """
 
 from __future__ import annotations
@@ -22,13 +26,17 @@ import requests.utils
 
 from ..common.url import host_literal
 from ..tls import init_context
-from .raw import _Connection
+from .raw import AdapterConnection
+
+__all__ = ["CertArg", "ConnectionPool", "ContextCache", "SiteKey", "TimeoutArg", "VerifyArg"]
+__all__ += ["proxy_headers_for", "proxy_kwargs", "select_proxy", "ssl_context_for"]
 
 TimeoutArg = Union[None, float, tuple[Union[float, None], Union[float, None]]]
 CertArg = Union[None, str, tuple[str, str]]
 VerifyArg = Union[bool, str]
-# Everything that makes two requests unable to share one connection.
-_PoolKey = tuple[str, str, int, VerifyArg, CertArg, TimeoutArg, Union[str, None], tuple[tuple[str, str], ...]]
+#: A site: everything that makes two requests unable to share one connection
+#: (scheme, host, port, verify, cert, timeout, proxy URL, proxy header fields).
+SiteKey = tuple[str, str, int, VerifyArg, CertArg, TimeoutArg, Union[str, None], tuple[tuple[str, str], ...]]
 
 
 class ConnectionPool:
@@ -43,7 +51,7 @@ class ConnectionPool:
 
     def __init__(
         self,
-        make: Callable[..., _Connection],
+        make: Callable[..., AdapterConnection],
         connection_kwargs: Mapping[str, Any],
         pool_maxsize: int,
         context_for: Callable[[VerifyArg, CertArg], ssl.SSLContext | None],
@@ -57,7 +65,7 @@ class ConnectionPool:
         # Guards the pool; never held while waiting on the network (hyper
         # connections connect lazily, on their first request).
         self._lock = threading.Lock()
-        self._sites: dict[_PoolKey, list[_Connection]] = {}
+        self._sites: dict[SiteKey, list[AdapterConnection]] = {}
 
     def get(
         self,
@@ -68,13 +76,13 @@ class ConnectionPool:
         cert: CertArg,
         timeout: TimeoutArg,
         proxy: str | None,
-    ) -> tuple[_Connection, _PoolKey]:
+    ) -> tuple[AdapterConnection, SiteKey]:
         """A connection for this site (made if needed) and the key to :meth:`evict` it by."""
         secure = scheme == "https"
         proxy_headers = tuple(sorted(self._proxy_headers(proxy).items())) if proxy else ()
         if isinstance(cert, list):
             cert = (cert[0], cert[1])  # requests allows a list; keys must be hashable
-        key: _PoolKey = (
+        key: SiteKey = (
             scheme,
             host.lower(),
             port,
@@ -102,7 +110,7 @@ class ConnectionPool:
                 pool.append(connection)
         return connection, key
 
-    def evict(self, key: _PoolKey, connection: _Connection) -> None:
+    def evict(self, key: SiteKey, connection: AdapterConnection) -> None:
         """Drop a broken connection, unless another thread already replaced it."""
         with self._lock:  # the site's list
             pool = self._sites.get(key, [])
@@ -119,7 +127,7 @@ class ConnectionPool:
             for connection in pool:
                 connection.close()
 
-    def sites(self) -> dict[_PoolKey, list[_Connection]]:
+    def sites(self) -> dict[SiteKey, list[AdapterConnection]]:
         """A snapshot: the connections of each site."""
         with self._lock:
             return {key: list(pool) for key, pool in self._sites.items()}

@@ -4,6 +4,13 @@
 ``HTTPResponse``; :class:`_OriginalResponse` stands where urllib3 keeps the
 ``http.client`` response (HTTPie and cookie extraction read it). hyper
 exceptions met while reading a body come out as ``requests`` exceptions.
+
+:class:`AdapterConnection` and :class:`AdapterResponse` say what the adapter
+needs of a hyper connection and response (any connection class given to
+``HTTP20Adapter(connection_class=...)`` must meet the first).
+:meth:`RawResponse.preload` and :attr:`RawResponse.hyper_response` are the
+adapter's interface to the raw response, for :mod:`hyper.contrib` itself:
+``requests`` and the tools built on it use only urllib3's interface.
 """
 
 from __future__ import annotations
@@ -27,13 +34,15 @@ from ..exceptions import (
 from ..headers import HTTPHeaderMap
 from ..http20.response import HTTP20Response
 
+__all__ = ["AdapterConnection", "AdapterResponse", "RawResponse"]
+
 _T = TypeVar("_T")
 
 # iter_content(None) and raw.stream() without a size read what arrived.
 _DEFAULT_STREAM_CHUNK = 64 * 1024
 
 
-class _Response(Protocol):
+class AdapterResponse(Protocol):
     """What the adapter needs of a hyper response (HTTP/2 or HTTP/1.1)."""
 
     status: int
@@ -45,11 +54,15 @@ class _Response(Protocol):
     def close(self) -> None: ...
 
 
-class _Connection(Protocol):
-    """What the adapter needs of a hyper connection class's instances."""
+class AdapterConnection(Protocol):
+    """What the adapter needs of a hyper connection class's instances.
+
+    :class:`~hyper.HTTPConnection`, :class:`~hyper.HTTP20Connection` and
+    :class:`~hyper.HTTP11Connection` all meet it.
+    """
 
     def request(self, method: str, url: str, body: Any = None, headers: Any = None) -> int: ...
-    def getresponse(self, stream_id: int | None = None) -> _Response: ...
+    def getresponse(self, stream_id: int | None = None) -> AdapterResponse: ...
     def close(self) -> None: ...
 
 
@@ -128,12 +141,12 @@ class _OriginalResponse:
         self.msg = _HeaderMessage(headers)
 
     @classmethod
-    def of(cls, response: _Response) -> _OriginalResponse:
+    def of(cls, response: AdapterResponse) -> _OriginalResponse:
         """The stand-in for a hyper response, HTTP/2 or HTTP/1.x."""
         return cls(response.headers, _version_number(response), response.status, response.reason)
 
 
-def _version_number(response: _Response) -> int:
+def _version_number(response: AdapterResponse) -> int:
     """``http.client``'s number for the response's protocol version."""
     if isinstance(response, HTTP20Response):
         return 20
@@ -158,8 +171,8 @@ class RawResponse:
 
     def __init__(
         self,
-        response: _Response,
-        connection: _Connection,
+        response: AdapterResponse,
+        connection: AdapterConnection,
         request: requests.PreparedRequest,
         on_error: Callable[[HyperError], None] | None = None,
     ) -> None:
@@ -182,8 +195,22 @@ class RawResponse:
         self._offset = 0
         self._closed = False
 
-    def _preload(self) -> None:
-        """Read the whole decoded body now (the adapter's ``stream=False`` path)."""
+    @property
+    def hyper_response(self) -> AdapterResponse:
+        """The hyper response this reads the body of (for the adapter: its header fields).
+
+        Read the body through :meth:`read` or :meth:`stream`, not through this
+        object, so that errors come out as ``requests`` exceptions.
+        """
+        return self._response
+
+    def preload(self) -> None:
+        """Read the whole decoded body now, and give the stream back.
+
+        The adapter calls it for a request sent without ``stream=True``, so
+        that network errors surface in ``session.get()`` itself; later
+        :meth:`read` calls then return the stored bytes.
+        """
         data = self._guarded(lambda: self._response.read(decode_content=True))
         self._preloaded = memoryview(data)
         self._response.close()

@@ -17,7 +17,8 @@ decides the policy:
   socket the server closed meanwhile is replaced before use; an idempotent
   request (GET, HEAD, PUT...) without a streaming body is re-sent once if
   the server closed a reused connection without a byte of answer.
-* Sockets: opened here (TLS offering ALPN ``http/1.1``, proxies), or adopted
+* Sockets: opened by :mod:`~hyper.http11.route` (TLS offering ALPN
+  ``http/1.1``, proxies, and the request head each route needs), or adopted
   from :class:`~hyper.HTTPConnection`'s negotiation (:meth:`~HTTP11Connection.adopt`),
   and handed over after ``101 Switching Protocols``
   (:meth:`~HTTP11Connection.detach_if_switched`).
@@ -30,13 +31,10 @@ import socket
 import ssl
 import threading
 import time
-from types import TracebackType
 from typing import Any
 
-import h11
-
 from ..common.body import BodyType, prepare_body
-from ..common.decoding import ACCEPT_ENCODING
+from ..common.closing import ClosesOnExit
 from ..common.options import connection_options
 from ..common.request import (
     HeadersType,
@@ -48,19 +46,9 @@ from ..common.request import (
     to_header_map,
 )
 from ..common.stream_ids import checked_stream_id
-from ..common.transport import open_transport
-from ..common.url import request_target
-from ..exceptions import (
-    ConnectionClosed,
-    HyperError,
-    InvalidHeader,
-    InvalidStreamID,
-    ProtocolError,
-    TLSError,
-)
+from ..exceptions import ConnectionClosed, HyperError, InvalidStreamID, ProtocolError
 from ..headers import HTTPHeaderMap
 from ..limits import Limits
-from ..tls import init_context
 from .channel import Channel
 from .receiving import (
     ExchangeBody,
@@ -69,17 +57,16 @@ from .receiving import (
     wait_head_locked,
 )
 from .response import HTTP11Response
+from .route import RouteToServer
 from .sending import checked_caller_field, send_more, send_request_locked
-from .wire import Exchange, Wire
+from .wire import Exchange
 
 log = logging.getLogger("hyper")
 
-#: ALPN protocols offered by :class:`HTTP11Connection`.
-HTTP11_ALPN: tuple[str, ...] = ("http/1.1",)
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 
-class HTTP11Connection(IncrementalRequests):
+class HTTP11Connection(RouteToServer, IncrementalRequests, ClosesOnExit):
     """One HTTP/1.1 connection (kept alive and re-opened as needed), safe to share between threads.
 
     The calls are those of :class:`~hyper.HTTP20Connection`; ``request()``
@@ -174,36 +161,6 @@ class HTTP11Connection(IncrementalRequests):
         with self._channel.locked():
             self._channel.usable_wire_locked()
 
-    def _open_wire(self) -> Wire:
-        """A new socket to the server (through the proxy, TLS with ALPN ``http/1.1`` if secure)."""
-        context = None
-        if self.secure:
-            context = self.ssl_context or init_context(alpn=HTTP11_ALPN)
-        sock, early = open_transport(
-            self.host,
-            self.port,
-            ssl_context=context,
-            proxy=self.proxy,
-            tunnel=False,
-            connect_timeout=self.connect_timeout,
-        )
-        if isinstance(sock, ssl.SSLSocket):
-            selected = sock.selected_alpn_protocol()
-            if selected not in (None, "http/1.1", "http/1.0"):
-                sock.close()
-                raise TLSError(
-                    f"{self.authority} selected {selected!r} in ALPN, not HTTP/1.1 "
-                    "(use hyper.HTTPConnection to speak whatever the server selects)",
-                    selected_protocol=selected,
-                )
-            self.negotiated_protocol = selected
-        log.debug("connected to %s (HTTP/1.1, %s)", self.authority, "TLS" if self.secure else "cleartext")
-        return self._new_wire(sock, early)
-
-    def _new_wire(self, sock: socket.socket, early: bytes) -> Wire:
-        conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=self.limits.max_header_list_size)
-        return Wire(sock, conn, early)
-
     def adopt(self, sock: socket.socket, early: bytes = b"", negotiated_protocol: str | None = None) -> None:
         """Speak HTTP/1.1 on a socket another layer connected (for :class:`~hyper.HTTPConnection`).
 
@@ -237,8 +194,18 @@ class HTTP11Connection(IncrementalRequests):
             checked_caller_field(name, value)  # before anything is sent
         return self._request(method, url, body, header_map)
 
+    def request_offering_upgrade(self, method: str, url: str, headers: HTTPHeaderMap) -> int:
+        """Send a body-less request whose ``Upgrade`` fields are hyper's own; return its id.
+
+        For :mod:`hyper.negotiation`'s ``h2c`` offer (``upgrade``,
+        ``http2-settings`` and a ``connection`` naming them), which
+        :meth:`request` refuses from a caller. Follow it with
+        :meth:`detach_if_switched`.
+        """
+        return self._request(method, url, None, headers)
+
     def _request(self, method: str, url: str, body: BodyType, headers: HeadersType) -> int:
-        """:meth:`request` without the check of caller fields: hyper's own h2c upgrade sends them."""
+        """:meth:`request` without the check of caller fields (see :meth:`request_offering_upgrade`)."""
         method, url = request_line(method, url, secure=self.secure, authority=self.authority)
         if getattr(self._local, "pending", None) is not None:
             raise HyperError("finish the request started with putrequest() before request()")
@@ -255,25 +222,6 @@ class HTTP11Connection(IncrementalRequests):
             exchange = self._begin_locked(method, target, None)
             send_request_locked(self._channel, exchange, header_map, target, prepared, declared, replayable)
         return exchange.stream_id
-
-    def _prepare(self, method: str, url: str, headers: HeadersType) -> tuple[str, HTTPHeaderMap]:
-        if not method or any(c in method for c in " \r\n\x00\t"):
-            raise InvalidHeader(f"invalid method {method!r}")
-        path, _, authority = request_target(url)
-        header_map = to_header_map(headers)
-        if b"host" not in header_map:
-            header_map[b"host"] = authority if authority is not None else self.authority
-        if b"accept-encoding" not in header_map:
-            header_map[b"accept-encoding"] = ACCEPT_ENCODING
-        target = path
-        if self.proxy is not None and not self.secure and path != "*":
-            # No tunnel in cleartext: the proxy needs the absolute form.
-            host = header_map.get_first(b"host") or self.authority.encode("ascii")
-            target = f"http://{host.decode('latin-1')}{path}"
-            for name, value in self.proxy.headers.items():
-                if name not in header_map:
-                    header_map.add(name, value)
-        return target, header_map
 
     def _begin_locked(self, method: str, target: str, stream_id: int | None) -> Exchange:
         """Make room on the wire for a new exchange (with a reserved id, if given).
@@ -447,17 +395,6 @@ class HTTP11Connection(IncrementalRequests):
                 channel.cond.notify_all()
         finally:
             channel.closing = False
-
-    def __enter__(self) -> HTTP11Connection:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<HTTP11Connection {self._scheme}://{self.authority}>"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import TYPE_CHECKING
 
+from ..common.closing import ClosesOnExit
 from ..common.reading import DecodedBodyReader
 from ..exceptions import ConnectionClosed
 from ..headers import HTTPHeaderMap
@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # the receiving module imports only what it needs at run time
     from .receiving import ExchangeBody
 
 
-class HTTP11Response(DecodedBodyReader):
+class HTTP11Response(DecodedBodyReader, ClosesOnExit):
     """The response to one request sent over an :class:`~hyper.HTTP11Connection`.
 
     The same interface as :class:`~hyper.HTTP20Response`: ``status``,
@@ -87,17 +87,6 @@ class HTTP11Response(DecodedBodyReader):
     def fileno(self) -> int:
         """The connection socket's file descriptor (-1 when it is closed)."""
         return self._body.fileno()
-
-    def __enter__(self) -> HTTP11Response:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<HTTP11Response {self.stream_id} status={self.status}>"

@@ -1,30 +1,32 @@
 """HTTP20Connection: the public face of an HTTP/2 connection.
 
 A thin layer over :class:`~hyper.http20.session.H2Session`: it parses the
-address, opens the socket (TLS with ALPN ``h2``, or cleartext with prior
-knowledge), builds request headers, maps stream ids to responses and opens a
-new session when the old one ended cleanly (e.g. after a graceful GOAWAY).
+address, builds request headers, maps stream ids to responses and hands
+each step to a session. The rest is mixed in, one job per module:
+
+* :mod:`~hyper.http20.connecting`: opening a session (TLS with ALPN ``h2``,
+  or cleartext with prior knowledge), a new one when the old one ended
+  cleanly (e.g. after a graceful GOAWAY), and adopting a socket
+  :class:`~hyper.HTTPConnection` negotiated;
+* :mod:`~hyper.http20.incremental`: ``putrequest``/``endheaders``/``send``;
+* :mod:`~hyper.http20.push_ping_settings`: server push, PING and the
+  server's SETTINGS.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
-from types import TracebackType
 from typing import Any
 
-from ..common.body import BodyType, RequestBody, prepare_body
+from ..common.body import BodyType, prepare_body
+from ..common.closing import ClosesOnExit
 from ..common.decoding import ACCEPT_ENCODING
 from ..common.options import connection_options, keepalive_options
-from ..common.request import (  # noqa: F401 - HeadersType, TimeoutType: documented here
+from ..common.request import (  # noqa: F401 - TimeoutType: documented here
     HeadersType,
-    IncrementalRequests,
-    PendingRequest,
     TimeoutType,
     declared_length,
     is_empty,
@@ -32,24 +34,18 @@ from ..common.request import (  # noqa: F401 - HeadersType, TimeoutType: documen
     to_header_map,
 )
 from ..common.stream_ids import checked_stream_id
-from ..common.transport import open_transport
-from ..common.url import host_literal, origin_of, request_target
-from ..exceptions import (
-    HyperError,
-    InvalidStreamID,
-    TLSError,
-)
+from ..common.url import request_target
+from ..exceptions import InvalidStreamID
 from ..headers import HTTPHeaderMap
 from ..limits import Limits
-from ..tls import H2_ALPN, init_context
-from .core import DEFAULT_CONNECTION_WINDOW, DEFAULT_STREAM_WINDOW, H2Core
+from .connecting import SessionOpening
+from .core import DEFAULT_CONNECTION_WINDOW, DEFAULT_STREAM_WINDOW
 from .fields import build_request_headers
-from .keepalive import Keepalive
-from .push import HTTP20Push
+from .incremental import H2IncrementalRequests
+from .push_ping_settings import PushPingSettings
 from .response import HTTP20Response, await_response, public_stream_ids
 from .session import H2Session
 from .sessions import SessionSet
-from .settings import LegacySettingsGuard, RemoteSettings
 from .stream_ids import StreamHandle, StreamRegistry
 from .window import BaseFlowControlManager, FlowControlManager
 
@@ -59,7 +55,7 @@ log = logging.getLogger("hyper")
 _SESSION_ATTEMPTS = 3
 
 
-class HTTP20Connection(IncrementalRequests):
+class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, ClosesOnExit):
     """One HTTP/2 connection, shared safely by any number of threads.
 
     :param host: ``'host'``, ``'host:port'`` or ``'[v6addr]:port'``.
@@ -178,116 +174,6 @@ class HTTP20Connection(IncrementalRequests):
         # Per thread: its pending putrequest() and its latest request's id.
         self._local = threading.local()
 
-    # -- connecting ----------------------------------------------------------
-
-    def connect(self) -> None:
-        """Open the connection now instead of at the first request."""
-        self._current_session()
-
-    def _current_session(self) -> H2Session:
-        return self._sessions.usable(self._open_session)
-
-    def _open_session(self) -> H2Session:
-        # The core first: once the socket is open, nothing may raise before
-        # the session owns (and on failure closes) it.
-        core = self._new_core()
-        try:
-            sock, received = open_transport(
-                self.host,
-                self.port,
-                ssl_context=(self.ssl_context or init_context(alpn=H2_ALPN)) if self.secure else None,
-                proxy=self.proxy,
-                tunnel=True,
-                connect_timeout=self.connect_timeout,
-            )
-        except BaseException:
-            # h2's state is a reference cycle until released: without this a
-            # failed connect (a server restarting, say) leaves it to the
-            # cyclic garbage collector.
-            core.release()
-            raise
-        if isinstance(sock, ssl.SSLSocket):
-            selected = sock.selected_alpn_protocol()
-            self.negotiated_protocol = selected
-            if selected != "h2" and self.force_proto is None:
-                sock.close()
-                core.release()
-                raise TLSError(
-                    f"{host_literal(self.host)}:{self.port} did not select HTTP/2 in ALPN "
-                    f"(it selected {selected!r}); pass force_proto='h2' to try anyway",
-                    selected_protocol=selected,
-                )
-        log.debug(
-            "connected to %s:%d (%s, protocol %s)",
-            host_literal(self.host),
-            self.port,
-            "TLS" if self.secure else "cleartext",
-            self.negotiated_protocol or "h2 prior knowledge",
-        )
-        # H2Session closes the socket itself if its own setup fails.
-        session = H2Session(sock, core, self.read_timeout, self.read_timeout)
-        try:
-            session.start(received)
-        except BaseException:
-            session.close()
-            raise
-        self._start_keepalive(session)
-        return session
-
-    def _new_core(self) -> H2Core:
-        return H2Core(
-            window_manager=self.window_manager,
-            stream_window=self._stream_window,
-            connection_window=self._connection_window,
-            limits=self.limits,
-            enable_push=self.enable_push,
-            origin=origin_of(self._scheme, self.authority),
-        )
-
-    # -- adopting a socket (used by hyper.HTTPConnection) ---------------------------
-
-    def _adopt(
-        self,
-        sock: socket.socket,
-        received: bytes = b"",
-        negotiated_protocol: str | None = None,
-        upgraded: H2Core | None = None,
-        target: str = "",
-    ) -> int | None:
-        """Speak HTTP/2 on a socket another layer connected (ALPN or h2c upgrade).
-
-        ``received`` holds bytes the server already sent. With ``upgraded``
-        (a core prepared by :meth:`H2Core.initiate_upgrade`), stream 1 is the
-        request that carried ``Upgrade: h2c``; its public id is returned so
-        ``getresponse()`` finds its response. Later connections (after
-        GOAWAY or close()) are opened as usual, with prior knowledge in
-        cleartext.
-        """
-        core = upgraded or self._new_core()
-        session = H2Session(sock, core, self.read_timeout, self.read_timeout)
-        try:
-            if upgraded is not None:
-                session.start_upgraded(received)
-            else:
-                session.start(received)
-        except BaseException:
-            session.close()
-            raise
-        self._start_keepalive(session)
-        self.negotiated_protocol = negotiated_protocol
-        self._sessions.adopt(session)
-        if upgraded is None:
-            return None
-        return self._register(session, 1, target=target)[0]
-
-    def _start_keepalive(self, session: H2Session) -> None:
-        if self.keepalive is not None and self.keepalive_timeout is not None:
-            try:
-                Keepalive(session, self.keepalive, self.keepalive_timeout).start()
-            except BaseException:
-                session.close()
-                raise
-
     # -- sending requests -----------------------------------------------------
 
     def request(
@@ -387,101 +273,6 @@ class HTTP20Connection(IncrementalRequests):
             raise InvalidStreamID("no request was sent from this thread yet", None)
         return latest
 
-    # -- the incremental form ---------------------------------------------------
-
-    def putrequest(self, method: str, selector: str, **kwargs: Any) -> int:
-        """Start a request to be completed with putheader/endheaders/send.
-
-        Returns the stream id the request will use. Nothing is sent and
-        nothing is held until :meth:`endheaders`: other threads' requests go
-        on meanwhile, and a request abandoned before ``endheaders()`` costs
-        nothing (the wire stream id is taken when the HEADERS leave). A
-        second ``putrequest()`` in the same thread before ``endheaders()``
-        abandons the first: nothing of it was sent and its id is never used.
-        """
-        method, selector = request_line(method, selector, secure=self.secure, authority=self.authority)
-        # Only this thread ever sees its pending request, and nothing of it has
-        # left yet, so replacing it needs no lock and leaves nothing behind.
-        path, header_map = self._prepare(method, selector, None)
-        stream_id = self._registry.take_id()
-        self._local.pending = PendingRequest(method, path, header_map, stream_id)
-        return stream_id
-
-    def endheaders(
-        self, message_body: BodyType = None, final: bool = False, stream_id: int | None = None
-    ) -> None:
-        """Send the request's HEADERS, then ``message_body`` if given.
-
-        With ``final`` the request is complete (END_STREAM goes with the
-        HEADERS, or after ``message_body``); without it, more body may follow
-        with :meth:`send`, the last part with ``final=True``. The stream's
-        wire id is taken only now. If the headers cannot be sent (a refused
-        field, a connection that failed), the request is abandoned: start
-        again with :meth:`putrequest`.
-
-        ``content-length`` is added from ``message_body`` only with ``final``
-        (only then is it the whole body). A ``content-length`` put with
-        :meth:`putheader` holds for the whole body, every :meth:`send`
-        included: bytes beyond it are refused before they are sent, and a
-        body that ends short of it fails at ``final``; either raises
-        :class:`~hyper.exceptions.BodyLengthError` and resets the stream.
-        """
-        pending = self._pending(stream_id)
-        # The request leaves this thread's hands whatever happens next.
-        self._local.pending = None
-        headers = pending.headers
-        body = prepare_body(message_body) if message_body is not None else None
-        # Without final, more body may follow with send(): message_body's
-        # length is not the request's, and declaring it would make the rest
-        # a protocol error (RFC 9113 section 8.1.1) that costs the server
-        # the whole connection's streams.
-        if final and body is not None and body.length is not None and b"content-length" not in headers:
-            headers[b"content-length"] = body.length
-        # The caller's content-length (checked, else InvalidHeader before
-        # anything is sent) or ours; None when the length is not known.
-        declared = declared_length(headers, RequestBody(None, iter(())), pending.method, True)
-        # A declared length with no body to match it must fail at final, not
-        # leave as HEADERS that end a malformed request.
-        end_stream = final and body is None and not declared
-        _, handle = self._send_headers(
-            pending.method,
-            pending.target,
-            headers,
-            end_stream,
-            public_id=pending.stream_id,
-            declared=declared,
-        )
-        if body is None and final and not end_stream:
-            body = prepare_body(None)
-        if body is not None:
-            self._send_data(pending.stream_id, handle, body, final)
-
-    def send(self, data: BodyType, final: bool = False, stream_id: int | None = None) -> None:
-        """Send (more) body data on a stream whose headers went out with endheaders.
-
-        Without ``stream_id``, the stream of this thread's latest request
-        (never another thread's, sent in between). ``final=True`` ends the
-        request.
-
-        Raises :class:`~hyper.exceptions.InvalidStreamID` when the request
-        was already ended (by ``final=True`` here or in :meth:`endheaders`,
-        or a :meth:`request`), or its stream was reset after a failed send
-        or a closed response: the bytes would go nowhere. Raises
-        :class:`~hyper.exceptions.BodyLengthError` (and resets the stream)
-        when the body would exceed a declared ``content-length``, before
-        the excess is sent, or ends short of it at ``final``. When the
-        server already answered and stopped the upload (RFC 9113 section
-        8.1), the rest is dropped quietly: read the response.
-        """
-        if stream_id is None:
-            stream_id = self._latest_of_this_thread()
-        handle = self._handle(checked_stream_id(stream_id))
-        self._send_data(stream_id, handle, prepare_body(data), final)
-
-    def _send_data(self, stream_id: int, handle: StreamHandle, body: RequestBody, final: bool) -> None:
-        with public_stream_ids(handle.wire_id, stream_id):
-            handle.session.send_body(handle.wire_id, body, end_stream=final)
-
     # -- responses ------------------------------------------------------------
 
     def getresponse(self, stream_id: int | None = None) -> HTTP20Response:
@@ -523,90 +314,6 @@ class HTTP20Connection(IncrementalRequests):
     def _handle(self, stream_id: int) -> StreamHandle:
         return self._registry.handle(stream_id)
 
-    # -- server push and ping -----------------------------------------------------
-
-    def get_pushes(self, stream_id: int | None = None, capture_all: bool = False) -> Iterator[HTTP20Push]:
-        """The server pushes promised on a request stream, as :class:`~hyper.HTTP20Push` objects.
-
-        ``stream_id`` is the request's stream (by default the most recent
-        request sent from this thread). Each push is returned once, whichever call takes it. With
-        ``capture_all`` the iterator also waits (each wait bounded by the read
-        timeout) for pushes still to come, until that request's response has
-        fully arrived; otherwise it returns the pushes received so far.
-        """
-        if not self.enable_push:
-            raise HyperError("server push is disabled on this connection; pass enable_push=True")
-        if stream_id is None:
-            stream_id = self._latest_of_this_thread()
-        stream_id = checked_stream_id(stream_id)
-        handle, known = self._registry.push_parent(stream_id)
-        if handle is None:
-            if known:
-                # An older request whose pushes were all handed out (or that
-                # never got any): nothing more can come for it.
-                return iter(())
-            raise InvalidStreamID(f"no request was sent on stream {stream_id} of this connection", stream_id)
-        return self._pushes_of(handle.session, handle.wire_id, stream_id, capture_all)
-
-    def _pushes_of(
-        self, session: H2Session, wire_id: int, stream_id: int, capture_all: bool
-    ) -> Iterator[HTTP20Push]:
-        while True:
-            # Taken (and waited for) under the session's state lock; yielded
-            # without it, so the caller may read responses meanwhile.
-            promises, more_to_come = session.take_pushes(wire_id, capture_all, self.read_timeout)
-            for promise in promises:
-                yield HTTP20Push(session, promise, stream_id, self.read_timeout, self.limits)
-            if not more_to_come:
-                return
-
-    def ping(self, opaque_data: bytes | str | None = None) -> float:
-        """Send PING and wait (bounded by the read timeout) for its ACK; return the round trip in seconds.
-
-        ``opaque_data`` is the 8-byte payload (``str`` is encoded as UTF-8, as
-        hyper 0.7 did); by default a random one, so concurrent pings from
-        several threads never answer each other.
-        """
-        # hyper 0.7 took str too (apns2's heartbeat sends '-' * 8), as UTF-8.
-        if isinstance(opaque_data, str):
-            opaque_data = opaque_data.encode("utf-8")
-        elif opaque_data is not None and not isinstance(opaque_data, (bytes, bytearray, memoryview)):
-            # bytes(8) would silently make eight zero bytes.
-            raise TypeError(f"PING data must be bytes or str, not {type(opaque_data).__name__}")
-        payload = os.urandom(8) if opaque_data is None else bytes(opaque_data)
-        if len(payload) != 8:
-            raise ValueError(f"PING data must be exactly 8 bytes, not {len(payload)}")
-        return self._current_session().ping(payload, self.read_timeout)
-
-    # -- the server's SETTINGS, and hyper 0.7's _conn ----------------------------
-
-    @property
-    def remote_settings(self) -> RemoteSettings:
-        """The server's current SETTINGS, as a read-only snapshot.
-
-        Connects first if needed and waits (bounded by the read timeout) for
-        the server's first SETTINGS frame. The server may change them later:
-        read again rather than keeping the snapshot.
-        """
-        return RemoteSettings.from_codes(self._current_session().remote_settings(self.read_timeout))
-
-    @property
-    def max_concurrent_streams(self) -> int:
-        """How many streams the server lets this connection have open at once (see :attr:`remote_settings`).
-
-        h2 reports ``2**32 + 1`` when the server set no limit.
-        """
-        return self.remote_settings.max_concurrent_streams
-
-    @property
-    def _conn(self) -> LegacySettingsGuard:
-        """hyper 0.7 compatibility: ``with conn._conn as h2conn: h2conn.remote_settings``.
-
-        apns2 reads the server's stream limit this way. New code should use
-        :attr:`remote_settings` or :attr:`max_concurrent_streams`.
-        """
-        return LegacySettingsGuard(lambda: self.remote_settings)
-
     # -- closing ----------------------------------------------------------------
 
     def close(self, error: int = 0, *, error_code: int | None = None) -> None:
@@ -625,17 +332,6 @@ class HTTP20Connection(IncrementalRequests):
             session.close(error)
         if sessions:
             log.debug("connection to %s closed", self.authority)
-
-    def __enter__(self) -> HTTP20Connection:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<HTTP20Connection {self._scheme}://{self.authority}>"

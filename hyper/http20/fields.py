@@ -7,6 +7,7 @@ send, and turns a malformed response into an error of that stream only.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from ..common.request import request_method
@@ -36,17 +37,17 @@ def build_request_headers(
     ``:authority``. The method must be a token (``str`` or ``bytes``).
     """
     method = request_method(method)
-    for text, what in ((path, "path"), (authority, "authority")):
-        if not text or any(c in text for c in "\r\n\x00 "):
-            raise InvalidHeader(f"invalid {what} {text!r}")
+    if not path or _BAD_IN_PSEUDO.search(path) is not None:
+        raise InvalidHeader(f"invalid path {path!r}")
+    if not authority or _BAD_IN_PSEUDO.search(authority) is not None:
+        raise InvalidHeader(f"invalid authority {authority!r}")
     fields: list[tuple[bytes, bytes]] = []
     for name, value in headers:
         lower = name.lower()
-        if not lower or lower.startswith(b":") or b" " in lower or b":" in lower:
-            raise InvalidHeader(f"invalid header name {name!r}")
-        for bad in _FORBIDDEN_IN_FIELDS:
-            if bad in name or bad in value:
-                raise InvalidHeader(f"header {name!r} contains CR, LF or NUL")
+        # One search per name and per value finds anything unusual; the
+        # field-by-field checks then say which rule it breaks.
+        if not lower or _SUSPECT_IN_NAME.search(lower) is not None or _CR_LF_NUL.search(value) is not None:
+            _refuse_field(name, value, lower)
         if lower in _CONNECTION_SPECIFIC:
             continue
         if lower == b"te" and value.strip().lower() != b"trailers":
@@ -55,14 +56,52 @@ def build_request_headers(
             authority = value.decode("latin-1")
             continue
         fields.append((lower, value))
-    return [
+    # request_target() percent-encoded the path, so it is ASCII.
+    return [*_leading_fields(method, scheme, authority), (b":path", path.encode("utf-8")), *fields]
+
+
+# Anything that may make a field unsendable: any hit is looked at in detail
+# by _refuse_field (a space or colon in a name, CR, LF or NUL anywhere).
+_SUSPECT_IN_NAME = re.compile(rb"[\r\n\x00 :]")
+_CR_LF_NUL = re.compile(rb"[\r\n\x00]")
+# What a pseudo-header's text (path, authority) cannot hold.
+_BAD_IN_PSEUDO = re.compile(r"[\r\n\x00 ]")
+
+
+def _refuse_field(name: bytes, value: bytes, lower: bytes) -> None:
+    """Raise ``InvalidHeader`` for a field that cannot be sent (the first rule it breaks)."""
+    if not lower or lower.startswith(b":") or b" " in lower or b":" in lower:
+        raise InvalidHeader(f"invalid header name {name!r}")
+    for bad in _FORBIDDEN_IN_FIELDS:
+        if bad in name or bad in value:
+            raise InvalidHeader(f"header {name!r} contains CR, LF or NUL")
+
+
+# (method, scheme, authority) -> the pseudo-header fields before :path. A
+# connection sends the same ones with nearly every request; encoding them
+# (IDNA for an international authority) once is enough. Bounded: emptied
+# when full.
+_LEADING_MEMO: dict[tuple[str, str, str], tuple[tuple[bytes, bytes], ...]] = {}
+_LEADING_MEMO_SIZE = 64
+
+
+def _leading_fields(method: str, scheme: str, authority: str) -> tuple[tuple[bytes, bytes], ...]:
+    """``:method``, ``:scheme`` and ``:authority``, encoded (remembered per triple)."""
+    key = (method, scheme, authority)
+    known = _LEADING_MEMO.get(key)
+    if known is not None:
+        return known
+    encoded = (
         (b":method", method.encode("ascii")),
         (b":scheme", scheme.encode("ascii")),
         (b":authority", authority.encode("idna") if not authority.isascii() else authority.encode("ascii")),
-        # request_target() percent-encoded the path, so it is ASCII.
-        (b":path", path.encode("utf-8")),
-        *fields,
-    ]
+    )
+    # Exact types only: then equal keys give equal bytes.
+    if type(method) is str and type(scheme) is str and type(authority) is str:
+        if len(_LEADING_MEMO) >= _LEADING_MEMO_SIZE:
+            _LEADING_MEMO.clear()
+        _LEADING_MEMO[key] = encoded
+    return encoded
 
 
 def response_header_problem(fields: list[tuple[bytes, bytes]], trailers: bool = False) -> str | None:

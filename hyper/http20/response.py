@@ -5,8 +5,8 @@ from __future__ import annotations
 import http
 import re
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -62,7 +62,8 @@ class HTTP20Response(DecodedBodyReader):
         self.status = int(status)
         #: The standard reason phrase for ``status`` (HTTP/2 sends none).
         self.reason = _REASONS.get(self.status, "")
-        self._trailers = HTTPHeaderMap()
+        # Made when first asked for or filled (most responses have none).
+        self._trailers: HTTPHeaderMap | None = None
         self._decoder: ContentDecoder | None = None
         self._decode_choice: bool | None = None
         self._raw_done = False
@@ -78,6 +79,10 @@ class HTTP20Response(DecodedBodyReader):
     @property
     def trailers(self) -> HTTPHeaderMap:
         """Trailing header fields; empty until the body has been read to its end."""
+        # One map for the response's life: a reference taken before the end
+        # sees the trailers once they arrive.
+        if self._trailers is None:
+            self._trailers = HTTPHeaderMap()
         return self._trailers
 
     @property
@@ -89,17 +94,29 @@ class HTTP20Response(DecodedBodyReader):
 
     def _pull(self, max_bytes: int | None) -> bytes:
         """Raw body bytes: waits for some, returns ``b''`` only at the end."""
-        with public_stream_ids(self._stream_id, self._public_id):
+        if self._body_ended:
+            return b""  # taken to its end: nothing to wait for, no session call
+        # What public_stream_ids does, inline: this runs once per read.
+        try:
             return self._pull_raw(max_bytes)
+        except HyperError as exc:
+            _rename_stream(exc, self._stream_id, self._public_id)
+            raise
 
     def _pull_raw(self, max_bytes: int | None) -> bytes:
         if self._raw_done:
             if self._complete:
                 return b""
             raise ConnectionClosed(f"response on stream {self._public_id} was closed before its end")
-        timeout, on_timeout = wait_limit(
-            self._session.read_timeout, self._deadline_at, f"no data on stream {self._public_id}"
-        )
+        if self._deadline_at is None:
+            # The usual case: the read timeout bounds the wait, and its error
+            # (with its message) is only made if it expires.
+            timeout: float | None = self._session.read_timeout
+            on_timeout: Callable[[], HyperTimeout] = self._no_data_in_time
+        else:
+            timeout, on_timeout = wait_limit(
+                self._session.read_timeout, self._deadline_at, f"no data on stream {self._public_id}"
+            )
         piece = self._session.read_body(self._stream_id, max_bytes, timeout, on_timeout)
         if piece is None:
             raise ConnectionClosed(f"response on stream {self._public_id} was closed")
@@ -110,9 +127,17 @@ class HTTP20Response(DecodedBodyReader):
             self._raw_done = True
             self._complete = True
             self._closed = True
-            for name, value in trailers:
-                self._trailers.add(name, value)
+            self._body_ended = True
+            if trailers:
+                received = self.trailers
+                for name, value in trailers:
+                    received.add(name, value)
         return data
+
+    def _no_data_in_time(self) -> HyperTimeout:
+        # As wait_limit() words it without a deadline.
+        what = f"no data on stream {self._public_id}"
+        return ReadTimeout(f"{what} within the read timeout of {self._session.read_timeout} s")
 
     # -- closing ------------------------------------------------------------
 
@@ -143,24 +168,43 @@ class HTTP20Response(DecodedBodyReader):
         return f"<HTTP20Response stream={self._public_id} status={self.status}>"
 
 
-@contextmanager
-def public_stream_ids(wire_id: int, public_id: int | None) -> Iterator[None]:
+class public_stream_ids:  # noqa: N801 - used as a function, as when it was a @contextmanager
     """Errors about wire stream ``wire_id`` leave with ``stream_id`` set to ``public_id``.
 
-    The core names streams by wire id; the application knows the ids the
-    connection handed out, which differ once a putrequest() or a reconnect
-    came in between.
+    ``with public_stream_ids(wire_id, public_id): ...``. The core names
+    streams by wire id; the application knows the ids the connection handed
+    out, which differ once a putrequest() or a reconnect came in between. A
+    class rather than a ``@contextmanager`` generator: it runs per request.
     """
-    try:
-        yield
-    except HyperError as exc:
-        if public_id is not None and public_id != wire_id and getattr(exc, "stream_id", None) == wire_id:
-            # Each raise is a fresh copy (exceptions.fresh): changing it is safe.
-            exc.stream_id = public_id  # type: ignore[attr-defined]
-            if exc.args and isinstance(exc.args[0], str):
-                message = re.sub(rf"\bstream {wire_id}\b", f"stream {public_id}", exc.args[0])
-                exc.args = (message, *exc.args[1:])
-        raise
+
+    __slots__ = ("_wire_id", "_public_id")
+
+    def __init__(self, wire_id: int, public_id: int | None) -> None:
+        self._wire_id = wire_id
+        self._public_id = public_id
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if isinstance(exc, HyperError):
+            _rename_stream(exc, self._wire_id, self._public_id)
+        # None: the exception, if any, goes on as it is.
+
+
+def _rename_stream(exc: HyperError, wire_id: int, public_id: int | None) -> None:
+    """Make ``exc``, about wire stream ``wire_id``, name the stream by ``public_id``."""
+    if public_id is not None and public_id != wire_id and getattr(exc, "stream_id", None) == wire_id:
+        # Each raise is a fresh copy (exceptions.fresh): changing it is safe.
+        exc.stream_id = public_id  # type: ignore[attr-defined]
+        if exc.args and isinstance(exc.args[0], str):
+            message = re.sub(rf"\bstream {wire_id}\b", f"stream {public_id}", exc.args[0])
+            exc.args = (message, *exc.args[1:])
 
 
 def await_response(
@@ -177,14 +221,28 @@ def await_response(
     refused by its own checks discards its stream before raising.
     """
     shown = stream_id if public_id is None else public_id
-    timeout, on_timeout = wait_limit(read_timeout, deadline_at, f"no response on stream {shown}")
-    with public_stream_ids(stream_id, public_id):
+    timeout: float | None = read_timeout
+    on_timeout: Callable[[], HyperTimeout]
+    if deadline_at is None:
+        # The usual case: the message is only written if the wait expires.
+        on_timeout = partial(_no_response_in_time, shown, read_timeout)
+    else:
+        timeout, on_timeout = wait_limit(read_timeout, deadline_at, f"no response on stream {shown}")
+    try:
         raw_headers = session.await_headers(stream_id, timeout, on_timeout)
+    except HyperError as exc:
+        _rename_stream(exc, stream_id, public_id)
+        raise
     try:
         return HTTP20Response(session, stream_id, raw_headers, limits, deadline_at, public_id)
     except HyperError:
         session.discard(stream_id)
         raise
+
+
+def _no_response_in_time(shown: int, read_timeout: float | None) -> HyperTimeout:
+    # As wait_limit() words it without a deadline.
+    return ReadTimeout(f"no response on stream {shown} within the read timeout of {read_timeout} s")
 
 
 def wait_limit(

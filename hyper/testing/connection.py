@@ -17,7 +17,8 @@ import selectors
 import socket
 import ssl
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import h2.config
 import h2.connection
@@ -25,17 +26,42 @@ import h2.errors
 import h2.events
 import h2.exceptions
 
-from .routes import Request, header_text
+from .routes import Handler, Request, header_text
 from .runner import ResponseChannel, Waker, run_route
-
-if TYPE_CHECKING:
-    from .server import TestServer
 
 log = logging.getLogger("hyper.testing.server")
 
 _RECV_SIZE = 65536
 _SEND_BUDGET = 1 << 20  # bytes of DATA per round before checking for input
 _POLL = 1.0  # longest select() wait; stop() and workers wake the loop sooner
+
+
+@dataclass(frozen=True)
+class ServerHooks:
+    """What a connection needs from the :class:`~hyper.testing.TestServer` that accepted it.
+
+    The server builds one when it starts and hands it to every connection,
+    so a connection reaches the server only through these.
+    """
+
+    #: Socket timeout for the connection's blocking calls.
+    io_timeout: float
+    #: Largest request body accepted; a longer one is reset.
+    max_request_body: int
+    #: The server's TLS context, or ``None`` for cleartext.
+    tls_context: ssl.SSLContext | None
+    #: Becomes readable when the server stops (wakes the select loop).
+    stop_signal: socket.socket
+    #: Set when the server stops.
+    stopping: threading.Event
+    #: Called once when the connection ends.
+    forget: Callable[[ServerConnection], None]
+    #: Called with the ALPN protocol a TLS handshake selected.
+    record_alpn: Callable[[str | None], None]
+    #: The route that answers a request.
+    handler_for: Callable[[Request], Handler]
+    #: Runs a route on one of the server's worker threads.
+    submit_route: Callable[[Callable[[], None]], None]
 
 
 class _Incoming:
@@ -52,7 +78,7 @@ class _Incoming:
 class ServerConnection:
     """One client connection, served by its own thread (see the module docs)."""
 
-    def __init__(self, server: TestServer, sock: socket.socket, peer: object) -> None:
+    def __init__(self, server: ServerHooks, sock: socket.socket, peer: object) -> None:
         self.server = server
         self.sock = sock
         self.peer = peer
@@ -79,15 +105,15 @@ class ServerConnection:
             # Without this, Nagle + delayed ACKs stall every flow-control round
             # trip by ~40 ms once a window is exhausted.
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self.server._tls_context is not None and not self._handshake():
+            if self.server.tls_context is not None and not self._handshake():
                 return
             selector = selectors.DefaultSelector()
             selector.register(self.sock, selectors.EVENT_READ, "sock")
-            selector.register(self.server._wake_r, selectors.EVENT_READ, "stop")
+            selector.register(self.server.stop_signal, selectors.EVENT_READ, "stop")
             selector.register(self.waker.reader, selectors.EVENT_READ, "route")
             self._serve(selector)
         except Exception as exc:  # noqa: BLE001 - a thread must not raise
-            if not self.server._stopping.is_set():
+            if not self.server.stopping.is_set():
                 log.debug("connection from %s ended: %r", self.peer, exc)
         finally:
             # Workers still producing for this connection stop at their next chunk.
@@ -98,16 +124,16 @@ class ServerConnection:
                 selector.close()
             self.waker.close()
             self.close_socket()
-            self.server._forget(self)
+            self.server.forget(self)
 
     def _handshake(self) -> bool:
-        context = self.server._tls_context
+        context = self.server.tls_context
         assert context is not None
         tls_sock = context.wrap_socket(self.sock, server_side=True, do_handshake_on_connect=False)
         self.sock = tls_sock  # wrap_socket detached the plain socket
         tls_sock.do_handshake()
         alpn = tls_sock.selected_alpn_protocol()
-        self.server._record_alpn(alpn)
+        self.server.record_alpn(alpn)
         if alpn != "h2":
             log.debug("closing %s: ALPN negotiated %r, not 'h2'", self.peer, alpn)
             return False
@@ -117,7 +143,7 @@ class ServerConnection:
         self.serving = True
         self.h2.initiate_connection()
         self._flush()
-        stopping = self.server._stopping
+        stopping = self.server.stopping
         while not self.done:
             if stopping.is_set():
                 self._goodbye()
@@ -225,8 +251,8 @@ class ServerConnection:
         )
         channel = ResponseChannel(stream_id, self.waker)
         self.channels[stream_id] = channel
-        handler = self.server._handler_for(request)
-        self.server._route_pool.submit(lambda: run_route(handler, request, channel))
+        handler = self.server.handler_for(request)
+        self.server.submit_route(lambda: run_route(handler, request, channel))
 
     # -- sending ---------------------------------------------------------------
 

@@ -67,7 +67,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from .connection import ServerConnection
+from .connection import ServerConnection, ServerHooks
 from .routes import (
     MAX_BYTES,
     Body,
@@ -175,6 +175,7 @@ class TestServer:
         self._listener: socket.socket | None = None
         self._wake_r: socket.socket
         self._wake_w: socket.socket
+        self._hooks: ServerHooks  # set by start(): what each connection may use
         self._accept_thread: threading.Thread | None = None
         self._connections: set[ServerConnection] = set()
         self._lock = threading.Lock()
@@ -216,6 +217,17 @@ class TestServer:
             listener.close()
             raise
         self._listener = listener
+        self._hooks = ServerHooks(
+            io_timeout=self.io_timeout,
+            max_request_body=self.max_request_body,
+            tls_context=self._tls_context,
+            stop_signal=self._wake_r,
+            stopping=self._stopping,
+            forget=self._forget,
+            record_alpn=self._record_alpn,
+            handler_for=self._handler_for,
+            submit_route=self._route_pool.submit,
+        )
         self._started = True
         thread = threading.Thread(
             target=self._accept_loop,
@@ -339,7 +351,7 @@ class TestServer:
             listener.close()
 
     def _start_connection(self, sock: socket.socket, peer: object) -> None:
-        conn = ServerConnection(self, sock, peer)
+        conn = ServerConnection(self._hooks, sock, peer)
         thread = threading.Thread(target=conn.run, name=f"hyper.testing conn {peer}", daemon=True)
         conn.thread = thread
         with self._lock:
