@@ -28,26 +28,39 @@ What it checks (exit status 1 if any fails):
 * resources: RSS and open file descriptors are sampled ``--samples`` times;
   RSS growth from the end of the warm-up (10 %, at least two GOAWAYs) to the end must
   stay under ``--rss-growth-limit-mib``, and after ``close()`` the process
-  has exactly the descriptors it had before the connection was opened.
+  has exactly the descriptors it had before the connection was opened;
+* no dead sessions pile up: at every sample, the h2 connection states in
+  memory that no open session uses (replaced, closed, or left by a failed
+  connect; counted without collecting, so garbage held in reference cycles
+  counts) must be at most ``--dead-session-limit``, and after ``close()``
+  and a full collection none of the run's sessions may be left (a leak).
 """
 
 from __future__ import annotations
 
 import argparse
+import enum
 import shutil
 import sys
 import tempfile
 import threading
 import time
 import traceback
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import hyper
 import hyper.tls
+from bench.soak_result import SoakConfig, SoakResult
 from bench.soak_server import STATIC_PATH, SoakServer, expected_body
-from bench.soak_stats import Sample, allocated_blocks, live_sessions, open_fds, resident_bytes
+from bench.soak_stats import (
+    Sample,
+    SessionCensus,
+    allocated_blocks,
+    live_sessions,
+    malloc_free_bytes,
+    open_fds,
+    resident_bytes,
+)
 from hyper.exceptions import ConnectionTerminated, HyperError, StreamResetError
 
 #: Attempts per request before the soak gives up on it (a restart costs 1-3).
@@ -56,90 +69,12 @@ MAX_ATTEMPTS = 20
 STATIC_EVERY = 16
 
 
-@dataclass(frozen=True)
-class SoakConfig:
-    """How big and how bounded the soak is."""
+class _Verdict(enum.Enum):
+    """What a worker does after a failed attempt."""
 
-    requests: int = 1_000_000
-    threads: int = 8
-    goaway_every: int = 100_000
-    restarts: int = 3
-    #: hyper's timeout: bounds every blocking call of the connection.
-    timeout: float = 30.0
-    #: A thread with no progress for this long is stuck (must exceed ``timeout``).
-    stuck_after: float = 120.0
-    #: The whole run's bound, in seconds.
-    max_seconds: float = 3 * 3600.0
-    samples: int = 20
-    rss_growth_limit_mib: float = 64.0
-
-    def __post_init__(self) -> None:
-        if self.requests < 1 or self.threads < 1 or self.goaway_every < 1 or self.restarts < 0:
-            raise ValueError("requests, threads and goaway_every must be >= 1, restarts >= 0")
-        if self.stuck_after <= self.timeout:
-            raise ValueError("stuck_after must be longer than timeout, or a bounded wait looks stuck")
-
-
-@dataclass
-class SoakResult:
-    """Everything the soak measured; ``problems`` empty means it passed."""
-
-    config: SoakConfig
-    completed: int = 0
-    seconds: float = 0.0
-    samples: list[Sample] = field(default_factory=list)
-    #: Retries by cause: "goaway-refused", "restart: <ExceptionName>".
-    retries: Counter[str] = field(default_factory=Counter)
-    problems: list[str] = field(default_factory=list)
-    connections: int = 0
-    restarts: int = 0
-    fds_before: int | None = None
-    fds_after: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        """True when every check passed."""
-        return not self.problems
-
-    def warm_sample(self) -> Sample | None:
-        """The first sample after the warm-up.
-
-        The warm-up is 10 % of the requests, and at least two connections'
-        worth (two GOAWAYs), since each connection fills h2's table of
-        closed streams (65,536 entries) before its memory levels off;
-        never more than half the run.
-        """
-        cfg = self.config
-        warm_up = min(max(cfg.requests // 10, 2 * cfg.goaway_every), cfg.requests // 2)
-        warm = [s for s in self.samples if s.done >= warm_up]
-        return warm[0] if warm else None
-
-    def report(self) -> str:
-        """A plain-text report of the figures and any problems."""
-        cfg = self.config
-        rate = self.completed / self.seconds if self.seconds else 0.0
-        lines = [
-            f"soak: {self.completed:,} of {cfg.requests:,} requests in {self.seconds:.1f} s "
-            f"({rate:,.0f} req/s), {cfg.threads} threads on one HTTP20Connection",
-            f"connections opened by nginx: {self.connections} (GOAWAY every {cfg.goaway_every:,} "
-            f"requests, {self.restarts} of {cfg.restarts} restarts)",
-            "retries: " + (", ".join(f"{k} x{v}" for k, v in sorted(self.retries.items())) or "none"),
-            f"open fds: {self.fds_before} before connecting, {self.fds_after} after close()",
-            "samples (requests, seconds, RSS MiB, fds, h2 connection states in memory, Python blocks):",
-        ]
-        lines += [
-            f"  {s.done:>10,} {s.seconds:8.1f} {s.rss_mib:9.1f} {s.fds!s:>5} {s.sessions:>5} {s.blocks:>9,}"
-            for s in self.samples
-        ]
-        warm = self.warm_sample()
-        if warm is not None and self.samples and warm.rss_bytes and self.samples[-1].rss_bytes:
-            growth = (self.samples[-1].rss_bytes - warm.rss_bytes) / 2**20
-            lines.append(
-                f"RSS after warm-up {warm.rss_mib:.1f} MiB, at the end {self.samples[-1].rss_mib:.1f} MiB "
-                f"(growth {growth:+.1f} MiB)"
-            )
-        lines.append("PASS" if self.ok else "FAIL:\n  " + "\n  ".join(self.problems))
-        return "\n".join(lines)
+    RETRY = "retry"
+    AFTER_RESTART = "retry once nginx is up"
+    GIVE_UP = "give up"
 
 
 class Soak:
@@ -168,6 +103,8 @@ class Soak:
         self._stop = threading.Event()
         self._progress_at: list[float] = []
         self._finished: list[bool] = []
+        # Counts the run's dead sessions (made in run(), before connecting).
+        self._census: SessionCensus | None = None
 
     # -- the workers ------------------------------------------------------------
 
@@ -201,23 +138,32 @@ class Soak:
                 body = response.read()
             except HyperError as exc:
                 self._progress_at[index] = time.monotonic()
-                if not self._recover(conn, exc, epoch, restarting, path):
+                verdict = self._recover(conn, exc, epoch, restarting, path)
+            else:
+                self._progress_at[index] = time.monotonic()
+                self._check(n, path, response.status, body, response.headers.get("x-connection"))
+                return
+            # Outside the except block, so the error is gone: its traceback
+            # holds the failed session's frames, which must not be counted
+            # as a dead session while this thread waits for nginx.
+            if verdict is _Verdict.GIVE_UP:
+                return
+            if verdict is _Verdict.AFTER_RESTART:
+                # While nginx is down, wait for it (bounded) instead of spinning.
+                self._server_up.wait(self.config.timeout)
+                if self._stop.is_set():
                     return
-                continue
-            self._progress_at[index] = time.monotonic()
-            self._check(n, path, response.status, body, response.headers.get("x-connection"))
-            return
         self._problem(f"{path}: gave up after {MAX_ATTEMPTS} attempts")
 
     def _recover(
         self, conn: hyper.HTTP20Connection, exc: HyperError, epoch: int, restarting: bool, path: str
-    ) -> bool:
+    ) -> _Verdict:
         """Decide whether a failed request may be sent again; close a broken connection."""
         if isinstance(exc, (StreamResetError, ConnectionTerminated)) and exc.retryable:
             # RFC 9113 section 6.8: streams above a GOAWAY's last stream id
             # were not processed and may be retried on a new connection.
             self._count("goaway-refused")
-            return True
+            return _Verdict.RETRY
         with self._lock:
             expected = restarting or not self._server_up.is_set() or epoch < self._clean_epoch
             if epoch == self._epoch:
@@ -230,11 +176,9 @@ class Soak:
             conn.close()
         if not expected:
             self._problem(f"{path}: {type(exc).__name__} with no restart in progress: {exc}")
-            return False
+            return _Verdict.GIVE_UP
         self._count(f"restart: {type(exc).__name__}")
-        # While nginx is down, wait for it (bounded) instead of spinning.
-        self._server_up.wait(self.config.timeout)
-        return not self._stop.is_set()
+        return _Verdict.AFTER_RESTART
 
     def _check(self, n: int, path: str, status: int, body: bytes, connection: list[bytes] | None) -> None:
         if status != 200:
@@ -281,11 +225,7 @@ class Soak:
                 done = self._done
             now = time.monotonic()
             if done >= next_sample:
-                self.result.samples.append(
-                    Sample(
-                        done, now - started, resident_bytes(), open_fds(), live_sessions(), allocated_blocks()
-                    )
-                )
+                self.result.samples.append(self._sample(done, now - started))
                 next_sample = done + sample_every
             if restart_at and done >= restart_at[0]:
                 restart_at.pop(0)
@@ -296,6 +236,18 @@ class Soak:
             self._check_stuck(threads, now)
             if now - started > cfg.max_seconds:
                 self._problem(f"time bound: {done:,} requests done after {cfg.max_seconds:.0f} s")
+
+    def _sample(self, done: int, seconds: float) -> Sample:
+        return Sample(
+            done,
+            seconds,
+            resident_bytes(),
+            open_fds(),
+            live_sessions(),
+            allocated_blocks(),
+            self._census.dead() if self._census is not None else 0,
+            malloc_free_bytes(),
+        )
 
     def _check_stuck(self, threads: list[threading.Thread], now: float) -> None:
         frames = None
@@ -311,6 +263,7 @@ class Soak:
     def run(self) -> SoakResult:
         """Run the soak; the result says what passed and what did not."""
         cfg = self.config
+        self._census = SessionCensus()
         self.result.fds_before = open_fds()
         context = hyper.tls.init_context(cert_path=self.server.site.ca_file)
         conn = hyper.HTTP20Connection(
@@ -330,22 +283,16 @@ class Soak:
         finally:
             self._stop.set()
             self.result.seconds = time.monotonic() - started
-            self.result.samples.append(
-                Sample(
-                    self._done,
-                    self.result.seconds,
-                    resident_bytes(),
-                    open_fds(),
-                    live_sessions(),
-                    allocated_blocks(),
-                )
-            )
+            self.result.samples.append(self._sample(self._done, self.result.seconds))
             # close() also releases any thread still waiting on the connection.
             conn.close()
             for i, thread in enumerate(threads):
                 thread.join(cfg.timeout)
                 if thread.is_alive():
                     self._problem(f"thread {i} still running {cfg.timeout:.0f} s after close()")
+        if not any(thread.is_alive() for thread in threads):
+            # The connection object lives on (conn); its sessions must not.
+            self.result.sessions_left = self._census.left()
         self._finish()
         return self.result
 
@@ -367,6 +314,15 @@ class Soak:
             )
         if result.fds_before is not None and result.fds_after != result.fds_before:
             self._problem(f"open fds {result.fds_before} before, {result.fds_after} after close(): a leak")
+        if result.max_dead > cfg.dead_session_limit:
+            worst = max(result.samples, key=lambda s: s.dead)
+            self._problem(
+                f"{worst.dead} dead sessions in memory at {worst.done:,} requests "
+                f"(limit {cfg.dead_session_limit}): replaced connections are not freed"
+            )
+        if result.sessions_left:
+            left = result.sessions_left
+            self._problem(f"{left} sessions or h2 states still reachable after close(): a leak")
         warm = result.warm_sample()
         end = result.samples[-1] if result.samples else None
         if warm is not None and end is not None and warm.rss_bytes and end.rss_bytes:
@@ -408,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=defaults.max_seconds)
     parser.add_argument("--samples", type=int, default=defaults.samples)
     parser.add_argument("--rss-growth-limit-mib", type=float, default=defaults.rss_growth_limit_mib)
+    parser.add_argument("--dead-session-limit", type=int, default=defaults.dead_session_limit)
     args = parser.parse_args(argv)
     config = SoakConfig(**{name: value for name, value in vars(args).items()})
     result = run_soak(config)

@@ -83,19 +83,27 @@ class SessionOpening:
         # The core first: once the socket is open, nothing may raise before
         # the session owns (and on failure closes) it.
         core = self.new_core()
-        sock, received = open_transport(
-            self.host,
-            self.port,
-            ssl_context=(self.ssl_context or init_context(alpn=H2_ALPN)) if self.secure else None,
-            proxy=self.proxy,
-            tunnel=True,
-            connect_timeout=self.connect_timeout,
-        )
+        try:
+            sock, received = open_transport(
+                self.host,
+                self.port,
+                ssl_context=(self.ssl_context or init_context(alpn=H2_ALPN)) if self.secure else None,
+                proxy=self.proxy,
+                tunnel=True,
+                connect_timeout=self.connect_timeout,
+            )
+        except BaseException:
+            # h2's state is a reference cycle until released: without this a
+            # failed connect (a server restarting, say) leaves it to the
+            # cyclic garbage collector.
+            core.release()
+            raise
         if isinstance(sock, ssl.SSLSocket):
             selected = sock.selected_alpn_protocol()
             self.negotiated_protocol = selected
             if selected != "h2" and self.force_proto is None:
                 sock.close()
+                core.release()
                 raise TLSError(
                     f"{host_literal(self.host)}:{self.port} did not select HTTP/2 in ALPN "
                     f"(it selected {selected!r}); pass force_proto='h2' to try anyway",

@@ -22,7 +22,7 @@ import h2.exceptions
 import h2.settings
 
 from ..common.body import LengthCounter
-from ..exceptions import ConnectionTerminated, HyperError, InvalidHeader
+from ..exceptions import ConnectionTerminated, HyperError, InvalidHeader, fresh
 from ..limits import Limits
 from .core_receive import CoreReceiver, error_name
 from .credit import ConnectionCredit
@@ -281,7 +281,9 @@ class H2Core(CoreReceiver):
         """
         refusal = self.accepting_streams()
         if refusal is not None:
-            raise refusal
+            # A copy: raising the stored error itself would give it a
+            # traceback whose frames hold this core (a reference cycle).
+            raise fresh(refusal)
         try:
             stream_id = self._h2.get_next_available_stream_id()
         except h2.exceptions.NoAvailableStreamIDError as exc:

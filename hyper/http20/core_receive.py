@@ -50,6 +50,29 @@ def error_name(code: int) -> str:
         return f"UNKNOWN_ERROR_{code:#x}"
 
 
+def without_frames(error: HyperError) -> HyperError:
+    """``error``, made safe to keep: its traceback and those of the errors chained to it dropped.
+
+    A traceback holds every frame it passed through, and those frames hold
+    this core and its session (``self``): an error kept in ``fatal`` with a
+    traceback is a reference cycle, and a dead connection, with all it holds,
+    would wait for the cyclic garbage collector instead of going when its
+    last user lets go. Type, message, attributes and the ``__cause__`` chain
+    stay; every waiter is raised a fresh copy (:func:`hyper.exceptions.fresh`)
+    with a traceback of its own.
+    """
+    seen: set[int] = set()
+    pending: list[BaseException] = [error]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue  # a chain may join itself (cause and context the same error)
+        seen.add(id(current))
+        current.__traceback__ = None
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
+    return error
+
+
 class CoreReceiver:
     """What the server sent, applied to the connection's state (see the module docstring)."""
 
@@ -185,7 +208,7 @@ class CoreReceiver:
         self._touched_all = True
         if self.fatal is None:
             self._explain_failed_start(error)
-            self.fatal = error
+            self.fatal = without_frames(error)
             log.debug("connection failed: %s", error)
         if error_code is not None:
             self.close(error_code, str(error))
@@ -195,7 +218,7 @@ class CoreReceiver:
         self.closed = True
         if self.fatal is None:
             self._explain_failed_start(error)
-            self.fatal = error
+            self.fatal = without_frames(error)
 
     def _explain_failed_start(self, error: HyperError) -> None:
         """Before the server's SETTINGS, add what its first bytes suggest (hints) to ``error``."""

@@ -27,11 +27,26 @@ _CONTINUATION_FRAME = 0x9
 _END_HEADERS = 0x4
 
 
+#: How many closed streams h2 remembers per connection (h2's default: 65,536).
+#: h2 keeps how each closed stream ended, to ignore a late frame on a stream
+#: we reset (RFC 9113 section 5.1, which lets an endpoint limit how long it
+#: does so); late WINDOW_UPDATE and RST_STREAM frames are ignored even for
+#: streams it forgot. At 65,536 that table is a 5-9 MiB dict per connection,
+#: re-allocated as it grows and churns, by whichever thread reads: with
+#: several threads each glibc arena kept its own freed copies, and the
+#: soak's RSS crept by 36 MiB over 1M requests (bench/README.md). 4096
+#: streams is far more than a server can complete within the round trips
+#: a late frame takes, with any realistic concurrency limit.
+CLOSED_STREAM_RECORDS = 4096
+
+
 class AdaptedH2Connection(h2.connection.H2Connection):
     """h2's connection, built with the fenced adaptations (the fast paths may use it).
 
     A class of its own so the fast paths tell it apart with one type check.
     """
+
+    MAX_CLOSED_STREAMS = CLOSED_STREAM_RECORDS
 
 
 def new_client_connection() -> h2.connection.H2Connection:
@@ -68,6 +83,8 @@ class PublicH2Connection(h2.connection.H2Connection):
     :class:`FrameSplitter` takes h2's GOAWAY out and holds what was queued
     before it, which goes out first.
     """
+
+    MAX_CLOSED_STREAMS = CLOSED_STREAM_RECORDS
 
     def __init__(self, config: h2.config.H2Configuration) -> None:
         super().__init__(config=config)

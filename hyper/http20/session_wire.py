@@ -79,9 +79,11 @@ class SessionWire:
                 raise
         except OSError as exc:
             sock.close()
+            core.release()  # h2's self-referencing state goes now, not at a garbage collection
             raise TransportError(f"could not set up the HTTP/2 connection: {exc}") from exc
         except BaseException:
             sock.close()
+            core.release()
             raise
         for end in (self._waker_r, self._waker_w, self._interrupt_r, self._interrupt_w):
             end.setblocking(False)
@@ -183,11 +185,15 @@ class SessionWire:
                 pass  # already full: the reader will wake anyway
 
     def _lost(self, error: HyperError) -> HyperError:
-        """The socket failed or hit EOF: record, close, wake everyone."""
+        """The socket failed or hit EOF: record, close, wake everyone; return a copy to raise.
+
+        The stored error itself is never raised: its traceback would hold
+        this session's frames, a reference cycle (see ``without_frames``).
+        """
         self._core.connection_lost(error)
         self._close_socket_locked()
         self._cond.notify_all()
-        return self._core.fatal or error
+        return fresh(self._core.fatal or error)
 
     def fileno(self) -> int:
         """The socket's file descriptor (-1 once closed).
