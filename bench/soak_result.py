@@ -26,7 +26,7 @@ class SoakConfig:
     #: The whole run's bound, in seconds.
     max_seconds: float = 3 * 3600.0
     samples: int = 20
-    rss_growth_limit_mib: float = 64.0
+    rss_growth_limit_mib: float = 16.0
     #: Most dead sessions allowed in memory at a sample (1-2 is normal: the
     #: session the server just closed, an error a thread is handling).
     dead_session_limit: int = 4
