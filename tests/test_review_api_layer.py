@@ -99,3 +99,11 @@ def test_small_fields_are_still_remembered() -> None:
     first = to_header_map({"user-agent": "review/1"}).items()
     assert request_module._CHECKED_FIELDS  # the common fields keep their memo
     assert to_header_map({"user-agent": "review/1"}).items() == first
+
+
+def test_names_the_split_moved_are_still_importable_where_they_were() -> None:
+    # 21a745e moved them to hyper/http11/route.py; code importing them from
+    # the connection module (the only place they lived) kept working before.
+    from hyper.http11.connection import HTTP11_ALPN
+
+    assert HTTP11_ALPN == ("http/1.1",)
