@@ -283,6 +283,21 @@ def declared_length(
     return length
 
 
+def bodiless_length(header_map: HTTPHeaderMap, method: str) -> int:
+    """:func:`declared_length` for a request with no body whose fields declare no length.
+
+    What ``declared_length(header_map, prepare_body(None), method, True)``
+    returns (the request is then empty: HEADERS end the stream), without
+    building a body or looking for a ``content-length`` the caller could
+    not have given. ``method`` is a checked ``str`` (from :func:`request_line`).
+    ``content-length: 0`` goes into ``header_map`` only for a method that
+    expects a body (RFC 9110 section 8.6).
+    """
+    if method.upper() in METHODS_WITH_BODY:
+        header_map[b"content-length"] = b"0"
+    return 0
+
+
 def is_empty(body: RequestBody, declared: int | None) -> bool:
     """The request has no body bytes at all (HEADERS can end the stream)."""
     return body.length == 0 and (declared is None or declared == 0)
