@@ -265,7 +265,7 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
     ) -> tuple[int, StreamHandle]:
         """Record that HEADERS went out as ``wire_id`` on ``session``; return the public id."""
         deadline_at = None if self.deadline is None else time.monotonic() + self.deadline
-        handle = StreamHandle(session, wire_id, deadline_at, target=target)
+        handle = StreamHandle(session, wire_id, deadline_at, target)
         public_id = self._registry.register(handle, public_id, track_pushes=self.enable_push)
         # Per thread, no lock: the defaults of send() and get_pushes() must
         # name the calling thread's request, not whichever thread sent last.
@@ -304,7 +304,7 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
             # stops counting against the connection's window.
             self._forget(stream_id, handle)
             raise
-        self._registry.forget(stream_id)  # the response now holds the stream
+        self._registry.release(stream_id)  # the response now holds the stream
         response._record_request(self._scheme, self.authority, handle.target)
         return response
 
