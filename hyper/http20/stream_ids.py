@@ -74,12 +74,19 @@ class StreamRegistry:
             self._next_public_id += 2  # odd, like client-initiated wire ids
             return public_id
 
+    # register(), claim() and release() run once per request each: they take
+    # the lock with acquire() and a try/finally rather than a with-statement,
+    # which costs about twice as much in CPython (the __enter__ and __exit__
+    # calls). The same guarantee: the lock is released however the block ends.
+
     def register(self, handle: StreamHandle, public_id: int | None, track_pushes: bool) -> int:
         """Record a stream whose HEADERS went out; return its public id (a new one if ``None``).
 
         ``track_pushes``: remember it for ``get_pushes()`` (push is on).
         """
-        with self._lock:  # the id counter and the maps every thread's requests read
+        lock = self._lock
+        lock.acquire()  # the id counter and the maps every thread's requests read
+        try:
             if public_id is None:
                 public_id = self._next_public_id
                 self._next_public_id += 2  # odd, like client-initiated wire ids
@@ -89,7 +96,10 @@ class StreamRegistry:
                 return public_id  # the usual case: push is off
             self._push_parents[public_id] = handle
             prune = len(self._push_parents) > self._push_parents_limit
+        finally:
+            lock.release()
         if prune:
+            # Outside the lock: pruning asks the sessions (their own locks).
             self._prune_push_parents()
         return public_id
 
@@ -97,7 +107,9 @@ class StreamRegistry:
         """Claim the response of ``stream_id`` (the oldest untaken one if ``None``) for this thread."""
         # One step under the lock: two threads asking for the same (or the
         # oldest) response never both get it, which would split its body.
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             if stream_id is None:
                 if not self._untaken:
                     raise InvalidStreamID("no request is waiting for its response", None)
@@ -106,15 +118,21 @@ class StreamRegistry:
             if handle is None:
                 # Says which: never handed out, forgotten by close(), or taken.
                 raise unknown_stream_id(stream_id, self._next_public_id, odd_only=True)
+        finally:
+            lock.release()
         return stream_id, handle
 
     def release(self, stream_id: int) -> None:
         """Drop the claimed ``stream_id``: its response is taken (the response holds the stream)."""
-        with self._lock:  # the map from public ids (claim() already took it off _untaken)
+        lock = self._lock
+        lock.acquire()  # the map from public ids (claim() already took it off _untaken)
+        try:
             self._streams.pop(stream_id, None)
+        finally:
+            lock.release()
 
     def forget(self, stream_id: int) -> None:
-        """Drop ``stream_id`` from the maps (its response is taken, or it failed)."""
+        """Drop ``stream_id`` from the maps (its response was never taken, or its wait failed)."""
         with self._lock:  # the maps from public ids
             self._streams.pop(stream_id, None)
             self._untaken.pop(stream_id, None)
