@@ -26,8 +26,9 @@ from hypothesis import strategies as st
 
 import hyper
 from hyper.common.body import prepare_body
-from hyper.common.request import bodiless_length, declared_length
+from hyper.common.request import bodiless_length, declared_length, request_line, request_method
 from hyper.common.stream_ids import unknown_stream_id
+from hyper.common.url import origin_form
 from hyper.headers import HTTPHeaderMap
 from hyper.http20.stream_ids import StreamHandle, StreamRegistry
 
@@ -143,6 +144,48 @@ def test_an_absolute_url_of_the_own_origin_goes_out_as_its_path_with_the_connect
     # A caller's host still names the authority, as before.
     conn.request("GET", "https://example.org/c", headers={"host": "example.org:443"})
     assert dict(session.opened[-1][0])[b":authority"] == b"example.org:443"
+
+
+def outcome(call: Any, *args: Any, **kwargs: Any) -> tuple[str, Any]:
+    """What a call returns, or the type and message of what it raises."""
+    try:
+        return "ok", call(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - every outcome is compared
+        return type(exc).__name__, str(exc)
+
+
+def general_request_line(method: Any, url: Any, secure: bool, authority: str) -> tuple[str, Any]:
+    """request_line() as it was: the method check, then origin_form(), no shortcut."""
+
+    def both() -> tuple[str, str]:
+        checked = request_method(method)
+        return checked, origin_form(url, "https" if secure else "http", authority)
+
+    return outcome(both)
+
+
+_URL_SAMPLES = ["/", "/file", "/a b", "/a#f", "/\u00e9", "*", "", "x", "https://example.org/p", "http://h/"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["GET", "POST", "get", "BAD METHOD", "M\u00e9", b"GET", "GET\r\n"]),
+    st.one_of(
+        st.sampled_from(_URL_SAMPLES), st.text(max_size=12).map(lambda t: "/" + t), st.text(max_size=8)
+    ),
+    st.booleans(),
+)
+def test_request_line_shortcut_agrees_with_the_general_path(method: Any, url: str, secure: bool) -> None:
+    for _ in range(2):  # the method memo cold (perhaps), then warm
+        assert outcome(request_line, method, url, secure=secure, authority="example.org") == (
+            general_request_line(method, url, secure, "example.org")
+        )
+
+
+def test_request_line_shortcut_returns_the_callers_path() -> None:
+    request_line("GET", "/warm", secure=True, authority="example.org")
+    url = "/index.html?q=1"
+    assert request_line("GET", url, secure=True, authority="example.org")[1] is url
 
 
 def test_another_origin_is_refused_before_anything_is_sent() -> None:

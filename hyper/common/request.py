@@ -22,7 +22,7 @@ from ..exceptions import InvalidHeader, InvalidStreamID, InvalidURL
 from ..headers import HeaderKey, HeaderValue, HTTPHeaderMap, to_bytes
 from .body import RequestBody
 from .stream_ids import checked_stream_id
-from .url import has_port, host_literal, origin_form, split_host_port
+from .url import _PLAIN_PATH, has_port, host_literal, origin_form, split_host_port
 
 TimeoutType = Union[None, float, tuple[float | None, float | None]]
 HeadersType = Union[
@@ -92,6 +92,13 @@ def request_line(method: str | bytes, url: str | bytes, *, secure: bool, authori
     path is used); a URL of another origin, or of the other scheme, is
     :class:`~hyper.HostChangedError`. Bytes are accepted for both.
     """
+    if type(method) is str and type(url) is str:
+        # The usual request: a method checked before and a plain path, which
+        # origin_form() returns as it is (its request_target() shortcut):
+        # the same answer without the two calls.
+        known = _CHECKED_METHODS.get(method)
+        if known is not None and _PLAIN_PATH.fullmatch(url) is not None:
+            return known, url
     checked = request_method(method)
     return checked, origin_form(url, "https" if secure else "http", authority)
 
