@@ -18,6 +18,7 @@ that records what the connection asks it to send:
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pytest
@@ -25,8 +26,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hyper
+import hyper.common.request as request_module
 from hyper.common.body import prepare_body
-from hyper.common.request import bodiless_length, declared_length, request_line, request_method
+from hyper.common.request import bodiless_length, checked_field, declared_length, request_line, request_method
 from hyper.common.stream_ids import unknown_stream_id
 from hyper.common.url import origin_form
 from hyper.headers import HTTPHeaderMap
@@ -298,3 +300,69 @@ def test_threads_taking_the_oldest_responses_get_each_exactly_once() -> None:
     assert every == list(range(1, 2 * count, 2))
     for mine in taken:
         assert mine == sorted(mine)  # each thread saw them oldest first
+
+
+# -- to_header_map ---------------------------------------------------------------------------
+
+
+def reference_to_header_map(headers: Any) -> HTTPHeaderMap:
+    """to_header_map() as it was: field by field through HTTPHeaderMap.add()."""
+    header_map = HTTPHeaderMap()
+    if headers is None:
+        return header_map
+    pairs: Any
+    if isinstance(headers, HTTPHeaderMap):
+        pairs = headers.items()
+    elif isinstance(headers, Mapping):
+        pairs = request_module._mapping_fields(headers)
+    elif isinstance(headers, Iterable) and not isinstance(headers, (str, bytes, bytearray)):
+        pairs = headers
+    else:
+        raise TypeError(
+            f"headers must be a mapping or an iterable of (name, value) pairs, not {type(headers).__name__}"
+        )
+    for pair in pairs:
+        if isinstance(pair, (str, bytes, bytearray)) or not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"each header must be a (name, value) pair, not {pair!r}")
+        name, value = checked_field(pair[0], pair[1])
+        if name.lower() == b"host" and b"host" in header_map:
+            raise request_module._second_host(value)
+        header_map.add(name, value)
+    return header_map
+
+
+class ListSubclass(list):  # type: ignore[type-arg]
+    pass
+
+
+_NAMES = st.sampled_from(
+    ["accept", "Host", "HOST", b"host", "x-a", b"X-B", "bad name", ":path", 7, "content-length"]
+)
+_VALUES = st.sampled_from(["v", b"w", 3, "a\r\nb", " pad ", "example.org", "12", "x y", True, None])
+_VALUE_OR_LIST = st.one_of(_VALUES, st.lists(_VALUES, max_size=3), st.lists(_VALUES, max_size=2).map(tuple))
+_ODD_PAIR = st.sampled_from(["ab", b"ab", ("a",), ("a", "b", "c"), ["x-l", "1"], 5, None])
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.dictionaries(_NAMES, _VALUE_OR_LIST, max_size=5),
+        st.dictionaries(_NAMES, _VALUES, max_size=5),
+        st.dictionaries(_NAMES, _VALUES.map(lambda v: ListSubclass([v])), max_size=3),
+        st.lists(st.one_of(st.tuples(_NAMES, _VALUES), _ODD_PAIR), max_size=5),
+        st.lists(st.tuples(_NAMES, _VALUES), max_size=5).map(tuple),
+        st.sampled_from(["text", b"bytes", 5, None, {}, []]),
+    )
+)
+def test_to_header_map_gives_what_the_field_by_field_code_gives(headers: Any) -> None:
+    def items(build: Any) -> Any:
+        return build(headers).items()
+
+    assert outcome(items, request_module.to_header_map) == outcome(items, reference_to_header_map)
+
+
+def test_to_header_map_from_a_header_map_and_a_generator() -> None:
+    source = HTTPHeaderMap([("a", "1"), ("Host", "h"), ("a", "2")])
+    assert request_module.to_header_map(source).items() == reference_to_header_map(source).items()
+    pairs = [("x", "1"), ("y", "2")]
+    assert request_module.to_header_map(iter(pairs)).items() == reference_to_header_map(iter(pairs)).items()

@@ -182,11 +182,13 @@ def to_header_map(headers: HeadersType) -> HTTPHeaderMap:
     :class:`HTTPHeaderMap`, or an iterable of ``(name, value)`` pairs; each
     field goes through :func:`checked_field`.
     """
-    header_map = HTTPHeaderMap()
     if headers is None:
-        return header_map
+        return HTTPHeaderMap()
     pairs: Iterable[Any]
     if isinstance(headers, HTTPHeaderMap):
+        pairs = headers.items()
+    elif type(headers) is dict and not any([isinstance(value, (list, tuple)) for value in headers.values()]):
+        # The usual form, one value per name: its own (name, value) tuples.
         pairs = headers.items()
     elif isinstance(headers, Mapping):
         pairs = _mapping_fields(headers)
@@ -196,14 +198,24 @@ def to_header_map(headers: HeadersType) -> HTTPHeaderMap:
         raise TypeError(
             f"headers must be a mapping or an iterable of (name, value) pairs, not {type(headers).__name__}"
         )
+    # The checked fields are bytes pairs already: collected in a list the
+    # map then takes over, rather than added (and converted again) one by one.
+    fields: list[tuple[bytes, bytes]] = []
+    host_seen = False
     for pair in pairs:
-        if isinstance(pair, (str, bytes, bytearray)) or not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        # A tuple of two is a pair (the usual case, one test); anything else
+        # gets the full check, a string above all ('ab' would unpack).
+        if (type(pair) is not tuple or len(pair) != 2) and (
+            isinstance(pair, (str, bytes, bytearray)) or not isinstance(pair, (tuple, list)) or len(pair) != 2
+        ):
             raise TypeError(f"each header must be a (name, value) pair, not {pair!r}")
-        name, value = checked_field(pair[0], pair[1])
-        if name.lower() == b"host" and b"host" in header_map:
-            raise _second_host(value)
-        header_map.add(name, value)
-    return header_map
+        field = checked_field(pair[0], pair[1])
+        if field[0].lower() == b"host":
+            if host_seen:
+                raise _second_host(field[1])
+            host_seen = True
+        fields.append(field)
+    return HTTPHeaderMap.from_wire(fields)
 
 
 def _second_host(value: bytes) -> InvalidHeader:
