@@ -305,7 +305,7 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
             self._forget(stream_id, handle)
             raise
         self._registry.release(stream_id)  # the response now holds the stream
-        response._record_request(self._scheme, self.authority, handle.target)
+        response.record_request(self._scheme, self.authority, handle.target)
         return response
 
     get_response = getresponse
