@@ -22,6 +22,7 @@ import h2.exceptions
 import hpack
 
 from . import h2_internals as fence
+from .h2_internals_check_steps import check_steps
 
 _DATA, _HEADERS, _RST_STREAM, _GOAWAY = 0x0, 0x1, 0x3, 0x7
 _END_STREAM, _END_HEADERS, _PADDED, _PRIORITY = 0x1, 0x4, 0x8, 0x20
@@ -51,8 +52,10 @@ def self_test() -> str | None:
         return fence.IMPORT_PROBLEM
     if fence._LITERAL_DECODER is None:
         return "hpack's Decoder._decode_literal no longer calls a module-level decode_huffman"
-    step = "request and response"
+    step = "state machine steps"
     try:
+        check_steps()
+        step = "request and response"
         fast, server, buffer = _check_exchange()
         step = "GOAWAY and stream reset"
         _check_goaway_and_reset(fast, server, buffer)

@@ -275,7 +275,8 @@ class H2Session(SessionUpload):
                     f"(server allows {core.max_concurrent_streams} at once)"
                 ),
             )
-            wire_id = core.open_stream(fields, end_stream, declared_length)
+            # Still under the lock that saw can_open_stream() true: the slot is ours.
+            wire_id = core.open_stream(fields, end_stream, declared_length, slot_checked=True)
             self._flush_locked()
         return wire_id
 
