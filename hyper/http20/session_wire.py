@@ -40,6 +40,8 @@ from .session_wakeups import StateCondition
 
 #: Size of the reusable receive buffer; one drain reads at most this much.
 RECV_BUFFER_SIZE = 512 * 1024
+#: Most application bytes one TLS record carries (RFC 8446 section 5.1).
+_FULL_TLS_RECORD = 16384
 #: Seconds per budget of control frames (see H2Core.reset_flood_budget).
 FLOOD_BUDGET_PERIOD = 1.0
 
@@ -101,6 +103,10 @@ class SessionWire:
         self._cond = StateCondition(self._lock)
         self._reading = False
         self._socket_closed = False
+        # Set under the lock once the session may refuse new streams (a
+        # GOAWAY, a failure, closing, stream ids used up), never cleared;
+        # read WITHOUT the lock by H2Session.refusal() (see there).
+        self._refusal_possible = False
         self._close_when_reader_done = False
         self._closed_by_user = False
         # Set (without the lock: a plain flag, read by the sender it
@@ -121,6 +127,8 @@ class SessionWire:
         #: Set once the socket is closed (a keep-alive thread stops on it).
         self.stopped = threading.Event()
         self._recv_buffer = bytearray(RECV_BUFFER_SIZE)
+        # How many decrypted bytes TLS holds (``None`` in cleartext).
+        self._tls_pending: Callable[[], int] | None = getattr(sock, "pending", None)
         self._recv_view = memoryview(self._recv_buffer)
 
     def _stop_interrupting_locked(self) -> None:
@@ -138,6 +146,7 @@ class SessionWire:
         if self._socket_closed:
             return
         self._socket_closed = True
+        self._refusal_possible = True
         self.stopped.set()
         if self._reading:
             # The reader polls this socket without the lock: wake it with a
@@ -185,6 +194,7 @@ class SessionWire:
     def _lost(self, error: HyperError) -> HyperError:
         """The socket failed or hit EOF: record, close, wake everyone."""
         self._core.connection_lost(error)
+        self._refusal_possible = True
         self._close_socket_locked()
         self._cond.notify_all()
         return self._core.fatal or error
@@ -271,16 +281,18 @@ class SessionWire:
 
     # -- receiving ------------------------------------------------------------
 
-    def _drain_locked(self) -> bool:
+    def _drain_locked(self, until_blocked: bool = True) -> bool:
         """Read all the socket has now and feed it to the core; False on nothing.
 
-        Reading stops only when the socket would block (or at EOF), never
-        because our buffer is full: TLS may hold decrypted bytes that poll()
-        cannot see, and nobody would come back for them.
+        Reading stops when the socket would block (or at EOF), never because
+        our buffer is full: TLS may hold decrypted bytes that poll() cannot
+        see, and nobody would come back for them. Without ``until_blocked``
+        (the reader's own drain) it also stops after a short read that left
+        nothing in TLS: see :meth:`_fill_buffer_locked`.
         """
         progressed = False
         while not self._socket_closed:
-            total, more, eof = self._fill_buffer_locked()
+            total, more, eof = self._fill_buffer_locked(until_blocked)
             if total:
                 progressed = True
                 self._feed_locked(total)
@@ -291,9 +303,18 @@ class SessionWire:
                 break
         return progressed
 
-    def _fill_buffer_locked(self) -> tuple[int, bool, bool]:
-        """Receive into the buffer: (bytes, buffer filled up, EOF)."""
+    def _fill_buffer_locked(self, until_blocked: bool = True) -> tuple[int, bool, bool]:
+        """Receive into the buffer: (bytes, buffer filled up, EOF).
+
+        Without ``until_blocked``, a read shorter than a full TLS record (or,
+        in cleartext, than asked for) with nothing left decrypted in TLS
+        ends the drain: the server's write most likely ended there, and
+        asking again would cost a system call and an exception only to hear
+        "would block". Whatever else has arrived is in the kernel, where the
+        next poll() sees it, so nothing waits unseen.
+        """
         view = self._recv_view
+        pending = self._tls_pending
         total = 0
         while total < RECV_BUFFER_SIZE:
             try:
@@ -312,6 +333,12 @@ class SessionWire:
             if not got:
                 return total, False, True
             total += got
+            if not until_blocked and (
+                (got < _FULL_TLS_RECORD and not pending())
+                if pending is not None
+                else total < RECV_BUFFER_SIZE  # cleartext: the kernel had no more than this
+            ):
+                return total, False, False
         return total, True, False
 
     def _feed_locked(self, size: int) -> None:
@@ -321,6 +348,12 @@ class SessionWire:
             self._core.reset_flood_budget()
         # The frame splitter copies what it keeps, so no copy is needed here.
         self._core.receive(self._recv_view[:size])
+        self._note_refusal_locked()
+
+    def _note_refusal_locked(self) -> None:
+        """After a step that may have made the core refuse new streams: remember it for refusal()."""
+        if not self._refusal_possible and self._core.accepting_streams() is not None:
+            self._refusal_possible = True
 
     def _streams_in_flight(self) -> bool:
         return any(not s.complete for s in self._core.streams.values())
@@ -409,13 +442,17 @@ class SessionWire:
             except OSError:
                 pass
         if readable:
-            self._drain_and_answer_locked()
+            # The reader loops back to its predicate and polls again if it
+            # still waits, so its drain may stop at the end of the server's
+            # write. (_poll_locked, before a new stream, drains to the end:
+            # a GOAWAY right behind a response must be seen first.)
+            self._drain_and_answer_locked(until_blocked=False)
 
-    def _drain_and_answer_locked(self) -> None:
+    def _drain_and_answer_locked(self, until_blocked: bool = True) -> None:
         """Feed what arrived, then send what the core queued in answer."""
         if self._socket_closed:
             return
-        self._drain_locked()
+        self._drain_locked(until_blocked)
         if not self._socket_closed:
             self._flush_locked()
 
