@@ -288,6 +288,7 @@ INTERNAL_NAMES = [
 FENCE = {
     "hyper/http20/h2_internals.py",
     "hyper/http20/h2_internals_check.py",
+    "hyper/http20/h2_internals_check_hpack.py",
     "hyper/http20/h2_internals_check_steps.py",
     "hyper/http20/h2_internals_hpack.py",
     "hyper/http20/h2_internals_steps.py",

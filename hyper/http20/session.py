@@ -6,7 +6,8 @@ operations of :class:`H2Session` (open a stream, send a body, wait for
 headers, read body bytes, take pushes, ping, close, ...) and never see the
 lock, its condition or the core. The session is this module plus its
 private parts: :mod:`~hyper.http20.session_wire` (the socket, ordered sends,
-draining, the reader election), :mod:`~hyper.http20.session_upload`
+draining), :mod:`~hyper.http20.session_reader` (waiting, the reader
+election), :mod:`~hyper.http20.session_upload`
 (request bodies) and :mod:`~hyper.http20.session_wakeups` (aimed wake-ups);
 ``tests/test_session_owns_lock.py`` checks that no other
 module names them. The thread-safety argument, in one place:
