@@ -102,8 +102,9 @@ class SessionReader(SessionWire):
         if readable:
             # The reader loops back to its predicate and polls again if it
             # still waits, so its drain may stop at the end of the server's
-            # write. (_poll_locked, before a new stream, drains to the end:
-            # a GOAWAY right behind a response must be seen first.)
+            # write once no response is owed (see _drain_locked).
+            # (_poll_locked, before a new stream, drains to the end: a
+            # GOAWAY right behind a response must be seen first.)
             self._drain_and_answer_locked(until_blocked=False)
 
     def _drain_and_answer_locked(self, until_blocked: bool = True) -> None:

@@ -39,6 +39,8 @@ from .session_wakeups import StateCondition
 
 #: Size of the reusable receive buffer; one drain reads at most this much.
 RECV_BUFFER_SIZE = 512 * 1024
+#: Why a fill of the receive buffer stopped (see SessionWire._fill_buffer_locked).
+_BLOCKED, _FULL, _SHORT = object(), object(), object()
 #: Most application bytes one TLS record carries (RFC 8446 section 5.1).
 _FULL_TLS_RECORD = 16384
 #: Seconds per budget of control frames (see H2Core.reset_flood_budget).
@@ -285,32 +287,38 @@ class SessionWire:
 
         Reading stops when the socket would block (or at EOF), never because
         our buffer is full: TLS may hold decrypted bytes that poll() cannot
-        see, and nobody would come back for them. Without ``until_blocked``
-        (the reader's own drain) it also stops after a short read that left
-        nothing in TLS: see :meth:`_fill_buffer_locked`.
+        see, and nobody would come back for them.
+
+        Without ``until_blocked`` (the reader's own drain) it also stops
+        after a short read (less than a full TLS record or, in cleartext,
+        than asked for) that left nothing decrypted in TLS, once the server
+        owes no response: then its write most likely ended there, and asking
+        again would cost a system call and an exception only to hear "would
+        block" (one per request, for sequential requests). Whatever else
+        arrived is in the kernel, where the next poll() sees it. While a
+        response is still owed (several requests in flight, a download) the
+        drain goes on to "would block", as more is likely right behind.
         """
         progressed = False
         while not self._socket_closed:
-            total, more, eof = self._fill_buffer_locked(until_blocked)
+            total, status, eof = self._fill_buffer_locked(until_blocked)
             if total:
                 progressed = True
                 self._feed_locked(total)
             if eof:
                 self._on_eof_locked()
                 return True
-            if not more:
+            if status is _BLOCKED or (status is _SHORT and not self._streams_in_flight()):
                 break
         return progressed
 
-    def _fill_buffer_locked(self, until_blocked: bool = True) -> tuple[int, bool, bool]:
-        """Receive into the buffer: (bytes, buffer filled up, EOF).
+    def _fill_buffer_locked(self, until_blocked: bool = True) -> tuple[int, object, bool]:
+        """Receive into the buffer: (bytes, why it stopped, EOF).
 
-        Without ``until_blocked``, a read shorter than a full TLS record (or,
-        in cleartext, than asked for) with nothing left decrypted in TLS
-        ends the drain: the server's write most likely ended there, and
-        asking again would cost a system call and an exception only to hear
-        "would block". Whatever else has arrived is in the kernel, where the
-        next poll() sees it, so nothing waits unseen.
+        It stops when the socket would block (``_BLOCKED``), the buffer is
+        full (``_FULL``), or, without ``until_blocked``, after a short read
+        with nothing left decrypted in TLS (``_SHORT``; see
+        :meth:`_drain_locked`).
         """
         view = self._recv_view
         pending = self._tls_pending
@@ -319,9 +327,9 @@ class SessionWire:
             try:
                 got = self._sock.recv_into(view[total:])
             except (*_WOULD_BLOCK_READ, ssl.SSLWantWriteError):
-                return total, False, False
+                return total, _BLOCKED, False
             except ssl.SSLZeroReturnError:
-                return total, False, True
+                return total, _BLOCKED, True
             except OSError as exc:
                 if total:
                     self._feed_locked(total)
@@ -330,15 +338,15 @@ class SessionWire:
                     ConnectionTerminated(f"connection broke: {exc}", retryable=not in_flight)
                 ) from exc
             if not got:
-                return total, False, True
+                return total, _BLOCKED, True
             total += got
             if not until_blocked and (
                 (got < _FULL_TLS_RECORD and not pending())
                 if pending is not None
                 else total < RECV_BUFFER_SIZE  # cleartext: the kernel had no more than this
             ):
-                return total, False, False
-        return total, True, False
+                return total, _SHORT, False
+        return total, _FULL, False
 
     def _feed_locked(self, size: int) -> None:
         now = self._last_received = time.monotonic()
