@@ -340,10 +340,18 @@ class SessionWire:
             if not got:
                 return total, _BLOCKED, True
             total += got
-            if not until_blocked and (
-                (got < _FULL_TLS_RECORD and not pending())
-                if pending is not None
-                else total < RECV_BUFFER_SIZE  # cleartext: the kernel had no more than this
+            # Only while this drain has read less than one full record: a
+            # short record after more data (a download's, a burst's) means
+            # the response goes on, and stopping there would only split the
+            # bytes into more, smaller feeds of the core.
+            if (
+                not until_blocked
+                and total < _FULL_TLS_RECORD
+                and (
+                    not pending()
+                    if pending is not None
+                    else total < RECV_BUFFER_SIZE  # cleartext: the kernel had no more than this
+                )
             ):
                 return total, _SHORT, False
         return total, _FULL, False
