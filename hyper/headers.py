@@ -266,6 +266,15 @@ class HTTPHeaderMap(MutableMapping[HeaderKey, list[bytes]]):
         """Every field as ``(name, value)``, in order, repeated names included."""
         return list(self._fields)
 
+    def _field_list(self) -> list[tuple[bytes, bytes]]:
+        """The map's own list of fields, not a copy: for hyper's readers that neither keep nor change it.
+
+        :meth:`items` copies, so that a caller may change the map while
+        going through the fields; sending a request only reads them, once,
+        and the copy would be one more list per request.
+        """
+        return self._fields
+
     def iter_raw(self) -> Iterator[tuple[bytes, bytes]]:
         """Iterate over every ``(name, value)`` field, in order."""
         return iter(list(self._fields))

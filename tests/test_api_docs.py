@@ -19,10 +19,13 @@ API = Path(__file__).resolve().parent.parent / "docs" / "api.rst"
 #: Public calls that are not for users, and where they are documented instead.
 #: ``docs/design.rst`` describes them as the documented-internal interface
 #: between the connection classes, :class:`hyper.HTTPConnection` and
-#: :mod:`hyper.negotiation`.
+#: :mod:`hyper.negotiation`, and the call by which a connection tells its
+#: response where the request went.
 INTERNAL = {
     "HTTP20Connection": {"adopt", "adopt_upgraded", "new_core"},
     "HTTP11Connection": {"adopt", "detach_if_switched", "request_offering_upgrade"},
+    "HTTP20Response": {"record_request"},
+    "HTTP11Response": {"record_request"},
 }
 
 CLASSES = ["HTTPConnection", "HTTP20Connection", "HTTP11Connection", "HTTP20Response", "HTTP11Response"]

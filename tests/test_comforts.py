@@ -229,12 +229,12 @@ def test_url_of_pushed_responses_is_the_promised_request(request: pytest.Fixture
 def test_url_composition() -> None:
     response = _response_with(HTTPHeaderMap())
     assert response.url is None and response.authority is None  # nothing recorded
-    response._record_request("https", "[::1]:8443", "/a?b=1")
+    response.record_request("https", "[::1]:8443", "/a?b=1")
     assert response.url == "https://[::1]:8443/a?b=1"
     assert response.authority == "[::1]:8443"
-    response._record_request("http", "example.org", "http://example.org/via-proxy")
+    response.record_request("http", "example.org", "http://example.org/via-proxy")
     assert response.url == "http://example.org/via-proxy"  # absolute form, as sent to a proxy
-    response._record_request("https", "example.org", "*")
+    response.record_request("https", "example.org", "*")
     assert response.url == "https://example.org"  # OPTIONS *
 
 

@@ -16,7 +16,13 @@ import hyper
 
 PACKAGE = Path(hyper.__file__).parent
 # The session: its operations, its socket half, its uploads and its wake-ups.
-SESSION_MODULES = {"session.py", "session_wire.py", "session_upload.py", "session_wakeups.py"}
+SESSION_MODULES = {
+    "session.py",
+    "session_wire.py",
+    "session_reader.py",
+    "session_upload.py",
+    "session_wakeups.py",
+}
 # HTTP/1.1's lock belongs to its Channel (hyper/http11/channel.py). The
 # connection's policy and the two halves of the exchange state machine work
 # under it (``with channel.locked(): ... *_locked()``); what must hold for

@@ -36,7 +36,7 @@ class DecodedBodyReader:
 
     Subclasses set ``headers``, ``version`` and ``_limits`` and implement
     :meth:`_pull`; the connection that makes a response calls
-    :meth:`_record_request` so that ``url`` and ``authority`` can name it.
+    :meth:`record_request` so that ``url`` and ``authority`` can name it.
     """
 
     #: The response header fields.
@@ -50,15 +50,18 @@ class DecodedBodyReader:
     # Set by a subclass once its raw body was taken to the end, when _pull
     # would only return b'': read() then stops without that last call.
     _body_ended = False
-    # Where the request went, as the connection recorded it (_record_request).
+    # Where the request went, as the connection recorded it (record_request).
     _request_scheme: str | None = None
     _request_authority: str | None = None
     _request_target: str | None = None
 
     # -- where the request went -------------------------------------------------
 
-    def _record_request(self, scheme: str, authority: str, target: str) -> None:
+    def record_request(self, scheme: str, authority: str, target: str) -> None:
         """Remember where the request went: ``'https'``, ``'host:port'``, the request target.
+
+        Called by the connection (or push) that made this response, once,
+        before the response is handed out; not meant for applications.
 
         ``authority`` is the connection's (``:authority``/``Host``: the port
         only when not the scheme's default, an IPv6 address in brackets);

@@ -22,7 +22,7 @@ from ..exceptions import InvalidHeader, InvalidStreamID, InvalidURL
 from ..headers import HeaderKey, HeaderValue, HTTPHeaderMap, to_bytes
 from .body import RequestBody
 from .stream_ids import checked_stream_id
-from .url import has_port, host_literal, origin_form, split_host_port
+from .url import _PLAIN_PATH, has_port, host_literal, origin_form, split_host_port
 
 TimeoutType = Union[None, float, tuple[float | None, float | None]]
 HeadersType = Union[
@@ -95,6 +95,13 @@ def request_line(method: str | bytes, url: str | bytes, *, secure: bool, authori
     path is used); a URL of another origin, or of the other scheme, is
     :class:`~hyper.HostChangedError`. Bytes are accepted for both.
     """
+    if type(method) is str and type(url) is str:
+        # The usual request: a method checked before and a plain path, which
+        # origin_form() returns as it is (its request_target() shortcut):
+        # the same answer without the two calls.
+        known = _CHECKED_METHODS.get(method)
+        if known is not None and _PLAIN_PATH.fullmatch(url) is not None:
+            return known, url
     checked = request_method(method)
     return checked, origin_form(url, "https" if secure else "http", authority)
 
@@ -187,11 +194,13 @@ def to_header_map(headers: HeadersType) -> HTTPHeaderMap:
     :class:`HTTPHeaderMap`, or an iterable of ``(name, value)`` pairs; each
     field goes through :func:`checked_field`.
     """
-    header_map = HTTPHeaderMap()
     if headers is None:
-        return header_map
+        return HTTPHeaderMap()
     pairs: Iterable[Any]
     if isinstance(headers, HTTPHeaderMap):
+        pairs = headers.items()
+    elif type(headers) is dict and not any([isinstance(value, (list, tuple)) for value in headers.values()]):
+        # The usual form, one value per name: its own (name, value) tuples.
         pairs = headers.items()
     elif isinstance(headers, Mapping):
         pairs = _mapping_fields(headers)
@@ -201,14 +210,24 @@ def to_header_map(headers: HeadersType) -> HTTPHeaderMap:
         raise TypeError(
             f"headers must be a mapping or an iterable of (name, value) pairs, not {type(headers).__name__}"
         )
+    # The checked fields are bytes pairs already: collected in a list the
+    # map then takes over, rather than added (and converted again) one by one.
+    fields: list[tuple[bytes, bytes]] = []
+    host_seen = False
     for pair in pairs:
-        if isinstance(pair, (str, bytes, bytearray)) or not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        # A tuple of two is a pair (the usual case, one test); anything else
+        # gets the full check, a string above all ('ab' would unpack).
+        if (type(pair) is not tuple or len(pair) != 2) and (
+            isinstance(pair, (str, bytes, bytearray)) or not isinstance(pair, (tuple, list)) or len(pair) != 2
+        ):
             raise TypeError(f"each header must be a (name, value) pair, not {pair!r}")
-        name, value = checked_field(pair[0], pair[1])
-        if name.lower() == b"host" and b"host" in header_map:
-            raise _second_host(value)
-        header_map.add(name, value)
-    return header_map
+        field = checked_field(pair[0], pair[1])
+        if field[0].lower() == b"host":
+            if host_seen:
+                raise _second_host(field[1])
+            host_seen = True
+        fields.append(field)
+    return HTTPHeaderMap.from_wire(fields)
 
 
 def _second_host(value: bytes) -> InvalidHeader:
@@ -293,6 +312,21 @@ def declared_length(
             return length  # e.g. a GET: no content-length: 0 (RFC 9110 section 8.6)
     header_map[b"content-length"] = to_bytes(length)
     return length
+
+
+def bodiless_length(header_map: HTTPHeaderMap, method: str) -> int:
+    """:func:`declared_length` for a request with no body whose fields declare no length.
+
+    What ``declared_length(header_map, prepare_body(None), method, True)``
+    returns (the request is then empty: HEADERS end the stream), without
+    building a body or looking for a ``content-length`` the caller could
+    not have given. ``method`` is a checked ``str`` (from :func:`request_line`).
+    ``content-length: 0`` goes into ``header_map`` only for a method that
+    expects a body (RFC 9110 section 8.6).
+    """
+    if method.upper() in METHODS_WITH_BODY:
+        header_map[b"content-length"] = b"0"
+    return 0
 
 
 def is_empty(body: RequestBody, declared: int | None) -> bool:

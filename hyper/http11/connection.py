@@ -347,7 +347,7 @@ class HTTP11Connection(RouteToServer, IncrementalRequests, ClosesOnExit):
                 )
             response = HTTP11Response(ExchangeBody(channel, exchange), self.limits)
         # For logs: what was asked of whom (response.url, response.authority).
-        response._record_request(self._scheme, self.authority, exchange.target)
+        response.record_request(self._scheme, self.authority, exchange.target)
         return response
 
     get_response = getresponse

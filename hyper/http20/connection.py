@@ -28,13 +28,13 @@ from ..common.options import connection_options, keepalive_options
 from ..common.request import (  # noqa: F401 - TimeoutType: documented here
     HeadersType,
     TimeoutType,
+    bodiless_length,
     declared_length,
     is_empty,
     request_line,
     to_header_map,
 )
 from ..common.stream_ids import checked_stream_id
-from ..common.url import request_target
 from ..exceptions import InvalidStreamID
 from ..headers import HTTPHeaderMap
 from ..limits import Limits
@@ -192,11 +192,18 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
         caller's own value is sent as given and enforced. A request started
         with :meth:`putrequest` in this thread and not yet sent is abandoned.
         """
-        method, url = request_line(method, url, secure=self.secure, authority=self.authority)
+        # One parse of the URL: request_line() checks its origin and returns the path.
+        method, path = request_line(method, url, secure=self.secure, authority=self.authority)
         # This thread's unfinished putrequest() sent nothing: drop it, so an
         # exception between putrequest() and endheaders() cannot wedge the thread.
         self._local.pending = None
-        path, header_map = self._prepare(method, url, headers)
+        header_map = self._prepare(headers)
+        if body is None and headers is None:
+            # No body and no caller field that could declare a length: what
+            # prepare_body/declared_length/is_empty decide, without their objects.
+            declared: int | None = bodiless_length(header_map, method)
+            stream_id, _ = self._send_headers(method, path, header_map, True, declared=declared)
+            return stream_id
         prepared = prepare_body(body)
         declared = declared_length(header_map, prepared, method, body is None)
         end_stream = is_empty(prepared, declared)
@@ -210,14 +217,20 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
                 raise
         return stream_id
 
-    def _prepare(self, method: str, url: str, headers: HeadersType) -> tuple[str, HTTPHeaderMap]:
-        path, _, authority = request_target(url)
+    def _prepare(self, headers: HeadersType) -> HTTPHeaderMap:
+        """The request's header map: the caller's fields (checked), then the ones hyper adds.
+
+        The URL was parsed once, by ``request_line()``, which checked that
+        an absolute URL names this connection's own origin; ``:authority``
+        comes from the connection (or a caller's ``host`` field).
+        """
+        if headers is None:
+            # Nothing to check or look for: the map holds just hyper's own field.
+            return HTTPHeaderMap.from_wire([(b"accept-encoding", ACCEPT_ENCODING)])
         header_map = to_header_map(headers)
-        if authority is not None and b"host" not in header_map:
-            header_map[b"host"] = authority
         if b"accept-encoding" not in header_map:
             header_map[b"accept-encoding"] = ACCEPT_ENCODING
-        return path, header_map
+        return header_map
 
     def _send_headers(
         self,
@@ -233,34 +246,26 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
         ``declared``: the content-length in ``header_map``, which the body
         (every part of it) is held to.
         """
-        fields = build_request_headers(method, path, self.authority, self._scheme, header_map.items())
+        # The map's own list, not a copy: the map is this request's alone
+        # (built for it, or a pending request no other thread sees).
+        fields = build_request_headers(method, path, self.authority, self._scheme, header_map._field_list())
         attempt = 1
         while True:
             session = self._current_session()
-            wire_id = self._open_stream_on(
-                session, fields, end_stream, attempt == _SESSION_ATTEMPTS, declared
+            # The last attempt may not be refused: its session's error is the caller's.
+            wire_id = session.open_stream(
+                fields, end_stream, may_refuse=attempt != _SESSION_ATTEMPTS, declared_length=declared
             )
             if wire_id is not None:
                 return self._register(session, wire_id, public_id, target=path)
-            attempt += 1
-
-    def _open_stream_on(
-        self,
-        session: H2Session,
-        fields: list[tuple[bytes, bytes]],
-        end_stream: bool,
-        last_try: bool,
-        declared: int | None = None,
-    ) -> int | None:
-        """Send HEADERS on ``session``; None if it turned out to be unusable."""
-        return session.open_stream(fields, end_stream, may_refuse=not last_try, declared_length=declared)
+            attempt += 1  # the session turned out unusable (e.g. a GOAWAY just read)
 
     def _register(
         self, session: H2Session, wire_id: int, public_id: int | None = None, target: str = ""
     ) -> tuple[int, StreamHandle]:
         """Record that HEADERS went out as ``wire_id`` on ``session``; return the public id."""
         deadline_at = None if self.deadline is None else time.monotonic() + self.deadline
-        handle = StreamHandle(session, wire_id, deadline_at, target=target)
+        handle = StreamHandle(session, wire_id, deadline_at, target)
         public_id = self._registry.register(handle, public_id, track_pushes=self.enable_push)
         # Per thread, no lock: the defaults of send() and get_pushes() must
         # name the calling thread's request, not whichever thread sent last.
@@ -281,31 +286,29 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
         Without an id, the response of the oldest stream whose response was
         not yet taken. Responses may be taken in any order.
         """
-        if stream_id is not None:
-            stream_id = checked_stream_id(stream_id)
+        if stream_id is not None and type(stream_id) is not int:
+            stream_id = checked_stream_id(stream_id)  # a subclass passes, anything else raises
         stream_id, handle = self._registry.claim(stream_id)
         try:
-            response = self._wait_response(stream_id, handle)
+            # Looked up in this module at each call (tests spy on it).
+            response = await_response(
+                handle.session,
+                handle.wire_id,
+                self.read_timeout,
+                self.limits,
+                handle.deadline_at,
+                public_id=stream_id,
+            )
         except BaseException:
             # A timed-out or failed stream is reset and forgotten, so its data
             # stops counting against the connection's window.
             self._forget(stream_id, handle)
             raise
-        self._registry.forget(stream_id)  # the response now holds the stream
-        response._record_request(self._scheme, self.authority, handle.target)
+        self._registry.release(stream_id)  # the response now holds the stream
+        response.record_request(self._scheme, self.authority, handle.target)
         return response
 
     get_response = getresponse
-
-    def _wait_response(self, stream_id: int, handle: StreamHandle) -> HTTP20Response:
-        return await_response(
-            handle.session,
-            handle.wire_id,
-            self.read_timeout,
-            self.limits,
-            handle.deadline_at,
-            public_id=stream_id,
-        )
 
     def _forget(self, stream_id: int, handle: StreamHandle) -> None:
         self._registry.forget(stream_id)

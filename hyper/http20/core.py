@@ -270,7 +270,11 @@ class H2Core(CoreReceiver):
         return self._h2.get_next_available_stream_id()
 
     def open_stream(
-        self, headers: list[tuple[bytes, bytes]], end_stream: bool, declared_length: int | None = None
+        self,
+        headers: list[tuple[bytes, bytes]],
+        end_stream: bool,
+        declared_length: int | None = None,
+        slot_checked: bool = False,
     ) -> int:
         """Queue HEADERS for a new request and return its stream id.
 
@@ -278,6 +282,9 @@ class H2Core(CoreReceiver):
         makes them. The caller checked :meth:`can_open_stream`.
         ``declared_length`` is the ``content-length`` the HEADERS declare:
         the stream's body is counted against it across every send.
+        ``slot_checked``: :meth:`can_open_stream` was true just before, with
+        nothing changed since (the session holds its lock across both), so
+        the count of open streams h2 would make again is skipped.
         """
         refusal = self.accepting_streams()
         if refusal is not None:
@@ -292,7 +299,7 @@ class H2Core(CoreReceiver):
                 retryable=True,
             ) from exc
         try:
-            frames = send_request_headers(self._h2, stream_id, headers, end_stream)
+            frames = send_request_headers(self._h2, stream_id, headers, end_stream, slot_checked)
             if frames is None:
                 self._h2.send_headers(stream_id, headers, end_stream=end_stream)
             else:

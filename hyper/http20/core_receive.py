@@ -36,6 +36,11 @@ from .window import BaseFlowControlManager
 
 log = logging.getLogger("hyper")
 
+#: Events that show a response progressing (they reset the flood count).
+_PROGRESS = frozenset((h2.events.ResponseReceived, h2.events.StreamEnded))
+#: Events that cost work and show no progress (counted against the flood budget).
+_COSTLY = frozenset((h2.events.PingReceived, h2.events.RemoteSettingsChanged, h2.events.DataReceived))
+
 #: Valid header blocks remembered per connection.
 _VALID_BLOCKS_MEMO = 64
 #: How much of what a server sends before its SETTINGS is kept to explain a failure.
@@ -188,17 +193,18 @@ class CoreReceiver:
     def _flooded(self, event: Any) -> bool:
         """Count frames that cost us work but carry no response progress (RFC 9113 section 10.5)."""
         kind = type(event)
-        if kind is h2.events.DataReceived and event.data:
+        if kind in _PROGRESS:
+            # Response headers or an end of stream (the common case first):
+            # progress. DATA with a payload is progress too (see receive()).
             self._control_frames = 0
-        elif kind in (
-            h2.events.PingReceived,
-            h2.events.RemoteSettingsChanged,
-            h2.events.DataReceived,
-        ) or (kind is h2.events.PingAckReceived and not self._pings.is_ours(event.ping_data)):
+        elif kind is h2.events.DataReceived and event.data:
+            self._control_frames = 0
+        elif kind in _COSTLY or (
+            kind is h2.events.PingAckReceived and not self._pings.is_ours(event.ping_data)
+        ):
+            # PING, SETTINGS, empty DATA and ACKs of PINGs we never sent.
             self._control_frames += 1
             return self._control_frames > self.limits.max_control_frames_per_second
-        elif kind in (h2.events.ResponseReceived, h2.events.StreamEnded):
-            self._control_frames = 0
         return False
 
     def take_touched(self) -> set[int] | None:

@@ -114,7 +114,11 @@ class PublicH2Connection(h2.connection.H2Connection):
 
 
 def send_request_headers(
-    conn: h2.connection.H2Connection, stream_id: int, headers: list[tuple[bytes, bytes]], end_stream: bool
+    conn: h2.connection.H2Connection,
+    stream_id: int,
+    headers: list[tuple[bytes, bytes]],
+    end_stream: bool,
+    slot_checked: bool = False,
 ) -> list[bytes] | None:
     """Open a new request stream the way h2's ``send_headers`` would, and return its frames' bytes.
 
@@ -127,11 +131,12 @@ def send_request_headers(
     ``headers`` must be plain ``(bytes, bytes)`` tuples, pseudo-headers
     first. Returns ``None`` without changing anything when the connection is
     not in a plain state or the fast paths are off; the caller then uses
-    h2's own ``send_headers``.
+    h2's own ``send_headers``. ``slot_checked``: the caller has just found a
+    free stream slot (see :func:`~hyper.http20.h2_internals.open_request_stream`).
     """
     if type(conn) is not AdaptedH2Connection:
         return None
-    block = fence.open_request_stream(conn, stream_id, headers, end_stream)
+    block = fence.open_request_stream(conn, stream_id, headers, end_stream, slot_checked)
     if block is None:
         return None
     max_size = conn.max_outbound_frame_size

@@ -18,11 +18,9 @@ the ``hyper`` logger.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
-import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import h2.config
@@ -34,6 +32,23 @@ import hpack
 import hyperframe.exceptions
 import hyperframe.frame
 
+# The fence's other modules, re-exported: the per-stream primitives of the fast
+# paths, and the HPACK table and decoder the memos build on.
+from .h2_internals_hpack import _LITERAL_DECODER as _LITERAL_DECODER
+from .h2_internals_hpack import CountingHeaderTable as CountingHeaderTable
+from .h2_internals_hpack import HuffmanMemoDecoder as HuffmanMemoDecoder
+from .h2_internals_hpack import TableChange as TableChange
+from .h2_internals_hpack import _huffman_memo as _huffman_memo
+from .h2_internals_hpack import _huffman_memo_literal_decoder as _huffman_memo_literal_decoder
+from .h2_internals_hpack import size_update_pending as size_update_pending
+from .h2_internals_steps import STEPS_PROBLEM as STEPS_PROBLEM
+from .h2_internals_steps import consume_plain_data as consume_plain_data
+from .h2_internals_steps import open_request_stream as open_request_stream
+from .h2_internals_steps import receive_plain_data as receive_plain_data
+from .h2_internals_steps import receive_plain_headers as receive_plain_headers
+from .h2_internals_steps import receiving_stream as receiving_stream
+from .h2_internals_steps import take_send_credit as take_send_credit
+
 log = logging.getLogger("hyper")
 
 #: Set to ``0`` (or ``off``, ``false``, ``no``) to force the fast paths off.
@@ -44,14 +59,13 @@ ENV_VAR = "HYPER_FAST_PATHS"
 IMPORT_PROBLEM: str | None = None
 try:
     from h2.connection import (  # not part of h2's documented API
-        AllowedStreamIDs,
         ConnectionInputs,
         ConnectionState,
         H2ConnectionStateMachine,
         _decode_headers,
     )
     from h2.frame_buffer import FrameBuffer as _FrameBufferBase
-    from h2.stream import StreamClosedBy, StreamInputs, StreamState
+    from h2.stream import StreamClosedBy, StreamState
     from hpack.table import HeaderTable as _HeaderTableBase
 except ImportError as exc:  # pragma: no cover - only with an incompatible h2/hpack
     IMPORT_PROBLEM = f"cannot import an internal: {exc}"
@@ -229,61 +243,6 @@ def receive_frame(conn: h2.connection.H2Connection, frame: hyperframe.frame.Fram
     return conn._receive_frame(frame)
 
 
-_RECEIVING = (StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL) if IMPORT_PROBLEM is None else ()
-
-
-def receiving_stream(conn: h2.connection.H2Connection, stream_id: int, needs_headers: bool) -> Any:
-    """The h2 stream if a plain frame on it may skip h2's generic path, else ``None``.
-
-    DATA ``needs_headers``: before the response headers it is h2's to refuse.
-    """
-    stream = conn.streams.get(stream_id)
-    if (
-        stream is not None
-        and stream.state_machine.state in _RECEIVING
-        and (stream.state_machine.headers_received or not needs_headers)
-        and conn.state_machine.state is ConnectionState.CLIENT_OPEN
-    ):
-        return stream
-    return None
-
-
-def consume_plain_data(conn: h2.connection.H2Connection, stream: Any, size: int) -> None:
-    """h2's accounting for an unpadded DATA frame without END_STREAM on a receiving stream."""
-    conn._inbound_flow_control_window_manager.window_consumed(size)
-    stream._inbound_window_manager.window_consumed(size)
-    stream._track_content_length(size, False)
-
-
-def receive_plain_data(
-    conn: h2.connection.H2Connection, stream: Any, payload: bytes, end_stream: bool
-) -> list[h2.events.Event]:
-    """What h2 does for an unpadded DATA frame on a receiving stream, minus the overhead."""
-    size = len(payload)
-    if end_stream:
-        # The stream's own state machine closes the stream and makes the
-        # StreamEnded event, as in h2's path.
-        conn._inbound_flow_control_window_manager.window_consumed(size)
-        return stream.receive_data(payload, True, size)[1]  # type: ignore[no-any-return]
-    consume_plain_data(conn, stream, size)
-    return [h2.events.DataReceived(stream_id=stream.stream_id, data=payload, flow_controlled_length=size)]
-
-
-def receive_plain_headers(
-    conn: h2.connection.H2Connection, stream: Any, block: bytes, end_stream: bool
-) -> list[h2.events.Event]:
-    """What h2 does for a whole HEADERS frame without padding or priority on one of our streams.
-
-    Kept: the HPACK decode with h2's error translation and the stream's own
-    state machine, which makes the events.
-    """
-    headers = _decode_headers(conn.decoder, block)
-    frames, events = stream.receive_headers(headers, end_stream, conn.config.header_encoding)
-    if frames:
-        conn._prepare_for_sending(frames)
-    return events  # type: ignore[no-any-return]
-
-
 def has_stream(conn: h2.connection.H2Connection, stream_id: int) -> bool:
     """h2 still keeps state for ``stream_id``."""
     return stream_id in conn.streams
@@ -344,201 +303,6 @@ def absorb_headers_on_forgotten_stream(
         error.args = (f"HEADERS on stream {stream_id}, which the server had already ended",)
         raise error
     return True
-
-
-# -- sending ------------------------------------------------------------------------
-
-_OPENABLE = (ConnectionState.IDLE, ConnectionState.CLIENT_OPEN) if IMPORT_PROBLEM is None else ()
-_SENDING = (StreamState.OPEN, StreamState.HALF_CLOSED_REMOTE) if IMPORT_PROBLEM is None else ()
-
-
-def open_request_stream(
-    conn: h2.connection.H2Connection, stream_id: int, headers: list[tuple[bytes, bytes]], end_stream: bool
-) -> bytes | None:
-    """h2's bookkeeping of ``send_headers`` for a new request; returns the HPACK block.
-
-    Concurrency check, stream creation, the stream's state machine, the
-    encoder, and the method and authority h2 remembers. ``None`` (nothing
-    changed) when the connection is not in a plain state.
-    """
-    if stream_id in conn.streams or conn.state_machine.state not in _OPENABLE:
-        return None
-    limit = conn.remote_settings.max_concurrent_streams
-    open_now = conn.open_outbound_streams
-    if open_now + 1 > limit:
-        raise h2.exceptions.TooManyStreamsError(f"Max outbound streams is {limit}, {open_now} open")
-    conn.state_machine.process_input(ConnectionInputs.SEND_HEADERS)
-    stream = conn._begin_new_stream(stream_id, AllowedStreamIDs.ODD)
-    # The state changes before encoding, as in h2: encoding cannot be undone.
-    stream.state_machine.process_input(StreamInputs.SEND_HEADERS)
-    block = conn.encoder.encode(headers)
-    if end_stream:
-        stream.state_machine.process_input(StreamInputs.SEND_END_STREAM)
-    stream._authority = next((value for name, value in headers if name == b":authority"), None)
-    stream.request_method = headers[0][1] if headers and headers[0][0] == b":method" else None
-    return block
-
-
-def take_send_credit(conn: h2.connection.H2Connection, stream_id: int, size: int) -> bool:
-    """Debit both send windows for a DATA frame without flags, as ``send_data`` does.
-
-    False (nothing changed) when the stream or connection is not in a plain
-    sending state or the frame does not fit; the caller then uses h2's path.
-    """
-    stream = conn.streams.get(stream_id)
-    if (
-        stream is None
-        or stream.state_machine.state not in _SENDING
-        or conn.state_machine.state is not ConnectionState.CLIENT_OPEN
-        or not 0 < size <= min(conn.max_outbound_frame_size, conn.outbound_flow_control_window)
-        or size > stream.outbound_flow_control_window
-    ):
-        return False
-    stream.outbound_flow_control_window -= size
-    conn.outbound_flow_control_window -= size
-    return True
-
-
-# -- HPACK --------------------------------------------------------------------------
-
-
-#: One change of a dynamic table, as hpack's decoder made it: an added entry
-#: ``(name, value)``, or a new size limit (an ``int``, from a table size update).
-TableChange = tuple[bytes, bytes] | int
-
-# Generations come from one counter for the whole process, so a generation
-# names one state of one table: no two tables (and no table replaced by a
-# fresh one) ever share a value, and a memo keyed on it cannot confuse them.
-_GENERATIONS = itertools.count(1)
-
-
-class CountingHeaderTable(_HeaderTableBase):
-    """hpack's dynamic table, keeping count of what happens to it (for the HPACK memos).
-
-    hpack changes a table only through :meth:`add` (which also evicts) and the
-    :attr:`maxsize` setter (which evicts or empties); the self-test checks
-    that. Each of them gives the table a new :attr:`generation`, so the
-    table's contents and size are the same whenever its generation is.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        #: Replaced by a new, never used value on every change of the table's
-        #: contents or size limit.
-        self.generation = next(_GENERATIONS)
-        #: Bumped on every lookup of a dynamic (not static) entry, and on every
-        #: resize: the block being decoded then depends on the table.
-        self.dynamic_lookups = 0
-        #: Changes made while a decoder records them, else ``None``.
-        self.recorded: list[TableChange] | None = None
-
-    def add(self, name: bytes, value: bytes) -> None:
-        """Add an entry (hpack's behaviour, evictions included), and count the change."""
-        self.generation = next(_GENERATIONS)
-        if self.recorded is not None:
-            self.recorded.append((name, value))
-        super().add(name, value)
-
-    def get_by_index(self, index: int) -> tuple[bytes, bytes]:
-        """Look an entry up (hpack's behaviour), counting dynamic lookups."""
-        if index > self.STATIC_TABLE_LENGTH:
-            self.dynamic_lookups += 1
-        return super().get_by_index(index)
-
-    @property
-    def maxsize(self) -> int:
-        """The table's size limit (hpack's property), counting changes."""
-        return self._maxsize
-
-    @maxsize.setter
-    def maxsize(self, newmax: int) -> None:
-        self.generation = next(_GENERATIONS)
-        self.dynamic_lookups += 1  # a resize makes the block depend on the table
-        if self.recorded is not None:
-            self.recorded.append(newmax)
-        _HeaderTableBase.maxsize.fset(self, newmax)  # type: ignore[attr-defined]
-
-    def replay(self, changes: Iterable[TableChange]) -> None:
-        """Make ``changes`` (recorded while decoding a block) again, in their order.
-
-        Going through :meth:`add` and the size setter, as hpack's decoder
-        did, gives the same evictions and the same final state whenever the
-        table starts from the same state.
-        """
-        for change in changes:
-            if type(change) is tuple:
-                self.add(*change)
-            else:
-                self.maxsize = change  # type: ignore[assignment]
-
-    def snapshot(self) -> tuple[tuple[tuple[bytes, bytes], ...], int, int, bool]:
-        """All hpack keeps in the table: entries (newest first), their size, the limit, the resize flag."""
-        return (tuple(self.dynamic_entries), self._current_size, self._maxsize, self.resized)
-
-
-def size_update_pending(encoder: hpack.Encoder) -> bool:
-    """The encoder will emit a table size update with its next block."""
-    return bool(encoder.table_size_changes)
-
-
-# Servers send the same header values over and over (server, content-type,
-# cache-control...) as Huffman-coded literals; hpack decodes each in pure
-# Python, the largest single cost of a small response. Decoding is a pure
-# function, so a bounded memo of short strings gives identical results. The
-# memo is used only by hyper's decoders: hpack's module is left untouched.
-_HUFFMAN_MEMO_ENTRIES = 1024
-_HUFFMAN_MEMO_MAX_LEN = 256
-_huffman_memo: dict[bytes, bytes] = {}
-
-
-def _memo_decode_huffman(original: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
-    def decode_huffman(data: Any) -> bytes:
-        if data is None or len(data) > _HUFFMAN_MEMO_MAX_LEN:
-            return original(data)
-        key = bytes(data)
-        try:
-            return _huffman_memo[key]
-        except KeyError:
-            pass
-        value = original(key)
-        if len(_huffman_memo) >= _HUFFMAN_MEMO_ENTRIES:
-            _huffman_memo.clear()
-        _huffman_memo[key] = value
-        return value
-
-    return decode_huffman
-
-
-def _huffman_memo_literal_decoder() -> Callable[..., Any] | None:
-    """hpack's ``Decoder._decode_literal`` seeing a memoised ``decode_huffman``; ``None`` if impossible.
-
-    The function is hpack's own code with a private copy of its globals, so
-    only decoders that use it (hyper's) see the memo.
-    """
-    function = getattr(hpack.Decoder, "_decode_literal", None)
-    if not isinstance(function, types.FunctionType) or "decode_huffman" not in function.__code__.co_names:
-        return None
-    namespace = dict(function.__globals__)
-    original = namespace.get("decode_huffman")
-    if not callable(original):
-        return None
-    namespace["decode_huffman"] = _memo_decode_huffman(original)
-    rebound = types.FunctionType(
-        function.__code__, namespace, function.__name__, function.__defaults__, function.__closure__
-    )
-    rebound.__kwdefaults__ = function.__kwdefaults__
-    rebound.__doc__ = function.__doc__
-    return rebound
-
-
-_LITERAL_DECODER = _huffman_memo_literal_decoder()
-
-
-class HuffmanMemoDecoder(hpack.Decoder):
-    """hpack's decoder whose Huffman-coded literals go through a bounded memo."""
-
-    if _LITERAL_DECODER is not None:
-        _decode_literal = _LITERAL_DECODER
 
 
 from .h2_internals_check import self_test  # noqa: E402  (the check needs the names above)

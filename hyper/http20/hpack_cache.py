@@ -122,11 +122,7 @@ class MemoEncoder(hpack.Encoder):
         # tuple but must be encoded differently, and values of other types may
         # compare equal yet encode differently (200 == 200.0). A pending table
         # size update is emitted once, so such a call is never remembered.
-        if (
-            isinstance(headers, list)
-            and not fence.size_update_pending(self)
-            and all(_plain_field(field) for field in headers)
-        ):
+        if isinstance(headers, list) and not fence.size_update_pending(self) and _plain_fields(headers):
             key = (tuple(headers), huffman, table.generation)
             block = self._memo.entries.get(key)
             if block is not None:
@@ -203,15 +199,25 @@ def _change_cost(change: TableChange) -> int:
     return _FIELD_OVERHEAD + (len(change[0]) + len(change[1]) if type(change) is tuple else 0)
 
 
-def _plain_field(field: Any) -> bool:
-    """A ``(bytes, bytes)`` or ``(bytes, bytes, bool)`` tuple: equal ones encode equally."""
-    return (
-        type(field) is tuple
-        and 2 <= len(field) <= 3
-        and type(field[0]) is bytes
-        and type(field[1]) is bytes
-        and (len(field) == 2 or type(field[2]) is bool)
-    )
+def _plain_fields(headers: list[Any]) -> bool:
+    """Every field a ``(bytes, bytes)`` or ``(bytes, bytes, bool)`` tuple: equal ones encode equally.
+
+    Runs for every request: one loop with the checks written out, not a
+    call per field.
+    """
+    for field in headers:
+        if type(field) is not tuple:
+            return False  # NeverIndexedHeaderTuple included: equal to a tuple, encoded differently
+        size = len(field)
+        if (
+            size < 2
+            or size > 3
+            or type(field[0]) is not bytes
+            or type(field[1]) is not bytes
+            or (size == 3 and type(field[2]) is not bool)
+        ):
+            return False
+    return True
 
 
 def install(conn: Any) -> None:

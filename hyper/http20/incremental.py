@@ -33,7 +33,7 @@ class H2IncrementalRequests(IncrementalRequests):
 
     if TYPE_CHECKING:
         # The steps of a request, shared with request(), in HTTP20Connection.
-        def _prepare(self, method: str, url: str, headers: HeadersType) -> tuple[str, HTTPHeaderMap]: ...
+        def _prepare(self, headers: HeadersType) -> HTTPHeaderMap: ...
 
         def _send_headers(
             self,
@@ -59,10 +59,11 @@ class H2IncrementalRequests(IncrementalRequests):
         second ``putrequest()`` in the same thread before ``endheaders()``
         abandons the first: nothing of it was sent and its id is never used.
         """
-        method, selector = request_line(method, selector, secure=self.secure, authority=self.authority)
+        # One parse of the URL: request_line() checks its origin and returns the path.
+        method, path = request_line(method, selector, secure=self.secure, authority=self.authority)
         # Only this thread ever sees its pending request, and nothing of it has
         # left yet, so replacing it needs no lock and leaves nothing behind.
-        path, header_map = self._prepare(method, selector, None)
+        header_map = self._prepare(None)
         stream_id = self._registry.take_id()
         self._local.pending = PendingRequest(method, path, header_map, stream_id)
         return stream_id

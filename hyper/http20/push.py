@@ -70,7 +70,7 @@ class HTTP20Push:
                 self._response = await_response(
                     self._session, self._wire_id, self._read_timeout, self._limits, public_id=self.stream_id
                 )
-                self._response._record_request(self.scheme, self.authority, self.path)
+                self._response.record_request(self.scheme, self.authority, self.path)
             return self._response
 
     get_response = getresponse

@@ -6,7 +6,8 @@ operations of :class:`H2Session` (open a stream, send a body, wait for
 headers, read body bytes, take pushes, ping, close, ...) and never see the
 lock, its condition or the core. The session is this module plus its
 private parts: :mod:`~hyper.http20.session_wire` (the socket, ordered sends,
-draining, the reader election), :mod:`~hyper.http20.session_upload`
+draining), :mod:`~hyper.http20.session_reader` (waiting, the reader
+election), :mod:`~hyper.http20.session_upload`
 (request bodies) and :mod:`~hyper.http20.session_wakeups` (aimed wake-ups);
 ``tests/test_session_owns_lock.py`` checks that no other
 module names them. The thread-safety argument, in one place:
@@ -108,14 +109,29 @@ class H2Session(SessionUpload):
     def _feed_received_locked(self, received: bytes) -> None:
         if received:
             self._core.receive(received)
+            self._note_refusal_locked()
             self._flush_locked()
 
     def _usable_locked(self) -> bool:
         """True while new streams may be opened here. Caller holds the state lock."""
-        return not self._socket_closed and self._core.accepting_streams() is None
+        if not self._socket_closed and self._core.accepting_streams() is None:
+            return True
+        self._refusal_possible = True
+        return False
 
     def refusal(self) -> tuple[HyperError | None, bool]:
         """Why no new stream may be opened here (``None``: they may), and whether it ended cleanly."""
+        # Asked before every request. The common answer ("usable") comes
+        # WITHOUT the state lock, which eight threads on one connection would
+        # otherwise queue for once more per request: _refusal_possible is a
+        # plain flag, set (under the lock) by every step after which the
+        # session may refuse streams, and never cleared, so reading it
+        # unlocked gives an answer the lock would have given a moment
+        # earlier. A refusal that comes just after is found by open_stream(),
+        # which checks again under the lock (as it always had to: a GOAWAY
+        # may still sit unread in the socket here).
+        if not self._refusal_possible:
+            return None, True
         # The state lock: the core's GOAWAY, failure and id counters change
         # under it as the reader processes frames; one consistent view.
         with self._cond:
@@ -163,6 +179,7 @@ class H2Session(SessionUpload):
         # The state lock: the core (GOAWAY), the flags and the socket.
         with self._cond:
             self._closed_by_user = True
+            self._refusal_possible = True
             self._stop_interrupting_locked()
             if not self._socket_closed and not self._torn:
                 # GOAWAY tells the server which streams we saw (RFC 9113 section 6.8).
@@ -275,7 +292,9 @@ class H2Session(SessionUpload):
                     f"(server allows {core.max_concurrent_streams} at once)"
                 ),
             )
-            wire_id = core.open_stream(fields, end_stream, declared_length)
+            # Still under the lock that saw can_open_stream() true: the slot is ours.
+            wire_id = core.open_stream(fields, end_stream, declared_length, slot_checked=True)
+            self._note_refusal_locked()  # that may have been the last stream id (RFC 9113 5.1.1)
             self._flush_locked()
         return wire_id
 

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from ..common.body import RequestBody
 from ..exceptions import InvalidStreamID, WriteTimeout, fresh
-from .session_wire import SessionWire
+from .session_reader import SessionReader
 from .streams import RequestState, StreamState
 
 #: Body bytes queued per lock hold while uploading, so readers get a turn.
 SEND_BATCH = 1024 * 1024
 
 
-class SessionUpload(SessionWire):
+class SessionUpload(SessionReader):
     """The upload operations of :class:`~hyper.http20.session.H2Session`."""
 
     def _stream_locked(self, stream_id: int) -> StreamState:

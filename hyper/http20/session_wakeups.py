@@ -13,11 +13,18 @@ import threading
 class _Sleeper:
     """A thread waiting for news about the session (not as the reader): its own condition."""
 
-    __slots__ = ("wakeup", "stream_id")
+    __slots__ = ("wakeup", "stream_id", "woken")
 
     def __init__(self, wakeup: threading.Condition) -> None:
         self.wakeup = wakeup
         self.stream_id: int | None = None
+        #: Already woken for news since it went to sleep: it will get up anyway.
+        self.woken = False
+
+    def wake(self) -> None:
+        """Wake this thread (the state lock is held)."""
+        self.woken = True
+        self.wakeup.notify()
 
 
 class StateCondition(threading.Condition):
@@ -43,6 +50,7 @@ class StateCondition(threading.Condition):
         if sleeper is None:
             sleeper = self._local.sleeper = _Sleeper(threading.Condition(self._state_lock))
         sleeper.stream_id = stream_id
+        sleeper.woken = False
         self._sleepers.append(sleeper)
         try:
             sleeper.wakeup.wait(timeout)
@@ -52,15 +60,29 @@ class StateCondition(threading.Condition):
     def notify_all(self) -> None:
         """Wake every waiting thread (lock held)."""
         for sleeper in self._sleepers:
-            sleeper.wakeup.notify()
+            sleeper.wake()
 
     def notify_changed(self, streams: set[int] | None) -> None:
         """Wake the threads waiting for one of ``streams`` (all when ``None``) and untagged ones."""
         for sleeper in self._sleepers:
             if streams is None or sleeper.stream_id is None or sleeper.stream_id in streams:
-                sleeper.wakeup.notify()
+                sleeper.wake()
 
     def notify_one(self) -> None:
-        """Wake one waiting thread, if any (to take over reading)."""
-        if self._sleepers:
-            self._sleepers[0].wakeup.notify()
+        """Wake one waiting thread, if any (to take over reading).
+
+        One not already woken for news, if there is one: a thread woken
+        because its response arrived takes it and leaves, and would have to
+        hand the reading on once more (another wake-up, another take of the
+        lock). A thread still waiting becomes the reader at once. If every
+        sleeper was woken, any of them will do: whichever finds itself
+        still waiting reads, and one that leaves hands on again.
+        """
+        sleepers = self._sleepers
+        if not sleepers:
+            return
+        for sleeper in sleepers:
+            if not sleeper.woken:
+                sleeper.wake()
+                return
+        sleepers[0].wake()

@@ -7,8 +7,8 @@ The locking argument for the whole session is stated once, in
 :mod:`hyper.http20.session`; this module keeps to it:
 
 * every ``*_locked`` method runs with the state lock held;
-* the one place the lock is let go is the reader's poll
-  (:meth:`SessionWire._read_once_locked`), guarded by ``_reading`` so that
+* the one place the lock is let go is the reader's poll (in
+  :mod:`hyper.http20.session_reader`), guarded by ``_reading`` so that
   nobody closes the socket under that poll;
 * a send waits for the socket *with* the lock held (frames must leave in
   the order the state changed, RFC 9113 section 5.1.1), reading meanwhile so
@@ -30,7 +30,6 @@ from ..exceptions import (
     ConnectionClosed,
     ConnectionTerminated,
     HyperError,
-    HyperTimeout,
     TransportError,
     WriteTimeout,
     fresh,
@@ -40,6 +39,10 @@ from .session_wakeups import StateCondition
 
 #: Size of the reusable receive buffer; one drain reads at most this much.
 RECV_BUFFER_SIZE = 512 * 1024
+#: Why a fill of the receive buffer stopped (see SessionWire._fill_buffer_locked).
+_BLOCKED, _FULL, _SHORT = object(), object(), object()
+#: Most application bytes one TLS record carries (RFC 8446 section 5.1).
+_FULL_TLS_RECORD = 16384
 #: Seconds per budget of control frames (see H2Core.reset_flood_budget).
 FLOOD_BUDGET_PERIOD = 1.0
 
@@ -103,6 +106,10 @@ class SessionWire:
         self._cond = StateCondition(self._lock)
         self._reading = False
         self._socket_closed = False
+        # Set under the lock once the session may refuse new streams (a
+        # GOAWAY, a failure, closing, stream ids used up), never cleared;
+        # read WITHOUT the lock by H2Session.refusal() (see there).
+        self._refusal_possible = False
         self._close_when_reader_done = False
         self._closed_by_user = False
         # Set (without the lock: a plain flag, read by the sender it
@@ -123,6 +130,8 @@ class SessionWire:
         #: Set once the socket is closed (a keep-alive thread stops on it).
         self.stopped = threading.Event()
         self._recv_buffer = bytearray(RECV_BUFFER_SIZE)
+        # How many decrypted bytes TLS holds (``None`` in cleartext).
+        self._tls_pending: Callable[[], int] | None = getattr(sock, "pending", None)
         self._recv_view = memoryview(self._recv_buffer)
 
     def _stop_interrupting_locked(self) -> None:
@@ -140,6 +149,7 @@ class SessionWire:
         if self._socket_closed:
             return
         self._socket_closed = True
+        self._refusal_possible = True
         self.stopped.set()
         if self._reading:
             # The reader polls this socket without the lock: wake it with a
@@ -191,6 +201,7 @@ class SessionWire:
         this session's frames, a reference cycle (see ``without_frames``).
         """
         self._core.connection_lost(error)
+        self._refusal_possible = True
         self._close_socket_locked()
         self._cond.notify_all()
         return fresh(self._core.fatal or error)
@@ -277,37 +288,54 @@ class SessionWire:
 
     # -- receiving ------------------------------------------------------------
 
-    def _drain_locked(self) -> bool:
+    def _drain_locked(self, until_blocked: bool = True) -> bool:
         """Read all the socket has now and feed it to the core; False on nothing.
 
-        Reading stops only when the socket would block (or at EOF), never
-        because our buffer is full: TLS may hold decrypted bytes that poll()
-        cannot see, and nobody would come back for them.
+        Reading stops when the socket would block (or at EOF), never because
+        our buffer is full: TLS may hold decrypted bytes that poll() cannot
+        see, and nobody would come back for them.
+
+        Without ``until_blocked`` (the reader's own drain) it also stops
+        after a short read (less than a full TLS record or, in cleartext,
+        than asked for) that left nothing decrypted in TLS, once the server
+        owes no response: then its write most likely ended there, and asking
+        again would cost a system call and an exception only to hear "would
+        block" (one per request, for sequential requests). Whatever else
+        arrived is in the kernel, where the next poll() sees it. While a
+        response is still owed (several requests in flight, a download) the
+        drain goes on to "would block", as more is likely right behind.
         """
         progressed = False
         while not self._socket_closed:
-            total, more, eof = self._fill_buffer_locked()
+            total, status, eof = self._fill_buffer_locked(until_blocked)
             if total:
                 progressed = True
                 self._feed_locked(total)
             if eof:
                 self._on_eof_locked()
                 return True
-            if not more:
+            if status is _BLOCKED or (status is _SHORT and not self._streams_in_flight()):
                 break
         return progressed
 
-    def _fill_buffer_locked(self) -> tuple[int, bool, bool]:
-        """Receive into the buffer: (bytes, buffer filled up, EOF)."""
+    def _fill_buffer_locked(self, until_blocked: bool = True) -> tuple[int, object, bool]:
+        """Receive into the buffer: (bytes, why it stopped, EOF).
+
+        It stops when the socket would block (``_BLOCKED``), the buffer is
+        full (``_FULL``), or, without ``until_blocked``, after a short read
+        with nothing left decrypted in TLS (``_SHORT``; see
+        :meth:`_drain_locked`).
+        """
         view = self._recv_view
+        pending = self._tls_pending
         total = 0
         while total < RECV_BUFFER_SIZE:
             try:
                 got = self._sock.recv_into(view[total:])
             except (*_WOULD_BLOCK_READ, ssl.SSLWantWriteError):
-                return total, False, False
+                return total, _BLOCKED, False
             except ssl.SSLZeroReturnError:
-                return total, False, True
+                return total, _BLOCKED, True
             except OSError as exc:
                 if total:
                     self._feed_locked(total)
@@ -316,9 +344,23 @@ class SessionWire:
                     ConnectionTerminated(f"connection broke: {exc}", retryable=not in_flight)
                 ) from exc
             if not got:
-                return total, False, True
+                return total, _BLOCKED, True
             total += got
-        return total, True, False
+            # Only while this drain has read less than one full record: a
+            # short record after more data (a download's, a burst's) means
+            # the response goes on, and stopping there would only split the
+            # bytes into more, smaller feeds of the core.
+            if (
+                not until_blocked
+                and total < _FULL_TLS_RECORD
+                and (
+                    not pending()
+                    if pending is not None
+                    else total < RECV_BUFFER_SIZE  # cleartext: the kernel had no more than this
+                )
+            ):
+                return total, _SHORT, False
+        return total, _FULL, False
 
     def _feed_locked(self, size: int) -> None:
         now = self._last_received = time.monotonic()
@@ -327,6 +369,12 @@ class SessionWire:
             self._core.reset_flood_budget()
         # The frame splitter copies what it keeps, so no copy is needed here.
         self._core.receive(self._recv_view[:size])
+        self._note_refusal_locked()
+
+    def _note_refusal_locked(self) -> None:
+        """After a step that may have made the core refuse new streams: remember it for refusal()."""
+        if not self._refusal_possible and self._core.accepting_streams() is not None:
+            self._refusal_possible = True
 
     def _streams_in_flight(self) -> bool:
         return any(not s.complete for s in self._core.streams.values())
@@ -339,107 +387,6 @@ class SessionWire:
                 retryable=not in_flight,
             )
         )
-
-    def _wait_locked(
-        self,
-        ready: Callable[[], bool],
-        failure: Callable[[], HyperError | None],
-        timeout: float | None,
-        on_timeout: Callable[[], HyperTimeout],
-        stream_id: int | None = None,
-    ) -> None:
-        """Block until ``ready()`` or ``failure()``; the caller holds the state lock.
-
-        The waiting thread becomes the reader when nobody else is reading,
-        otherwise sleeps until the reader has news about ``stream_id`` (any
-        news when ``None``: pass the stream only when nothing but a change
-        of that stream can make ``ready()`` or ``failure()`` true).
-        """
-        try:
-            self._wait_loop_locked(ready, failure, timeout, on_timeout, stream_id)
-        finally:
-            if not self._reading:
-                # Leaving with nobody reading: a sleeper must take over.
-                self._cond.notify_one()
-
-    def _wait_loop_locked(
-        self,
-        ready: Callable[[], bool],
-        failure: Callable[[], HyperError | None],
-        timeout: float | None,
-        on_timeout: Callable[[], HyperTimeout],
-        stream_id: int | None,
-    ) -> None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            if ready():
-                return
-            error = failure()
-            if error is not None:
-                raise fresh(error)
-            if self._socket_closed:
-                raise _stored(self._core.fatal) or ConnectionClosed("the connection is closed")
-            remaining = _remaining(deadline)
-            if remaining is not None and remaining <= 0:
-                raise on_timeout()
-            if self._reading:
-                self._cond.sleep(stream_id, remaining)
-                continue
-            self._reading = True
-            try:
-                self._read_once_locked(remaining)
-            finally:
-                self._reading = False
-                if self._close_when_reader_done:
-                    self._close_when_reader_done = False
-                    self._close_fds()
-                self._cond.notify_changed(self._core.take_touched())
-
-    def _read_once_locked(self, timeout: float | None) -> None:
-        # The reader waits for the socket WITHOUT the state lock, so other
-        # threads can send and take data meanwhile; self._reading (set under
-        # the lock) keeps anyone from closing the socket under this poll.
-        self._lock.release()
-        try:
-            readable, woken = wait_for_socket(
-                self._sock, read=True, write=False, timeout=timeout, wake=self._waker_r
-            )
-        except (OSError, ValueError):
-            readable, woken = True, False  # closed under us; the code below finds out
-        finally:
-            self._lock.acquire()
-        if woken and not self._socket_closed:
-            try:
-                while self._waker_r.recv(4096):
-                    pass
-            except OSError:
-                pass
-        if readable:
-            self._drain_and_answer_locked()
-
-    def _drain_and_answer_locked(self) -> None:
-        """Feed what arrived, then send what the core queued in answer."""
-        if self._socket_closed:
-            return
-        self._drain_locked()
-        if not self._socket_closed:
-            self._flush_locked()
-
-    def _poll_locked(self) -> None:
-        """Process whatever the server already sent, without waiting.
-
-        Used before opening a stream, so the server's SETTINGS limits and a
-        GOAWAY that arrived while the connection sat idle are known first.
-        """
-        if self._reading or self._socket_closed:
-            return
-        readable, _ = wait_for_socket(self._sock, read=True, write=False, timeout=0)
-        if readable:
-            try:
-                self._drain_and_answer_locked()
-            except HyperError:
-                pass  # recorded in the core; the caller sees the session unusable
-            self._cond.notify_changed(self._core.take_touched())
 
 
 def _stored(error: HyperError | None) -> HyperError | None:

@@ -25,7 +25,20 @@ from ..exceptions import HyperError
 from .window import BaseFlowControlManager
 
 
-class RequestState(enum.Enum):
+class _FastHashEnum(enum.Enum):
+    """An enum hashed by identity, as its members compare.
+
+    ``Enum.__hash__`` is Python code (it hashes the member's name); the
+    transition tables below are looked up with a pair of these several
+    times per request, where that call was a tenth of a small response's
+    bookkeeping. Members are singletons compared by identity, so the
+    identity hash is as sound.
+    """
+
+    __hash__ = object.__hash__
+
+
+class RequestState(_FastHashEnum):
     """Our half of a stream."""
 
     #: HEADERS went out; DATA may follow.
@@ -39,7 +52,7 @@ class RequestState(enum.Enum):
     STOPPED = "stopped"
 
 
-class ResponseState(enum.Enum):
+class ResponseState(_FastHashEnum):
     """The server's half of a stream."""
 
     #: No final response yet (1xx responses may come, RFC 9113 section 8.1).
@@ -52,7 +65,7 @@ class ResponseState(enum.Enum):
     ENDED_UNANSWERED = "ended unanswered"
 
 
-class RequestEvent(enum.Enum):
+class RequestEvent(_FastHashEnum):
     """What moves our half: we end it, we reset the stream, or the server does."""
 
     END_STREAM = "end stream"
@@ -60,7 +73,7 @@ class RequestEvent(enum.Enum):
     SERVER_RESET = "server reset"
 
 
-class ResponseEvent(enum.Enum):
+class ResponseEvent(_FastHashEnum):
     """What moves the server's half."""
 
     #: Valid final response headers (:status 2xx-5xx).

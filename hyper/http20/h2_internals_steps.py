@@ -1,0 +1,254 @@
+"""The fence's stream primitives: h2's bookkeeping for the common frames, minus its dispatch.
+
+Part of the fence (:mod:`hyper.http20.h2_internals`, which re-exports every
+name below): only the fence modules name h2's private internals. A small
+request is a handful of state machine steps in h2 (open the connection
+state, open the stream, end our side; response headers, DATA, the end of
+the server's side), and each step of h2's ``process_input`` builds a tuple
+key of two enums, hashes them through ``Enum.__hash__`` (Python code) and
+looks the pair up in the transition table. That lookup cost more than the
+step itself. Here the entries of the steps hyper takes on its fast paths
+are looked up once, at import, *from h2's own tables*; a step then runs
+h2's own transition function for the state it finds, with the error
+handling ``process_input`` has. A state the table has no prepared entry for
+goes through ``process_input`` itself, so the outcome (state, flags,
+events, errors) is h2's in every case. ``self_test`` (in
+:mod:`hyper.http20.h2_internals_check`) and ``tests/test_fast_steps.py``
+compare both ways step by step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import h2.connection
+import h2.events
+import h2.exceptions
+
+#: Why the steps cannot be prepared (the fast paths are then off), or ``None``.
+STEPS_PROBLEM: str | None = None
+try:
+    from h2.connection import (  # not part of h2's documented API
+        AllowedStreamIDs,
+        ConnectionInputs,
+        ConnectionState,
+        H2ConnectionStateMachine,
+        _decode_headers,
+    )
+    from h2.stream import StreamInputs, StreamState
+    from h2.stream import _transitions as _STREAM_TABLE
+    from h2.utilities import is_informational_response
+except ImportError as exc:  # pragma: no cover - only with an incompatible h2
+    STEPS_PROBLEM = f"cannot import an internal: {exc}"
+
+#: One prepared step: h2's transition function (or ``None``) and the target state.
+Entry = tuple[Callable[..., list[h2.events.Event]] | None, Any]
+
+
+def _prepare(states: tuple[str, ...], input_name: str) -> dict[Any, Entry]:
+    """h2's own table entries for ``input_name`` in each of ``states``, keyed by state.
+
+    StreamState is an ``IntEnum``, so looking a state up here hashes an int
+    in C, unlike h2's (state, input) keys.
+    """
+    table: dict[Any, Entry] = {}
+    for name in states:
+        state = StreamState[name]
+        table[state] = _STREAM_TABLE[(state, StreamInputs[input_name])]
+    return table
+
+
+try:
+    if STEPS_PROBLEM is None:
+        # Our side of a new request: IDLE -> OPEN, then OPEN -> HALF_CLOSED_LOCAL.
+        _SEND_HEADERS = _prepare(("IDLE",), "SEND_HEADERS")
+        _SEND_END_STREAM = _prepare(("OPEN",), "SEND_END_STREAM")
+        # The server's side, in the two states a stream receives in.
+        _RECV_HEADERS = _prepare(("OPEN", "HALF_CLOSED_LOCAL"), "RECV_HEADERS")
+        _RECV_DATA = _prepare(("OPEN", "HALF_CLOSED_LOCAL"), "RECV_DATA")
+        _RECV_END_STREAM = _prepare(("OPEN", "HALF_CLOSED_LOCAL"), "RECV_END_STREAM")
+        # RFC 9113 section 5.1.1 bookkeeping of the connection: HEADERS in
+        # the CLIENT_OPEN state leave it as it is, with no side effect.
+        _OPEN_STAYS_OPEN = H2ConnectionStateMachine._transitions.get(
+            (ConnectionState.CLIENT_OPEN, ConnectionInputs.SEND_HEADERS)
+        ) == (None, ConnectionState.CLIENT_OPEN)
+        _RECEIVING = (StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL)
+        _OPENABLE = (ConnectionState.IDLE, ConnectionState.CLIENT_OPEN)
+        _SENDING = (StreamState.OPEN, StreamState.HALF_CLOSED_REMOTE)
+except (KeyError, AttributeError, TypeError) as exc:  # pragma: no cover - only with a changed h2
+    STEPS_PROBLEM = f"h2's state machine tables changed: {type(exc).__name__}: {exc}"
+
+
+def step(machine: Any, prepared: dict[Any, Entry], input_: Any) -> list[h2.events.Event]:
+    """What ``machine.process_input(input_)`` does, through a prepared entry when there is one.
+
+    ``prepared`` holds h2's entries for ``input_``, by state. The error
+    handling is ``process_input``'s: a transition function that raises
+    leaves the stream CLOSED.
+    """
+    previous = machine.state
+    entry = prepared.get(previous)
+    if entry is None:
+        return machine.process_input(input_)  # type: ignore[no-any-return]
+    function, machine.state = entry
+    if function is None:
+        return []
+    try:
+        return function(machine, previous)
+    except h2.exceptions.ProtocolError:
+        machine.state = StreamState.CLOSED
+        raise
+    except AssertionError as err:  # pragma: no cover - h2 asserts its own invariants
+        machine.state = StreamState.CLOSED
+        raise h2.exceptions.ProtocolError(err) from err
+
+
+# -- receiving ----------------------------------------------------------------------
+
+
+def receiving_stream(conn: h2.connection.H2Connection, stream_id: int, needs_headers: bool) -> Any:
+    """The h2 stream if a plain frame on it may skip h2's generic path, else ``None``.
+
+    DATA ``needs_headers``: before the response headers it is h2's to refuse.
+    """
+    stream = conn.streams.get(stream_id)
+    if (
+        stream is not None
+        and stream.state_machine.state in _RECEIVING
+        and (stream.state_machine.headers_received or not needs_headers)
+        and conn.state_machine.state is ConnectionState.CLIENT_OPEN
+    ):
+        return stream
+    return None
+
+
+def consume_plain_data(conn: h2.connection.H2Connection, stream: Any, size: int) -> None:
+    """h2's accounting for an unpadded DATA frame without END_STREAM on a receiving stream."""
+    conn._inbound_flow_control_window_manager.window_consumed(size)
+    stream._inbound_window_manager.window_consumed(size)
+    stream._track_content_length(size, False)
+
+
+def receive_plain_data(
+    conn: h2.connection.H2Connection, stream: Any, payload: bytes, end_stream: bool
+) -> list[h2.events.Event]:
+    """What h2 does for an unpadded DATA frame on a receiving stream, minus the overhead."""
+    size = len(payload)
+    if not end_stream:
+        consume_plain_data(conn, stream, size)
+        return [h2.events.DataReceived(stream_id=stream.stream_id, data=payload, flow_controlled_length=size)]
+    # The connection window first (h2's _receive_data_frame), then the
+    # stream's steps in h2's order: RECV_DATA (refused before the response
+    # headers), its window and content-length (RFC 9113 section 8.1.1: a
+    # body short of content-length is malformed), then RECV_END_STREAM,
+    # which closes the stream and makes the StreamEnded event.
+    conn._inbound_flow_control_window_manager.window_consumed(size)
+    machine = stream.state_machine
+    events = step(machine, _RECV_DATA, StreamInputs.RECV_DATA)
+    stream._inbound_window_manager.window_consumed(size)
+    stream._track_content_length(size, True)
+    ended = step(machine, _RECV_END_STREAM, StreamInputs.RECV_END_STREAM)
+    data_event: Any = events[0]
+    data_event.stream_ended = ended[0]
+    data_event.data = payload
+    data_event.flow_controlled_length = size
+    events.extend(ended)
+    return events
+
+
+def receive_plain_headers(
+    conn: h2.connection.H2Connection, stream: Any, block: bytes, end_stream: bool
+) -> list[h2.events.Event]:
+    """What h2 does for a whole HEADERS frame without padding or priority on one of our streams.
+
+    Kept: the HPACK decode with h2's error translation, and the stream's
+    own transitions, content-length and header normalisation, in h2's
+    order. A 1xx response (rare) goes through h2's own method.
+    """
+    headers = _decode_headers(conn.decoder, block)
+    if is_informational_response(headers):
+        frames, events = stream.receive_headers(headers, end_stream, conn.config.header_encoding)
+        if frames:  # pragma: no cover - h2 sends nothing for received headers
+            conn._prepare_for_sending(frames)
+        return events  # type: ignore[no-any-return]
+    machine = stream.state_machine
+    events = step(machine, _RECV_HEADERS, StreamInputs.RECV_HEADERS)
+    headers_event: Any = events[0]
+    if end_stream:
+        ended = step(machine, _RECV_END_STREAM, StreamInputs.RECV_END_STREAM)
+        headers_event.stream_ended = ended[0]
+        events += ended
+    stream._initialize_content_length(headers)
+    if type(headers_event) is h2.events.TrailersReceived and not end_stream:
+        # RFC 9113 section 8.1: trailers end the stream.
+        raise h2.exceptions.ProtocolError("Trailers must have END_STREAM set")
+    flags = stream._build_hdr_validation_flags(events)
+    headers_event.headers = stream._process_received_headers(headers, flags, conn.config.header_encoding)
+    return events
+
+
+# -- sending ------------------------------------------------------------------------
+
+
+def open_request_stream(
+    conn: h2.connection.H2Connection,
+    stream_id: int,
+    headers: list[tuple[bytes, bytes]],
+    end_stream: bool,
+    slot_checked: bool = False,
+) -> bytes | None:
+    """h2's bookkeeping of ``send_headers`` for a new request; returns the HPACK block.
+
+    Concurrency check, stream creation, the stream's state machine, the
+    encoder, and the method and authority h2 remembers. ``None`` (nothing
+    changed) when the connection is not in a plain state. ``slot_checked``:
+    the caller found a free slot within the server's MAX_CONCURRENT_STREAMS
+    (RFC 9113 section 5.1.2) with nothing changed since, so h2's count of
+    open streams (a walk over every stream) is not made a second time.
+    """
+    machine = conn.state_machine
+    if stream_id in conn.streams or machine.state not in _OPENABLE:
+        return None
+    if not slot_checked:
+        limit = conn.remote_settings.max_concurrent_streams
+        open_now = conn.open_outbound_streams
+        if open_now + 1 > limit:
+            raise h2.exceptions.TooManyStreamsError(f"Max outbound streams is {limit}, {open_now} open")
+    if not (_OPEN_STAYS_OPEN and machine.state is ConnectionState.CLIENT_OPEN):
+        machine.process_input(ConnectionInputs.SEND_HEADERS)
+    stream = conn._begin_new_stream(stream_id, AllowedStreamIDs.ODD)
+    # The state changes before encoding, as in h2: encoding cannot be undone.
+    stream_machine = stream.state_machine
+    step(stream_machine, _SEND_HEADERS, StreamInputs.SEND_HEADERS)
+    block: bytes = conn.encoder.encode(headers)
+    if end_stream:
+        step(stream_machine, _SEND_END_STREAM, StreamInputs.SEND_END_STREAM)
+    authority = None
+    for name, value in headers:
+        if name == b":authority":
+            authority = value
+            break
+    stream._authority = authority
+    stream.request_method = headers[0][1] if headers and headers[0][0] == b":method" else None
+    return block
+
+
+def take_send_credit(conn: h2.connection.H2Connection, stream_id: int, size: int) -> bool:
+    """Debit both send windows for a DATA frame without flags, as ``send_data`` does.
+
+    False (nothing changed) when the stream or connection is not in a plain
+    sending state or the frame does not fit; the caller then uses h2's path.
+    """
+    stream = conn.streams.get(stream_id)
+    if (
+        stream is None
+        or stream.state_machine.state not in _SENDING
+        or conn.state_machine.state is not ConnectionState.CLIENT_OPEN
+        or not 0 < size <= min(conn.max_outbound_frame_size, conn.outbound_flow_control_window)
+        or size > stream.outbound_flow_control_window
+    ):
+        return False
+    stream.outbound_flow_control_window -= size
+    conn.outbound_flow_control_window -= size
+    return True

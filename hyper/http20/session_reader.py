@@ -1,0 +1,132 @@
+"""The reader election of an HTTP/2 session: waiting for progress, one thread reading for all.
+
+:class:`SessionReader` is part of the session (the locking argument for the
+whole session is stated once, in :mod:`hyper.http20.session`), between the
+socket half (:mod:`hyper.http20.session_wire`) and the operations. A thread
+that needs progress waits here with the state lock held: it becomes *the
+reader* if nobody is reading, and otherwise sleeps until the reader has news
+for its stream (:mod:`hyper.http20.session_wakeups`). The reader's poll is
+the one place the state lock is let go; ``_reading``, set under the lock,
+keeps anyone from closing the socket under it.
+
+No module outside the session uses this one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from ..common.sockets import wait_for_socket
+from ..exceptions import ConnectionClosed, HyperError, HyperTimeout, fresh
+from .session_wire import SessionWire, _remaining, _stored
+
+
+class SessionReader(SessionWire):
+    """Waiting for the server, and the reader election (see the module docstring)."""
+
+    def _wait_locked(
+        self,
+        ready: Callable[[], bool],
+        failure: Callable[[], HyperError | None],
+        timeout: float | None,
+        on_timeout: Callable[[], HyperTimeout],
+        stream_id: int | None = None,
+    ) -> None:
+        """Block until ``ready()`` or ``failure()``; the caller holds the state lock.
+
+        The waiting thread becomes the reader when nobody else is reading,
+        otherwise sleeps until the reader has news about ``stream_id`` (any
+        news when ``None``: pass the stream only when nothing but a change
+        of that stream can make ``ready()`` or ``failure()`` true).
+        """
+        try:
+            self._wait_loop_locked(ready, failure, timeout, on_timeout, stream_id)
+        finally:
+            if not self._reading:
+                # Leaving with nobody reading: a sleeper must take over.
+                self._cond.notify_one()
+
+    def _wait_loop_locked(
+        self,
+        ready: Callable[[], bool],
+        failure: Callable[[], HyperError | None],
+        timeout: float | None,
+        on_timeout: Callable[[], HyperTimeout],
+        stream_id: int | None,
+    ) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if ready():
+                return
+            error = failure()
+            if error is not None:
+                raise fresh(error)
+            if self._socket_closed:
+                raise _stored(self._core.fatal) or ConnectionClosed("the connection is closed")
+            remaining = _remaining(deadline)
+            if remaining is not None and remaining <= 0:
+                raise on_timeout()
+            if self._reading:
+                self._cond.sleep(stream_id, remaining)
+                continue
+            self._reading = True
+            try:
+                self._read_once_locked(remaining)
+            finally:
+                self._reading = False
+                if self._close_when_reader_done:
+                    self._close_when_reader_done = False
+                    self._close_fds()
+                self._cond.notify_changed(self._core.take_touched())
+
+    def _read_once_locked(self, timeout: float | None) -> None:
+        # The reader waits for the socket WITHOUT the state lock, so other
+        # threads can send and take data meanwhile; self._reading (set under
+        # the lock) keeps anyone from closing the socket under this poll.
+        self._lock.release()
+        try:
+            readable, woken = wait_for_socket(
+                self._sock, read=True, write=False, timeout=timeout, wake=self._waker_r
+            )
+        except (OSError, ValueError):
+            readable, woken = True, False  # closed under us; the code below finds out
+        finally:
+            self._lock.acquire()
+        if woken and not self._socket_closed:
+            try:
+                while self._waker_r.recv(4096):
+                    pass
+            except OSError:
+                pass
+        if readable:
+            # The reader loops back to its predicate and polls again if it
+            # still waits, so its drain may stop at the end of the server's
+            # write once no response is owed (see _drain_locked).
+            # (_poll_locked, before a new stream, drains to the end: a
+            # GOAWAY right behind a response must be seen first.)
+            self._drain_and_answer_locked(until_blocked=False)
+
+    def _drain_and_answer_locked(self, until_blocked: bool = True) -> None:
+        """Feed what arrived, then send what the core queued in answer."""
+        if self._socket_closed:
+            return
+        self._drain_locked(until_blocked)
+        if not self._socket_closed:
+            self._flush_locked()
+
+    def _poll_locked(self) -> None:
+        """Process whatever the server already sent, without waiting.
+
+        Used before opening a stream, so the server's SETTINGS limits and a
+        GOAWAY that arrived while the connection sat idle are known first.
+        """
+        if self._reading or self._socket_closed:
+            return
+        readable, _ = wait_for_socket(self._sock, read=True, write=False, timeout=0)
+        if readable:
+            try:
+                self._drain_and_answer_locked()
+            except HyperError:
+                pass  # recorded in the core; the caller sees the session unusable
+            self._cond.notify_changed(self._core.take_touched())
