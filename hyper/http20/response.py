@@ -62,8 +62,11 @@ class HTTP20Response(DecodedBodyReader):
         self.status = int(status)
         #: The standard reason phrase for ``status`` (HTTP/2 sends none).
         self.reason = _REASONS.get(self.status, "")
-        # Made when first asked for or filled (most responses have none).
-        self._trailers: HTTPHeaderMap | None = None
+        # Made here, once, not when first asked for: a thread asking for
+        # trailers while another takes the body's end would make a second
+        # map, and whichever was assigned last would win (the trailers lost
+        # with the other). from_wire skips __init__: as cheap as a list.
+        self._trailers = HTTPHeaderMap.from_wire([])
         self._decoder: ContentDecoder | None = None
         self._decode_choice: bool | None = None
         self._raw_done = False
@@ -81,8 +84,6 @@ class HTTP20Response(DecodedBodyReader):
         """Trailing header fields; empty until the body has been read to its end."""
         # One map for the response's life: a reference taken before the end
         # sees the trailers once they arrive.
-        if self._trailers is None:
-            self._trailers = HTTPHeaderMap()
         return self._trailers
 
     @property
@@ -129,7 +130,7 @@ class HTTP20Response(DecodedBodyReader):
             self._closed = True
             self._body_ended = True
             if trailers:
-                received = self.trailers
+                received = self._trailers
                 for name, value in trailers:
                     received.add(name, value)
         return data
