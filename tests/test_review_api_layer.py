@@ -9,7 +9,8 @@ Each test shows one difference from the code before the speed-up (6c8904f):
   hashes in one dict, so under ``python -bb`` a ``bytes`` field after the
   same ``str`` field raises ``BytesWarning`` out of ``request()``;
 * the same memo is bounded in entries, not in bytes: large header values
-  (cookies, tokens, generated fields) stayed alive in a module global.
+  (cookies, tokens, generated fields) stayed alive in a module global;
+  credentials (``authorization``, ``cookie``) are never kept at all.
 """
 
 from __future__ import annotations
@@ -20,9 +21,13 @@ import sys
 import textwrap
 import tracemalloc
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 import hyper.common.request as request_module
 from hyper.common.request import checked_field, to_header_map
+from hyper.exceptions import InvalidHeader
 from hyper.headers import HTTPHeaderMap
 
 _ROOT = Path(__file__).resolve().parent.parent
@@ -107,3 +112,25 @@ def test_names_the_split_moved_are_still_importable_where_they_were() -> None:
     from hyper.http11.connection import HTTP11_ALPN
 
     assert HTTP11_ALPN == ("http/1.1",)
+
+
+CREDENTIALS = [
+    ("Authorization", "Bearer s3cret"),
+    (b"proxy-authorization", b"Basic czNjcmV0"),
+    ("cookie", "id=s3cret"),
+]
+
+
+@pytest.mark.parametrize(("name", "secret"), CREDENTIALS)
+def test_credentials_are_checked_but_never_kept_in_the_memo(name: Any, secret: Any) -> None:
+    request_module._CHECKED_FIELDS.clear()
+    fields = to_header_map({name: secret, "user-agent": "review/1"}).items()
+    assert [field.lower() for field, _ in fields] == [
+        name.lower() if isinstance(name, bytes) else name.lower().encode(),
+        b"user-agent",
+    ]
+    assert [key for key in request_module._CHECKED_FIELDS if secret in key] == []
+    assert request_module._CHECKED_FIELDS  # the other field was remembered
+    # Still refused when bad: the check itself runs every time.
+    with pytest.raises(InvalidHeader):
+        to_header_map({name: secret + (b"\n" if isinstance(secret, bytes) else "\n") + secret})

@@ -53,6 +53,8 @@ _MAX_REMEMBERED = 256
 _MAX_REMEMBERED_FIELD = 1024
 _CHECKED_METHODS: dict[str, str] = {}
 _CHECKED_FIELDS: dict[tuple[Any, Any, Any, Any], tuple[bytes, bytes]] = {}
+#: Fields that carry credentials: never kept in the memo above.
+_NEVER_REMEMBERED = frozenset({b"authorization", b"proxy-authorization", b"cookie"})
 # The argument types a field memo key may hold: for these, equal keys mean
 # equal results (an int value is left out: True == 1, but True is refused).
 _MEMO_TYPES = (str, bytes)
@@ -137,7 +139,9 @@ def checked_field(name: HeaderKey, value: HeaderValue) -> tuple[bytes, bytes]:
         if known is not None:
             return known
     checked = _checked_field(name, value)
-    if memo_key is not None:
+    # Credentials are checked every time instead: a module-wide memo would
+    # keep them in memory after the connection that sent them closed.
+    if memo_key is not None and checked[0].lower() not in _NEVER_REMEMBERED:
         if len(_CHECKED_FIELDS) >= _MAX_REMEMBERED:
             _CHECKED_FIELDS.clear()  # bounded; the fields in use come back at once
         _CHECKED_FIELDS[memo_key] = checked
