@@ -306,12 +306,10 @@ class SessionWire:
         drain goes on to "would block", as more is likely right behind.
         """
         progressed = False
-        drained = 0  # bytes this drain has read so far, over all its fills
         while not self._socket_closed:
-            total, status, eof = self._fill_buffer_locked(until_blocked, drained)
+            total, status, eof = self._fill_buffer_locked(until_blocked)
             if total:
                 progressed = True
-                drained += total
                 self._feed_locked(total)
             if eof:
                 self._on_eof_locked()
@@ -320,16 +318,13 @@ class SessionWire:
                 break
         return progressed
 
-    def _fill_buffer_locked(self, until_blocked: bool = True, drained: int = 0) -> tuple[int, object, bool]:
+    def _fill_buffer_locked(self, until_blocked: bool = True) -> tuple[int, object, bool]:
         """Receive into the buffer: (bytes, why it stopped, EOF).
 
         It stops when the socket would block (``_BLOCKED``), the buffer is
         full (``_FULL``), or, without ``until_blocked``, after a short read
         with nothing left decrypted in TLS (``_SHORT``; see
-        :meth:`_drain_locked`). *drained*: what earlier fills of the same
-        drain read; a short read counts only while the drain as a whole has
-        read less than one full record, or a download would be fed to the
-        core in a small piece after every fill that starts on a short record.
+        :meth:`_drain_locked`).
         """
         view = self._recv_view
         pending = self._tls_pending
@@ -357,7 +352,7 @@ class SessionWire:
             # bytes into more, smaller feeds of the core.
             if (
                 not until_blocked
-                and drained + total < _FULL_TLS_RECORD
+                and total < _FULL_TLS_RECORD
                 and (
                     not pending()
                     if pending is not None
