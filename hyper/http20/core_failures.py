@@ -104,6 +104,8 @@ class CoreFailures:
         if self.fatal is not None:
             return self.fatal
         if self.goaway is not None:
+            # RFC 9113 section 6.8: after a GOAWAY, graceful or not, we open no
+            # new stream here; the next request needs a new connection.
             code, last, data = self.goaway
             return ConnectionTerminated(
                 f"server sent GOAWAY ({error_name(code)}); a new connection is needed",
@@ -113,8 +115,10 @@ class CoreFailures:
                 additional_data=data,
             )
         if self.closed:
+            # Our own GOAWAY, or the socket gone: nothing new goes out here.
             return ConnectionTerminated("connection is closing", retryable=True)
         if self.ids_exhausted:
+            # Section 5.1.1: client stream ids are never reused.
             return ConnectionTerminated(
                 "stream ids of this connection are used up; a new connection is needed", retryable=True
             )
@@ -123,12 +127,14 @@ class CoreFailures:
     def stream_failure(self, stream: StreamState) -> HyperError | None:
         """The error a waiter on ``stream`` gets now, or ``None`` if it may go on."""
         if stream.error is not None:
-            return stream.error
+            return stream.error  # the stream's own failure comes first
         if stream.complete:
-            return None
+            return None  # whole: a later connection failure does not take it back
         if self.goaway is not None:
             code, last, data = self.goaway
             if stream.stream_id > last:
+                # RFC 9113 section 6.8: streams above last_stream_id were not
+                # processed, so retrying them elsewhere is safe.
                 return ConnectionTerminated(
                     f"server sent GOAWAY ({error_name(code)}) before processing stream "
                     f"{stream.stream_id}; it is safe to retry",
@@ -138,6 +144,7 @@ class CoreFailures:
                     additional_data=data,
                 )
             if code != 0:
+                # An error GOAWAY: streams it covered may be cut off mid-way.
                 return ConnectionTerminated(
                     f"server ended the connection with GOAWAY ({error_name(code)})"
                     + (f": {data.decode('utf-8', 'replace')}" if data else ""),
