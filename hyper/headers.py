@@ -179,7 +179,12 @@ class HTTPHeaderMap(MutableMapping[HeaderKey, list[bytes]]):
 
     def __iter__(self) -> Iterator[bytes]:
         seen: set[bytes] = set()
-        for name, _ in self._fields:
+        # The fields present when iteration started: __setitem__ appends a
+        # new name to the live list, and a loop that sets new names (say,
+        # a prefixed copy of each) would otherwise meet them and never end.
+        fields = self._fields
+        for index in range(len(fields)):
+            name = fields[index][0]
             key = name.lower()
             if key not in seen:
                 seen.add(key)

@@ -48,8 +48,13 @@ _DIGITS = re.compile(rb"[0-9]+")
 # emptied (checked fields) or stops growing (methods, of which a program
 # uses a handful).
 _MAX_REMEMBERED = 256
+# Longer fields (cookies, tokens, generated values) are checked each time:
+# the memo is bounded in bytes too, and keeps no large value alive.
+_MAX_REMEMBERED_FIELD = 1024
 _CHECKED_METHODS: dict[str, str] = {}
-_CHECKED_FIELDS: dict[tuple[Any, Any], tuple[bytes, bytes]] = {}
+_CHECKED_FIELDS: dict[tuple[Any, Any, Any, Any], tuple[bytes, bytes]] = {}
+#: Fields that carry credentials: never kept in the memo above.
+_NEVER_REMEMBERED = frozenset({b"authorization", b"proxy-authorization", b"cookie"})
 # The argument types a field memo key may hold: for these, equal keys mean
 # equal results (an int value is left out: True == 1, but True is refused).
 _MEMO_TYPES = (str, bytes)
@@ -118,14 +123,25 @@ def checked_field(name: HeaderKey, value: HeaderValue) -> tuple[bytes, bytes]:
     """
     # The same fields (user-agent, accept...) come with every request of a
     # program: a field that passed once passes again, without a second check.
-    memo_key: tuple[Any, Any] | None = None
-    if type(name) in _MEMO_TYPES and type(value) in _MEMO_TYPES:
-        memo_key = (name, value)
+    memo_key: tuple[Any, Any, Any, Any] | None = None
+    name_type, value_type = type(name), type(value)
+    if (
+        name_type in _MEMO_TYPES
+        and value_type in _MEMO_TYPES
+        and len(name) + len(value) <= _MAX_REMEMBERED_FIELD  # type: ignore[arg-type]
+    ):
+        # The types first: 'accept' and b'accept' hash alike, and comparing
+        # them (as a key of names and values alone would) is a BytesWarning,
+        # an exception under ``python -bb``. Tuples compare item by item and
+        # stop at the types when they differ.
+        memo_key = (name_type, value_type, name, value)
         known = _CHECKED_FIELDS.get(memo_key)
         if known is not None:
             return known
     checked = _checked_field(name, value)
-    if memo_key is not None:
+    # Credentials are checked every time instead: a module-wide memo would
+    # keep them in memory after the connection that sent them closed.
+    if memo_key is not None and checked[0].lower() not in _NEVER_REMEMBERED:
         if len(_CHECKED_FIELDS) >= _MAX_REMEMBERED:
             _CHECKED_FIELDS.clear()  # bounded; the fields in use come back at once
         _CHECKED_FIELDS[memo_key] = checked

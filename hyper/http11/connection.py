@@ -57,7 +57,7 @@ from .receiving import (
     wait_head_locked,
 )
 from .response import HTTP11Response
-from .route import RouteToServer
+from .route import HTTP11_ALPN, RouteToServer  # noqa: F401 - HTTP11_ALPN: importable here, as before the split
 from .sending import checked_caller_field, send_more, send_request_locked
 from .wire import Exchange
 

@@ -35,25 +35,29 @@ def error_name(code: int) -> str:
 
 
 def without_frames(error: HyperError) -> HyperError:
-    """``error``, made safe to keep: its traceback and those of the errors chained to it dropped.
+    """``error``, made safe to keep: no traceback on it or on the errors it was raised from.
 
     A traceback holds every frame it passed through, and those frames hold
     this core and its session (``self``): an error kept in ``fatal`` with a
     traceback is a reference cycle, and a dead connection, with all it holds,
     would wait for the cyclic garbage collector instead of going when its
     last user lets go. Type, message, attributes and the ``__cause__`` chain
-    stay; every waiter is raised a fresh copy (:func:`hyper.exceptions.fresh`)
-    with a traceback of its own.
+    (hyper's error, then h2's or the socket's) stay; every waiter is raised
+    a fresh copy (:func:`hyper.exceptions.fresh`) with a traceback of its own.
+
+    Only the ``__cause__`` chain is hyper's own. An implicit ``__context__``
+    is whatever the calling thread happened to be handling when the error
+    was raised, the application's own exception included: that link is cut,
+    and the exception at its end is left as it is (its traceback is still
+    in use by whoever is handling it).
     """
     seen: set[int] = set()
-    pending: list[BaseException] = [error]
-    while pending:
-        current = pending.pop()
-        if id(current) in seen:
-            continue  # a chain may join itself (cause and context the same error)
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:  # a cause chain may loop
         seen.add(id(current))
         current.__traceback__ = None
-        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
+        current.__context__ = None
+        current = current.__cause__
     return error
 
 

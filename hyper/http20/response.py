@@ -10,6 +10,7 @@ from functools import partial
 from types import TracebackType
 from typing import Any
 
+from ..common.closing import ClosesOnExit
 from ..common.decoding import ContentDecoder
 from ..common.reading import DecodedBodyReader
 from ..exceptions import ConnectionClosed, HyperError, HyperTimeout, ProtocolError, ReadTimeout
@@ -20,7 +21,7 @@ from .session import H2Session
 _REASONS = {status.value: status.phrase for status in http.HTTPStatus}
 
 
-class HTTP20Response(DecodedBodyReader):
+class HTTP20Response(DecodedBodyReader, ClosesOnExit):
     """The response to one request sent over an :class:`~hyper.HTTP20Connection`.
 
     ``status`` (int), ``reason`` (the standard phrase) and ``headers`` are set
@@ -62,8 +63,11 @@ class HTTP20Response(DecodedBodyReader):
         self.status = int(status)
         #: The standard reason phrase for ``status`` (HTTP/2 sends none).
         self.reason = _REASONS.get(self.status, "")
-        # Made when first asked for or filled (most responses have none).
-        self._trailers: HTTPHeaderMap | None = None
+        # Made here, once, not when first asked for: a thread asking for
+        # trailers while another takes the body's end would make a second
+        # map, and whichever was assigned last would win (the trailers lost
+        # with the other). from_wire skips __init__: as cheap as a list.
+        self._trailers = HTTPHeaderMap.from_wire([])
         self._decoder: ContentDecoder | None = None
         self._decode_choice: bool | None = None
         self._raw_done = False
@@ -81,8 +85,6 @@ class HTTP20Response(DecodedBodyReader):
         """Trailing header fields; empty until the body has been read to its end."""
         # One map for the response's life: a reference taken before the end
         # sees the trailers once they arrive.
-        if self._trailers is None:
-            self._trailers = HTTPHeaderMap()
         return self._trailers
 
     @property
@@ -129,7 +131,7 @@ class HTTP20Response(DecodedBodyReader):
             self._closed = True
             self._body_ended = True
             if trailers:
-                received = self.trailers
+                received = self._trailers
                 for name, value in trailers:
                     received.add(name, value)
         return data
@@ -152,17 +154,6 @@ class HTTP20Response(DecodedBodyReader):
     def fileno(self) -> int:
         """The connection socket's file descriptor (shared by all its streams)."""
         return self._session.fileno()
-
-    def __enter__(self) -> HTTP20Response:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<HTTP20Response stream={self._public_id} status={self.status}>"
