@@ -235,7 +235,7 @@ class SessionWire:
 
     def _send_locked(self, data: bytes | memoryview, timeout: float | None) -> None:
         if self._socket_closed:
-            raise _stored(self._core.fatal) or ConnectionClosed("the connection is closed")
+            raise fresh_or_none(self._core.fatal) or ConnectionClosed("the connection is closed")
         view = memoryview(data)
         size = view.nbytes
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -389,8 +389,12 @@ class SessionWire:
         )
 
 
-def _stored(error: HyperError | None) -> HyperError | None:
+def fresh_or_none(error: HyperError | None) -> HyperError | None:
+    """A fresh copy of a stored error, to raise (see ``without_frames``); ``None`` for none."""
     return None if error is None else fresh(error)
+
+
+_stored = fresh_or_none  # the old private name, still imported by session_reader.py
 
 
 def _remaining(deadline: float | None) -> float | None:
