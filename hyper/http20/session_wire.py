@@ -261,7 +261,7 @@ class SessionWire:
 
     def _write_time_left(self, deadline: float | None) -> float | None:
         """Seconds left to send; past the deadline the connection is lost."""
-        remaining = _remaining(deadline)
+        remaining = time_left(deadline)
         if remaining is not None and remaining <= 0:
             # A half-sent frame leaves the connection unusable.
             self._lost(ConnectionTerminated("write timed out mid-frame; connection closed"))
@@ -394,8 +394,6 @@ def fresh_or_none(error: HyperError | None) -> HyperError | None:
     return None if error is None else fresh(error)
 
 
-_stored = fresh_or_none  # the old private name, still imported by session_reader.py
-
-
-def _remaining(deadline: float | None) -> float | None:
+def time_left(deadline: float | None) -> float | None:
+    """Seconds left until ``deadline`` (a ``time.monotonic()`` value); ``None`` waits forever."""
     return None if deadline is None else deadline - time.monotonic()
