@@ -165,10 +165,16 @@ def test_a_connection_broken_by_the_network_is_freed_without_the_cyclic_collecto
 
 
 def _goaway_after_each(peer: Peer) -> None:
-    """One response per connection, then a graceful GOAWAY and a clean hang-up."""
+    """One response per connection, announced by a graceful GOAWAY, then a clean hang-up.
+
+    The GOAWAY goes first (RFC 9113 section 6.8 lets the server still answer
+    streams up to its last_stream_id): sent after the response, it could
+    arrive after the client had already sent its next request on this
+    connection, which is then refused as retryable.
+    """
     request = peer.wait_request()
-    peer.respond(request.stream_id, body=b"ok")
     peer.send_goaway(request.stream_id)
+    peer.respond(request.stream_id, body=b"ok")
     peer.hang_up()
 
 

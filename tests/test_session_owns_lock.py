@@ -15,9 +15,11 @@ from pathlib import Path
 import hyper
 
 PACKAGE = Path(hyper.__file__).parent
-# The session: its operations, its socket half, its uploads and its wake-ups.
+# The session: its operations, its socket half, its uploads, its push, PING
+# and SETTINGS operations, and its wake-ups.
 SESSION_MODULES = {
     "session.py",
+    "session_push_ping_settings.py",
     "session_wire.py",
     "session_reader.py",
     "session_upload.py",

@@ -1,6 +1,6 @@
 """``with`` support for objects that have a ``close()``: leaving the block closes them.
 
-The three connection classes and the HTTP/1.1 response share it, so
+The three connection classes and both responses share it, so
 ``__enter__``/``__exit__`` are written once and behave the same for each.
 """
 

@@ -8,6 +8,9 @@ the connection's state: the ``h2`` state machine, every stream's state
 send (preface, HEADERS, DATA, RST_STREAM, GOAWAY) and hands back the bytes
 (:meth:`H2Core.pieces_to_send`); what the server sent goes through
 :meth:`~hyper.http20.core_receive.CoreReceiver.receive`, its receiving half.
+Response bodies and the window credit they give back are
+:mod:`~hyper.http20.core_bodies`; the connection-fatal error and what each
+waiter is told, :mod:`~hyper.http20.core_failures`.
 The session owns the socket and the locks and calls in here with its state
 lock held.
 """
@@ -24,7 +27,8 @@ import h2.settings
 from ..common.body import LengthCounter
 from ..exceptions import ConnectionTerminated, HyperError, InvalidHeader, fresh
 from ..limits import Limits
-from .core_receive import CoreReceiver, error_name
+from .core_failures import error_name
+from .core_receive import CoreReceiver
 from .credit import ConnectionCredit
 from .h2_adapters import FrameSplitter, new_client_connection, send_plain_data, send_request_headers
 from .h2_internals import mark_head_request, release_connection, set_header_list_limit
@@ -110,24 +114,6 @@ class H2Core(CoreReceiver):
         # whether something connection-wide happened.
         self._touched: set[int] = set()
         self._touched_all = False
-
-    # Read by tests/test_frame_splitter.py, which compares two cores' state.
-    @property
-    def total_buffered(self) -> int:
-        """Bytes received over all streams and not yet consumed."""
-        return self._credit.total_buffered
-
-    @property
-    def _connection_window(self) -> BaseFlowControlManager | None:
-        return self._credit.window
-
-    @property
-    def _withheld(self) -> int:
-        return self._credit.withheld
-
-    @property
-    def _max_buffered(self) -> int:
-        return self._credit.max_buffered
 
     # -- connection lifecycle -------------------------------------------------
 
@@ -233,27 +219,6 @@ class H2Core(CoreReceiver):
     def can_open_stream(self) -> bool:
         """True when a new stream fits within the server's concurrency limit."""
         return self._h2.open_outbound_streams < self.max_concurrent_streams
-
-    def accepting_streams(self) -> HyperError | None:
-        """Why no new stream may be opened on this connection, or ``None``."""
-        if self.fatal is not None:
-            return self.fatal
-        if self.goaway is not None:
-            code, last, data = self.goaway
-            return ConnectionTerminated(
-                f"server sent GOAWAY ({error_name(code)}); a new connection is needed",
-                error_code=code,
-                last_stream_id=last,
-                retryable=True,
-                additional_data=data,
-            )
-        if self.closed:
-            return ConnectionTerminated("connection is closing", retryable=True)
-        if self.ids_exhausted:
-            return ConnectionTerminated(
-                "stream ids of this connection are used up; a new connection is needed", retryable=True
-            )
-        return None
 
     @property
     def ids_exhausted(self) -> bool:
@@ -384,48 +349,6 @@ class H2Core(CoreReceiver):
         """True (once per ACK) when a PING carrying ``payload`` was acknowledged."""
         return self._pings.take_ack(payload)
 
-    # -- consuming ------------------------------------------------------------
-
-    def take_data(self, stream_id: int, max_bytes: int | None = None) -> bytes:
-        """Remove up to ``max_bytes`` of buffered body from a stream (all if None).
-
-        Consuming is what credits windows back to the server.
-        """
-        stream = self.streams[stream_id]
-        data = stream.data
-        if not data:
-            return b""
-        chunk: Any
-        if max_bytes is None or max_bytes >= stream.buffered:
-            chunk = b"".join(data) if len(data) > 1 else data[0]
-            data.clear()
-        else:
-            pieces = []
-            wanted = max_bytes
-            while wanted:
-                head = data[0]
-                if len(head) <= wanted:
-                    pieces.append(data.popleft())
-                    wanted -= len(head)
-                else:
-                    # The rest stays as a view: a large piece read in small
-                    # steps must not be copied again at every step.
-                    view = head if type(head) is memoryview else memoryview(head)
-                    pieces.append(view[:wanted])
-                    data[0] = view[wanted:]
-                    wanted = 0
-            chunk = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-        taken: bytes = chunk if type(chunk) is bytes else bytes(chunk)
-        self._consumed(stream, len(taken))
-        return taken
-
-    def _consumed(self, stream: StreamState, size: int) -> None:
-        stream.buffered -= size
-        self._credit.total_buffered -= size
-        if not stream.ended and stream.error is None:
-            self._credit_stream(stream, size)
-        self._credit_connection(0, size)
-
     # -- closing streams ------------------------------------------------------
 
     def discard_stream(self, stream_id: int) -> None:
@@ -449,40 +372,3 @@ class H2Core(CoreReceiver):
             log.debug("stream %d: reset by us (%s)", stream_id, error_name(error_code))
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError):
             pass
-
-    def _release_stream_buffer(self, stream: StreamState) -> None:
-        if stream.buffered:
-            size, stream.buffered = stream.buffered, 0
-            stream.data.clear()
-            self._credit.total_buffered -= size
-            self._credit_connection(0, size)
-
-    # -- what a waiting stream should see --------------------------------------
-
-    def stream_failure(self, stream: StreamState) -> HyperError | None:
-        """The error a waiter on ``stream`` gets now, or ``None`` if it may go on."""
-        if stream.error is not None:
-            return stream.error
-        if stream.complete:
-            return None
-        if self.goaway is not None:
-            code, last, data = self.goaway
-            if stream.stream_id > last:
-                return ConnectionTerminated(
-                    f"server sent GOAWAY ({error_name(code)}) before processing stream "
-                    f"{stream.stream_id}; it is safe to retry",
-                    error_code=code,
-                    last_stream_id=last,
-                    retryable=True,
-                    additional_data=data,
-                )
-            if code != 0:
-                return ConnectionTerminated(
-                    f"server ended the connection with GOAWAY ({error_name(code)})"
-                    + (f": {data.decode('utf-8', 'replace')}" if data else ""),
-                    error_code=code,
-                    last_stream_id=last,
-                    retryable=False,
-                    additional_data=data,
-                )
-        return self.fatal

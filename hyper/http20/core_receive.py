@@ -3,8 +3,11 @@
 :class:`CoreReceiver` is the base of :class:`~hyper.http20.core.H2Core`: it
 splits the received bytes into ``h2`` events, checks what RFC 9113 leaves to
 the client (header blocks, the server preface, floods of control frames),
-and moves each stream's state (:mod:`~hyper.http20.streams`). Policy lives in
-the bookkeeping modules it calls: connection credit
+and moves each stream's state (:mod:`~hyper.http20.streams`). DATA and the
+window credit it gives back are handled by its base
+:class:`~hyper.http20.core_bodies.CoreBodies`, connection-fatal errors
+recorded by its base :class:`~hyper.http20.core_failures.CoreFailures`.
+Policy lives in the bookkeeping modules it calls: connection credit
 (:mod:`~hyper.http20.credit`), pushes (:mod:`~hyper.http20.pushes`) and pings
 (:mod:`~hyper.http20.pings`). Sans-I/O: no sockets, threads or clocks; the
 session calls in under its state lock.
@@ -22,9 +25,10 @@ import h2.events
 import h2.exceptions
 import hpack.exceptions
 
-from ..common.hints import add_hint, failed_start_hint
 from ..exceptions import HyperError, ProtocolError, StreamResetError
 from ..limits import Limits
+from .core_bodies import CoreBodies
+from .core_failures import CoreFailures, error_name
 from .credit import ConnectionCredit
 from .fields import response_header_problem
 from .h2_adapters import FrameSplitter, StreamMalformed
@@ -47,42 +51,7 @@ _VALID_BLOCKS_MEMO = 64
 FIRST_BYTES = 512
 
 
-def error_name(code: int) -> str:
-    """The registered name of an HTTP/2 error code, e.g. ``'REFUSED_STREAM'``."""
-    try:
-        return h2.errors.ErrorCodes(code).name
-    except ValueError:
-        return f"UNKNOWN_ERROR_{code:#x}"
-
-
-def without_frames(error: HyperError) -> HyperError:
-    """``error``, made safe to keep: no traceback on it or on the errors it was raised from.
-
-    A traceback holds every frame it passed through, and those frames hold
-    this core and its session (``self``): an error kept in ``fatal`` with a
-    traceback is a reference cycle, and a dead connection, with all it holds,
-    would wait for the cyclic garbage collector instead of going when its
-    last user lets go. Type, message, attributes and the ``__cause__`` chain
-    (hyper's error, then h2's or the socket's) stay; every waiter is raised
-    a fresh copy (:func:`hyper.exceptions.fresh`) with a traceback of its own.
-
-    Only the ``__cause__`` chain is hyper's own. An implicit ``__context__``
-    is whatever the calling thread happened to be handling when the error
-    was raised, the application's own exception included: that link is cut,
-    and the exception at its end is left as it is (its traceback is still
-    in use by whoever is handling it).
-    """
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:  # a cause chain may loop
-        seen.add(id(current))
-        current.__traceback__ = None
-        current.__context__ = None
-        current = current.__cause__
-    return error
-
-
-class CoreReceiver:
+class CoreReceiver(CoreBodies, CoreFailures):
     """What the server sent, applied to the connection's state (see the module docstring)."""
 
     # Set by H2Core.__init__; declared here, where they are used most.
@@ -92,7 +61,6 @@ class CoreReceiver:
     _pushes: PushBook
     _pings: PingBook
     _enable_push: bool
-    _origin: tuple[str, str, int] | None
     _first_bytes: bytes | None
     _window_manager: type[BaseFlowControlManager]
     _stream_window: int
@@ -100,7 +68,6 @@ class CoreReceiver:
     _valid_blocks: dict[tuple[Any, bool], None]
     _touched: set[int]
     _touched_all: bool
-    _goaway_sent: bool
     limits: Limits
     streams: dict[int, StreamState]
     settings_received: bool
@@ -213,29 +180,6 @@ class CoreReceiver:
         self._touched, self._touched_all = set(), False
         return None if everything else touched
 
-    def fail(self, error: HyperError, error_code: int | None = None) -> None:
-        """Record a connection-fatal error; queue GOAWAY when we detected it (RFC 9113 section 5.4.1)."""
-        self._touched_all = True
-        if self.fatal is None:
-            self._explain_failed_start(error)
-            self.fatal = without_frames(error)
-            log.debug("connection failed: %s", error)
-        if error_code is not None:
-            self.close(error_code, str(error))
-
-    def connection_lost(self, error: HyperError) -> None:
-        """The socket closed or broke: everything incomplete fails with ``error``."""
-        self.closed = True
-        if self.fatal is None:
-            self._explain_failed_start(error)
-            self.fatal = without_frames(error)
-
-    def _explain_failed_start(self, error: HyperError) -> None:
-        """Before the server's SETTINGS, add what its first bytes suggest (hints) to ``error``."""
-        if self._first_bytes is not None and not self.settings_received:
-            secure = self._origin is not None and self._origin[0] == "https"
-            add_hint(error, failed_start_hint(self._first_bytes, secure=secure, http2=True))
-
     # -- header blocks ----------------------------------------------------------------
 
     def _checked_fields(
@@ -289,62 +233,6 @@ class CoreReceiver:
             stream, fields = checked
             stream.trailers = fields
 
-    # -- body data and credit ---------------------------------------------------------
-
-    def _on_data(self, event: h2.events.DataReceived) -> None:
-        # Runs once per DATA frame: stream checks are written out, not
-        # asked through properties, and the credit takes one call.
-        size = event.flow_controlled_length or 0
-        payload = event.data or b""
-        stream = self.streams.get(event.stream_id)
-        if stream is None or stream.discarded or stream.error is not None:
-            # Nobody will read it: give the connection window straight back.
-            self._data_credit(size, size)
-            return
-        if payload and stream.cannot_have_body():
-            self._data_credit(size, size)
-            self._reset_with_error(
-                stream,
-                h2.errors.ErrorCodes.PROTOCOL_ERROR,
-                f"stream {stream.stream_id}: body on a response that cannot have one (RFC 9110 6.4.1)",
-            )
-            return
-        stream.window._data_received(size)
-        if payload:
-            stream.data.append(payload)
-            stream.buffered += len(payload)
-            self._credit.total_buffered += len(payload)
-        padding = size - len(payload)
-        if padding:
-            # Padding is never consumed by the application; credit it at once.
-            self._credit_stream(stream, padding)
-        self._data_credit(size, padding)
-
-    def _data_credit(self, size: int, freed: int) -> None:
-        """A DATA frame's connection credit: gathered for the end of ``receive``, or released now."""
-        if not self._credit.received(size, freed):
-            self._credit_connection(size, freed)
-
-    def _credit_stream(self, stream: StreamState, size: int) -> None:
-        """Give ``size`` bytes of ``stream``'s window back, as its window manager decides."""
-        increment = stream.window._data_consumed(size)
-        if increment and not stream.ended:
-            try:
-                self._h2.increment_flow_control_window(increment, stream.stream_id)
-            except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError):
-                pass  # the stream closed meanwhile; nothing to credit
-
-    def _credit_connection(self, received: int, freed: int) -> None:
-        """Give connection window back to the server, as :class:`ConnectionCredit` decides."""
-        increment = self._credit.release(received, freed)
-        # After the server's graceful GOAWAY its streams may still finish and
-        # need window; only our own GOAWAY or a failure ends the crediting.
-        if increment and not self._goaway_sent and self.fatal is None:
-            try:
-                self._h2.increment_flow_control_window(increment)
-            except h2.exceptions.ProtocolError:
-                pass
-
     # -- stream ends and resets ---------------------------------------------------------
 
     def _on_stream_ended(self, event: h2.events.StreamEnded) -> None:
@@ -385,6 +273,16 @@ class CoreReceiver:
             retryable=retryable,
         )
         log.debug("stream %d: reset by server (%s)", stream.stream_id, error_name(code))
+
+    def _on_stream_malformed(self, event: StreamMalformed) -> None:
+        if self._credit.window is not None and event.flow_controlled_length:
+            # h2 counted the DATA against the connection window: give it back.
+            self._data_credit(event.flow_controlled_length, event.flow_controlled_length)
+        stream = self.streams.get(event.stream_id)
+        if stream is not None:  # RST_STREAM is already queued (h2_adapters._reset_closed_stream)
+            self._reset_with_error(
+                stream, 0x1, f"stream {event.stream_id}: malformed response: {event.message}"
+            )
 
     def _reset_with_error(self, stream: StreamState, code: int, message: str) -> None:
         # Body bytes that arrived before the fault stay for the reader, who
@@ -454,17 +352,8 @@ class CoreReceiver:
                 self.discard_stream(push.stream_id)
 
 
-def _on_stream_malformed(core: CoreReceiver, event: StreamMalformed) -> None:
-    if core._credit.window is not None and event.flow_controlled_length:
-        # h2 counted the DATA against the connection window: give it back.
-        core._data_credit(event.flow_controlled_length, event.flow_controlled_length)
-    stream = core.streams.get(event.stream_id)
-    if stream is not None:  # RST_STREAM is already queued (h2_adapters._reset_closed_stream)
-        core._reset_with_error(stream, 0x1, f"stream {event.stream_id}: malformed response: {event.message}")
-
-
 _HANDLERS: dict[type[h2.events.Event], Callable[[CoreReceiver, Any], None]] = {
-    StreamMalformed: _on_stream_malformed,
+    StreamMalformed: CoreReceiver._on_stream_malformed,
     h2.events.ResponseReceived: CoreReceiver._on_response,
     h2.events.InformationalResponseReceived: CoreReceiver._on_informational,
     h2.events.TrailersReceived: CoreReceiver._on_trailers,

@@ -6,7 +6,8 @@ else is h2 as shipped. Every private name of h2 they need is reached through
 :mod:`hyper.http20.h2_internals` (the fence): when its self-test fails, or
 ``HYPER_FAST_PATHS=0``, connections are built and fed with h2's public API
 only (see :class:`FrameSplitter`). The connections themselves and the send
-fast paths live in :mod:`hyper.http20.h2_connections` (re-exported here).
+fast paths live in :mod:`hyper.http20.h2_connections` (re-exported here),
+the joining of DATA frame runs into one event in :mod:`hyper.http20.data_runs`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import hpack.exceptions
 import hyperframe.frame
 
 from . import h2_internals as fence
+from .data_runs import RUN_BYTES, DataRun
 from .forgotten_streams import ForgottenBlock, h2_forgot
 from .h2_connections import AdaptedH2Connection, PublicH2Connection
 from .h2_connections import new_client_connection as new_client_connection
@@ -145,7 +147,7 @@ class FrameSplitter:
             offset = self._complete_partial(view, events)
             if self._partial:
                 return  # still incomplete: all of view went into it
-        run = _DataRun()
+        run = DataRun()
         try:
             offset = self._split_whole_frames(view, offset, end, run, events)
         finally:
@@ -156,7 +158,7 @@ class FrameSplitter:
             self._partial += view[offset:]
 
     def _split_whole_frames(
-        self, view: memoryview, offset: int, end: int, run: _DataRun, events: list[h2.events.Event]
+        self, view: memoryview, offset: int, end: int, run: DataRun, events: list[h2.events.Event]
     ) -> int:
         """Process the whole frames of ``view`` from ``offset``; return where the rest starts."""
         while end - offset >= _FRAME_HEADER:
@@ -176,7 +178,7 @@ class FrameSplitter:
                         self._stream_error_or_raise(stream_id, exc, length, events)
                     else:
                         run.add(view[offset + _FRAME_HEADER : offset + _FRAME_HEADER + length])
-                        if run.size >= _RUN_BYTES:
+                        if run.size >= RUN_BYTES:
                             stream = run.stream
                             run.flush(events)
                             run.stream = stream
@@ -355,47 +357,6 @@ class FrameSplitter:
             raise exc
         fence.reset_closed_stream(self._conn, stream_id)
         events.append(StreamMalformed(stream_id, str(exc), size))
-
-
-#: A run of DATA frames is delivered once it holds this much. Longer runs
-#: meant fewer, larger pieces held while unread, and at 64 KiB the allocator
-#: began to return and re-fault memory: four times the page faults of 16 KiB
-#: pieces (one 512 KiB piece per socket read was worse still).
-_RUN_BYTES = 32 * 1024
-
-
-class _DataRun:
-    """Consecutive plain DATA frames of one stream, delivered as one event.
-
-    Each frame is accounted for on its own (windows, content-length); only
-    the payloads are joined, with one copy out of the receive buffer, and one
-    event (and one buffered piece) stands for the run.
-    """
-
-    __slots__ = ("stream", "pieces", "size")
-
-    def __init__(self) -> None:
-        self.stream: Any = None
-        self.pieces: list[memoryview] = []
-        self.size = 0
-
-    def add(self, payload: memoryview) -> None:
-        self.pieces.append(payload)
-        self.size += len(payload)
-
-    def flush(self, events: list[h2.events.Event]) -> None:
-        if self.pieces:
-            pieces = self.pieces
-            data = pieces[0].tobytes() if len(pieces) == 1 else b"".join(pieces)
-            assert self.stream is not None
-            events.append(
-                h2.events.DataReceived(
-                    stream_id=self.stream.stream_id, data=data, flow_controlled_length=self.size
-                )
-            )
-            self.pieces = []
-            self.size = 0
-        self.stream = None
 
 
 def _is_stream_error(

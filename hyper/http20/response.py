@@ -10,6 +10,7 @@ from functools import partial
 from types import TracebackType
 from typing import Any
 
+from ..common.closing import ClosesOnExit
 from ..common.decoding import ContentDecoder
 from ..common.reading import DecodedBodyReader
 from ..exceptions import ConnectionClosed, HyperError, HyperTimeout, ProtocolError, ReadTimeout
@@ -20,7 +21,7 @@ from .session import H2Session
 _REASONS = {status.value: status.phrase for status in http.HTTPStatus}
 
 
-class HTTP20Response(DecodedBodyReader):
+class HTTP20Response(DecodedBodyReader, ClosesOnExit):
     """The response to one request sent over an :class:`~hyper.HTTP20Connection`.
 
     ``status`` (int), ``reason`` (the standard phrase) and ``headers`` are set
@@ -153,17 +154,6 @@ class HTTP20Response(DecodedBodyReader):
     def fileno(self) -> int:
         """The connection socket's file descriptor (shared by all its streams)."""
         return self._session.fileno()
-
-    def __enter__(self) -> HTTP20Response:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<HTTP20Response stream={self._public_id} status={self.status}>"

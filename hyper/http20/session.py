@@ -8,13 +8,14 @@ lock, its condition or the core. The session is this module plus its
 private parts: :mod:`~hyper.http20.session_wire` (the socket, ordered sends,
 draining), :mod:`~hyper.http20.session_reader` (waiting, the reader
 election), :mod:`~hyper.http20.session_upload`
-(request bodies) and :mod:`~hyper.http20.session_wakeups` (aimed wake-ups);
-``tests/test_session_owns_lock.py`` checks that no other
+(request bodies), :mod:`~hyper.http20.session_push_ping_settings` (server
+push, PING, the server's SETTINGS) and :mod:`~hyper.http20.session_wakeups`
+(aimed wake-ups); ``tests/test_session_owns_lock.py`` checks that no other
 module names them. The thread-safety argument, in one place:
 
 * **One state lock** guards the core (every stream's state, the windows, the
-  push and ping books) and the session's own flags. Every operation below
-  takes it for the whole of its step, so each step sees and leaves one
+  push and ping books) and the session's own flags. Every operation of the
+  session takes it for the whole of its step, so each step sees and leaves one
   consistent state.
 * **Frames leave in the order the state changed.** Bytes the core queues are
   sent before the lock is released. That is what keeps new stream ids
@@ -57,10 +58,8 @@ from ..exceptions import (
     ReadTimeout,
     fresh,
 )
-from .pushes import PushPromise
+from .session_push_ping_settings import SessionPushPingSettings
 from .session_upload import SessionUpload
-from .session_wire import _stored
-from .streams import StreamState
 
 log = logging.getLogger("hyper")
 
@@ -69,7 +68,7 @@ log = logging.getLogger("hyper")
 BodyPiece = tuple[bytes, "list[tuple[bytes, bytes]] | None"]
 
 
-class H2Session(SessionUpload):
+class H2Session(SessionPushPingSettings, SessionUpload):
     """A live HTTP/2 connection: a socket, an :class:`H2Core` and the locks.
 
     :param read_timeout: bound on each wait for the server (``None``: no bound).
@@ -194,29 +193,6 @@ class H2Session(SessionUpload):
 
     # -- liveness -----------------------------------------------------------------
 
-    def ping(self, payload: bytes, timeout: float | None) -> float:
-        """Send PING, wait for its ACK; return the round trip in seconds."""
-        core = self._core
-        # The state lock: queuing the PING and sending it keep frame order;
-        # the wait for the ACK releases it only while polling (_wait_locked).
-        with self._cond:
-            if self._socket_closed:
-                raise _stored(core.fatal) or ConnectionClosed("the connection is closed")
-            core.send_ping(payload)
-            started = time.monotonic()
-            try:
-                self._flush_locked()
-                self._wait_locked(
-                    lambda: core.take_ping_ack(payload),  # RFC 9113 section 6.7: the ACK echoes it
-                    lambda: core.fatal,
-                    timeout,
-                    lambda: ReadTimeout(f"no PING ACK within {timeout} s"),
-                )
-            except BaseException:
-                core.forget_ping(payload)
-                raise
-            return time.monotonic() - started
-
     def idle_seconds(self) -> float:
         """Seconds since bytes last arrived from the server (for keep-alive)."""
         with self._cond:  # written by whichever thread is reading
@@ -234,25 +210,6 @@ class H2Session(SessionUpload):
         """True while some stream's response is not complete."""
         with self._cond:  # the reader changes stream states under it
             return self._streams_in_flight()
-
-    def remote_settings(self, timeout: float | None) -> dict[int, int]:
-        """The server's SETTINGS by code, once its first SETTINGS frame is in.
-
-        Waits (bounded by ``timeout``) for that frame, reading the socket if no
-        other thread is: right after connecting, h2 still holds the protocol
-        defaults (RFC 9113 section 6.5.2), not the server's real limits.
-        """
-        core = self._core
-        # The state lock: the copy is taken while no reader can be feeding
-        # the core a SETTINGS frame.
-        with self._cond:
-            self._wait_locked(
-                lambda: core.settings_received,
-                lambda: core.fatal,
-                timeout,
-                lambda: ReadTimeout(f"no SETTINGS from the server within {timeout} s"),
-            )
-            return core.remote_settings()
 
     # -- requests -----------------------------------------------------------------
 
@@ -378,43 +335,3 @@ class H2Session(SessionUpload):
         self._cond.notify_changed({stream_id})
         # The reader too: it may be the thread waiting for this stream's slot.
         self._poke_reader_locked()
-
-    # -- server push ----------------------------------------------------------------
-
-    def take_pushes(self, wire_id: int, wait: bool, timeout: float | None) -> tuple[list[PushPromise], bool]:
-        """Take the pushes promised on request stream ``wire_id``; and whether more may come.
-
-        With ``wait``, waits (bounded by ``timeout``) while none is there and
-        the request's response has not ended: promises come before the
-        response that refers to them ends (RFC 9113 section 8.4).
-        """
-        core = self._core
-        # The state lock: the core's push list and the parent's state, which
-        # the reader changes.
-        with self._cond:
-            while True:
-                self._poll_locked()
-                promises = core.take_pushes(wire_id)
-                parent = core.streams.get(wire_id)
-                more_to_come = wait and parent is not None and parent.may_get_pushes
-                if promises or not more_to_come or parent is None:
-                    return promises, more_to_come
-                self._wait_for_push_locked(wire_id, parent, timeout)
-
-    def _wait_for_push_locked(self, wire_id: int, parent: StreamState, timeout: float | None) -> None:
-        core = self._core
-        self._wait_locked(
-            # A reset page ends the iteration (with the pushes made so far);
-            # only a failed connection is an error here.
-            lambda: not parent.may_get_pushes or core.has_pushes(wire_id),
-            lambda: core.stream_failure(parent),
-            timeout,
-            lambda: ReadTimeout(f"no push and no end of stream {wire_id} within {timeout} s"),
-        )
-
-    def may_have_pushes(self, wire_id: int) -> bool:
-        """True while request stream ``wire_id`` is open or has untaken pushes."""
-        with self._cond:  # pushes arrive and are taken under it
-            if self._socket_closed:
-                return False
-            return wire_id in self._core.streams or self._core.has_pushes(wire_id)

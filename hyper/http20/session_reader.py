@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from ..common.sockets import wait_for_socket
 from ..exceptions import ConnectionClosed, HyperError, HyperTimeout, fresh
-from .session_wire import SessionWire, _remaining, _stored
+from .session_wire import SessionWire, fresh_or_none, time_left
 
 
 class SessionReader(SessionWire):
@@ -63,8 +63,8 @@ class SessionReader(SessionWire):
             if error is not None:
                 raise fresh(error)
             if self._socket_closed:
-                raise _stored(self._core.fatal) or ConnectionClosed("the connection is closed")
-            remaining = _remaining(deadline)
+                raise fresh_or_none(self._core.fatal) or ConnectionClosed("the connection is closed")
+            remaining = time_left(deadline)
             if remaining is not None and remaining <= 0:
                 raise on_timeout()
             if self._reading:

@@ -235,7 +235,7 @@ class SessionWire:
 
     def _send_locked(self, data: bytes | memoryview, timeout: float | None) -> None:
         if self._socket_closed:
-            raise _stored(self._core.fatal) or ConnectionClosed("the connection is closed")
+            raise fresh_or_none(self._core.fatal) or ConnectionClosed("the connection is closed")
         view = memoryview(data)
         size = view.nbytes
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -261,7 +261,7 @@ class SessionWire:
 
     def _write_time_left(self, deadline: float | None) -> float | None:
         """Seconds left to send; past the deadline the connection is lost."""
-        remaining = _remaining(deadline)
+        remaining = time_left(deadline)
         if remaining is not None and remaining <= 0:
             # A half-sent frame leaves the connection unusable.
             self._lost(ConnectionTerminated("write timed out mid-frame; connection closed"))
@@ -389,9 +389,11 @@ class SessionWire:
         )
 
 
-def _stored(error: HyperError | None) -> HyperError | None:
+def fresh_or_none(error: HyperError | None) -> HyperError | None:
+    """A fresh copy of a stored error, to raise (see ``without_frames``); ``None`` for none."""
     return None if error is None else fresh(error)
 
 
-def _remaining(deadline: float | None) -> float | None:
+def time_left(deadline: float | None) -> float | None:
+    """Seconds left until ``deadline`` (a ``time.monotonic()`` value); ``None`` waits forever."""
     return None if deadline is None else deadline - time.monotonic()

@@ -1,0 +1,168 @@
+"""Response bodies in the HTTP/2 core: DATA buffered per stream, taken, and credited back.
+
+:class:`CoreBodies` is a base of :class:`~hyper.http20.core.H2Core`. Each
+DATA frame's payload is kept on its stream (:meth:`CoreBodies._on_data`, the
+receiving half's handler for DATA), the application takes it
+(:meth:`CoreBodies.take_data`), and what is taken, padded or dropped is
+credited back to the server as WINDOW_UPDATE (RFC 9113 section 6.9), when
+the stream's window manager and the connection credit
+(:mod:`~hyper.http20.credit`) decide. This runs once per DATA frame and
+once per read: whole methods, no layers between them. Sans-I/O, like the
+rest of the core.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+
+from ..exceptions import HyperError
+from .credit import ConnectionCredit
+from .streams import StreamState
+from .window import BaseFlowControlManager
+
+
+class CoreBodies:
+    """Body bytes in and out of the core, and the window credit they give back."""
+
+    # Set by H2Core.__init__.
+    _h2: h2.connection.H2Connection
+    _credit: ConnectionCredit
+    _goaway_sent: bool
+    streams: dict[int, StreamState]
+    fatal: HyperError | None
+
+    if TYPE_CHECKING:
+        # Defined by CoreReceiver (the receiving half).
+        def _reset_with_error(self, stream: StreamState, code: int, message: str) -> None: ...
+
+    # Read by tests/test_frame_splitter.py, which compares two cores' state.
+    @property
+    def total_buffered(self) -> int:
+        """Bytes received over all streams and not yet consumed."""
+        return self._credit.total_buffered
+
+    @property
+    def _connection_window(self) -> BaseFlowControlManager | None:
+        return self._credit.window
+
+    @property
+    def _withheld(self) -> int:
+        return self._credit.withheld
+
+    @property
+    def _max_buffered(self) -> int:
+        return self._credit.max_buffered
+
+    # -- DATA in ----------------------------------------------------------------------
+
+    def _on_data(self, event: h2.events.DataReceived) -> None:
+        # Runs once per DATA frame: stream checks are written out, not
+        # asked through properties, and the credit takes one call.
+        size = event.flow_controlled_length or 0
+        payload = event.data or b""
+        stream = self.streams.get(event.stream_id)
+        if stream is None or stream.discarded or stream.error is not None:
+            # Nobody will read it: give the connection window straight back.
+            self._data_credit(size, size)
+            return
+        if payload and stream.cannot_have_body():
+            self._data_credit(size, size)
+            self._reset_with_error(
+                stream,
+                h2.errors.ErrorCodes.PROTOCOL_ERROR,
+                f"stream {stream.stream_id}: body on a response that cannot have one (RFC 9110 6.4.1)",
+            )
+            return
+        stream.window._data_received(size)
+        if payload:
+            stream.data.append(payload)
+            stream.buffered += len(payload)
+            self._credit.total_buffered += len(payload)
+        padding = size - len(payload)
+        if padding:
+            # Padding is never consumed by the application; credit it at once.
+            self._credit_stream(stream, padding)
+        self._data_credit(size, padding)
+
+    def _data_credit(self, size: int, freed: int) -> None:
+        """A DATA frame's connection credit: gathered for the end of ``receive``, or released now."""
+        if not self._credit.received(size, freed):
+            self._credit_connection(size, freed)
+
+    def _credit_stream(self, stream: StreamState, size: int) -> None:
+        """Give ``size`` bytes of ``stream``'s window back, as its window manager decides."""
+        increment = stream.window._data_consumed(size)
+        if increment and not stream.ended:
+            try:
+                self._h2.increment_flow_control_window(increment, stream.stream_id)
+            except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError):
+                pass  # the stream closed meanwhile; nothing to credit
+
+    def _credit_connection(self, received: int, freed: int) -> None:
+        """Give connection window back to the server, as :class:`ConnectionCredit` decides."""
+        increment = self._credit.release(received, freed)
+        # After the server's graceful GOAWAY its streams may still finish and
+        # need window; only our own GOAWAY or a failure ends the crediting.
+        if increment and not self._goaway_sent and self.fatal is None:
+            try:
+                self._h2.increment_flow_control_window(increment)
+            except h2.exceptions.ProtocolError:
+                pass
+
+    # -- consuming --------------------------------------------------------------------
+
+    def take_data(self, stream_id: int, max_bytes: int | None = None) -> bytes:
+        """Remove up to ``max_bytes`` of buffered body from a stream (all if None).
+
+        Consuming is what credits windows back to the server.
+        """
+        stream = self.streams[stream_id]
+        data = stream.data
+        if not data:
+            return b""
+        chunk: Any
+        if max_bytes is None or max_bytes >= stream.buffered:
+            chunk = b"".join(data) if len(data) > 1 else data[0]
+            data.clear()
+        else:
+            pieces = []
+            wanted = max_bytes
+            while wanted:
+                head = data[0]
+                if len(head) <= wanted:
+                    pieces.append(data.popleft())
+                    wanted -= len(head)
+                else:
+                    # The rest stays as a view: a large piece read in small
+                    # steps must not be copied again at every step.
+                    view = head if type(head) is memoryview else memoryview(head)
+                    pieces.append(view[:wanted])
+                    data[0] = view[wanted:]
+                    wanted = 0
+            chunk = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        taken: bytes = chunk if type(chunk) is bytes else bytes(chunk)
+        self._consumed(stream, len(taken))
+        return taken
+
+    def _consumed(self, stream: StreamState, size: int) -> None:
+        # Taken bytes free window on both levels (RFC 9113 section 6.9); a
+        # stream that ended or failed gets no more DATA, so no stream credit.
+        stream.buffered -= size
+        self._credit.total_buffered -= size
+        if not stream.ended and stream.error is None:
+            self._credit_stream(stream, size)
+        self._credit_connection(0, size)
+
+    def _release_stream_buffer(self, stream: StreamState) -> None:
+        # A dropped stream's unread bytes still hold connection window:
+        # give it back, or the other streams would starve (section 6.9).
+        if stream.buffered:
+            size, stream.buffered = stream.buffered, 0
+            stream.data.clear()
+            self._credit.total_buffered -= size
+            self._credit_connection(0, size)
