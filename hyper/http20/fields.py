@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+import hpack
+
 from ..common.request import request_method
 from ..exceptions import InvalidHeader
 
@@ -20,6 +22,13 @@ _CONNECTION_SPECIFIC = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
 )
 _FORBIDDEN_IN_FIELDS = (b"\r", b"\n", b"\x00")
+# Credentials never enter the HPACK dynamic table (RFC 7541 section 7.1.3):
+# an indexed secret can be guessed by an attacker who adds fields to the
+# same connection and watches the compressed size (RFC 7541 section 7.1).
+# h2 marks these itself, but its outbound normalisation is switched off.
+_NEVER_INDEXED = frozenset({b"authorization", b"proxy-authorization"})
+# Short cookies are as guessable; long ones keep their compression (h2's rule).
+_SHORT_COOKIE = 20
 
 
 def build_request_headers(
@@ -54,6 +63,9 @@ def build_request_headers(
             continue
         if lower == b"host":
             authority = value.decode("latin-1")
+            continue
+        if lower in _NEVER_INDEXED or (lower == b"cookie" and len(value) < _SHORT_COOKIE):
+            fields.append(hpack.NeverIndexedHeaderTuple(lower, value))
             continue
         fields.append((lower, value))
     # request_target() percent-encoded the path, so it is ASCII.
