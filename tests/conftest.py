@@ -22,6 +22,8 @@ from tests.portability import hide_poll_during_hyper_import
 # (poll itself is put back at once: subprocess and selectors need it.)
 hide_poll_during_hyper_import()
 
+# The memory tests' fixtures (weak references to h2 states, the cyclic GC off).
+from tests.memory_fixtures import made, no_cyclic_gc  # noqa: E402, F401
 from tests.servers import (  # noqa: E402 (after the poll switch above)
     CertFiles,
     NginxPorts,

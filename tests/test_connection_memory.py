@@ -10,7 +10,6 @@ only reference counting can free the connection.
 
 from __future__ import annotations
 
-import gc
 import weakref
 from collections.abc import Iterator
 
@@ -19,33 +18,7 @@ import pytest
 
 import hyper
 import hyper.tls
-from hyper.http20 import core as core_module
 from hyper.testing import TestServer
-
-
-@pytest.fixture
-def made(monkeypatch: pytest.MonkeyPatch) -> list[weakref.ref[h2.connection.H2Connection]]:
-    """Weak references to every h2 connection the core makes during the test."""
-    refs: list[weakref.ref[h2.connection.H2Connection]] = []
-    original = core_module.new_client_connection
-
-    def recording() -> h2.connection.H2Connection:
-        conn = original()
-        refs.append(weakref.ref(conn))
-        return conn
-
-    monkeypatch.setattr(core_module, "new_client_connection", recording)
-    return refs
-
-
-@pytest.fixture
-def no_cyclic_gc() -> Iterator[None]:
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 @pytest.fixture(scope="module")

@@ -17,37 +17,17 @@ can free what it checks (weak references tell whether it did).
 
 from __future__ import annotations
 
-import gc
 import socket
 import struct
 import weakref
-from collections.abc import Iterator
 
-import h2.connection
 import pytest
 
 import hyper
 from hyper.exceptions import ConnectError, ConnectionTerminated, HyperError, ProtocolError
-from hyper.http20 import core as core_module
 from hyper.http20 import session as session_module
+from tests.memory_fixtures import Refs
 from tests.scripted import Peer, ScriptedServer
-
-Refs = list[weakref.ref[h2.connection.H2Connection]]
-
-
-@pytest.fixture
-def made(monkeypatch: pytest.MonkeyPatch) -> Refs:
-    """Weak references to every h2 connection a core makes during the test."""
-    refs: Refs = []
-    original = core_module.new_client_connection
-
-    def recording() -> h2.connection.H2Connection:
-        conn = original()
-        refs.append(weakref.ref(conn))
-        return conn
-
-    monkeypatch.setattr(core_module, "new_client_connection", recording)
-    return refs
 
 
 @pytest.fixture
@@ -62,16 +42,6 @@ def sessions(monkeypatch: pytest.MonkeyPatch) -> list[weakref.ref[session_module
 
     monkeypatch.setattr(session_module.H2Session, "__init__", recording)
     return refs
-
-
-@pytest.fixture
-def no_cyclic_gc() -> Iterator[None]:
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _closed_port() -> int:
