@@ -103,8 +103,8 @@ def test_http_connection_batches_over_h2_and_does_nothing_over_http11(
 # -- scripted servers: what leaves when -----------------------------------------------
 
 
-@pytest.mark.parametrize("nested", [False, True])
-def test_nothing_leaves_before_the_block_ends_then_all_in_one_send(nested: bool) -> None:
+@pytest.mark.parametrize("form", ["flat", "nested", "incremental"])
+def test_nothing_leaves_before_the_block_ends_then_all_in_one_send(form: str) -> None:
     queued, checked = threading.Event(), threading.Event()
     seen: dict[str, Any] = {}
 
@@ -122,9 +122,14 @@ def test_nothing_leaves_before_the_block_ends_then_all_in_one_send(nested: bool)
         conn.ping()  # the SETTINGS exchange is over: nothing else will be sent meanwhile
         with conn.batch():
             ids = [conn.request("GET", "/a") for _ in range(3)]
-            if nested:
+            if form == "nested":
                 with conn.batch():
                     ids += [conn.request("GET", "/b") for _ in range(2)]
+            elif form == "incremental":
+                # putrequest()/endheaders() (HEADERS with END_STREAM) are held too.
+                ids.append(conn.putrequest("GET", "/c"))
+                conn.putheader("x-form", "incremental")
+                conn.endheaders(final=True)
             queued.set()  # every request returned its id; nothing was written
             assert checked.wait(WAIT)
         for stream_id in ids:
@@ -215,9 +220,12 @@ def test_another_threads_request_is_not_held_back() -> None:
 def test_a_batch_past_the_bound_is_written_early() -> None:
     early = threading.Event()
     size = 8 * 1024
-    count = session_batch.BATCH_LIMIT // size + 4  # distinct values: HPACK cannot shrink them
+    # Values too big for HPACK's dynamic table; Huffman coding shrinks them
+    # by an eighth at most, so twice the bound's worth is well past it.
+    count = 2 * session_batch.BATCH_LIMIT // size + 2
 
     def script(peer: Peer) -> None:
+        settle(peer)
         peer.wait_request(WAIT)
         early.set()  # the first request arrived while the block was still open
         for _ in range(count - 1):
@@ -225,6 +233,7 @@ def test_a_batch_past_the_bound_is_written_early() -> None:
         peer.drain_until_closed()
 
     with ScriptedServer(script, settings={0x6: 1 << 20}) as server, connect_scripted(server) as conn:
+        conn.ping()  # the SETTINGS exchange is over: only the bound can send early
         with conn.batch():
             for index in range(count):
                 conn.request("GET", "/", headers={"x-filler": f"{index:08d}" + "v" * size})
