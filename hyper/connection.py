@@ -309,12 +309,10 @@ class HTTPConnection(ClosesOnExit):
 
     @contextmanager
     def batch(self) -> Iterator[None]:
-        """Requests sent together, as :meth:`HTTP20Connection.batch <hyper.HTTP20Connection.batch>`.
+        """Over HTTP/2, :meth:`HTTP20Connection.batch <hyper.HTTP20Connection.batch>`; else a no-op.
 
-        Over HTTP/2 it is that batch. Over HTTP/1.1 (or in cleartext before
-        the first request chose the protocol) it does nothing: each request
-        is written when ``request()`` returns, as outside the block. Entering
-        connects (and negotiates) if the connection is not open yet.
+        A no-op over HTTP/1.1, or in cleartext before the first request chose
+        the protocol. Entering connects (and negotiates) if not connected yet.
         """
         delegate = self._negotiated()
         if delegate is self._h2 and not self._upgrade_pending:

@@ -18,7 +18,7 @@ import pytest
 
 import hyper
 import hyper.tls
-from hyper import HTTP20Connection, HTTPConnection
+from hyper import HTTP11Connection, HTTP20Connection, HTTPConnection
 from hyper.http20 import session_batch
 from tests.scripted import Peer, ScriptedServer
 from tests.servers import HELLO_TEXT, ServerInfo
@@ -98,6 +98,16 @@ def test_http_connection_batches_over_h2_and_does_nothing_over_http11(
             assert conn.version == version
             for stream_id in ids:
                 assert conn.getresponse(stream_id).read() == HELLO_TEXT
+
+
+def test_http11_connection_accepts_batch_and_sends_at_once(nginx_http11_server: ServerInfo) -> None:
+    with connect(nginx_http11_server, HTTP11Connection) as conn:
+        with conn.batch():
+            first = conn.request("GET", "/hello.txt")
+            # Written when request() returned: answered inside the block.
+            assert conn.getresponse(first).read() == HELLO_TEXT
+            second = conn.request("GET", "/hello.txt")
+        assert conn.getresponse(second).read() == HELLO_TEXT
 
 
 # -- scripted servers: what leaves when -----------------------------------------------
