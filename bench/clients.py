@@ -394,8 +394,15 @@ class FloorClient(Client):
 
 CLIENTS: dict[str, Callable[[dict[str, Any]], Client]] = {
     "hyper": HyperClient,
+    "hyper-batch": lambda spec: _hyper_batch(spec),
     "httpx": HttpxClient,
     "niquests": NiquestsClient,
     "pycurl": PycurlClient,
     "floor": FloorClient,
 }
+
+
+def _hyper_batch(spec: dict[str, Any]) -> Client:
+    from bench.hyper_batch import HyperBatchClient  # imported late: it subclasses HyperClient
+
+    return HyperBatchClient(spec)

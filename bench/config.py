@@ -10,9 +10,10 @@ WORKLOADS = ("seq", "mux", "download", "upload", "threads")
 #: Every client the harness knows, in table column order.  ``tls`` is the
 #: pure-Python TLS limit (download and upload only); ``floor`` the minimal
 #: pure-Python HTTP/2 client of bench/floor.py (no upload).
-ALL_CLIENTS = ("h2load", "curl", "pycurl", "floor", "httpx", "niquests", "hyper", "tls")
+ALL_CLIENTS = ("h2load", "curl", "pycurl", "floor", "httpx", "niquests", "hyper", "hyper-batch", "tls")
+#: ``hyper-batch`` is hyper with each mux burst in ``conn.batch()`` (bench/hyper_batch.py).
 #: Clients that run inside a Python worker process (bench/worker.py).
-PYTHON_CLIENTS = ("pycurl", "floor", "httpx", "niquests", "hyper")
+PYTHON_CLIENTS = ("pycurl", "floor", "httpx", "niquests", "hyper", "hyper-batch")
 
 #: Human-readable description of each workload (table rows).
 DESCRIPTIONS = {

@@ -17,6 +17,7 @@ TITLES = {
     "httpx": "httpx http2",
     "niquests": "niquests",
     "hyper": "hyper",
+    "hyper-batch": "hyper batch()",
     "tls": "Python TLS limit",
 }
 

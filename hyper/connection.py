@@ -22,6 +22,7 @@ import logging
 import ssl
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Union
 
 from .common.body import BodyType, prepare_body
@@ -305,6 +306,20 @@ class HTTPConnection(ClosesOnExit):
         if self._delegate is None:
             self._negotiated()
         return self._http2_only("ping").ping(opaque_data)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Over HTTP/2, :meth:`HTTP20Connection.batch <hyper.HTTP20Connection.batch>`; else a no-op.
+
+        A no-op over HTTP/1.1, or in cleartext before the first request chose
+        the protocol. Entering connects (and negotiates) if not connected yet.
+        """
+        delegate = self._negotiated()
+        if delegate is self._h2 and not self._upgrade_pending:
+            with self._h2.batch():
+                yield
+        else:
+            yield
 
     def _http2_only(self, what: str) -> HTTP20Connection:
         delegate = self._delegate

@@ -24,6 +24,7 @@ SESSION_MODULES = {
     "session_reader.py",
     "session_upload.py",
     "session_wakeups.py",
+    "session_batch.py",
 }
 # HTTP/1.1's lock belongs to its Channel (hyper/http11/channel.py). The
 # connection's policy and the two halves of the exchange state machine work

@@ -49,6 +49,7 @@ from ..common.stream_ids import checked_stream_id
 from ..exceptions import ConnectionClosed, HyperError, InvalidStreamID, ProtocolError
 from ..headers import HTTPHeaderMap
 from ..limits import Limits
+from .batching import NoBatching
 from .channel import Channel
 from .receiving import (
     ExchangeBody,
@@ -66,7 +67,7 @@ log = logging.getLogger("hyper")
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 
-class HTTP11Connection(RouteToServer, IncrementalRequests, ClosesOnExit):
+class HTTP11Connection(RouteToServer, IncrementalRequests, NoBatching, ClosesOnExit):
     """One HTTP/1.1 connection (kept alive and re-opened as needed), safe to share between threads.
 
     The calls are those of :class:`~hyper.HTTP20Connection`; ``request()``

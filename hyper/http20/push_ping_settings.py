@@ -2,8 +2,9 @@
 
 :class:`PushPingSettings` is mixed into :class:`~hyper.HTTP20Connection`:
 ``get_pushes()``, ``ping()``, ``remote_settings`` and
-``max_concurrent_streams``, and hyper 0.7's ``_conn`` accessor that apns2
-reads the server's stream limit through. Each is one call on the session
+``max_concurrent_streams``, ``batch()`` (requests sent together), and
+hyper 0.7's ``_conn`` accessor that apns2 reads the server's stream limit
+through. Each is one call on the session
 (which takes its own lock); nothing here holds state of its own.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from ..common.stream_ids import checked_stream_id
@@ -75,6 +77,31 @@ class PushPingSettings:
                 yield HTTP20Push(session, promise, stream_id, self.read_timeout, self.limits)
             if not more_to_come:
                 return
+
+    # -- batching -------------------------------------------------------------------
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Send the requests this thread makes inside the ``with`` block together, at its end.
+
+        ``with conn.batch(): ...``: each ``request()`` (or ``endheaders()``)
+        in the block still returns its stream id at once, but its HEADERS
+        are held and written with the others in one send when the block
+        ends, normally or by an exception. Held requests go out earlier
+        whenever this thread waits for the server (``getresponse()``,
+        reading a response, a body's ``send()``, ``ping()``), when another
+        thread sends on the connection, and once 256 KiB are held, so a
+        batch never waits on itself. A request with a body is sent, with
+        everything held before it, as its body is sent.
+
+        Only the calling thread is batched: other threads' requests go out
+        as usual (and take the held ones with them). Blocks nest; the
+        outermost one sends. Entering connects if the connection is not open
+        yet; a request that has to open a new connection inside the block
+        (after the server's GOAWAY, say) is sent at once.
+        """
+        with self._current_session().batch():
+            yield
 
     # -- PING -------------------------------------------------------------------------
 

@@ -8,7 +8,8 @@ lock, its condition or the core. The session is this module plus its
 private parts: :mod:`~hyper.http20.session_wire` (the socket, ordered sends,
 draining), :mod:`~hyper.http20.session_reader` (waiting, the reader
 election), :mod:`~hyper.http20.session_upload`
-(request bodies), :mod:`~hyper.http20.session_push_ping_settings` (server
+(request bodies), :mod:`~hyper.http20.session_batch` (requests held and
+sent together), :mod:`~hyper.http20.session_push_ping_settings` (server
 push, PING, the server's SETTINGS) and :mod:`~hyper.http20.session_wakeups`
 (aimed wake-ups); ``tests/test_session_owns_lock.py`` checks that no other
 module names them. The thread-safety argument, in one place:
@@ -58,6 +59,7 @@ from ..exceptions import (
     ReadTimeout,
     fresh,
 )
+from .session_batch import SessionBatch
 from .session_push_ping_settings import SessionPushPingSettings
 from .session_upload import SessionUpload
 
@@ -68,7 +70,7 @@ log = logging.getLogger("hyper")
 BodyPiece = tuple[bytes, "list[tuple[bytes, bytes]] | None"]
 
 
-class H2Session(SessionPushPingSettings, SessionUpload):
+class H2Session(SessionBatch, SessionPushPingSettings, SessionUpload):
     """A live HTTP/2 connection: a socket, an :class:`H2Core` and the locks.
 
     :param read_timeout: bound on each wait for the server (``None``: no bound).
@@ -252,7 +254,8 @@ class H2Session(SessionPushPingSettings, SessionUpload):
             # Still under the lock that saw can_open_stream() true: the slot is ours.
             wire_id = core.open_stream(fields, end_stream, declared_length, slot_checked=True)
             self._note_refusal_locked()  # that may have been the last stream id (RFC 9113 5.1.1)
-            self._flush_locked()
+            # Sent now, or held while this thread is in a batch (session_batch).
+            self._flush_or_hold_locked()
         return wire_id
 
     # -- responses ----------------------------------------------------------------
