@@ -14,8 +14,12 @@ Why this keeps the session's promises:
   stream ids increase on the wire).
 * **Only the calling thread is corked.** The corked flag is thread-local and
   read under the state lock. Another thread's send (or the reader answering
-  the server) flushes everything, the held bytes first: nobody else's
-  request waits for a batch, and a batch's requests only ever leave early.
+  the server) flushes everything, the held bytes first: another thread's
+  request is never held, and a batch's requests only ever leave early. One
+  wait is possible: a thread already waiting for a free stream slot, when a
+  corked thread takes the freed slot with HEADERS it holds, waits until that
+  batch sends (its end, its first wait, or the size bound), at most its
+  own timeout.
 * **No deadlock.** Every wait for the server (:meth:`_wait_locked`: a
   response, a body, a stream slot, flow-control window, a PING) sends the
   held bytes first, and the held bytes are bounded by :data:`BATCH_LIMIT`.
