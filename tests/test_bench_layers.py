@@ -45,7 +45,7 @@ def test_quick_run_reports_every_row_and_layer() -> None:
     for workload in ("seq", "mux"):
         for style in ("literal", "indexed"):
             assert f"## {workload}, {style} response fields" in text
-    for row in ROWS[:-1]:
+    for row in [r for r in ROWS if r != "pycurl"]:
         figures = re.findall(rf"^\| {re.escape(row)} \| ([0-9.]+) \|", text, re.MULTILINE)
         assert len(figures) == 4 and all(float(f) > 0 for f in figures), (row, text)
     for layer in ("hyper's core (h2 included)", "hyper's session, API and socket calls", "TLS (OpenSSL"):
