@@ -81,10 +81,13 @@ def _upload_and_record_frames(settings: dict[int, int], body: object) -> tuple[b
 
     def script(peer: Peer) -> None:
         # The scripted server announces ``settings`` as h2's initial values,
-        # which h2 never applies to its own frame parser: do it here, before
-        # any frame is parsed.
+        # which h2 never applies to its own frame parser: do it here. The
+        # client uploads only once the first request is answered, so no
+        # frame of the upload was parsed before.
         limit = settings.get(h2.settings.SettingCodes.MAX_FRAME_SIZE, 16384)
         peer.h2.max_inbound_frame_size = peer.h2.incoming_buffer.max_frame_size = limit
+        first = peer.wait_request()
+        peer.respond(first.stream_id, body=b"hello")
         request = peer.wait_request()
         # Open the connection window wide, as real servers do, so the
         # stream's window (from SETTINGS) is what paces the upload.
@@ -92,7 +95,11 @@ def _upload_and_record_frames(settings: dict[int, int], body: object) -> tuple[b
         peer.flush()
         while True:
             event = peer.wait_for(
-                lambda e: isinstance(e, (h2.events.DataReceived, h2.events.StreamEnded)), timeout=10
+                lambda e: (
+                    isinstance(e, (h2.events.DataReceived, h2.events.StreamEnded))
+                    and e.stream_id == request.stream_id
+                ),
+                timeout=10,
             )
             if isinstance(event, h2.events.StreamEnded):
                 break
@@ -104,6 +111,7 @@ def _upload_and_record_frames(settings: dict[int, int], body: object) -> tuple[b
         peer.drain_until_closed()
 
     with ScriptedServer(script, settings=settings) as server, connect(server) as conn:
+        assert conn.getresponse(conn.request("GET", "/")).read() == b"hello"
         response = conn.getresponse(conn.request("PUT", "/", body=body))  # type: ignore[arg-type]
         assert response.read() == b"ok"
     return bytes(received), frames
@@ -237,6 +245,12 @@ class RecordCountingRelay:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        # shutdown() ends a recv() blocked in a pump thread (close() would not).
+        for sock in self._socks:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already disconnected
         for thread in self._threads:
             thread.join(10)
         for sock in self._socks:
