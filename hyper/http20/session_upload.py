@@ -59,6 +59,7 @@ class SessionUpload(SessionReader):
             if self._upload_should_stop(stream):
                 return
             counter = stream.upload
+            step = self._frame_payload_locked()
         try:
             for block in body.blocks():  # read outside the lock: files may be slow
                 view = block
@@ -75,7 +76,7 @@ class SessionUpload(SessionReader):
                     while view.nbytes:
                         if self._upload_should_stop(stream):
                             return
-                        sent = self._queue_data_locked(stream_id, view[:SEND_BATCH])
+                        sent = self._queue_data_locked(stream_id, view[:SEND_BATCH], step)
                         if sent:
                             view = view[sent:]
                             self._flush_locked()
@@ -92,6 +93,9 @@ class SessionUpload(SessionReader):
                             ),
                             stream_id,
                         )
+                        # The wait read frames: a SETTINGS among them may
+                        # have changed the frame size limit.
+                        step = self._frame_payload_locked()
             if end_stream:
                 with self._cond:  # the count is the stream's, shared by every send
                     counter.check_complete()
@@ -113,8 +117,20 @@ class SessionUpload(SessionReader):
                 # complete): a slot the reader may be waiting for.
                 self._poke_reader_locked()
 
-    def _queue_data_locked(self, stream_id: int, data: memoryview) -> int:
-        """Queue as much of ``data`` as the windows allow, in record-filling frames; return how much.
+    def _frame_payload_locked(self) -> int | None:
+        """The DATA payload per frame that fills whole TLS records, or ``None`` for the core's own.
+
+        Caller holds the state lock. Only a choice of efficiency: the core
+        caps every frame at the peer's SETTINGS_MAX_FRAME_SIZE in force
+        (RFC 9113 section 4.2), so a value read before a SETTINGS change
+        still sends correct frames. Hence read once per :meth:`send_body`
+        and after each wait, not per frame (it costs a dict of settings).
+        """
+        max_frame = self._core.remote_settings().get(_MAX_FRAME_SIZE, _DEFAULT_MAX_FRAME_SIZE)
+        return record_filling_payload(max_frame)
+
+    def _queue_data_locked(self, stream_id: int, data: memoryview, step: int | None) -> int:
+        """Queue as much of ``data`` as the windows allow, in frames of ``step`` bytes; return how much.
 
         Caller holds the state lock. The core never queues more than the
         stream's and the connection's send windows allow (RFC 9113 section
@@ -123,10 +139,6 @@ class SessionUpload(SessionReader):
         fills whole TLS records (:mod:`hyper.http20.upload_frames`).
         """
         core = self._core
-        # Read per call, not once per upload: a SETTINGS frame may change it
-        # between lock holds (RFC 9113 section 6.5.3).
-        max_frame = core.remote_settings().get(_MAX_FRAME_SIZE, _DEFAULT_MAX_FRAME_SIZE)
-        step = record_filling_payload(max_frame)
         if step is None:
             return core.send_body(stream_id, data)  # big frames: the core's own sizes
         queued = 0
