@@ -107,6 +107,14 @@ class SessionBatch(SessionReader):
         if self._held:
             # Taken first, so a failed send does not send them twice later.
             held, self._held, self._held_bytes = self._held, [], 0
+            if self._socket_closed:
+                # The session died (server EOF, GOAWAY and close) with them
+                # still held: they can go nowhere, and their streams already
+                # carry the session's failure. Raising it here would fail the
+                # caller's block, and a flush for another purpose, for a
+                # session they may have left already (a reconnect).
+                super()._flush_locked(timeout)
+                return
             self._send_locked(b"".join(held), self.write_timeout if timeout is None else timeout)
         super()._flush_locked(timeout)
 
