@@ -24,6 +24,7 @@ import threading
 from typing import Any
 
 import h2.events
+import hyperframe.frame
 import pytest
 
 from hyper import ConnectionTerminated, HTTP20Connection
@@ -59,6 +60,24 @@ def wait_for_goaway_in_socket(conn: HTTP20Connection) -> None:
     assert session is not None
     readable, _, _ = select.select([session._sock], [], [], WAIT)
     assert readable, "the server's GOAWAY did not arrive"
+
+
+#: Linux holds data sent with this flag until the FIN joins it in one segment.
+MSG_MORE: int | None = getattr(socket, "MSG_MORE", None)
+
+
+def send_goaway_and_fin(peer: Peer) -> None:
+    """GOAWAY naming no stream, then FIN; in one segment where the platform allows.
+
+    With ``MSG_MORE`` the client, once its socket is readable, finds both
+    there: its next look at the socket reads the GOAWAY and the end of the
+    connection together. Elsewhere the FIN may come a moment later.
+    """
+    frame = hyperframe.frame.GoAwayFrame(0)
+    frame.last_stream_id = 0  # RFC 9113 section 6.8: no stream was processed
+    peer.flush()
+    peer.sock.sendall(frame.serialize(), MSG_MORE or 0)
+    peer.sock.shutdown(socket.SHUT_WR)
 
 
 def answer_paths(paths: list[bytes]) -> Any:
@@ -111,9 +130,8 @@ def test_goaway_seen_before_the_next_request_moves_it_and_drops_the_held_ones(fi
     # after the batch's first request was held and before its second. The
     # second opens a new connection and is answered; the first, held for a
     # connection that will process nothing, is never sent and fails
-    # retryably; leaving the block raises nothing. With FIN, the client may
-    # or may not have read the FIN too when the second request looks: both
-    # must end the same way.
+    # retryably; leaving the block raises nothing. Without FIN the held bytes
+    # meet a live socket after the GOAWAY; with it (one segment) a closed one.
     held, gone = threading.Event(), threading.Event()
     first_peer: list[Peer] = []
     paths: list[bytes] = []
@@ -122,9 +140,10 @@ def test_goaway_seen_before_the_next_request_moves_it_and_drops_the_held_ones(fi
         first_peer.append(peer)
         settle(peer)
         assert held.wait(WAIT)
-        peer.send_goaway(0)  # RFC 9113 section 6.8: no stream was processed
         if fin:
-            peer.sock.shutdown(socket.SHUT_WR)
+            send_goaway_and_fin(peer)
+        else:
+            peer.send_goaway(0)  # RFC 9113 section 6.8: no stream was processed
         gone.set()  # the script ends: the next connection is accepted
 
     with reconnecting_server(dying, answer_paths(paths)) as server:
@@ -135,7 +154,13 @@ def test_goaway_seen_before_the_next_request_moves_it_and_drops_the_held_ones(fi
                 held.set()
                 assert gone.wait(WAIT)
                 wait_for_goaway_in_socket(conn)
+                dying_session = conn._sessions.current
+                assert dying_session is not None
                 second = conn.request("GET", "/second")
+                if fin and MSG_MORE is not None:
+                    assert dying_session.fileno() == -1  # it read the FIN along with the GOAWAY
+                elif not fin:
+                    assert dying_session.fileno() != -1  # its socket is still open
             # Out of the block without an error: both ids are the caller's.
             assert conn.getresponse(second).read() == b"/second"
             assert_refused(conn, first)
