@@ -107,7 +107,8 @@ class SessionBatch(SessionReader):
         # (insertion-ordered) table in this same hold of the lock: it is the
         # newest entry, and what the core queued since is its HEADERS.
         stream_id = next(reversed(self._core.streams), 0)
-        data = b"".join([bytes(piece) for piece in self._core.pieces_to_send()])
+        # One piece in the common case: join then returns it, uncopied.
+        data = b"".join(self._core.pieces_to_send())
         self._held.append((stream_id, data))
         self._held_bytes += len(data)
         if self._held_bytes > BATCH_LIMIT:
