@@ -292,6 +292,7 @@ FENCE = {
     "hyper/http20/h2_internals_check_steps.py",
     "hyper/http20/h2_internals_data.py",
     "hyper/http20/h2_internals_hpack.py",
+    "hyper/http20/h2_internals_runs.py",
     "hyper/http20/h2_internals_steps.py",
 }
 

@@ -43,6 +43,27 @@ class DataRun:
         self.pieces.append(payload)
         self.size += len(payload)
 
+    def add_payloads(self, view: memoryview, bounds: list[int], events: list[h2.events.Event]) -> None:
+        """Add the payloads at ``bounds`` (start, stop, start, stop...) of ``view``, all accounted for.
+
+        Each time the run holds :data:`RUN_BYTES` it is delivered (to
+        ``events``) and goes on, on the same stream.
+        """
+        pieces = self.pieces
+        size = self.size
+        for index in range(0, len(bounds), 2):
+            start, stop = bounds[index], bounds[index + 1]
+            pieces.append(view[start:stop])
+            size += stop - start
+            if size >= RUN_BYTES:
+                self.size = size
+                stream = self.stream
+                self.flush(events)
+                self.stream = stream
+                pieces = self.pieces
+                size = 0
+        self.size = size
+
     def flush(self, events: list[h2.events.Event]) -> None:
         """Append the run's one ``DataReceived`` to ``events`` (if any) and start anew."""
         if self.pieces:

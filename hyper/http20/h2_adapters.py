@@ -13,6 +13,7 @@ the joining of DATA frame runs into one event in :mod:`hyper.http20.data_runs`.
 from __future__ import annotations
 
 import contextlib
+import struct
 from typing import Any
 
 import h2.config
@@ -24,7 +25,7 @@ import hpack.exceptions
 import hyperframe.frame
 
 from . import h2_internals as fence
-from .data_runs import RUN_BYTES, DataRun
+from .data_runs import DataRun
 from .forgotten_streams import ForgottenBlock, h2_forgot
 from .h2_connections import AdaptedH2Connection, PublicH2Connection
 from .h2_connections import new_client_connection as new_client_connection
@@ -42,6 +43,8 @@ class StreamMalformed(h2.events.Event):
 
 
 _FRAME_HEADER = 9
+#: A frame header in one unpack: (length << 8 | type, flags, R bit and stream id).
+_HEAD = struct.Struct(">IBL")
 _DATA_FRAME = 0x0
 _END_STREAM = 0x1
 _PADDED = 0x8
@@ -161,33 +164,79 @@ class FrameSplitter:
         self, view: memoryview, offset: int, end: int, run: DataRun, events: list[h2.events.Event]
     ) -> int:
         """Process the whole frames of ``view`` from ``offset``; return where the rest starts."""
+        unpack = _HEAD.unpack_from
+        max_size = self._max_frame_size
         while end - offset >= _FRAME_HEADER:
-            length = self._checked_length(view[offset : offset + 40])
+            head, flags, stream_id = unpack(view, offset)
+            length = head >> 8
+            if length > max_size:
+                self._checked_length(view[offset : offset + 40])  # raises, saying why
             if end - offset < _FRAME_HEADER + length:
                 break
-            if view[offset + 3] == _DATA_FRAME and length and not view[offset + 4] & (_PADDED | _END_STREAM):
-                stream_id = int.from_bytes(view[offset + 5 : offset + 9], "big") & 0x7FFFFFFF
+            if not head & 0xFF and length and not flags & (_PADDED | _END_STREAM):
+                # A plain DATA frame: on a stream that may take the fast path,
+                # it starts (or continues) a run of such frames.
+                stream_id &= 0x7FFFFFFF
                 if run.stream is None or run.stream.stream_id != stream_id:
                     run.flush(events)
                     run.stream = self._fast_stream(stream_id, needs_headers=True)
                 if run.stream is not None:
-                    try:
-                        fence.consume_plain_data(self._conn, run.stream, length)
-                    except h2.exceptions.ProtocolError as exc:
-                        run.flush(events)
-                        self._stream_error_or_raise(stream_id, exc, length, events)
-                    else:
-                        run.add(view[offset + _FRAME_HEADER : offset + _FRAME_HEADER + length])
-                        if run.size >= RUN_BYTES:
-                            stream = run.stream
-                            run.flush(events)
-                            run.stream = stream
-                    offset += _FRAME_HEADER + length
+                    offset = self._data_run(view, offset, end, run, events)
                     continue
             run.flush(events)
             self._frame(view, offset, length, events)
             offset += _FRAME_HEADER + length
         return offset
+
+    def _data_run(
+        self, view: memoryview, offset: int, end: int, run: DataRun, events: list[h2.events.Event]
+    ) -> int:
+        """Take the plain DATA frames on ``run.stream`` from ``offset`` (one at least).
+
+        Returns where the next frame starts.
+
+        h2's accounting is done once for all of them when none can fail it
+        (the usual case); otherwise frame by frame, so the error belongs to
+        the frame that causes it and the frames before it are delivered.
+        """
+        unpack = _HEAD.unpack_from
+        max_size = self._max_frame_size
+        stream_id = run.stream.stream_id
+        # Where each frame's payload starts and stops, in pairs.
+        bounds: list[int] = []
+        total = 0
+        scan = offset
+        while end - scan >= _FRAME_HEADER:
+            head, flags, frame_stream = unpack(view, scan)
+            length = head >> 8
+            stop = scan + _FRAME_HEADER + length
+            if (
+                head & 0xFF
+                or not length
+                or flags & (_PADDED | _END_STREAM)
+                or frame_stream & 0x7FFFFFFF != stream_id
+                or length > max_size
+                or stop > end
+            ):
+                break  # not one of the run: the main loop takes it
+            bounds.append(scan + _FRAME_HEADER)
+            bounds.append(stop)
+            total += length
+            scan = stop
+        if fence.consume_plain_data_run(self._conn, run.stream, total):
+            run.add_payloads(view, bounds, events)
+            return scan
+        # Some frame of the run breaks a window or content-length: find it.
+        for index in range(0, len(bounds), 2):
+            start, stop = bounds[index], bounds[index + 1]
+            try:
+                fence.consume_plain_data(self._conn, run.stream, stop - start)
+            except h2.exceptions.ProtocolError as exc:
+                run.flush(events)
+                self._stream_error_or_raise(stream_id, exc, stop - start, events)
+                return stop  # the stream is reset: its later frames take the general path
+            run.add_payloads(view, bounds[index : index + 2], events)
+        return scan
 
     def _fast_stream(self, stream_id: int, needs_headers: bool) -> Any:
         """The h2 stream if a frame on it may take the fast path now, else ``None``."""

@@ -41,6 +41,8 @@ from .h2_internals_hpack import TableChange as TableChange
 from .h2_internals_hpack import _huffman_memo as _huffman_memo
 from .h2_internals_hpack import _huffman_memo_literal_decoder as _huffman_memo_literal_decoder
 from .h2_internals_hpack import size_update_pending as size_update_pending
+from .h2_internals_runs import consume_plain_data_run as consume_plain_data_run
+from .h2_internals_runs import runs_problem
 from .h2_internals_steps import STEPS_PROBLEM as STEPS_PROBLEM
 from .h2_internals_steps import consume_plain_data as consume_plain_data
 from .h2_internals_steps import open_request_stream as open_request_stream
@@ -101,7 +103,7 @@ def evaluate() -> str | None:
         problem: str | None = f"forced off by {ENV_VAR}={os.environ[ENV_VAR]}"
         level = logging.INFO
     else:
-        problem = self_test()
+        problem = self_test() or runs_problem()
         level = logging.WARNING
     _enabled, _problem = problem is None, problem
     if problem is not None:

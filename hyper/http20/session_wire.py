@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 
 from ..common.sockets import wait_for_socket
+from ..common.tls_read import buffer_reader
 from ..exceptions import (
     ConnectionClosed,
     ConnectionTerminated,
@@ -47,6 +48,9 @@ _FULL_TLS_RECORD = 16384
 FLOOD_BUDGET_PERIOD = 1.0
 
 _WOULD_BLOCK_READ = (ssl.SSLWantReadError, BlockingIOError, InterruptedError)
+# What ends a fill of the receive buffer as "nothing more now" (a TLS
+# renegotiation-style want-write included): one tuple, not built per read.
+_FILL_BLOCKED = (*_WOULD_BLOCK_READ, ssl.SSLWantWriteError)
 _WOULD_BLOCK_WRITE = (ssl.SSLWantWriteError, BlockingIOError, InterruptedError)
 
 
@@ -133,6 +137,11 @@ class SessionWire:
         # How many decrypted bytes TLS holds (``None`` in cleartext).
         self._tls_pending: Callable[[], int] | None = getattr(sock, "pending", None)
         self._recv_view = memoryview(self._recv_buffer)
+        # read(nbytes, buffer): the SSL object's C method where usable (two
+        # Python frames fewer per TLS record), else the public recv_into; see
+        # hyper.common.tls_read. With the C method an unannounced EOF comes
+        # as SSLEOFError, which SSLSocket.read would have made a clean EOF.
+        self._read_into, self._ragged_eof_is_eof = buffer_reader(sock)
 
     def _stop_interrupting_locked(self) -> None:
         """Under the state lock no sender waits: clear the interrupt, so GOAWAY gets its second."""
@@ -328,15 +337,18 @@ class SessionWire:
         """
         view = self._recv_view
         pending = self._tls_pending
+        read = self._read_into
         total = 0
         while total < RECV_BUFFER_SIZE:
             try:
-                got = self._sock.recv_into(view[total:])
-            except (*_WOULD_BLOCK_READ, ssl.SSLWantWriteError):
+                got = read(RECV_BUFFER_SIZE - total, view[total:])
+            except _FILL_BLOCKED:
                 return total, _BLOCKED, False
             except ssl.SSLZeroReturnError:
                 return total, _BLOCKED, True
             except OSError as exc:
+                if self._ragged_eof_is_eof and isinstance(exc, ssl.SSLEOFError):
+                    return total, _BLOCKED, True  # what SSLSocket.read reports as EOF
                 if total:
                     self._feed_locked(total)
                 in_flight = self._streams_in_flight()
