@@ -22,6 +22,7 @@ import pytest
 
 import hyper
 import hyper.http20.session as session_module
+import hyper.http20.session_send as session_send
 import hyper.http20.session_wire as session_wire
 from hyper import HTTP11Connection, HTTP20Connection
 from tests import http11_scripted
@@ -227,14 +228,14 @@ def test_close_stops_an_upload_the_server_stopped_reading(
         release_server.wait(WAIT)  # ... and never read another byte
 
     stalled = threading.Event()
-    real_wait = session_wire.wait_for_socket
+    real_wait = session_send.wait_for_socket
 
     def spying_wait(sock: socket.socket, read: bool, write: bool, *args: Any, **kwargs: Any) -> Any:
         if write:
             stalled.set()  # the uploader is about to wait for the socket to drain
         return real_wait(sock, read, write, *args, **kwargs)
 
-    monkeypatch.setattr(session_wire, "wait_for_socket", spying_wait)
+    monkeypatch.setattr(session_send, "wait_for_socket", spying_wait)
     settings = {h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1}
     with ScriptedServer(script, settings=settings) as server:
         conn = HTTP20Connection("127.0.0.1", server.port, secure=False, timeout=timeout)

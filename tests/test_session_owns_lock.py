@@ -21,6 +21,7 @@ SESSION_MODULES = {
     "session.py",
     "session_push_ping_settings.py",
     "session_wire.py",
+    "session_send.py",
     "session_reader.py",
     "session_upload.py",
     "session_wakeups.py",

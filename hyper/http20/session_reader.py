@@ -2,8 +2,9 @@
 
 :class:`SessionReader` is part of the session (the locking argument for the
 whole session is stated once, in :mod:`hyper.http20.session`), between the
-socket half (:mod:`hyper.http20.session_wire`) and the operations. A thread
-that needs progress waits here with the state lock held: it becomes *the
+socket half (:mod:`hyper.http20.session_wire`; sends in
+:mod:`hyper.http20.session_send`) and the operations. A thread that needs
+progress waits here with the state lock held: it becomes *the
 reader* if nobody is reading, and otherwise sleeps until the reader has news
 for its stream (:mod:`hyper.http20.session_wakeups`). The reader's poll is
 the one place the state lock is let go; ``_reading``, set under the lock,
@@ -19,10 +20,11 @@ from collections.abc import Callable
 
 from ..common.sockets import wait_for_socket
 from ..exceptions import ConnectionClosed, HyperError, HyperTimeout, fresh
-from .session_wire import SessionWire, fresh_or_none, time_left
+from .session_send import SessionSend
+from .session_wire import fresh_or_none, time_left
 
 
-class SessionReader(SessionWire):
+class SessionReader(SessionSend):
     """Waiting for the server, and the reader election (see the module docstring)."""
 
     def _wait_locked(

@@ -1,4 +1,4 @@
-"""The socket half of an HTTP/2 session: ordered sends, draining, and reader election.
+"""The socket half of an HTTP/2 session: the socket, the state lock, the core, and draining.
 
 :class:`SessionWire` is the base of :class:`~hyper.http20.session.H2Session`
 and part of it: it owns the non-blocking socket, the two wake-up socket
@@ -10,9 +10,8 @@ The locking argument for the whole session is stated once, in
 * the one place the lock is let go is the reader's poll (in
   :mod:`hyper.http20.session_reader`), guarded by ``_reading`` so that
   nobody closes the socket under that poll;
-* a send waits for the socket *with* the lock held (frames must leave in
-  the order the state changed, RFC 9113 section 5.1.1), reading meanwhile so
-  a server blocked writing to us cannot deadlock the pair.
+* sends (in order, with the lock held while they wait) are the next layer
+  up, :mod:`hyper.http20.session_send`; this one drains what arrives.
 
 No module outside the session uses this one.
 """
@@ -25,14 +24,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..common.sockets import wait_for_socket
 from ..common.tls_read import buffer_reader
 from ..exceptions import (
-    ConnectionClosed,
     ConnectionTerminated,
     HyperError,
     TransportError,
-    WriteTimeout,
     fresh,
 )
 from .core import H2Core
@@ -51,7 +47,6 @@ _WOULD_BLOCK_READ = (ssl.SSLWantReadError, BlockingIOError, InterruptedError)
 # What ends a fill of the receive buffer as "nothing more now" (a TLS
 # renegotiation-style want-write included): one tuple, not built per read.
 _FILL_BLOCKED = (*_WOULD_BLOCK_READ, ssl.SSLWantWriteError)
-_WOULD_BLOCK_WRITE = (ssl.SSLWantWriteError, BlockingIOError, InterruptedError)
 
 
 class SessionWire:
@@ -223,77 +218,6 @@ class SessionWire:
         reports -1 once closed).
         """
         return -1 if self._socket_closed else self._sock.fileno()
-
-    # -- sending ------------------------------------------------------------------
-
-    def _flush_locked(self, timeout: float | None = None) -> None:
-        """Send everything the core has queued. Caller holds the state lock."""
-        while True:
-            pieces = self._core.pieces_to_send()
-            if not pieces:
-                return
-            for piece in pieces:
-                self._send_locked(piece, self.write_timeout if timeout is None else timeout)
-
-    def _flush_quietly_locked(self) -> None:
-        """Flush, ignoring a dead connection (used while cleaning up)."""
-        try:
-            self._flush_locked()
-        except HyperError:
-            pass
-
-    def _send_locked(self, data: bytes | memoryview, timeout: float | None) -> None:
-        if self._socket_closed:
-            raise fresh_or_none(self._core.fatal) or ConnectionClosed("the connection is closed")
-        view = memoryview(data)
-        size = view.nbytes
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while view:
-            if self._closing:
-                # close() in another thread waits for the lock we hold: give
-                # up. A frame cut in half means nothing more may be sent.
-                self._torn = self._torn or view.nbytes != size
-                raise ConnectionClosed("the connection was closed while data was being sent")
-            try:
-                sent = self._sock.send(view)
-            except _WOULD_BLOCK_WRITE:
-                self._wait_writable_locked(deadline)
-                continue
-            except ssl.SSLWantReadError:
-                self._wait_readable_while_sending(deadline)
-                continue
-            except OSError as exc:
-                raise self._lost(
-                    ConnectionTerminated(f"connection broke while sending: {exc}", retryable=False)
-                ) from exc
-            view = view[sent:]
-
-    def _write_time_left(self, deadline: float | None) -> float | None:
-        """Seconds left to send; past the deadline the connection is lost."""
-        remaining = time_left(deadline)
-        if remaining is not None and remaining <= 0:
-            # A half-sent frame leaves the connection unusable.
-            self._lost(ConnectionTerminated("write timed out mid-frame; connection closed"))
-            raise WriteTimeout("the server did not accept our data in time")
-        return remaining
-
-    def _wait_writable_locked(self, deadline: float | None) -> None:
-        remaining = self._write_time_left(deadline)
-        # The interrupt socket lets close() end this wait (we hold the state
-        # lock it needs); _send_locked then sees self._closing.
-        readable, woken = wait_for_socket(
-            self._sock, read=True, write=True, timeout=remaining, wake=self._interrupt_r
-        )
-        if woken and not self._closing:
-            self._stop_interrupting_locked()  # a stale byte (two close() calls raced): no spinning
-        if readable and self._drain_locked():
-            # The server may be blocked writing to us; we read so it can go on,
-            # and tell the reader (if any) that there is news.
-            self._wake_reader_locked()
-
-    def _wait_readable_while_sending(self, deadline: float | None) -> None:
-        remaining = self._write_time_left(deadline)
-        wait_for_socket(self._sock, read=True, write=False, timeout=remaining, wake=self._interrupt_r)
 
     # -- receiving ------------------------------------------------------------
 
