@@ -84,7 +84,7 @@ class SessionReader(SessionWire):
         # The reader waits for the socket WITHOUT the state lock, so other
         # threads can send and take data meanwhile; self._reading (set under
         # the lock) keeps anyone from closing the socket under this poll.
-        self._cond.release_and_deliver()  # wake-ups decided so far go out now
+        self._lock.release()
         try:
             readable, woken = wait_for_socket(
                 self._sock, read=True, write=False, timeout=timeout, wake=self._waker_r
