@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import hyper
-from hyper.http20 import session_reader, session_wakeups
+from hyper.http20 import session_reader, session_wakeups, session_wire
 from hyper.tls import init_context
 
 PATH = "/1k.bin"
@@ -161,17 +161,6 @@ def counting(counts: Counts) -> Iterator[None]:
 
         return counted
 
-    def recv_into(original: Any) -> Any:
-        def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
-            counts.add("recv")
-            try:
-                return original(self, *args, **kwargs)
-            except ssl.SSLWantReadError:
-                counts.add("recv_blocked")
-                raise
-
-        return counted
-
     def send(original: Any) -> Any:
         def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
             counts.add("send")
@@ -179,12 +168,13 @@ def counting(counts: Counts) -> Iterator[None]:
 
         return counted
 
+    _active.append(counts)  # the counted TLS readers of connect()'s sessions report here
     undo = [
+        _active.pop,
         _wrap(condition, "__enter__", counts, enter),
         _wrap(condition, "sleep", counts, sleep),
         _wrap(session_reader.SessionReader, "_read_once_locked", counts, read_once),
         _wrap(session_reader, "wait_for_socket", counts, wait_for_socket),
-        _wrap(ssl.SSLSocket, "recv_into", counts, recv_into),
         _wrap(ssl.SSLSocket, "send", counts, send),
     ]
     sleeper = getattr(session_wakeups, "_Sleeper", None)
@@ -207,16 +197,57 @@ def counting(counts: Counts) -> Iterator[None]:
             step()
 
 
+#: The Counts being filled while counting() is on (at most one).
+_active: list[Counts] = []
+
+
+def _counted_reader(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap ``buffer_reader``: the reader a session gets counts its TLS reads into ``_active``.
+
+    A session binds its reader when it opens (the SSL object's C read, or the
+    public ``recv_into``: hyper.common.tls_read), so the counting reader is
+    put in while :func:`connect` opens the session, and counts only while
+    :func:`counting` is on.
+    """
+
+    def make(sock: Any) -> tuple[Callable[[int, Any], int], bool]:
+        read, ragged_eof_is_eof = original(sock)
+
+        def counted(nbytes: int, buffer: Any) -> int:
+            counts = _active[0] if _active else None
+            if counts is not None:
+                counts.add("recv")
+            try:
+                return int(read(nbytes, buffer))
+            except ssl.SSLWantReadError:
+                if counts is not None:
+                    counts.add("recv_blocked")
+                raise
+
+        return counted, ragged_eof_is_eof
+
+    return make
+
+
 def connect(host: str, port: int, ca_file: str) -> hyper.HTTP20Connection:
-    """A connection to the benchmark server, warmed up (settings exchanged, caches filled)."""
+    """A connection to the benchmark server, warmed up (settings exchanged, caches filled).
+
+    Its session reads through a counting reader (see :func:`_counted_reader`);
+    a session opened later (after a GOAWAY) would not count its reads.
+    """
     conn = hyper.HTTP20Connection(
         host, port, secure=True, ssl_context=init_context(cert_path=ca_file), timeout=30
     )
-    for _ in range(20):
-        body = conn.getresponse(conn.request("GET", PATH)).read()
-        if len(body) != BODY_SIZE:
-            conn.close()
-            raise RuntimeError(f"warm-up: {len(body)} bytes instead of {BODY_SIZE}")
+    original = session_wire.buffer_reader
+    session_wire.buffer_reader = _counted_reader(original)  # type: ignore[assignment]
+    try:
+        for _ in range(20):
+            body = conn.getresponse(conn.request("GET", PATH)).read()
+            if len(body) != BODY_SIZE:
+                conn.close()
+                raise RuntimeError(f"warm-up: {len(body)} bytes instead of {BODY_SIZE}")
+    finally:
+        session_wire.buffer_reader = original  # type: ignore[assignment]
     return conn
 
 
