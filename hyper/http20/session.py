@@ -69,6 +69,10 @@ log = logging.getLogger("hyper")
 #: once the body is complete (``None`` while more may come).
 BodyPiece = tuple[bytes, "list[tuple[bytes, bytes]] | None"]
 
+#: The largest complete body :meth:`H2Session.await_response_start` hands
+#: over with the headers (a larger one is read piece by piece, as asked).
+HELD_BODY_MAX = 64 * 1024
+
 
 class H2Session(SessionBatch, SessionPushPingSettings, SessionUpload):
     """A live HTTP/2 connection: a socket, an :class:`H2Core` and the locks.
@@ -264,20 +268,60 @@ class H2Session(SessionBatch, SessionPushPingSettings, SessionUpload):
         self, stream_id: int, timeout: float | None, on_timeout: Callable[[], HyperTimeout]
     ) -> list[tuple[bytes, bytes]]:
         """Wait (bounded by ``timeout``) for the final response headers of a stream."""
+        return self.await_response_start(stream_id, timeout, on_timeout, take_body=False)[0]
+
+    def await_response_start(
+        self,
+        stream_id: int,
+        timeout: float | None,
+        on_timeout: Callable[[], HyperTimeout],
+        take_body: bool = True,
+    ) -> tuple[list[tuple[bytes, bytes]], BodyPiece | None]:
+        """Wait for the final response headers; with them, the whole body if it is already here.
+
+        The body comes along (as :meth:`read_body` would return its last
+        piece: the bytes and the trailers, the stream then finished with)
+        only when ``take_body`` and the response is complete, sound, small
+        (at most :data:`HELD_BODY_MAX` bytes) and has no pushes waiting on
+        it; otherwise the second item is ``None`` and the body is read with
+        :meth:`read_body` as usual. A small response usually arrives whole in
+        one read: this saves the reader a second hold of the lock and a wait.
+        """
         core = self._core
-        # The state lock guards the stream table and the headers the reader stores.
+        # The state lock guards the stream table, the headers and body the
+        # reader stores, and the window credit that taking the body releases.
         with self._cond:
             stream = core.streams.get(stream_id)
             if stream is None:
                 raise InvalidStreamID(f"stream {stream_id} is gone", stream_id)
-            self._wait_locked(
-                lambda: stream.headers is not None,
-                lambda: core.stream_failure(stream),
-                timeout,
-                on_timeout,
-                stream_id,
-            )
-            return stream.headers or []
+            if stream.headers is None:
+                self._wait_locked(
+                    lambda: stream.headers is not None,
+                    lambda: core.stream_failure(stream),
+                    timeout,
+                    on_timeout,
+                    stream_id,
+                )
+            headers = stream.headers or []
+            if not (
+                take_body
+                and stream.complete
+                and stream.error is None
+                and stream.buffered <= HELD_BODY_MAX
+                and not core.has_pushes(stream_id)
+            ):
+                return headers, None
+            # What read_body does for a complete body taken in one piece: the
+            # bytes (their window credit given back), the trailers, and the
+            # stream finished with.
+            data = core.take_data(stream_id, None)
+            trailers = stream.trailers or []
+            self._discard_locked(stream_id, flush=False)
+            # Credit freed by taking the bytes must leave now (WINDOW_UPDATE,
+            # RFC 9113 section 6.9), as in read_body; a failed send is
+            # recorded in the core and reaches the next operation.
+            self._flush_quietly_locked()
+            return headers, (data, trailers)
 
     def read_body(
         self,
