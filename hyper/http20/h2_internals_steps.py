@@ -183,9 +183,32 @@ def receive_plain_headers(
     if type(headers_event) is h2.events.TrailersReceived and not end_stream:
         # RFC 9113 section 8.1: trailers end the stream.
         raise h2.exceptions.ProtocolError("Trailers must have END_STREAM set")
+    config = conn.config
+    if (
+        type(headers) is list
+        and config.header_encoding is None
+        and not config.validate_inbound_headers
+        and not _has_cookie(headers)
+    ):
+        # hyper's configuration (h2_connections.new_client_connection): the
+        # only processing h2 does is joining ``cookie`` fields (RFC 9113
+        # section 8.2.3), which leaves a block without one as it is. Its
+        # pipeline would build validation flags and a chain of generators
+        # per block only to copy the list; the decoded list is this block's
+        # own, so it is the result.
+        headers_event.headers = headers
+        return events
     flags = stream._build_hdr_validation_flags(events)
-    headers_event.headers = stream._process_received_headers(headers, flags, conn.config.header_encoding)
+    headers_event.headers = stream._process_received_headers(headers, flags, config.header_encoding)
     return events
+
+
+def _has_cookie(headers: list[Any]) -> bool:
+    """True when a field of the block is named ``cookie`` (h2 would then join them)."""
+    for field in headers:
+        if field[0] == b"cookie":
+            return True
+    return False
 
 
 # -- sending ------------------------------------------------------------------------
