@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import threading
+import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +25,7 @@ import hyper
 from hyper import HTTP20Connection
 from hyper.exceptions import InvalidHeader
 from hyper.http20 import h2_internals
+from hyper.http20 import session as session_module
 from hyper.http20.session import HELD_BODY_MAX
 from tests.fast_paths import fast_paths_on  # noqa: F401 - a fixture, used below
 from tests.scripted import Peer, ScriptedServer
@@ -280,3 +282,45 @@ def test_response_header_blocks_come_out_as_h2_makes_them(fields: list[Any]) -> 
     assert [type(e) for e in fast_events] == [type(e) for e in plain_events] == [h2.events.ResponseReceived]
     assert _fields_of(fast_events) == _fields_of(plain_events)
     assert type(fast_events[0].headers) is type(plain_events[0].headers) is list
+
+
+# -- the poll before a new stream ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("with_poll", [True, False])
+def test_a_goaway_waiting_unread_sends_the_next_request_on_a_new_connection(
+    with_poll: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check before opening a stream sees what arrived, through poll() or without it."""
+    if not with_poll:
+        # As on a platform without poll(): the session's check has no poll object.
+        monkeypatch.setattr(session_module, "select", types.SimpleNamespace())
+    first_read, goaway_sent = threading.Event(), threading.Event()
+
+    def first(peer: Peer) -> None:
+        request = peer.wait_request()
+        peer.respond(request.stream_id, body=b"one")
+        assert first_read.wait(_WAIT)  # the client has read all there was: the GOAWAY comes after
+        peer.send_goaway(request.stream_id)
+        goaway_sent.set()
+        peer.drain_until_closed()
+
+    def second(peer: Peer) -> None:
+        request = peer.wait_request()
+        peer.respond(request.stream_id, body=b"two")
+        peer.drain_until_closed()
+
+    scripts = [first, second]
+    with ScriptedServer(lambda peer: scripts.pop(0)(peer), connections=2) as server:
+        conn = _connect(server)
+        try:
+            stream_id = conn.request("GET", "/1")
+            first_session = conn._current_session()
+            assert conn.getresponse(stream_id).read() == b"one"
+            first_read.set()
+            assert goaway_sent.wait(_WAIT)
+            # The GOAWAY sits unread in the socket: the request must see it first.
+            assert conn.getresponse(conn.request("GET", "/2")).read() == b"two"
+            assert conn._current_session() is not first_session
+        finally:
+            conn.close()

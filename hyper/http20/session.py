@@ -47,8 +47,10 @@ and the close flag :meth:`close` raises).
 from __future__ import annotations
 
 import logging
+import select
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ..exceptions import (
     ConnectionClosed,
@@ -243,7 +245,7 @@ class H2Session(SessionBatch, SessionPushPingSettings, SessionUpload):
         with self._cond:
             # Read what already arrived: a GOAWAY or the server's SETTINGS
             # (its MAX_CONCURRENT_STREAMS, section 5.1.2) must be known first.
-            self._poll_locked()
+            self._poll_before_open_locked()
             if may_refuse and not self._usable_locked():
                 return None
             self._wait_locked(
@@ -261,6 +263,31 @@ class H2Session(SessionBatch, SessionPushPingSettings, SessionUpload):
             # Sent now, or held while this thread is in a batch (session_batch).
             self._flush_or_hold_locked()
         return wire_id
+
+    #: A poll object watching the socket for input, made on first use and
+    #: kept for the session's life (``None`` before, or where there is no poll()).
+    _ready_poller: Any = None
+
+    def _poll_before_open_locked(self) -> None:
+        """:meth:`_poll_locked`, minus its cost when nothing arrived (the usual case).
+
+        Asked before every request. :meth:`_poll_locked` makes a poll object
+        and registers the socket each time; the question "did anything
+        arrive?" is asked here of one kept for the session's life (the
+        socket never changes), and only a yes goes on to it. Caller holds
+        the state lock, which also guards the socket against closing under
+        the poll.
+        """
+        if self._reading or self._socket_closed:
+            return  # as _poll_locked: the reader's socket is not ours to poll
+        poller = self._ready_poller
+        if poller is None and hasattr(select, "poll"):
+            poller = self._ready_poller = select.poll()
+            poller.register(self._sock.fileno(), select.POLLIN)
+        # Input, an error or a hang-up (poll reports the last two always):
+        # _poll_locked reads and handles them. Without poll(), it decides.
+        if poller is None or poller.poll(0):
+            self._poll_locked()
 
     # -- responses ----------------------------------------------------------------
 
