@@ -330,7 +330,8 @@ class H2Core(CoreReceiver):
 
     def has_pushes(self, parent_id: int) -> bool:
         """True when pushes promised on request stream ``parent_id`` wait to be taken."""
-        return self._pushes.has_pushes(parent_id)
+        # Asked for every response: an empty book (push is rarely on) answers at once.
+        return bool(self._pushes) and self._pushes.has_pushes(parent_id)
 
     def take_pushes(self, parent_id: int | None = None) -> list[PushPromise]:
         """Remove and return the untaken pushes (of one request stream, or all)."""
