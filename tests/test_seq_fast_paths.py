@@ -324,3 +324,40 @@ def test_a_goaway_waiting_unread_sends_the_next_request_on_a_new_connection(
             assert conn._current_session() is not first_session
         finally:
             conn.close()
+
+
+# -- counting open streams ----------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("fast_paths_on")
+def test_the_count_of_open_streams_and_its_clean_up_are_h2s() -> None:
+    from hyper.http20.h2_internals_steps import open_outbound_streams
+
+    pair = Pair()
+    for stream_id in range(1, 16, 2):
+        pair.open(stream_id, REQUEST, stream_id % 3 == 0, False)
+    ok = _blocks(pair, [(b":status", b"200")])
+    pair.headers(1, ok, True)  # the server is done, we are not: half-closed (remote), still counted
+    pair.headers(3, ok, True)  # our side had ended: closed
+    for conn in (pair.fast, pair.plain):
+        conn.reset_stream(5)  # closed by us
+        conn.end_stream(7)  # half-closed local
+        conn.data_to_send()
+    for server in pair.servers:
+        server.clear_outbound_data_buffer()
+    assert open_outbound_streams(pair.fast) == pair.plain.open_outbound_streams
+    assert sorted(pair.fast.streams) == sorted(pair.plain.streams)
+    assert pair.fast._closed_streams == pair.plain._closed_streams
+    assert 3 in pair.fast._closed_streams and 5 in pair.fast._closed_streams
+    pair.compare()
+    # Asked again, with nothing left to clean up: the same answer.
+    assert open_outbound_streams(pair.fast) == pair.plain.open_outbound_streams
+
+
+def test_the_core_counts_through_the_fence_only_with_the_fast_paths() -> None:
+    from hyper.http20.core import H2Core
+
+    core = H2Core()
+    assert (core._count_open_streams is not None) is h2_internals.fast_paths_enabled()
+    core.initiate()
+    assert core.can_open_stream()
