@@ -66,6 +66,11 @@ class Side:
     tree: Path
 
     @property
+    def short(self) -> str:
+        """The commit abbreviated, or the whole "directory ..." note."""
+        return self.commit if self.commit.startswith("directory ") else self.commit[:12]
+
+    @property
     def hyper_init(self) -> Path:
         """The ``hyper/__init__.py`` every worker of this side must import."""
         return self.tree / "hyper" / "__init__.py"
@@ -90,7 +95,14 @@ def _git(*args: str) -> str:
 
 
 def export_side(label: str, rev: str, base: Path) -> Side:
-    """Resolve *rev* and write its ``hyper`` package into a fresh tree under *base*."""
+    """Resolve *rev* and write its ``hyper`` package into a fresh tree under *base*.
+
+    *rev* is a git revision of this checkout, or a directory holding a
+    ``hyper`` package (a worktree, an export, an uncommitted change): its
+    ``hyper/`` is copied as it is on disk at the start of the run.
+    """
+    if Path(rev).is_dir():
+        return _copy_directory_side(label, Path(rev), base)
     try:
         commit = _git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
     except CompareError as exc:
@@ -118,6 +130,41 @@ def export_side(label: str, rev: str, base: Path) -> Side:
     if not side.hyper_init.is_file():
         raise CompareError(f"{label}: revision {commit[:12]} has no hyper/__init__.py")
     return side
+
+
+def _copy_directory_side(label: str, source: Path, base: Path) -> Side:
+    """A side whose ``hyper/`` is a copy of *source*'s, taken now.
+
+    A copy rather than the directory itself, so that edits made while the
+    comparison runs (a worktree in use) cannot change one side half-way.
+    """
+    package = source / "hyper"
+    if not (package / "__init__.py").is_file():
+        raise CompareError(f"{label}: {source} is neither a revision nor a directory with hyper/__init__.py")
+    tree = base / f"{label}-directory"
+    shutil.copytree(package, tree / "hyper", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    # The commit column says where the code came from; a git checkout also
+    # names its HEAD, with "+changes" when the copied files differ from it.
+    commit = f"directory {source.resolve()}"
+    subject = "(not a git checkout)"
+    head = subprocess.run(
+        ["git", "-C", str(source), "rev-parse", "--short=12", "HEAD"],
+        capture_output=True,
+        text=True,
+        timeout=GIT_TIMEOUT,
+        check=False,
+    )
+    if head.returncode == 0:
+        dirty = subprocess.run(
+            ["git", "-C", str(source), "status", "--porcelain", "--", "hyper"],
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT,
+            check=False,
+        )
+        changes = "+changes" if dirty.stdout.strip() else "clean"
+        subject = f"checkout at {head.stdout.strip()} ({changes} in hyper/)"
+    return Side(label, str(source), commit, subject, tree)
 
 
 def check_import(side: Side, timeout: float) -> None:
@@ -233,8 +280,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description="Compare two revisions of hyper side by side in one run: same servers, same "
         "harness, alternating runs, medians of same-round ratios B/A.",
     )
-    parser.add_argument("rev_a", metavar="REV_A", help="the 'before' revision (any git revision)")
-    parser.add_argument("rev_b", metavar="REV_B", help="the 'after' revision")
+    parser.add_argument(
+        "rev_a", metavar="REV_A", help="the 'before' revision (a git revision, or a directory holding hyper/)"
+    )
+    parser.add_argument("rev_b", metavar="REV_B", help="the 'after' revision (the same kinds)")
     parser.add_argument(
         "--servers", default=",".join(DEFAULT_SERVERS), help=f"comma-separated, of {','.join(SERVER_NAMES)}"
     )
@@ -288,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         side_b = export_side("B", args.rev_b, work_dir / "revisions")
         for side in (side_a, side_b):
             check_import(side, GIT_TIMEOUT)
-            log(f"{side.label}: {side.rev} = {side.commit[:12]} ({side.subject}), hyper from {side.tree}")
+            log(f"{side.label}: {side.rev} = {side.short} ({side.subject}), hyper from {side.tree}")
         files = prepare_files(work_dir, sizes.body_bytes)
         for name in args.servers:
             log(f"starting {name} ...")

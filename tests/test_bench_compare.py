@@ -108,6 +108,35 @@ def test_export_holds_only_that_revisions_hyper(tmp_path: Path) -> None:
     check_import(side, 60.0)
 
 
+def test_a_directory_side_is_a_copy_taken_at_the_start(tmp_path: Path) -> None:
+    # A directory (an uncommitted tree, another worktree) can be a side: its
+    # hyper/ is copied, so edits during the run cannot reach the measured code.
+    source = tmp_path / "tree"
+    (source / "hyper").mkdir(parents=True)
+    (source / "hyper" / "__init__.py").write_text("MARK = 'copied'\n")
+    (source / "hyper" / "__pycache__").mkdir()
+    side = export_side("B", str(source), tmp_path / "sides")
+    (source / "hyper" / "__init__.py").write_text("MARK = 'edited later'\n")
+    assert side.hyper_init.read_text() == "MARK = 'copied'\n"
+    assert not (side.tree / "hyper" / "__pycache__").exists()
+    assert side.commit == f"directory {source.resolve()}" and side.short == side.commit
+    assert side.subject == "(not a git checkout)"
+    check_import(side, 60.0)
+
+
+@needs_git
+def test_the_checkout_itself_as_a_directory_side(tmp_path: Path) -> None:
+    side = export_side("A", str(REPO_ROOT), tmp_path)
+    assert side.hyper_init.is_file() and side.hyper_init != REPO_ROOT / "hyper" / "__init__.py"
+    assert side.subject.startswith(f"checkout at {str(HEAD)[:12]} (")
+    check_import(side, 60.0)
+
+
+def test_a_directory_without_hyper_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(CompareError, match="neither a revision nor a directory"):
+        export_side("A", str(tmp_path), tmp_path / "sides")
+
+
 def _record(round_index: int, side: str, rate: float | None, cpu: float = 0.5) -> dict[str, Any]:
     record: dict[str, Any] = {"round": round_index, "server": "nginx", "workload": "seq", "side": side}
     record["position"] = 0

@@ -99,6 +99,12 @@ class PushPingSettings:
         outermost one sends. Entering connects if the connection is not open
         yet; a request that has to open a new connection inside the block
         (after the server's GOAWAY, say) is sent at once.
+
+        If the server's GOAWAY (RFC 9113 section 6.8) arrives while requests
+        are held and excludes them, they are never sent: their
+        ``getresponse()`` raises :class:`~hyper.exceptions.ConnectionTerminated`
+        with ``retryable=True``, and leaving the block raises nothing for
+        them, so the ids of the requests that did go out are not lost.
         """
         with self._current_session().batch():
             yield

@@ -23,6 +23,12 @@ Why this keeps the session's promises:
 * **No deadlock.** Every wait for the server (:meth:`_wait_locked`: a
   response, a body, a stream slot, flow-control window, a PING) sends the
   held bytes first, and the held bytes are bounded by :data:`BATCH_LIMIT`.
+* **No new stream on a dying connection.** The server's GOAWAY (or a
+  failure, or the socket's end) may become known while HEADERS are held:
+  a held stream that can then no longer succeed is never sent (RFC 9113
+  section 6.8) and nothing else names it on the wire; its response gets the
+  (retryable, above the GOAWAY's last id) error instead, and the end of the
+  block raises nothing for it (:meth:`_still_wanted_locked`).
 
 No module outside the session uses this one.
 """
@@ -36,6 +42,7 @@ from typing import Any
 
 from ..exceptions import HyperError, HyperTimeout
 from .session_reader import SessionReader
+from .streams import RequestEvent, StreamState
 
 #: Held bytes past which a batch is written early (bounded memory, no huge write).
 BATCH_LIMIT = 256 * 1024
@@ -46,9 +53,10 @@ class SessionBatch(SessionReader):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Bytes taken from the core for a corked thread, not yet sent; and
-        # their size. Both read and changed only under the state lock.
-        self._held: list[bytes] = []
+        # HEADERS taken from the core for a corked thread, not yet sent: per
+        # request, its stream id and its bytes, in the order the streams were
+        # opened; and their size. Both read and changed only under the state lock.
+        self._held: list[tuple[int, bytes]] = []
         self._held_bytes = 0
         # Per thread: how deep in batch() blocks it is (0 or missing: not corked).
         self._batch_depth = threading.local()
@@ -95,20 +103,81 @@ class SessionBatch(SessionReader):
         if not self._corked():
             self._flush_locked()
             return
-        for piece in self._core.pieces_to_send():
-            data = bytes(piece)
-            self._held.append(data)
-            self._held_bytes += len(data)
+        # open_stream(), the only caller, added the new stream to the core's
+        # (insertion-ordered) table in this same hold of the lock: it is the
+        # newest entry, and what the core queued since is its HEADERS.
+        stream_id = next(reversed(self._core.streams), 0)
+        # One piece in the common case: join then returns it, uncopied.
+        data = b"".join(self._core.pieces_to_send())
+        self._held.append((stream_id, data))
+        self._held_bytes += len(data)
         if self._held_bytes > BATCH_LIMIT:
             self._flush_locked()  # bounded: the batch so far goes out now
 
     def _flush_locked(self, timeout: float | None = None) -> None:
-        """Send the held bytes (as one piece), then what the core queued. Lock held."""
+        """Send the held bytes still worth sending (as one piece), then what the core queued. Lock held."""
         if self._held:
             # Taken first, so a failed send does not send them twice later.
             held, self._held, self._held_bytes = self._held, [], 0
-            self._send_locked(b"".join(held), self.write_timeout if timeout is None else timeout)
+            wanted = self._still_wanted_locked(held)
+            if wanted:
+                self._send_locked(b"".join(wanted), self.write_timeout if timeout is None else timeout)
         super()._flush_locked(timeout)
+
+    def _still_wanted_locked(self, held: list[tuple[int, bytes]]) -> list[bytes]:
+        """The held HEADERS to send now; those of streams that can no longer succeed are dropped.
+
+        Held HEADERS are not on the wire yet. Once the connection is ending
+        (``core.closed``), a held stream that already fails is better never
+        opened there:
+
+        * above the last stream id of the server's GOAWAY it would be a new
+          stream on a connection that said goodbye (RFC 9113 section 6.8:
+          none may be opened; the server ignores it); it fails retryably;
+        * after an error GOAWAY or a connection failure nothing answers it;
+        * with the socket closed the bytes can go nowhere, and trying would
+          raise the dead session's error from whatever flushed: the end of a
+          block whose later requests went on a new connection, say.
+
+        Their streams carry the failure (the core's ``stream_failure``) to the
+        caller's response. Only a tail of the held blocks is ever dropped,
+        which keeps HPACK in step (RFC 7541 section 2.3.2: each block may
+        refer to table entries the blocks before it added): those kept
+        precede those dropped, and no header block follows on a connection
+        that opens no more streams. Lock held.
+        """
+        core = self._core
+        if not core.closed:
+            return [data for _, data in held]  # the common case: nothing is ending
+        if self._socket_closed:
+            # Nowhere to go; every unfinished stream already carries the
+            # connection's failure (set when the socket closed).
+            return []
+        keep = len(held)
+        while keep:
+            stream = core.streams.get(held[keep - 1][0])
+            # A stream gone from the table (discarded while held) is sent:
+            # its RST_STREAM is already queued behind it.
+            failure = None if stream is None else core.stream_failure(stream)
+            if stream is None or failure is None:
+                break  # this one, and all before it, go out
+            self._never_sent_locked(stream, failure)
+            keep -= 1
+        return [data for _, data in held[:keep]]
+
+    @staticmethod
+    def _never_sent_locked(stream: StreamState, failure: HyperError) -> None:
+        """Record that a held stream's HEADERS are dropped: nothing may name it on the wire.
+
+        RFC 9113 section 5.1: to the server the stream is idle, and a DATA,
+        END_STREAM or RST_STREAM frame on an idle stream is a connection
+        error. The failure as the stream's own error makes the core skip the
+        RST_STREAM it sends when the response is discarded; our half ending
+        (RESET) stops an upload and its END_STREAM. The caller's response gets
+        ``failure``, as it would have anyway. Lock held.
+        """
+        stream.error = failure
+        stream.request_event(RequestEvent.RESET)
 
     def _wait_locked(
         self,

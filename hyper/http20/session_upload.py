@@ -15,9 +15,14 @@ from ..common.body import RequestBody
 from ..exceptions import InvalidStreamID, WriteTimeout, fresh
 from .session_reader import SessionReader
 from .streams import RequestState, StreamState
+from .upload_frames import record_filling_payload
 
 #: Body bytes queued per lock hold while uploading, so readers get a turn.
 SEND_BATCH = 1024 * 1024
+
+#: SETTINGS_MAX_FRAME_SIZE (RFC 9113 section 6.5.2) and its initial value.
+_MAX_FRAME_SIZE = 0x5
+_DEFAULT_MAX_FRAME_SIZE = 16384
 
 
 class SessionUpload(SessionReader):
@@ -54,6 +59,7 @@ class SessionUpload(SessionReader):
             if self._upload_should_stop(stream):
                 return
             counter = stream.upload
+            step = self._frame_payload_locked()
         try:
             for block in body.blocks():  # read outside the lock: files may be slow
                 view = block
@@ -70,7 +76,7 @@ class SessionUpload(SessionReader):
                     while view.nbytes:
                         if self._upload_should_stop(stream):
                             return
-                        sent = core.send_body(stream_id, view[:SEND_BATCH])
+                        sent = self._queue_data_locked(stream_id, view[:SEND_BATCH], step)
                         if sent:
                             view = view[sent:]
                             self._flush_locked()
@@ -87,6 +93,9 @@ class SessionUpload(SessionReader):
                             ),
                             stream_id,
                         )
+                        # The wait read frames: a SETTINGS among them may
+                        # have changed the frame size limit.
+                        step = self._frame_payload_locked()
             if end_stream:
                 with self._cond:  # the count is the stream's, shared by every send
                     counter.check_complete()
@@ -107,6 +116,41 @@ class SessionUpload(SessionReader):
                 # Ending our side can close the stream (the response was
                 # complete): a slot the reader may be waiting for.
                 self._poke_reader_locked()
+
+    def _frame_payload_locked(self) -> int | None:
+        """The DATA payload per frame that fills whole TLS records, or ``None`` for the core's own.
+
+        Caller holds the state lock. Only a choice of efficiency: the core
+        caps every frame at the peer's SETTINGS_MAX_FRAME_SIZE in force
+        (RFC 9113 section 4.2), so a value read before a SETTINGS change
+        still sends correct frames. Hence read once per :meth:`send_body`
+        and after each wait, not per frame (it costs a dict of settings).
+        """
+        max_frame = self._core.remote_settings().get(_MAX_FRAME_SIZE, _DEFAULT_MAX_FRAME_SIZE)
+        return record_filling_payload(max_frame)
+
+    def _queue_data_locked(self, stream_id: int, data: memoryview, step: int | None) -> int:
+        """Queue as much of ``data`` as the windows allow, in frames of ``step`` bytes; return how much.
+
+        Caller holds the state lock. The core never queues more than the
+        stream's and the connection's send windows allow (RFC 9113 section
+        6.9.1) nor frames above the peer's SETTINGS_MAX_FRAME_SIZE (section
+        4.2); here only the payload per frame is chosen, so that each frame
+        fills whole TLS records (:mod:`hyper.http20.upload_frames`).
+        """
+        core = self._core
+        if step is None:
+            return core.send_body(stream_id, data)  # big frames: the core's own sizes
+        queued = 0
+        total = data.nbytes
+        while queued < total:
+            # One frame per call; less than asked (or 0) when a window is
+            # nearly (or fully) shut: then stop, the caller waits for credit.
+            sent = core.send_body(stream_id, data[queued : queued + step])
+            queued += sent
+            if sent < step:
+                break
+        return queued
 
     def _upload_should_stop(self, stream: StreamState) -> bool:
         """True when the server stopped the upload; raises when it may not go on.
