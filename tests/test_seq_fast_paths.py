@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import select
 import threading
 import types
 from collections.abc import Iterator
@@ -319,6 +320,10 @@ def test_a_goaway_waiting_unread_sends_the_next_request_on_a_new_connection(
             assert conn.getresponse(stream_id).read() == b"one"
             first_read.set()
             assert goaway_sent.wait(_WAIT)
+            # Sent is not yet arrived (a busy loopback may queue it a moment):
+            # wait, bounded, until the client's socket has it to read.
+            readable, _, _ = select.select([first_session._sock], [], [], _WAIT)
+            assert readable
             # The GOAWAY sits unread in the socket: the request must see it first.
             assert conn.getresponse(conn.request("GET", "/2")).read() == b"two"
             assert conn._current_session() is not first_session
