@@ -83,6 +83,9 @@ class StubSession:
         for _ in body.blocks():
             pass
 
+    def await_response_start(self, stream_id: int, timeout: Any, on_timeout: Any) -> tuple[Any, None]:
+        return self.await_headers(stream_id, timeout, on_timeout), None  # the body is read with read_body
+
     def await_headers(self, stream_id: int, timeout: Any, on_timeout: Any) -> list[tuple[bytes, bytes]]:
         return list(RESPONSE_FIELDS)  # the core hands over a fresh list per response
 

@@ -316,6 +316,9 @@ class ScriptedSession:
             return data[:max_bytes], None
         return piece
 
+    def await_response_start(self, stream_id: int, timeout: Any, on_timeout: Any) -> tuple[Any, None]:
+        return self.await_headers(stream_id, timeout, on_timeout), None  # the body is read with read_body
+
     def await_headers(self, stream_id: int, timeout: Any, on_timeout: Any) -> list[tuple[bytes, bytes]]:
         self.last_on_timeout = on_timeout
         piece = self.pieces.pop(0)

@@ -63,6 +63,9 @@ class RecordingSession:
     def send_body(self, stream_id: int, body: Any, end_stream: bool = True) -> None:
         self.bodies.append(b"".join(bytes(block) for block in body.blocks()))
 
+    def await_response_start(self, stream_id: int, timeout: Any, on_timeout: Any) -> tuple[Any, None]:
+        return self.await_headers(stream_id, timeout, on_timeout), None  # the body is read with read_body
+
     def await_headers(self, stream_id: int, timeout: Any, on_timeout: Any) -> list[tuple[bytes, bytes]]:
         return [(b":status", b"200"), (b"content-length", b"2")]
 

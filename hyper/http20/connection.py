@@ -53,6 +53,9 @@ log = logging.getLogger("hyper")
 
 # A session found unusable (GOAWAY just read) is replaced; bounded retries.
 _SESSION_ATTEMPTS = 3
+#: Requests with no body and no caller field whose fields are remembered,
+#: per connection (by method, path, authority and scheme).
+_PLAIN_REQUESTS_MEMO = 64
 
 
 class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, ClosesOnExit):
@@ -173,6 +176,13 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
         self._registry = StreamRegistry()
         # Per thread: its pending putrequest() and its latest request's id.
         self._local = threading.local()
+        # (method, path, authority, scheme) -> the fields and declared length of a request with
+        # no body and no caller field (see _plain_request_fields). Threads
+        # share it: a lookup or store is one dict operation, atomic, and two
+        # threads building the same entry store equal values.
+        self._plain_requests: dict[
+            tuple[str, str, str, str], tuple[tuple[tuple[bytes, bytes], ...], int | None]
+        ] = {}
 
     # -- sending requests -----------------------------------------------------
 
@@ -197,13 +207,17 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
         # This thread's unfinished putrequest() sent nothing: drop it, so an
         # exception between putrequest() and endheaders() cannot wedge the thread.
         self._local.pending = None
-        header_map = self._prepare(headers)
         if body is None and headers is None:
-            # No body and no caller field that could declare a length: what
-            # prepare_body/declared_length/is_empty decide, without their objects.
-            declared: int | None = bodiless_length(header_map, method)
-            stream_id, _ = self._send_headers(method, path, header_map, True, declared=declared)
+            # No body and no caller field: the fields depend only on the
+            # method, path, authority and scheme, so they are built once per
+            # such request and reused.
+            known = self._plain_requests.get((method, path, self.authority, self._scheme))
+            if known is None:
+                known = self._plain_request_fields(method, path)
+            fields, declared = known
+            stream_id, _ = self._open_with_fields(list(fields), path, True, None, declared)
             return stream_id
+        header_map = self._prepare(headers)
         prepared = prepare_body(body)
         declared = declared_length(header_map, prepared, method, body is None)
         end_stream = is_empty(prepared, declared)
@@ -216,6 +230,24 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
                 self._forget(stream_id, handle)
                 raise
         return stream_id
+
+    def _plain_request_fields(
+        self, method: str, path: str
+    ) -> tuple[tuple[tuple[bytes, bytes], ...], int | None]:
+        """The fields of a request with no body and no caller field, and its declared length.
+
+        What :meth:`request` sends for it (hyper's own fields, then what
+        prepare_body/declared_length/is_empty decide, without their objects),
+        remembered in ``_plain_requests`` once built without error.
+        """
+        header_map = self._prepare(None)
+        declared: int | None = bodiless_length(header_map, method)
+        fields = build_request_headers(method, path, self.authority, self._scheme, header_map._field_list())
+        known = (tuple(fields), declared)
+        if len(self._plain_requests) >= _PLAIN_REQUESTS_MEMO:
+            self._plain_requests.clear()  # bounded: many distinct paths start it afresh
+        self._plain_requests[(method, path, self.authority, self._scheme)] = known
+        return known
 
     def _prepare(self, headers: HeadersType) -> HTTPHeaderMap:
         """The request's header map: the caller's fields (checked), then the ones hyper adds.
@@ -249,6 +281,17 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
         # The map's own list, not a copy: the map is this request's alone
         # (built for it, or a pending request no other thread sees).
         fields = build_request_headers(method, path, self.authority, self._scheme, header_map._field_list())
+        return self._open_with_fields(fields, path, end_stream, public_id, declared)
+
+    def _open_with_fields(
+        self,
+        fields: list[tuple[bytes, bytes]],
+        path: str,
+        end_stream: bool,
+        public_id: int | None,
+        declared: int | None,
+    ) -> tuple[int, StreamHandle]:
+        """Send HEADERS of ``fields`` on a usable session; as :meth:`_send_headers` describes."""
         attempt = 1
         while True:
             session = self._current_session()

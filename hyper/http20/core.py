@@ -31,7 +31,9 @@ from .core_failures import error_name
 from .core_receive import CoreReceiver
 from .credit import ConnectionCredit
 from .h2_adapters import FrameSplitter, new_client_connection, send_plain_data, send_request_headers
+from .h2_connections import AdaptedH2Connection
 from .h2_internals import mark_head_request, release_connection, set_header_list_limit
+from .h2_internals_steps import STEPS_PROBLEM, open_outbound_streams
 from .pings import PingBook
 from .pushes import PushBook, PushPromise
 from .streams import RequestEvent, StreamState
@@ -78,6 +80,11 @@ class H2Core(CoreReceiver):
         origin: tuple[str, str, int] | None = None,
     ) -> None:
         self._h2 = new_client_connection()
+        # h2's count of open streams, through the fence's walk when this
+        # connection uses the fast paths (None: h2's property, public API only).
+        self._count_open_streams = (
+            open_outbound_streams if type(self._h2) is AdaptedH2Connection and STEPS_PROBLEM is None else None
+        )
         self._frames = FrameSplitter(self._h2)
         self._enable_push = enable_push
         self.limits = limits = limits or Limits()
@@ -218,6 +225,9 @@ class H2Core(CoreReceiver):
 
     def can_open_stream(self) -> bool:
         """True when a new stream fits within the server's concurrency limit."""
+        if self._count_open_streams is not None:
+            # h2's own count, walked once per state (see the fence's function).
+            return self._count_open_streams(self._h2) < self.max_concurrent_streams
         return self._h2.open_outbound_streams < self.max_concurrent_streams
 
     @property
@@ -330,7 +340,8 @@ class H2Core(CoreReceiver):
 
     def has_pushes(self, parent_id: int) -> bool:
         """True when pushes promised on request stream ``parent_id`` wait to be taken."""
-        return self._pushes.has_pushes(parent_id)
+        # Asked for every response: an empty book (push is rarely on) answers at once.
+        return bool(self._pushes) and self._pushes.has_pushes(parent_id)
 
     def take_pushes(self, parent_id: int | None = None) -> list[PushPromise]:
         """Remove and return the untaken pushes (of one request stream, or all)."""

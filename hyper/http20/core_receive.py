@@ -104,9 +104,20 @@ class CoreReceiver(CoreBodies, CoreFailures):
         touched = self._touched
         credit = self._credit
         credit.begin_batch()
+        event: Any  # each kind is told apart by its exact type, below
         try:
             for event in events:
-                if type(event) is data_received and event.data and self.settings_received:
+                kind = type(event)
+                if kind in _PROGRESS_HANDLERS and self.settings_received:
+                    # Response headers or an end of stream, the common case
+                    # after the server's preface: what the general steps
+                    # below decide for them (a stream event, always with its
+                    # id; progress, see _flooded), without their questions.
+                    self._control_frames = 0
+                    touched.add(event.stream_id)
+                    _PROGRESS_HANDLERS[kind](self, event)
+                    continue
+                if kind is data_received and event.data and self.settings_received:
                     self._control_frames = 0  # progress: see _flooded
                     touched.add(event.stream_id)
                     self._on_data(event)
@@ -365,3 +376,7 @@ _HANDLERS: dict[type[h2.events.Event], Callable[[CoreReceiver, Any], None]] = {
     h2.events.PushedStreamReceived: CoreReceiver._on_push,
     h2.events.PingAckReceived: CoreReceiver._on_ping_ack,
 }
+
+#: The handlers of the events that show progress (_PROGRESS), for the
+#: receive loop's shortcut.
+_PROGRESS_HANDLERS = {kind: _HANDLERS[kind] for kind in _PROGRESS}

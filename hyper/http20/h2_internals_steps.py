@@ -36,7 +36,7 @@ try:
         H2ConnectionStateMachine,
         _decode_headers,
     )
-    from h2.stream import StreamInputs, StreamState
+    from h2.stream import STREAM_OPEN, StreamInputs, StreamState
     from h2.stream import _transitions as _STREAM_TABLE
     from h2.utilities import is_informational_response
 except ImportError as exc:  # pragma: no cover - only with an incompatible h2
@@ -76,6 +76,9 @@ try:
         _RECEIVING = (StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL)
         _OPENABLE = (ConnectionState.IDLE, ConnectionState.CLIENT_OPEN)
         _SENDING = (StreamState.OPEN, StreamState.HALF_CLOSED_REMOTE)
+        # The states h2 counts against the peer's MAX_CONCURRENT_STREAMS
+        # (RFC 9113 section 5.1.2), from h2's own table.
+        _COUNTED = frozenset(state for state in StreamState if STREAM_OPEN[state])
 except (KeyError, AttributeError, TypeError) as exc:  # pragma: no cover - only with a changed h2
     STEPS_PROBLEM = f"h2's state machine tables changed: {type(exc).__name__}: {exc}"
 
@@ -183,12 +186,57 @@ def receive_plain_headers(
     if type(headers_event) is h2.events.TrailersReceived and not end_stream:
         # RFC 9113 section 8.1: trailers end the stream.
         raise h2.exceptions.ProtocolError("Trailers must have END_STREAM set")
+    config = conn.config
+    if (
+        type(headers) is list
+        and config.header_encoding is None
+        and not config.validate_inbound_headers
+        and not _has_cookie(headers)
+    ):
+        # hyper's configuration (h2_connections.new_client_connection): the
+        # only processing h2 does is joining ``cookie`` fields (RFC 9113
+        # section 8.2.3), which leaves a block without one as it is. Its
+        # pipeline would build validation flags and a chain of generators
+        # per block only to copy the list; the decoded list is this block's
+        # own, so it is the result.
+        headers_event.headers = headers
+        return events
     flags = stream._build_hdr_validation_flags(events)
-    headers_event.headers = stream._process_received_headers(headers, flags, conn.config.header_encoding)
+    headers_event.headers = stream._process_received_headers(headers, flags, config.header_encoding)
     return events
 
 
+def _has_cookie(headers: list[Any]) -> bool:
+    """True when a field of the block is named ``cookie`` (h2 would then join them)."""
+    for field in headers:
+        if field[0] == b"cookie":
+            return True
+    return False
+
+
 # -- sending ------------------------------------------------------------------------
+
+
+def open_outbound_streams(conn: h2.connection.H2Connection) -> int:
+    """``conn.open_outbound_streams`` of a client connection, side effect included.
+
+    h2's count walks every stream through two properties each and, as it
+    goes, moves closed streams to its record of closed ones (which decides
+    how a late frame on them is treated). The same walk, reading each
+    stream's state once: the count and the records come out as h2's.
+    """
+    count = 0
+    closed: list[int] = []
+    for stream_id, stream in conn.streams.items():
+        state = stream.state_machine.state
+        if state in _COUNTED and stream_id % 2 == 1:  # ours: client stream ids are odd
+            count += 1
+        elif state is StreamState.CLOSED:
+            closed.append(stream_id)
+    for stream_id in closed:
+        stream = conn.streams.pop(stream_id)
+        conn._closed_streams[stream_id] = stream.closed_by
+    return count
 
 
 def open_request_stream(

@@ -16,7 +16,7 @@ from ..common.reading import DecodedBodyReader
 from ..exceptions import ConnectionClosed, HyperError, HyperTimeout, ProtocolError, ReadTimeout
 from ..headers import HTTPHeaderMap
 from ..limits import Limits
-from .session import H2Session
+from .session import BodyPiece, H2Session
 
 _REASONS = {status.value: status.phrase for status in http.HTTPStatus}
 
@@ -44,6 +44,7 @@ class HTTP20Response(DecodedBodyReader, ClosesOnExit):
         limits: Limits | None = None,
         deadline_at: float | None = None,
         public_id: int | None = None,
+        held: BodyPiece | None = None,
     ) -> None:
         self._session = session
         # The wire id names the stream to the session; the public id (the
@@ -74,6 +75,12 @@ class HTTP20Response(DecodedBodyReader, ClosesOnExit):
         # The body was read to its end (as opposed to closed part-way).
         self._complete = False
         self._closed = False
+        # The whole body, when the session handed it over with the headers
+        # (its bytes and trailers; the stream is already finished with):
+        # reads take it from here, with no session call. _held_at is how
+        # much of it was taken.
+        self._held = held
+        self._held_at = 0
 
     @property
     def stream_id(self) -> int:
@@ -106,6 +113,8 @@ class HTTP20Response(DecodedBodyReader, ClosesOnExit):
             raise
 
     def _pull_raw(self, max_bytes: int | None) -> bytes:
+        if self._held is not None:
+            return self._pull_held(max_bytes)
         if self._raw_done:
             if self._complete:
                 return b""
@@ -124,17 +133,32 @@ class HTTP20Response(DecodedBodyReader, ClosesOnExit):
             raise ConnectionClosed(f"response on stream {self._public_id} was closed")
         data, trailers = piece
         if trailers is not None:
-            # The body is complete and fully taken; the session is done with
-            # the stream, so the caller's next read needs no lock and no wait.
-            self._raw_done = True
-            self._complete = True
-            self._closed = True
-            self._body_ended = True
-            if trailers:
-                received = self._trailers
-                for name, value in trailers:
-                    received.add(name, value)
+            self._body_complete(trailers)
         return data
+
+    def _pull_held(self, max_bytes: int | None) -> bytes:
+        """Up to ``max_bytes`` of the body the session handed over whole, as read_body would give them."""
+        data, trailers = self._held  # type: ignore[misc]  # the caller checked it is there
+        start = self._held_at
+        if max_bytes is None or start + max_bytes >= len(data):
+            # The rest of it: the body is complete, as when read_body returns its end.
+            self._held = None
+            self._body_complete(trailers or [])
+            return data if start == 0 else data[start:]
+        self._held_at = start + max_bytes
+        return data[start : start + max_bytes]
+
+    def _body_complete(self, trailers: list[tuple[bytes, bytes]]) -> None:
+        # The body is complete and fully taken; the session is done with the
+        # stream, so the caller's next read needs no lock and no wait.
+        self._raw_done = True
+        self._complete = True
+        self._closed = True
+        self._body_ended = True
+        if trailers:
+            received = self._trailers
+            for name, value in trailers:
+                received.add(name, value)
 
     def _no_data_in_time(self) -> HyperTimeout:
         # As wait_limit() words it without a deadline.
@@ -149,6 +173,10 @@ class HTTP20Response(DecodedBodyReader, ClosesOnExit):
             return
         self._closed = True
         self._raw_done = True
+        if self._held is not None:
+            # The session already finished with the stream: only the bytes go.
+            self._held = None
+            return
         self._session.discard(self._stream_id)
 
     def fileno(self) -> int:
@@ -220,12 +248,15 @@ def await_response(
     else:
         timeout, on_timeout = wait_limit(read_timeout, deadline_at, f"no response on stream {shown}")
     try:
-        raw_headers = session.await_headers(stream_id, timeout, on_timeout)
+        # With the headers, the whole body when it is already here (small
+        # responses usually arrive in one read): reading it then needs no
+        # second session call.
+        raw_headers, held = session.await_response_start(stream_id, timeout, on_timeout)
     except HyperError as exc:
         _rename_stream(exc, stream_id, public_id)
         raise
     try:
-        return HTTP20Response(session, stream_id, raw_headers, limits, deadline_at, public_id)
+        return HTTP20Response(session, stream_id, raw_headers, limits, deadline_at, public_id, held)
     except HyperError:
         session.discard(stream_id)
         raise

@@ -47,8 +47,10 @@ and the close flag :meth:`close` raises).
 from __future__ import annotations
 
 import logging
+import select
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ..exceptions import (
     ConnectionClosed,
@@ -68,6 +70,10 @@ log = logging.getLogger("hyper")
 #: What :meth:`H2Session.read_body` returns: body bytes, and the trailers
 #: once the body is complete (``None`` while more may come).
 BodyPiece = tuple[bytes, "list[tuple[bytes, bytes]] | None"]
+
+#: The largest complete body :meth:`H2Session.await_response_start` hands
+#: over with the headers (a larger one is read piece by piece, as asked).
+HELD_BODY_MAX = 64 * 1024
 
 
 class H2Session(SessionBatch, SessionPushPingSettings, SessionUpload):
@@ -239,7 +245,7 @@ class H2Session(SessionBatch, SessionPushPingSettings, SessionUpload):
         with self._cond:
             # Read what already arrived: a GOAWAY or the server's SETTINGS
             # (its MAX_CONCURRENT_STREAMS, section 5.1.2) must be known first.
-            self._poll_locked()
+            self._poll_before_open_locked()
             if may_refuse and not self._usable_locked():
                 return None
             self._wait_locked(
@@ -258,26 +264,91 @@ class H2Session(SessionBatch, SessionPushPingSettings, SessionUpload):
             self._flush_or_hold_locked()
         return wire_id
 
+    #: A poll object watching the socket for input, made on first use and
+    #: kept for the session's life (``None`` before, or where there is no poll()).
+    _ready_poller: Any = None
+
+    def _poll_before_open_locked(self) -> None:
+        """:meth:`_poll_locked`, minus its cost when nothing arrived (the usual case).
+
+        Asked before every request. :meth:`_poll_locked` makes a poll object
+        and registers the socket each time; the question "did anything
+        arrive?" is asked here of one kept for the session's life (the
+        socket never changes), and only a yes goes on to it. Caller holds
+        the state lock, which also guards the socket against closing under
+        the poll.
+        """
+        if self._reading or self._socket_closed:
+            return  # as _poll_locked: the reader's socket is not ours to poll
+        poller = self._ready_poller
+        if poller is None and hasattr(select, "poll"):
+            poller = self._ready_poller = select.poll()
+            poller.register(self._sock.fileno(), select.POLLIN)
+        # Input, an error or a hang-up (poll reports the last two always):
+        # _poll_locked reads and handles them. Without poll(), it decides.
+        if poller is None or poller.poll(0):
+            self._poll_locked()
+
     # -- responses ----------------------------------------------------------------
 
     def await_headers(
         self, stream_id: int, timeout: float | None, on_timeout: Callable[[], HyperTimeout]
     ) -> list[tuple[bytes, bytes]]:
         """Wait (bounded by ``timeout``) for the final response headers of a stream."""
+        return self.await_response_start(stream_id, timeout, on_timeout, take_body=False)[0]
+
+    def await_response_start(
+        self,
+        stream_id: int,
+        timeout: float | None,
+        on_timeout: Callable[[], HyperTimeout],
+        take_body: bool = True,
+    ) -> tuple[list[tuple[bytes, bytes]], BodyPiece | None]:
+        """Wait for the final response headers; with them, the whole body if it is already here.
+
+        The body comes along (as :meth:`read_body` would return its last
+        piece: the bytes and the trailers, the stream then finished with)
+        only when ``take_body`` and the response is complete, sound, small
+        (at most :data:`HELD_BODY_MAX` bytes) and has no pushes waiting on
+        it; otherwise the second item is ``None`` and the body is read with
+        :meth:`read_body` as usual. A small response usually arrives whole in
+        one read: this saves the reader a second hold of the lock and a wait.
+        """
         core = self._core
-        # The state lock guards the stream table and the headers the reader stores.
+        # The state lock guards the stream table, the headers and body the
+        # reader stores, and the window credit that taking the body releases.
         with self._cond:
             stream = core.streams.get(stream_id)
             if stream is None:
                 raise InvalidStreamID(f"stream {stream_id} is gone", stream_id)
-            self._wait_locked(
-                lambda: stream.headers is not None,
-                lambda: core.stream_failure(stream),
-                timeout,
-                on_timeout,
-                stream_id,
-            )
-            return stream.headers or []
+            if stream.headers is None:
+                self._wait_locked(
+                    lambda: stream.headers is not None,
+                    lambda: core.stream_failure(stream),
+                    timeout,
+                    on_timeout,
+                    stream_id,
+                )
+            headers = stream.headers or []
+            if not (
+                take_body
+                and stream.complete
+                and stream.error is None
+                and stream.buffered <= HELD_BODY_MAX
+                and not core.has_pushes(stream_id)
+            ):
+                return headers, None
+            # What read_body does for a complete body taken in one piece: the
+            # bytes (their window credit given back), the trailers, and the
+            # stream finished with.
+            data = core.take_data(stream_id, None)
+            trailers = stream.trailers or []
+            self._discard_locked(stream_id, flush=False)
+            # Credit freed by taking the bytes must leave now (WINDOW_UPDATE,
+            # RFC 9113 section 6.9), as in read_body; a failed send is
+            # recorded in the core and reaches the next operation.
+            self._flush_quietly_locked()
+            return headers, (data, trailers)
 
     def read_body(
         self,
