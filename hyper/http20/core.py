@@ -30,6 +30,7 @@ from ..limits import Limits
 from .core_failures import error_name
 from .core_receive import CoreReceiver
 from .credit import ConnectionCredit
+from .data_frames import frame_data_run
 from .h2_adapters import FrameSplitter, new_client_connection, send_plain_data, send_request_headers
 from .h2_connections import AdaptedH2Connection
 from .h2_internals import mark_head_request, release_connection, set_header_list_limit
@@ -299,16 +300,28 @@ class H2Core(CoreReceiver):
         except (h2.exceptions.ProtocolError, KeyError):
             return 0
 
-    def send_body(self, stream_id: int, data: memoryview) -> int:
+    def send_body(self, stream_id: int, data: memoryview, frame_payload: int | None = None) -> int:
         """Queue as much of ``data`` as the windows allow; return how much.
 
         The payload is queued by reference: the caller keeps ``data``
         unchanged until :meth:`pieces_to_send` has been sent.
+        ``frame_payload``: bytes per DATA frame the caller prefers (frames
+        that fill whole TLS records); never above the peer's
+        SETTINGS_MAX_FRAME_SIZE in force (RFC 9113 section 4.2).
         """
         window = self.send_window(stream_id)
         frame_size = self._h2.max_outbound_frame_size
         sent = 0
         total = min(window, data.nbytes)
+        if frame_payload is not None and total:
+            # One window debit for the whole run (section 6.9.1: ``total``
+            # fits both send windows), frames built without h2's per-frame
+            # step; None when h2's state is not a plain sending one.
+            run = frame_data_run(self._h2, stream_id, data[:total], min(frame_payload, frame_size))
+            if run is not None:
+                self._queue_frames(run)
+                return total
+            frame_size = min(frame_payload, frame_size)
         while sent < total:
             size = min(frame_size, total - sent)
             chunk = data[sent : sent + size]

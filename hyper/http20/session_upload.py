@@ -138,19 +138,10 @@ class SessionUpload(SessionReader):
         4.2); here only the payload per frame is chosen, so that each frame
         fills whole TLS records (:mod:`hyper.http20.upload_frames`).
         """
-        core = self._core
-        if step is None:
-            return core.send_body(stream_id, data)  # big frames: the core's own sizes
-        queued = 0
-        total = data.nbytes
-        while queued < total:
-            # One frame per call; less than asked (or 0) when a window is
-            # nearly (or fully) shut: then stop, the caller waits for credit.
-            sent = core.send_body(stream_id, data[queued : queued + step])
-            queued += sent
-            if sent < step:
-                break
-        return queued
+        # The core queues min(windows, len(data)) in frames of ``step``
+        # bytes (capped at the frame limit in force): one window debit for
+        # the run on its fast path. None: the core's own frame sizes.
+        return self._core.send_body(stream_id, data, step)
 
     def _upload_should_stop(self, stream: StreamState) -> bool:
         """True when the server stopped the upload; raises when it may not go on.
