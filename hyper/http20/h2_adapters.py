@@ -7,7 +7,8 @@ else is h2 as shipped. Every private name of h2 they need is reached through
 ``HYPER_FAST_PATHS=0``, connections are built and fed with h2's public API
 only (see :class:`FrameSplitter`). The connections themselves and the send
 fast paths live in :mod:`hyper.http20.h2_connections` (re-exported here),
-the joining of DATA frame runs into one event in :mod:`hyper.http20.data_runs`.
+the joining of DATA frame runs into one event in :mod:`hyper.http20.data_runs`,
+the frames of the public-API mode in :mod:`hyper.http20.h2_public_frames`.
 """
 
 from __future__ import annotations
@@ -27,10 +28,14 @@ import hyperframe.frame
 from . import h2_internals as fence
 from .data_runs import DataRun
 from .forgotten_streams import ForgottenBlock, h2_forgot
-from .h2_connections import AdaptedH2Connection, PublicH2Connection
+from .h2_connections import AdaptedH2Connection
 from .h2_connections import new_client_connection as new_client_connection
 from .h2_connections import send_plain_data as send_plain_data
 from .h2_connections import send_request_headers as send_request_headers
+from .h2_public_frames import END_HEADERS as _END_HEADERS
+from .h2_public_frames import FRAME_HEADER as _FRAME_HEADER
+from .h2_public_frames import HEADERS_FRAME as _HEADERS_FRAME
+from .h2_public_frames import PublicFrames
 
 
 class StreamMalformed(h2.events.Event):
@@ -42,22 +47,16 @@ class StreamMalformed(h2.events.Event):
         self.flow_controlled_length = flow_controlled_length
 
 
-_FRAME_HEADER = 9
 #: A frame header in one unpack: (length << 8 | type, flags, R bit and stream id).
 _HEAD = struct.Struct(">IBL")
 _DATA_FRAME = 0x0
 _END_STREAM = 0x1
 _PADDED = 0x8
-_HEADERS_FRAME = 0x1
-_PUSH_PROMISE_FRAME = 0x5
-_GOAWAY_FRAME = 0x7
 _WINDOW_UPDATE_FRAME = 0x8
-_CONTINUATION_FRAME = 0x9
-_END_HEADERS = 0x4
 _PRIORITY = 0x20
 
 
-class FrameSplitter:
+class FrameSplitter(PublicFrames):
     """Cuts received bytes into frames and hands them to h2, DATA mostly not.
 
     A download is thousands of 16 KiB DATA frames, and h2's generic path
@@ -336,68 +335,6 @@ class FrameSplitter:
                 raise
             size = frame.flow_controlled_length if isinstance(frame, hyperframe.frame.DataFrame) else 0
             self._stream_error_or_raise(frame.stream_id, exc, size, events)
-
-    def _public_frame(
-        self, whole: memoryview, kind: int, flags: int, stream_id: int, events: list[h2.events.Event]
-    ) -> None:
-        """One whole frame through h2's public API (the fast paths are off)."""
-        goaway = kind == _GOAWAY_FRAME and stream_id == 0 and len(whole) >= _FRAME_HEADER + 8
-        if goaway and not self._block_open:
-            # h2 closes the connection on GOAWAY and refuses every later
-            # frame; RFC 9113 6.8 lets the server finish the streams up to
-            # last_stream_id, so h2 is not told. The core opens no more streams.
-            event = h2.events.ConnectionTerminated()
-            code = int.from_bytes(whole[13:17], "big")
-            try:
-                event.error_code = h2.errors.ErrorCodes(code)
-            except ValueError:
-                event.error_code = code
-            event.last_stream_id = int.from_bytes(whole[9:13], "big") & 0x7FFFFFFF
-            event.additional_data = whole[17:].tobytes() or None
-            events.append(event)
-            return
-        if self._forgotten_block is not None or (
-            # A HEADERS inside another header block is h2's to refuse (RFC 9113 6.10).
-            kind == _HEADERS_FRAME
-            and not self._block_open
-            and h2_forgot(self._conn, stream_id, internal=False)
-        ):
-            self._public_forgotten_headers(whole, kind, flags, stream_id, events)
-            return
-        if kind in (_HEADERS_FRAME, _PUSH_PROMISE_FRAME):
-            self._block_open = not flags & _END_HEADERS
-        elif kind == _CONTINUATION_FRAME and flags & _END_HEADERS:
-            self._block_open = False
-        self._h2_receive(whole.tobytes(), events)
-
-    def _h2_receive(self, frame: bytes, events: list[h2.events.Event]) -> None:
-        """One whole frame to h2's public ``receive_data``."""
-        try:
-            events.extend(self._conn.receive_data(frame))
-        except h2.exceptions.ProtocolError:
-            # h2 queued a GOAWAY of its own; the core sends hyper's, once.
-            if isinstance(self._conn, PublicH2Connection):
-                self._conn.withdraw_goaway()
-            raise
-
-    def _public_forgotten_headers(
-        self, whole: memoryview, kind: int, flags: int, stream_id: int, events: list[h2.events.Event]
-    ) -> None:
-        """Public mode: collect a header block on a stream h2 dropped, and absorb it once whole."""
-        block = self._forgotten_block
-        if block is None:
-            block = self._forgotten_block = ForgottenBlock(stream_id)
-            self._block_open = True  # only its CONTINUATIONs may follow (RFC 9113 6.10)
-        complete = block.add(whole.tobytes(), kind, flags, stream_id)
-        if complete is None:
-            return
-        self._forgotten_block = None
-        self._block_open = False
-        if not fence.absorb_headers_on_forgotten_stream(self._conn, block.stream_id, complete):
-            # The internals are not there to decode it: h2 refuses the block,
-            # a connection error, as it would have without the splitter.
-            for frame in block.raw_frames:
-                self._h2_receive(frame, events)
 
     def _stream_error_or_raise(
         self, stream_id: int, exc: h2.exceptions.ProtocolError, size: int, events: list[h2.events.Event]
