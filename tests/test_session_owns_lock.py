@@ -22,6 +22,7 @@ SESSION_MODULES = {
     "session_push_ping_settings.py",
     "session_wire.py",
     "session_send.py",
+    "session_responses.py",
     "session_reader.py",
     "session_upload.py",
     "session_wakeups.py",

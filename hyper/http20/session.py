@@ -5,11 +5,12 @@ The upper layers (:mod:`~hyper.http20.connection`, :mod:`~hyper.http20.response`
 operations of :class:`H2Session` (open a stream, send a body, wait for
 headers, read body bytes, take pushes, ping, close, ...) and never see the
 lock, its condition or the core. The session is this module plus its
-private parts: :mod:`~hyper.http20.session_wire` (the socket, ordered sends,
-draining), :mod:`~hyper.http20.session_reader` (waiting, the reader
-election), :mod:`~hyper.http20.session_upload`
-(request bodies), :mod:`~hyper.http20.session_batch` (requests held and
-sent together), :mod:`~hyper.http20.session_push_ping_settings` (server
+private parts: :mod:`~hyper.http20.session_wire` (the socket, draining),
+:mod:`~hyper.http20.session_send` (ordered sends),
+:mod:`~hyper.http20.session_reader` (waiting, the reader election),
+:mod:`~hyper.http20.session_responses` (response headers and bodies),
+:mod:`~hyper.http20.session_upload` (request bodies),
+:mod:`~hyper.http20.session_batch` (requests held and sent together), :mod:`~hyper.http20.session_push_ping_settings` (server
 push, PING, the server's SETTINGS) and :mod:`~hyper.http20.session_wakeups`
 (aimed wake-ups); ``tests/test_session_owns_lock.py`` checks that no other
 module names them. The thread-safety argument, in one place:
@@ -49,34 +50,25 @@ from __future__ import annotations
 import logging
 import select
 import time
-from collections.abc import Callable
 from typing import Any
 
 from ..exceptions import (
     ConnectionClosed,
     ConnectionTerminated,
     HyperError,
-    HyperTimeout,
-    InvalidStreamID,
     ReadTimeout,
-    fresh,
 )
 from .session_batch import SessionBatch
 from .session_push_ping_settings import SessionPushPingSettings
+from .session_responses import HELD_BODY_MAX as HELD_BODY_MAX
+from .session_responses import BodyPiece as BodyPiece
+from .session_responses import SessionResponses
 from .session_upload import SessionUpload
 
 log = logging.getLogger("hyper")
 
-#: What :meth:`H2Session.read_body` returns: body bytes, and the trailers
-#: once the body is complete (``None`` while more may come).
-BodyPiece = tuple[bytes, "list[tuple[bytes, bytes]] | None"]
 
-#: The largest complete body :meth:`H2Session.await_response_start` hands
-#: over with the headers (a larger one is read piece by piece, as asked).
-HELD_BODY_MAX = 64 * 1024
-
-
-class H2Session(SessionBatch, SessionPushPingSettings, SessionUpload):
+class H2Session(SessionBatch, SessionPushPingSettings, SessionUpload, SessionResponses):
     """A live HTTP/2 connection: a socket, an :class:`H2Core` and the locks.
 
     :param read_timeout: bound on each wait for the server (``None``: no bound).
@@ -288,124 +280,3 @@ class H2Session(SessionBatch, SessionPushPingSettings, SessionUpload):
         # _poll_locked reads and handles them. Without poll(), it decides.
         if poller is None or poller.poll(0):
             self._poll_locked()
-
-    # -- responses ----------------------------------------------------------------
-
-    def await_headers(
-        self, stream_id: int, timeout: float | None, on_timeout: Callable[[], HyperTimeout]
-    ) -> list[tuple[bytes, bytes]]:
-        """Wait (bounded by ``timeout``) for the final response headers of a stream."""
-        return self.await_response_start(stream_id, timeout, on_timeout, take_body=False)[0]
-
-    def await_response_start(
-        self,
-        stream_id: int,
-        timeout: float | None,
-        on_timeout: Callable[[], HyperTimeout],
-        take_body: bool = True,
-    ) -> tuple[list[tuple[bytes, bytes]], BodyPiece | None]:
-        """Wait for the final response headers; with them, the whole body if it is already here.
-
-        The body comes along (as :meth:`read_body` would return its last
-        piece: the bytes and the trailers, the stream then finished with)
-        only when ``take_body`` and the response is complete, sound, small
-        (at most :data:`HELD_BODY_MAX` bytes) and has no pushes waiting on
-        it; otherwise the second item is ``None`` and the body is read with
-        :meth:`read_body` as usual. A small response usually arrives whole in
-        one read: this saves the reader a second hold of the lock and a wait.
-        """
-        core = self._core
-        # The state lock guards the stream table, the headers and body the
-        # reader stores, and the window credit that taking the body releases.
-        with self._cond:
-            stream = core.streams.get(stream_id)
-            if stream is None:
-                raise InvalidStreamID(f"stream {stream_id} is gone", stream_id)
-            if stream.headers is None:
-                self._wait_locked(
-                    lambda: stream.headers is not None,
-                    lambda: core.stream_failure(stream),
-                    timeout,
-                    on_timeout,
-                    stream_id,
-                )
-            headers = stream.headers or []
-            if not (
-                take_body
-                and stream.complete
-                and stream.error is None
-                and stream.buffered <= HELD_BODY_MAX
-                and not core.has_pushes(stream_id)
-            ):
-                return headers, None
-            # What read_body does for a complete body taken in one piece: the
-            # bytes (their window credit given back), the trailers, and the
-            # stream finished with.
-            data = core.take_data(stream_id, None)
-            trailers = stream.trailers or []
-            self._discard_locked(stream_id, flush=False)
-            # Credit freed by taking the bytes must leave now (WINDOW_UPDATE,
-            # RFC 9113 section 6.9), as in read_body; a failed send is
-            # recorded in the core and reaches the next operation.
-            self._flush_quietly_locked()
-            return headers, (data, trailers)
-
-    def read_body(
-        self,
-        stream_id: int,
-        max_bytes: int | None,
-        timeout: float | None,
-        on_timeout: Callable[[], HyperTimeout],
-    ) -> BodyPiece | None:
-        """Wait for and take up to ``max_bytes`` of a stream's body (all buffered if ``None``).
-
-        Returns the bytes and, once the body is complete and fully taken, its
-        trailers (the stream is then finished with); ``None`` when the stream
-        is gone (its response was closed). Bytes that arrived before a
-        stream's failure are returned first; the error comes at the next call.
-        """
-        core = self._core
-        # The state lock guards the stream's buffer, which the reading thread
-        # fills, and the window credit that taking data releases.
-        with self._cond:
-            stream = core.streams.get(stream_id)
-            if stream is None:
-                return None
-            # stream.data is asked directly (not has_data): this runs per read.
-            self._wait_locked(
-                lambda: bool(stream.data) or stream.ended,
-                lambda: None if stream.data else core.stream_failure(stream),
-                timeout,
-                on_timeout,
-                stream_id,
-            )
-            if stream.error is not None and not stream.data:
-                raise fresh(stream.error)  # e.g. malformed trailers after a complete body
-            data = core.take_data(stream_id, max_bytes)
-            trailers = None
-            if stream.ended and not stream.data and stream.error is None:
-                # Complete and fully taken: done with the stream at once, so
-                # the caller's next read needs no lock and no wait.
-                trailers = stream.trailers or []
-                self._discard_locked(stream_id, flush=False)
-            # Connection credit freed by this read must leave now (WINDOW_UPDATE,
-            # RFC 9113 section 6.9): other streams may wait for exactly that
-            # window. A failed send is recorded in the core, and reaches this
-            # reader at its next read, after the bytes in hand.
-            self._flush_quietly_locked()
-        return data, trailers
-
-    def discard(self, stream_id: int) -> None:
-        """The application is done with a stream: drop it (RST_STREAM CANCEL if unfinished)."""
-        with self._cond:  # the stream table, and the RST_STREAM queued and sent in order
-            self._discard_locked(stream_id)
-
-    def _discard_locked(self, stream_id: int, flush: bool = True) -> None:
-        # Wakes only the threads that may care: those on that stream (an
-        # upload, another reader) and untagged ones (a freed stream slot).
-        self._core.discard_stream(stream_id)
-        if flush:
-            self._flush_quietly_locked()
-        self._cond.notify_changed({stream_id})
-        # The reader too: it may be the thread waiting for this stream's slot.
-        self._poke_reader_locked()
