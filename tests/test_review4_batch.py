@@ -95,3 +95,42 @@ def test_block_ends_cleanly_when_the_dead_session_owed_an_ack(asks_for_an_ack: o
             assert_refused(conn, first)
         assert requests_received_until_closed(first_peer[0]) == []
     assert paths == [b"/second"]
+
+
+@pytest.mark.parametrize("asks_for_an_ack", [ping_frame, settings_frame], ids=["ping", "settings"])
+def test_held_request_awaited_inside_the_block_fails_retryably(asks_for_an_ack: object) -> None:
+    # As above, but the caller asks for the held request's response inside
+    # the block, after the session died. The request was never sent and the
+    # GOAWAY named no stream (RFC 9113 section 6.8): the response must raise
+    # the retryable ConnectionTerminated, as it does after the block, not
+    # the dead socket's non-retryable error from an attempt to send the
+    # queued ACK on the closed socket.
+    held, gone = threading.Event(), threading.Event()
+    paths: list[bytes] = []
+    make_frame = asks_for_an_ack
+    assert callable(make_frame)
+
+    def dying(peer: Peer) -> None:
+        settle(peer)
+        assert held.wait(WAIT)
+        peer.flush()
+        assert MSG_MORE is not None
+        peer.sock.sendall(make_frame() + goaway_frame(), MSG_MORE)
+        peer.sock.shutdown(socket.SHUT_WR)
+        gone.set()
+
+    with reconnecting_server(dying, answer_paths(paths)) as server:
+        with connect_scripted(server) as conn:
+            conn.ping()
+            with conn.batch():
+                first = conn.request("GET", "/first")
+                held.set()
+                assert gone.wait(WAIT)
+                wait_for_goaway_in_socket(conn)
+                dying_session = conn._sessions.current
+                assert dying_session is not None
+                second = conn.request("GET", "/second")  # reads all of it, opens a new connection
+                assert dying_session.fileno() == -1
+                assert_refused(conn, first)
+            assert conn.getresponse(second).read() == b"/second"
+    assert paths == [b"/second"]

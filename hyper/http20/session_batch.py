@@ -199,5 +199,14 @@ class SessionBatch(SessionReader):
         holds: sending first is what keeps a batch from waiting on itself.
         """
         if self._held and not ready():
-            self._flush_locked()
+            if self._socket_closed:
+                # Nothing can be sent: the held HEADERS are dropped (their
+                # streams carry the connection's failure). Trying to send
+                # what else the core queued (an ACK read along with the
+                # server's FIN) would raise the dead socket's error before
+                # the wait below gives the stream's own: for a request a
+                # GOAWAY excluded, the retryable one (RFC 9113 section 6.8).
+                self._flush_quietly_locked()
+            else:
+                self._flush_locked()
         super()._wait_locked(ready, failure, timeout, on_timeout, stream_id)
