@@ -86,10 +86,16 @@ class SessionBatch(SessionReader):
         with self._cond:
             if not self._held:
                 return  # nothing held (or another thread's flush already sent it)
-            if quietly:
+            if quietly or self._socket_closed:
                 # Leaving by an exception: that exception is the caller's
                 # news; a send failure is recorded in the core and reaches
-                # the requests' responses.
+                # the requests' responses. With the socket closed, nothing
+                # can be sent: the held HEADERS are dropped, and what else
+                # the core still queued (the ACK of a PING or SETTINGS read
+                # along with the server's FIN, say) would only raise the
+                # dead session's error here, which every held request's
+                # response already carries, and which would lose the ids of
+                # the block's requests made meanwhile on a new connection.
                 self._flush_quietly_locked()
             else:
                 self._flush_locked()
@@ -193,5 +199,14 @@ class SessionBatch(SessionReader):
         holds: sending first is what keeps a batch from waiting on itself.
         """
         if self._held and not ready():
-            self._flush_locked()
+            if self._socket_closed:
+                # Nothing can be sent: the held HEADERS are dropped (their
+                # streams carry the connection's failure). Trying to send
+                # what else the core queued (an ACK read along with the
+                # server's FIN) would raise the dead socket's error before
+                # the wait below gives the stream's own: for a request a
+                # GOAWAY excluded, the retryable one (RFC 9113 section 6.8).
+                self._flush_quietly_locked()
+            else:
+                self._flush_locked()
         super()._wait_locked(ready, failure, timeout, on_timeout, stream_id)
