@@ -10,10 +10,11 @@ private parts: :mod:`~hyper.http20.session_wire` (the socket, draining),
 :mod:`~hyper.http20.session_reader` (waiting, the reader election),
 :mod:`~hyper.http20.session_responses` (response headers and bodies),
 :mod:`~hyper.http20.session_upload` (request bodies),
-:mod:`~hyper.http20.session_batch` (requests held and sent together), :mod:`~hyper.http20.session_push_ping_settings` (server
-push, PING, the server's SETTINGS) and :mod:`~hyper.http20.session_wakeups`
-(aimed wake-ups); ``tests/test_session_owns_lock.py`` checks that no other
-module names them. The thread-safety argument, in one place:
+:mod:`~hyper.http20.session_batch` (requests held and sent together),
+:mod:`~hyper.http20.session_push_ping_settings` (server push, PING, the
+server's SETTINGS) and :mod:`~hyper.http20.session_wakeups` (aimed wake-ups);
+``tests/test_session_owns_lock.py`` checks that no other module names them.
+The thread-safety argument, in one place:
 
 * **One state lock** guards the core (every stream's state, the windows, the
   push and ping books) and the session's own flags. Every operation of the
