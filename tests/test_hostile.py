@@ -28,6 +28,7 @@ import re
 import socket
 import ssl
 import struct
+import sys
 import threading
 import time
 import tracemalloc
@@ -208,7 +209,9 @@ def reconnecting_server(*scripts: Callable[[Peer], None]) -> Iterator[ScriptedSe
 
     When the test fails because the client never came back, the server's
     pending accept() is released at once (instead of after its 10 s timeout)
-    and its resulting error is not allowed to hide the test's own.
+    and its resulting error is not allowed to hide the test's own; it is
+    printed (pytest shows it with the failure), because a script that died
+    early, leaving later connections unserved, is itself a likely cause.
     """
     remaining = list(scripts)
 
@@ -226,9 +229,10 @@ def reconnecting_server(*scripts: Callable[[Peer], None]) -> Iterator[ScriptedSe
             socket.create_connection(("127.0.0.1", server.port)).close()
         try:
             server.stop()
-        except BaseException:
+        except BaseException as exc:
             if not failed:
                 raise
+            print(f"scripted server ({len(remaining)} script(s) never ran): {exc!r}", file=sys.stderr)
 
 
 def kill_with_rst(sock: socket.socket) -> None:
