@@ -8,7 +8,7 @@ bench`` starts them) and counts, per request:
 
 * ``lock``: entries into the session's state lock (``with`` blocks), and
   ``contended``: those that found it held, by the operation that asked
-  (``open_stream``, ``await_headers``, ``read_body``);
+  (``open_stream``, ``await_response_start``, ``read_body``);
 * ``sleeps`` (a thread waiting on its wake-up while another reads) and
   ``wakes`` (wake-ups sent; one per sleep means no thread was woken for
   nothing), ``reads`` (a reader's poll of the socket, with the lock let go);
@@ -53,7 +53,7 @@ BODY_SIZE = 1024
 #: Wall-clock bound on one measured run.
 RUN_LIMIT = 120.0
 #: The operations whose lock entries are told apart (innermost first wins).
-OPERATIONS = ("open_stream", "await_headers", "read_body")
+OPERATIONS = ("open_stream", "await_response_start", "read_body")
 
 
 #: What :func:`counting` counts.
@@ -61,7 +61,7 @@ COUNTERS = (
     "lock",
     "contended",
     "contended_open_stream",
-    "contended_await_headers",
+    "contended_await_response_start",
     "contended_read_body",
     "sleeps",
     "wakes",

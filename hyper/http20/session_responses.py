@@ -29,24 +29,17 @@ HELD_BODY_MAX = 64 * 1024
 class SessionResponses(SessionReader):
     """Response headers, body bytes and the end of streams (a base of the session)."""
 
-    def await_headers(
-        self, stream_id: int, timeout: float | None, on_timeout: Callable[[], HyperTimeout]
-    ) -> list[tuple[bytes, bytes]]:
-        """Wait (bounded by ``timeout``) for the final response headers of a stream."""
-        return self.await_response_start(stream_id, timeout, on_timeout, take_body=False)[0]
-
     def await_response_start(
         self,
         stream_id: int,
         timeout: float | None,
         on_timeout: Callable[[], HyperTimeout],
-        take_body: bool = True,
     ) -> tuple[list[tuple[bytes, bytes]], BodyPiece | None]:
         """Wait for the final response headers; with them, the whole body if it is already here.
 
         The body comes along (as :meth:`read_body` would return its last
         piece: the bytes and the trailers, the stream then finished with)
-        only when ``take_body`` and the response is complete, sound, small
+        only when the response is complete, sound, small
         (at most :data:`HELD_BODY_MAX` bytes) and has no pushes waiting on
         it; otherwise the second item is ``None`` and the body is read with
         :meth:`read_body` as usual. A small response usually arrives whole in
@@ -69,8 +62,7 @@ class SessionResponses(SessionReader):
                 )
             headers = stream.headers or []
             if not (
-                take_body
-                and stream.complete
+                stream.complete
                 and stream.error is None
                 and stream.buffered <= HELD_BODY_MAX
                 and not core.has_pushes(stream_id)
