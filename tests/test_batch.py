@@ -42,11 +42,16 @@ def requests_in_one_read(peer: Peer) -> list[int]:
     return [e.stream_id for e in peer.read_events(WAIT) if isinstance(e, h2.events.RequestReceived)]
 
 
-def serve(peer: Peer, count: int) -> None:
-    """Answer ``count`` requests, in arrival order."""
-    for _ in range(count):
-        request = peer.wait_request(WAIT)
-        peer.respond(request.stream_id, body=b"ok")
+def serving(count: int) -> Any:
+    """A script answering ``count`` requests, in arrival order, then reading until the client hangs up."""
+
+    def script(peer: Peer) -> None:
+        for _ in range(count):
+            request = peer.wait_request(WAIT)
+            peer.respond(request.stream_id, body=b"ok")
+        peer.drain_until_closed()
+
+    return script
 
 
 def answer_one_then_signal(arrived: threading.Event) -> Any:
@@ -148,11 +153,7 @@ def test_nothing_leaves_before_the_block_ends_then_all_in_one_send(form: str) ->
 
 
 def test_getresponse_inside_a_batch_sends_first() -> None:
-    def script(peer: Peer) -> None:
-        serve(peer, 2)
-        peer.drain_until_closed()
-
-    with ScriptedServer(script) as server, connect_scripted(server) as conn:
+    with ScriptedServer(serving(2)) as server, connect_scripted(server) as conn:
         with conn.batch():
             first = conn.request("GET", "/")
             second = conn.request("GET", "/")
@@ -189,11 +190,7 @@ def test_another_threads_request_is_not_held_back() -> None:
     other_done = threading.Event()
     results: dict[str, Any] = {}
 
-    def script(peer: Peer) -> None:
-        serve(peer, 2)
-        peer.drain_until_closed()
-
-    with ScriptedServer(script) as server, connect_scripted(server) as conn:
+    with ScriptedServer(serving(2)) as server, connect_scripted(server) as conn:
         with conn.batch():
             mine = conn.request("GET", "/mine")
             thread = threading.Thread(target=fetch, args=(conn, "/other", results, other_done))
@@ -239,11 +236,7 @@ def test_batches_are_per_thread_and_nest(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(session_batch.SessionBatch, "_corked", spy)
 
-    def script(peer: Peer) -> None:
-        serve(peer, 3)
-        peer.drain_until_closed()
-
-    with ScriptedServer(script) as server, connect_scripted(server) as conn:
+    with ScriptedServer(serving(3)) as server, connect_scripted(server) as conn:
         with conn.batch():
             with conn.batch():
                 inner = conn.request("GET", "/")
