@@ -105,76 +105,107 @@ def _timer_cost(samples: int = 2000) -> float:
     return best
 
 
-def run_h2(style: str, requests: int, in_flight: int) -> float:
-    """Client CPU seconds of h2 alone for *requests* exchanges, *in_flight* at a time."""
-    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+class _H2Client:
+    """h2's client connection alone, driven through its public API."""
+
+    row = "h2"
+
+    def __init__(self) -> None:
+        self.conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True, header_encoding=None)
+        )
+        self.data_to_send = self.conn.data_to_send  # bound once: no extra call in the timed spans
+
+    def start(self, server: AnsweringServer) -> None:
+        """The preface and SETTINGS exchange, with the connection window opened wide."""
+        self.conn.initiate_connection()
+        self.conn.increment_flow_control_window((1 << 30) - 65536)
+        self.conn.receive_data(server.receive(self.data_to_send()))
+
+    def open_streams(self, fields: list[tuple[bytes, bytes]], count: int) -> list[int]:
+        """Queue ``count`` requests' HEADERS (END_STREAM); their stream ids."""
+        ids = []
+        for _ in range(count):
+            stream_id = self.conn.get_next_available_stream_id()
+            self.conn.send_headers(stream_id, fields, end_stream=True)
+            ids.append(stream_id)
+        return ids
+
+    def take_bodies(self, answer: bytes, ids: list[int]) -> list[bytes]:
+        """Take the server's bytes, acknowledge each body's DATA; the bodies of ``ids``."""
+        bodies: dict[int, list[bytes]] = {stream_id: [] for stream_id in ids}
+        for event in self.conn.receive_data(answer):
+            if isinstance(event, h2.events.DataReceived) and event.stream_id is not None:
+                bodies[event.stream_id].append(event.data)
+                self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+        return [b"".join(pieces) for pieces in bodies.values()]
+
+
+class _CoreClient:
+    """hyper's sans-I/O core alone, driven as the session drives it."""
+
+    row = "core"
+
+    def __init__(self) -> None:
+        from hyper.http20.core import H2Core
+
+        self.core = H2Core(origin=("https", "127.0.0.1", 443))
+        self.data_to_send = self.core.data_to_send  # bound once: no extra call in the timed spans
+
+    def start(self, server: AnsweringServer) -> None:
+        """The preface and SETTINGS exchange (the core opens the connection window itself)."""
+        self.core.initiate()
+        self.core.receive(server.receive(self.data_to_send()))
+
+    def open_streams(self, fields: list[tuple[bytes, bytes]], count: int) -> list[int]:
+        """Queue ``count`` requests' HEADERS (END_STREAM); their stream ids."""
+        return [self.core.open_stream(fields, True) for _ in range(count)]
+
+    def take_bodies(self, answer: bytes, ids: list[int]) -> list[bytes]:
+        """Take the server's bytes; the bodies of ``ids``, each stream then discarded."""
+        self.core.receive(answer)
+        bodies = []
+        for stream_id in ids:
+            stream = self.core.streams[stream_id]
+            if not stream.headers:
+                raise RuntimeError("core row: no response headers")
+            bodies.append(self.core.take_data(stream_id))
+            self.core.discard_stream(stream_id)
+        return bodies
+
+
+def run_in_memory(client: _H2Client | _CoreClient, style: str, requests: int, in_flight: int) -> float:
+    """Client CPU seconds of ``client`` alone for *requests* exchanges, *in_flight* at a time.
+
+    Two timed spans per batch: making the requests' bytes, and taking the
+    answer (with what the client sends back for it); the server's work
+    between them is not timed.
+    """
     server = AnsweringServer(style)
-    client.initiate_connection()
-    client.increment_flow_control_window((1 << 30) - 65536)
-    client.receive_data(server.receive(client.data_to_send()))
+    client.start(server)
     server.receive(client.data_to_send())
     fields = request_fields("127.0.0.1:443")
     clock, spent, done = time.thread_time, 0.0, 0
     while done < requests:
         batch = min(in_flight, requests - done)
         start = clock()
-        ids = []
-        for _ in range(batch):
-            stream_id = client.get_next_available_stream_id()
-            client.send_headers(stream_id, fields, end_stream=True)
-            ids.append(stream_id)
+        ids = client.open_streams(fields, batch)
         out = client.data_to_send()
         spent += clock() - start
         answer = server.receive(out)
         start = clock()
-        bodies: dict[int, list[bytes]] = {stream_id: [] for stream_id in ids}
-        for event in client.receive_data(answer):
-            if isinstance(event, h2.events.DataReceived) and event.stream_id is not None:
-                bodies[event.stream_id].append(event.data)
-                client.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+        bodies = client.take_bodies(answer, ids)
         out = client.data_to_send()
-        spent += clock() - start
-        server.receive(out)
-        if any(b"".join(pieces) != BODY for pieces in bodies.values()):
-            raise RuntimeError("h2 row: a body came out wrong")
-        done += batch
-    return spent
-
-
-def run_core(style: str, requests: int, in_flight: int) -> float:
-    """Client CPU seconds of hyper's core alone (as the session drives it), in memory."""
-    from hyper.http20.core import H2Core
-
-    core = H2Core(origin=("https", "127.0.0.1", 443))
-    server = AnsweringServer(style)
-    core.initiate()
-    core.receive(server.receive(core.data_to_send()))
-    server.receive(core.data_to_send())
-    fields = request_fields("127.0.0.1:443")
-    clock, spent, done = time.thread_time, 0.0, 0
-    while done < requests:
-        batch = min(in_flight, requests - done)
-        start = clock()
-        ids = [core.open_stream(fields, True) for _ in range(batch)]
-        out = core.data_to_send()
-        spent += clock() - start
-        answer = server.receive(out)
-        start = clock()
-        core.receive(answer)
-        bodies = []
-        for stream_id in ids:
-            stream = core.streams[stream_id]
-            if not stream.headers:
-                raise RuntimeError("core row: no response headers")
-            bodies.append(core.take_data(stream_id))
-            core.discard_stream(stream_id)
-        out = core.data_to_send()
         spent += clock() - start
         server.receive(out)
         if any(body != BODY for body in bodies):
-            raise RuntimeError("core row: a body came out wrong")
+            raise RuntimeError(f"{client.row} row: a body came out wrong")
         done += batch
     return spent
+
+
+#: The in-memory rows and the client each drives.
+IN_MEMORY_CLIENTS: dict[str, type[_H2Client | _CoreClient]] = {"h2": _H2Client, "hyper core": _CoreClient}
 
 
 # -- the socket rows: the client thread's CPU over the whole run ------------------------
@@ -249,17 +280,14 @@ def measure(
                     in_flight = WORKLOADS[workload]
                     for row in order:
                         gc.collect()
-                        if row == "h2":
-                            spent = run_h2(style, plan.requests, in_flight)
-                        elif row == "hyper core":
-                            spent = run_core(style, plan.requests, in_flight)
-                        else:
-                            port = plain.port if row == "hyper (cleartext)" else tls.port
-                            spent = run_socket_row(row, port, ca_file, plan, in_flight)
-                        if row in ("h2", "hyper core"):
+                        if row in IN_MEMORY_CLIENTS:
+                            spent = run_in_memory(IN_MEMORY_CLIENTS[row](), style, plan.requests, in_flight)
                             # Two timed spans per batch of requests: their clock reads go.
                             batches = -(-plan.requests // in_flight)
                             spent -= 2 * batches * timer
+                        else:
+                            port = plain.port if row == "hyper (cleartext)" else tls.port
+                            spent = run_socket_row(row, port, ca_file, plan, in_flight)
                         figures.setdefault((style, workload, row), []).append(spent / plan.requests * 1e6)
             for server in (plain, tls):
                 if server.errors:

@@ -27,7 +27,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -39,6 +38,7 @@ import trustme
 
 import hyper
 import hyper.tls
+from bench.crew import run_crew
 from tests.servers import CertFiles, ServerProcess, one_k_bytes, start_nginx
 
 PATH = "/1k.bin"
@@ -90,25 +90,14 @@ def _check(body: bytes, expected: bytes) -> None:
 def run_threads(conn: hyper.HTTP20Connection, concurrency: int, requests: int) -> None:
     """``concurrency`` threads share ``conn``; ``requests`` in all."""
     expected = one_k_bytes()
-    errors: list[BaseException] = []
     shares = [requests // concurrency + (1 if i < requests % concurrency else 0) for i in range(concurrency)]
 
     def work(count: int) -> None:
-        try:
-            for _ in range(count):
-                with conn.getresponse(conn.request("GET", PATH)) as response:
-                    _check(response.read(), expected)
-        except BaseException as exc:  # noqa: BLE001 - re-raised by the main thread
-            errors.append(exc)
+        for _ in range(count):
+            with conn.getresponse(conn.request("GET", PATH)) as response:
+                _check(response.read(), expected)
 
-    threads = [threading.Thread(target=work, args=(share,), daemon=True) for share in shares]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + RUN_LIMIT
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    if any(thread.is_alive() for thread in threads):
-        raise RuntimeError(f"threaded run did not finish within {RUN_LIMIT} s")
+    errors = run_crew(work, shares, RUN_LIMIT)
     if errors:
         raise errors[0]
 

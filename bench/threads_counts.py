@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import hyper
+from bench.crew import run_crew
 from hyper.http20 import session_reader, session_wakeups, session_wire
 from hyper.tls import init_context
 
@@ -255,25 +256,14 @@ def run_threads(conn: hyper.HTTP20Connection, threads: int, per_thread: int) -> 
     """``threads`` threads doing ``per_thread`` GETs each on ``conn``; the requests answered."""
     start = threading.Barrier(threads)
     done = [0] * threads
-    errors: list[BaseException] = []
 
     def work(index: int) -> None:
-        try:
-            start.wait(RUN_LIMIT)
-            for _ in range(per_thread):
-                if len(conn.getresponse(conn.request("GET", PATH)).read()) == BODY_SIZE:
-                    done[index] += 1
-        except BaseException as exc:  # noqa: BLE001 -- reported by the caller
-            errors.append(exc)
+        start.wait(RUN_LIMIT)
+        for _ in range(per_thread):
+            if len(conn.getresponse(conn.request("GET", PATH)).read()) == BODY_SIZE:
+                done[index] += 1
 
-    crew = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(threads)]
-    for thread in crew:
-        thread.start()
-    deadline = time.monotonic() + RUN_LIMIT
-    for thread in crew:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    if any(thread.is_alive() for thread in crew):
-        raise RuntimeError(f"threads still running after {RUN_LIMIT:g} s")
+    errors = run_crew(work, range(threads), RUN_LIMIT)
     if errors:
         raise RuntimeError(f"{len(errors)} threads failed; first: {errors[0]!r}")
     return sum(done)

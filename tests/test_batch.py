@@ -20,28 +20,15 @@ import hyper
 import hyper.tls
 from hyper import HTTP11Connection, HTTP20Connection, HTTPConnection
 from hyper.http20 import session_batch
+from tests.batch_scripts import WAIT, connect_scripted, fetch, settle
 from tests.scripted import Peer, ScriptedServer
 from tests.servers import HELLO_TEXT, ServerInfo
-
-#: Bound on every wait of a test thread for the other side.
-WAIT = 10.0
 
 
 def connect(info: ServerInfo, cls: Any = HTTP20Connection) -> Any:
     """A connection to a real test server, trusting the test CA."""
     context = hyper.tls.init_context(cert_path=info.ca_file)
     return cls(info.host, info.port, secure=True, ssl_context=context, timeout=WAIT)
-
-
-def connect_scripted(server: ScriptedServer) -> HTTP20Connection:
-    return HTTP20Connection("127.0.0.1", server.port, secure=False, timeout=WAIT)
-
-
-def settle(peer: Peer) -> None:
-    """Take the client's SETTINGS ACK and its PING (the test sends one first, and waits
-    for the answer): the client then has nothing left to send of its own."""
-    peer.wait_for(lambda e: isinstance(e, h2.events.SettingsAcknowledged))
-    peer.wait_for(lambda e: isinstance(e, h2.events.PingReceived))
 
 
 def nothing_readable(peer: Peer) -> bool:
@@ -55,11 +42,28 @@ def requests_in_one_read(peer: Peer) -> list[int]:
     return [e.stream_id for e in peer.read_events(WAIT) if isinstance(e, h2.events.RequestReceived)]
 
 
-def serve(peer: Peer, count: int) -> None:
-    """Answer ``count`` requests, in arrival order."""
-    for _ in range(count):
+def serving(count: int) -> Any:
+    """A script answering ``count`` requests, in arrival order, then reading until the client hangs up."""
+
+    def script(peer: Peer) -> None:
+        for _ in range(count):
+            request = peer.wait_request(WAIT)
+            peer.respond(request.stream_id, body=b"ok")
+        peer.drain_until_closed()
+
+    return script
+
+
+def answer_one_then_signal(arrived: threading.Event) -> Any:
+    """A script setting ``arrived`` when the one request arrives, then answering it."""
+
+    def script(peer: Peer) -> None:
         request = peer.wait_request(WAIT)
+        arrived.set()
         peer.respond(request.stream_id, body=b"ok")
+        peer.drain_until_closed()
+
+    return script
 
 
 # -- real servers ---------------------------------------------------------------------
@@ -149,11 +153,7 @@ def test_nothing_leaves_before_the_block_ends_then_all_in_one_send(form: str) ->
 
 
 def test_getresponse_inside_a_batch_sends_first() -> None:
-    def script(peer: Peer) -> None:
-        serve(peer, 2)
-        peer.drain_until_closed()
-
-    with ScriptedServer(script) as server, connect_scripted(server) as conn:
+    with ScriptedServer(serving(2)) as server, connect_scripted(server) as conn:
         with conn.batch():
             first = conn.request("GET", "/")
             second = conn.request("GET", "/")
@@ -165,13 +165,7 @@ def test_getresponse_inside_a_batch_sends_first() -> None:
 def test_ping_inside_a_batch_sends_the_held_requests_first() -> None:
     arrived = threading.Event()
 
-    def script(peer: Peer) -> None:
-        request = peer.wait_request(WAIT)
-        arrived.set()
-        peer.respond(request.stream_id, body=b"ok")
-        peer.drain_until_closed()
-
-    with ScriptedServer(script) as server, connect_scripted(server) as conn:
+    with ScriptedServer(answer_one_then_signal(arrived)) as server, connect_scripted(server) as conn:
         with conn.batch():
             stream_id = conn.request("GET", "/")
             conn.ping()
@@ -182,13 +176,7 @@ def test_ping_inside_a_batch_sends_the_held_requests_first() -> None:
 def test_an_exception_in_the_block_still_sends_the_requests() -> None:
     arrived = threading.Event()
 
-    def script(peer: Peer) -> None:
-        request = peer.wait_request(WAIT)
-        arrived.set()
-        peer.respond(request.stream_id, body=b"ok")
-        peer.drain_until_closed()
-
-    with ScriptedServer(script) as server, connect_scripted(server) as conn:
+    with ScriptedServer(answer_one_then_signal(arrived)) as server, connect_scripted(server) as conn:
         with pytest.raises(RuntimeError, match="the caller's own"):
             with conn.batch():
                 stream_id = conn.request("GET", "/")
@@ -202,28 +190,15 @@ def test_another_threads_request_is_not_held_back() -> None:
     other_done = threading.Event()
     results: dict[str, Any] = {}
 
-    def script(peer: Peer) -> None:
-        serve(peer, 2)
-        peer.drain_until_closed()
-
-    def other_thread(conn: HTTP20Connection) -> None:
-        try:
-            stream_id = conn.request("GET", "/other")
-            results["other"] = conn.getresponse(stream_id).read()
-        except BaseException as exc:  # noqa: BLE001 - reported to the test below
-            results["error"] = exc
-        finally:
-            other_done.set()
-
-    with ScriptedServer(script) as server, connect_scripted(server) as conn:
+    with ScriptedServer(serving(2)) as server, connect_scripted(server) as conn:
         with conn.batch():
             mine = conn.request("GET", "/mine")
-            thread = threading.Thread(target=other_thread, args=(conn,))
+            thread = threading.Thread(target=fetch, args=(conn, "/other", results, other_done))
             thread.start()
             # The other thread's request is answered while this batch is open.
             assert other_done.wait(WAIT)
             thread.join(WAIT)
-        assert results.get("other") == b"ok", results
+        assert results.get("body") == b"ok", results
         assert conn.getresponse(mine).read() == b"ok"
 
 
@@ -261,11 +236,7 @@ def test_batches_are_per_thread_and_nest(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(session_batch.SessionBatch, "_corked", spy)
 
-    def script(peer: Peer) -> None:
-        serve(peer, 3)
-        peer.drain_until_closed()
-
-    with ScriptedServer(script) as server, connect_scripted(server) as conn:
+    with ScriptedServer(serving(3)) as server, connect_scripted(server) as conn:
         with conn.batch():
             with conn.batch():
                 inner = conn.request("GET", "/")

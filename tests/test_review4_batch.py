@@ -15,24 +15,17 @@ segment (``MSG_MORE``), never with sleeps.
 
 from __future__ import annotations
 
-import socket
-import threading
+from collections.abc import Callable
 
 import hyperframe.frame
 import pytest
 
-from tests.scripted import Peer
-from tests.test_batch_review import (
+from tests.batch_scripts import (
     MSG_MORE,
-    WAIT,
-    answer_paths,
-    assert_refused,
-    connect_scripted,
-    requests_received_until_closed,
-    settle,
-    wait_for_goaway_in_socket,
+    assert_next_request_moves_and_held_one_is_dropped,
+    send_goaway_and_fin,
 )
-from tests.test_hostile import reconnecting_server
+from tests.scripted import Peer
 
 pytestmark = pytest.mark.skipif(MSG_MORE is None, reason="needs MSG_MORE to join the GOAWAY and the FIN")
 
@@ -49,88 +42,41 @@ def settings_frame() -> bytes:
     return frame.serialize()
 
 
-def goaway_frame() -> bytes:
-    frame = hyperframe.frame.GoAwayFrame(0)
-    frame.last_stream_id = 0  # RFC 9113 section 6.8: no stream was processed
-    return frame.serialize()
+def goodbye_asking_for_an_ack(make_frame: Callable[[], bytes]) -> Callable[[Peer], None]:
+    """A goodbye that first asks for an ACK: the frame, GOAWAY naming no stream and FIN, in one segment."""
+
+    def goodbye(peer: Peer) -> None:
+        send_goaway_and_fin(peer, before=make_frame())
+
+    return goodbye
 
 
-@pytest.mark.parametrize("asks_for_an_ack", [ping_frame, settings_frame], ids=["ping", "settings"])
-def test_block_ends_cleanly_when_the_dead_session_owed_an_ack(asks_for_an_ack: object) -> None:
+#: Each test runs once per frame that asks for an ACK.
+asks_for_an_ack = pytest.mark.parametrize(
+    "make_frame", [ping_frame, settings_frame], ids=["ping", "settings"]
+)
+
+
+@asks_for_an_ack
+def test_block_ends_cleanly_when_the_dead_session_owed_an_ack(make_frame: Callable[[], bytes]) -> None:
     # The server sends a frame the client must acknowledge, then GOAWAY and
     # FIN, all in one segment, after the batch's first request was held.
     # The second request reads all of it: the session dies with the ACK
     # still queued, the request goes on a new connection. Leaving the block
     # must raise nothing (the first request fails retryably on its own).
-    held, gone = threading.Event(), threading.Event()
-    first_peer: list[Peer] = []
-    paths: list[bytes] = []
-    make_frame = asks_for_an_ack
-    assert callable(make_frame)
-
-    def dying(peer: Peer) -> None:
-        first_peer.append(peer)
-        settle(peer)
-        assert held.wait(WAIT)
-        peer.flush()
-        assert MSG_MORE is not None
-        peer.sock.sendall(make_frame() + goaway_frame(), MSG_MORE)
-        peer.sock.shutdown(socket.SHUT_WR)
-        gone.set()
-
-    with reconnecting_server(dying, answer_paths(paths)) as server:
-        with connect_scripted(server) as conn:
-            conn.ping()
-            with conn.batch():
-                first = conn.request("GET", "/first")
-                held.set()
-                assert gone.wait(WAIT)
-                wait_for_goaway_in_socket(conn)
-                dying_session = conn._sessions.current
-                assert dying_session is not None
-                second = conn.request("GET", "/second")
-                assert dying_session.fileno() == -1  # it read the FIN with the rest
-            # Out of the block without an error: both ids are the caller's.
-            assert conn.getresponse(second).read() == b"/second"
-            assert_refused(conn, first)
-        assert requests_received_until_closed(first_peer[0]) == []
-    assert paths == [b"/second"]
+    goodbye = goodbye_asking_for_an_ack(make_frame)
+    assert_next_request_moves_and_held_one_is_dropped(goodbye, dying_socket_closed=True)
 
 
-@pytest.mark.parametrize("asks_for_an_ack", [ping_frame, settings_frame], ids=["ping", "settings"])
-def test_held_request_awaited_inside_the_block_fails_retryably(asks_for_an_ack: object) -> None:
+@asks_for_an_ack
+def test_held_request_awaited_inside_the_block_fails_retryably(make_frame: Callable[[], bytes]) -> None:
     # As above, but the caller asks for the held request's response inside
     # the block, after the session died. The request was never sent and the
     # GOAWAY named no stream (RFC 9113 section 6.8): the response must raise
     # the retryable ConnectionTerminated, as it does after the block, not
     # the dead socket's non-retryable error from an attempt to send the
     # queued ACK on the closed socket.
-    held, gone = threading.Event(), threading.Event()
-    paths: list[bytes] = []
-    make_frame = asks_for_an_ack
-    assert callable(make_frame)
-
-    def dying(peer: Peer) -> None:
-        settle(peer)
-        assert held.wait(WAIT)
-        peer.flush()
-        assert MSG_MORE is not None
-        peer.sock.sendall(make_frame() + goaway_frame(), MSG_MORE)
-        peer.sock.shutdown(socket.SHUT_WR)
-        gone.set()
-
-    with reconnecting_server(dying, answer_paths(paths)) as server:
-        with connect_scripted(server) as conn:
-            conn.ping()
-            with conn.batch():
-                first = conn.request("GET", "/first")
-                held.set()
-                assert gone.wait(WAIT)
-                wait_for_goaway_in_socket(conn)
-                dying_session = conn._sessions.current
-                assert dying_session is not None
-                second = conn.request("GET", "/second")  # reads all of it, opens a new connection
-                assert dying_session.fileno() == -1
-                assert_refused(conn, first)
-            assert conn.getresponse(second).read() == b"/second"
-    assert paths == [b"/second"]
+    goodbye = goodbye_asking_for_an_ack(make_frame)
+    assert_next_request_moves_and_held_one_is_dropped(
+        goodbye, dying_socket_closed=True, awaited_inside_the_block=True
+    )

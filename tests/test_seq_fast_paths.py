@@ -16,6 +16,7 @@ import select
 import threading
 import types
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import h2.events
@@ -23,7 +24,7 @@ import hpack
 import pytest
 
 import hyper
-from hyper import HTTP20Connection
+from hyper import HTTP20Connection, HTTP20Response
 from hyper.exceptions import InvalidHeader
 from hyper.http20 import h2_internals
 from hyper.http20 import session as session_module
@@ -79,27 +80,32 @@ def _respond_then_signal(
     return script
 
 
+@dataclass
+class WholeResponse:
+    """A response that had arrived whole when the client asked for it, and its connection."""
+
+    conn: HTTP20Connection
+    resp: HTTP20Response
+    spy: Spy  # the connection's read_body calls, counted from before the response arrived
+
+
 @pytest.fixture
-def whole_response(request: pytest.FixtureRequest) -> Iterator[tuple[HTTP20Connection, threading.Event]]:
+def whole_response(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[WholeResponse]:
+    """``GET /`` answered whole (``request.param``: the body and the trailers) before getresponse()."""
     body, trailers = request.param
     sent = threading.Event()
-    with ScriptedServer(_respond_then_signal(body, sent, trailers)) as server:
-        conn = _connect(server)
-        try:
-            yield conn, sent
-        finally:
-            conn.close()
+    with ScriptedServer(_respond_then_signal(body, sent, trailers)) as server, _connect(server) as conn:
+        stream_id = conn.request("GET", "/")
+        spy = Spy(conn, monkeypatch)
+        assert sent.wait(_WAIT)
+        yield WholeResponse(conn, conn.getresponse(stream_id), spy)
 
 
 @pytest.mark.parametrize("whole_response", [(b"hello world", [(b"x-sum", b"42")])], indirect=True)
-def test_a_whole_small_response_is_read_without_a_second_session_call(
-    whole_response: tuple[HTTP20Connection, threading.Event], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    conn, sent = whole_response
-    stream_id = conn.request("GET", "/")
-    spy = Spy(conn, monkeypatch)
-    assert sent.wait(_WAIT)
-    resp = conn.getresponse(stream_id)
+def test_a_whole_small_response_is_read_without_a_second_session_call(whole_response: WholeResponse) -> None:
+    resp, spy = whole_response.resp, whole_response.spy
     early = resp.trailers
     assert not resp.closed and len(early) == 0  # trailers only once the body was read to its end
     assert resp.read(5) == b"hello"
@@ -110,31 +116,20 @@ def test_a_whole_small_response_is_read_without_a_second_session_call(
     assert resp.read() == b"" and resp.read(3) == b""
     assert spy.reads == 0
     # The stream is finished with: the connection carries on.
-    assert not conn._current_session().has_streams()
+    assert not whole_response.conn._current_session().has_streams()
 
 
 @pytest.mark.parametrize("whole_response", [(b"", None)], indirect=True)
-def test_a_whole_empty_response_reads_as_empty_and_then_closed(
-    whole_response: tuple[HTTP20Connection, threading.Event], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    conn, sent = whole_response
-    stream_id = conn.request("GET", "/")
-    spy = Spy(conn, monkeypatch)
-    assert sent.wait(_WAIT)
-    resp = conn.getresponse(stream_id)
+def test_a_whole_empty_response_reads_as_empty_and_then_closed(whole_response: WholeResponse) -> None:
+    resp, spy = whole_response.resp, whole_response.spy
     assert not resp.closed
     assert resp.read() == b""
     assert resp.closed and spy.reads == 0
 
 
 @pytest.mark.parametrize("whole_response", [(b"x" * 1000, None)], indirect=True)
-def test_a_whole_response_read_in_chunks_and_into_a_buffer(
-    whole_response: tuple[HTTP20Connection, threading.Event],
-) -> None:
-    conn, sent = whole_response
-    stream_id = conn.request("GET", "/")
-    assert sent.wait(_WAIT)
-    resp = conn.getresponse(stream_id)
+def test_a_whole_response_read_in_chunks_and_into_a_buffer(whole_response: WholeResponse) -> None:
+    resp = whole_response.resp
     buffer = bytearray(300)
     assert resp.readinto(buffer) == 300 and bytes(buffer) == b"x" * 300
     assert b"".join(resp.read_chunked()) == b"x" * 700
@@ -143,17 +138,14 @@ def test_a_whole_response_read_in_chunks_and_into_a_buffer(
 
 @pytest.mark.parametrize("whole_response", [(b"never read", None)], indirect=True)
 def test_closing_a_whole_response_unread_resets_nothing_and_the_connection_goes_on(
-    whole_response: tuple[HTTP20Connection, threading.Event],
+    whole_response: WholeResponse,
 ) -> None:
-    conn, sent = whole_response
-    stream_id = conn.request("GET", "/")
-    assert sent.wait(_WAIT)
-    resp = conn.getresponse(stream_id)
+    resp = whole_response.resp
     resp.close()
     assert resp.closed
     with pytest.raises(hyper.ConnectionClosed, match="closed before its end"):
         resp.read()
-    session = conn._current_session()
+    session = whole_response.conn._current_session()
     assert not session.has_streams()
     assert session.refusal() == (None, True)
 
@@ -171,29 +163,19 @@ def test_a_response_whose_body_is_not_here_yet_is_read_through_the_session(
         peer.send_data(request.stream_id, b"late", end_stream=True)
         peer.drain_until_closed()
 
-    with ScriptedServer(script) as server:
-        conn = _connect(server)
-        try:
-            stream_id = conn.request("GET", "/")
-            spy = Spy(conn, monkeypatch)
-            assert headers_sent.wait(_WAIT)
-            resp = conn.getresponse(stream_id)
-            body_wanted.set()
-            assert resp.read() == b"late"
-            assert spy.reads >= 1 and resp.closed
-        finally:
-            conn.close()
+    with ScriptedServer(script) as server, _connect(server) as conn:
+        stream_id = conn.request("GET", "/")
+        spy = Spy(conn, monkeypatch)
+        assert headers_sent.wait(_WAIT)
+        resp = conn.getresponse(stream_id)
+        body_wanted.set()
+        assert resp.read() == b"late"
+        assert spy.reads >= 1 and resp.closed
 
 
 @pytest.mark.parametrize("whole_response", [(b"y" * (HELD_BODY_MAX + 1), None)], indirect=True)
-def test_a_large_whole_response_is_still_read_piece_by_piece(
-    whole_response: tuple[HTTP20Connection, threading.Event], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    conn, sent = whole_response
-    stream_id = conn.request("GET", "/")
-    spy = Spy(conn, monkeypatch)
-    assert sent.wait(_WAIT)
-    resp = conn.getresponse(stream_id)
+def test_a_large_whole_response_is_still_read_piece_by_piece(whole_response: WholeResponse) -> None:
+    resp, spy = whole_response.resp, whole_response.spy
     assert resp.read(10) == b"y" * 10
     assert resp.read() == b"y" * (HELD_BODY_MAX - 9)
     assert spy.reads >= 2
@@ -312,23 +294,19 @@ def test_a_goaway_waiting_unread_sends_the_next_request_on_a_new_connection(
         peer.drain_until_closed()
 
     scripts = [first, second]
-    with ScriptedServer(lambda peer: scripts.pop(0)(peer), connections=2) as server:
-        conn = _connect(server)
-        try:
-            stream_id = conn.request("GET", "/1")
-            first_session = conn._current_session()
-            assert conn.getresponse(stream_id).read() == b"one"
-            first_read.set()
-            assert goaway_sent.wait(_WAIT)
-            # Sent is not yet arrived (a busy loopback may queue it a moment):
-            # wait, bounded, until the client's socket has it to read.
-            readable, _, _ = select.select([first_session._sock], [], [], _WAIT)
-            assert readable
-            # The GOAWAY sits unread in the socket: the request must see it first.
-            assert conn.getresponse(conn.request("GET", "/2")).read() == b"two"
-            assert conn._current_session() is not first_session
-        finally:
-            conn.close()
+    with ScriptedServer(lambda peer: scripts.pop(0)(peer), connections=2) as server, _connect(server) as conn:
+        stream_id = conn.request("GET", "/1")
+        first_session = conn._current_session()
+        assert conn.getresponse(stream_id).read() == b"one"
+        first_read.set()
+        assert goaway_sent.wait(_WAIT)
+        # Sent is not yet arrived (a busy loopback may queue it a moment):
+        # wait, bounded, until the client's socket has it to read.
+        readable, _, _ = select.select([first_session._sock], [], [], _WAIT)
+        assert readable
+        # The GOAWAY sits unread in the socket: the request must see it first.
+        assert conn.getresponse(conn.request("GET", "/2")).read() == b"two"
+        assert conn._current_session() is not first_session
 
 
 # -- counting open streams ----------------------------------------------------------------
