@@ -207,7 +207,7 @@ class CoreReceiver(CoreBodies, CoreFailures):
         RFC 9113 section 8.1.1).
         """
         stream = self.streams.get(event.stream_id)
-        if stream is None or not stream.live:
+        if stream is None or stream.discarded or stream.error is not None:  # stream.live, written out
             return None
         fields = list(event.headers or [])
         key = (tuple(fields), trailers)

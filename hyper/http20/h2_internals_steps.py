@@ -170,7 +170,16 @@ def receive_plain_headers(
     order. A 1xx response (rare) goes through h2's own method.
     """
     headers = _decode_headers(conn.decoder, block)
-    if is_informational_response(headers):
+    first = headers[0] if type(headers) is list and headers else None
+    # h2's is_informational_response looks for :status among the leading
+    # pseudo-fields; when :status comes first (RFC 9113 section 8.3: the
+    # pseudo-fields lead, and servers put :status first) its answer is that
+    # value's first digit, read here without the call.
+    if (
+        is_informational_response(headers)
+        if first is None or first[0] != b":status"
+        else first[1][:1] == b"1"
+    ):
         frames, events = stream.receive_headers(headers, end_stream, conn.config.header_encoding)
         if frames:  # pragma: no cover - h2 sends nothing for received headers
             conn._prepare_for_sending(frames)
