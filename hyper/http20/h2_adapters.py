@@ -186,7 +186,8 @@ class FrameSplitter(PublicFrames):
                 if run.stream is not None:
                     offset = self._data_run(view, offset, end, run, events)
                     continue
-            run.flush(events)
+            if run.stream is not None:  # a run is open only on a stream (DataRun.add_payloads)
+                run.flush(events)
             if fast and (
                 # The common frames of a response, as _frame would pick them
                 # (its other checks concern WINDOW_UPDATE and the public
