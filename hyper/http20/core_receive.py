@@ -105,6 +105,8 @@ class CoreReceiver(CoreBodies, CoreFailures):
             # Kept to explain a failure before the server's SETTINGS (hints).
             self._first_bytes = first + bytes(data[: FIRST_BYTES - len(first)])
         events, error = self._frames.receive(data)
+        # Again once the frames moved h2's streams: nothing may have asked in between.
+        self._open_count.forget()
         data_received = h2.events.DataReceived
         touched = self._touched
         credit = self._credit
