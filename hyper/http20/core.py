@@ -204,13 +204,13 @@ class H2Core(CoreReceiver):
         Streams already received stay readable (they are hyper's own
         :class:`StreamState` objects); only h2's receiving machinery goes.
         """
-        self._open_count.forget()
+        self._open_count.forget()  # h2's stream tables are emptied below
         release_connection(self._h2)
 
     def close(self, error_code: int = 0, message: str = "connection closed") -> None:
         """Queue GOAWAY, once; later calls do nothing."""
         self.closed = True
-        self._open_count.forget()
+        self._open_count.forget()  # GOAWAY moves h2's connection state (RFC 9113 section 6.8)
         if self._goaway_sent:
             return
         self._goaway_sent = True
