@@ -18,6 +18,8 @@ lock held.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import h2.errors
@@ -35,7 +37,7 @@ from .h2_adapters import FrameSplitter, new_client_connection, send_plain_data, 
 from .h2_connections import AdaptedH2Connection
 from .h2_internals import mark_head_request, release_connection, set_header_list_limit
 from .h2_internals_count import OpenStreamCount
-from .h2_internals_steps import STEPS_PROBLEM, open_outbound_streams
+from .h2_internals_steps import STEPS_PROBLEM, open_outbound_streams, take_output
 from .pings import PingBook
 from .pushes import PushBook, PushPromise
 from .streams import RequestEvent, StreamState
@@ -89,6 +91,11 @@ class H2Core(CoreReceiver):
             open_outbound_streams if type(self._h2) is AdaptedH2Connection and STEPS_PROBLEM is None else None
         )
         self._open_count = OpenStreamCount(self._h2, self._count_open_streams)
+        # h2's queued output: through the fence when h2 may be read directly
+        # (no copy when nothing is queued); h2's public method otherwise.
+        self._take_output: Callable[[], bytes] = (
+            partial(take_output, self._h2) if self._count_open_streams is not None else self._h2.data_to_send
+        )
         self._frames = FrameSplitter(self._h2)
         self._enable_push = enable_push
         self.limits = limits = limits or Limits()
@@ -183,14 +190,14 @@ class H2Core(CoreReceiver):
 
     def _queue_frames(self, pieces: list[Any]) -> None:
         """Queue frames written outside h2, after whatever h2 queued before them."""
-        pending = self._h2.data_to_send()
+        pending = self._take_output()
         if pending:
             self._outbound.append(pending)
         self._outbound.extend(pieces)
 
     def pieces_to_send(self) -> list[Any]:
         """What is queued for the server, as bytes-like pieces to send in order."""
-        pending = self._h2.data_to_send()
+        pending = self._take_output()
         if not self._outbound:
             return [pending] if pending else []
         pieces, self._outbound = self._outbound, []

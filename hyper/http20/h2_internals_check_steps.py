@@ -93,6 +93,23 @@ def _check_new_request_stream() -> None:
         raise StepMismatch(f"a new request stream differs from h2's: {twins[0]} != {twins[1]}")
 
 
+def _check_take_output() -> None:
+    """:func:`~hyper.http20.h2_internals_steps.take_output` gives what ``data_to_send`` gives."""
+    import h2.config
+    import h2.connection
+
+    ours, theirs = (h2.connection.H2Connection(h2.config.H2Configuration(client_side=True)) for _ in range(2))
+    for conn in (ours, theirs):
+        conn.initiate_connection()
+    # Queued output, then none, then queued again: the same bytes each time.
+    for _ in range(2):
+        for _ in range(2):
+            if steps.take_output(ours) != theirs.data_to_send():
+                raise StepMismatch("take_output differs from data_to_send")
+        ours.ping(b"12345678")
+        theirs.ping(b"12345678")
+
+
 def check_steps() -> None:
     """Raise :class:`StepMismatch` when a prepared step and h2 disagree."""
     if steps.STEPS_PROBLEM is not None:
@@ -130,6 +147,7 @@ def check_steps() -> None:
         if connection.process_input(ConnectionInputs.SEND_HEADERS) or vars(connection) != before:
             raise StepMismatch("HEADERS in CLIENT_OPEN changed the connection state")
     _check_new_request_stream()
+    _check_take_output()
     event = h2.events.StreamEnded(stream_id=1)
     if event.stream_id != 1:  # pragma: no cover - events are built by keyword since h2 4.3
         raise StepMismatch("events are not built by keyword")

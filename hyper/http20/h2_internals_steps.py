@@ -317,6 +317,19 @@ def new_request_stream(conn: h2.connection.H2Connection, stream_id: int) -> Any:
     return stream
 
 
+def take_output(conn: h2.connection.H2Connection) -> bytes:
+    """``conn.data_to_send()``, without its copy and fresh buffer when nothing is queued.
+
+    The session asks for output several times per request (after opening
+    a stream, after each read, before waiting), and most of the time h2 has
+    nothing queued: h2 then still copies its empty buffer and makes a new
+    one. The answer is the same empty bytes.
+    """
+    if not conn._data_to_send:
+        return b""
+    return conn.data_to_send()
+
+
 def take_send_credit(conn: h2.connection.H2Connection, stream_id: int, size: int) -> bool:
     """Debit both send windows for a DATA frame without flags, as ``send_data`` does.
 
