@@ -290,6 +290,7 @@ FENCE = {
     "hyper/http20/h2_internals_check.py",
     "hyper/http20/h2_internals_check_hpack.py",
     "hyper/http20/h2_internals_check_steps.py",
+    "hyper/http20/h2_internals_count.py",
     "hyper/http20/h2_internals_data.py",
     "hyper/http20/h2_internals_hpack.py",
     "hyper/http20/h2_internals_runs.py",

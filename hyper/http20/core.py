@@ -18,6 +18,8 @@ lock held.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import h2.errors
@@ -34,7 +36,8 @@ from .data_frames import frame_data_run
 from .h2_adapters import FrameSplitter, new_client_connection, send_plain_data, send_request_headers
 from .h2_connections import AdaptedH2Connection
 from .h2_internals import mark_head_request, release_connection, set_header_list_limit
-from .h2_internals_steps import STEPS_PROBLEM, open_outbound_streams
+from .h2_internals_count import OpenStreamCount
+from .h2_internals_steps import STEPS_PROBLEM, open_outbound_streams, take_output
 from .pings import PingBook
 from .pushes import PushBook, PushPromise
 from .streams import RequestEvent, StreamState
@@ -81,10 +84,17 @@ class H2Core(CoreReceiver):
         origin: tuple[str, str, int] | None = None,
     ) -> None:
         self._h2 = new_client_connection()
-        # h2's count of open streams, through the fence's walk when this
-        # connection uses the fast paths (None: h2's property, public API only).
+        # h2's count of open streams, through the fence's walk (made once
+        # per change, see OpenStreamCount) when this connection uses the fast
+        # paths; h2's property every time otherwise (public API only).
         self._count_open_streams = (
             open_outbound_streams if type(self._h2) is AdaptedH2Connection and STEPS_PROBLEM is None else None
+        )
+        self._open_count = OpenStreamCount(self._h2, self._count_open_streams)
+        # h2's queued output: through the fence when h2 may be read directly
+        # (no copy when nothing is queued); h2's public method otherwise.
+        self._take_output: Callable[[], bytes] = (
+            partial(take_output, self._h2) if self._count_open_streams is not None else self._h2.data_to_send
         )
         self._frames = FrameSplitter(self._h2)
         self._enable_push = enable_push
@@ -141,6 +151,7 @@ class H2Core(CoreReceiver):
         """
         self._apply_local_settings()
         self._first_bytes = None  # the server answered our HTTP/1.1 request with 101
+        self._open_count.forget()  # h2 opens stream 1 itself
         settings = self._h2.initiate_upgrade_connection()
         assert settings is not None  # always returned on the client side
         self._open_connection_window()
@@ -179,14 +190,14 @@ class H2Core(CoreReceiver):
 
     def _queue_frames(self, pieces: list[Any]) -> None:
         """Queue frames written outside h2, after whatever h2 queued before them."""
-        pending = self._h2.data_to_send()
+        pending = self._take_output()
         if pending:
             self._outbound.append(pending)
         self._outbound.extend(pieces)
 
     def pieces_to_send(self) -> list[Any]:
         """What is queued for the server, as bytes-like pieces to send in order."""
-        pending = self._h2.data_to_send()
+        pending = self._take_output()
         if not self._outbound:
             return [pending] if pending else []
         pieces, self._outbound = self._outbound, []
@@ -200,11 +211,13 @@ class H2Core(CoreReceiver):
         Streams already received stay readable (they are hyper's own
         :class:`StreamState` objects); only h2's receiving machinery goes.
         """
+        self._open_count.forget()  # h2's stream tables are emptied below
         release_connection(self._h2)
 
     def close(self, error_code: int = 0, message: str = "connection closed") -> None:
         """Queue GOAWAY, once; later calls do nothing."""
         self.closed = True
+        self._open_count.forget()  # GOAWAY moves h2's connection state (RFC 9113 section 6.8)
         if self._goaway_sent:
             return
         self._goaway_sent = True
@@ -226,10 +239,7 @@ class H2Core(CoreReceiver):
 
     def can_open_stream(self) -> bool:
         """True when a new stream fits within the server's concurrency limit."""
-        if self._count_open_streams is not None:
-            # h2's own count, walked once per state (see the fence's function).
-            return self._count_open_streams(self._h2) < self.max_concurrent_streams
-        return self._h2.open_outbound_streams < self.max_concurrent_streams
+        return self._open_count.get() < self.max_concurrent_streams
 
     @property
     def ids_exhausted(self) -> bool:
@@ -274,13 +284,21 @@ class H2Core(CoreReceiver):
                 "stream ids of this connection are used up; a new connection is needed",
                 retryable=True,
             ) from exc
+        if not slot_checked and self._open_count.cached:
+            # h2's own check (send_headers refuses a stream over the server's
+            # MAX_CONCURRENT_STREAMS, RFC 9113 section 5.1.2), on the cached
+            # count; over the limit, h2's path raises its own error below.
+            slot_checked = self._open_count.get() + 1 <= self._h2.remote_settings.max_concurrent_streams
         try:
             frames = send_request_headers(self._h2, stream_id, headers, end_stream, slot_checked)
             if frames is None:
+                self._open_count.forget()  # h2's own path: its walk, its changes
                 self._h2.send_headers(stream_id, headers, end_stream=end_stream)
             else:
                 self._queue_frames(frames)
+                self._open_count.opened()  # one more stream that counts
         except h2.exceptions.ProtocolError as exc:
+            self._open_count.forget()
             raise InvalidHeader(f"request headers refused: {exc}") from exc
         self.streams[stream_id] = self._new_stream(
             stream_id, request_ended=end_stream, head=headers[0][1] == b"HEAD"
@@ -309,6 +327,7 @@ class H2Core(CoreReceiver):
         that fill whole TLS records); never above the peer's
         SETTINGS_MAX_FRAME_SIZE in force (RFC 9113 section 4.2).
         """
+        self._open_count.forget()  # h2's send path (below) may change the stream's state
         window = self.send_window(stream_id)
         frame_size = self._h2.max_outbound_frame_size
         sent = 0
@@ -336,6 +355,7 @@ class H2Core(CoreReceiver):
     def end_body(self, stream_id: int) -> None:
         """Send END_STREAM on our side of ``stream_id``."""
         stream = self.streams.get(stream_id)
+        self._open_count.forget()  # our END_STREAM moves h2's stream state (section 5.1)
         if stream is not None and not stream.request_ended:
             stream.request_event(RequestEvent.END_STREAM)
             try:
@@ -389,6 +409,7 @@ class H2Core(CoreReceiver):
     def reset(self, stream_id: int, error_code: int) -> None:
         """Send RST_STREAM for ``stream_id`` (errors if already closed are ignored)."""
         stream = self.streams.get(stream_id)
+        self._open_count.forget()  # RST_STREAM closes h2's stream (section 5.1)
         if stream is not None:
             stream.request_event(RequestEvent.RESET)
         try:

@@ -32,6 +32,7 @@ from .core_failures import CoreFailures, error_name
 from .credit import ConnectionCredit
 from .fields import response_header_problem
 from .h2_adapters import FrameSplitter, StreamMalformed
+from .h2_internals_count import OpenStreamCount
 from .hpack_cache import MEMO_MAX_BLOCK
 from .pings import PingBook
 from .pushes import PushBook, PushPromise
@@ -68,6 +69,7 @@ class CoreReceiver(CoreBodies, CoreFailures):
     _valid_blocks: dict[tuple[Any, bool], None]
     _touched: set[int]
     _touched_all: bool
+    _open_count: OpenStreamCount
     limits: Limits
     streams: dict[int, StreamState]
     settings_received: bool
@@ -93,6 +95,9 @@ class CoreReceiver(CoreBodies, CoreFailures):
 
     def receive(self, data: bytes | memoryview) -> None:
         """Process bytes from the server; the state of affected streams changes."""
+        # Any frame may move a stream's state (section 5.1): the cached
+        # count of open streams goes (see h2_internals_count.OpenStreamCount).
+        self._open_count.forget()
         if self.fatal is not None:
             return
         first = self._first_bytes
@@ -100,6 +105,8 @@ class CoreReceiver(CoreBodies, CoreFailures):
             # Kept to explain a failure before the server's SETTINGS (hints).
             self._first_bytes = first + bytes(data[: FIRST_BYTES - len(first)])
         events, error = self._frames.receive(data)
+        # Again once the frames moved h2's streams: nothing may have asked in between.
+        self._open_count.forget()
         data_received = h2.events.DataReceived
         touched = self._touched
         credit = self._credit
@@ -202,7 +209,7 @@ class CoreReceiver(CoreBodies, CoreFailures):
         RFC 9113 section 8.1.1).
         """
         stream = self.streams.get(event.stream_id)
-        if stream is None or not stream.live:
+        if stream is None or stream.discarded or stream.error is not None:  # stream.live, written out
             return None
         fields = list(event.headers or [])
         key = (tuple(fields), trailers)

@@ -165,6 +165,9 @@ class FrameSplitter(PublicFrames):
         """Process the whole frames of ``view`` from ``offset``; return where the rest starts."""
         unpack = _HEAD.unpack_from
         max_size = self._max_frame_size
+        # Whole HEADERS and DATA frames may skip h2's generic path (the
+        # public-API mode has no such path: _frame hands it every frame).
+        fast = self.fast_path and self._slow is not None
         while end - offset >= _FRAME_HEADER:
             head, flags, stream_id = unpack(view, offset)
             length = head >> 8
@@ -172,7 +175,8 @@ class FrameSplitter(PublicFrames):
                 self._checked_length(view[offset : offset + 40])  # raises, saying why
             if end - offset < _FRAME_HEADER + length:
                 break
-            if not head & 0xFF and length and not flags & (_PADDED | _END_STREAM):
+            kind = head & 0xFF
+            if not kind and length and not flags & (_PADDED | _END_STREAM):
                 # A plain DATA frame: on a stream that may take the fast path,
                 # it starts (or continues) a run of such frames.
                 stream_id &= 0x7FFFFFFF
@@ -182,7 +186,25 @@ class FrameSplitter(PublicFrames):
                 if run.stream is not None:
                     offset = self._data_run(view, offset, end, run, events)
                     continue
-            run.flush(events)
+            if run.stream is not None:  # a run is open only on a stream (DataRun.add_payloads)
+                run.flush(events)
+            if fast and (
+                # The common frames of a response, as _frame would pick them
+                # (its other checks concern WINDOW_UPDATE and the public
+                # mode), taken here with the header already parsed: a
+                # response's HEADERS (END_HEADERS, no padding or priority:
+                # RFC 9113 section 6.2) and its DATA (unpadded, not empty,
+                # section 6.1), END_STREAM or not.
+                (kind == _HEADERS_FRAME and flags & _END_HEADERS and not flags & (_PADDED | _PRIORITY))
+                or (kind == _DATA_FRAME and length and not flags & _PADDED)
+            ):
+                stream_id &= 0x7FFFFFFF  # the reserved bit is ignored (section 4.1)
+                stream = self._fast_stream(stream_id, needs_headers=kind == _DATA_FRAME)
+                if stream is not None:
+                    start = offset + _FRAME_HEADER
+                    offset = start + length
+                    self._fast_frame(view[start:offset].tobytes(), kind, flags, stream, events)
+                    continue
             self._frame(view, offset, length, events)
             offset += _FRAME_HEADER + length
         return offset
@@ -308,14 +330,7 @@ class FrameSplitter(PublicFrames):
             stream = self._fast_stream(stream_id, needs_headers=kind == _DATA_FRAME)
             if stream is not None:
                 payload = view[offset + _FRAME_HEADER : offset + _FRAME_HEADER + length].tobytes()
-                end_stream = bool(flags & _END_STREAM)
-                try:
-                    if kind == _DATA_FRAME:
-                        events.extend(fence.receive_plain_data(self._conn, stream, payload, end_stream))
-                    else:
-                        events.extend(fence.receive_plain_headers(self._conn, stream, payload, end_stream))
-                except h2.exceptions.ProtocolError as exc:
-                    self._stream_error_or_raise(stream_id, exc, length if kind == _DATA_FRAME else 0, events)
+                self._fast_frame(payload, kind, flags, stream, events)
                 return
         frame = self._slow.feed(view[offset : offset + _FRAME_HEADER + length])
         if frame is None:
@@ -335,6 +350,24 @@ class FrameSplitter(PublicFrames):
                 raise
             size = frame.flow_controlled_length if isinstance(frame, hyperframe.frame.DataFrame) else 0
             self._stream_error_or_raise(frame.stream_id, exc, size, events)
+
+    def _fast_frame(
+        self, payload: bytes, kind: int, flags: int, stream: Any, events: list[h2.events.Event]
+    ) -> None:
+        """A whole unpadded DATA frame, or HEADERS without priority, on a receiving ``stream``.
+
+        h2's bookkeeping through the fence; an error h2 would raise for it
+        fails that stream or the connection, as h2's own path decides.
+        """
+        end_stream = bool(flags & _END_STREAM)
+        try:
+            if kind == _DATA_FRAME:
+                events.extend(fence.receive_plain_data(self._conn, stream, payload, end_stream))
+            else:
+                events.extend(fence.receive_plain_headers(self._conn, stream, payload, end_stream))
+        except h2.exceptions.ProtocolError as exc:
+            size = len(payload) if kind == _DATA_FRAME else 0
+            self._stream_error_or_raise(stream.stream_id, exc, size, events)
 
     def _stream_error_or_raise(
         self, stream_id: int, exc: h2.exceptions.ProtocolError, size: int, events: list[h2.events.Event]

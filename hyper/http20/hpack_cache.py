@@ -45,6 +45,7 @@ hyper installs these coders only when its self-test found them sound.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
 from typing import Any
 
@@ -110,6 +111,8 @@ class MemoEncoder(hpack.Encoder):
         super().__init__()
         self.header_table = CountingHeaderTable()
         self._memo = BoundedMemo(MEMO_ENTRIES, MEMO_MAX_BYTES, MEMO_MAX_ENTRY_BYTES)
+        # The last remembered block: (its fields, huffman, generation, block).
+        self._last: tuple[tuple[Any, ...], bool, int, bytes] | None = None
         #: Blocks served from the memo, and blocks hpack encoded (diagnostics).
         self.hits = 0
         self.misses = 0
@@ -117,6 +120,25 @@ class MemoEncoder(hpack.Encoder):
     def encode(self, headers: Any, huffman: bool = True) -> bytes:
         """Encode ``headers`` exactly as hpack would."""
         table: CountingHeaderTable = self.header_table  # type: ignore[assignment]
+        last = self._last
+        if (
+            last is not None
+            and type(headers) is list
+            and len(headers) == len(last[0])
+            and huffman == last[1]
+            and table.generation == last[2]
+            # The very field objects of the last remembered block, in order
+            # (a loop in C; the block's own fields tuple keeps them alive, so
+            # no object is a new one that merely reuses an old one's id).
+            # They are immutable tuples of bytes, already found plain: the
+            # same fields as then, and the table is as it was.
+            and all(map(operator.is_, headers, last[0]))
+            and not fence.size_update_pending(self)
+        ):
+            # A client sends one request's fields again and again: the
+            # session hands the same field objects each time.
+            self.hits += 1
+            return last[3]
         key = None
         # Only plain tuples of bytes: a NeverIndexedHeaderTuple equals a plain
         # tuple but must be encoded differently, and values of other types may
@@ -127,6 +149,7 @@ class MemoEncoder(hpack.Encoder):
             block = self._memo.entries.get(key)
             if block is not None:
                 self.hits += 1
+                self._last = (key[0], huffman, table.generation, block)
                 return block  # type: ignore[no-any-return]
         self.misses += 1
         generation = table.generation
@@ -136,6 +159,7 @@ class MemoEncoder(hpack.Encoder):
         if key is not None and table.generation == generation and len(block) <= MEMO_MAX_BLOCK:
             cost = len(block) + sum(len(field[0]) + len(field[1]) + _FIELD_OVERHEAD for field in headers)
             self._memo.put(key, block, cost)
+            self._last = (key[0], huffman, generation, block)
         return block
 
 
