@@ -241,21 +241,29 @@ class H2Session(SessionBatch, SessionPushPingSettings, SessionUpload, SessionRes
             self._poll_before_open_locked()
             if may_refuse and not self._usable_locked():
                 return None
-            self._wait_locked(
-                core.can_open_stream,
-                core.accepting_streams,
-                self.read_timeout,
-                lambda: ReadTimeout(
-                    f"no stream slot freed within {self.read_timeout} s "
-                    f"(server allows {core.max_concurrent_streams} at once)"
-                ),
-            )
+            # The usual case (a slot free) asks once and skips the wait's
+            # set-up (three callables, a deadline, the hand-on of the reading).
+            if not core.can_open_stream():
+                self._wait_for_slot_locked()
             # Still under the lock that saw can_open_stream() true: the slot is ours.
             wire_id = core.open_stream(fields, end_stream, declared_length, slot_checked=True)
             self._note_refusal_locked()  # that may have been the last stream id (RFC 9113 5.1.1)
             # Sent now, or held while this thread is in a batch (session_batch).
             self._flush_or_hold_locked()
         return wire_id
+
+    def _wait_for_slot_locked(self) -> None:
+        """Wait (bounded by the read timeout) until a new stream fits (RFC 9113 section 5.1.2). Lock held."""
+        core = self._core
+        self._wait_locked(
+            core.can_open_stream,
+            core.accepting_streams,
+            self.read_timeout,
+            lambda: ReadTimeout(
+                f"no stream slot freed within {self.read_timeout} s "
+                f"(server allows {core.max_concurrent_streams} at once)"
+            ),
+        )
 
     #: A poll object watching the socket for input, made on first use and
     #: kept for the session's life (``None`` before, or where there is no poll()).

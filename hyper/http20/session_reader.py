@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from ..common.sockets import wait_for_socket
+from ..common.sockets import ReadWatcher, wait_for_socket
 from ..exceptions import ConnectionClosed, HyperError, HyperTimeout, fresh
 from .session_send import SessionSend
 from .session_wire import fresh_or_none, time_left
@@ -27,6 +27,9 @@ from .session_wire import fresh_or_none, time_left
 class SessionReader(SessionSend):
     """Waiting for the server, and the reader election (see the module docstring)."""
 
+    #: The reader's kept poll object (see ReadWatcher), made on its first wait.
+    _read_watcher: ReadWatcher | None = None
+
     def _wait_locked(
         self,
         ready: Callable[[], bool],
@@ -34,6 +37,7 @@ class SessionReader(SessionSend):
         timeout: float | None,
         on_timeout: Callable[[], HyperTimeout],
         stream_id: int | None = None,
+        answer_later: bool = False,
     ) -> None:
         """Block until ``ready()`` or ``failure()``; the caller holds the state lock.
 
@@ -41,9 +45,15 @@ class SessionReader(SessionSend):
         otherwise sleeps until the reader has news about ``stream_id`` (any
         news when ``None``: pass the stream only when nothing but a change
         of that stream can make ``ready()`` or ``failure()`` true).
+
+        ``answer_later``: when the read that made ``ready()`` true queued an
+        answer (a SETTINGS or PING ACK, a WINDOW_UPDATE), leave it queued for
+        the caller, who must flush before it lets the lock go: it then goes
+        out with what the caller's own step queues, in one send instead of
+        two. Every other read is answered at once, as usual.
         """
         try:
-            self._wait_loop_locked(ready, failure, timeout, on_timeout, stream_id)
+            self._wait_loop_locked(ready, failure, timeout, on_timeout, stream_id, answer_later)
         finally:
             if not self._reading:
                 # Leaving with nobody reading: a sleeper must take over.
@@ -56,6 +66,7 @@ class SessionReader(SessionSend):
         timeout: float | None,
         on_timeout: Callable[[], HyperTimeout],
         stream_id: int | None,
+        answer_later: bool = False,
     ) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -81,16 +92,31 @@ class SessionReader(SessionSend):
                     self._close_when_reader_done = False
                     self._close_fds()
                 self._cond.notify_changed(self._core.take_touched())
+            # What the core queued in answer to the read (SETTINGS and PING
+            # ACKs, WINDOW_UPDATE: RFC 9113 section 6) goes now, before the
+            # next wait (the server may be waiting for it), unless the
+            # caller said it will send it with its own step's bytes.
+            if not self._socket_closed and not (answer_later and ready()):
+                self._flush_locked()
 
     def _read_once_locked(self, timeout: float | None) -> None:
+        """Wait (lock released) for the socket, then feed what arrived to the core.
+
+        What the core queues in answer is sent by the caller,
+        :meth:`_wait_loop_locked` (see ``answer_later`` there).
+        """
         # The reader waits for the socket WITHOUT the state lock, so other
         # threads can send and take data meanwhile; self._reading (set under
         # the lock) keeps anyone from closing the socket under this poll.
+        # The watcher keeps one poll object over the socket and the waker
+        # for the session's life (made under the lock, before the first
+        # poll); _reading keeps both open while it waits.
+        watcher = self._read_watcher
+        if watcher is None:
+            watcher = self._read_watcher = ReadWatcher(self._sock, self._waker_r)
         self._lock.release()
         try:
-            readable, woken = wait_for_socket(
-                self._sock, read=True, write=False, timeout=timeout, wake=self._waker_r
-            )
+            readable, woken = watcher.wait_for_socket(timeout)
         except (OSError, ValueError):
             readable, woken = True, False  # closed under us; the code below finds out
         finally:
@@ -107,7 +133,8 @@ class SessionReader(SessionSend):
             # write once no response is owed (see _drain_locked).
             # (_poll_locked, before a new stream, drains to the end: a
             # GOAWAY right behind a response must be seen first.)
-            self._drain_and_answer_locked(until_blocked=False)
+            if not self._socket_closed:
+                self._drain_locked(until_blocked=False)
 
     def _drain_and_answer_locked(self, until_blocked: bool = True) -> None:
         """Feed what arrived, then send what the core queued in answer."""
