@@ -206,11 +206,12 @@ class ReadWatcher:
     A reader waits for the same two sockets again and again (once per
     sequential request): making a poll object and registering both
     descriptors each time cost more than the wait's system call. This keeps
-    one, registered once. The sockets must stay open while :meth:`wait_for_socket` runs
-    (the session guarantees it: nobody closes them under its reader; the method is named as the function it replaces, which is what a stack shows), and a
-    closed socket must not be waited for again (its descriptor number may be
-    reused). Without poll(), or with ``HYPER_FAST_PATHS=0``, each wait is a
-    plain :func:`wait_for_socket`.
+    one, registered once. The sockets must stay open while
+    :meth:`wait_for_socket` runs (the session guarantees it: nobody closes
+    them under its reader), and a closed socket must not be waited for again
+    (its descriptor number may be reused). Without poll(), or with
+    ``HYPER_FAST_PATHS=0``, each wait is a plain :func:`wait_for_socket`.
+    The method has that function's name, which is what a stack shows.
     """
 
     __slots__ = ("_sock", "_wake", "_poller", "_wake_fd")

@@ -239,7 +239,10 @@ class H2Session(SessionBatch, SessionPushPingSettings, SessionUpload, SessionRes
             # Read what already arrived: a GOAWAY or the server's SETTINGS
             # (its MAX_CONCURRENT_STREAMS, section 5.1.2) must be known first.
             self._poll_before_open_locked()
-            if may_refuse and not self._usable_locked():
+            # _refusal_possible is set (under this lock) by every step after
+            # which the core may refuse streams or the socket is gone, and
+            # never cleared: while it is unset, _usable_locked() is True.
+            if may_refuse and self._refusal_possible and not self._usable_locked():
                 return None
             # The usual case (a slot free) asks once and skips the wait's
             # set-up (three callables, a deadline, the hand-on of the reading).
@@ -270,7 +273,7 @@ class H2Session(SessionBatch, SessionPushPingSettings, SessionUpload, SessionRes
     _ready_poller: Any = None
 
     def _poll_before_open_locked(self) -> None:
-        """:meth:`_poll_locked`, minus its cost when nothing arrived (the usual case).
+        """:meth:`_poll_locked`, minus its cost (a poll object made, a second poll) per request.
 
         Asked before every request. :meth:`_poll_locked` makes a poll object
         and registers the socket each time; the question "did anything
@@ -286,6 +289,9 @@ class H2Session(SessionBatch, SessionPushPingSettings, SessionUpload, SessionRes
             poller = self._ready_poller = select.poll()
             poller.register(self._sock.fileno(), select.POLLIN)
         # Input, an error or a hang-up (poll reports the last two always):
-        # _poll_locked reads and handles them. Without poll(), it decides.
-        if poller is None or poller.poll(0):
+        # read and handled at once, with no second poll (no one is reading,
+        # checked above). Without poll(), _poll_locked decides.
+        if poller is None:
             self._poll_locked()
+        elif poller.poll(0):
+            self._process_arrived_locked()

@@ -37,7 +37,6 @@ class SessionReader(SessionSend):
         timeout: float | None,
         on_timeout: Callable[[], HyperTimeout],
         stream_id: int | None = None,
-        answer_later: bool = False,
     ) -> None:
         """Block until ``ready()`` or ``failure()``; the caller holds the state lock.
 
@@ -45,19 +44,36 @@ class SessionReader(SessionSend):
         otherwise sleeps until the reader has news about ``stream_id`` (any
         news when ``None``: pass the stream only when nothing but a change
         of that stream can make ``ready()`` or ``failure()`` true).
-
-        ``answer_later``: when the read that made ``ready()`` true queued an
-        answer (a SETTINGS or PING ACK, a WINDOW_UPDATE), leave it queued for
-        the caller, who must flush before it lets the lock go: it then goes
-        out with what the caller's own step queues, in one send instead of
-        two. Every other read is answered at once, as usual.
         """
         try:
-            self._wait_loop_locked(ready, failure, timeout, on_timeout, stream_id, answer_later)
+            self._wait_loop_locked(ready, failure, timeout, on_timeout, stream_id)
         finally:
             if not self._reading:
                 # Leaving with nobody reading: a sleeper must take over.
                 self._cond.notify_one()
+
+    def _wait_answering_later_locked(
+        self,
+        ready: Callable[[], bool],
+        failure: Callable[[], HyperError | None],
+        timeout: float | None,
+        on_timeout: Callable[[], HyperTimeout],
+        stream_id: int,
+    ) -> None:
+        """:meth:`_wait_locked`, leaving the answer to the read that made ``ready()`` true to the caller.
+
+        What that read queued in answer (a SETTINGS or PING ACK, a
+        WINDOW_UPDATE) stays queued: the caller must flush before it lets the
+        lock go, and it then leaves with what the caller's own step queues,
+        in one send instead of two. Every other read is answered at once, as
+        usual. Not for a thread whose batch holds HEADERS (the batch's
+        :meth:`_wait_locked` sends them before waiting).
+        """
+        try:
+            self._wait_loop_locked(ready, failure, timeout, on_timeout, stream_id, answer_later=True)
+        finally:
+            if not self._reading:
+                self._cond.notify_one()  # as in _wait_locked
 
     def _wait_loop_locked(
         self,
@@ -154,8 +170,17 @@ class SessionReader(SessionSend):
             return
         readable, _ = wait_for_socket(self._sock, read=True, write=False, timeout=0)
         if readable:
-            try:
-                self._drain_and_answer_locked()
-            except HyperError:
-                pass  # recorded in the core; the caller sees the session unusable
-            self._cond.notify_changed(self._core.take_touched())
+            self._process_arrived_locked()
+
+    def _process_arrived_locked(self) -> None:
+        """The socket is readable (or failed): drain it to the end, answer, wake who it concerns.
+
+        Not the reader's way (the caller is not reading; no one may be, see
+        :meth:`_poll_locked`). Errors are recorded in the core, not raised:
+        the caller sees the session unusable.
+        """
+        try:
+            self._drain_and_answer_locked()
+        except HyperError:
+            pass  # recorded in the core; the caller sees the session unusable
+        self._cond.notify_changed(self._core.take_touched())

@@ -64,9 +64,7 @@ class SessionResponses(SessionReader):
                     # the reader's own, told that what the read queues in
                     # answer may leave with the window credit taking the
                     # body frees (one flush, below, instead of two).
-                    SessionReader._wait_locked(
-                        self, ready, failure, timeout, on_timeout, stream_id, answer_later=True
-                    )
+                    self._wait_answering_later_locked(ready, failure, timeout, on_timeout, stream_id)
             headers = stream.headers or []
             if not (
                 stream.complete
