@@ -65,7 +65,7 @@ def test_the_read_watcher_answers_as_wait_for_socket_does(
     else:
         monkeypatch.delenv("HYPER_FAST_PATHS", raising=False)
     watcher = sockets.ReadWatcher(sock, wake_r)
-    assert watcher.kept == (mode == "kept" and hasattr(sockets.select, "poll"))
+    assert watcher.kept == (mode == "kept" and sockets.HAVE_POLL)
     # Nothing yet: a zero wait reports nothing, the same watcher asked again.
     for _ in range(2):
         assert watcher.wait_for_socket(0) == (False, False)
