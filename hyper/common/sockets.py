@@ -15,9 +15,11 @@ its core files a second time with ``select.poll`` hidden during that import
 
 from __future__ import annotations
 
+import os
 import select
 import socket
 import ssl
+from typing import Any
 
 from ..exceptions import ConnectError, ConnectTimeout, TLSError
 from .hints import tls_failure_hint, with_hint
@@ -191,3 +193,60 @@ def _wait_with_select(
     writable = write and (fd in ready_write or failed)
     woken = wake_fd in ready_read
     return readable, writable, woken
+
+
+def fast_paths_forced_off() -> bool:
+    """True when ``HYPER_FAST_PATHS`` turns hyper's fast paths off (see hyper.http20.h2_internals)."""
+    return os.environ.get("HYPER_FAST_PATHS", "").strip().lower() in ("0", "off", "false", "no")
+
+
+class ReadWatcher:
+    """:func:`wait_for_socket` for reading ``sock`` (or ``wake``), with one poll object kept.
+
+    A reader waits for the same two sockets again and again (once per
+    sequential request): making a poll object and registering both
+    descriptors each time cost more than the wait's system call. This keeps
+    one, registered once. The sockets must stay open while
+    :meth:`wait_for_socket` runs (the session guarantees it: nobody closes
+    them under its reader), and a closed socket must not be waited for again
+    (its descriptor number may be reused). Without poll(), or with
+    ``HYPER_FAST_PATHS=0``, each wait is a plain :func:`wait_for_socket`.
+    The method has that function's name, which is what a stack shows.
+    """
+
+    __slots__ = ("_sock", "_wake", "_poller", "_wake_fd")
+
+    def __init__(self, sock: socket.socket, wake: socket.socket) -> None:
+        self._sock = sock
+        self._wake = wake
+        self._poller: Any = None
+        self._wake_fd = -1
+        if HAVE_POLL and not fast_paths_forced_off():
+            self._poller = select.poll()
+            self._poller.register(sock.fileno(), _POLL_IN)
+            self._wake_fd = wake.fileno()
+            self._poller.register(self._wake_fd, _POLL_IN)
+
+    @property
+    def kept(self) -> bool:
+        """True when a poll object is kept (False: each wait is a :func:`wait_for_socket`)."""
+        return self._poller is not None
+
+    def wait_for_socket(self, timeout: float | None) -> tuple[bool, bool]:
+        """``(readable, woken)`` as :func:`wait_for_socket` with a ``wake`` socket returns it."""
+        poller = self._poller
+        if poller is None:
+            return wait_for_socket(self._sock, read=True, write=False, timeout=timeout, wake=self._wake)
+        # Whole milliseconds, rounded up (as _wait_with_poll does).
+        millis = None if timeout is None else max(0, int(timeout * 1000 + 0.999))
+        readable = woken = False
+        wake_fd = self._wake_fd
+        for ready_fd, _flags in poller.poll(millis):
+            # Only the two descriptors are registered, each for input (and
+            # the errors and hang-ups poll() always reports, which count as
+            # ready: the following read sees them).
+            if ready_fd == wake_fd:
+                woken = True
+            else:
+                readable = True
+        return readable, woken

@@ -239,17 +239,15 @@ class H2Session(SessionBatch, SessionPushPingSettings, SessionUpload, SessionRes
             # Read what already arrived: a GOAWAY or the server's SETTINGS
             # (its MAX_CONCURRENT_STREAMS, section 5.1.2) must be known first.
             self._poll_before_open_locked()
-            if may_refuse and not self._usable_locked():
+            # _refusal_possible is set (under this lock) by every step after
+            # which the core may refuse streams or the socket is gone, and
+            # never cleared: while it is unset, _usable_locked() is True.
+            if may_refuse and self._refusal_possible and not self._usable_locked():
                 return None
-            self._wait_locked(
-                core.can_open_stream,
-                core.accepting_streams,
-                self.read_timeout,
-                lambda: ReadTimeout(
-                    f"no stream slot freed within {self.read_timeout} s "
-                    f"(server allows {core.max_concurrent_streams} at once)"
-                ),
-            )
+            # The usual case (a slot free) asks once and skips the wait's
+            # set-up (three callables, a deadline, the hand-on of the reading).
+            if not core.can_open_stream():
+                self._wait_for_slot_locked()
             # Still under the lock that saw can_open_stream() true: the slot is ours.
             wire_id = core.open_stream(fields, end_stream, declared_length, slot_checked=True)
             self._note_refusal_locked()  # that may have been the last stream id (RFC 9113 5.1.1)
@@ -257,12 +255,25 @@ class H2Session(SessionBatch, SessionPushPingSettings, SessionUpload, SessionRes
             self._flush_or_hold_locked()
         return wire_id
 
+    def _wait_for_slot_locked(self) -> None:
+        """Wait (bounded by the read timeout) until a new stream fits (RFC 9113 section 5.1.2). Lock held."""
+        core = self._core
+        self._wait_locked(
+            core.can_open_stream,
+            core.accepting_streams,
+            self.read_timeout,
+            lambda: ReadTimeout(
+                f"no stream slot freed within {self.read_timeout} s "
+                f"(server allows {core.max_concurrent_streams} at once)"
+            ),
+        )
+
     #: A poll object watching the socket for input, made on first use and
     #: kept for the session's life (``None`` before, or where there is no poll()).
     _ready_poller: Any = None
 
     def _poll_before_open_locked(self) -> None:
-        """:meth:`_poll_locked`, minus its cost when nothing arrived (the usual case).
+        """:meth:`_poll_locked`, minus its cost (a poll object made, a second poll) per request.
 
         Asked before every request. :meth:`_poll_locked` makes a poll object
         and registers the socket each time; the question "did anything
@@ -278,6 +289,9 @@ class H2Session(SessionBatch, SessionPushPingSettings, SessionUpload, SessionRes
             poller = self._ready_poller = select.poll()
             poller.register(self._sock.fileno(), select.POLLIN)
         # Input, an error or a hang-up (poll reports the last two always):
-        # _poll_locked reads and handles them. Without poll(), it decides.
-        if poller is None or poller.poll(0):
+        # read and handled at once, with no second poll (no one is reading,
+        # checked above). Without poll(), _poll_locked decides.
+        if poller is None:
             self._poll_locked()
+        elif poller.poll(0):
+            self._process_arrived_locked()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from ..common.sockets import wait_for_socket
+from ..common.sockets import ReadWatcher, wait_for_socket
 from ..exceptions import ConnectionClosed, HyperError, HyperTimeout, fresh
 from .session_send import SessionSend
 from .session_wire import fresh_or_none, time_left
@@ -26,6 +26,9 @@ from .session_wire import fresh_or_none, time_left
 
 class SessionReader(SessionSend):
     """Waiting for the server, and the reader election (see the module docstring)."""
+
+    #: The reader's kept poll object (see ReadWatcher), made on its first wait.
+    _read_watcher: ReadWatcher | None = None
 
     def _wait_locked(
         self,
@@ -49,6 +52,29 @@ class SessionReader(SessionSend):
                 # Leaving with nobody reading: a sleeper must take over.
                 self._cond.notify_one()
 
+    def _wait_answering_later_locked(
+        self,
+        ready: Callable[[], bool],
+        failure: Callable[[], HyperError | None],
+        timeout: float | None,
+        on_timeout: Callable[[], HyperTimeout],
+        stream_id: int,
+    ) -> None:
+        """:meth:`_wait_locked`, leaving the answer to the read that made ``ready()`` true to the caller.
+
+        What that read queued in answer (a SETTINGS or PING ACK, a
+        WINDOW_UPDATE) stays queued: the caller must flush before it lets the
+        lock go, and it then leaves with what the caller's own step queues,
+        in one send instead of two. Every other read is answered at once, as
+        usual. Not for a thread whose batch holds HEADERS (the batch's
+        :meth:`_wait_locked` sends them before waiting).
+        """
+        try:
+            self._wait_loop_locked(ready, failure, timeout, on_timeout, stream_id, answer_later=True)
+        finally:
+            if not self._reading:
+                self._cond.notify_one()  # as in _wait_locked
+
     def _wait_loop_locked(
         self,
         ready: Callable[[], bool],
@@ -56,6 +82,7 @@ class SessionReader(SessionSend):
         timeout: float | None,
         on_timeout: Callable[[], HyperTimeout],
         stream_id: int | None,
+        answer_later: bool = False,
     ) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -81,16 +108,31 @@ class SessionReader(SessionSend):
                     self._close_when_reader_done = False
                     self._close_fds()
                 self._cond.notify_changed(self._core.take_touched())
+            # What the core queued in answer to the read (SETTINGS and PING
+            # ACKs, WINDOW_UPDATE: RFC 9113 section 6) goes now, before the
+            # next wait (the server may be waiting for it), unless the
+            # caller said it will send it with its own step's bytes.
+            if not self._socket_closed and not (answer_later and ready()):
+                self._flush_locked()
 
     def _read_once_locked(self, timeout: float | None) -> None:
+        """Wait (lock released) for the socket, then feed what arrived to the core.
+
+        What the core queues in answer is sent by the caller,
+        :meth:`_wait_loop_locked` (see ``answer_later`` there).
+        """
         # The reader waits for the socket WITHOUT the state lock, so other
         # threads can send and take data meanwhile; self._reading (set under
         # the lock) keeps anyone from closing the socket under this poll.
+        # The watcher keeps one poll object over the socket and the waker
+        # for the session's life (made under the lock, before the first
+        # poll); _reading keeps both open while it waits.
+        watcher = self._read_watcher
+        if watcher is None:
+            watcher = self._read_watcher = ReadWatcher(self._sock, self._waker_r)
         self._lock.release()
         try:
-            readable, woken = wait_for_socket(
-                self._sock, read=True, write=False, timeout=timeout, wake=self._waker_r
-            )
+            readable, woken = watcher.wait_for_socket(timeout)
         except (OSError, ValueError):
             readable, woken = True, False  # closed under us; the code below finds out
         finally:
@@ -107,7 +149,8 @@ class SessionReader(SessionSend):
             # write once no response is owed (see _drain_locked).
             # (_poll_locked, before a new stream, drains to the end: a
             # GOAWAY right behind a response must be seen first.)
-            self._drain_and_answer_locked(until_blocked=False)
+            if not self._socket_closed:
+                self._drain_locked(until_blocked=False)
 
     def _drain_and_answer_locked(self, until_blocked: bool = True) -> None:
         """Feed what arrived, then send what the core queued in answer."""
@@ -127,8 +170,17 @@ class SessionReader(SessionSend):
             return
         readable, _ = wait_for_socket(self._sock, read=True, write=False, timeout=0)
         if readable:
-            try:
-                self._drain_and_answer_locked()
-            except HyperError:
-                pass  # recorded in the core; the caller sees the session unusable
-            self._cond.notify_changed(self._core.take_touched())
+            self._process_arrived_locked()
+
+    def _process_arrived_locked(self) -> None:
+        """The socket is readable (or failed): drain it to the end, answer, wake who it concerns.
+
+        Not the reader's way (the caller is not reading; no one may be, see
+        :meth:`_poll_locked`). Errors are recorded in the core, not raised:
+        the caller sees the session unusable.
+        """
+        try:
+            self._drain_and_answer_locked()
+        except HyperError:
+            pass  # recorded in the core; the caller sees the session unusable
+        self._cond.notify_changed(self._core.take_touched())

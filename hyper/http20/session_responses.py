@@ -53,13 +53,18 @@ class SessionResponses(SessionReader):
             if stream is None:
                 raise InvalidStreamID(f"stream {stream_id} is gone", stream_id)
             if stream.headers is None:
-                self._wait_locked(
-                    lambda: stream.headers is not None,
-                    lambda: core.stream_failure(stream),
-                    timeout,
-                    on_timeout,
-                    stream_id,
-                )
+                ready = lambda: stream.headers is not None  # noqa: E731
+                failure = lambda: core.stream_failure(stream)  # noqa: E731
+                if getattr(self, "_held", None):
+                    # HEADERS held by a batch (session_batch): its own wait
+                    # sends them first.
+                    self._wait_locked(ready, failure, timeout, on_timeout, stream_id)
+                else:
+                    # Nothing held, so the batch's wait would add nothing:
+                    # the reader's own, told that what the read queues in
+                    # answer may leave with the window credit taking the
+                    # body frees (one flush, below, instead of two).
+                    self._wait_answering_later_locked(ready, failure, timeout, on_timeout, stream_id)
             headers = stream.headers or []
             if not (
                 stream.complete
@@ -67,6 +72,10 @@ class SessionResponses(SessionReader):
                 and stream.buffered <= HELD_BODY_MAX
                 and not core.has_pushes(stream_id)
             ):
+                # The read's answer (see answer_later) must leave before the
+                # lock does; a failed send is recorded in the core and
+                # reaches the next operation, after these headers.
+                self._flush_quietly_locked()
                 return headers, None
             # What read_body does for a complete body taken in one piece: the
             # bytes (their window credit given back), the trailers, and the

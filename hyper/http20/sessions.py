@@ -35,6 +35,7 @@ class SessionSet:
 
     def __init__(self) -> None:
         # Guards the three fields below; never held while waiting on the network.
+        # (_session is also read without it, by _usable(): see there.)
         self._lock = threading.Lock()
         self._session: H2Session | None = None
         self._draining: list[H2Session] = []
@@ -88,8 +89,13 @@ class SessionSet:
         # state is read by session.refusal() under its state lock, never while
         # holding self._lock: an upload may hold that state lock for as long
         # as the socket takes to drain, and self._lock must stay short.
-        with self._lock:
-            session = self._session
+        # The current session is read WITHOUT self._lock (asked before every
+        # request): one attribute read is atomic, and _install() only ever
+        # swaps in a complete session. A thread that reads the old one just
+        # before a swap gets what the lock would have given it a moment
+        # earlier; the old session's own refusal() (under its state lock)
+        # then answers for it, and open_stream() checks again under that lock.
+        session = self._session
         if session is None:
             return None
         refusal, cleanly = session.refusal()
