@@ -66,8 +66,8 @@ class SessionReader(SessionSend):
         WINDOW_UPDATE) stays queued: the caller must flush before it lets the
         lock go, and it then leaves with what the caller's own step queues,
         in one send instead of two. Every other read is answered at once, as
-        usual. Not for a thread whose batch holds HEADERS (the batch's
-        :meth:`_wait_locked` sends them before waiting).
+        usual. A batch holding HEADERS overrides this to send them first
+        (session_batch).
         """
         try:
             self._wait_loop_locked(ready, failure, timeout, on_timeout, stream_id, answer_later=True)

@@ -55,16 +55,11 @@ class SessionResponses(SessionReader):
             if stream.headers is None:
                 ready = lambda: stream.headers is not None  # noqa: E731
                 failure = lambda: core.stream_failure(stream)  # noqa: E731
-                if getattr(self, "_held", None):
-                    # HEADERS held by a batch (session_batch): its own wait
-                    # sends them first.
-                    self._wait_locked(ready, failure, timeout, on_timeout, stream_id)
-                else:
-                    # Nothing held, so the batch's wait would add nothing:
-                    # the reader's own, told that what the read queues in
-                    # answer may leave with the window credit taking the
-                    # body frees (one flush, below, instead of two).
-                    self._wait_answering_later_locked(ready, failure, timeout, on_timeout, stream_id)
+                # The read's own answer (ACKs, WINDOW_UPDATE) may leave with
+                # the window credit that taking the body frees: one flush,
+                # below, instead of two. (A batch holding HEADERS sends them
+                # first: session_batch overrides this wait.)
+                self._wait_answering_later_locked(ready, failure, timeout, on_timeout, stream_id)
             headers = stream.headers or []
             if not (
                 stream.complete
