@@ -1,0 +1,527 @@
+"""Review of the core's open-stream count, frame splitter, encoder shortcut and output take.
+
+Independent checks of issue 14's core work, each against h2's own path:
+
+* :class:`~hyper.http20.h2_internals_count.OpenStreamCount` must give what
+  h2's ``open_outbound_streams`` would give at every question, and leave
+  h2's tables of open and closed streams as h2's walk would, through the
+  cases ``tests/test_open_stream_count.py`` does not mix in: server pushes,
+  GOAWAY, a reset by us, padded and prioritised frames, trailers and 1xx
+  responses, uploads the server answers (and resets) before we end them,
+  malformed responses (a stream error found mid-receive), bytes cut into
+  pieces across reads, and a connection error mid-receive.
+* the frame splitter's direct fast path (HEADERS and DATA from the frame
+  loop) must deliver what h2's generic path delivers: a second core takes
+  the same steps with the splitter's fast path off and h2's walk made before
+  every question; both must send the same bytes, hold the same h2 tables
+  and show the application the same responses.
+* :meth:`MemoEncoder.encode <hyper.http20.hpack_cache.MemoEncoder.encode>`
+  reusing its last block: hpack's quirks around table size updates (the
+  same size set twice, a size set and set back) and a SETTINGS_HEADER_TABLE_SIZE
+  between two identical requests on a live core, decoded by a real h2 server.
+* ``take_output`` and ``new_request_stream`` against ``data_to_send`` and
+  ``_begin_new_stream``.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+import hpack
+import pytest
+
+from hyper.exceptions import HyperError
+from hyper.http20 import h2_internals
+from hyper.http20.core import H2Core
+from hyper.http20.h2_internals_count import OpenStreamCount
+from hyper.http20.h2_internals_steps import new_request_stream, take_output
+from hyper.http20.hpack_cache import MemoEncoder
+from tests.fast_paths import fast_paths_on  # noqa: F401 - a fixture, used below
+
+GET = [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"a.test"), (b":path", b"/")]
+POST = [(b":method", b"POST"), (b":scheme", b"https"), (b":authority", b"a.test"), (b":path", b"/up")]
+PUSHED = [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"a.test"), (b":path", b"/p")]
+
+
+def h2_count(conn: h2.connection.H2Connection) -> int:
+    """h2's count of our open streams (RFC 9113 section 5.1.2), without its walk's side effect."""
+    return sum(1 for stream_id, stream in conn.streams.items() if stream_id % 2 and stream.open)
+
+
+class AlwaysWalks(OpenStreamCount):
+    """The reference: h2's walk before every question, nothing kept."""
+
+    __slots__ = ()
+
+    def get(self) -> int:
+        self.forget()
+        return super().get()
+
+
+class Side:
+    """One core and the h2 server it talks to, in memory; bytes go both ways on ``flush``."""
+
+    def __init__(self, reference: bool) -> None:
+        self.core = H2Core(enable_push=True)
+        if reference:
+            # h2's generic path for every received frame, and h2's walk at every question.
+            self.core._frames.fast_path = False
+            self.core._open_count = AlwaysWalks(self.core._h2, self.core._count_open_streams)
+        self.server = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=False, header_encoding=None, validate_outbound_headers=False)
+        )
+        self.server.initiate_connection()
+        self.core.initiate()
+        self.sent: list[bytes] = []
+        self.pending: list[int] = []  # request streams the server saw, in order
+        self.answered: set[int] = set()  # final response headers sent
+        self.ended: set[int] = set()  # the server's side ended
+        self.pushed: list[int] = []  # promised streams
+        self.server_broken = False
+        #: Server bytes rewritten by hand (frames h2's server API cannot make), sent next.
+        self.injected = b""
+        self.flush(0)
+        self.flush(0)
+
+    def flush(self, chunk: int) -> None:
+        """Client bytes to the server, the server's back to the client in pieces of ``chunk`` (0: whole)."""
+        out = self.core.data_to_send()
+        self.sent.append(out)
+        if not self.server_broken:
+            try:
+                for event in self.server.receive_data(out):
+                    if isinstance(event, h2.events.RequestReceived):
+                        self.pending.append(event.stream_id)
+            except h2.exceptions.ProtocolError:
+                self.server_broken = True  # only after our GOAWAY, say; both sides alike
+        back = self.injected + self.server.data_to_send()
+        self.injected = b""
+        if not chunk:
+            self.core.receive(back)
+            return
+        for start in range(0, len(back), chunk):
+            self.core.receive(back[start : start + chunk])
+
+
+def with_priority(frame: bytes, weight: int) -> bytes:
+    """One HEADERS frame with the PRIORITY flag and its five bytes added (RFC 9113 6.2)."""
+    length = int.from_bytes(frame[:3], "big") + 5
+    priority = (0).to_bytes(4, "big") + bytes([weight])
+    return length.to_bytes(3, "big") + frame[3:4] + bytes([frame[4] | 0x20]) + frame[5:9] + priority + frame[9:]
+
+
+def with_padding(frame: bytes, pad: int) -> bytes:
+    """One HEADERS frame, PADDED with ``pad`` zero bytes (RFC 9113 6.2)."""
+    length = int.from_bytes(frame[:3], "big") + 1 + pad
+    head = length.to_bytes(3, "big") + frame[3:4] + bytes([frame[4] | 0x8]) + frame[5:9]
+    return head + bytes([pad]) + frame[9:] + b"\0" * pad
+
+
+def _server_op(side: Side, action: str, stream_id: int, choice: int) -> None:
+    server = side.server
+    answered = stream_id in side.answered
+    if answered and action in ("respond-whole", "respond-headers", "informational") or (
+        answered and action.startswith("respond-p") and action != "respond-padded"
+    ):
+        # Headers again without END_STREAM: h2's server refuses them only
+        # after its encoder changed its table, which would break HPACK.
+        action = "respond-data-end"
+    if action == "respond-whole":
+        server.send_headers(stream_id, [(b":status", b"200")], end_stream=True)
+        side.answered.add(stream_id)
+        side.ended.add(stream_id)
+    elif action == "respond-headers":
+        server.send_headers(stream_id, [(b":status", b"200"), (b"x-n", str(choice).encode())])
+        side.answered.add(stream_id)
+    elif action in ("respond-priority", "respond-padded-headers"):
+        # HEADERS with the PRIORITY or PADDED flag: never the splitter's fast path (RFC 9113 6.2).
+        side.injected += server.data_to_send()
+        server.send_headers(stream_id, [(b":status", b"200")], end_stream=bool(choice % 2))
+        frame = server.data_to_send()
+        if action == "respond-priority":
+            side.injected += with_priority(frame, choice % 256)
+        else:
+            side.injected += with_padding(frame, choice % 30)
+        side.answered.add(stream_id)
+        if choice % 2:
+            side.ended.add(stream_id)
+    elif action == "informational":
+        server.send_headers(stream_id, [(b":status", b"103"), (b"link", b"</s>")])
+    elif action in ("respond-data", "respond-data-end", "respond-padded"):
+        if not answered:
+            server.send_headers(stream_id, [(b":status", b"200")])
+            side.answered.add(stream_id)
+        end = action != "respond-data"
+        pad = 1 + choice % 20 if action == "respond-padded" else None
+        server.send_data(stream_id, b"d" * (1 + choice % 40), end_stream=end, pad_length=pad)
+        if end:
+            side.ended.add(stream_id)
+    elif action == "trailers":
+        if not answered:
+            server.send_headers(stream_id, [(b":status", b"200")])
+            side.answered.add(stream_id)
+        server.send_data(stream_id, b"body")
+        server.send_headers(stream_id, [(b"x-trailer", b"t")], end_stream=True)
+        side.ended.add(stream_id)
+    elif action == "malformed":
+        # content-length 2 and 9 bytes: a malformed response, one stream's error (RFC 9113 8.1.1).
+        if not answered:
+            server.send_headers(stream_id, [(b":status", b"200"), (b"content-length", b"2")])
+            side.answered.add(stream_id)
+        server.send_data(stream_id, b"m" * 9, end_stream=True)
+        side.ended.add(stream_id)
+    elif action == "server-reset":
+        server.reset_stream(stream_id, h2.errors.ErrorCodes(choice % 14))
+    elif action == "push":
+        promised = server.get_next_available_stream_id()
+        server.push_stream(stream_id, promised, PUSHED)
+        side.pushed.append(promised)
+        if choice % 2:  # the pushed response, whole
+            server.send_headers(promised, [(b":status", b"200")])
+            server.send_data(promised, b"pushed", end_stream=True)
+
+
+SERVER_ACTIONS = (
+    "respond-whole",
+    "respond-headers",
+    "respond-priority",
+    "respond-padded-headers",
+    "informational",
+    "respond-data",
+    "respond-data-end",
+    "respond-padded",
+    "trailers",
+    "malformed",
+    "server-reset",
+    "push",
+)
+
+
+def _step(side: Side, action: str, choice: int) -> Any:
+    """One step on one side; returns what the caller sees (compared between both sides)."""
+    core, server = side.core, side.server
+    try:
+        if action == "open":
+            if not core.can_open_stream():
+                return "full"
+            return core.open_stream(GET, True, slot_checked=True)
+        if action == "open-unchecked":
+            return core.open_stream(GET, True)
+        if action == "open-upload":
+            if not core.can_open_stream():
+                return "full"
+            return core.open_stream(POST, False, slot_checked=True)
+    except HyperError as exc:
+        return type(exc).__name__
+    ours = sorted(core.streams)
+    if action in ("upload", "end-upload", "client-reset", "discard"):
+        if not ours:
+            return None
+        stream_id = ours[choice % len(ours)]
+        if action == "upload":
+            if core.streams[stream_id].request_ended or core.stream_failure(core.streams[stream_id]):
+                return "stopped"  # the session sends no more then (session_upload)
+            return core.send_body(stream_id, memoryview(b"u" * (1 + choice % 30)))
+        if action == "end-upload":
+            core.end_body(stream_id)
+        elif action == "client-reset":
+            core.reset(stream_id, h2.errors.ErrorCodes.CANCEL)
+        else:
+            core.discard_stream(stream_id)
+        return stream_id
+    try:
+        if action == "limit":
+            server.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: choice % 9})
+            return None
+        if action == "table-size":
+            server.update_settings({h2.settings.SettingCodes.HEADER_TABLE_SIZE: (0, 64, 256, 4096)[choice % 4]})
+            return None
+        if action == "goaway":
+            last = max(side.pending, default=0)
+            server.close_connection(last_stream_id=last - 2 if last > 2 and choice % 2 else last)
+            side.server_broken = True
+            return None
+    except h2.exceptions.ProtocolError as exc:
+        return f"server refused: {type(exc).__name__}"
+    live = [sid for sid in side.pending if sid in server.streams and not server.streams[sid].closed]
+    live = [sid for sid in live if sid not in side.ended]
+    if not live:
+        return None
+    stream_id = live[choice % len(live)]
+    try:
+        _server_op(side, action, stream_id, choice)
+    except h2.exceptions.ProtocolError as exc:
+        return f"server refused: {type(exc).__name__}"
+    return stream_id
+
+
+ACTIONS = (
+    ["open"] * 8
+    + ["open-unchecked", "open-upload", "open-upload", "upload", "end-upload", "client-reset", "discard"]
+    + ["limit", "table-size"]
+    + list(SERVER_ACTIONS)
+    + ["respond-whole", "respond-data-end"]
+)
+
+
+def _seen(core: H2Core) -> Any:
+    """What the application can see of every stream."""
+    seen = {}
+    for stream_id, stream in core.streams.items():
+        seen[stream_id] = (
+            stream.request,
+            stream.response,
+            stream.headers,
+            stream.trailers,
+            stream.informational,
+            b"".join(bytes(piece) for piece in stream.data),
+            type(stream.error).__name__,
+        )
+    pushes = sorted((p.stream_id, p.parent_id) for p in core._pushes.take(None))
+    return seen, pushes, type(core.fatal).__name__, core.goaway is not None
+
+
+def _h2_tables(core: H2Core) -> Any:
+    conn = core._h2
+    states = sorted((sid, stream.state_machine.state.name) for sid, stream in conn.streams.items())
+    return states, dict(conn._closed_streams), conn.state_machine.state.name
+
+
+@pytest.mark.usefixtures("fast_paths_on")
+@pytest.mark.parametrize("seed", range(40))
+def test_cached_count_and_direct_splitter_match_h2s_own_path(seed: int) -> None:
+    rng = random.Random(seed * 7919 + 1)
+    cached, reference = Side(reference=False), Side(reference=True)
+    assert cached.core._open_count.cached and cached.core._frames.fast_path
+    steps = 300
+    goaway_at = rng.randrange(steps // 2, steps * 2)  # in about half of the runs
+    for index in range(steps):
+        action, choice = rng.choice(ACTIONS), rng.randrange(1000)
+        if index == goaway_at:
+            action = "goaway"
+        outcome = [_step(side, action, choice) for side in (cached, reference)]
+        assert outcome[0] == outcome[1], (index, action)
+        if rng.random() < 0.6:
+            chunk = rng.choice([0, 0, 1, 7, 9, 10, 50])  # whole, or frames cut across reads
+            for side in (cached, reference):
+                side.flush(chunk)
+        for side in (cached, reference):
+            # h2's own count (its property's answer), then the core's.
+            assert side.core._open_count.get() == h2_count(side.core._h2), (index, action)
+        assert _h2_tables(cached.core) == _h2_tables(reference.core), (index, action)
+        assert cached.sent == reference.sent, (index, action)
+    for side in (cached, reference):
+        side.flush(0)
+    assert cached.sent == reference.sent
+    assert _seen(cached.core) == _seen(reference.core)
+
+
+@pytest.mark.usefixtures("fast_paths_on")
+def test_a_connection_error_mid_receive_leaves_no_stale_count() -> None:
+    """Frames before a connection error in one read still move the streams; the count follows."""
+    side = Side(reference=False)
+    core = side.core
+    ids = [core.open_stream(GET, True, slot_checked=core.can_open_stream()) for _ in range(3)]
+    side.flush(0)
+    assert core._open_count.get() == 3
+    # Two whole responses, then DATA on stream 0: a connection error (RFC 9113 6.1).
+    for stream_id in ids[:2]:
+        side.server.send_headers(stream_id, [(b":status", b"200")], end_stream=True)
+    good = side.server.data_to_send()
+    bad = b"\x00\x00\x01\x00\x00\x00\x00\x00\x00x"
+    core.receive(good + bad)
+    assert core.fatal is not None
+    assert core._open_count.get() == h2_count(core._h2) == 1
+    assert not core.can_open_stream() or core._open_count.get() < core.max_concurrent_streams
+
+
+@pytest.mark.usefixtures("fast_paths_on")
+def test_a_stream_ended_by_the_server_while_our_upload_runs_still_counts() -> None:
+    """HALF_CLOSED_REMOTE counts against the limit (RFC 9113 5.1.2) until we end or reset it."""
+    side = Side(reference=False)
+    core = side.core
+    side.server.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1})
+    side.flush(0)
+    upload = core.open_stream(POST, False, slot_checked=core.can_open_stream())
+    side.flush(0)
+    side.server.send_headers(upload, [(b":status", b"200")], end_stream=True)
+    side.flush(0)
+    assert core._h2.streams[upload].state_machine.state.name == "HALF_CLOSED_REMOTE"
+    assert core._open_count.get() == 1 and not core.can_open_stream()
+    core.end_body(upload)  # our END_STREAM closes it
+    assert core._open_count.get() == 0 and core.can_open_stream()
+    assert upload in core._h2._closed_streams  # the walk moved it, as h2's would
+
+
+@pytest.mark.usefixtures("fast_paths_on")
+def test_our_reset_frees_the_slot_at_once() -> None:
+    side = Side(reference=False)
+    core = side.core
+    side.server.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 2})
+    side.flush(0)
+    first = core.open_stream(GET, True, slot_checked=core.can_open_stream())
+    core.open_stream(GET, True, slot_checked=core.can_open_stream())
+    assert not core.can_open_stream()
+    core.reset(first, h2.errors.ErrorCodes.CANCEL)  # nothing received in between
+    assert core.can_open_stream() and core._open_count.get() == 1
+    assert core._h2._closed_streams[first] is not None
+
+
+@pytest.mark.usefixtures("fast_paths_on")
+def test_open_unchecked_over_the_limit_is_refused_as_h2_refuses() -> None:
+    """Without ``slot_checked`` the cached count decides as h2's send_headers would (RFC 9113 5.1.2)."""
+    side = Side(reference=False)
+    core = side.core
+    side.server.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 2})
+    side.flush(0)
+    core.open_stream(GET, True)
+    core.open_stream(GET, True)
+    with pytest.raises(HyperError, match="Max outbound streams is 2, 2 open"):
+        core.open_stream(GET, True)
+    plain = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    plain.initiate_connection()
+    plain.remote_settings.update({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 2})
+    plain.remote_settings.acknowledge()
+    plain.send_headers(1, GET, end_stream=True)
+    plain.send_headers(3, GET, end_stream=True)
+    with pytest.raises(h2.exceptions.TooManyStreamsError, match="Max outbound streams is 2, 2 open"):
+        plain.send_headers(5, GET, end_stream=True)
+    # The refused stream was never made: the next open takes the next id.
+    assert sorted(core._h2.streams) == [1, 3]
+
+
+def test_without_fast_paths_the_count_is_h2s_property(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HYPER_FAST_PATHS=0 (or a failed self-test): nothing is cached, h2's public property answers."""
+    monkeypatch.setattr(h2_internals, "_enabled", False)
+    side = Side(reference=False)
+    core = side.core
+    assert not core._open_count.cached
+    assert core._take_output == core._h2.data_to_send  # h2's public method, held output included
+    ids = [core.open_stream(GET, True, slot_checked=core.can_open_stream()) for _ in range(4)]
+    side.flush(0)
+    side.server.send_headers(ids[0], [(b":status", b"200")], end_stream=True)
+    side.server.reset_stream(ids[1])
+    side.flush(3)
+    assert core._open_count.get() == core._h2.open_outbound_streams == 2
+
+
+# -- HPACK: the encoder's last block ------------------------------------------------
+
+
+def _table(encoder: hpack.Encoder) -> Any:
+    table = encoder.header_table
+    return tuple(table.dynamic_entries), table._current_size, table.maxsize, list(encoder.table_size_changes)
+
+
+def test_the_same_table_size_set_twice_keeps_hpacks_bytes() -> None:
+    """hpack forgets its resize flag when the same size is set again; the memo must follow hpack."""
+    plain, memo = hpack.Encoder(), MemoEncoder()
+    fields = [(b":method", b"GET"), (b"x-a", b"1")]
+    for encoder in (plain, memo):
+        encoder.encode(fields)
+        encoder.encode(fields)
+    for size in (256, 256, 4096, 4096, 0, 100):
+        plain.header_table_size = memo.header_table_size = size
+        for _ in range(3):
+            assert memo.encode(fields) == plain.encode(fields), size
+            assert _table(memo) == _table(plain)
+
+
+def test_a_size_set_and_set_back_between_identical_blocks() -> None:
+    plain, memo = hpack.Encoder(), MemoEncoder()
+    fields = [(b":method", b"GET"), (b"x-a", b"1"), hpack.NeverIndexedHeaderTuple(b"authorization", b"s")]
+    plain_fields = [(b":method", b"GET"), (b"x-b", b"2", True)]  # sensitive as a 3-tuple
+    for batch in (fields, plain_fields):
+        for huffman in (True, False, True):
+            for encoder in (plain, memo):
+                encoder.header_table_size = 64
+                encoder.header_table_size = 4096  # back: hpack still sends both updates
+            assert memo.encode(batch, huffman) == plain.encode(batch, huffman)
+            assert memo.encode(batch, huffman) == plain.encode(batch, huffman)
+            assert _table(memo) == _table(plain)
+
+
+@pytest.mark.usefixtures("fast_paths_on")
+def test_header_table_size_between_identical_requests_on_the_wire() -> None:
+    """The server shrinks our encoder's table between two sends of the same fields (RFC 7541 4.2, 6.3)."""
+    side = Side(reference=False)
+    core = side.core
+    fields = [*GET, (b"user-agent", b"review6"), (b"accept", b"*/*")]
+    plain = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    plain.initiate_connection()
+    plain.data_to_send()
+    received: list[Any] = []
+    sizes = {3: 0, 6: 4096, 8: 4096}  # emptied, back, then the same size again (no update)
+    for round_ in range(10):
+        if round_ in sizes:
+            size = sizes[round_]
+            side.server.update_settings({h2.settings.SettingCodes.HEADER_TABLE_SIZE: size})
+            side.flush(0)
+            side.flush(0)  # our SETTINGS ACK goes out before the request
+            plain.remote_settings.update({h2.settings.SettingCodes.HEADER_TABLE_SIZE: size})
+            plain.remote_settings.acknowledge()
+            plain.encoder.header_table_size = size  # as h2 does on the server's SETTINGS
+        stream_id = core.open_stream(fields, True, slot_checked=core.can_open_stream())
+        out = core.data_to_send()
+        plain.send_headers(stream_id, fields, end_stream=True)
+        theirs = plain.data_to_send()
+        assert out == theirs, round_  # the HEADERS frame, byte for byte
+        for event in side.server.receive_data(out):
+            if isinstance(event, h2.events.RequestReceived):
+                received.append(event.headers)
+        side.server.send_headers(stream_id, [(b":status", b"204")], end_stream=True)
+        side.flush(0)
+    assert received == [fields] * 10
+    assert core._h2.encoder.hits >= 2  # served again between the resizes (rounds 2 and 9)
+
+
+# -- take_output, new_request_stream ------------------------------------------------
+
+
+@pytest.mark.usefixtures("fast_paths_on")
+def test_take_output_gives_data_to_send_and_keeps_the_buffer() -> None:
+    core = H2Core()
+    core.initiate()
+    conn = core._h2
+    first = take_output(conn)
+    assert first.startswith(b"PRI * HTTP/2.0")
+    empty_buffer = conn._data_to_send
+    assert take_output(conn) == b"" and conn._data_to_send is empty_buffer  # no new buffer
+    conn.ping(b"abcdefgh")
+    ping = take_output(conn)
+    assert ping[3] == 0x6 and ping.endswith(b"abcdefgh") and not conn._data_to_send
+    assert type(ping) is bytes
+
+
+@pytest.mark.usefixtures("fast_paths_on")
+def test_new_request_stream_matches_h2_after_settings_changes() -> None:
+    """Window sizes and frame size come from the settings in force, as in ``_begin_new_stream``."""
+    from h2.connection import AllowedStreamIDs
+
+    made = []
+    for ours in (True, False):
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 99})  # not acknowledged yet
+        conn.remote_settings.update({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 777})
+        conn.remote_settings.acknowledge()
+        conn.max_outbound_frame_size = 32768
+        stream = new_request_stream(conn, 5) if ours else conn._begin_new_stream(5, AllowedStreamIDs.ODD)
+        made.append(
+            (
+                stream.inbound_flow_control_window,
+                stream.outbound_flow_control_window,
+                stream.max_outbound_frame_size,
+                conn.highest_outbound_stream_id,
+                sorted(conn.streams),
+                stream.state_machine.state,
+            )
+        )
+    assert made[0] == made[1]
