@@ -69,7 +69,7 @@ class Side:
     """One core and the h2 server it talks to, in memory; bytes go both ways on ``flush``."""
 
     def __init__(self, reference: bool) -> None:
-        self.core = H2Core(enable_push=True)
+        self.core = H2Core(enable_push=True, origin=("https", "a.test", 443))
         if reference:
             # h2's generic path for every received frame, and h2's walk at every question.
             self.core._frames.fast_path = False
@@ -124,12 +124,34 @@ def with_padding(frame: bytes, pad: int) -> bytes:
     return head + bytes([pad]) + frame[9:] + b"\0" * pad
 
 
+def with_flags(data: bytes, extra: int) -> bytes:
+    """The HEADERS and DATA frames of ``data`` with ``extra`` flags set."""
+    out = bytearray()
+    while data:
+        length = int.from_bytes(data[:3], "big")
+        frame = bytearray(data[: 9 + length])
+        if frame[3] in (0, 1):
+            frame[4] |= extra if frame[3] == 0 else extra & ~0x20  # on HEADERS 0x20 is PRIORITY
+        out += frame
+        data = data[9 + length :]
+    return bytes(out)
+
+
+#: Steps that send the response's headers.
+FINAL_HEADERS = {
+    "respond-whole",
+    "respond-headers",
+    "informational",
+    "respond-priority",
+    "respond-padded-headers",
+    "respond-continuation",
+}
+
+
 def _server_op(side: Side, action: str, stream_id: int, choice: int) -> None:
     server = side.server
     answered = stream_id in side.answered
-    if answered and action in ("respond-whole", "respond-headers", "informational") or (
-        answered and action.startswith("respond-p") and action != "respond-padded"
-    ):
+    if answered and action in FINAL_HEADERS:
         # Headers again without END_STREAM: h2's server refuses them only
         # after its encoder changed its table, which would break HPACK.
         action = "respond-data-end"
@@ -152,6 +174,28 @@ def _server_op(side: Side, action: str, stream_id: int, choice: int) -> None:
         side.answered.add(stream_id)
         if choice % 2:
             side.ended.add(stream_id)
+    elif action == "respond-continuation":
+        # A header block over 16 KiB: HEADERS and CONTINUATION (RFC 9113 6.10), h2's path.
+        server.send_headers(stream_id, [(b":status", b"200"), (b"x-big", b"b" * 17000)], end_stream=bool(choice % 2))
+        side.answered.add(stream_id)
+        if choice % 2:
+            side.ended.add(stream_id)
+    elif action == "odd-flags":
+        # Flags no frame type defines (and PRIORITY's bit on DATA) are ignored (RFC 9113 4.1).
+        side.injected += server.data_to_send()
+        if not answered:
+            server.send_headers(stream_id, [(b":status", b"200")])
+            side.answered.add(stream_id)
+        server.send_data(stream_id, b"f" * (1 + choice % 9), end_stream=bool(choice % 2))
+        if choice % 2:
+            side.ended.add(stream_id)
+        side.injected += with_flags(server.data_to_send(), 0x2 | 0x10 | 0x40 | (0x20 if choice % 3 else 0))
+    elif action == "raw-data":
+        # DATA h2's server would not send: before the response headers, or
+        # after the stream ended (RFC 9113 5.1, 8.1): h2's generic path decides.
+        side.injected += server.data_to_send()
+        target = stream_id if not answered or choice % 2 else max(side.ended, default=stream_id)
+        side.injected += bytes([0, 0, 3, 0, choice % 2]) + target.to_bytes(4, "big") + b"raw"
     elif action == "informational":
         server.send_headers(stream_id, [(b":status", b"103"), (b"link", b"</s>")])
     elif action in ("respond-data", "respond-data-end", "respond-padded"):
@@ -201,6 +245,9 @@ SERVER_ACTIONS = (
     "malformed",
     "server-reset",
     "push",
+    "respond-continuation",
+    "odd-flags",
+    "raw-data",
 )
 
 
