@@ -26,6 +26,8 @@ Independent checks of issue 14's core work, each against h2's own path:
 from __future__ import annotations
 
 import random
+import threading
+import types
 from typing import Any
 
 import h2.config
@@ -37,6 +39,8 @@ import h2.settings
 import hpack
 import pytest
 
+import hyper
+import hyper.tls
 from hyper.exceptions import HyperError
 from hyper.http20 import h2_internals
 from hyper.http20.core import H2Core
@@ -44,6 +48,7 @@ from hyper.http20.h2_internals_count import OpenStreamCount
 from hyper.http20.h2_internals_steps import new_request_stream, take_output
 from hyper.http20.hpack_cache import MemoEncoder
 from tests.fast_paths import fast_paths_on  # noqa: F401 - a fixture, used below
+from tests.servers import HELLO_TEXT, ServerInfo
 
 GET = [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"a.test"), (b":path", b"/")]
 POST = [(b":method", b"POST"), (b":scheme", b"https"), (b":authority", b"a.test"), (b":path", b"/up")]
@@ -75,7 +80,9 @@ class Side:
             self.core._frames.fast_path = False
             self.core._open_count = AlwaysWalks(self.core._h2, self.core._count_open_streams)
         self.server = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=False, header_encoding=None, validate_outbound_headers=False)
+            h2.config.H2Configuration(
+                client_side=False, header_encoding=None, validate_outbound_headers=False
+            )
         )
         self.server.initiate_connection()
         self.core.initiate()
@@ -114,7 +121,9 @@ def with_priority(frame: bytes, weight: int) -> bytes:
     """One HEADERS frame with the PRIORITY flag and its five bytes added (RFC 9113 6.2)."""
     length = int.from_bytes(frame[:3], "big") + 5
     priority = (0).to_bytes(4, "big") + bytes([weight])
-    return length.to_bytes(3, "big") + frame[3:4] + bytes([frame[4] | 0x20]) + frame[5:9] + priority + frame[9:]
+    return (
+        length.to_bytes(3, "big") + frame[3:4] + bytes([frame[4] | 0x20]) + frame[5:9] + priority + frame[9:]
+    )
 
 
 def with_padding(frame: bytes, pad: int) -> bytes:
@@ -176,7 +185,9 @@ def _server_op(side: Side, action: str, stream_id: int, choice: int) -> None:
             side.ended.add(stream_id)
     elif action == "respond-continuation":
         # A header block over 16 KiB: HEADERS and CONTINUATION (RFC 9113 6.10), h2's path.
-        server.send_headers(stream_id, [(b":status", b"200"), (b"x-big", b"b" * 17000)], end_stream=bool(choice % 2))
+        server.send_headers(
+            stream_id, [(b":status", b"200"), (b"x-big", b"b" * 17000)], end_stream=bool(choice % 2)
+        )
         side.answered.add(stream_id)
         if choice % 2:
             side.ended.add(stream_id)
@@ -288,7 +299,9 @@ def _step(side: Side, action: str, choice: int) -> Any:
             server.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: choice % 9})
             return None
         if action == "table-size":
-            server.update_settings({h2.settings.SettingCodes.HEADER_TABLE_SIZE: (0, 64, 256, 4096)[choice % 4]})
+            server.update_settings(
+                {h2.settings.SettingCodes.HEADER_TABLE_SIZE: (0, 64, 256, 4096)[choice % 4]}
+            )
             return None
         if action == "goaway":
             last = max(side.pending, default=0)
@@ -483,8 +496,12 @@ def test_the_same_table_size_set_twice_keeps_hpacks_bytes() -> None:
 
 def test_a_size_set_and_set_back_between_identical_blocks() -> None:
     plain, memo = hpack.Encoder(), MemoEncoder()
-    fields = [(b":method", b"GET"), (b"x-a", b"1"), hpack.NeverIndexedHeaderTuple(b"authorization", b"s")]
-    plain_fields = [(b":method", b"GET"), (b"x-b", b"2", True)]  # sensitive as a 3-tuple
+    fields: list[Any] = [
+        (b":method", b"GET"),
+        (b"x-a", b"1"),
+        hpack.NeverIndexedHeaderTuple(b"authorization", b"s"),
+    ]
+    plain_fields: list[Any] = [(b":method", b"GET"), (b"x-b", b"2", True)]  # sensitive as a 3-tuple
     for batch in (fields, plain_fields):
         for huffman in (True, False, True):
             for encoder in (plain, memo):
@@ -526,7 +543,9 @@ def test_header_table_size_between_identical_requests_on_the_wire() -> None:
         side.server.send_headers(stream_id, [(b":status", b"204")], end_stream=True)
         side.flush(0)
     assert received == [fields] * 10
-    assert core._h2.encoder.hits >= 2  # served again between the resizes (rounds 2 and 9)
+    encoder: Any = core._h2.encoder
+    assert isinstance(encoder, MemoEncoder)
+    assert encoder.hits >= 2  # served again between the resizes (rounds 2 and 9)
 
 
 # -- take_output, new_request_stream ------------------------------------------------
@@ -572,3 +591,100 @@ def test_new_request_stream_matches_h2_after_settings_changes() -> None:
             )
         )
     assert made[0] == made[1]
+
+
+# -- threads: the cached count is read and changed under the session's state lock ------
+
+
+class OwnedLock:
+    """A ``threading.Lock`` that knows which thread holds it."""
+
+    def __init__(self) -> None:
+        self._lock = _REAL_LOCK()
+        self.owner: int | None = None
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        got = self._lock.acquire(blocking, timeout)
+        if got:
+            self.owner = threading.get_ident()
+        return got
+
+    def release(self) -> None:
+        self.owner = None
+        self._lock.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+    def _is_owned(self) -> bool:  # threading.Condition asks this of its lock
+        return self.owner == threading.get_ident()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+_REAL_LOCK = threading.Lock
+
+
+def test_threads_use_the_cached_count_only_under_the_state_lock(
+    nginx_server: ServerInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight threads share one connection; every question to the count comes from the lock's holder."""
+    from hyper.http20 import session_wire
+
+    locks: list[OwnedLock] = []
+
+    def new_lock() -> OwnedLock:
+        lock = OwnedLock()
+        locks.append(lock)
+        return lock
+
+    # Only the session's module gets the owner-tracking lock.
+    patched = types.SimpleNamespace(**{name: getattr(threading, name) for name in dir(threading)})
+    patched.Lock = new_lock
+    monkeypatch.setattr(session_wire, "threading", patched)
+    outside: list[str] = []
+    uses = [0]
+
+    def checked(method: Any) -> Any:
+        def wrapper(self: OpenStreamCount, *args: Any) -> Any:
+            uses[0] += 1
+            if not any(lock.owner == threading.get_ident() for lock in locks):
+                outside.append(method.__name__)
+            return method(self, *args)
+
+        return wrapper
+
+    for name in ("get", "opened", "forget"):
+        monkeypatch.setattr(OpenStreamCount, name, checked(getattr(OpenStreamCount, name)))
+    context = hyper.tls.init_context(cert_path=nginx_server.ca_file)
+    conn = hyper.HTTP20Connection(
+        nginx_server.host, nginx_server.port, secure=True, ssl_context=context, timeout=30
+    )
+    failures: list[Exception] = []
+    start = threading.Barrier(8, timeout=30)
+
+    def fetch_some() -> None:
+        try:
+            start.wait()
+            for _ in range(15):
+                response = conn.get_response(conn.request("GET", "/hello.txt"))
+                assert response.read() == HELLO_TEXT
+        except Exception as exc:  # noqa: BLE001 - reported by the main thread below
+            failures.append(exc)
+
+    try:
+        threads = [threading.Thread(target=fetch_some) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not any(thread.is_alive() for thread in threads)
+    finally:
+        conn.close()
+    assert not failures, failures
+    assert locks and uses[0] >= 120  # a question before every request at least
+    assert outside == []
