@@ -688,3 +688,20 @@ def test_threads_use_the_cached_count_only_under_the_state_lock(
     assert not failures, failures
     assert locks and uses[0] >= 120  # a question before every request at least
     assert outside == []
+
+
+@pytest.mark.usefixtures("fast_paths_on")
+def test_the_upgraded_stream_counts_until_its_response_ends() -> None:
+    """``Upgrade: h2c``: h2 opens stream 1 itself (RFC 7540 3.2); the count walks after that."""
+    core = H2Core()
+    settings = core.initiate_upgrade()
+    server = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding=None))
+    server.initiate_upgrade_connection(settings)
+    assert core._open_count.get() == h2_count(core._h2) == 1  # HALF_CLOSED_LOCAL counts
+    second = core.open_stream(GET, True, slot_checked=core.can_open_stream())
+    assert core._open_count.get() == h2_count(core._h2) == 2
+    server.receive_data(core.data_to_send())
+    server.send_headers(1, [(b":status", b"200")], end_stream=True)
+    core.receive(server.data_to_send())
+    assert core._open_count.get() == h2_count(core._h2) == 1
+    assert 1 in core._h2._closed_streams and second in core._h2.streams
