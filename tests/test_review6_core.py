@@ -705,3 +705,24 @@ def test_the_upgraded_stream_counts_until_its_response_ends() -> None:
     core.receive(server.data_to_send())
     assert core._open_count.get() == h2_count(core._h2) == 1
     assert 1 in core._h2._closed_streams and second in core._h2.streams
+
+
+@pytest.mark.usefixtures("fast_paths_on")
+def test_a_fast_open_failing_after_h2_made_the_stream_is_still_counted() -> None:
+    """The guard on the size of h2's table: a stream made by an open that then failed counts.
+
+    A malformed field (a 1-tuple) makes hpack fail after h2's stream exists
+    in OPEN (h2's own send_headers would leave it the same way); nothing
+    told the count, yet it must still agree with h2's walk.
+    """
+    core = H2Core()
+    core.initiate()
+    core.data_to_send()
+    core.open_stream(GET, True, slot_checked=core.can_open_stream())
+    assert core._open_count.get() == 1
+    with pytest.raises(IndexError):
+        core.open_stream([*GET, (b"bad",)], True, slot_checked=core.can_open_stream())  # type: ignore[list-item]
+    assert core._h2.streams[3].state_machine.state.name == "OPEN"
+    assert core._open_count.get() == h2_count(core._h2) == 2
+    assert core.open_stream(GET, True, slot_checked=core.can_open_stream()) == 5
+    assert core._open_count.get() == h2_count(core._h2) == 3
