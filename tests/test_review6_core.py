@@ -726,3 +726,13 @@ def test_a_fast_open_failing_after_h2_made_the_stream_is_still_counted() -> None
     assert core._open_count.get() == h2_count(core._h2) == 2
     assert core.open_stream(GET, True, slot_checked=core.can_open_stream()) == 5
     assert core._open_count.get() == h2_count(core._h2) == 3
+
+
+def test_the_huffman_choice_is_part_of_the_last_block() -> None:
+    """The same field objects, the table unchanged, Huffman switched: hpack's other bytes (RFC 7541 5.2)."""
+    plain, memo = hpack.Encoder(), MemoEncoder()
+    fields = [(b":method", b"GET"), (b"x-long-name", b"a literal value never indexed", True)]
+    for huffman in (True, True, False, False, True, False):
+        assert memo.encode(fields, huffman) == plain.encode(fields, huffman), huffman
+        assert _table(memo) == _table(plain)
+    assert memo.hits >= 2  # the repeats were served, each with its own choice
