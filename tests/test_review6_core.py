@@ -9,7 +9,9 @@ Independent checks of issue 14's core work, each against h2's own path:
   GOAWAY, a reset by us, padded and prioritised frames, trailers and 1xx
   responses, uploads the server answers (and resets) before we end them,
   malformed responses (a stream error found mid-receive), bytes cut into
-  pieces across reads, and a connection error mid-receive.
+  pieces across reads, a connection error mid-receive, the h2c upgrade's
+  stream 1 and a fast open that fails after h2 made its stream; and eight
+  threads on one nginx connection only touch it under the state lock.
 * the frame splitter's direct fast path (HEADERS and DATA from the frame
   loop) must deliver what h2's generic path delivers: a second core takes
   the same steps with the splitter's fast path off and h2's walk made before
@@ -17,8 +19,9 @@ Independent checks of issue 14's core work, each against h2's own path:
   and show the application the same responses.
 * :meth:`MemoEncoder.encode <hyper.http20.hpack_cache.MemoEncoder.encode>`
   reusing its last block: hpack's quirks around table size updates (the
-  same size set twice, a size set and set back) and a SETTINGS_HEADER_TABLE_SIZE
-  between two identical requests on a live core, decoded by a real h2 server.
+  same size set twice, a size set and set back), the Huffman choice, and a
+  SETTINGS_HEADER_TABLE_SIZE between two identical requests on a live core,
+  byte for byte against plain h2 and decoded by an h2 server.
 * ``take_output`` and ``new_request_stream`` against ``data_to_send`` and
   ``_begin_new_stream``.
 """
