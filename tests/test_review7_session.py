@@ -28,6 +28,7 @@ from hyper import HTTP20Connection
 from hyper.common import sockets
 from hyper.exceptions import HyperError, StreamResetError
 from hyper.http20.sessions import SessionSet
+from tests.batch_scripts import wait_for_goaway_in_socket
 from tests.scripted import Peer, ScriptedServer
 from tests.test_hostile import reconnecting_server
 
@@ -407,6 +408,96 @@ def test_a_goaway_read_while_waiting_for_a_stream_slot_moves_the_request(slot_fr
             assert response.read() == b"one"
         finally:
             waiting.set()
+            conn.close()
+
+
+def test_a_request_holding_a_session_replaced_and_closed_meanwhile_moves_to_the_new_one() -> None:
+    """usable() hands out the current session without the set's lock; the request may then
+    reach a session another thread already replaced (GOAWAY) and closed (drained): open_stream
+    checks again under the session's own lock, and the request goes to the new session."""
+    picked = threading.Event()
+    go_on = threading.Event()
+
+    def first(peer: Peer) -> None:
+        request = peer.wait_request()
+        peer.respond(request.stream_id, body=b"one")
+        assert picked.wait(_WAIT)
+        peer.send_goaway(request.stream_id)
+        peer.drain_until_closed()  # the client closes this session once it is drained
+
+    def second(peer: Peer) -> None:
+        for _ in range(2):
+            request = peer.wait_request()
+            peer.respond(request.stream_id, body=b"new")
+        peer.drain_until_closed()
+
+    with reconnecting_server(first, second) as server:
+        conn = _connect(server)
+        results: dict[str, Any] = {}
+        try:
+            old = conn._current_session()
+            assert conn.getresponse(conn.request("GET", "/one")).read() == b"one"
+            assert conn._current_session() is old
+            real_open = old.open_stream
+
+            def gated(*args: Any, **kwargs: Any) -> int | None:
+                picked.set()  # this thread holds the old session, not yet its lock
+                assert go_on.wait(_WAIT)
+                return real_open(*args, **kwargs)
+
+            old.open_stream = gated  # type: ignore[method-assign]
+
+            def late() -> None:
+                try:
+                    results["late"] = conn.getresponse(conn.request("GET", "/late")).read()
+                except BaseException as exc:  # noqa: BLE001 - reported below
+                    results["error"] = exc
+
+            thread = threading.Thread(target=late)
+            thread.start()
+            assert picked.wait(_WAIT)
+            # Meanwhile this thread finds the GOAWAY (the pre-open poll of the
+            # next request would too), replaces the session, and the drained
+            # old one is closed.
+            del old.open_stream
+            wait_for_goaway_in_socket(conn)  # unread: the next request's pre-open poll finds it
+            assert conn.getresponse(conn.request("GET", "/two")).read() == b"new"
+            assert old.fileno() == -1  # closed: its socket number may be anyone's now
+            go_on.set()
+            thread.join(_WAIT)
+            assert "error" not in results
+            assert results["late"] == b"new"
+        finally:
+            go_on.set()
+            conn.close()
+
+
+def test_the_last_stream_id_makes_the_next_request_move_to_a_new_session() -> None:
+    """RFC 9113 section 5.1.1: ids are never reused; the request after the last id
+    moves to a new connection (``_refusal_possible`` set by the open itself)."""
+
+    def first(peer: Peer) -> None:
+        request = peer.wait_request()
+        assert request.stream_id == 2**31 - 1
+        peer.respond(request.stream_id, body=b"last id")
+        peer.drain_until_closed()
+
+    def second(peer: Peer) -> None:
+        request = peer.wait_request()
+        assert request.stream_id == 1
+        peer.respond(request.stream_id, body=b"fresh ids")
+        peer.drain_until_closed()
+
+    with reconnecting_server(first, second) as server:
+        conn = _connect(server)
+        try:
+            session = conn._current_session()
+            # Skip ahead (ids need not be consecutive, section 5.1.1): the next one is the last.
+            session._core._h2.highest_outbound_stream_id = 2**31 - 3
+            assert conn.getresponse(conn.request("GET", "/")).read() == b"last id"
+            assert conn.getresponse(conn.request("GET", "/")).read() == b"fresh ids"
+            assert conn._current_session() is not session
+        finally:
             conn.close()
 
 
