@@ -136,6 +136,42 @@ def test_a_settings_frame_read_with_the_response_is_acknowledged_before_getrespo
             conn.close()
 
 
+def test_the_servers_first_settings_read_with_the_first_response_are_acknowledged() -> None:
+    """The server's preface comes only after our request, in the same write as the response:
+    the ACK of its first SETTINGS (RFC 9113 section 3.4) leaves before getresponse returns."""
+    acked = threading.Event()
+    finish = threading.Event()
+
+    def script(peer: Peer) -> None:
+        # The server's SETTINGS queued first (h2 queues its ACK of ours
+        # behind them), but nothing is sent until the request is here.
+        peer.h2.initiate_connection()
+        requests: list[Any] = []
+        while not requests:
+            data = peer.sock.recv(65536)
+            assert data, "the client hung up before its request"
+            requests = [e for e in peer.h2.receive_data(data) if isinstance(e, h2.events.RequestReceived)]
+        peer.h2.send_headers(requests[0].stream_id, [(b":status", b"200")])
+        peer.flush()  # SETTINGS, the ACK of the client's, the response's HEADERS: one write
+        _await_settings_ack(peer)
+        acked.set()
+        assert finish.wait(_WAIT)
+        peer.h2.send_data(requests[0].stream_id, b"late", end_stream=True)
+        peer.flush()
+        peer.drain_until_closed()
+
+    with ScriptedServer(script, handshake=False) as server:
+        conn = _connect(server)
+        try:
+            response = conn.getresponse(conn.request("GET", "/"))
+            assert acked.wait(_WAIT), "the first SETTINGS ACK was left queued"
+            finish.set()
+            assert response.read() == b"late"
+        finally:
+            finish.set()
+            conn.close()
+
+
 def test_a_ping_read_with_a_reset_stream_is_acknowledged_when_getresponse_raises() -> None:
     """No headers, a reset and a PING in one read: getresponse raises, the PING ACK still left."""
     acked = threading.Event()
