@@ -24,13 +24,16 @@ import h2.settings
 import hyperframe.frame
 import pytest
 
+import hyper.tls
 from hyper import HTTP20Connection
 from hyper.common import sockets
 from hyper.exceptions import HyperError, StreamResetError
 from hyper.http20.sessions import SessionSet
 from tests.batch_scripts import wait_for_goaway_in_socket
 from tests.scripted import Peer, ScriptedServer
+from tests.servers import CertFiles
 from tests.test_hostile import reconnecting_server
+from tests.test_tls_read import tls_server_context
 
 _WAIT = 10.0  # bounds every wait; events are ordered with Events, never timed
 _PING = b"review07"
@@ -167,6 +170,41 @@ def test_the_servers_first_settings_read_with_the_first_response_are_acknowledge
             assert acked.wait(_WAIT), "the first SETTINGS ACK was left queued"
             finish.set()
             assert response.read() == b"late"
+        finally:
+            finish.set()
+            conn.close()
+
+
+def test_over_tls_a_ping_and_settings_read_with_the_headers_are_acknowledged(
+    server_cert_files: CertFiles, ca_file: str
+) -> None:
+    """As above, over real TLS: the reader's drain stops at the end of a record, and its answer
+    (the PING and SETTINGS ACKs) still leaves before getresponse returns."""
+    acked = threading.Event()
+    finish = threading.Event()
+
+    def script(peer: Peer) -> None:
+        request = peer.wait_request()
+        peer.h2.send_headers(request.stream_id, [(b":status", b"200")])
+        peer.h2.ping(_PING)
+        _new_settings(peer)
+        peer.flush()
+        _await_ping_ack(peer)
+        _await_settings_ack(peer)
+        acked.set()
+        assert finish.wait(_WAIT)
+        peer.h2.send_data(request.stream_id, b"tls body", end_stream=True)
+        peer.flush()
+        peer.drain_until_closed()
+
+    context = hyper.tls.init_context(cert_path=ca_file)
+    with ScriptedServer(script, tls_context=tls_server_context(server_cert_files)) as server:
+        conn = HTTP20Connection("localhost", server.port, ssl_context=context, timeout=_WAIT)
+        try:
+            response = conn.getresponse(conn.request("GET", "/"))
+            assert acked.wait(_WAIT), "an ACK was left queued"
+            finish.set()
+            assert response.read() == b"tls body"
         finally:
             finish.set()
             conn.close()
