@@ -702,10 +702,6 @@ class _IdBaseSpy:
         self._id_base = value
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review7 bug 1: SessionSet._install swaps the session in before setting its id_base",
-)
 def test_a_session_is_never_handed_out_before_its_id_base_is_set() -> None:
     """usable() reads the current session without the set's lock: it must be complete when swapped in.
 

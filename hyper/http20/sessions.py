@@ -77,11 +77,13 @@ class SessionSet:
     def _install(self, new: H2Session) -> None:
         """Make ``new`` current; the old one drains its streams. Caller holds _connect_lock."""
         with self._lock:  # guards _session, _draining and the id base together
+            # The id base first: _usable() reads _session without this lock,
+            # so the session must be complete before it becomes visible.
+            new.id_base = self._next_id_base
+            self._next_id_base += _IDS_PER_SESSION
             old, self._session = self._session, new
             if old is not None:
                 self._draining.append(old)
-            new.id_base = self._next_id_base
-            self._next_id_base += _IDS_PER_SESSION
 
     def _usable(self) -> H2Session | None:
         """The current session, ``None`` if a new one is due; raises if it broke."""
