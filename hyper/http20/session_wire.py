@@ -34,8 +34,12 @@ from ..exceptions import (
 from .core import H2Core
 from .session_wakeups import StateCondition
 
-#: Size of the reusable receive buffer; one drain reads at most this much.
+#: Size of the reusable receive buffer; one fill reads at most this much.
 RECV_BUFFER_SIZE = 512 * 1024
+#: A fill starts where the last one stopped while the core still holds views
+#: of the buffer (DATA runs, see hyper.http20.data_runs), and goes back to
+#: the start, copying those views out first, once less than this is left.
+MIN_FILL_SPACE = 64 * 1024
 #: Why a fill of the receive buffer stopped (see SessionWire._fill_buffer_locked).
 _BLOCKED, _FULL, _SHORT = object(), object(), object()
 #: Most application bytes one TLS record carries (RFC 8446 section 5.1).
@@ -129,6 +133,15 @@ class SessionWire:
         #: Set once the socket is closed (a keep-alive thread stops on it).
         self.stopped = threading.Event()
         self._recv_buffer = bytearray(RECV_BUFFER_SIZE)
+        # Where the next fill of the buffer starts. The core buffers the
+        # payloads of DATA runs as views of this buffer, uncopied until the
+        # application takes them (one copy per body byte instead of two), so
+        # bytes under a view still held must not be read over. A fill
+        # therefore goes on after the previous one while the core holds any
+        # body bytes, and starts again at 0 once it holds none (all taken),
+        # or, when the buffer is nearly used up, after the core copied the
+        # views still held into bytes of their own (CoreBodies.detach_views).
+        self._recv_offset = 0
         # How many decrypted bytes TLS holds (``None`` in cleartext).
         self._tls_pending: Callable[[], int] | None = getattr(sock, "pending", None)
         self._recv_view = memoryview(self._recv_buffer)
@@ -259,13 +272,21 @@ class SessionWire:
         with nothing left decrypted in TLS (``_SHORT``; see
         :meth:`_drain_locked`).
         """
+        start = self._recv_offset
+        if RECV_BUFFER_SIZE - start < MIN_FILL_SPACE:
+            # Too little room left after bytes the core may still hold views
+            # of: those views become bytes of their own, and the whole
+            # buffer is free again (see __init__).
+            self._core.detach_views(self._recv_buffer)
+            start = self._recv_offset = 0
+        limit = RECV_BUFFER_SIZE - start
         view = self._recv_view
         pending = self._tls_pending
         read = self._read_into
         total = 0
-        while total < RECV_BUFFER_SIZE:
+        while total < limit:
             try:
-                got = read(RECV_BUFFER_SIZE - total, view[total:])
+                got = read(limit - total, view[start + total :])
             except _FILL_BLOCKED:
                 return total, _BLOCKED, False
             except ssl.SSLZeroReturnError:
@@ -292,7 +313,7 @@ class SessionWire:
                 and (
                     not pending()
                     if pending is not None
-                    else total < RECV_BUFFER_SIZE  # cleartext: the kernel had no more than this
+                    else total < limit  # cleartext: the kernel had no more than this
                 )
             ):
                 return total, _SHORT, False
@@ -303,8 +324,14 @@ class SessionWire:
         if now - self._flood_budget_started > FLOOD_BUDGET_PERIOD:
             self._flood_budget_started = now
             self._core.reset_flood_budget()
-        # The frame splitter copies what it keeps, so no copy is needed here.
-        self._core.receive(self._recv_view[:size])
+        # No copy here: the frame splitter copies what it keeps, except the
+        # payloads of DATA runs, which the core holds as views (see __init__).
+        start = self._recv_offset
+        self._core.receive(self._recv_view[start : start + size])
+        # While the core holds body bytes (views of this buffer among them,
+        # perhaps), the next fill must not read over them: it goes on after
+        # these. Once it holds none, nothing can point into the buffer.
+        self._recv_offset = start + size if self._core.total_buffered else 0
         self._note_refusal_locked()
 
     def _note_refusal_locked(self) -> None:
