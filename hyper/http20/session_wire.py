@@ -41,7 +41,7 @@ RECV_BUFFER_SIZE = 512 * 1024
 #: the start, copying those views out first, once less than this is left.
 MIN_FILL_SPACE = 64 * 1024
 #: Why a fill of the receive buffer stopped (see SessionWire._fill_buffer_locked).
-_BLOCKED, _FULL, _SHORT = object(), object(), object()
+_BLOCKED, _FULL, _SHORT, _ROOM_LOW = object(), object(), object(), object()
 #: Most application bytes one TLS record carries (RFC 8446 section 5.1).
 _FULL_TLS_RECORD = 16384
 #: Seconds per budget of control frames (see H2Core.reset_flood_budget).
@@ -249,7 +249,11 @@ class SessionWire:
         block" (one per request, for sequential requests). Whatever else
         arrived is in the kernel, where the next poll() sees it. While a
         response is still owed (several requests in flight, a download) the
-        drain goes on to "would block", as more is likely right behind.
+        drain goes on to "would block", as more is likely right behind;
+        except that it also stops when the buffer is nearly used up, at the
+        end of a TLS record, while the core holds body bytes (views of the
+        buffer, perhaps: see ``__init__``), so that the application takes
+        them before they would have to be copied out.
         """
         progressed = False
         while not self._socket_closed:
@@ -262,6 +266,14 @@ class SessionWire:
                 return True
             if status is _BLOCKED or (status is _SHORT and not self._streams_in_flight()):
                 break
+            if status is _ROOM_LOW and self._core.total_buffered:
+                # The buffer is nearly used up, and the core holds body
+                # bytes, views of it perhaps: the reader lets the waiters
+                # take them before it reads on, so that the next fill can
+                # start at the beginning again instead of copying the views
+                # out (see __init__). The rest waits in the kernel, where
+                # the next poll() sees it.
+                break
         return progressed
 
     def _fill_buffer_locked(self, until_blocked: bool = True) -> tuple[int, object, bool]:
@@ -270,9 +282,13 @@ class SessionWire:
         It stops when the socket would block (``_BLOCKED``), the buffer is
         full (``_FULL``), or, without ``until_blocked``, after a short read
         with nothing left decrypted in TLS (``_SHORT``; see
-        :meth:`_drain_locked`).
+        :meth:`_drain_locked`), or with less than :data:`MIN_FILL_SPACE`
+        left in the buffer at the end of a TLS record (``_ROOM_LOW``).
         """
-        start = self._recv_offset
+        # Nothing buffered in the core: no view of the buffer is held, and
+        # the fill may start at the beginning.
+        # (_feed_locked reads the bytes from _recv_offset on: it is set here.)
+        start = self._recv_offset = self._recv_offset if self._core.total_buffered else 0
         if RECV_BUFFER_SIZE - start < MIN_FILL_SPACE:
             # Too little room left after bytes the core may still hold views
             # of: those views become bytes of their own, and the whole
@@ -303,6 +319,12 @@ class SessionWire:
             if not got:
                 return total, _BLOCKED, True
             total += got
+            if not until_blocked and limit - total < MIN_FILL_SPACE and (pending is None or not pending()):
+                # The reader's drain, with the buffer nearly used up, at the
+                # end of a TLS record: stop here (see _drain_locked).
+                # Nothing is left decrypted in TLS, so the next poll() sees
+                # whatever else has arrived.
+                return total, _ROOM_LOW, False
             # Only while this drain has read less than one full record: a
             # short record after more data (a download's, a burst's) means
             # the response goes on, and stopping there would only split the
