@@ -10,11 +10,10 @@ and every full frame shares one prebuilt 9-byte header (RFC 9113 section
 4.1: length, type DATA, no flags, stream id), so a frame costs one slice and
 one join.
 
-Frames leave in groups of :data:`FRAMES_PER_PIECE`, headers and payloads
-joined into one piece (one copy, into a buffer small enough to stay in the
-CPU cache), so that with record-filling payloads
-(:mod:`hyper.http20.upload_frames`) every ``send()`` is whole TLS records,
-and one Python step sends several of them.
+Each frame leaves as one piece, header and payload joined (one copy, into a
+buffer small enough to stay in the CPU cache), so that with record-filling
+payloads (:mod:`hyper.http20.upload_frames`) every ``send()`` is whole TLS
+records.
 """
 
 from __future__ import annotations
@@ -28,17 +27,9 @@ from .h2_internals_data import take_send_credit_run
 #: separately, through h2.
 _DATA_NO_FLAGS = b"\x00\x00"
 
-#: Full frames joined into one piece to send. Each piece is one Python
-#: ``send()`` (and one SSL_write) however many TLS records it fills: eight
-#: record-filling frames (128 KiB) cut the Python steps per 100 MiB from
-#: ~6,400 sends to ~800, and measured against nghttpd about 5-9 % of an
-#: upload's client CPU (one send per frame: 0.75 ms/MB; four: 0.73; eight:
-#: 0.69; sixteen: 0.73, the piece no longer staying in the CPU cache).
-FRAMES_PER_PIECE = 8
-
 
 def frame_data_run(conn: Any, stream_id: int, data: memoryview, frame_payload: int) -> list[bytes] | None:
-    """Debit the windows for all of ``data`` and return it as DATA frames, a few per piece.
+    """Debit the windows for all of ``data`` and return it as DATA frames, one piece each.
 
     The caller has checked that ``data`` fits both send windows. Returns
     ``None`` (nothing debited) when the fast paths are off or h2's state is
@@ -53,17 +44,7 @@ def frame_data_run(conn: Any, stream_id: int, data: memoryview, frame_payload: i
     end = total - tail
     sid = stream_id.to_bytes(4, "big")
     header = frame_payload.to_bytes(3, "big") + _DATA_NO_FLAGS + sid
-    # Frames go out in groups of FRAMES_PER_PIECE, each group one piece
-    # (one copy, one send()): with record-filling frames a group is whole
-    # TLS records, so the records are the same as one send() per frame.
-    group = FRAMES_PER_PIECE * frame_payload
-    pieces = []
-    for group_start in range(0, end, group):
-        parts = []
-        for start in range(group_start, min(group_start + group, end), frame_payload):
-            parts.append(header)  # RFC 9113 section 4.1: length, DATA, no flags, stream id
-            parts.append(data[start : start + frame_payload])
-        pieces.append(b"".join(parts))
+    pieces = [header + data[start : start + frame_payload] for start in range(0, end, frame_payload)]
     if tail:
         pieces.append(tail.to_bytes(3, "big") + _DATA_NO_FLAGS + sid + data[end:])
     return pieces
