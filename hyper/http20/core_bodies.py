@@ -138,34 +138,27 @@ class CoreBodies:
         data = stream.data
         if not data:
             return b""
-        taken: bytes
+        chunk: Any
         if max_bytes is None or max_bytes >= stream.buffered:
-            # Everything: one copy of the pieces (views of the receive
-            # buffer, bytes from h2) into one bytes object; a lone bytes
-            # piece is handed on as it is (join returns it).
-            taken = b"".join(data)
+            chunk = b"".join(data) if len(data) > 1 else data[0]
             data.clear()
         else:
-            # Whole pieces while they fit, then the front of the next one.
             pieces = []
-            popleft = data.popleft
             wanted = max_bytes
-            while True:
-                head = data[0]  # there is one: fewer than buffered bytes are wanted
-                size = len(head)
-                if size > wanted:
-                    break
-                pieces.append(popleft())
-                wanted -= size
-                if not wanted:
-                    break
-            if wanted:
-                # The rest stays as a view: a large piece read in small
-                # steps must not be copied again at every step.
-                view = head if type(head) is memoryview else memoryview(head)
-                pieces.append(view[:wanted])
-                data[0] = view[wanted:]
-            taken = b"".join(pieces)
+            while wanted:
+                head = data[0]
+                if len(head) <= wanted:
+                    pieces.append(data.popleft())
+                    wanted -= len(head)
+                else:
+                    # The rest stays as a view: a large piece read in small
+                    # steps must not be copied again at every step.
+                    view = head if type(head) is memoryview else memoryview(head)
+                    pieces.append(view[:wanted])
+                    data[0] = view[wanted:]
+                    wanted = 0
+            chunk = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        taken: bytes = chunk if type(chunk) is bytes else bytes(chunk)
         self._consumed(stream, len(taken))
         return taken
 

@@ -46,18 +46,31 @@ class DataRun:
         self.pieces: list[memoryview] = []
         self.size = 0
 
-    def add_views(self, payloads: list[memoryview], size: int, events: list[h2.events.Event]) -> None:
-        """Add the ``payloads`` of frames already accounted for, ``size`` bytes in all.
+    def add(self, payload: memoryview) -> None:
+        """Add one frame's payload, already accounted for, to the run."""
+        self.pieces.append(payload)
+        self.size += len(payload)
 
-        Once the run holds :data:`RUN_BYTES` or more it is delivered (to
-        ``events``) and a new one goes on, on the same stream.
+    def add_payloads(self, view: memoryview, bounds: list[int], events: list[h2.events.Event]) -> None:
+        """Add the payloads at ``bounds`` (start, stop, start, stop...) of ``view``, all accounted for.
+
+        Each time the run holds :data:`RUN_BYTES` it is delivered (to
+        ``events``) and goes on, on the same stream.
         """
-        self.pieces.extend(payloads)
-        self.size += size
-        if self.size >= RUN_BYTES:
-            stream = self.stream
-            self.flush(events)
-            self.stream = stream
+        pieces = self.pieces
+        size = self.size
+        for index in range(0, len(bounds), 2):
+            start, stop = bounds[index], bounds[index + 1]
+            pieces.append(view[start:stop])
+            size += stop - start
+            if size >= RUN_BYTES:
+                self.size = size
+                stream = self.stream
+                self.flush(events)
+                self.stream = stream
+                pieces = self.pieces
+                size = 0
+        self.size = size
 
     def flush(self, events: list[h2.events.Event]) -> None:
         """Append the run's one ``DataReceived`` to ``events`` (if any) and start anew.

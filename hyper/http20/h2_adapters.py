@@ -223,10 +223,8 @@ class FrameSplitter(PublicFrames):
         unpack = _HEAD.unpack_from
         max_size = self._max_frame_size
         stream_id = run.stream.stream_id
-        # Each frame's payload, as a view of the received bytes (uncopied:
-        # see hyper.http20.data_runs).
-        payloads: list[memoryview] = []
-        append = payloads.append
+        # Where each frame's payload starts and stops, in pairs.
+        bounds: list[int] = []
         total = 0
         scan = offset
         while end - scan >= _FRAME_HEADER:
@@ -242,24 +240,23 @@ class FrameSplitter(PublicFrames):
                 or stop > end
             ):
                 break  # not one of the run: the main loop takes it
-            append(view[scan + _FRAME_HEADER : stop])
+            bounds.append(scan + _FRAME_HEADER)
+            bounds.append(stop)
             total += length
             scan = stop
         if fence.consume_plain_data_run(self._conn, run.stream, total):
-            run.add_views(payloads, total, events)
+            run.add_payloads(view, bounds, events)
             return scan
         # Some frame of the run breaks a window or content-length: find it.
-        stop = offset
-        for payload in payloads:
-            length = len(payload)
-            stop += _FRAME_HEADER + length  # where this frame ends
+        for index in range(0, len(bounds), 2):
+            start, stop = bounds[index], bounds[index + 1]
             try:
-                fence.consume_plain_data(self._conn, run.stream, length)
+                fence.consume_plain_data(self._conn, run.stream, stop - start)
             except h2.exceptions.ProtocolError as exc:
                 run.flush(events)
-                self._stream_error_or_raise(stream_id, exc, length, events)
+                self._stream_error_or_raise(stream_id, exc, stop - start, events)
                 return stop  # the stream is reset: its later frames take the general path
-            run.add_views([payload], length, events)
+            run.add_payloads(view, bounds[index : index + 2], events)
         return scan
 
     def _fast_stream(self, stream_id: int, needs_headers: bool) -> Any:
