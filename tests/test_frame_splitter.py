@@ -111,6 +111,11 @@ def event_signature(event: Any) -> tuple[Any, ...]:
     return (type(event).__name__, plain(values))
 
 
+def data_bytes(data: Any) -> bytes:
+    """A DataReceived's payload as bytes: a run's list of buffer views is joined."""
+    return b"".join(data) if isinstance(data, list) else bytes(data)
+
+
 def merge_data_runs(events: list[Any]) -> list[Any]:
     """Consecutive DataReceived of one stream as one event (the fast path delivers runs so).
 
@@ -130,8 +135,16 @@ def merge_data_runs(events: list[Any]) -> list[Any]:
         ):
             merged[-1] = h2.events.DataReceived(
                 stream_id=event.stream_id,
-                data=previous.data + event.data,
+                data=data_bytes(previous.data) + data_bytes(event.data),
                 flow_controlled_length=previous.flow_controlled_length + event.flow_controlled_length,
+            )
+        elif type(event) is h2.events.DataReceived and isinstance(event.data, list):
+            merged.append(
+                h2.events.DataReceived(
+                    stream_id=event.stream_id,
+                    data=data_bytes(event.data),
+                    flow_controlled_length=event.flow_controlled_length,
+                )
             )
         else:
             merged.append(event)

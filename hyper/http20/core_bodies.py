@@ -2,7 +2,8 @@
 
 :class:`CoreBodies` is a base of :class:`~hyper.http20.core.H2Core`. Each
 DATA frame's payload is kept on its stream (:meth:`CoreBodies._on_data`, the
-receiving half's handler for DATA), the application takes it
+receiving half's handler for DATA; a run of plain DATA frames as views of
+the receive buffer, copied once, on taking), the application takes it
 (:meth:`CoreBodies.take_data`), and what is taken, padded or dropped is
 credited back to the server as WINDOW_UPDATE (RFC 9113 section 6.9), when
 the stream's window manager and the connection credit
@@ -64,7 +65,8 @@ class CoreBodies:
         # Runs once per DATA frame: stream checks are written out, not
         # asked through properties, and the credit takes one call.
         size = event.flow_controlled_length or 0
-        payload = event.data or b""
+        # bytes from h2, or a DATA run's list of views (hyper.http20.data_runs).
+        payload: Any = event.data or b""
         stream = self.streams.get(event.stream_id)
         if stream is None or stream.discarded or stream.error is not None:
             # Nobody will read it: give the connection window straight back.
@@ -79,6 +81,17 @@ class CoreBodies:
             )
             return
         stream.window._data_received(size)
+        if type(payload) is list:
+            # A run of plain DATA frames (hyper.http20.data_runs): views of
+            # the receive buffer, kept as they are until take_data copies
+            # them (the session copies them out first if it must read over
+            # them: detach_views). No padding (RFC 9113 section 6.1), so the
+            # flow-controlled size is the payloads' total.
+            stream.data.extend(payload)
+            stream.buffered += size
+            self._credit.total_buffered += size
+            self._data_credit(size, 0)
+            return
         if payload:
             stream.data.append(payload)
             stream.buffered += len(payload)
@@ -157,6 +170,28 @@ class CoreBodies:
         if not stream.ended and stream.error is None:
             self._credit_stream(stream, size)
         self._credit_connection(0, size)
+
+    def detach_views(self, buffer: bytearray) -> None:
+        """Copy every buffered piece that is a view of ``buffer`` into bytes of its own.
+
+        The session calls this before it reads over a receive buffer that
+        still holds bytes no one has taken yet (see
+        :mod:`hyper.http20.session_wire`): DATA runs are buffered as views of
+        it. Pieces keep their order, so no byte moves and none is lost;
+        ``buffered`` and the window credit are unchanged (nothing is taken).
+        """
+        for stream in self.streams.values():
+            data = stream.data
+            if not data:
+                continue
+            # Only views of this buffer are copied: bytes (and views of
+            # other objects, e.g. a partly taken bytes piece) stay as they are.
+            detached = [
+                piece.tobytes() if type(piece) is memoryview and piece.obj is buffer else piece
+                for piece in data
+            ]
+            data.clear()
+            data.extend(detached)
 
     def _release_stream_buffer(self, stream: StreamState) -> None:
         # A dropped stream's unread bytes still hold connection window:

@@ -2,10 +2,15 @@
 
 The frame splitter (:class:`~hyper.http20.h2_adapters.FrameSplitter`)
 accounts for each plain DATA frame on its own, with h2's bookkeeping, and
-gathers the payloads of a run here: one copy out of the receive buffer and
-one ``DataReceived`` event (one buffered piece) for the run, instead of one
-per 16 KiB frame. Runs once per DATA frame; nothing here touches h2's
-internals.
+gathers the payloads of a run here: one ``DataReceived`` event for the run,
+instead of one per 16 KiB frame. Its ``data`` is not bytes but a list of
+the payloads, as views of the buffer the bytes were received in: nothing is
+copied here. The core buffers the views as they are
+(:meth:`~hyper.http20.core_bodies.CoreBodies._on_data`) and copies them once,
+when the application takes them; the session keeps the receive buffer's
+bytes under those views intact until then, or copies the views out before it
+reads over them (see :mod:`hyper.http20.session_wire`). Runs once per DATA
+frame; nothing here touches h2's internals.
 """
 
 from __future__ import annotations
@@ -14,11 +19,14 @@ from typing import Any
 
 import h2.events
 
-#: A run of DATA frames is delivered once it holds this much. Longer runs
-#: meant fewer, larger pieces held while unread, and at 64 KiB the allocator
-#: began to return and re-fault memory: four times the page faults of 16 KiB
-#: pieces (one 512 KiB piece per socket read was worse still).
-RUN_BYTES = 32 * 1024
+#: A run of DATA frames is delivered once it holds this much. When runs
+#: were joined into one bytes object, runs longer than 32 KiB made the
+#: allocator return and re-fault memory; views allocate nothing, so a run
+#: now goes on to the end of what one read brought (the session reads at
+#: most 512 KiB at a time), and the core's per-event steps (window
+#: bookkeeping, buffering, credit) run about once per read instead of once
+#: per 32 KiB. The bound only keeps a run's list of views finite.
+RUN_BYTES = 1024 * 1024
 
 
 class DataRun:
@@ -34,7 +42,7 @@ class DataRun:
     def __init__(self) -> None:
         # h2's stream the run is on (from the fence), None between runs.
         self.stream: Any = None
-        # Views of the receive buffer: copied once, by flush().
+        # Views of the receive buffer, handed on uncopied by flush().
         self.pieces: list[memoryview] = []
         self.size = 0
 
@@ -65,14 +73,19 @@ class DataRun:
         self.size = size
 
     def flush(self, events: list[h2.events.Event]) -> None:
-        """Append the run's one ``DataReceived`` to ``events`` (if any) and start anew."""
+        """Append the run's one ``DataReceived`` to ``events`` (if any) and start anew.
+
+        The event's ``data`` is the list of payload views (see the module
+        docstring); ``flow_controlled_length`` is their total, as the frames
+        have no padding (RFC 9113 section 6.1).
+        """
         if self.pieces:
-            pieces = self.pieces
-            data = pieces[0].tobytes() if len(pieces) == 1 else b"".join(pieces)
             assert self.stream is not None
+            # h2 types ``data`` as bytes; this event never leaves hyper's core.
+            pieces: Any = self.pieces
             events.append(
                 h2.events.DataReceived(
-                    stream_id=self.stream.stream_id, data=data, flow_controlled_length=self.size
+                    stream_id=self.stream.stream_id, data=pieces, flow_controlled_length=self.size
                 )
             )
             self.pieces = []

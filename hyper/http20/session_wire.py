@@ -34,10 +34,14 @@ from ..exceptions import (
 from .core import H2Core
 from .session_wakeups import StateCondition
 
-#: Size of the reusable receive buffer; one drain reads at most this much.
+#: Size of the reusable receive buffer; one fill reads at most this much.
 RECV_BUFFER_SIZE = 512 * 1024
+#: A fill starts where the last one stopped while the core still holds views
+#: of the buffer (DATA runs, see hyper.http20.data_runs), and goes back to
+#: the start, copying those views out first, once less than this is left.
+MIN_FILL_SPACE = 64 * 1024
 #: Why a fill of the receive buffer stopped (see SessionWire._fill_buffer_locked).
-_BLOCKED, _FULL, _SHORT = object(), object(), object()
+_BLOCKED, _FULL, _SHORT, _ROOM_LOW = object(), object(), object(), object()
 #: Most application bytes one TLS record carries (RFC 8446 section 5.1).
 _FULL_TLS_RECORD = 16384
 #: Seconds per budget of control frames (see H2Core.reset_flood_budget).
@@ -129,6 +133,15 @@ class SessionWire:
         #: Set once the socket is closed (a keep-alive thread stops on it).
         self.stopped = threading.Event()
         self._recv_buffer = bytearray(RECV_BUFFER_SIZE)
+        # Where the next fill of the buffer starts. The core buffers the
+        # payloads of DATA runs as views of this buffer, uncopied until the
+        # application takes them (one copy per body byte instead of two), so
+        # bytes under a view still held must not be read over. A fill
+        # therefore goes on after the previous one while the core holds any
+        # body bytes, and starts again at 0 once it holds none (all taken),
+        # or, when the buffer is nearly used up, after the core copied the
+        # views still held into bytes of their own (CoreBodies.detach_views).
+        self._recv_offset = 0
         # How many decrypted bytes TLS holds (``None`` in cleartext).
         self._tls_pending: Callable[[], int] | None = getattr(sock, "pending", None)
         self._recv_view = memoryview(self._recv_buffer)
@@ -236,7 +249,11 @@ class SessionWire:
         block" (one per request, for sequential requests). Whatever else
         arrived is in the kernel, where the next poll() sees it. While a
         response is still owed (several requests in flight, a download) the
-        drain goes on to "would block", as more is likely right behind.
+        drain goes on to "would block", as more is likely right behind;
+        except that it also stops when the buffer is nearly used up, at the
+        end of a TLS record, while the core holds body bytes (views of the
+        buffer, perhaps: see ``__init__``), so that the application takes
+        them before they would have to be copied out.
         """
         progressed = False
         while not self._socket_closed:
@@ -249,6 +266,14 @@ class SessionWire:
                 return True
             if status is _BLOCKED or (status is _SHORT and not self._streams_in_flight()):
                 break
+            if status is _ROOM_LOW and self._core.total_buffered:
+                # The buffer is nearly used up, and the core holds body
+                # bytes, views of it perhaps: the reader lets the waiters
+                # take them before it reads on, so that the next fill can
+                # start at the beginning again instead of copying the views
+                # out (see __init__). The rest waits in the kernel, where
+                # the next poll() sees it.
+                break
         return progressed
 
     def _fill_buffer_locked(self, until_blocked: bool = True) -> tuple[int, object, bool]:
@@ -257,15 +282,27 @@ class SessionWire:
         It stops when the socket would block (``_BLOCKED``), the buffer is
         full (``_FULL``), or, without ``until_blocked``, after a short read
         with nothing left decrypted in TLS (``_SHORT``; see
-        :meth:`_drain_locked`).
+        :meth:`_drain_locked`), or with less than :data:`MIN_FILL_SPACE`
+        left in the buffer at the end of a TLS record (``_ROOM_LOW``).
         """
+        # Nothing buffered in the core: no view of the buffer is held, and
+        # the fill may start at the beginning.
+        # (_feed_locked reads the bytes from _recv_offset on: it is set here.)
+        start = self._recv_offset = self._recv_offset if self._core.total_buffered else 0
+        if RECV_BUFFER_SIZE - start < MIN_FILL_SPACE:
+            # Too little room left after bytes the core may still hold views
+            # of: those views become bytes of their own, and the whole
+            # buffer is free again (see __init__).
+            self._core.detach_views(self._recv_buffer)
+            start = self._recv_offset = 0
+        limit = RECV_BUFFER_SIZE - start
         view = self._recv_view
         pending = self._tls_pending
         read = self._read_into
         total = 0
-        while total < RECV_BUFFER_SIZE:
+        while total < limit:
             try:
-                got = read(RECV_BUFFER_SIZE - total, view[total:])
+                got = read(limit - total, view[start + total :])
             except _FILL_BLOCKED:
                 return total, _BLOCKED, False
             except ssl.SSLZeroReturnError:
@@ -282,6 +319,12 @@ class SessionWire:
             if not got:
                 return total, _BLOCKED, True
             total += got
+            if not until_blocked and limit - total < MIN_FILL_SPACE and (pending is None or not pending()):
+                # The reader's drain, with the buffer nearly used up, at the
+                # end of a TLS record: stop here (see _drain_locked).
+                # Nothing is left decrypted in TLS, so the next poll() sees
+                # whatever else has arrived.
+                return total, _ROOM_LOW, False
             # Only while this drain has read less than one full record: a
             # short record after more data (a download's, a burst's) means
             # the response goes on, and stopping there would only split the
@@ -292,7 +335,7 @@ class SessionWire:
                 and (
                     not pending()
                     if pending is not None
-                    else total < RECV_BUFFER_SIZE  # cleartext: the kernel had no more than this
+                    else total < limit  # cleartext: the kernel had no more than this
                 )
             ):
                 return total, _SHORT, False
@@ -303,8 +346,14 @@ class SessionWire:
         if now - self._flood_budget_started > FLOOD_BUDGET_PERIOD:
             self._flood_budget_started = now
             self._core.reset_flood_budget()
-        # The frame splitter copies what it keeps, so no copy is needed here.
-        self._core.receive(self._recv_view[:size])
+        # No copy here: the frame splitter copies what it keeps, except the
+        # payloads of DATA runs, which the core holds as views (see __init__).
+        start = self._recv_offset
+        self._core.receive(self._recv_view[start : start + size])
+        # While the core holds body bytes (views of this buffer among them,
+        # perhaps), the next fill must not read over them: it goes on after
+        # these. Once it holds none, nothing can point into the buffer.
+        self._recv_offset = start + size if self._core.total_buffered else 0
         self._note_refusal_locked()
 
     def _note_refusal_locked(self) -> None:
