@@ -123,12 +123,7 @@ class HTTP20Response(DecodedBodyReader, ClosesOnExit):
 
     # -- reading (read_chunked and the general read come from DecodedBodyReader)
 
-    def read(self, amt: int | None = None, decode_content: bool = True) -> bytes:
-        """Read up to ``amt`` bytes of the body (all of it when ``amt`` is None).
-
-        As :meth:`DecodedBodyReader.read <hyper.common.reading.DecodedBodyReader.read>`
-        says, over either protocol.
-        """
+    def read(self, amt: int | None = None, decode_content: bool = True) -> bytes:  # docstring: below
         held = self._held
         if held is not None and amt is None and self._held_at == 0 and FAST_PATHS:
             # The whole body came with the headers and nothing of it was
@@ -140,6 +135,9 @@ class HTTP20Response(DecodedBodyReader, ClosesOnExit):
                 self._body_complete(held[1] or [])
                 return held[0]
         return DecodedBodyReader.read(self, amt, decode_content)
+
+    # The same contract, word for word, as the general read it shortens.
+    read.__doc__ = DecodedBodyReader.read.__doc__
 
     # -- the raw body -------------------------------------------------------
 
