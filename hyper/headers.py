@@ -78,8 +78,8 @@ class HTTPHeaderMap(MutableMapping[HeaderKey, list[bytes]]):
     # True only while every name in _fields is known to equal its own
     # .lower() (a map from_wire() was told so, not changed since): lookups
     # then compare names as they are, without a .lower() per field. Every
-    # method that adds a name sets it back to False (an instance attribute;
-    # the class default covers every other map).
+    # method that adds a name sets it back to False (an instance attribute,
+    # stored only when it was True: the class default covers every other map).
     _names_lower = False
 
     def __init__(self, *sources: HeaderSource | None, **fields: HeaderValue) -> None:
@@ -119,7 +119,8 @@ class HTTPHeaderMap(MutableMapping[HeaderKey, list[bytes]]):
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 raise TypeError(f"a header field must be a (name, value) pair, not {pair!r}")
             added.append((to_bytes(pair[0]), to_bytes(pair[1])))
-        self._names_lower = False  # the names added may be in any case
+        if self._names_lower:
+            self._names_lower = False  # the names added may be in any case
         self._fields.extend(added)
 
     def replace(self, name: HeaderKey, value: HeaderValue) -> None:
@@ -136,7 +137,8 @@ class HTTPHeaderMap(MutableMapping[HeaderKey, list[bytes]]):
                 placed = True
         if not placed:
             kept.append(field)
-        self._names_lower = False  # field[0] is in the caller's case
+        if self._names_lower:
+            self._names_lower = False  # field[0] is in the caller's case
         self._fields = kept
 
     @classmethod
@@ -161,7 +163,8 @@ class HTTPHeaderMap(MutableMapping[HeaderKey, list[bytes]]):
     def add(self, name: HeaderKey, value: HeaderValue) -> None:
         """Append one field, keeping any earlier values of the same name."""
         field = (to_bytes(name), to_bytes(value))
-        self._names_lower = False  # the name keeps the caller's case
+        if self._names_lower:
+            self._names_lower = False  # the name keeps the caller's case
         self._fields.append(field)
 
     def __getitem__(self, name: HeaderKey) -> list[bytes]:
@@ -185,7 +188,8 @@ class HTTPHeaderMap(MutableMapping[HeaderKey, list[bytes]]):
                 self._fields = fields = [(n, v) for n, v in fields if n.lower() != del_key]
                 break
         raw_name = to_bytes(name)
-        self._names_lower = False  # raw_name keeps the caller's case
+        if self._names_lower:
+            self._names_lower = False  # raw_name keeps the caller's case
         if isinstance(value, list):
             for item in value:  # one by one, as add() would: a bad item stops there
                 fields.append((raw_name, to_bytes(item)))

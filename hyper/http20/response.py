@@ -103,6 +103,8 @@ class HTTP20Response(DecodedBodyReader, ClosesOnExit):
     _complete = False
     _closed = False
     _held_at = 0
+    # What the session handed over whole (see __init__), or None.
+    _held: BodyPiece | None = None
 
     @property
     def stream_id(self) -> int:
@@ -121,23 +123,25 @@ class HTTP20Response(DecodedBodyReader, ClosesOnExit):
         """True once the body was read to its end or :meth:`close` was called."""
         return self._closed
 
-    # -- reading (read_chunked and the general read come from DecodedBodyReader)
+    # -- reading (read/read_chunked come from DecodedBodyReader) ------------
 
-    def read(self, amt: int | None = None, decode_content: bool = True) -> bytes:  # docstring: below
+    def _read_held_whole(self, decode_content: bool) -> bytes | None:
+        """``read()`` of the whole body in one step, when it came with the headers; else ``None``.
+
+        Asked by :meth:`~hyper.common.reading.DecodedBodyReader.read` (for
+        ``amt=None``) while ``_held`` is set. When nothing of the held body
+        was taken and it needs no decoding, read() of all of it is those
+        bytes, as the general loop returns them (after one _pull_held()
+        call, or joined from its pieces for a body over DECODE_STEP).
+        """
         held = self._held
-        if held is not None and amt is None and self._held_at == 0 and FAST_PATHS:
-            # The whole body came with the headers and nothing of it was
-            # taken: read() of all of it, undecoded, is those bytes, as the
-            # general loop returns them (after one _pull_held() call, or
-            # joined from its pieces for a body over DECODE_STEP).
-            if self._decoder_for(decode_content) is None:
-                self._held = None
-                self._body_complete(held[1] or [])
-                return held[0]
-        return DecodedBodyReader.read(self, amt, decode_content)
-
-    # The same contract, word for word, as the general read it shortens.
-    read.__doc__ = DecodedBodyReader.read.__doc__
+        if held is None or self._held_at != 0 or not FAST_PATHS:
+            return None
+        if self._decoder_for(decode_content) is not None:
+            return None
+        self._held = None
+        self._body_complete(held[1] or [])
+        return held[0]
 
     # -- the raw body -------------------------------------------------------
 
