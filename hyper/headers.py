@@ -75,6 +75,13 @@ class HTTPHeaderMap(MutableMapping[HeaderKey, list[bytes]]):
     every ``(name, value)`` field in order, repeats included.
     """
 
+    # True only while every name in _fields is known to equal its own
+    # .lower() (a map from_wire() was told so, not changed since): lookups
+    # then compare names as they are, without a .lower() per field. Every
+    # method that adds a name sets it back to False (an instance attribute,
+    # stored only when it was True: the class default covers every other map).
+    _names_lower = False
+
     def __init__(self, *sources: HeaderSource | None, **fields: HeaderValue) -> None:
         """Fields from each source in turn (see :meth:`merge`), then ``fields`` as name=value."""
         self._fields: list[tuple[bytes, bytes]] = []
@@ -112,6 +119,8 @@ class HTTPHeaderMap(MutableMapping[HeaderKey, list[bytes]]):
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 raise TypeError(f"a header field must be a (name, value) pair, not {pair!r}")
             added.append((to_bytes(pair[0]), to_bytes(pair[1])))
+        if self._names_lower:
+            self._names_lower = False  # the names added may be in any case
         self._fields.extend(added)
 
     def replace(self, name: HeaderKey, value: HeaderValue) -> None:
@@ -128,27 +137,42 @@ class HTTPHeaderMap(MutableMapping[HeaderKey, list[bytes]]):
                 placed = True
         if not placed:
             kept.append(field)
+        if self._names_lower:
+            self._names_lower = False  # field[0] is in the caller's case
         self._fields = kept
 
     @classmethod
-    def from_wire(cls, fields: list[tuple[bytes, bytes]]) -> HTTPHeaderMap:
+    def from_wire(cls, fields: list[tuple[bytes, bytes]], *, lower_case: bool = False) -> HTTPHeaderMap:
         """A map of fields that are already ``bytes`` (as h2 hands them over).
 
         The map takes ``fields`` over as it is (no copy): one per response.
+        ``lower_case=True`` vouches that every name is already lower case
+        (``name == name.lower()``), as HTTP/2 requires of a received block
+        (RFC 9113 section 8.2.1) and hyper's core checks: lookups then skip
+        lower-casing each name, until a field is added. A name that is not
+        lower case would then never be found: pass it only for checked names.
         """
         # __new__ alone: __init__ would only set an empty list to replace (a
         # subclass gets its own __init__ run, whatever it sets up).
         header_map = cls.__new__(cls) if cls is HTTPHeaderMap else cls()
         header_map._fields = fields
+        if lower_case:
+            header_map._names_lower = True
         return header_map
 
     def add(self, name: HeaderKey, value: HeaderValue) -> None:
         """Append one field, keeping any earlier values of the same name."""
-        self._fields.append((to_bytes(name), to_bytes(value)))
+        field = (to_bytes(name), to_bytes(value))
+        if self._names_lower:
+            self._names_lower = False  # the name keeps the caller's case
+        self._fields.append(field)
 
     def __getitem__(self, name: HeaderKey) -> list[bytes]:
         wanted = name.lower() if type(name) is bytes else _key(name)
-        values = [v for n, v in self._fields if n.lower() == wanted]
+        if self._names_lower:
+            values = [v for n, v in self._fields if n == wanted]
+        else:
+            values = [v for n, v in self._fields if n.lower() == wanted]
         if not values:
             raise KeyError(name)
         return values
@@ -164,6 +188,8 @@ class HTTPHeaderMap(MutableMapping[HeaderKey, list[bytes]]):
                 self._fields = fields = [(n, v) for n, v in fields if n.lower() != del_key]
                 break
         raw_name = to_bytes(name)
+        if self._names_lower:
+            self._names_lower = False  # raw_name keeps the caller's case
         if isinstance(value, list):
             for item in value:  # one by one, as add() would: a bad item stops there
                 fields.append((raw_name, to_bytes(item)))
@@ -197,6 +223,11 @@ class HTTPHeaderMap(MutableMapping[HeaderKey, list[bytes]]):
         if not isinstance(name, (str, bytes)):
             return False
         wanted = name.lower() if type(name) is bytes else _key(name)
+        if self._names_lower:
+            for existing, _ in self._fields:
+                if existing == wanted:
+                    return True
+            return False
         # A plain loop: no generator per lookup (request() asks twice per request).
         for existing, _ in self._fields:
             if existing.lower() == wanted:
@@ -214,14 +245,18 @@ class HTTPHeaderMap(MutableMapping[HeaderKey, list[bytes]]):
         # an absent name (the usual answer for content-length and
         # content-encoding, asked on every request and response).
         wanted = name.lower() if type(name) is bytes else _key(name)
-        values = [v for n, v in self._fields if n.lower() == wanted]
+        if self._names_lower:
+            values = [v for n, v in self._fields if n == wanted]
+        else:
+            values = [v for n, v in self._fields if n.lower() == wanted]
         return values if values else default
 
     def get_first(self, name: HeaderKey, default: bytes | None = None) -> bytes | None:
         """The first value of ``name``, or ``default``."""
         wanted = _key(name)
+        lower = self._names_lower
         for n, v in self._fields:
-            if n.lower() == wanted:
+            if (n if lower else n.lower()) == wanted:
                 return v
         return default
 
@@ -251,6 +286,8 @@ class HTTPHeaderMap(MutableMapping[HeaderKey, list[bytes]]):
         The one to use for ``set-cookie``: one item per cookie.
         """
         wanted = _key(name)
+        if self._names_lower:
+            return [decode_value(v) for n, v in self._fields if n == wanted]
         return [decode_value(v) for n, v in self._fields if n.lower() == wanted]
 
     def items_str(self) -> list[tuple[str, str]]:

@@ -50,6 +50,9 @@ class DecodedBodyReader:
     # Set by a subclass once its raw body was taken to the end, when _pull
     # would only return b'': read() then stops without that last call.
     _body_ended = False
+    # A whole body a subclass already holds (HTTP/2: handed over with the
+    # headers); while set, read() of everything asks _read_held_whole first.
+    _held: object = None
     # Where the request went, as the connection recorded it (record_request).
     _request_scheme: str | None = None
     _request_authority: str | None = None
@@ -158,6 +161,12 @@ class DecodedBodyReader:
             amt = None
         if amt == 0:
             return b""
+        if amt is None and self._held is not None:
+            # The whole body, already here: one step when the subclass can
+            # take it so (no decoding, nothing taken yet), else the loop below.
+            whole = self._read_held_whole(decode_content)
+            if whole is not None:
+                return whole
         decoder = self._decoder_for(decode_content)
         pieces: list[bytes] = []
         got = 0
@@ -238,6 +247,10 @@ class DecodedBodyReader:
                 decoder.finish()
                 return b""
             decoder.feed(raw)
+
+    def _read_held_whole(self, decode_content: bool) -> bytes | None:
+        """The whole body in one step, from what ``_held`` holds; ``None``: use the general read."""
+        return None
 
     def _decoder_for(self, decode_content: bool) -> ContentDecoder | None:
         if self._decode_choice is None:

@@ -176,12 +176,15 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
         self._registry = StreamRegistry()
         # Per thread: its pending putrequest() and its latest request's id.
         self._local = threading.local()
-        # (method, path, authority, scheme) -> the fields and declared length of a request with
-        # no body and no caller field (see _plain_request_fields). Threads
-        # share it: a lookup or store is one dict operation, atomic, and two
-        # threads building the same entry store equal values.
+        # The request with no body and no caller field, by what decides it:
+        # (method, url, authority, secure, scheme) as the caller passed them
+        # (exact str method and url), or, for other types, (checked method,
+        # path, authority, secure, scheme, None) -> its fields, declared
+        # length and path (see _plain_request_fields). Threads share it: a
+        # lookup or store is one dict operation, atomic, and two threads
+        # building the same entry store equal values.
         self._plain_requests: dict[
-            tuple[str, str, str, str], tuple[tuple[tuple[bytes, bytes], ...], int | None]
+            tuple[Any, ...], tuple[tuple[tuple[bytes, bytes], ...], int | None, str]
         ] = {}
 
     # -- sending requests -----------------------------------------------------
@@ -202,21 +205,36 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
         caller's own value is sent as given and enforced. A request started
         with :meth:`putrequest` in this thread and not yet sent is abandoned.
         """
-        # One parse of the URL: request_line() checks its origin and returns the path.
-        method, path = request_line(method, url, secure=self.secure, authority=self.authority)
-        # This thread's unfinished putrequest() sent nothing: drop it, so an
-        # exception between putrequest() and endheaders() cannot wedge the thread.
-        self._local.pending = None
         if body is None and headers is None:
             # No body and no caller field: the fields depend only on the
-            # method, path, authority and scheme, so they are built once per
-            # such request and reused.
-            known = self._plain_requests.get((method, path, self.authority, self._scheme))
-            if known is None:
-                known = self._plain_request_fields(method, path)
-            fields, declared = known
+            # method, URL, authority and scheme (and whether the connection
+            # is secure, which decides the origin an absolute URL must name),
+            # so they are built once per such request and reused. The key
+            # holds the caller's own str arguments, so a request seen before
+            # needs neither the method check nor the URL parse (their
+            # answers for these exact strings were remembered with it).
+            if type(method) is str and type(url) is str:
+                key: tuple[Any, ...] = (method, url, self.authority, self.secure, self._scheme)
+                known = self._plain_requests.get(key)
+                if known is None:
+                    checked, path = request_line(method, url, secure=self.secure, authority=self.authority)
+                    known = self._plain_request_fields(key, checked, path)
+            else:
+                checked, path = request_line(method, url, secure=self.secure, authority=self.authority)
+                key = (checked, path, self.authority, self.secure, self._scheme, None)
+                known = self._plain_requests.get(key)
+                if known is None:
+                    known = self._plain_request_fields(key, checked, path)
+            # This thread's unfinished putrequest() sent nothing: drop it, so an
+            # exception between putrequest() and endheaders() cannot wedge the thread.
+            self._local.pending = None
+            fields, declared, path = known
             stream_id, _ = self._open_with_fields(list(fields), path, True, None, declared)
             return stream_id
+        # One parse of the URL: request_line() checks its origin and returns the path.
+        method, path = request_line(method, url, secure=self.secure, authority=self.authority)
+        # As above: the thread's unfinished putrequest() is dropped.
+        self._local.pending = None
         header_map = self._prepare(headers)
         prepared = prepare_body(body)
         declared = declared_length(header_map, prepared, method, body is None)
@@ -232,21 +250,22 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
         return stream_id
 
     def _plain_request_fields(
-        self, method: str, path: str
-    ) -> tuple[tuple[tuple[bytes, bytes], ...], int | None]:
-        """The fields of a request with no body and no caller field, and its declared length.
+        self, key: tuple[Any, ...], method: str, path: str
+    ) -> tuple[tuple[tuple[bytes, bytes], ...], int | None, str]:
+        """The fields, declared length and path of a request with no body and no caller field.
 
         What :meth:`request` sends for it (hyper's own fields, then what
         prepare_body/declared_length/is_empty decide, without their objects),
-        remembered in ``_plain_requests`` once built without error.
+        remembered in ``_plain_requests`` under ``key`` once built without
+        error. ``method`` and ``path`` are what request_line() returned.
         """
         header_map = self._prepare(None)
         declared: int | None = bodiless_length(header_map, method)
         fields = build_request_headers(method, path, self.authority, self._scheme, header_map._field_list())
-        known = (tuple(fields), declared)
+        known = (tuple(fields), declared, path)
         if len(self._plain_requests) >= _PLAIN_REQUESTS_MEMO:
-            self._plain_requests.clear()  # bounded: many distinct paths start it afresh
-        self._plain_requests[(method, path, self.authority, self._scheme)] = known
+            self._plain_requests.clear()  # bounded: many distinct URLs start it afresh
+        self._plain_requests[key] = known
         return known
 
     def _prepare(self, headers: HeadersType) -> HTTPHeaderMap:

@@ -11,14 +11,24 @@ from types import TracebackType
 from typing import Any
 
 from ..common.closing import ClosesOnExit
-from ..common.decoding import ContentDecoder
 from ..common.reading import DecodedBodyReader
+from ..common.sockets import fast_paths_forced_off
 from ..exceptions import ConnectionClosed, HyperError, HyperTimeout, ProtocolError, ReadTimeout
 from ..headers import HTTPHeaderMap
 from ..limits import Limits
 from .session import BodyPiece, H2Session
 
 _REASONS = {status.value: status.phrase for status in http.HTTPStatus}
+# Every :status the core lets through (RFC 9113 section 8.3.2; hyper's core
+# takes 100-599) -> its int and reason phrase: one lookup per response
+# instead of a length check, isdigit(), int() and the phrase lookup. Any
+# other value is parsed as before (_parsed_status).
+_STATUSES = {str(code).encode("ascii"): (code, _REASONS.get(code, "")) for code in range(100, 600)}
+
+#: The response's own short paths (header names the core checked looked up
+#: as they are, a whole held body read in one step) are on: off with
+#: ``HYPER_FAST_PATHS=0``, like every fast path (see hyper.http20.h2_internals).
+FAST_PATHS = not fast_paths_forced_off()
 
 
 class HTTP20Response(DecodedBodyReader, ClosesOnExit):
@@ -45,7 +55,12 @@ class HTTP20Response(DecodedBodyReader, ClosesOnExit):
         deadline_at: float | None = None,
         public_id: int | None = None,
         held: BodyPiece | None = None,
+        *,
+        names_checked: bool = False,
     ) -> None:
+        # names_checked: every header name is known to be lower case (hyper's
+        # core checked the block, RFC 9113 section 8.2.1), so lookups need not
+        # lower-case each one. Only await_response() says so.
         self._session = session
         # The wire id names the stream to the session; the public id (the
         # connection's, handed to the application) names it to the user.
@@ -57,30 +72,39 @@ class HTTP20Response(DecodedBodyReader, ClosesOnExit):
         # only pseudo-header.
         status = raw_headers[0][1] if raw_headers and raw_headers[0][0] == b":status" else None
         #: The response header fields (pseudo-headers such as ``:status`` removed).
-        self.headers = HTTPHeaderMap.from_wire(raw_headers[1:] if status is not None else raw_headers)
-        if status is None or len(status) != 3 or not status.isdigit():
+        self.headers = HTTPHeaderMap.from_wire(
+            raw_headers[1:] if status is not None else raw_headers,
+            lower_case=names_checked and FAST_PATHS,
+        )
+        known = _STATUSES.get(status) if type(status) is bytes else None
+        if known is None and (known := _parsed_status(status)) is None:
             raise ProtocolError(f"stream {stream_id}: invalid or missing :status {status!r}")
         #: The status code, e.g. ``200``.
-        self.status = int(status)
+        self.status = known[0]
         #: The standard reason phrase for ``status`` (HTTP/2 sends none).
-        self.reason = _REASONS.get(self.status, "")
+        self.reason = known[1]
         # Made here, once, not when first asked for: a thread asking for
         # trailers while another takes the body's end would make a second
         # map, and whichever was assigned last would win (the trailers lost
         # with the other). from_wire skips __init__: as cheap as a list.
         self._trailers = HTTPHeaderMap.from_wire([])
-        self._decoder: ContentDecoder | None = None
-        self._decode_choice: bool | None = None
-        self._raw_done = False
-        # The body was read to its end (as opposed to closed part-way).
-        self._complete = False
-        self._closed = False
         # The whole body, when the session handed it over with the headers
         # (its bytes and trailers; the stream is already finished with):
-        # reads take it from here, with no session call. _held_at is how
-        # much of it was taken.
+        # reads take it from here, with no session call. _held_at (a class
+        # default until a read takes part of it) is how much was taken.
         self._held = held
-        self._held_at = 0
+        # _decoder and _decode_choice (DecodedBodyReader), _raw_done,
+        # _complete and _closed start as the class defaults below: one
+        # attribute store fewer each per response.
+
+    # The raw body was taken to its end or the response closed; the body
+    # was read to its end (as opposed to closed part-way); closed.
+    _raw_done = False
+    _complete = False
+    _closed = False
+    _held_at = 0
+    # What the session handed over whole (see __init__), or None.
+    _held: BodyPiece | None = None
 
     @property
     def stream_id(self) -> int:
@@ -100,6 +124,26 @@ class HTTP20Response(DecodedBodyReader, ClosesOnExit):
         return self._closed
 
     # -- reading (read/read_chunked come from DecodedBodyReader) ------------
+
+    def _read_held_whole(self, decode_content: bool) -> bytes | None:
+        """``read()`` of the whole body in one step, when it came with the headers; else ``None``.
+
+        Asked by :meth:`~hyper.common.reading.DecodedBodyReader.read` (for
+        ``amt=None``) while ``_held`` is set. When nothing of the held body
+        was taken and it needs no decoding, read() of all of it is those
+        bytes, as the general loop returns them (after one _pull_held()
+        call, or joined from its pieces for a body over DECODE_STEP).
+        """
+        held = self._held
+        if held is None or self._held_at != 0 or not FAST_PATHS:
+            return None
+        if self._decoder_for(decode_content) is not None:
+            return None
+        self._held = None
+        self._body_complete(held[1] or [])
+        return held[0]
+
+    # -- the raw body -------------------------------------------------------
 
     def _pull(self, max_bytes: int | None) -> bytes:
         """Raw body bytes: waits for some, returns ``b''`` only at the end."""
@@ -187,6 +231,14 @@ class HTTP20Response(DecodedBodyReader, ClosesOnExit):
         return f"<HTTP20Response stream={self._public_id} status={self.status}>"
 
 
+def _parsed_status(status: Any) -> tuple[int, str] | None:
+    """``(code, reason)`` of a :status outside ``_STATUSES``; ``None`` unless three digits."""
+    if status is None or len(status) != 3 or not status.isdigit():
+        return None
+    code = int(status)
+    return code, _REASONS.get(code, "")
+
+
 class public_stream_ids:  # noqa: N801 - used as a function, as when it was a @contextmanager
     """Errors about wire stream ``wire_id`` leave with ``stream_id`` set to ``public_id``.
 
@@ -256,7 +308,11 @@ def await_response(
         _rename_stream(exc, stream_id, public_id)
         raise
     try:
-        return HTTP20Response(session, stream_id, raw_headers, limits, deadline_at, public_id, held)
+        # The core checked the block (fields.response_header_problem):
+        # its names are lower case.
+        return HTTP20Response(
+            session, stream_id, raw_headers, limits, deadline_at, public_id, held, names_checked=True
+        )
     except HyperError:
         session.discard(stream_id)
         raise

@@ -13,7 +13,8 @@ session's business, not this module's.
 (oldest first, for ``getresponse()`` without an id), and, with push on, the
 request streams whose pushes may still be asked for. Its one lock guards
 those maps and the id counter; it is held only for their updates, never
-across a wait or together with a session's state lock.
+across a wait or together with a session's state lock. (One update needs
+no lock: :meth:`StreamRegistry.release`, a single atomic ``dict.pop``.)
 """
 
 from __future__ import annotations
@@ -124,12 +125,13 @@ class StreamRegistry:
 
     def release(self, stream_id: int) -> None:
         """Drop the claimed ``stream_id``: its response is taken (the response holds the stream)."""
-        lock = self._lock
-        lock.acquire()  # the map from public ids (claim() already took it off _untaken)
-        try:
-            self._streams.pop(stream_id, None)
-        finally:
-            lock.release()
+        # Without the lock: claim() already took the id off _untaken, so
+        # this is one step on one map, and one dict.pop is atomic (CPython
+        # runs it whole: int keys call no Python code; a free-threaded build
+        # locks the dict for it). A thread reading _streams under the lock
+        # sees the entry before or after it, as it would if this waited for
+        # the lock; clear() and forget() leave it popped either way.
+        self._streams.pop(stream_id, None)
 
     def forget(self, stream_id: int) -> None:
         """Drop ``stream_id`` from the maps (its response was never taken, or its wait failed)."""
