@@ -261,6 +261,7 @@ class H2Core(CoreReceiver):
         end_stream: bool,
         declared_length: int | None = None,
         slot_checked: bool = False,
+        refusal_checked: bool = False,
     ) -> int:
         """Queue HEADERS for a new request and return its stream id.
 
@@ -271,12 +272,16 @@ class H2Core(CoreReceiver):
         ``slot_checked``: :meth:`can_open_stream` was true just before, with
         nothing changed since (the session holds its lock across both), so
         the count of open streams h2 would make again is skipped.
+        ``refusal_checked``: :meth:`accepting_streams` is known to answer
+        ``None`` (the session saw it so after its last step that could change
+        it, under the lock it still holds), so it is not asked again.
         """
-        refusal = self.accepting_streams()
-        if refusal is not None:
-            # A copy: raising the stored error itself would give it a
-            # traceback whose frames hold this core (a reference cycle).
-            raise fresh(refusal)
+        if not refusal_checked:
+            refusal = self.accepting_streams()
+            if refusal is not None:
+                # A copy: raising the stored error itself would give it a
+                # traceback whose frames hold this core (a reference cycle).
+                raise fresh(refusal)
         try:
             stream_id = self._h2.get_next_available_stream_id()
         except h2.exceptions.NoAvailableStreamIDError as exc:
