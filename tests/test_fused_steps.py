@@ -1,8 +1,10 @@
-"""A response's state machine steps taken fused do exactly what h2's own path does.
+"""A request's and its response's state machine steps taken fused do exactly what h2's own path does.
 
 :mod:`hyper.http20.h2_internals_receive` writes out h2's ``response_received``,
 ``data_received`` and ``stream_ended`` for the states they are common in,
-instead of running each through a prepared step. These tests run the same
+and :func:`~hyper.http20.h2_internals_steps.open_request_stream` a new
+request's ``request_sent`` and END_STREAM, instead of running each through
+a prepared step. These tests run the same
 exchanges with the fused forms on and off, each against h2's public path on
 an identical connection (``tests.test_fast_steps.Pair`` compares events,
 errors and every flag of every stream's state machine after each frame),
@@ -28,6 +30,7 @@ pytestmark = pytest.mark.usefixtures("fast_paths_on")
 def fused(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
     """Fused forms on or off; yields the prepared steps that ran (counted)."""
     monkeypatch.setattr(h2_internals_receive, "fuse_steps", request.param)
+    monkeypatch.setattr(h2_internals_steps, "fuse_send_steps", request.param)
     ran: list[Any] = []
     real = h2_internals_steps.step
 
@@ -36,12 +39,14 @@ def fused(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> It
         return real(machine, prepared, input_)
 
     monkeypatch.setattr(h2_internals_receive, "step", counting)
+    monkeypatch.setattr(h2_internals_steps, "step", counting)
     yield ran
 
 
 def test_the_tables_are_fusable() -> None:
     assert h2_internals_receive.tables_fusable()
     assert h2_internals_receive._FUSABLE
+    assert h2_internals_steps._SEND_FUSABLE
 
 
 @pytest.mark.parametrize("request_ends", [True, False])
@@ -55,7 +60,8 @@ def test_a_response_in_headers_data_and_end(fused: list[Any], request_ends: bool
     events = pair.data(1, b"def", True)
     assert [e[0] for e in events] == ["DataReceived", "StreamEnded"]
     if not fusing:
-        assert fused == ["RECV_HEADERS", "RECV_DATA", "RECV_END_STREAM"]
+        sent = ["SEND_HEADERS", "SEND_END_STREAM"] if request_ends else ["SEND_HEADERS"]
+        assert fused == [*sent, "RECV_HEADERS", "RECV_DATA", "RECV_END_STREAM"]
     elif request_ends:
         assert fused == []  # HALF_CLOSED_LOCAL: every step fused
     else:
