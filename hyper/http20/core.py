@@ -26,10 +26,10 @@ import h2.errors
 import h2.exceptions
 import h2.settings
 
-from ..common.body import LengthCounter
 from ..exceptions import ConnectionTerminated, HyperError, InvalidHeader, fresh
 from ..limits import Limits
 from .core_failures import error_name
+from .core_push_ping import CorePushPing
 from .core_receive import CoreReceiver
 from .credit import ConnectionCredit
 from .data_frames import frame_data_run
@@ -65,7 +65,7 @@ ASSUMED_MAX_CONCURRENT_STREAMS = 100
 _LAST_CLIENT_STREAM_ID = 2**31 - 1
 
 
-class H2Core(CoreReceiver):
+class H2Core(CoreReceiver, CorePushPing):
     """HTTP/2 client state for one connection, with no I/O of its own.
 
     :param window_manager: the :class:`BaseFlowControlManager` subclass that
@@ -305,12 +305,13 @@ class H2Core(CoreReceiver):
         except h2.exceptions.ProtocolError as exc:
             self._open_count.forget()
             raise InvalidHeader(f"request headers refused: {exc}") from exc
+        # The upload is held to ``declared_length`` (see _new_stream).
         self.streams[stream_id] = self._new_stream(
-            stream_id, request_ended=end_stream, head=headers[0][1] == b"HEAD"
+            stream_id,
+            request_ended=end_stream,
+            head=headers[0][1] == b"HEAD",
+            declared_length=declared_length,
         )
-        # RFC 9113 section 8.1.1: DATA beyond (or short of) a declared
-        # content-length makes the request malformed; the upload checks it.
-        self.streams[stream_id].upload = LengthCounter(declared_length)
         log.debug("stream %d opened", stream_id)
         return stream_id
 
@@ -373,30 +374,6 @@ class H2Core(CoreReceiver):
     def remote_settings(self) -> dict[int, int]:
         """The server's SETTINGS in force, by code (RFC 9113 section 6.5.2)."""
         return dict(self._h2.remote_settings)
-
-    # -- pushes and pings -------------------------------------------------------------
-
-    def has_pushes(self, parent_id: int) -> bool:
-        """True when pushes promised on request stream ``parent_id`` wait to be taken."""
-        # Asked for every response: an empty book (push is rarely on) answers at once.
-        return bool(self._pushes) and self._pushes.has_pushes(parent_id)
-
-    def take_pushes(self, parent_id: int | None = None) -> list[PushPromise]:
-        """Remove and return the untaken pushes (of one request stream, or all)."""
-        return self._pushes.take(parent_id)
-
-    def send_ping(self, payload: bytes) -> None:
-        """Queue a PING carrying ``payload`` (8 bytes, RFC 9113 section 6.7)."""
-        self._h2.ping(payload)
-        self._pings.sent(payload)
-
-    def forget_ping(self, payload: bytes) -> None:
-        """Stop waiting for one ACK of ``payload`` (its waiter gave up)."""
-        self._pings.forget(payload)
-
-    def take_ping_ack(self, payload: bytes) -> bool:
-        """True (once per ACK) when a PING carrying ``payload`` was acknowledged."""
-        return self._pings.take_ack(payload)
 
     # -- closing streams ------------------------------------------------------
 
