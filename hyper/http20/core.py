@@ -26,10 +26,10 @@ import h2.errors
 import h2.exceptions
 import h2.settings
 
-from ..common.body import LengthCounter
 from ..exceptions import ConnectionTerminated, HyperError, InvalidHeader, fresh
 from ..limits import Limits
 from .core_failures import error_name
+from .core_push_ping import CorePushPing
 from .core_receive import CoreReceiver
 from .credit import ConnectionCredit
 from .data_frames import frame_data_run
@@ -65,7 +65,7 @@ ASSUMED_MAX_CONCURRENT_STREAMS = 100
 _LAST_CLIENT_STREAM_ID = 2**31 - 1
 
 
-class H2Core(CoreReceiver):
+class H2Core(CoreReceiver, CorePushPing):
     """HTTP/2 client state for one connection, with no I/O of its own.
 
     :param window_manager: the :class:`BaseFlowControlManager` subclass that
@@ -261,6 +261,7 @@ class H2Core(CoreReceiver):
         end_stream: bool,
         declared_length: int | None = None,
         slot_checked: bool = False,
+        refusal_checked: bool = False,
     ) -> int:
         """Queue HEADERS for a new request and return its stream id.
 
@@ -271,12 +272,16 @@ class H2Core(CoreReceiver):
         ``slot_checked``: :meth:`can_open_stream` was true just before, with
         nothing changed since (the session holds its lock across both), so
         the count of open streams h2 would make again is skipped.
+        ``refusal_checked``: :meth:`accepting_streams` is known to answer
+        ``None`` (the session saw it so after its last step that could change
+        it, under the lock it still holds), so it is not asked again.
         """
-        refusal = self.accepting_streams()
-        if refusal is not None:
-            # A copy: raising the stored error itself would give it a
-            # traceback whose frames hold this core (a reference cycle).
-            raise fresh(refusal)
+        if not refusal_checked:
+            refusal = self.accepting_streams()
+            if refusal is not None:
+                # A copy: raising the stored error itself would give it a
+                # traceback whose frames hold this core (a reference cycle).
+                raise fresh(refusal)
         try:
             stream_id = self._h2.get_next_available_stream_id()
         except h2.exceptions.NoAvailableStreamIDError as exc:
@@ -300,12 +305,13 @@ class H2Core(CoreReceiver):
         except h2.exceptions.ProtocolError as exc:
             self._open_count.forget()
             raise InvalidHeader(f"request headers refused: {exc}") from exc
+        # The upload is held to ``declared_length`` (see _new_stream).
         self.streams[stream_id] = self._new_stream(
-            stream_id, request_ended=end_stream, head=headers[0][1] == b"HEAD"
+            stream_id,
+            request_ended=end_stream,
+            head=headers[0][1] == b"HEAD",
+            declared_length=declared_length,
         )
-        # RFC 9113 section 8.1.1: DATA beyond (or short of) a declared
-        # content-length makes the request malformed; the upload checks it.
-        self.streams[stream_id].upload = LengthCounter(declared_length)
         log.debug("stream %d opened", stream_id)
         return stream_id
 
@@ -368,30 +374,6 @@ class H2Core(CoreReceiver):
     def remote_settings(self) -> dict[int, int]:
         """The server's SETTINGS in force, by code (RFC 9113 section 6.5.2)."""
         return dict(self._h2.remote_settings)
-
-    # -- pushes and pings -------------------------------------------------------------
-
-    def has_pushes(self, parent_id: int) -> bool:
-        """True when pushes promised on request stream ``parent_id`` wait to be taken."""
-        # Asked for every response: an empty book (push is rarely on) answers at once.
-        return bool(self._pushes) and self._pushes.has_pushes(parent_id)
-
-    def take_pushes(self, parent_id: int | None = None) -> list[PushPromise]:
-        """Remove and return the untaken pushes (of one request stream, or all)."""
-        return self._pushes.take(parent_id)
-
-    def send_ping(self, payload: bytes) -> None:
-        """Queue a PING carrying ``payload`` (8 bytes, RFC 9113 section 6.7)."""
-        self._h2.ping(payload)
-        self._pings.sent(payload)
-
-    def forget_ping(self, payload: bytes) -> None:
-        """Stop waiting for one ACK of ``payload`` (its waiter gave up)."""
-        self._pings.forget(payload)
-
-    def take_ping_ack(self, payload: bytes) -> bool:
-        """True (once per ACK) when a PING carrying ``payload`` was acknowledged."""
-        return self._pings.take_ack(payload)
 
     # -- closing streams ------------------------------------------------------
 

@@ -25,6 +25,7 @@ import h2.events
 import h2.exceptions
 import hpack.exceptions
 
+from ..common.body import LengthCounter
 from ..exceptions import HyperError, ProtocolError, StreamResetError
 from ..limits import Limits
 from .core_bodies import CoreBodies
@@ -87,9 +88,19 @@ class CoreReceiver(CoreBodies, CoreFailures):
     def discard_stream(self, stream_id: int) -> None:
         raise NotImplementedError
 
-    def _new_stream(self, stream_id: int, request_ended: bool, head: bool) -> StreamState:
+    def _new_stream(
+        self, stream_id: int, request_ended: bool, head: bool, declared_length: int | None = None
+    ) -> StreamState:
         request = RequestState.DONE if request_ended else RequestState.SENDING
-        return StreamState(stream_id, self._window_manager(self._stream_window), request=request, head=head)
+        # RFC 9113 section 8.1.1: DATA beyond (or short of) a declared
+        # content-length makes the request malformed; the upload checks it.
+        return StreamState(
+            stream_id,
+            self._window_manager(self._stream_window),
+            request=request,
+            head=head,
+            upload=LengthCounter(declared_length),
+        )
 
     # -- the frame loop ---------------------------------------------------------------
 
@@ -112,8 +123,13 @@ class CoreReceiver(CoreBodies, CoreFailures):
         credit = self._credit
         credit.begin_batch()
         event: Any  # each kind is told apart by its exact type, below
+        # The StreamEnded already handled with the DATA frame that carried
+        # its END_STREAM (see below): the next event, skipped.
+        ended_with_data = None
         try:
             for event in events:
+                if event is ended_with_data:
+                    continue
                 kind = type(event)
                 if kind in _PROGRESS_HANDLERS and self.settings_received:
                     # Response headers or an end of stream, the common case
@@ -128,6 +144,14 @@ class CoreReceiver(CoreBodies, CoreFailures):
                     self._control_frames = 0  # progress: see _flooded
                     touched.add(event.stream_id)
                     self._on_data(event)
+                    ended = event.stream_ended
+                    if ended is not None:
+                        # DATA with END_STREAM (RFC 9113 section 6.1): h2 lists
+                        # its StreamEnded right after it, and handling it here
+                        # is what the shortcut above would do with it (same
+                        # stream, progress), minus one turn of this loop.
+                        self._on_stream_ended(ended)
+                        ended_with_data = ended
                     continue
                 stream_id = getattr(event, "stream_id", None)
                 if stream_id:
@@ -211,7 +235,10 @@ class CoreReceiver(CoreBodies, CoreFailures):
         stream = self.streams.get(event.stream_id)
         if stream is None or stream.discarded or stream.error is not None:  # stream.live, written out
             return None
-        fields = list(event.headers or [])
+        headers = event.headers
+        # The event's own list (h2's, or the fast path's decode) is not
+        # shared: the stream may keep it. Anything else is copied.
+        fields = headers if type(headers) is list else list(headers or [])
         key = (tuple(fields), trailers)
         if key in self._valid_blocks:
             return stream, fields  # the very same fields were checked before
@@ -338,7 +365,10 @@ class CoreReceiver(CoreBodies, CoreFailures):
             # checks once the server acknowledged them).
             self.fail(ProtocolError("server sent PUSH_PROMISE although push is disabled", 1), 1)
             return
-        fields = list(event.headers or [])
+        headers = event.headers
+        # The event's own list (h2's, or the fast path's decode) is not
+        # shared: the stream may keep it. Anything else is copied.
+        fields = headers if type(headers) is list else list(headers or [])
         held = sum(1 for stream_id in self.streams if not stream_id % 2)
         refusal = self._pushes.refusal(pushed_id, fields, held)
         if refusal is not None:

@@ -41,14 +41,14 @@ from .h2_internals_hpack import TableChange as TableChange
 from .h2_internals_hpack import _huffman_memo as _huffman_memo
 from .h2_internals_hpack import _huffman_memo_literal_decoder as _huffman_memo_literal_decoder
 from .h2_internals_hpack import size_update_pending as size_update_pending
+from .h2_internals_receive import receive_plain_data as receive_plain_data
+from .h2_internals_receive import receive_plain_headers as receive_plain_headers
+from .h2_internals_receive import receiving_stream as receiving_stream
 from .h2_internals_runs import consume_plain_data_run as consume_plain_data_run
 from .h2_internals_runs import runs_problem
 from .h2_internals_steps import STEPS_PROBLEM as STEPS_PROBLEM
 from .h2_internals_steps import consume_plain_data as consume_plain_data
 from .h2_internals_steps import open_request_stream as open_request_stream
-from .h2_internals_steps import receive_plain_data as receive_plain_data
-from .h2_internals_steps import receive_plain_headers as receive_plain_headers
-from .h2_internals_steps import receiving_stream as receiving_stream
 from .h2_internals_steps import take_send_credit as take_send_credit
 
 log = logging.getLogger("hyper")

@@ -14,7 +14,8 @@ handling ``process_input`` has. A state the table has no prepared entry for
 goes through ``process_input`` itself, so the outcome (state, flags,
 events, errors) is h2's in every case. ``self_test`` (in
 :mod:`hyper.http20.h2_internals_check`) and ``tests/test_fast_steps.py``
-compare both ways step by step.
+compare both ways step by step. The steps of a received response, and
+their fused forms, are :mod:`hyper.http20.h2_internals_receive`.
 """
 
 from __future__ import annotations
@@ -33,11 +34,9 @@ try:
         ConnectionInputs,
         ConnectionState,
         H2ConnectionStateMachine,
-        _decode_headers,
     )
-    from h2.stream import STREAM_OPEN, H2Stream, StreamInputs, StreamState
+    from h2.stream import STREAM_OPEN, H2Stream, H2StreamStateMachine, StreamInputs, StreamState
     from h2.stream import _transitions as _STREAM_TABLE
-    from h2.utilities import is_informational_response
 except ImportError as exc:  # pragma: no cover - only with an incompatible h2
     STEPS_PROBLEM = f"cannot import an internal: {exc}"
 
@@ -78,8 +77,21 @@ try:
         # The states h2 counts against the peer's MAX_CONCURRENT_STREAMS
         # (RFC 9113 section 5.1.2), from h2's own table.
         _COUNTED = frozenset(state for state in StreamState if STREAM_OPEN[state])
+        # A new request's two steps, written out in open_request_stream (see
+        # there) only where h2's table holds exactly what that writes out:
+        # request_sent taking IDLE to OPEN, and END_STREAM taking OPEN to
+        # HALF_CLOSED_LOCAL with no function (RFC 9113 section 5.1).
+        _SEND_FUSABLE = _SEND_HEADERS[StreamState.IDLE] == (
+            H2StreamStateMachine.request_sent,
+            StreamState.OPEN,
+        ) and _SEND_END_STREAM[StreamState.OPEN] == (None, StreamState.HALF_CLOSED_LOCAL)
 except (KeyError, AttributeError, TypeError) as exc:  # pragma: no cover - only with a changed h2
     STEPS_PROBLEM = f"h2's state machine tables changed: {type(exc).__name__}: {exc}"
+    _SEND_FUSABLE = False
+
+#: Take a new request's steps fused where h2's table allows (see _SEND_FUSABLE);
+#: tests turn it off to compare with the prepared steps one at a time.
+fuse_send_steps = True
 
 
 def step(machine: Any, prepared: dict[Any, Entry], input_: Any) -> list[h2.events.Event]:
@@ -106,23 +118,7 @@ def step(machine: Any, prepared: dict[Any, Entry], input_: Any) -> list[h2.event
         raise h2.exceptions.ProtocolError(err) from err
 
 
-# -- receiving ----------------------------------------------------------------------
-
-
-def receiving_stream(conn: h2.connection.H2Connection, stream_id: int, needs_headers: bool) -> Any:
-    """The h2 stream if a plain frame on it may skip h2's generic path, else ``None``.
-
-    DATA ``needs_headers``: before the response headers it is h2's to refuse.
-    """
-    stream = conn.streams.get(stream_id)
-    if (
-        stream is not None
-        and stream.state_machine.state in _RECEIVING
-        and (stream.state_machine.headers_received or not needs_headers)
-        and conn.state_machine.state is ConnectionState.CLIENT_OPEN
-    ):
-        return stream
-    return None
+# -- receiving (the rest of it: hyper.http20.h2_internals_receive) --------------------
 
 
 def consume_plain_data(conn: h2.connection.H2Connection, stream: Any, size: int) -> None:
@@ -130,96 +126,6 @@ def consume_plain_data(conn: h2.connection.H2Connection, stream: Any, size: int)
     conn._inbound_flow_control_window_manager.window_consumed(size)
     stream._inbound_window_manager.window_consumed(size)
     stream._track_content_length(size, False)
-
-
-def receive_plain_data(
-    conn: h2.connection.H2Connection, stream: Any, payload: bytes, end_stream: bool
-) -> list[h2.events.Event]:
-    """What h2 does for an unpadded DATA frame on a receiving stream, minus the overhead."""
-    size = len(payload)
-    if not end_stream:
-        consume_plain_data(conn, stream, size)
-        return [h2.events.DataReceived(stream_id=stream.stream_id, data=payload, flow_controlled_length=size)]
-    # The connection window first (h2's _receive_data_frame), then the
-    # stream's steps in h2's order: RECV_DATA (refused before the response
-    # headers), its window and content-length (RFC 9113 section 8.1.1: a
-    # body short of content-length is malformed), then RECV_END_STREAM,
-    # which closes the stream and makes the StreamEnded event.
-    conn._inbound_flow_control_window_manager.window_consumed(size)
-    machine = stream.state_machine
-    events = step(machine, _RECV_DATA, StreamInputs.RECV_DATA)
-    stream._inbound_window_manager.window_consumed(size)
-    stream._track_content_length(size, True)
-    ended = step(machine, _RECV_END_STREAM, StreamInputs.RECV_END_STREAM)
-    data_event: Any = events[0]
-    data_event.stream_ended = ended[0]
-    data_event.data = payload
-    data_event.flow_controlled_length = size
-    events.extend(ended)
-    return events
-
-
-def receive_plain_headers(
-    conn: h2.connection.H2Connection, stream: Any, block: bytes, end_stream: bool
-) -> list[h2.events.Event]:
-    """What h2 does for a whole HEADERS frame without padding or priority on one of our streams.
-
-    Kept: the HPACK decode with h2's error translation, and the stream's
-    own transitions, content-length and header normalisation, in h2's
-    order. A 1xx response (rare) goes through h2's own method.
-    """
-    headers = _decode_headers(conn.decoder, block)
-    first = headers[0] if type(headers) is list and headers else None
-    # h2's is_informational_response looks for :status among the leading
-    # pseudo-fields; when :status comes first (RFC 9113 section 8.3: the
-    # pseudo-fields lead, and servers put :status first) its answer is that
-    # value's first digit, read here without the call.
-    if (
-        is_informational_response(headers)
-        if first is None or first[0] != b":status"
-        else first[1][:1] == b"1"
-    ):
-        frames, events = stream.receive_headers(headers, end_stream, conn.config.header_encoding)
-        if frames:  # pragma: no cover - h2 sends nothing for received headers
-            conn._prepare_for_sending(frames)
-        return events  # type: ignore[no-any-return]
-    machine = stream.state_machine
-    events = step(machine, _RECV_HEADERS, StreamInputs.RECV_HEADERS)
-    headers_event: Any = events[0]
-    if end_stream:
-        ended = step(machine, _RECV_END_STREAM, StreamInputs.RECV_END_STREAM)
-        headers_event.stream_ended = ended[0]
-        events += ended
-    stream._initialize_content_length(headers)
-    if type(headers_event) is h2.events.TrailersReceived and not end_stream:
-        # RFC 9113 section 8.1: trailers end the stream.
-        raise h2.exceptions.ProtocolError("Trailers must have END_STREAM set")
-    config = conn.config
-    if (
-        type(headers) is list
-        and config.header_encoding is None
-        and not config.validate_inbound_headers
-        and not _has_cookie(headers)
-    ):
-        # hyper's configuration (h2_connections.new_client_connection): the
-        # only processing h2 does is joining ``cookie`` fields (RFC 9113
-        # section 8.2.3), which leaves a block without one as it is. Its
-        # pipeline would build validation flags and a chain of generators
-        # per block only to copy the list; the decoded list is this block's
-        # own, so it is the result.
-        headers_event.headers = headers
-        return events
-    flags = stream._build_hdr_validation_flags(events)
-    headers_event.headers = stream._process_received_headers(headers, flags, config.header_encoding)
-    return events
-
-
-def _has_cookie(headers: list[Any]) -> bool:
-    """True when a field of the block is named ``cookie`` (h2 would then join them)."""
-    for field in headers:
-        if field[0] == b"cookie":
-            return True
-    return False
 
 
 # -- sending ------------------------------------------------------------------------
@@ -283,10 +189,21 @@ def open_request_stream(
     stream = new_request_stream(conn, stream_id)
     # The state changes before encoding, as in h2: encoding cannot be undone.
     stream_machine = stream.state_machine
-    step(stream_machine, _SEND_HEADERS, StreamInputs.SEND_HEADERS)
+    if fuse_send_steps and _SEND_FUSABLE:
+        # request_sent, fused: the stream is new (IDLE), we are its client
+        # and our HEADERS open it (section 5.1). Its _RequestSent event is
+        # dropped by h2's own send path too.
+        stream_machine.state = StreamState.OPEN
+        stream_machine.client = True
+        stream_machine.headers_sent = True
+    else:
+        step(stream_machine, _SEND_HEADERS, StreamInputs.SEND_HEADERS)
     block: bytes = conn.encoder.encode(headers)
     if end_stream:
-        step(stream_machine, _SEND_END_STREAM, StreamInputs.SEND_END_STREAM)
+        if fuse_send_steps and _SEND_FUSABLE:
+            stream_machine.state = StreamState.HALF_CLOSED_LOCAL  # no function in h2's table
+        else:
+            step(stream_machine, _SEND_END_STREAM, StreamInputs.SEND_END_STREAM)
     authority = None
     for name, value in headers:
         if name == b":authority":

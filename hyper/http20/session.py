@@ -249,8 +249,23 @@ class H2Session(SessionBatch, SessionPushPingSettings, SessionUpload, SessionRes
             if not core.can_open_stream():
                 self._wait_for_slot_locked()
             # Still under the lock that saw can_open_stream() true: the slot is ours.
-            wire_id = core.open_stream(fields, end_stream, declared_length, slot_checked=True)
-            self._note_refusal_locked()  # that may have been the last stream id (RFC 9113 5.1.1)
+            # While _refusal_possible is unset, every step that could make the
+            # core refuse new streams (a read: GOAWAY or a failure; a close;
+            # the last stream id) was followed by a look that found it would
+            # not, all under this lock: the core need not ask again.
+            wire_id = core.open_stream(
+                fields,
+                end_stream,
+                declared_length,
+                slot_checked=True,
+                refusal_checked=not self._refusal_possible,
+            )
+            # Of what makes the core refuse streams, sending HEADERS changes
+            # only the stream ids left: that may have been the last one
+            # (RFC 9113 section 5.1.1; a GOAWAY or failure comes with a read,
+            # noted there).
+            if core.ids_exhausted:
+                self._refusal_possible = True
             # Sent now, or held while this thread is in a batch (session_batch).
             self._flush_or_hold_locked()
         return wire_id

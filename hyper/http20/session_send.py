@@ -40,6 +40,14 @@ class SessionSend(SessionWire):
             pieces = self._core.pieces_to_send()
             if not pieces:
                 return
+            # Only the careful way (_send_locked) reads while it waits (it
+            # drains the socket so a server blocked writing to us goes on),
+            # and only a read makes the core queue more (ACKs, RFC 9113
+            # sections 6.5.3 and 6.7). When every piece left in one plain
+            # send, the core has nothing new: asking it again would only
+            # hear "nothing" (one call fewer per flush, two flushes per
+            # request).
+            careful = False
             for piece in pieces:
                 # The common case first: the kernel takes the whole piece in
                 # one call. Anything else (a short send, a full socket, a
@@ -54,9 +62,12 @@ class SessionSend(SessionWire):
                     except OSError:
                         sent = 0
                 if sent != len(piece):
+                    careful = True
                     self._send_locked(
                         memoryview(piece)[sent:], self.write_timeout if timeout is None else timeout
                     )
+            if not careful:
+                return
 
     def _flush_quietly_locked(self) -> None:
         """Flush, ignoring a dead connection (used while cleaning up)."""
