@@ -426,10 +426,6 @@ def test_close_from_another_thread_while_the_reader_polls_then_the_connection_re
             conn.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review7 bug 2: a request waiting for a stream slot fails when the session refuses meanwhile",
-)
 @pytest.mark.parametrize("slot_freed", [False, True], ids=["slot still taken", "slot freed with the goaway"])
 def test_a_goaway_read_while_waiting_for_a_stream_slot_moves_the_request(slot_freed: bool) -> None:
     """The one slot is taken; a second request waits for it; the server says GOAWAY (graceful).
@@ -641,11 +637,6 @@ def test_pokes_of_the_reader_are_drained_so_it_never_spins(monkeypatch: pytest.M
 _NO_KEPT_POLL = not sockets.HAVE_POLL or sockets.fast_paths_forced_off()
 
 
-@pytest.mark.xfail(
-    _NO_KEPT_POLL,
-    strict=True,
-    reason="review7 bug 3: the pre-open poll keeps a poll object where the reader's watcher would not",
-)
 def test_the_pre_open_poll_keeps_a_poll_object_only_where_the_reader_does() -> None:
     """The session's two kept poll objects follow the same switch.
 

@@ -53,6 +53,7 @@ import select
 import time
 from typing import Any
 
+from ..common.sockets import HAVE_POLL, fast_paths_forced_off
 from ..exceptions import (
     ConnectionClosed,
     ConnectionTerminated,
@@ -247,7 +248,20 @@ class H2Session(SessionBatch, SessionPushPingSettings, SessionUpload, SessionRes
             # The usual case (a slot free) asks once and skips the wait's
             # set-up (three callables, a deadline, the hand-on of the reading).
             if not core.can_open_stream():
-                self._wait_for_slot_locked()
+                try:
+                    self._wait_for_slot_locked()
+                except HyperError:
+                    # The read that ended the wait may also have made this
+                    # session refuse (a GOAWAY, a failure): nothing was sent
+                    # for this request, so it may go to another session
+                    # (RFC 9113 section 6.8), as before any wait.
+                    if may_refuse and not self._usable_locked():
+                        return None
+                    raise
+                # The read that freed the slot may have brought a GOAWAY too:
+                # a new stream now would be one the server ignores (6.8).
+                if may_refuse and self._refusal_possible and not self._usable_locked():
+                    return None
             # Still under the lock that saw can_open_stream() true: the slot is ours.
             # While _refusal_possible is unset, every step that could make the
             # core refuse new streams (a read: GOAWAY or a failure; a close;
@@ -300,7 +314,8 @@ class H2Session(SessionBatch, SessionPushPingSettings, SessionUpload, SessionRes
         if self._reading or self._socket_closed:
             return  # as _poll_locked: the reader's socket is not ours to poll
         poller = self._ready_poller
-        if poller is None and hasattr(select, "poll"):
+        # The same switches as the reader's kept poll object (ReadWatcher).
+        if poller is None and HAVE_POLL and not fast_paths_forced_off():
             poller = self._ready_poller = select.poll()
             poller.register(self._sock.fileno(), select.POLLIN)
         # Input, an error or a hang-up (poll reports the last two always):
