@@ -24,9 +24,9 @@ import pytest
 
 import hyper
 from hyper import HTTP20Connection, HTTP20Response
+from hyper.common import sockets
 from hyper.exceptions import InvalidHeader
 from hyper.http20 import h2_internals
-from hyper.http20 import session as session_module
 from hyper.http20.session import HELD_BODY_MAX
 from tests.fast_paths import fast_paths_on  # noqa: F401 - a fixture, used below
 from tests.scripted import Peer, ScriptedServer
@@ -276,7 +276,7 @@ def test_a_goaway_waiting_unread_sends_the_next_request_on_a_new_connection(
     """The check before opening a stream sees what arrived, through poll() or without it."""
     if not with_poll:
         # As on a platform without poll(): the session's check has no poll object.
-        monkeypatch.setattr(session_module, "HAVE_POLL", False)
+        monkeypatch.setattr(sockets, "HAVE_POLL", False)
     first_read, goaway_sent = threading.Event(), threading.Event()
 
     def first(peer: Peer) -> None:

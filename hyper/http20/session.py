@@ -53,7 +53,7 @@ import select
 import time
 from typing import Any
 
-from ..common.sockets import HAVE_POLL, fast_paths_forced_off
+from ..common import sockets as _sockets
 from ..exceptions import (
     ConnectionClosed,
     ConnectionTerminated,
@@ -315,7 +315,8 @@ class H2Session(SessionBatch, SessionPushPingSettings, SessionUpload, SessionRes
             return  # as _poll_locked: the reader's socket is not ours to poll
         poller = self._ready_poller
         # The same switches as the reader's kept poll object (ReadWatcher).
-        if poller is None and HAVE_POLL and not fast_paths_forced_off():
+        # (Read at each call: HAVE_POLL is patched where a test plays a platform without poll.)
+        if poller is None and _sockets.HAVE_POLL and not _sockets.fast_paths_forced_off():
             poller = self._ready_poller = select.poll()
             poller.register(self._sock.fileno(), select.POLLIN)
         # Input, an error or a hang-up (poll reports the last two always):
