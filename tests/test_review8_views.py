@@ -33,6 +33,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import random
+import socket
 import ssl
 import struct
 import sys
@@ -527,3 +528,48 @@ def test_a_run_of_tiny_frames_is_joined_and_a_run_of_large_ones_stays_views() ->
     assert [type(piece) for piece in views.data] == [memoryview, memoryview]
     assert all(piece.obj is buffer for piece in views.data)
     assert b"".join(views.data) == bytes(buffer[:16385]) and views.flow_controlled_length == 16385
+
+
+@pytest.mark.parametrize("how", ["fin", "rst"])
+def test_a_connection_lost_mid_body_with_views_held_gives_the_exact_prefix_then_an_error(
+    how: str, frame_path: str, small_buffer: list[int]
+) -> None:
+    """Bytes held as views when the connection breaks are still the server's bytes."""
+    body = patterned(1, 400_000)
+    first_part = 150_000
+    held = threading.Event()
+
+    def script(peer: Peer) -> None:
+        stream_id = peer.wait_request().stream_id
+        peer.h2.send_headers(stream_id, [(b":status", b"200")])
+        wire = bytearray(peer.h2.data_to_send())
+        for start in range(0, first_part, 9000):
+            wire += data_frame(stream_id, body[start : min(start + 9000, first_part)], None, False)
+        peer.send_raw(bytes(wire))
+        peer.wait_for(lambda e: isinstance(e, h2.events.PingReceived), 20)
+        assert held.wait(20)
+        # More of the body (the client reads it into the buffer its views
+        # point into), then the connection breaks mid-frame.
+        rest = bytearray()
+        for start in range(first_part, len(body), 16000):
+            rest += data_frame(stream_id, body[start : start + 16000], None, False)
+        peer.send_raw(bytes(rest[: len(rest) - 5000]))
+        if how == "rst":
+            peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            peer.sock.close()
+        else:
+            peer.hang_up()
+
+    with ScriptedServer(script) as server:
+        with HTTP20Connection("127.0.0.1", server.port, secure=False, timeout=20) as conn:
+            response = conn.getresponse(conn.request("GET", "/"))
+            conn.ping(b"review8h")  # the first part is held now, unread
+            held.set()
+            got = bytearray()
+            with pytest.raises(HyperError):
+                for _ in range(100_000):  # bounded
+                    chunk = response.read(7_001)
+                    assert chunk, "the body ended cleanly although the connection broke"
+                    got += chunk
+            assert len(got) >= first_part
+            assert bytes(got) == body[: len(got)], f"wrong bytes at {first_difference(bytes(got), body)}"
