@@ -54,6 +54,7 @@ from hyper.http20 import h2_internals, session_wire
 from hyper.http20.core_bodies import CoreBodies
 from hyper.http20.data_runs import DataRun
 from hyper.http20.h2_adapters import FrameSplitter
+from tests.asgi_app import deterministic_bytes
 from tests.scripted import Peer, ScriptedServer
 from tests.servers import ServerInfo, docroot_content
 
@@ -649,3 +650,24 @@ def test_a_pushed_body_held_through_the_wraps_while_its_parent_is_read_is_byte_e
         # The push's 300 KB waited, unread, while 600 KB went through a
         # 48 KiB buffer: it was held as views when the buffer wrapped.
         assert any(small_buffer)
+
+
+def test_an_h2c_upgraded_download_and_a_held_one_are_byte_exact(
+    hypercorn_h2c_server: ServerInfo, fast_path_on: None, small_buffer: list[int]
+) -> None:
+    """The upgrade's first bytes (bytes of their own) and then the wrapping buffer (hypercorn, h2c)."""
+    size = 1_500_000
+    expected = deterministic_bytes(size)
+    with hyper.HTTPConnection(hypercorn_h2c_server.authority, secure=False, timeout=20) as conn:
+        first = conn.request("GET", f"/bytes/{size}")
+        assert conn.version == "HTTP/2"
+        held = conn.getresponse(conn.request("GET", f"/bytes/{size}"))
+        response = conn.getresponse(first)
+        got = bytearray()
+        for _ in range(100_000):  # bounded
+            chunk = response.read(33_333)
+            if not chunk:
+                break
+            got += chunk
+        assert bytes(got) == expected
+        assert held.read() == expected
