@@ -349,11 +349,16 @@ class SessionWire:
         # No copy here: the frame splitter copies what it keeps, except the
         # payloads of DATA runs, which the core holds as views (see __init__).
         start = self._recv_offset
+        # Past these bytes before the core sees them: should receive() raise
+        # something unforeseen after buffering views of them, the next fill
+        # still goes on after them instead of reading over held bytes.
+        self._recv_offset = start + size
         self._core.receive(self._recv_view[start : start + size])
         # While the core holds body bytes (views of this buffer among them,
         # perhaps), the next fill must not read over them: it goes on after
         # these. Once it holds none, nothing can point into the buffer.
-        self._recv_offset = start + size if self._core.total_buffered else 0
+        if not self._core.total_buffered:
+            self._recv_offset = 0
         self._note_refusal_locked()
 
     def _note_refusal_locked(self) -> None:
