@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from hyper.common.request import (
@@ -54,6 +54,7 @@ def test_request_target_gives_an_ascii_target_or_a_documented_error(url: str | b
 
 @settings(max_examples=400, deadline=None)
 @given(method=st.one_of(_TEXT, _BYTES, _ANY), url=st.one_of(_TEXT, _BYTES, _ANY), secure=st.booleans())
+@example(method="\ud800", url="/", secure=False)  # a lone surrogate once escaped as UnicodeEncodeError
 def test_request_line_returns_a_token_and_a_path_or_a_documented_error(
     method: Any, url: Any, secure: bool
 ) -> None:

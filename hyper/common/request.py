@@ -75,11 +75,13 @@ def request_method(method: str | bytes) -> str:
         known = _CHECKED_METHODS.get(method)
         if known is not None:
             return known
-        raw = method.encode("utf-8")
+        # surrogatepass: a lone surrogate ("\ud800") has no UTF-8 bytes; its
+        # raw ones are no token either, so it is refused as InvalidHeader below.
+        raw = method.encode("utf-8", "surrogatepass")
     elif isinstance(method, (bytes, bytearray)):
         raw = bytes(method)
     elif isinstance(method, str):  # a str subclass: checked, not remembered
-        raw = method.encode("utf-8")
+        raw = method.encode("utf-8", "surrogatepass")
     else:
         raise TypeError(f"method must be a str or bytes such as 'GET', not {type(method).__name__}")
     if not _TOKEN.fullmatch(raw):
