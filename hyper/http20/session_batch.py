@@ -192,6 +192,7 @@ class SessionBatch(SessionReader):
         timeout: float | None,
         on_timeout: Callable[[], HyperTimeout],
         stream_id: int | None = None,
+        answer_later: bool = False,
     ) -> None:
         """As :meth:`SessionReader._wait_locked`, after sending anything held.
 
@@ -209,23 +210,4 @@ class SessionBatch(SessionReader):
                 self._flush_quietly_locked()
             else:
                 self._flush_locked()
-        super()._wait_locked(ready, failure, timeout, on_timeout, stream_id)
-
-    def _wait_answering_later_locked(
-        self,
-        ready: Callable[[], bool],
-        failure: Callable[[], HyperError | None],
-        timeout: float | None,
-        on_timeout: Callable[[], HyperTimeout],
-        stream_id: int,
-    ) -> None:
-        """As the reader's, unless this batch holds HEADERS: then :meth:`_wait_locked` (sends them first).
-
-        The answer to a read may wait for the caller's flush only when
-        nothing is held; a held request must go before its thread waits, or
-        the batch would wait for a response to a request never sent.
-        """
-        if self._held:
-            self._wait_locked(ready, failure, timeout, on_timeout, stream_id)
-        else:
-            super()._wait_answering_later_locked(ready, failure, timeout, on_timeout, stream_id)
+        super()._wait_locked(ready, failure, timeout, on_timeout, stream_id, answer_later)

@@ -37,6 +37,7 @@ class SessionReader(SessionSend):
         timeout: float | None,
         on_timeout: Callable[[], HyperTimeout],
         stream_id: int | None = None,
+        answer_later: bool = False,
     ) -> None:
         """Block until ``ready()`` or ``failure()``; the caller holds the state lock.
 
@@ -44,36 +45,19 @@ class SessionReader(SessionSend):
         otherwise sleeps until the reader has news about ``stream_id`` (any
         news when ``None``: pass the stream only when nothing but a change
         of that stream can make ``ready()`` or ``failure()`` true).
+
+        With ``answer_later``, what the read that made ``ready()`` true
+        queued in answer (a SETTINGS or PING ACK, a WINDOW_UPDATE) stays
+        queued: the caller must flush before it lets the lock go, and it then
+        leaves with what the caller's own step queues, in one send instead
+        of two. Every other read is answered at once, as usual.
         """
         try:
-            self._wait_loop_locked(ready, failure, timeout, on_timeout, stream_id)
+            self._wait_loop_locked(ready, failure, timeout, on_timeout, stream_id, answer_later)
         finally:
             if not self._reading:
                 # Leaving with nobody reading: a sleeper must take over.
                 self._cond.notify_one()
-
-    def _wait_answering_later_locked(
-        self,
-        ready: Callable[[], bool],
-        failure: Callable[[], HyperError | None],
-        timeout: float | None,
-        on_timeout: Callable[[], HyperTimeout],
-        stream_id: int,
-    ) -> None:
-        """:meth:`_wait_locked`, leaving the answer to the read that made ``ready()`` true to the caller.
-
-        What that read queued in answer (a SETTINGS or PING ACK, a
-        WINDOW_UPDATE) stays queued: the caller must flush before it lets the
-        lock go, and it then leaves with what the caller's own step queues,
-        in one send instead of two. Every other read is answered at once, as
-        usual. A batch holding HEADERS overrides this to send them first
-        (session_batch).
-        """
-        try:
-            self._wait_loop_locked(ready, failure, timeout, on_timeout, stream_id, answer_later=True)
-        finally:
-            if not self._reading:
-                self._cond.notify_one()  # as in _wait_locked
 
     def _wait_loop_locked(
         self,

@@ -58,8 +58,8 @@ class SessionResponses(SessionReader):
                 # The read's own answer (ACKs, WINDOW_UPDATE) may leave with
                 # the window credit that taking the body frees: one flush,
                 # below, instead of two. (A batch holding HEADERS sends them
-                # first: session_batch overrides this wait.)
-                self._wait_answering_later_locked(ready, failure, timeout, on_timeout, stream_id)
+                # first: session_batch's _wait_locked.)
+                self._wait_locked(ready, failure, timeout, on_timeout, stream_id, answer_later=True)
             headers = stream.headers or []
             if not (
                 stream.complete
