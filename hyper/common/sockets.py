@@ -195,9 +195,13 @@ def _wait_with_select(
     return readable, writable, woken
 
 
+#: The one switch of every fast path in hyper (see hyper.http20.h2_internals).
+FAST_PATHS_ENV_VAR = "HYPER_FAST_PATHS"
+
+
 def fast_paths_forced_off() -> bool:
-    """True when ``HYPER_FAST_PATHS`` turns hyper's fast paths off (see hyper.http20.h2_internals)."""
-    return os.environ.get("HYPER_FAST_PATHS", "").strip().lower() in ("0", "off", "false", "no")
+    """True when ``HYPER_FAST_PATHS`` turns hyper's fast paths off (read at each call)."""
+    return os.environ.get(FAST_PATHS_ENV_VAR, "").strip().lower() in ("0", "off", "false", "no")
 
 
 class ReadWatcher:

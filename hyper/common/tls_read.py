@@ -20,21 +20,15 @@ default), so :func:`buffer_reader` also says whether the caller must do that.
 
 from __future__ import annotations
 
-import os
 import socket
 import ssl
 from collections.abc import Callable
 from typing import Any
 
+from .sockets import fast_paths_forced_off
+
 #: ``read(nbytes, buffer)``: bytes read into ``buffer``, ``0`` at EOF.
 BufferReader = Callable[[int, Any], int]
-
-#: The switch shared with hyper's other fast paths (see hyper.http20.h2_internals).
-_ENV_VAR = "HYPER_FAST_PATHS"
-
-
-def _forced_off() -> bool:
-    return os.environ.get(_ENV_VAR, "").strip().lower() in ("0", "off", "false", "no")
 
 
 def _public_reader(sock: socket.socket) -> BufferReader:
@@ -54,7 +48,7 @@ def direct_read(sock: socket.socket) -> BufferReader | None:
     makes unless ``sslsocket_class`` is changed) with its stdlib ``recv_into``
     and ``read``, wrapped (``_sslobj`` set) and not unwrapped since.
     """
-    if type(sock) is not ssl.SSLSocket or _forced_off():
+    if type(sock) is not ssl.SSLSocket or fast_paths_forced_off():
         return None
     sslobj = getattr(sock, "_sslobj", None)
     read = getattr(sslobj, "read", None)

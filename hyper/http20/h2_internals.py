@@ -32,6 +32,9 @@ import hpack
 import hyperframe.exceptions
 import hyperframe.frame
 
+# The one switch of every fast path, shared with the session and the TLS reader.
+from ..common.sockets import FAST_PATHS_ENV_VAR, fast_paths_forced_off
+
 # The fence's other modules, re-exported: the per-stream primitives of the fast
 # paths, and the HPACK table and decoder the memos build on.
 from .h2_internals_hpack import _LITERAL_DECODER as _LITERAL_DECODER
@@ -54,7 +57,7 @@ from .h2_internals_steps import take_send_credit as take_send_credit
 log = logging.getLogger("hyper")
 
 #: Set to ``0`` (or ``off``, ``false``, ``no``) to force the fast paths off.
-ENV_VAR = "HYPER_FAST_PATHS"
+ENV_VAR = FAST_PATHS_ENV_VAR
 
 # The private imports. A missing module or name must not break hyper's
 # import: it turns the fast paths off (the self-test reports it).
@@ -98,8 +101,7 @@ def evaluate() -> str | None:
     connections created afterwards follow the decision.
     """
     global _enabled, _problem
-    setting = os.environ.get(ENV_VAR, "").strip().lower()
-    if setting in ("0", "off", "false", "no"):
+    if fast_paths_forced_off():
         problem: str | None = f"forced off by {ENV_VAR}={os.environ[ENV_VAR]}"
         level = logging.INFO
     else:
