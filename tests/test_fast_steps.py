@@ -11,6 +11,7 @@ step that no longer matches h2 turns the fast paths off.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import h2.config
@@ -193,6 +194,18 @@ def data_before_the_response_headers() -> None:
     assert pair.data(1, b"early", True) == [("raised", "ProtocolError")]
 
 
+def many_streams_in_flight(request_ends: Callable[[int], bool]) -> Pair:
+    """Twenty requests open at once, all answered with headers, then their bodies in reverse order."""
+    pair = Pair()
+    for stream_id in range(1, 41, 2):
+        pair.open(stream_id, REQUEST, request_ends(stream_id), True)
+    for stream_id in range(1, 41, 2):
+        pair.headers(stream_id, _blocks(pair, [(b":status", b"200")]), False)
+    for stream_id in range(39, 0, -2):
+        pair.data(stream_id, b"z" * stream_id, True)
+    return pair
+
+
 CONTENT_LENGTH_CASES = [(b"10", b"abc"), (b"2", b"abc"), (b"3", b"abc")]
 
 
@@ -239,13 +252,7 @@ def test_data_before_the_response_headers_is_refused_alike() -> None:
 
 
 def test_many_streams_in_flight_with_the_slot_already_checked() -> None:
-    pair = Pair()
-    for stream_id in range(1, 41, 2):
-        pair.open(stream_id, REQUEST, True, True)
-    for stream_id in range(1, 41, 2):
-        pair.headers(stream_id, _blocks(pair, [(b":status", b"200")]), False)
-    for stream_id in range(39, 0, -2):
-        pair.data(stream_id, b"z" * stream_id, True)
+    pair = many_streams_in_flight(lambda stream_id: True)
     assert pair.fast.open_outbound_streams == pair.plain.open_outbound_streams == 0
 
 

@@ -30,6 +30,7 @@ from tests.test_fast_steps import (
     data_before_the_response_headers,
     head_response_without_body,
     informational_then_final,
+    many_streams_in_flight,
     response_in_parts,
 )
 
@@ -117,13 +118,7 @@ def test_data_before_the_response_headers_is_refused_alike(fused: list[Any]) -> 
 
 
 def test_many_streams_in_flight(fused: list[Any]) -> None:
-    pair = Pair()
-    for stream_id in range(1, 41, 2):
-        pair.open(stream_id, REQUEST, stream_id % 4 == 1, True)
-    for stream_id in range(1, 41, 2):
-        pair.headers(stream_id, _blocks(pair, [(b":status", b"200")]), False)
-    for stream_id in range(39, 0, -2):
-        pair.data(stream_id, b"z" * stream_id, True)
+    pair = many_streams_in_flight(lambda stream_id: stream_id % 4 == 1)  # OPEN and HALF_CLOSED_LOCAL mixed
     assert pair.fast.open_outbound_streams == pair.plain.open_outbound_streams
 
 
