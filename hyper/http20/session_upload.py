@@ -18,7 +18,10 @@ from .streams import RequestState, StreamState
 from .upload_frames import run_frame_payload
 
 #: Body bytes queued per lock hold while uploading, so readers get a turn.
-SEND_BATCH = 1024 * 1024
+#: Also the most one run of DATA frames holds (hyper.http20.data_frames keeps
+#: a buffer that size per connection): a file body's blocks are this size
+#: anyway (hyper.common.body.READ_BLOCK).
+SEND_BATCH = 256 * 1024
 
 #: SETTINGS_MAX_FRAME_SIZE (RFC 9113 section 6.5.2) and its initial value.
 _MAX_FRAME_SIZE = 0x5
