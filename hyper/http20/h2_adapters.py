@@ -35,6 +35,7 @@ from .h2_connections import send_request_headers as send_request_headers
 from .h2_public_frames import END_HEADERS as _END_HEADERS
 from .h2_public_frames import FRAME_HEADER as _FRAME_HEADER
 from .h2_public_frames import HEADERS_FRAME as _HEADERS_FRAME
+from .h2_public_frames import DataOnClosedStream as DataOnClosedStream
 from .h2_public_frames import PublicFrames
 
 
@@ -341,8 +342,13 @@ class FrameSplitter(PublicFrames):
             and fence.absorb_headers_on_forgotten_stream(self._conn, frame.stream_id, frame.data)
         ):
             return  # HEADERS on a stream we reset, still in flight (RFC 9113 5.1)
+        data = isinstance(frame, hyperframe.frame.DataFrame)
+        window = self._conn.inbound_flow_control_window if data else 0
+        first = len(events)
         try:
             events.extend(fence.receive_frame(self._conn, frame))
+            if data:
+                self._swallowed_data(events, first, frame.stream_id, length, window)
         except h2.exceptions.ProtocolError as exc:
             if isinstance(frame, hyperframe.frame.PushPromiseFrame):
                 # A refused promise left its header block undecoded: the
