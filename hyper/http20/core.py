@@ -312,7 +312,8 @@ class H2Core(CoreReceiver, CorePushPing):
             head=headers[0][1] == b"HEAD",
             declared_length=declared_length,
         )
-        log.debug("stream %d opened", stream_id)
+        if log.isEnabledFor(logging.DEBUG):  # once per request: one call, not two, when off
+            log.debug("stream %d opened", stream_id)
         return stream_id
 
     # -- request bodies -------------------------------------------------------

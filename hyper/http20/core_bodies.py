@@ -166,10 +166,17 @@ class CoreBodies:
         # Taken bytes free window on both levels (RFC 9113 section 6.9); a
         # stream that ended or failed gets no more DATA, so no stream credit.
         stream.buffered -= size
-        self._credit.total_buffered -= size
+        credit = self._credit
+        credit.total_buffered -= size
         if not stream.ended and stream.error is None:
             self._credit_stream(stream, size)
-        self._credit_connection(0, size)
+        window = credit.window
+        # ConnectionCredit.release's own "nothing to do" answer, asked here
+        # first: with nothing withheld (received bytes are handed to the
+        # manager at the end of each read while under budget) and the
+        # window open, the read returns no credit, and this runs per read.
+        if credit.withheld or (window is not None and window.window_size <= 0 and window.unacknowledged):
+            self._credit_connection(0, size)
 
     def detach_views(self, buffer: bytearray) -> None:
         """Copy every buffered piece that is a view of ``buffer`` into bytes of its own.

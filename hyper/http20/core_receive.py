@@ -257,7 +257,8 @@ class CoreReceiver(CoreBodies, CoreFailures):
         if checked is not None:
             stream, fields = checked
             stream.final_headers(fields)
-            log.debug("stream %d: response headers received", event.stream_id)
+            if log.isEnabledFor(logging.DEBUG):  # once per response: one call, not two, when off
+                log.debug("stream %d: response headers received", event.stream_id)
 
     def _on_informational(self, event: h2.events.InformationalResponseReceived) -> None:
         checked = self._checked_fields(event, "1xx response")
@@ -284,7 +285,8 @@ class CoreReceiver(CoreBodies, CoreFailures):
         stream = self.streams.get(event.stream_id)
         if stream is not None:
             stream.response_event(ResponseEvent.END_STREAM)
-            log.debug("stream %d: response complete", event.stream_id)
+            if log.isEnabledFor(logging.DEBUG):  # once per response: one call, not two, when off
+                log.debug("stream %d: response complete", event.stream_id)
 
     def _on_stream_reset(self, event: h2.events.StreamReset) -> None:
         stream = self.streams.get(event.stream_id)
