@@ -386,7 +386,8 @@ class H2Core(CoreReceiver, CorePushPing):
         stream.discarded = True
         if not stream.ended and stream.error is None and self.fatal is None:
             self.reset(stream_id, h2.errors.ErrorCodes.CANCEL)
-        self._release_stream_buffer(stream)
+        if stream.buffered:  # unread bytes hold connection window (section 6.9)
+            self._release_stream_buffer(stream)
         del self.streams[stream_id]
 
     def reset(self, stream_id: int, error_code: int) -> None:
