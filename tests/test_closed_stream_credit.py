@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import threading
 
+import h2.config
+import h2.connection
+import h2.errors
 import h2.events
 import hyperframe.frame
 import pytest
@@ -119,3 +122,62 @@ def test_data_on_a_reset_stream_is_credited_once_and_the_windows_agree(frame_pat
             # The server's view, h2's and hyper's window manager's: one window.
             assert server_view[0] == core._h2.inbound_flow_control_window == window.window_size
             assert window.window_size <= WINDOW  # nothing was credited twice
+
+
+def test_the_fenced_answer_to_data_on_a_closed_stream_is_h2s_minus_its_own_credit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Differential: an adapted connection and h2's own, fed the same DATA on a stream we reset.
+
+    Same events, same RST_STREAM(STREAM_CLOSED) per frame, same window debit;
+    the only difference is h2's own WINDOW_UPDATE once half its window is
+    such DATA, which the adapted connection leaves to hyper's window manager.
+    """
+    problem = h2_internals.self_test()
+    if problem is not None:
+        pytest.skip(f"the fence keeps the fast paths off: {problem}")
+    if not h2_internals._CLOSED_STREAM_DATA_HOOK:
+        pytest.skip("h2 answers DATA on closed streams elsewhere: its own rule stays (public mode's way)")
+    monkeypatch.setattr(h2_internals, "_enabled", True)
+    monkeypatch.setattr(h2_internals, "_problem", None)
+    from hyper.http20.h2_adapters import new_client_connection
+
+    adapted = new_client_connection()
+    plain = h2.connection.H2Connection(adapted.config)
+    outputs = []
+    for client in (adapted, plain):
+        client.initiate_connection()
+        server = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+        server.initiate_connection()
+        server.receive_data(client.data_to_send())
+        client.receive_data(server.data_to_send())
+        server.receive_data(client.data_to_send())
+        client.send_headers(
+            1, [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"a"), (b":path", b"/")]
+        )
+        client.reset_stream(1, h2.errors.ErrorCodes.CANCEL)
+        client.data_to_send()
+        seen = []
+        for _ in range(3):  # 3 x 16,000 bytes: over half of h2's 65,535 window
+            events = client.receive_data(data_frame(1, b"x" * 16_000))
+            seen.append(
+                ([type(e) for e in events], client.data_to_send(), client.inbound_flow_control_window)
+            )
+        outputs.append(seen)
+    for (adapted_events, adapted_out, adapted_window), (plain_events, plain_out, plain_window) in zip(
+        *outputs, strict=True
+    ):
+        assert adapted_events == plain_events
+        window_update = 9 + 4  # h2's own WINDOW_UPDATE frame, ahead of its RST_STREAM
+        if plain_out != adapted_out:
+            assert plain_out[3] == 0x8 and plain_out[window_update:] == adapted_out
+            credited = int.from_bytes(plain_out[9:13], "big")
+            assert plain_window - credited == adapted_window
+        else:
+            assert plain_window == adapted_window
+        assert (
+            adapted_out[3] == 0x3
+            and int.from_bytes(adapted_out[9:13], "big") == h2.errors.ErrorCodes.STREAM_CLOSED
+        )
+    # h2's rule fired for the plain connection, and not for the adapted one.
+    assert outputs[1][-1][2] > outputs[0][-1][2] == 65535 - 48_000
