@@ -561,12 +561,6 @@ def test_a_connection_lost_mid_body_with_views_held_gives_the_exact_prefix_then_
         assert bytes(got) == body[: len(got)], f"wrong bytes at {first_difference(bytes(got), body)}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pre-existing (not bulk2): DATA on a stream hyper already closed goes to h2, which "
-    "counts it against the connection window and credits it on its own; hyper's connection "
-    "window manager never hears of either, so it believes the window more open than it is",
-)
 def test_data_on_a_closed_stream_leaves_hyper_and_h2_agreeing_on_the_connection_window(
     frame_path: str,
 ) -> None:
