@@ -330,8 +330,8 @@ class H2Core(CoreReceiver, CorePushPing):
 
         The payload is queued by reference: the caller keeps ``data``
         unchanged until :meth:`pieces_to_send` has been sent.
-        ``frame_payload``: bytes per DATA frame the caller prefers (frames
-        that fill whole TLS records); never above the peer's
+        ``frame_payload``: bytes per DATA frame the caller prefers (the
+        frames of one call are framed as one run); never above the peer's
         SETTINGS_MAX_FRAME_SIZE in force (RFC 9113 section 4.2).
         """
         self._open_count.forget()  # h2's send path (below) may change the stream's state
