@@ -264,8 +264,16 @@ class SessionWire:
             if eof:
                 self._on_eof_locked()
                 return True
-            if status is _BLOCKED or (status is _SHORT and not self._streams_in_flight()):
+            if status is _BLOCKED:
                 break
+            if status is _SHORT:
+                # _streams_in_flight(), inline (asked after most reads of
+                # sequential requests): stop unless a response is still owed.
+                for stream in self._core.streams.values():
+                    if not stream.complete:
+                        break  # owed: read on
+                else:
+                    break
             if status is _ROOM_LOW and self._core.total_buffered:
                 # The buffer is nearly used up, and the core holds body
                 # bytes, views of it perhaps: the reader lets the waiters
@@ -359,7 +367,10 @@ class SessionWire:
         # these. Once it holds none, nothing can point into the buffer.
         if not self._core.total_buffered:
             self._recv_offset = 0
-        self._note_refusal_locked()
+        # _note_refusal_locked(), inline (once per read): a GOAWAY or a
+        # failure among these frames makes the session refuse new streams.
+        if not self._refusal_possible and self._core.accepting_streams() is not None:
+            self._refusal_possible = True
 
     def _note_refusal_locked(self) -> None:
         """After a step that may have made the core refuse new streams: remember it for refusal()."""
