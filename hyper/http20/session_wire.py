@@ -367,9 +367,15 @@ class SessionWire:
         # these. Once it holds none, nothing can point into the buffer.
         if not self._core.total_buffered:
             self._recv_offset = 0
-        # _note_refusal_locked(), inline (once per read): a GOAWAY or a
-        # failure among these frames makes the session refuse new streams.
-        if not self._refusal_possible and self._core.accepting_streams() is not None:
+        # _note_refusal_locked(), inline and without its core call (once per
+        # read): of what makes the core refuse new streams (accepting_streams),
+        # a read can bring only a GOAWAY (the core then marks itself closed,
+        # RFC 9113 section 6.8) or a failure (fatal; an error GOAWAY of ours
+        # marks it closed too); the last stream id is used up by an open,
+        # noted there. So "closed or failed" is the core's own answer here
+        # (tests/test_session_refusal_after_read.py holds them together).
+        core = self._core
+        if not self._refusal_possible and (core.closed or core.fatal is not None):
             self._refusal_possible = True
 
     def _note_refusal_locked(self) -> None:
