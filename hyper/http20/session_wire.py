@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..common.tls_read import buffer_reader
+from ..common.tls_read import buffer_reader, pending_counter
 from ..exceptions import (
     ConnectionTerminated,
     HyperError,
@@ -142,8 +142,10 @@ class SessionWire:
         # or, when the buffer is nearly used up, after the core copied the
         # views still held into bytes of their own (CoreBodies.detach_views).
         self._recv_offset = 0
-        # How many decrypted bytes TLS holds (``None`` in cleartext).
-        self._tls_pending: Callable[[], int] | None = getattr(sock, "pending", None)
+        # How many decrypted bytes TLS holds (``None`` in cleartext): the SSL
+        # object's C method where usable (two Python frames fewer per read),
+        # else the public one; see hyper.common.tls_read.
+        self._tls_pending: Callable[[], int] | None = pending_counter(sock)
         self._recv_view = memoryview(self._recv_buffer)
         # read(nbytes, buffer): the SSL object's C method where usable (two
         # Python frames fewer per TLS record), else the public recv_into; see
