@@ -189,4 +189,9 @@ class SessionReader(SessionSend):
             self._drain_and_answer_locked()
         except HyperError:
             pass  # recorded in the core; the caller sees the session unusable
-        self._cond.notify_changed(self._core.take_touched())
+        # The touched set is taken (cleared) either way; the wake-up call
+        # only when someone sleeps (the list changes only under the state
+        # lock, held here). Asked before many requests in a burst.
+        touched = self._core.take_touched()
+        if self._cond.sleepers:
+            self._cond.notify_changed(touched)
