@@ -20,7 +20,7 @@ Why this keeps the session's promises:
   corked thread takes the freed slot with HEADERS it holds, waits until that
   batch sends (its end, its first wait, or the size bound), at most its
   own timeout.
-* **No deadlock.** Every wait for the server (:meth:`_wait_locked`: a
+* **No deadlock.** Every wait for the server (the session's one ``_wait_locked``, in session_reader: a
   response, a body, a stream slot, flow-control window, a PING) sends the
   held bytes first, and the held bytes are bounded by :data:`BATCH_LIMIT`.
 * **No new stream on a dying connection.** The server's GOAWAY (or a
