@@ -16,6 +16,11 @@ or :class:`BlockingIOError` when a non-blocking socket has nothing yet.
 The C method raises :class:`ssl.SSLEOFError` where ``SSLSocket.read``
 turns an unannounced EOF into ``0`` (``suppress_ragged_eofs``, the
 default), so :func:`buffer_reader` also says whether the caller must do that.
+
+:func:`pending_counter` does the same for ``pending()`` (how many decrypted
+bytes TLS holds), asked after most reads: ``SSLSocket.pending`` is two
+Python frames (``pending``, then a ``_checkClosed`` that does nothing)
+before the SSL object's C ``pending``.
 """
 
 from __future__ import annotations
@@ -71,3 +76,20 @@ def buffer_reader(sock: socket.socket) -> tuple[BufferReader, bool]:
     if direct is None:
         return _public_reader(sock), False
     return direct, bool(getattr(sock, "suppress_ragged_eofs", True))
+
+
+def pending_counter(sock: socket.socket) -> Callable[[], int] | None:
+    """How to ask ``sock`` how many decrypted bytes TLS holds; ``None`` in cleartext.
+
+    The SSL object's C ``pending`` where :func:`direct_read` allows the C
+    read (the same checks: an exact, wrapped :class:`ssl.SSLSocket`, fast
+    paths on): ``SSLSocket.pending`` returns just that while the socket is
+    wrapped, and a session never unwraps its socket. Otherwise the socket's
+    public ``pending`` (``None`` when it has none: a cleartext socket).
+    """
+    public: Callable[[], int] | None = getattr(sock, "pending", None)
+    if public is None or direct_read(sock) is None:
+        return public
+    # direct_read() checked _sslobj and its read; its pending() is asked the same way.
+    pending = getattr(getattr(sock, "_sslobj", None), "pending", None)
+    return pending if callable(pending) else public

@@ -280,8 +280,13 @@ class H2Session(SessionBatch, SessionPushPingSettings, SessionUpload, SessionRes
             # noted there).
             if core.ids_exhausted:
                 self._refusal_possible = True
-            # Sent now, or held while this thread is in a batch (session_batch).
-            self._flush_or_hold_locked()
+            # Sent now, or held while this thread is in a batch (session_batch):
+            # still under the lock, so the HEADERS leave (or join the held
+            # bytes) in stream id order.
+            if self._corked():
+                self._hold_locked()
+            else:
+                self._flush_locked()
         return wire_id
 
     def _wait_for_slot_locked(self) -> None:

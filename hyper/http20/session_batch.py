@@ -9,7 +9,7 @@ out together, in one send, when the outermost block ends.
 Why this keeps the session's promises:
 
 * **Order.** Held bytes were taken from the core before anything it queued
-  later, and every flush sends ``_held`` first (:meth:`_flush_locked`), so
+  later, and every flush sends ``_held`` first (:meth:`_send_held_locked`), so
   frames still leave in the order the state changed (RFC 9113 section 5.1.1:
   stream ids increase on the wire).
 * **Only the calling thread is corked.** The corked flag is thread-local and
@@ -20,7 +20,7 @@ Why this keeps the session's promises:
   corked thread takes the freed slot with HEADERS it holds, waits until that
   batch sends (its end, its first wait, or the size bound), at most its
   own timeout.
-* **No deadlock.** Every wait for the server (:meth:`_wait_locked`: a
+* **No deadlock.** Every wait for the server (the session's one ``_wait_locked``, in session_reader: a
   response, a body, a stream slot, flow-control window, a PING) sends the
   held bytes first, and the held bytes are bounded by :data:`BATCH_LIMIT`.
 * **No new stream on a dying connection.** The server's GOAWAY (or a
@@ -36,11 +36,11 @@ No module outside the session uses this one.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..exceptions import HyperError, HyperTimeout
+from ..exceptions import HyperError
 from .session_reader import SessionReader
 from .streams import RequestEvent, StreamState
 
@@ -104,12 +104,9 @@ class SessionBatch(SessionReader):
         """True when the calling thread is inside a batch (read under the state lock)."""
         return bool(getattr(self._batch_depth, "value", 0))
 
-    def _flush_or_hold_locked(self) -> None:
-        """Send what the core queued, unless this thread is corked: then hold it. Lock held."""
-        if not self._corked():
-            self._flush_locked()
-            return
-        # open_stream(), the only caller, added the new stream to the core's
+    def _hold_locked(self) -> None:
+        """Hold what the core queued (a corked thread's new HEADERS) instead of sending it. Lock held."""
+        # open_stream(), the only caller (when _corked() says so), added the new stream to the core's
         # (insertion-ordered) table in this same hold of the lock: it is the
         # newest entry, and what the core queued since is its HEADERS.
         stream_id = next(reversed(self._core.streams), 0)
@@ -120,15 +117,17 @@ class SessionBatch(SessionReader):
         if self._held_bytes > BATCH_LIMIT:
             self._flush_locked()  # bounded: the batch so far goes out now
 
-    def _flush_locked(self, timeout: float | None = None) -> None:
-        """Send the held bytes still worth sending (as one piece), then what the core queued. Lock held."""
-        if self._held:
-            # Taken first, so a failed send does not send them twice later.
-            held, self._held, self._held_bytes = self._held, [], 0
-            wanted = self._still_wanted_locked(held)
-            if wanted:
-                self._send_locked(b"".join(wanted), self.write_timeout if timeout is None else timeout)
-        super()._flush_locked(timeout)
+    def _send_held_locked(self, timeout: float | None) -> None:
+        """Send the held bytes still worth sending, as one piece. Lock held.
+
+        Called by every flush (SessionSend._flush_locked) before what the
+        core queued, whenever anything is held.
+        """
+        # Taken first, so a failed send does not send them twice later.
+        held, self._held, self._held_bytes = self._held, [], 0
+        wanted = self._still_wanted_locked(held)
+        if wanted:
+            self._send_locked(b"".join(wanted), self.write_timeout if timeout is None else timeout)
 
     def _still_wanted_locked(self, held: list[tuple[int, bytes]]) -> list[bytes]:
         """The held HEADERS to send now; those of streams that can no longer succeed are dropped.
@@ -184,30 +183,3 @@ class SessionBatch(SessionReader):
         """
         stream.error = failure
         stream.request_event(RequestEvent.RESET)
-
-    def _wait_locked(
-        self,
-        ready: Callable[[], bool],
-        failure: Callable[[], HyperError | None],
-        timeout: float | None,
-        on_timeout: Callable[[], HyperTimeout],
-        stream_id: int | None = None,
-        answer_later: bool = False,
-    ) -> None:
-        """As :meth:`SessionReader._wait_locked`, after sending anything held.
-
-        A corked thread may be about to wait for an answer to a request it
-        holds: sending first is what keeps a batch from waiting on itself.
-        """
-        if self._held and not ready():
-            if self._socket_closed:
-                # Nothing can be sent: the held HEADERS are dropped (their
-                # streams carry the connection's failure). Trying to send
-                # what else the core queued (an ACK read along with the
-                # server's FIN) would raise the dead socket's error before
-                # the wait below gives the stream's own: for a request a
-                # GOAWAY excluded, the retryable one (RFC 9113 section 6.8).
-                self._flush_quietly_locked()
-            else:
-                self._flush_locked()
-        super()._wait_locked(ready, failure, timeout, on_timeout, stream_id, answer_later)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from ..common.sockets import ReadWatcher, wait_for_socket
 from ..exceptions import ConnectionClosed, HyperError, HyperTimeout, fresh
 from .session_send import SessionSend
-from .session_wire import fresh_or_none, time_left
+from .session_wire import fresh_or_none
 
 
 class SessionReader(SessionSend):
@@ -51,59 +51,81 @@ class SessionReader(SessionSend):
         queued: the caller must flush before it lets the lock go, and it then
         leaves with what the caller's own step queues, in one send instead
         of two. Every other read is answered at once, as usual.
-        """
-        try:
-            self._wait_loop_locked(ready, failure, timeout, on_timeout, stream_id, answer_later)
-        finally:
-            if not self._reading:
-                # Leaving with nobody reading: a sleeper must take over.
-                self._cond.notify_one()
 
-    def _wait_loop_locked(
-        self,
-        ready: Callable[[], bool],
-        failure: Callable[[], HyperError | None],
-        timeout: float | None,
-        on_timeout: Callable[[], HyperTimeout],
-        stream_id: int | None,
-        answer_later: bool = False,
-    ) -> None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            if ready():
-                return
-            error = failure()
-            if error is not None:
-                raise fresh(error)
-            if self._socket_closed:
-                raise fresh_or_none(self._core.fatal) or ConnectionClosed("the connection is closed")
-            remaining = time_left(deadline)
-            if remaining is not None and remaining <= 0:
-                raise on_timeout()
-            if self._reading:
-                self._cond.sleep(stream_id, remaining)
-                continue
-            self._reading = True
-            try:
-                self._read_once_locked(remaining)
-            finally:
-                self._reading = False
-                if self._close_when_reader_done:
-                    self._close_when_reader_done = False
-                    self._close_fds()
-                self._cond.notify_changed(self._core.take_touched())
-            # What the core queued in answer to the read (SETTINGS and PING
-            # ACKs, WINDOW_UPDATE: RFC 9113 section 6) goes now, before the
-            # next wait (the server may be waiting for it), unless the
-            # caller said it will send it with its own step's bytes.
-            if not self._socket_closed and not (answer_later and ready()):
-                self._flush_locked()
+        A corked thread (session_batch) may be about to wait for an answer
+        to a request it holds: the held bytes are sent first, which is what
+        keeps a batch from waiting on itself.
+
+        One method for what were three layers (the batch's override, this
+        one, the loop), asked per response: each layer cost a call.
+        """
+        cond = self._cond
+        try:
+            if self._held and not ready():
+                if self._socket_closed:
+                    # Nothing can be sent: the held HEADERS are dropped (their
+                    # streams carry the connection's failure). Trying to send
+                    # what else the core queued (an ACK read along with the
+                    # server's FIN) would raise the dead socket's error before
+                    # the wait below gives the stream's own: for a request a
+                    # GOAWAY excluded, the retryable one (RFC 9113 section 6.8).
+                    self._flush_quietly_locked()
+                else:
+                    self._flush_locked()
+            deadline = None if timeout is None else time.monotonic() + timeout
+            remaining = None
+            while True:
+                if ready():
+                    return
+                error = failure()
+                if error is not None:
+                    raise fresh(error)
+                if self._socket_closed:
+                    raise fresh_or_none(self._core.fatal) or ConnectionClosed("the connection is closed")
+                if deadline is not None:  # time_left(), inline: once per wait
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise on_timeout()
+                if self._reading:
+                    cond.sleep(stream_id, remaining)
+                    continue
+                # The reader role, taken under the lock: _reading keeps the
+                # socket open while _read_once_locked polls it unlocked.
+                self._reading = True
+                try:
+                    self._read_once_locked(remaining)
+                finally:
+                    self._reading = False
+                    if self._close_when_reader_done:
+                        self._close_when_reader_done = False
+                        self._close_fds()
+                    # The touched set is taken (cleared) on every read; the
+                    # wake-up call only when someone sleeps on the condition
+                    # (the list is changed only under this lock).
+                    touched = self._core.take_touched()
+                    if cond.sleepers:
+                        cond.notify_changed(touched)
+                # What the core queued in answer to the read (SETTINGS and PING
+                # ACKs, WINDOW_UPDATE: RFC 9113 section 6) goes now, before the
+                # next wait (the server may be waiting for it), unless the
+                # caller said it will send it with its own step's bytes. Ready
+                # now means the loop would return at its top: it returns here,
+                # asking ready() once, not twice.
+                if not self._socket_closed:
+                    if answer_later and ready():
+                        return
+                    self._flush_locked()
+        finally:
+            # Leaving with nobody reading: a sleeper must take over (the
+            # call only when someone sleeps; the list changes under the lock).
+            if not self._reading and cond.sleepers:
+                cond.notify_one()
 
     def _read_once_locked(self, timeout: float | None) -> None:
         """Wait (lock released) for the socket, then feed what arrived to the core.
 
         What the core queues in answer is sent by the caller,
-        :meth:`_wait_loop_locked` (see ``answer_later`` there).
+        :meth:`_wait_locked` (see ``answer_later`` there).
         """
         # The reader waits for the socket WITHOUT the state lock, so other
         # threads can send and take data meanwhile; self._reading (set under
@@ -167,4 +189,9 @@ class SessionReader(SessionSend):
             self._drain_and_answer_locked()
         except HyperError:
             pass  # recorded in the core; the caller sees the session unusable
-        self._cond.notify_changed(self._core.take_touched())
+        # The touched set is taken (cleared) either way; the wake-up call
+        # only when someone sleeps (the list changes only under the state
+        # lock, held here). Asked before many requests in a burst.
+        touched = self._core.take_touched()
+        if self._cond.sleepers:
+            self._cond.notify_changed(touched)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..exceptions import HyperTimeout, InvalidStreamID, fresh
+from ..exceptions import HyperError, HyperTimeout, InvalidStreamID, fresh
 from .session_reader import SessionReader
 
 #: What :meth:`SessionResponses.read_body` returns: body bytes, and the
@@ -81,7 +81,11 @@ class SessionResponses(SessionReader):
             # Credit freed by taking the bytes must leave now (WINDOW_UPDATE,
             # RFC 9113 section 6.9), as in read_body; a failed send is
             # recorded in the core and reaches the next operation.
-            self._flush_quietly_locked()
+            # (_flush_quietly_locked, inline: once per response.)
+            try:
+                self._flush_locked()
+            except HyperError:
+                pass
             return headers, (data, trailers)
 
     def read_body(
@@ -135,11 +139,17 @@ class SessionResponses(SessionReader):
             self._discard_locked(stream_id)
 
     def _discard_locked(self, stream_id: int, flush: bool = True) -> None:
-        # Wakes only the threads that may care: those on that stream (an
-        # upload, another reader) and untagged ones (a freed stream slot).
         self._core.discard_stream(stream_id)
         if flush:
             self._flush_quietly_locked()
-        self._cond.notify_changed({stream_id})
-        # The reader too: it may be the thread waiting for this stream's slot.
-        self._poke_reader_locked()
+        # Wakes only the threads that may care: those on that stream (an
+        # upload, another reader) and untagged ones (a freed stream slot).
+        # The sleepers list changes only under the state lock, held here:
+        # empty, there is nobody to wake (one thread on the connection).
+        cond = self._cond
+        if cond.sleepers:
+            cond.notify_changed({stream_id})
+        # The reader too: it may be the thread waiting for this stream's
+        # slot. _reading is set only under this lock: unset, nobody polls.
+        if self._reading:
+            self._poke_reader_locked()

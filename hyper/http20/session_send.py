@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ssl
 import time
+from typing import TYPE_CHECKING
 
 from ..common.sockets import wait_for_socket
 from ..exceptions import ConnectionClosed, ConnectionTerminated, HyperError, WriteTimeout
@@ -34,8 +35,22 @@ _WOULD_BLOCK_WRITE = (ssl.SSLWantWriteError, BlockingIOError, InterruptedError)
 class SessionSend(SessionWire):
     """Ordered, bounded sends of what the core queued (a base of the session)."""
 
+    if TYPE_CHECKING:
+        # HEADERS a corked thread holds back, and their sending: defined by
+        # session_batch (a subclass), asked here so that one flush method,
+        # not an override calling this one, serves every flush (two per
+        # request).
+        _held: list[tuple[int, bytes]]
+
+        def _send_held_locked(self, timeout: float | None) -> None: ...
+
     def _flush_locked(self, timeout: float | None = None) -> None:
-        """Send everything the core has queued. Caller holds the state lock."""
+        """Send the bytes a batch holds (session_batch), then everything the core queued. Lock held."""
+        # Held HEADERS were taken from the core before anything it queued
+        # since: they go first, so frames leave in the order the state
+        # changed (RFC 9113 section 5.1.1). Empty unless a thread is corked.
+        if self._held:
+            self._send_held_locked(timeout)
         while True:
             pieces = self._core.pieces_to_send()
             if not pieces:

@@ -41,7 +41,11 @@ class StateCondition(threading.Condition):
     def __init__(self, lock: threading.Lock) -> None:
         super().__init__(lock)
         self._state_lock = lock
-        self._sleepers: list[_Sleeper] = []
+        #: The threads asleep on their own conditions, in the order they went
+        #: to sleep. Read and changed only under the state lock; the session
+        #: reads it (empty: nobody to wake) to skip a wake-up call when one
+        #: thread uses the connection, the common case.
+        self.sleepers: list[_Sleeper] = []
         self._local = threading.local()
 
     def sleep(self, stream_id: int | None, timeout: float | None) -> None:
@@ -51,20 +55,20 @@ class StateCondition(threading.Condition):
             sleeper = self._local.sleeper = _Sleeper(threading.Condition(self._state_lock))
         sleeper.stream_id = stream_id
         sleeper.woken = False
-        self._sleepers.append(sleeper)
+        self.sleepers.append(sleeper)
         try:
             sleeper.wakeup.wait(timeout)
         finally:
-            self._sleepers.remove(sleeper)
+            self.sleepers.remove(sleeper)
 
     def notify_all(self) -> None:
         """Wake every waiting thread (lock held)."""
-        for sleeper in self._sleepers:
+        for sleeper in self.sleepers:
             sleeper.wake()
 
     def notify_changed(self, streams: set[int] | None) -> None:
         """Wake the threads waiting for one of ``streams`` (all when ``None``) and untagged ones."""
-        for sleeper in self._sleepers:
+        for sleeper in self.sleepers:
             if streams is None or sleeper.stream_id is None or sleeper.stream_id in streams:
                 sleeper.wake()
 
@@ -78,7 +82,7 @@ class StateCondition(threading.Condition):
         sleeper was woken, any of them will do: whichever finds itself
         still waiting reads, and one that leaves hands on again.
         """
-        sleepers = self._sleepers
+        sleepers = self.sleepers
         if not sleepers:
             return
         for sleeper in sleepers:

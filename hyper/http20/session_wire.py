@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..common.tls_read import buffer_reader
+from ..common.tls_read import buffer_reader, pending_counter
 from ..exceptions import (
     ConnectionTerminated,
     HyperError,
@@ -142,8 +142,10 @@ class SessionWire:
         # or, when the buffer is nearly used up, after the core copied the
         # views still held into bytes of their own (CoreBodies.detach_views).
         self._recv_offset = 0
-        # How many decrypted bytes TLS holds (``None`` in cleartext).
-        self._tls_pending: Callable[[], int] | None = getattr(sock, "pending", None)
+        # How many decrypted bytes TLS holds (``None`` in cleartext): the SSL
+        # object's C method where usable (two Python frames fewer per read),
+        # else the public one; see hyper.common.tls_read.
+        self._tls_pending: Callable[[], int] | None = pending_counter(sock)
         self._recv_view = memoryview(self._recv_buffer)
         # read(nbytes, buffer): the SSL object's C method where usable (two
         # Python frames fewer per TLS record), else the public recv_into; see
@@ -264,8 +266,16 @@ class SessionWire:
             if eof:
                 self._on_eof_locked()
                 return True
-            if status is _BLOCKED or (status is _SHORT and not self._streams_in_flight()):
+            if status is _BLOCKED:
                 break
+            if status is _SHORT:
+                # _streams_in_flight(), inline (asked after most reads of
+                # sequential requests): stop unless a response is still owed.
+                for stream in self._core.streams.values():
+                    if not stream.complete:
+                        break  # owed: read on
+                else:
+                    break
             if status is _ROOM_LOW and self._core.total_buffered:
                 # The buffer is nearly used up, and the core holds body
                 # bytes, views of it perhaps: the reader lets the waiters
@@ -359,7 +369,16 @@ class SessionWire:
         # these. Once it holds none, nothing can point into the buffer.
         if not self._core.total_buffered:
             self._recv_offset = 0
-        self._note_refusal_locked()
+        # _note_refusal_locked(), inline and without its core call (once per
+        # read): of what makes the core refuse new streams (accepting_streams),
+        # a read can bring only a GOAWAY (the core then marks itself closed,
+        # RFC 9113 section 6.8) or a failure (fatal; an error GOAWAY of ours
+        # marks it closed too); the last stream id is used up by an open,
+        # noted there. So "closed or failed" is the core's own answer here
+        # (tests/test_session_refusal_after_read.py holds them together).
+        core = self._core
+        if not self._refusal_possible and (core.closed or core.fatal is not None):
+            self._refusal_possible = True
 
     def _note_refusal_locked(self) -> None:
         """After a step that may have made the core refuse new streams: remember it for refusal()."""

@@ -55,6 +55,14 @@ class SessionSet:
         Raises the session's error when it broke (rather than ended
         cleanly): the caller sees it until it closes the connection.
         """
+        # The common case first, as _usable() would answer it (asked before
+        # every request: one call fewer): the current session, read without
+        # self._lock as there (see _usable), says it takes new streams.
+        # Anything else (none yet, a refusal, a broken session) goes the
+        # whole way below.
+        session = self._session
+        if session is not None and session.refusal()[0] is None:
+            return session
         session = self._usable()
         if session is not None:
             return session
