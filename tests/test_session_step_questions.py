@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import select
 import threading
 from typing import Any
 
@@ -134,6 +135,9 @@ def test_open_stream_skips_the_core_refusal_question_only_while_nothing_could_re
             assert not session._refusal_possible
             send_goaway.set()
             assert goaway_sent.wait(_WAIT)
+            # Sent is not yet arrived (loopback delivery may lag the server's
+            # send on a loaded machine): wait, bounded, until the socket has it.
+            assert select.select([session._sock], [], [], _WAIT)[0]
             # The GOAWAY sits in the socket: the open reads it first and the
             # core's own check (asked now, the flag being set) refuses.
             with pytest.raises(ConnectionTerminated):
