@@ -24,6 +24,13 @@ import hyper.http20.connection as connection_module
 from hyper import HTTP20Connection
 
 
+@pytest.fixture(autouse=True)
+def _memo_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The memo's own behaviour is tested whatever HYPER_FAST_PATHS says (CI
+    # also runs the suite with it at 0); the differential turns it off itself.
+    monkeypatch.setattr(connection_module, "_CALLER_FIELDS_MEMO", True)
+
+
 def outcome(call: Any, *args: Any, **kwargs: Any) -> tuple[str, Any]:
     """What a call returns, or the type and message of what it raises."""
     try:
