@@ -223,3 +223,30 @@ def test_hyper_fast_paths_0_switches_the_memo_off() -> None:
             [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True
         )
         assert out.stdout.strip() == expected
+
+
+def test_bytes_twins_of_remembered_fields_never_meet_them_in_the_lookup() -> None:
+    # b'accept' hashes as 'accept': were such a dict looked up, the key
+    # comparison would be a BytesWarning, an error under ``python -bb``.
+    code = (
+        "from hyper import HTTP20Connection\n"
+        "conn = HTTP20Connection('example.org', 443, secure=True)\n"
+        "class S:\n"
+        "    def open_stream(self, fields, end_stream, may_refuse, declared_length=None):\n"
+        "        self.fields = [tuple(f) for f in fields]\n"
+        "        return 1\n"
+        "s = S()\n"
+        "conn._current_session = lambda: s\n"
+        "conn.request('GET', '/', headers={'accept': 'x'})\n"
+        "first = s.fields\n"
+        "conn.request('GET', '/', headers={b'accept': b'x'})\n"
+        "assert s.fields == first, (s.fields, first)\n"
+        "conn.request('GET', '/', headers={'accept': b'x'})\n"
+        "assert s.fields == first\n"
+        "print('ok')\n"
+    )
+    env = dict(os.environ, HYPER_FAST_PATHS="1")
+    out = subprocess.run(
+        [sys.executable, "-bb", "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

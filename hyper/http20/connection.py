@@ -61,7 +61,6 @@ _PLAIN_REQUESTS_MEMO = 64
 #: fields, of at most this many characters in all (names and values).
 _REMEMBERED_CALLER_FIELDS = 32
 _REMEMBERED_CALLER_BYTES = 4096
-_STR_ONLY = {str}
 #: Field names whose requests are never remembered: they carry credentials.
 _NEVER_REMEMBERED = frozenset({b"authorization", b"proxy-authorization", b"cookie"})
 #: Requests with caller fields are remembered (see _caller_request_fields);
@@ -306,14 +305,14 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
         """
         if type(method) is not str or type(url) is not str or len(headers) > _REMEMBERED_CALLER_FIELDS:
             return None
-        # Exactly str, every name and value (checked with C loops): then
-        # equal keys mean equal fields. A bytes item hashes as its str twin
-        # (comparing them is a BytesWarning) and 1 == True, but True is refused.
-        types = set(map(type, headers))
-        types.update(map(type, headers.values()))
-        if types != _STR_ONLY:
-            return None
+        # One snapshot of the dict: what is checked is what the key holds.
         items = tuple(headers.items())
+        # Exactly str, every name and value: then equal keys mean equal
+        # fields. A bytes item hashes as its str twin (comparing them in the
+        # lookup is a BytesWarning) and 1 == True, but True is refused.
+        for name, value in items:
+            if type(name) is not str or type(value) is not str:
+                return None
         key = (method, url, self.authority, self.secure, self._scheme, items)
         known = self._plain_requests.get(key)
         if known is not None:
