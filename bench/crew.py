@@ -1,8 +1,8 @@
 """A crew of threads sharing one piece of work, waited for within a bound.
 
-The threads workloads of bench.threads and bench.threads_counts start one
-thread per share of the requests, wait for all of them against one deadline
-and collect what they raised; this is that, once.
+The threads workloads of bench.threads, bench.threads_counts and
+bench.worker start one thread per share of the requests, wait for all of
+them against one deadline and collect what they raised; this is that, once.
 """
 
 from __future__ import annotations

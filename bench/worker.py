@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from bench.clients import CLIENTS, Client, WorkloadError, check
+from bench.crew import run_crew
 
 RESULT_MARKER = "BENCH-RESULT "
 
@@ -32,25 +33,18 @@ RESULT_MARKER = "BENCH-RESULT "
 
 def run_threads(client: Client, path: str, threads: int, per_thread: int, timeout: float) -> int:
     """*threads* threads doing *per_thread* GETs each through one client."""
-    errors: list[BaseException] = []
     totals = [0] * threads
     start = threading.Barrier(threads)
 
     def work(index: int) -> None:
-        try:
-            start.wait(timeout)
-            for _ in range(per_thread):
-                totals[index] += len(client.get(path))
-        except BaseException as exc:  # noqa: BLE001 -- reported by the main thread
-            errors.append(exc)
+        start.wait(timeout)  # all start together: the crew's threads compete from the first request
+        for _ in range(per_thread):
+            totals[index] += len(client.get(path))
 
-    workers = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(threads)]
-    for worker in workers:
-        worker.start()
-    deadline = time.monotonic() + timeout
-    for worker in workers:
-        worker.join(max(0.0, deadline - time.monotonic()))
-    check(not any(worker.is_alive() for worker in workers), "threads still running at the deadline")
+    try:
+        errors = run_crew(work, range(threads), timeout)
+    except RuntimeError as exc:  # a thread still running at the deadline
+        raise WorkloadError(f"threads still running at the deadline: {exc}") from exc
     if errors:
         raise WorkloadError(f"{len(errors)} of {threads} threads failed; first: {errors[0]!r}")
     return sum(totals)

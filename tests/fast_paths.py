@@ -16,13 +16,18 @@ import pytest
 from hyper.http20 import h2_internals
 
 
-@pytest.fixture(scope="module")
-def fast_paths_on() -> Iterator[None]:
-    """The fast paths on for connections built in this module, whatever ``HYPER_FAST_PATHS`` says."""
+def force_fast_paths_on(patch: pytest.MonkeyPatch) -> None:
+    """Turn the fast paths on through ``patch`` (undone with it), or skip if the fence's self-test fails."""
     problem = h2_internals.self_test()
     if problem is not None:
         pytest.skip(f"the fence keeps the fast paths off: {problem}")
+    patch.setattr(h2_internals, "_enabled", True)
+    patch.setattr(h2_internals, "_problem", None)
+
+
+@pytest.fixture(scope="module")
+def fast_paths_on() -> Iterator[None]:
+    """The fast paths on for connections built in this module, whatever ``HYPER_FAST_PATHS`` says."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(h2_internals, "_enabled", True)
-        patch.setattr(h2_internals, "_problem", None)
+        force_fast_paths_on(patch)
         yield

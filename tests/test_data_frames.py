@@ -37,7 +37,8 @@ def open_upload(conn: h2.connection.H2Connection) -> int:
 @pytest.mark.parametrize(
     ("max_frame_size", "payload", "size"),
     [
-        (None, 16375, 60_000),  # record-filling frames and a short last one
+        (None, 16375, 60_000),  # frames smaller than the limit and a short last one
+        (None, 16384, 60_000),  # full frames and a short last one
         (None, 16384, 49_152),  # exactly three full frames, no tail
         (None, 16384, 1),
         (40_000, 32759, 60_000),
@@ -49,7 +50,7 @@ def test_run_is_byte_for_byte_h2s_frames(max_frame_size: int | None, payload: in
     data = BODY[:size]
     pieces = frame_data_run(ours, our_id, data, payload)
     assert pieces is not None
-    assert all(len(piece) <= payload + 9 for piece in pieces)  # one frame per piece
+    assert len(pieces) == 1  # the whole run leaves in one send
     for start in range(0, size, payload):
         theirs.send_data(their_id, data[start : start + payload].tobytes())
     assert b"".join(pieces) == theirs.data_to_send()
@@ -80,3 +81,58 @@ def test_a_connection_without_the_adaptations_is_left_to_h2() -> None:
     before = windows(conn, stream_id)
     assert frame_data_run(conn, stream_id, BODY[:10], 16_384) is None
     assert windows(conn, stream_id) == before
+
+
+def run_of(conn: h2.connection.H2Connection, stream_id: int, data: memoryview) -> memoryview:
+    pieces = frame_data_run(conn, stream_id, data, 16_384)
+    assert pieces is not None and len(pieces) == 1
+    piece: memoryview = pieces[0]
+    return piece
+
+
+def test_a_run_still_referenced_is_never_written_over() -> None:
+    """A run not yet sent (a view of it alive) keeps its bytes: the next run gets a new buffer."""
+    conn, _ = connected_pair()
+    stream_id = open_upload(conn)
+    first = run_of(conn, stream_id, BODY[:20_000])
+    before = first.tobytes()
+    second = run_of(conn, stream_id, BODY[20_000:40_000])
+    assert first.tobytes() == before  # untouched by the second run
+    assert second.obj is not first.obj
+    assert before + second.tobytes() == frames_as_h2_sends(BODY[:40_000], [20_000, 20_000])
+
+
+def test_a_sent_run_buffer_is_reused() -> None:
+    """Once no view of a run is left (it was sent), the connection's next run reuses its buffer."""
+    conn, _ = connected_pair()
+    stream_id = open_upload(conn)
+    first = run_of(conn, stream_id, BODY[:30_000])
+    buffer = first.obj
+    first_bytes = first.tobytes()
+    first.release()
+    del first
+    second = run_of(conn, stream_id, BODY[30_000:50_000])  # smaller: fits the same buffer
+    assert second.obj is buffer
+    assert first_bytes + second.tobytes() == frames_as_h2_sends(BODY[:50_000], [30_000, 20_000])
+
+
+def test_connections_never_share_a_run_buffer() -> None:
+    one, _ = connected_pair()
+    other, _ = connected_pair()
+    first = run_of(one, open_upload(one), BODY[:1000])
+    buffer = first.obj
+    first.release()
+    second = run_of(other, open_upload(other), BODY[:1000])
+    assert second.obj is not buffer
+
+
+def frames_as_h2_sends(data: memoryview, runs: list[int]) -> bytes:
+    """The bytes h2 itself sends for ``data`` in runs of the given sizes, 16,384-byte frames."""
+    conn, _ = connected_pair()
+    stream_id = open_upload(conn)
+    offset = 0
+    for size in runs:
+        for start in range(offset, offset + size, 16_384):
+            conn.send_data(stream_id, data[start : min(start + 16_384, offset + size)].tobytes())
+        offset += size
+    return conn.data_to_send()

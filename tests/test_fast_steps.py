@@ -11,6 +11,7 @@ step that no longer matches h2 turns the fast paths off.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import h2.config
@@ -145,9 +146,11 @@ def _blocks(pair: Pair, fields: list[tuple[bytes, bytes]]) -> bytes:
     return blocks.pop()
 
 
-@pytest.mark.parametrize("slot_checked", [False, True])
-@pytest.mark.parametrize("request_ends", [True, False])
-def test_a_response_in_headers_data_and_end(slot_checked: bool, request_ends: bool) -> None:
+# -- exchanges this module and tests/test_fused_steps.py both run, each Pair checked at every step --
+
+
+def response_in_parts(request_ends: bool, slot_checked: bool) -> None:
+    """A request, then its response: headers with a content-length, the body in two DATA frames."""
     pair = Pair()
     pair.open(1, REQUEST, request_ends, slot_checked)
     events = pair.headers(1, _blocks(pair, [(b":status", b"200"), (b"content-length", b"6")]), False)
@@ -155,6 +158,61 @@ def test_a_response_in_headers_data_and_end(slot_checked: bool, request_ends: bo
     pair.data(1, b"abc", False)
     events = pair.data(1, b"def", True)
     assert [e[0] for e in events] == ["DataReceived", "StreamEnded"]
+
+
+def informational_then_final(request_ends: bool) -> None:
+    """A 103 with a link, then the final response and its one-byte body."""
+    pair = Pair()
+    pair.open(1, REQUEST, request_ends, True)
+    events = pair.headers(1, _blocks(pair, [(b":status", b"103"), (b"link", b"</a>")]), False)
+    assert [e[0] for e in events] == ["InformationalResponseReceived"]
+    pair.headers(1, _blocks(pair, [(b":status", b"200")]), False)
+    pair.data(1, b"x", True)
+
+
+def content_length_against_body(length: bytes, body: bytes) -> None:
+    """A body that ends short of, past or at its content-length: refused unless they match."""
+    pair = Pair()
+    pair.open(1, REQUEST, True, True)
+    pair.headers(1, _blocks(pair, [(b":status", b"200"), (b"content-length", length)]), False)
+    events = pair.data(1, body, True)
+    assert (events[0][0] == "raised") is (length != b"3")
+
+
+def head_response_without_body() -> None:
+    """A HEAD's response: a content-length of 500 and END_STREAM on its headers (RFC 9110 9.3.2)."""
+    pair = Pair()
+    pair.open(1, HEAD, True, True)
+    events = pair.headers(1, _blocks(pair, [(b":status", b"200"), (b"content-length", b"500")]), True)
+    assert [e[0] for e in events] == ["ResponseReceived", "StreamEnded"]
+
+
+def data_before_the_response_headers() -> None:
+    """DATA before any response headers: a protocol error (RFC 9113 8.1)."""
+    pair = Pair()
+    pair.open(1, REQUEST, True, True)
+    assert pair.data(1, b"early", True) == [("raised", "ProtocolError")]
+
+
+def many_streams_in_flight(request_ends: Callable[[int], bool]) -> Pair:
+    """Twenty requests open at once, all answered with headers, then their bodies in reverse order."""
+    pair = Pair()
+    for stream_id in range(1, 41, 2):
+        pair.open(stream_id, REQUEST, request_ends(stream_id), True)
+    for stream_id in range(1, 41, 2):
+        pair.headers(stream_id, _blocks(pair, [(b":status", b"200")]), False)
+    for stream_id in range(39, 0, -2):
+        pair.data(stream_id, b"z" * stream_id, True)
+    return pair
+
+
+CONTENT_LENGTH_CASES = [(b"10", b"abc"), (b"2", b"abc"), (b"3", b"abc")]
+
+
+@pytest.mark.parametrize("slot_checked", [False, True])
+@pytest.mark.parametrize("request_ends", [True, False])
+def test_a_response_in_headers_data_and_end(slot_checked: bool, request_ends: bool) -> None:
+    response_in_parts(request_ends, slot_checked)
 
 
 def test_headers_that_end_the_stream_and_trailers() -> None:
@@ -177,47 +235,24 @@ def test_trailers_without_end_stream_are_refused_alike() -> None:
 
 
 def test_informational_then_final_response() -> None:
-    pair = Pair()
-    pair.open(1, REQUEST, False, True)
-    events = pair.headers(1, _blocks(pair, [(b":status", b"103"), (b"link", b"</a>")]), False)
-    assert [e[0] for e in events] == ["InformationalResponseReceived"]
-    pair.headers(1, _blocks(pair, [(b":status", b"200")]), False)
-    pair.data(1, b"x", True)
+    informational_then_final(request_ends=False)
 
 
-@pytest.mark.parametrize(
-    ("length", "body"),
-    [(b"10", b"abc"), (b"2", b"abc"), (b"3", b"abc")],
-)
+@pytest.mark.parametrize(("length", "body"), CONTENT_LENGTH_CASES)
 def test_content_length_is_held_alike(length: bytes, body: bytes) -> None:
-    pair = Pair()
-    pair.open(1, REQUEST, True, True)
-    pair.headers(1, _blocks(pair, [(b":status", b"200"), (b"content-length", length)]), False)
-    events = pair.data(1, body, True)
-    assert (events[0][0] == "raised") is (length != b"3")
+    content_length_against_body(length, body)
 
 
 def test_head_response_with_content_length_and_no_body() -> None:
-    pair = Pair()
-    pair.open(1, HEAD, True, True)
-    events = pair.headers(1, _blocks(pair, [(b":status", b"200"), (b"content-length", b"500")]), True)
-    assert [e[0] for e in events] == ["ResponseReceived", "StreamEnded"]
+    head_response_without_body()
 
 
 def test_data_before_the_response_headers_is_refused_alike() -> None:
-    pair = Pair()
-    pair.open(1, REQUEST, True, True)
-    assert pair.data(1, b"early", True) == [("raised", "ProtocolError")]
+    data_before_the_response_headers()
 
 
 def test_many_streams_in_flight_with_the_slot_already_checked() -> None:
-    pair = Pair()
-    for stream_id in range(1, 41, 2):
-        pair.open(stream_id, REQUEST, True, True)
-    for stream_id in range(1, 41, 2):
-        pair.headers(stream_id, _blocks(pair, [(b":status", b"200")]), False)
-    for stream_id in range(39, 0, -2):
-        pair.data(stream_id, b"z" * stream_id, True)
+    pair = many_streams_in_flight(lambda stream_id: True)
     assert pair.fast.open_outbound_streams == pair.plain.open_outbound_streams == 0
 
 

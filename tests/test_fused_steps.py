@@ -21,7 +21,18 @@ import pytest
 
 from hyper.http20 import h2_internals, h2_internals_receive, h2_internals_steps
 from tests.fast_paths import fast_paths_on  # noqa: F401 - a fixture, used by pytestmark
-from tests.test_fast_steps import HEAD, REQUEST, Pair, _blocks
+from tests.test_fast_steps import (
+    CONTENT_LENGTH_CASES,
+    REQUEST,
+    Pair,
+    _blocks,
+    content_length_against_body,
+    data_before_the_response_headers,
+    head_response_without_body,
+    informational_then_final,
+    many_streams_in_flight,
+    response_in_parts,
+)
 
 pytestmark = pytest.mark.usefixtures("fast_paths_on")
 
@@ -51,15 +62,8 @@ def test_the_tables_are_fusable() -> None:
 
 @pytest.mark.parametrize("request_ends", [True, False])
 def test_a_response_in_headers_data_and_end(fused: list[Any], request_ends: bool) -> None:
-    fusing = h2_internals_receive.fuse_steps
-    pair = Pair()
-    pair.open(1, REQUEST, request_ends, True)
-    events = pair.headers(1, _blocks(pair, [(b":status", b"200"), (b"content-length", b"6")]), False)
-    assert [e[0] for e in events] == ["ResponseReceived"]
-    pair.data(1, b"abc", False)
-    events = pair.data(1, b"def", True)
-    assert [e[0] for e in events] == ["DataReceived", "StreamEnded"]
-    if not fusing:
+    response_in_parts(request_ends, slot_checked=True)
+    if not h2_internals_receive.fuse_steps:
         sent = ["SEND_HEADERS", "SEND_END_STREAM"] if request_ends else ["SEND_HEADERS"]
         assert fused == [*sent, "RECV_HEADERS", "RECV_DATA", "RECV_END_STREAM"]
     elif request_ends:
@@ -87,21 +91,12 @@ def test_headers_that_end_the_stream_then_trailers(fused: list[Any]) -> None:
 
 
 def test_informational_then_final_response(fused: list[Any]) -> None:
-    pair = Pair()
-    pair.open(1, REQUEST, True, True)
-    events = pair.headers(1, _blocks(pair, [(b":status", b"103"), (b"link", b"</a>")]), False)
-    assert [e[0] for e in events] == ["InformationalResponseReceived"]
-    pair.headers(1, _blocks(pair, [(b":status", b"200")]), False)
-    pair.data(1, b"x", True)
+    informational_then_final(request_ends=True)
 
 
-@pytest.mark.parametrize(("length", "body"), [(b"10", b"abc"), (b"2", b"abc"), (b"3", b"abc")])
+@pytest.mark.parametrize(("length", "body"), CONTENT_LENGTH_CASES)
 def test_content_length_is_held_alike(fused: list[Any], length: bytes, body: bytes) -> None:
-    pair = Pair()
-    pair.open(1, REQUEST, True, True)
-    pair.headers(1, _blocks(pair, [(b":status", b"200"), (b"content-length", length)]), False)
-    events = pair.data(1, body, True)
-    assert (events[0][0] == "raised") is (length != b"3")
+    content_length_against_body(length, body)
 
 
 def test_content_length_in_headers_that_end_the_stream_is_taken_alike(fused: list[Any]) -> None:
@@ -115,26 +110,15 @@ def test_content_length_in_headers_that_end_the_stream_is_taken_alike(fused: lis
 
 
 def test_head_response_with_content_length_and_no_body(fused: list[Any]) -> None:
-    pair = Pair()
-    pair.open(1, HEAD, True, True)
-    events = pair.headers(1, _blocks(pair, [(b":status", b"200"), (b"content-length", b"500")]), True)
-    assert [e[0] for e in events] == ["ResponseReceived", "StreamEnded"]
+    head_response_without_body()
 
 
 def test_data_before_the_response_headers_is_refused_alike(fused: list[Any]) -> None:
-    pair = Pair()
-    pair.open(1, REQUEST, True, True)
-    assert pair.data(1, b"early", True) == [("raised", "ProtocolError")]
+    data_before_the_response_headers()
 
 
 def test_many_streams_in_flight(fused: list[Any]) -> None:
-    pair = Pair()
-    for stream_id in range(1, 41, 2):
-        pair.open(stream_id, REQUEST, stream_id % 4 == 1, True)
-    for stream_id in range(1, 41, 2):
-        pair.headers(stream_id, _blocks(pair, [(b":status", b"200")]), False)
-    for stream_id in range(39, 0, -2):
-        pair.data(stream_id, b"z" * stream_id, True)
+    pair = many_streams_in_flight(lambda stream_id: stream_id % 4 == 1)  # OPEN and HALF_CLOSED_LOCAL mixed
     assert pair.fast.open_outbound_streams == pair.plain.open_outbound_streams
 
 

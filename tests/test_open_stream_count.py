@@ -25,51 +25,24 @@ import pytest
 
 from hyper.exceptions import InvalidHeader
 from hyper.http20.core import H2Core
-from hyper.http20.h2_internals_count import OpenStreamCount
+from tests.core_pairs import AlwaysWalks, CoreAndServer
 from tests.fast_paths import fast_paths_on  # noqa: F401 - a fixture, used below
 
 REQUEST = [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"a.test"), (b":path", b"/")]
 POST = [(b":method", b"POST"), (b":scheme", b"https"), (b":authority", b"a.test"), (b":path", b"/up")]
 
 
-class AlwaysWalks(OpenStreamCount):
-    """The reference: h2's walk before every question, nothing kept."""
-
-    __slots__ = ()
-
-    def get(self) -> int:
-        self.forget()
-        return super().get()
-
-
-class Side:
+class Side(CoreAndServer):
     """One core and the h2 server it talks to, in memory."""
 
     def __init__(self, reference: bool) -> None:
-        self.core = H2Core()
-        if reference:
-            self.core._open_count = AlwaysWalks(self.core._h2, self.core._count_open_streams)
-        self.server = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=False, header_encoding=None)
-        )
-        self.server.initiate_connection()
-        self.core.initiate()
-        self.sent: list[bytes] = []
+        super().__init__(H2Core(), reference)
         self.flush()
         self.flush()
-        #: Requests the server has and has not answered in full, in order.
-        self.pending: list[int] = []
-        #: Streams the server sent response headers on, and ended.
-        self.answered: set[int] = set()
-        self.ended: set[int] = set()
 
     def flush(self) -> None:
         """Client bytes to the server and the server's answer back; remember what the client sent."""
-        out = self.core.data_to_send()
-        self.sent.append(out)
-        for event in self.server.receive_data(out):
-            if isinstance(event, h2.events.RequestReceived):
-                self.pending.append(event.stream_id)
+        self.send_to_server()
         self.core.receive(self.server.data_to_send())
 
 

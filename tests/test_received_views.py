@@ -25,12 +25,13 @@ from typing import Any
 
 import pytest
 
-import hyper
-import hyper.tls
-from hyper.http20 import h2_internals, session_wire
 from hyper.http20.core_bodies import CoreBodies
-from hyper.http20.h2_adapters import FrameSplitter
+from tests import held_views
+from tests.held_views import shrink_receive_buffer, tls_connection
 from tests.servers import ServerInfo, docroot_content
+
+#: The three frame paths (a fixture shared with tests/test_review8_views.py).
+frame_path = held_views.frame_path
 
 #: How much of each response the two-stream tests read (and check).
 PREFIX = 12 * 1024 * 1024
@@ -56,44 +57,7 @@ def test_detach_views_copies_views_of_the_buffer_only_and_keeps_their_order() ->
 @pytest.fixture
 def small_receive_buffer(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """A 48 KiB receive buffer that wraps after 28 KiB; returns a list counting views detached."""
-    monkeypatch.setattr(session_wire, "RECV_BUFFER_SIZE", 48 * 1024)
-    monkeypatch.setattr(session_wire, "MIN_FILL_SPACE", 20 * 1024)
-    detached: list[int] = []
-    original = CoreBodies.detach_views
-
-    def counting_detach(self: CoreBodies, buffer: bytearray) -> None:
-        detached.append(
-            sum(
-                type(piece) is memoryview and piece.obj is buffer
-                for stream in self.streams.values()
-                for piece in stream.data
-            )
-        )
-        original(self, buffer)
-
-    monkeypatch.setattr(CoreBodies, "detach_views", counting_detach)
-    return detached
-
-
-@pytest.fixture(params=["fast", "h2", "public"])
-def frame_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The splitter's fast path (views), every frame through h2 (bytes), and the public-API mode.
-
-    "fast" is forced on even under ``HYPER_FAST_PATHS=0`` (as in
-    tests/fast_paths.py); "public" is what ``HYPER_FAST_PATHS=0`` gives.
-    """
-    if request.param == "fast":
-        problem = h2_internals.self_test()
-        if problem is not None:
-            pytest.skip(f"the fence keeps the fast paths off: {problem}")
-        monkeypatch.setattr(h2_internals, "_enabled", True)
-        monkeypatch.setattr(h2_internals, "_problem", None)
-    elif request.param == "h2":
-        monkeypatch.setattr(FrameSplitter, "fast_path", False)
-    else:
-        monkeypatch.setattr(h2_internals, "_enabled", False)
-        monkeypatch.setattr(h2_internals, "_problem", "turned off by the test")
-    return str(request.param)
+    return shrink_receive_buffer(monkeypatch, 48 * 1024, 20 * 1024)
 
 
 @pytest.mark.parametrize("server", ["nginx_server", "nghttpd_server"])
@@ -102,8 +66,7 @@ def test_two_downloads_read_in_odd_sizes_through_a_wrapping_buffer_are_byte_exac
 ) -> None:
     info: ServerInfo = request.getfixturevalue(server)
     expected = hashlib.sha256(docroot_content("big.bin")[:PREFIX]).hexdigest()
-    context = hyper.tls.init_context(cert_path=info.ca_file)
-    with hyper.HTTP20Connection(info.host, info.port, secure=True, ssl_context=context, timeout=20) as conn:
+    with tls_connection(info) as conn:
         first = conn.getresponse(conn.request("GET", "/big.bin"))
         second = conn.getresponse(conn.request("GET", "/big.bin"))
         digests = [hashlib.sha256(), hashlib.sha256()]
@@ -142,7 +105,6 @@ def test_a_download_read_whole_through_a_wrapping_buffer_is_byte_exact(
 ) -> None:
     info: ServerInfo = request.getfixturevalue(server)
     body = docroot_content("big.bin")
-    context = hyper.tls.init_context(cert_path=info.ca_file)
-    with hyper.HTTP20Connection(info.host, info.port, secure=True, ssl_context=context, timeout=20) as conn:
+    with tls_connection(info) as conn:
         response = conn.getresponse(conn.request("GET", "/big.bin"))
         assert hashlib.sha256(response.read()).digest() == hashlib.sha256(body).digest()

@@ -50,6 +50,7 @@ from hyper.http20.core import H2Core
 from hyper.http20.h2_internals_count import OpenStreamCount
 from hyper.http20.h2_internals_steps import new_request_stream, take_output
 from hyper.http20.hpack_cache import MemoEncoder
+from tests.core_pairs import CoreAndServer
 from tests.fast_paths import fast_paths_on  # noqa: F401 - a fixture, used below
 from tests.servers import HELLO_TEXT, ServerInfo
 
@@ -63,36 +64,15 @@ def h2_count(conn: h2.connection.H2Connection) -> int:
     return sum(1 for stream_id, stream in conn.streams.items() if stream_id % 2 and stream.open)
 
 
-class AlwaysWalks(OpenStreamCount):
-    """The reference: h2's walk before every question, nothing kept."""
-
-    __slots__ = ()
-
-    def get(self) -> int:
-        self.forget()
-        return super().get()
-
-
-class Side:
+class Side(CoreAndServer):
     """One core and the h2 server it talks to, in memory; bytes go both ways on ``flush``."""
 
     def __init__(self, reference: bool) -> None:
-        self.core = H2Core(enable_push=True, origin=("https", "a.test", 443))
+        core = H2Core(enable_push=True, origin=("https", "a.test", 443))
         if reference:
-            # h2's generic path for every received frame, and h2's walk at every question.
-            self.core._frames.fast_path = False
-            self.core._open_count = AlwaysWalks(self.core._h2, self.core._count_open_streams)
-        self.server = h2.connection.H2Connection(
-            h2.config.H2Configuration(
-                client_side=False, header_encoding=None, validate_outbound_headers=False
-            )
-        )
-        self.server.initiate_connection()
-        self.core.initiate()
-        self.sent: list[bytes] = []
-        self.pending: list[int] = []  # request streams the server saw, in order
-        self.answered: set[int] = set()  # final response headers sent
-        self.ended: set[int] = set()  # the server's side ended
+            # h2's generic path for every received frame (and, from the base, h2's walk at every question).
+            core._frames.fast_path = False
+        super().__init__(core, reference, validate_outbound_headers=False)
         self.pushed: list[int] = []  # promised streams
         self.server_broken = False
         #: Server bytes rewritten by hand (frames h2's server API cannot make), sent next.
@@ -100,17 +80,18 @@ class Side:
         self.flush(0)
         self.flush(0)
 
+    def server_receives(self, data: bytes) -> list[h2.events.Event]:
+        if self.server_broken:
+            return []
+        try:
+            return self.server.receive_data(data)
+        except h2.exceptions.ProtocolError:
+            self.server_broken = True  # only after our GOAWAY, say; both sides alike
+            return []
+
     def flush(self, chunk: int) -> None:
         """Client bytes to the server, the server's back to the client in pieces of ``chunk`` (0: whole)."""
-        out = self.core.data_to_send()
-        self.sent.append(out)
-        if not self.server_broken:
-            try:
-                for event in self.server.receive_data(out):
-                    if isinstance(event, h2.events.RequestReceived):
-                        self.pending.append(event.stream_id)
-            except h2.exceptions.ProtocolError:
-                self.server_broken = True  # only after our GOAWAY, say; both sides alike
+        self.send_to_server()
         back = self.injected + self.server.data_to_send()
         self.injected = b""
         if not chunk:
@@ -386,6 +367,27 @@ def test_cached_count_and_direct_splitter_match_h2s_own_path(seed: int) -> None:
     assert _seen(cached.core) == _seen(reference.core)
 
 
+def _side_with_limit(limit: int) -> Side:
+    """A caching side whose server allows ``limit`` concurrent streams, its SETTINGS acknowledged."""
+    side = Side(reference=False)
+    side.server.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: limit})
+    side.flush(0)
+    return side
+
+
+def _plain_client() -> h2.connection.H2Connection:
+    """h2's own client, its preface queued: what the core's bytes are compared with."""
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    return conn
+
+
+def _server_settings(conn: h2.connection.H2Connection, settings: dict[int, int]) -> None:
+    """``settings`` from the server, in force at once (as if their frame was read and acknowledged)."""
+    conn.remote_settings.update(settings)
+    conn.remote_settings.acknowledge()
+
+
 @pytest.mark.usefixtures("fast_paths_on")
 def test_a_connection_error_mid_receive_leaves_no_stale_count() -> None:
     """Frames before a connection error in one read still move the streams; the count follows."""
@@ -408,10 +410,8 @@ def test_a_connection_error_mid_receive_leaves_no_stale_count() -> None:
 @pytest.mark.usefixtures("fast_paths_on")
 def test_a_stream_ended_by_the_server_while_our_upload_runs_still_counts() -> None:
     """HALF_CLOSED_REMOTE counts against the limit (RFC 9113 5.1.2) until we end or reset it."""
-    side = Side(reference=False)
+    side = _side_with_limit(1)
     core = side.core
-    side.server.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1})
-    side.flush(0)
     upload = core.open_stream(POST, False, slot_checked=core.can_open_stream())
     side.flush(0)
     side.server.send_headers(upload, [(b":status", b"200")], end_stream=True)
@@ -425,10 +425,8 @@ def test_a_stream_ended_by_the_server_while_our_upload_runs_still_counts() -> No
 
 @pytest.mark.usefixtures("fast_paths_on")
 def test_our_reset_frees_the_slot_at_once() -> None:
-    side = Side(reference=False)
+    side = _side_with_limit(2)
     core = side.core
-    side.server.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 2})
-    side.flush(0)
     first = core.open_stream(GET, True, slot_checked=core.can_open_stream())
     core.open_stream(GET, True, slot_checked=core.can_open_stream())
     assert not core.can_open_stream()
@@ -440,18 +438,14 @@ def test_our_reset_frees_the_slot_at_once() -> None:
 @pytest.mark.usefixtures("fast_paths_on")
 def test_open_unchecked_over_the_limit_is_refused_as_h2_refuses() -> None:
     """Without ``slot_checked`` the cached count decides as h2's send_headers would (RFC 9113 5.1.2)."""
-    side = Side(reference=False)
+    side = _side_with_limit(2)
     core = side.core
-    side.server.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 2})
-    side.flush(0)
     core.open_stream(GET, True)
     core.open_stream(GET, True)
     with pytest.raises(HyperError, match="Max outbound streams is 2, 2 open"):
         core.open_stream(GET, True)
-    plain = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-    plain.initiate_connection()
-    plain.remote_settings.update({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 2})
-    plain.remote_settings.acknowledge()
+    plain = _plain_client()
+    _server_settings(plain, {h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 2})
     plain.send_headers(1, GET, end_stream=True)
     plain.send_headers(3, GET, end_stream=True)
     with pytest.raises(h2.exceptions.TooManyStreamsError, match="Max outbound streams is 2, 2 open"):
@@ -521,8 +515,7 @@ def test_header_table_size_between_identical_requests_on_the_wire() -> None:
     side = Side(reference=False)
     core = side.core
     fields = [*GET, (b"user-agent", b"review6"), (b"accept", b"*/*")]
-    plain = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-    plain.initiate_connection()
+    plain = _plain_client()
     plain.data_to_send()
     received: list[Any] = []
     sizes = {3: 0, 6: 4096, 8: 4096}  # emptied, back, then the same size again (no update)
@@ -532,8 +525,7 @@ def test_header_table_size_between_identical_requests_on_the_wire() -> None:
             side.server.update_settings({h2.settings.SettingCodes.HEADER_TABLE_SIZE: size})
             side.flush(0)
             side.flush(0)  # our SETTINGS ACK goes out before the request
-            plain.remote_settings.update({h2.settings.SettingCodes.HEADER_TABLE_SIZE: size})
-            plain.remote_settings.acknowledge()
+            _server_settings(plain, {h2.settings.SettingCodes.HEADER_TABLE_SIZE: size})
             plain.encoder.header_table_size = size  # as h2 does on the server's SETTINGS
         stream_id = core.open_stream(fields, True, slot_checked=core.can_open_stream())
         out = core.data_to_send()
@@ -576,11 +568,9 @@ def test_new_request_stream_matches_h2_after_settings_changes() -> None:
 
     made = []
     for ours in (True, False):
-        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-        conn.initiate_connection()
+        conn = _plain_client()
         conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 99})  # not acknowledged yet
-        conn.remote_settings.update({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 777})
-        conn.remote_settings.acknowledge()
+        _server_settings(conn, {h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 777})
         conn.max_outbound_frame_size = 32768
         stream = new_request_stream(conn, 5) if ours else conn._begin_new_stream(5, AllowedStreamIDs.ODD)
         made.append(

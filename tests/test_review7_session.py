@@ -9,7 +9,7 @@ servers: every queued ACK leaves before ``getresponse`` returns or raises,
 on every path; a session that refuses (a GOAWAY read by another thread, the
 socket gone, ``close()`` mid-poll) sends the next request to a new session;
 the reader's wake-up byte never makes it spin. Orders are forced with
-events, never with sleeps; every wait is bounded by :data:`_WAIT`.
+events, never with sleeps; every wait is bounded by :data:`WAIT`.
 """
 
 from __future__ import annotations
@@ -30,17 +30,21 @@ from hyper.common import sockets
 from hyper.exceptions import HyperError, StreamResetError
 from hyper.http20.sessions import SessionSet
 from tests.batch_scripts import wait_for_goaway_in_socket
-from tests.scripted import Peer, ScriptedServer
+from tests.scripted import Peer
+from tests.scripted_sessions import (
+    WAIT,
+    answer_with,
+    await_ping_ack,
+    await_settings_ack,
+    reconnecting_connection,
+    scripted_connection,
+    start_thread,
+)
 from tests.servers import CertFiles
 from tests.test_hostile import reconnecting_server
 from tests.test_tls_read import tls_server_context
 
-_WAIT = 10.0  # bounds every wait; events are ordered with Events, never timed
 _PING = b"review07"
-
-
-def _connect(server: ScriptedServer) -> HTTP20Connection:
-    return HTTP20Connection("127.0.0.1", server.port, secure=False, timeout=_WAIT)
 
 
 def _new_settings(peer: Peer) -> None:
@@ -48,12 +52,13 @@ def _new_settings(peer: Peer) -> None:
     peer.h2.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 50})
 
 
-def _await_settings_ack(peer: Peer) -> None:
-    peer.wait_for(lambda e: isinstance(e, h2.events.SettingsAcknowledged), _WAIT)
-
-
-def _await_ping_ack(peer: Peer) -> None:
-    peer.wait_for(lambda e: isinstance(e, h2.events.PingAckReceived), _WAIT)
+def _ping_and_settings_acked(peer: Peer) -> None:
+    """A PING and new SETTINGS behind what the script queued, all in one write; then both ACKs awaited."""
+    peer.h2.ping(_PING)
+    _new_settings(peer)
+    peer.flush()
+    await_ping_ack(peer)
+    await_settings_ack(peer)
 
 
 # -- the answer to the read that made the response ready ---------------------------------
@@ -110,33 +115,28 @@ def test_a_settings_frame_read_with_the_response_is_acknowledged_before_getrespo
         write(peer, request.stream_id)
         _new_settings(peer)
         peer.flush()  # one write: the client's one read takes it all
-        _await_settings_ack(peer)
+        await_settings_ack(peer)
         acked.set()
-        assert finish.wait(_WAIT)
+        assert finish.wait(WAIT)
         if expected == b"later":
             peer.h2.send_data(request.stream_id, b"later", end_stream=True)
             peer.flush()
         peer.drain_until_closed()
 
-    with ScriptedServer(script) as server:
-        conn = _connect(server)
-        try:
-            if in_batch:
-                # The batch holds the HEADERS: getresponse must send them first.
-                with conn.batch():
-                    response = conn.getresponse(conn.request("GET", "/"))
-            else:
+    with scripted_connection(script, release=(finish,)) as conn:
+        if in_batch:
+            # The batch holds the HEADERS: getresponse must send them first.
+            with conn.batch():
                 response = conn.getresponse(conn.request("GET", "/"))
-            assert acked.wait(_WAIT), "the SETTINGS ACK was left queued"
-            finish.set()
-            if isinstance(expected, bytes):
-                assert response.read() == expected
-            else:
-                with pytest.raises(expected):
-                    response.read()
-        finally:
-            finish.set()
-            conn.close()
+        else:
+            response = conn.getresponse(conn.request("GET", "/"))
+        assert acked.wait(WAIT), "the SETTINGS ACK was left queued"
+        finish.set()
+        if isinstance(expected, bytes):
+            assert response.read() == expected
+        else:
+            with pytest.raises(expected):
+                response.read()
 
 
 def test_the_servers_first_settings_read_with_the_first_response_are_acknowledged() -> None:
@@ -156,23 +156,18 @@ def test_the_servers_first_settings_read_with_the_first_response_are_acknowledge
             requests = [e for e in peer.h2.receive_data(data) if isinstance(e, h2.events.RequestReceived)]
         peer.h2.send_headers(requests[0].stream_id, [(b":status", b"200")])
         peer.flush()  # SETTINGS, the ACK of the client's, the response's HEADERS: one write
-        _await_settings_ack(peer)
+        await_settings_ack(peer)
         acked.set()
-        assert finish.wait(_WAIT)
+        assert finish.wait(WAIT)
         peer.h2.send_data(requests[0].stream_id, b"late", end_stream=True)
         peer.flush()
         peer.drain_until_closed()
 
-    with ScriptedServer(script, handshake=False) as server:
-        conn = _connect(server)
-        try:
-            response = conn.getresponse(conn.request("GET", "/"))
-            assert acked.wait(_WAIT), "the first SETTINGS ACK was left queued"
-            finish.set()
-            assert response.read() == b"late"
-        finally:
-            finish.set()
-            conn.close()
+    with scripted_connection(script, release=(finish,), handshake=False) as conn:
+        response = conn.getresponse(conn.request("GET", "/"))
+        assert acked.wait(WAIT), "the first SETTINGS ACK was left queued"
+        finish.set()
+        assert response.read() == b"late"
 
 
 def test_over_tls_a_ping_and_settings_read_with_the_headers_are_acknowledged(
@@ -186,28 +181,23 @@ def test_over_tls_a_ping_and_settings_read_with_the_headers_are_acknowledged(
     def script(peer: Peer) -> None:
         request = peer.wait_request()
         peer.h2.send_headers(request.stream_id, [(b":status", b"200")])
-        peer.h2.ping(_PING)
-        _new_settings(peer)
-        peer.flush()
-        _await_ping_ack(peer)
-        _await_settings_ack(peer)
+        _ping_and_settings_acked(peer)
         acked.set()
-        assert finish.wait(_WAIT)
+        assert finish.wait(WAIT)
         peer.h2.send_data(request.stream_id, b"tls body", end_stream=True)
         peer.flush()
         peer.drain_until_closed()
 
-    context = hyper.tls.init_context(cert_path=ca_file)
-    with ScriptedServer(script, tls_context=tls_server_context(server_cert_files)) as server:
-        conn = HTTP20Connection("localhost", server.port, ssl_context=context, timeout=_WAIT)
-        try:
-            response = conn.getresponse(conn.request("GET", "/"))
-            assert acked.wait(_WAIT), "an ACK was left queued"
-            finish.set()
-            assert response.read() == b"tls body"
-        finally:
-            finish.set()
-            conn.close()
+    with scripted_connection(
+        script,
+        release=(finish,),
+        client_context=hyper.tls.init_context(cert_path=ca_file),
+        tls_context=tls_server_context(server_cert_files),
+    ) as conn:
+        response = conn.getresponse(conn.request("GET", "/"))
+        assert acked.wait(WAIT), "an ACK was left queued"
+        finish.set()
+        assert response.read() == b"tls body"
 
 
 def test_a_ping_read_with_a_reset_stream_is_acknowledged_when_getresponse_raises() -> None:
@@ -217,22 +207,14 @@ def test_a_ping_read_with_a_reset_stream_is_acknowledged_when_getresponse_raises
     def script(peer: Peer) -> None:
         request = peer.wait_request()
         peer.h2.reset_stream(request.stream_id, error_code=8)
-        peer.h2.ping(_PING)
-        _new_settings(peer)
-        peer.flush()
-        _await_ping_ack(peer)
-        _await_settings_ack(peer)
+        _ping_and_settings_acked(peer)
         acked.set()
         peer.drain_until_closed()
 
-    with ScriptedServer(script) as server:
-        conn = _connect(server)
-        try:
-            with pytest.raises(StreamResetError):
-                conn.getresponse(conn.request("GET", "/"))
-            assert acked.wait(_WAIT), "an ACK was left queued when getresponse raised"
-        finally:
-            conn.close()
+    with scripted_connection(script) as conn:
+        with pytest.raises(StreamResetError):
+            conn.getresponse(conn.request("GET", "/"))
+        assert acked.wait(WAIT), "an ACK was left queued when getresponse raised"
 
 
 def test_a_whole_response_read_with_a_ping_and_the_servers_fin_is_returned() -> None:
@@ -246,12 +228,8 @@ def test_a_whole_response_read_with_a_ping_and_the_servers_fin_is_returned() -> 
         peer.flush()
         peer.hang_up()
 
-    with ScriptedServer(script) as server:
-        conn = _connect(server)
-        try:
-            assert conn.getresponse(conn.request("GET", "/")).read() == b"last words"
-        finally:
-            conn.close()
+    with scripted_connection(script) as conn:
+        assert conn.getresponse(conn.request("GET", "/")).read() == b"last words"
 
 
 def test_another_threads_held_batch_does_not_keep_the_readers_ack() -> None:
@@ -268,28 +246,27 @@ def test_another_threads_held_batch_does_not_keep_the_readers_ack() -> None:
     def script(peer: Peer) -> None:
         first = peer.wait_request()
         first_sent.set()
-        assert held.wait(_WAIT)  # the other thread now holds its HEADERS
+        assert held.wait(WAIT)  # the other thread now holds its HEADERS
         peer.h2.send_headers(first.stream_id, [(b":status", b"200")])
         peer.h2.send_data(first.stream_id, b"one", end_stream=True)
         _new_settings(peer)
         peer.flush()
-        _await_settings_ack(peer)
+        await_settings_ack(peer)
         acked.set()
         second = peer.wait_request()
         peer.respond(second.stream_id, body=b"two")
         peer.drain_until_closed()
 
-    with ScriptedServer(script) as server:
-        conn = _connect(server)
+    with scripted_connection(script, release=(end_batch,)) as conn:
         results: dict[str, Any] = {}
 
         def corked() -> None:
             try:
-                assert first_sent.wait(_WAIT)
+                assert first_sent.wait(WAIT)
                 with conn.batch():
                     results["second"] = conn.request("GET", "/second")
                     held.set()
-                    assert end_batch.wait(_WAIT)
+                    assert end_batch.wait(WAIT)
             except BaseException as exc:  # noqa: BLE001 - reported below
                 results["error"] = exc
                 held.set()
@@ -298,16 +275,15 @@ def test_another_threads_held_batch_does_not_keep_the_readers_ack() -> None:
         other.start()
         try:
             response = conn.getresponse(conn.request("GET", "/first"))
-            assert acked.wait(_WAIT), "the SETTINGS ACK was left queued"
+            assert acked.wait(WAIT), "the SETTINGS ACK was left queued"
             assert response.read() == b"one"
             end_batch.set()
-            other.join(_WAIT)
+            other.join(WAIT)
             assert "error" not in results
             assert conn.getresponse(results["second"]).read() == b"two"
         finally:
             end_batch.set()
-            other.join(_WAIT)
-            conn.close()
+            other.join(WAIT)
 
 
 # -- a session that refuses sends the next request elsewhere --------------------------------
@@ -327,39 +303,22 @@ def test_a_goaway_read_by_another_thread_moves_the_next_request_to_a_new_session
         peer.send_goaway(request.stream_id)
         peer.h2.ping(_PING)
         peer.flush()
-        _await_ping_ack(peer)  # the waiting thread read the GOAWAY and answered
+        await_ping_ack(peer)  # the waiting thread read the GOAWAY and answered
         seen.set()
         peer.respond(request.stream_id, body=b"old session")
 
-    def second(peer: Peer) -> None:
-        request = peer.wait_request()
-        peer.respond(request.stream_id, body=b"new session")
-        peer.drain_until_closed()
-
-    with reconnecting_server(first, second) as server:
-        conn = _connect(server)
+    with reconnecting_connection(first, answer_with(b"new session")) as conn:
         results: dict[str, Any] = {}
-
-        def waiter() -> None:
-            try:
-                results["old"] = conn.getresponse(results["old_id"]).read()
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                results["error"] = exc
-
-        try:
-            old_session = conn._current_session()
-            results["old_id"] = conn.request("GET", "/old")
-            thread = threading.Thread(target=waiter)
-            thread.start()
-            assert seen.wait(_WAIT)
-            new_id = conn.request("GET", "/new")
-            assert conn._current_session() is not old_session
-            assert conn.getresponse(new_id).read() == b"new session"
-            thread.join(_WAIT)
-            assert "error" not in results
-            assert results["old"] == b"old session"
-        finally:
-            conn.close()
+        old_session = conn._current_session()
+        old_id = conn.request("GET", "/old")
+        thread = start_thread(lambda: conn.getresponse(old_id).read(), results, "old")
+        assert seen.wait(WAIT)
+        new_id = conn.request("GET", "/new")
+        assert conn._current_session() is not old_session
+        assert conn.getresponse(new_id).read() == b"new session"
+        thread.join(WAIT)
+        assert "error" not in results
+        assert results["old"] == b"old session"
 
 
 def test_a_server_hang_up_seen_before_the_next_request_moves_it_to_a_new_session() -> None:
@@ -372,19 +331,10 @@ def test_a_server_hang_up_seen_before_the_next_request_moves_it_to_a_new_session
         peer.sock.shutdown(socket.SHUT_WR)  # the FIN, on loopback in the client's kernel at once
         hung_up.set()
 
-    def second(peer: Peer) -> None:
-        request = peer.wait_request()
-        peer.respond(request.stream_id, body=b"two")
-        peer.drain_until_closed()
-
-    with reconnecting_server(first, second) as server:
-        conn = _connect(server)
-        try:
-            assert conn.getresponse(conn.request("GET", "/")).read() == b"one"
-            assert hung_up.wait(_WAIT)
-            assert conn.getresponse(conn.request("GET", "/")).read() == b"two"
-        finally:
-            conn.close()
+    with reconnecting_connection(first, answer_with(b"two")) as conn:
+        assert conn.getresponse(conn.request("GET", "/")).read() == b"one"
+        assert hung_up.wait(WAIT)
+        assert conn.getresponse(conn.request("GET", "/")).read() == b"two"
 
 
 def test_close_from_another_thread_while_the_reader_polls_then_the_connection_reconnects() -> None:
@@ -397,33 +347,16 @@ def test_close_from_another_thread_while_the_reader_polls_then_the_connection_re
         requested.set()
         peer.drain_until_closed()  # never answers: the client closes
 
-    def second(peer: Peer) -> None:
-        request = peer.wait_request()
-        peer.respond(request.stream_id, body=b"after close")
-        peer.drain_until_closed()
-
-    with reconnecting_server(first, second) as server:
-        conn = _connect(server)
+    with reconnecting_connection(first, answer_with(b"after close")) as conn:
         results: dict[str, Any] = {}
         stream_id = conn.request("GET", "/stalled")
-
-        def waiter() -> None:
-            try:
-                conn.getresponse(stream_id)
-            except BaseException as exc:  # noqa: BLE001 - checked below
-                results["error"] = exc
-
-        thread = threading.Thread(target=waiter)
-        thread.start()
-        try:
-            assert requested.wait(_WAIT)
-            conn.close()
-            thread.join(_WAIT)
-            assert not thread.is_alive()
-            assert isinstance(results.get("error"), HyperError)
-            assert conn.getresponse(conn.request("GET", "/again")).read() == b"after close"
-        finally:
-            conn.close()
+        thread = start_thread(lambda: conn.getresponse(stream_id), results, "response")
+        assert requested.wait(WAIT)
+        conn.close()
+        thread.join(WAIT)
+        assert not thread.is_alive()
+        assert isinstance(results.get("error"), HyperError)
+        assert conn.getresponse(conn.request("GET", "/again")).read() == b"after close"
 
 
 @pytest.mark.parametrize("slot_freed", [False, True], ids=["slot still taken", "slot freed with the goaway"])
@@ -440,7 +373,7 @@ def test_a_goaway_read_while_waiting_for_a_stream_slot_moves_the_request(slot_fr
     def first(peer: Peer) -> None:
         request = peer.wait_request()
         peer.respond(request.stream_id, end_stream=False)  # the slot stays taken
-        assert waiting.wait(_WAIT)
+        assert waiting.wait(WAIT)
         goaway = hyperframe.frame.GoAwayFrame(0)
         goaway.last_stream_id = request.stream_id
         if slot_freed:
@@ -453,15 +386,10 @@ def test_a_goaway_read_while_waiting_for_a_stream_slot_moves_the_request(slot_fr
             peer.flush()
         # Returns: the server takes the next connection (the old one stays open).
 
-    def second(peer: Peer) -> None:
-        request = peer.wait_request()
-        peer.respond(request.stream_id, body=b"two")
-        peer.drain_until_closed()
-
-    with reconnecting_server(first, second) as server:
+    with reconnecting_server(first, answer_with(b"two")) as server:
         # Read when the server accepts, which is after the client connects, below.
         server._settings = {h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1}
-        conn = _connect(server)
+        conn = HTTP20Connection("127.0.0.1", server.port, secure=False, timeout=WAIT)
         try:
             response = conn.getresponse(conn.request("GET", "/one"))
             session = conn._current_session()
@@ -491,55 +419,36 @@ def test_a_request_holding_a_session_replaced_and_closed_meanwhile_moves_to_the_
     def first(peer: Peer) -> None:
         request = peer.wait_request()
         peer.respond(request.stream_id, body=b"one")
-        assert picked.wait(_WAIT)
+        assert picked.wait(WAIT)
         peer.send_goaway(request.stream_id)
         peer.drain_until_closed()  # the client closes this session once it is drained
 
-    def second(peer: Peer) -> None:
-        for _ in range(2):
-            request = peer.wait_request()
-            peer.respond(request.stream_id, body=b"new")
-        peer.drain_until_closed()
-
-    with reconnecting_server(first, second) as server:
-        conn = _connect(server)
+    with reconnecting_connection(first, answer_with(b"new", requests=2), release=(go_on,)) as conn:
         results: dict[str, Any] = {}
-        try:
-            old = conn._current_session()
-            assert conn.getresponse(conn.request("GET", "/one")).read() == b"one"
-            assert conn._current_session() is old
-            real_open = old.open_stream
+        old = conn._current_session()
+        assert conn.getresponse(conn.request("GET", "/one")).read() == b"one"
+        assert conn._current_session() is old
+        real_open = old.open_stream
 
-            def gated(*args: Any, **kwargs: Any) -> int | None:
-                picked.set()  # this thread holds the old session, not yet its lock
-                assert go_on.wait(_WAIT)
-                return real_open(*args, **kwargs)
+        def gated(*args: Any, **kwargs: Any) -> int | None:
+            picked.set()  # this thread holds the old session, not yet its lock
+            assert go_on.wait(WAIT)
+            return real_open(*args, **kwargs)
 
-            old.open_stream = gated  # type: ignore[method-assign]
-
-            def late() -> None:
-                try:
-                    results["late"] = conn.getresponse(conn.request("GET", "/late")).read()
-                except BaseException as exc:  # noqa: BLE001 - reported below
-                    results["error"] = exc
-
-            thread = threading.Thread(target=late)
-            thread.start()
-            assert picked.wait(_WAIT)
-            # Meanwhile this thread finds the GOAWAY (the pre-open poll of the
-            # next request would too), replaces the session, and the drained
-            # old one is closed.
-            del old.open_stream
-            wait_for_goaway_in_socket(conn)  # unread: the next request's pre-open poll finds it
-            assert conn.getresponse(conn.request("GET", "/two")).read() == b"new"
-            assert old.fileno() == -1  # closed: its socket number may be anyone's now
-            go_on.set()
-            thread.join(_WAIT)
-            assert "error" not in results
-            assert results["late"] == b"new"
-        finally:
-            go_on.set()
-            conn.close()
+        old.open_stream = gated  # type: ignore[method-assign]
+        thread = start_thread(lambda: conn.getresponse(conn.request("GET", "/late")).read(), results, "late")
+        assert picked.wait(WAIT)
+        # Meanwhile this thread finds the GOAWAY (the pre-open poll of the
+        # next request would too), replaces the session, and the drained
+        # old one is closed.
+        del old.open_stream
+        wait_for_goaway_in_socket(conn)  # unread: the next request's pre-open poll finds it
+        assert conn.getresponse(conn.request("GET", "/two")).read() == b"new"
+        assert old.fileno() == -1  # closed: its socket number may be anyone's now
+        go_on.set()
+        thread.join(WAIT)
+        assert "error" not in results
+        assert results["late"] == b"new"
 
 
 def test_the_last_stream_id_makes_the_next_request_move_to_a_new_session() -> None:
@@ -558,17 +467,13 @@ def test_the_last_stream_id_makes_the_next_request_move_to_a_new_session() -> No
         peer.respond(request.stream_id, body=b"fresh ids")
         peer.drain_until_closed()
 
-    with reconnecting_server(first, second) as server:
-        conn = _connect(server)
-        try:
-            session = conn._current_session()
-            # Skip ahead (ids need not be consecutive, section 5.1.1): the next one is the last.
-            session._core._h2.highest_outbound_stream_id = 2**31 - 3
-            assert conn.getresponse(conn.request("GET", "/")).read() == b"last id"
-            assert conn.getresponse(conn.request("GET", "/")).read() == b"fresh ids"
-            assert conn._current_session() is not session
-        finally:
-            conn.close()
+    with reconnecting_connection(first, second) as conn:
+        session = conn._current_session()
+        # Skip ahead (ids need not be consecutive, section 5.1.1): the next one is the last.
+        session._core._h2.highest_outbound_stream_id = 2**31 - 3
+        assert conn.getresponse(conn.request("GET", "/")).read() == b"last id"
+        assert conn.getresponse(conn.request("GET", "/")).read() == b"fresh ids"
+        assert conn._current_session() is not session
 
 
 # -- the reader's wake-up byte ---------------------------------------------------------------
@@ -597,41 +502,31 @@ def test_pokes_of_the_reader_are_drained_so_it_never_spins(monkeypatch: pytest.M
         for _ in range(rounds):
             request = peer.wait_request()
             peer.respond(request.stream_id, end_stream=False)
-            peer.wait_for(lambda e: isinstance(e, h2.events.StreamReset), _WAIT)
+            peer.wait_for(lambda e: isinstance(e, h2.events.StreamReset), WAIT)
         reset_seen.set()
-        assert release.wait(_WAIT)
+        assert release.wait(WAIT)
         peer.respond(first.stream_id, body=b"first")
         peer.drain_until_closed()
 
-    with ScriptedServer(script) as server:
-        conn = _connect(server)
+    with scripted_connection(script, release=(release,)) as conn:
         results: dict[str, Any] = {}
         first_id = conn.request("GET", "/first")
-
-        def reader() -> None:
-            try:
-                results["first"] = conn.getresponse(first_id).read()
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                results["error"] = exc
-
-        thread = threading.Thread(target=reader)
-        thread.start()
+        thread = start_thread(lambda: conn.getresponse(first_id).read(), results, "first")
         try:
             for _ in range(rounds):
                 conn.getresponse(conn.request("GET", "/poke")).close()  # RST_STREAM, and a poke
-            assert reset_seen.wait(_WAIT)
+            assert reset_seen.wait(WAIT)
             # A spinning reader polls on and on meanwhile; a sound one waits
             # once per event (a response, a poke) and once more.
             polls_so_far = len(waits)
             assert polls_so_far <= 6 * rounds + 6, f"{polls_so_far} polls for {rounds} rounds"
             release.set()
-            thread.join(_WAIT)
+            thread.join(WAIT)
             assert "error" not in results
             assert results["first"] == b"first"
         finally:
             release.set()
-            thread.join(_WAIT)
-            conn.close()
+            thread.join(WAIT)
 
 
 _NO_KEPT_POLL = not sockets.HAVE_POLL or sockets.fast_paths_forced_off()
@@ -646,20 +541,11 @@ def test_the_pre_open_poll_keeps_a_poll_object_only_where_the_reader_does() -> N
     exercise its fallback (``_poll_locked``) and the switch does not turn it off.
     """
 
-    def script(peer: Peer) -> None:
-        request = peer.wait_request()
-        peer.respond(request.stream_id, body=b"ok")
-        peer.drain_until_closed()
-
-    with ScriptedServer(script) as server:
-        conn = _connect(server)
-        try:
-            assert conn.getresponse(conn.request("GET", "/")).read() == b"ok"
-            session = conn._current_session()
-            assert session._read_watcher is not None
-            assert (session._ready_poller is not None) == session._read_watcher.kept
-        finally:
-            conn.close()
+    with scripted_connection(answer_with(b"ok")) as conn:
+        assert conn.getresponse(conn.request("GET", "/")).read() == b"ok"
+        session = conn._current_session()
+        assert session._read_watcher is not None
+        assert (session._ready_poller is not None) == session._read_watcher.kept
 
 
 # -- SessionSet: the current session, read without the set's lock ----------------------------

@@ -38,7 +38,8 @@ import ssl
 import struct
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,42 +51,26 @@ import hyper
 import hyper.tls
 from hyper import HTTP20Connection
 from hyper.exceptions import HyperError, StreamResetError
-from hyper.http20 import h2_internals, session_wire
-from hyper.http20.core_bodies import CoreBodies
+from hyper.http20 import session_wire
 from hyper.http20.data_runs import DataRun
-from hyper.http20.h2_adapters import FrameSplitter
+from tests import held_views
 from tests.asgi_app import deterministic_bytes
+from tests.fast_paths import force_fast_paths_on
+from tests.held_views import shrink_receive_buffer, tls_connection
 from tests.scripted import Peer, ScriptedServer
 from tests.servers import ServerInfo, docroot_content
 
 #: Largest frame payload the client accepts (its SETTINGS_MAX_FRAME_SIZE).
 MAX_FRAME = 16384
 
+#: The three frame paths (a fixture shared with tests/test_received_views.py).
+frame_path = held_views.frame_path
+
 
 def patterned(stream_id: int, size: int) -> bytes:
     """``size`` bytes in which each 8-byte block holds the stream id and its own offset."""
     blocks = (size + 7) // 8
     return b"".join(struct.pack(">II", stream_id, index * 8) for index in range(blocks))[:size]
-
-
-@pytest.fixture(params=["fast", "h2", "public"])
-def frame_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The splitter's fast path (views), h2's path (bytes), the public-API mode (bytes).
-
-    "fast" is forced on even under ``HYPER_FAST_PATHS=0`` (as tests/fast_paths.py does).
-    """
-    if request.param == "fast":
-        problem = h2_internals.self_test()
-        if problem is not None:
-            pytest.skip(f"the fence keeps the fast paths off: {problem}")
-        monkeypatch.setattr(h2_internals, "_enabled", True)
-        monkeypatch.setattr(h2_internals, "_problem", None)
-    elif request.param == "h2":
-        monkeypatch.setattr(FrameSplitter, "fast_path", False)
-    else:
-        monkeypatch.setattr(h2_internals, "_enabled", False)
-        monkeypatch.setattr(h2_internals, "_problem", "turned off by the test")
-    return str(request.param)
 
 
 @pytest.fixture(params=[(8 * 1024, 3 * 1024), (48 * 1024, 20 * 1024)], ids=["buf8k", "buf48k"])
@@ -96,25 +81,7 @@ def small_buffer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     of the buffer were still held.
     """
     size, min_space = request.param
-    monkeypatch.setattr(session_wire, "RECV_BUFFER_SIZE", size)
-    monkeypatch.setattr(session_wire, "MIN_FILL_SPACE", min_space, raising=False)  # (none before the merge)
-    detached: list[int] = []
-    original = getattr(CoreBodies, "detach_views", None)
-    if original is None:
-        return detached  # before the merge
-
-    def counting_detach(self: CoreBodies, buffer: bytearray) -> None:
-        detached.append(
-            sum(
-                type(piece) is memoryview and piece.obj is buffer
-                for stream in self.streams.values()
-                for piece in stream.data
-            )
-        )
-        original(self, buffer)
-
-    monkeypatch.setattr(CoreBodies, "detach_views", counting_detach)
-    return detached
+    return shrink_receive_buffer(monkeypatch, size, min_space)
 
 
 # -- the scripted server's responses ---------------------------------------------------
@@ -372,12 +339,10 @@ def run_interleaved(seed: int, tls: ssl.SSLContext | None, options: dict[str, An
             conn.ping(b"review8b")  # the WINDOW_UPDATEs are out before it
             assert state.window_known.wait(20)
             # The server's view of the connection window is h2's: no byte was
-            # credited twice on the wire. (hyper's own window manager runs
-            # ahead of both by the DATA that h2 swallowed on streams already
-            # closed, which h2 credits itself: not this merge's doing, see
-            # the review report.)
+            # credited twice on the wire; hyper's own window manager agrees
+            # exactly, DATA h2 swallowed on closed streams included.
             assert state.window_seen == core._h2.inbound_flow_control_window
-            assert window.window_size >= core._h2.inbound_flow_control_window
+            assert window.window_size == core._h2.inbound_flow_control_window
 
 
 def read_in_threads(responses: list[Any], plans: list[Plan], outcomes: list[Outcome], seed: int) -> None:
@@ -426,6 +391,35 @@ def test_interleaved_responses_read_by_one_thread_each_are_byte_exact(
     run_interleaved(seed + 100, *transport, threaded=True)
 
 
+# -- one response at a time, from scripted servers and real ones ---------------------------
+
+
+@contextmanager
+def scripted_connection(script: Callable[[Peer], None], **options: Any) -> Iterator[HTTP20Connection]:
+    """A cleartext connection to a scripted server running ``script``; both closed after."""
+    with ScriptedServer(script) as server:
+        with HTTP20Connection("127.0.0.1", server.port, secure=False, timeout=20, **options) as conn:
+            yield conn
+
+
+def answer_headers(peer: Peer) -> tuple[int, bytearray]:
+    """Wait for the request and queue a 200's headers: the stream id and the bytes to send so far."""
+    stream_id = peer.wait_request().stream_id
+    peer.h2.send_headers(stream_id, [(b":status", b"200")])
+    return stream_id, bytearray(peer.h2.data_to_send())
+
+
+def read_in_steps(response: Any, step: int) -> bytes:
+    """The whole body, read ``step`` bytes at a time (a bounded number of reads)."""
+    got = bytearray()
+    for _ in range(100_000):  # bounded: far more reads than any body here needs
+        chunk = response.read(step)
+        if not chunk:
+            break
+        got += chunk
+    return bytes(got)
+
+
 # -- memory: a body in tiny frames ---------------------------------------------------------
 
 TINY_FRAMES = 60_000
@@ -444,9 +438,7 @@ def test_a_body_in_one_byte_frames_does_not_cost_a_view_per_byte(frame_path: str
     sent = threading.Event()
 
     def script(peer: Peer) -> None:
-        stream_id = peer.wait_request().stream_id
-        peer.h2.send_headers(stream_id, [(b":status", b"200")])
-        wire = bytearray(peer.h2.data_to_send())
+        stream_id, wire = answer_headers(peer)
         for index in range(TINY_FRAMES):
             wire += data_frame(stream_id, body[index : index + 1], None, False)
         peer.send_raw(bytes(wire))
@@ -455,18 +447,17 @@ def test_a_body_in_one_byte_frames_does_not_cost_a_view_per_byte(frame_path: str
         peer.send_raw(data_frame(stream_id, b"", None, True))
         peer.drain_until_closed(20)
 
-    with ScriptedServer(script) as server:
-        with HTTP20Connection("127.0.0.1", server.port, secure=False, timeout=20) as conn:
-            response = conn.getresponse(conn.request("GET", "/"))
-            assert sent.wait(20)
-            conn.ping(b"review8m")  # answered after every DATA frame: all are held now
-            core = conn._sessions.current._core
-            stream = core.streams[1]
-            assert stream.buffered == TINY_FRAMES
-            held = sum(sys.getsizeof(piece) for piece in stream.data)
-            if frame_path == "fast":
-                assert held < 2 * TINY_FRAMES, f"{held} bytes held for {TINY_FRAMES} body bytes"
-            assert response.read() == body
+    with scripted_connection(script) as conn:
+        response = conn.getresponse(conn.request("GET", "/"))
+        assert sent.wait(20)
+        conn.ping(b"review8m")  # answered after every DATA frame: all are held now
+        core = conn._sessions.current._core
+        stream = core.streams[1]
+        assert stream.buffered == TINY_FRAMES
+        held = sum(sys.getsizeof(piece) for piece in stream.data)
+        if frame_path == "fast":
+            assert held < 2 * TINY_FRAMES, f"{held} bytes held for {TINY_FRAMES} body bytes"
+        assert response.read() == body
 
 
 # -- real servers: readinto and gzip over view-backed data ----------------------------------
@@ -474,11 +465,7 @@ def test_a_body_in_one_byte_frames_does_not_cost_a_view_per_byte(frame_path: str
 
 @pytest.fixture
 def fast_path_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    problem = h2_internals.self_test()
-    if problem is not None:
-        pytest.skip(f"the fence keeps the fast paths off: {problem}")
-    monkeypatch.setattr(h2_internals, "_enabled", True)
-    monkeypatch.setattr(h2_internals, "_problem", None)
+    force_fast_paths_on(monkeypatch)
 
 
 @pytest.mark.parametrize("server", ["nginx_server", "nghttpd_server"])
@@ -488,8 +475,7 @@ def test_readinto_while_another_download_is_held_is_byte_exact(
     """A download read with readinto while another one waits, held, through the buffer's wraps."""
     info: ServerInfo = request.getfixturevalue(server)
     big = docroot_content("big.bin")[: 4 * 1024 * 1024]
-    context = hyper.tls.init_context(cert_path=info.ca_file)
-    with HTTP20Connection(info.host, info.port, secure=True, ssl_context=context, timeout=20) as conn:
+    with tls_connection(info) as conn:
         held = conn.getresponse(conn.request("GET", "/big.bin"))
         first = conn.getresponse(conn.request("GET", "/big.bin"))
         digest = hashlib.sha256()
@@ -541,9 +527,7 @@ def test_a_connection_lost_mid_body_with_views_held_gives_the_exact_prefix_then_
     held = threading.Event()
 
     def script(peer: Peer) -> None:
-        stream_id = peer.wait_request().stream_id
-        peer.h2.send_headers(stream_id, [(b":status", b"200")])
-        wire = bytearray(peer.h2.data_to_send())
+        stream_id, wire = answer_headers(peer)
         for start in range(0, first_part, 9000):
             wire += data_frame(stream_id, body[start : min(start + 9000, first_part)], None, False)
         peer.send_raw(bytes(wire))
@@ -561,27 +545,20 @@ def test_a_connection_lost_mid_body_with_views_held_gives_the_exact_prefix_then_
         else:
             peer.hang_up()
 
-    with ScriptedServer(script) as server:
-        with HTTP20Connection("127.0.0.1", server.port, secure=False, timeout=20) as conn:
-            response = conn.getresponse(conn.request("GET", "/"))
-            conn.ping(b"review8h")  # the first part is held now, unread
-            held.set()
-            got = bytearray()
-            with pytest.raises(HyperError):
-                for _ in range(100_000):  # bounded
-                    chunk = response.read(7_001)
-                    assert chunk, "the body ended cleanly although the connection broke"
-                    got += chunk
-            assert len(got) >= first_part
-            assert bytes(got) == body[: len(got)], f"wrong bytes at {first_difference(bytes(got), body)}"
+    with scripted_connection(script) as conn:
+        response = conn.getresponse(conn.request("GET", "/"))
+        conn.ping(b"review8h")  # the first part is held now, unread
+        held.set()
+        got = bytearray()
+        with pytest.raises(HyperError):
+            for _ in range(100_000):  # bounded
+                chunk = response.read(7_001)
+                assert chunk, "the body ended cleanly although the connection broke"
+                got += chunk
+        assert len(got) >= first_part
+        assert bytes(got) == body[: len(got)], f"wrong bytes at {first_difference(bytes(got), body)}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pre-existing (not bulk2): DATA on a stream hyper already closed goes to h2, which "
-    "counts it against the connection window and credits it on its own; hyper's connection "
-    "window manager never hears of either, so it believes the window more open than it is",
-)
 def test_data_on_a_closed_stream_leaves_hyper_and_h2_agreeing_on_the_connection_window(
     frame_path: str,
 ) -> None:
@@ -632,20 +609,13 @@ def test_a_pushed_body_held_through_the_wraps_while_its_parent_is_read_is_byte_e
             peer.send_raw(bytes(wire[start : start + 20_000]))
         peer.drain_until_closed(20)
 
-    with ScriptedServer(script) as server:
-        with HTTP20Connection("127.0.0.1", server.port, secure=False, timeout=20, enable_push=True) as conn:
-            parent = conn.request("GET", "/")
-            response = conn.getresponse(parent)
-            got = bytearray()
-            for _ in range(10_000):  # bounded
-                chunk = response.read(70_001)
-                if not chunk:
-                    break
-                got += chunk
-            assert bytes(got) == patterned(1, size)
-            pushes = list(conn.get_pushes(parent))
-            assert [push.path for push in pushes] == ["/p"]
-            assert pushes[0].getresponse().read() == patterned(2, size)
+    with scripted_connection(script, enable_push=True) as conn:
+        parent = conn.request("GET", "/")
+        response = conn.getresponse(parent)
+        assert read_in_steps(response, 70_001) == patterned(1, size)
+        pushes = list(conn.get_pushes(parent))
+        assert [push.path for push in pushes] == ["/p"]
+        assert pushes[0].getresponse().read() == patterned(2, size)
     if frame_path == "fast" and session_wire.RECV_BUFFER_SIZE > 2 * MAX_FRAME:
         # The push's 300 KB waited, unread, while 600 KB went through a
         # 48 KiB buffer: it was held as views when the buffer wrapped.
@@ -663,11 +633,5 @@ def test_an_h2c_upgraded_download_and_a_held_one_are_byte_exact(
         assert conn.version == "HTTP/2"
         held = conn.getresponse(conn.request("GET", f"/bytes/{size}"))
         response = conn.getresponse(first)
-        got = bytearray()
-        for _ in range(100_000):  # bounded
-            chunk = response.read(33_333)
-            if not chunk:
-                break
-            got += chunk
-        assert bytes(got) == expected
+        assert read_in_steps(response, 33_333) == expected
         assert held.read() == expected

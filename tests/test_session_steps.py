@@ -27,14 +27,24 @@ from hyper import HTTP20Connection
 from hyper.common import sockets
 from hyper.exceptions import ReadTimeout, StreamResetError
 from hyper.http20.sessions import SessionSet
-from tests.scripted import Peer, ScriptedServer
+from tests.scripted import Peer
+from tests.scripted_sessions import WAIT, answer_with, await_ping_ack, scripted_connection
 
-_WAIT = 10.0  # bounds every wait; events are ordered with Events, never timed
 _PING = b"12345678"
 
 
-def _connect(server: ScriptedServer, timeout: float = _WAIT) -> HTTP20Connection:
-    return HTTP20Connection("127.0.0.1", server.port, secure=False, timeout=timeout)
+def _count_calls(conn: HTTP20Connection, method: str, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that gets a 1 for each call of the current session's ``method`` from now on."""
+    session = conn._current_session()
+    calls: list[int] = []
+    real = getattr(session, method)
+
+    def counting(*args: Any, **kwargs: Any) -> None:
+        calls.append(1)
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(session, method, counting)
+    return calls
 
 
 # -- the reader's kept poll object ---------------------------------------------------
@@ -71,17 +81,17 @@ def test_the_read_watcher_answers_as_wait_for_socket_does(
         assert watcher.wait_for_socket(0) == (False, False)
         assert sockets.wait_for_socket(sock, read=True, write=False, timeout=0, wake=wake_r) == (False, False)
     wake_w.send(b"\0")
-    assert watcher.wait_for_socket(_WAIT) == (False, True)
+    assert watcher.wait_for_socket(WAIT) == (False, True)
     wake_r.recv(16)
     peer.send(b"x")
-    assert watcher.wait_for_socket(_WAIT) == (True, False)
+    assert watcher.wait_for_socket(WAIT) == (True, False)
     wake_w.send(b"\0")
-    assert watcher.wait_for_socket(_WAIT) == (True, True)
+    assert watcher.wait_for_socket(WAIT) == (True, True)
     sock.recv(16)
     wake_r.recv(16)
     assert watcher.wait_for_socket(0) == (False, False)
     peer.close()  # a hang-up counts as readable: the next read sees the end
-    assert watcher.wait_for_socket(_WAIT) == (True, False)
+    assert watcher.wait_for_socket(WAIT) == (True, False)
 
 
 def test_a_session_reader_waits_with_the_kept_watcher(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -95,19 +105,9 @@ def test_a_session_reader_waits_with_the_kept_watcher(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(sockets.ReadWatcher, "__init__", counting)
 
-    def script(peer: Peer) -> None:
+    with scripted_connection(answer_with(b"ok", requests=3)) as conn:
         for _ in range(3):
-            request = peer.wait_request()
-            peer.respond(request.stream_id, body=b"ok")
-        peer.drain_until_closed()
-
-    with ScriptedServer(script) as server:
-        conn = _connect(server)
-        try:
-            for _ in range(3):
-                assert conn.getresponse(conn.request("GET", "/")).read() == b"ok"
-        finally:
-            conn.close()
+            assert conn.getresponse(conn.request("GET", "/")).read() == b"ok"
     assert len(made) == 1
 
 
@@ -115,28 +115,11 @@ def test_a_session_reader_waits_with_the_kept_watcher(monkeypatch: pytest.Monkey
 
 
 def test_a_free_slot_opens_without_a_wait(monkeypatch: pytest.MonkeyPatch) -> None:
-    def script(peer: Peer) -> None:
-        request = peer.wait_request()
-        peer.respond(request.stream_id, body=b"ok")
-        peer.drain_until_closed()
-
-    with ScriptedServer(script) as server:
-        conn = _connect(server)
-        try:
-            session = conn._current_session()
-            waits: list[object] = []
-            real = session._wait_locked
-
-            def counting(*args: Any, **kwargs: Any) -> None:
-                waits.append(args)
-                real(*args, **kwargs)
-
-            monkeypatch.setattr(session, "_wait_locked", counting)
-            stream_id = conn.request("GET", "/")
-            assert waits == []  # the HEADERS went out with no wait set up
-            assert conn.getresponse(stream_id).read() == b"ok"
-        finally:
-            conn.close()
+    with scripted_connection(answer_with(b"ok")) as conn:
+        waits = _count_calls(conn, "_wait_locked", monkeypatch)
+        stream_id = conn.request("GET", "/")
+        assert waits == []  # the HEADERS went out with no wait set up
+        assert conn.getresponse(stream_id).read() == b"ok"
 
 
 def test_no_free_slot_still_waits_bounded() -> None:
@@ -146,49 +129,19 @@ def test_no_free_slot_still_waits_bounded() -> None:
     def script(peer: Peer) -> None:
         request = peer.wait_request()
         peer.respond(request.stream_id, end_stream=False)  # headers only: the slot stays taken
-        assert released.wait(_WAIT)
+        assert released.wait(WAIT)
         peer.drain_until_closed()
 
     settings = {h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1}
-    with ScriptedServer(script, settings=settings) as server:
-        conn = _connect(server, timeout=0.5)  # the timeout is the point here
-        try:
-            first = conn.getresponse(conn.request("GET", "/first"))
-            with pytest.raises(ReadTimeout, match="no stream slot freed"):
-                conn.request("GET", "/second")
-            first.close()
-        finally:
-            released.set()
-            conn.close()
+    # The timeout is the point here.
+    with scripted_connection(script, timeout=0.5, release=(released,), settings=settings) as conn:
+        first = conn.getresponse(conn.request("GET", "/first"))
+        with pytest.raises(ReadTimeout, match="no stream slot freed"):
+            conn.request("GET", "/second")
+        first.close()
 
 
 # -- the read's answer leaves with the step's own bytes --------------------------------
-
-
-def _count_flushes(conn: HTTP20Connection, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    session = conn._current_session()
-    flushes: list[int] = []
-    real = session._flush_locked
-
-    def counting(*args: Any, **kwargs: Any) -> None:
-        flushes.append(1)
-        real(*args, **kwargs)
-
-    monkeypatch.setattr(session, "_flush_locked", counting)
-    return flushes
-
-
-def _count_reads(conn: HTTP20Connection, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    session = conn._current_session()
-    reads: list[int] = []
-    real = session._read_once_locked
-
-    def counting(*args: Any, **kwargs: Any) -> None:
-        reads.append(1)
-        real(*args, **kwargs)
-
-    monkeypatch.setattr(session, "_read_once_locked", counting)
-    return reads
 
 
 def test_a_ping_read_with_a_whole_response_is_answered_in_one_flush(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -200,25 +153,21 @@ def test_a_ping_read_with_a_whole_response_is_answered_in_one_flush(monkeypatch:
         peer.h2.send_data(request.stream_id, b"x" * 1000, end_stream=True)
         peer.h2.ping(_PING)
         peer.flush()  # one write: the client's one read takes it all
-        peer.wait_for(lambda e: isinstance(e, h2.events.PingAckReceived), _WAIT)
+        await_ping_ack(peer)
         acked.set()
         peer.drain_until_closed()
 
-    with ScriptedServer(script) as server:
-        conn = _connect(server)
-        try:
-            stream_id = conn.request("GET", "/")
-            flushes = _count_flushes(conn, monkeypatch)
-            reads = _count_reads(conn, monkeypatch)
-            response = conn.getresponse(stream_id)
-            # The PING ACK left before getresponse() returned, and the last
-            # read's answer in the same flush as the body's window credit:
-            # one flush per read (two before this change).
-            assert acked.wait(_WAIT)
-            assert reads and len(flushes) == len(reads)
-            assert response.read() == b"x" * 1000
-        finally:
-            conn.close()
+    with scripted_connection(script) as conn:
+        stream_id = conn.request("GET", "/")
+        flushes = _count_calls(conn, "_flush_locked", monkeypatch)
+        reads = _count_calls(conn, "_read_once_locked", monkeypatch)
+        response = conn.getresponse(stream_id)
+        # The PING ACK left before getresponse() returned, and the last
+        # read's answer in the same flush as the body's window credit:
+        # one flush per read (two before this change).
+        assert acked.wait(WAIT)
+        assert reads and len(flushes) == len(reads)
+        assert response.read() == b"x" * 1000
 
 
 def test_a_ping_read_with_headers_only_is_answered_before_getresponse_returns() -> None:
@@ -230,24 +179,19 @@ def test_a_ping_read_with_headers_only_is_answered_before_getresponse_returns() 
         peer.h2.send_headers(request.stream_id, [(b":status", b"200")])  # the body follows later
         peer.h2.ping(_PING)
         peer.flush()
-        peer.wait_for(lambda e: isinstance(e, h2.events.PingAckReceived), _WAIT)
+        await_ping_ack(peer)
         acked.set()
-        assert finish.wait(_WAIT)
+        assert finish.wait(WAIT)
         peer.h2.send_data(request.stream_id, b"body", end_stream=True)
         peer.flush()
         peer.drain_until_closed()
 
-    with ScriptedServer(script) as server:
-        conn = _connect(server)
-        try:
-            response = conn.getresponse(conn.request("GET", "/"))
-            # The client does nothing more: the ACK must already be out.
-            assert acked.wait(_WAIT)
-            finish.set()
-            assert response.read() == b"body"
-        finally:
-            finish.set()
-            conn.close()
+    with scripted_connection(script, release=(finish,)) as conn:
+        response = conn.getresponse(conn.request("GET", "/"))
+        # The client does nothing more: the ACK must already be out.
+        assert acked.wait(WAIT)
+        finish.set()
+        assert response.read() == b"body"
 
 
 def test_an_answer_the_server_waits_for_is_not_held_while_the_client_waits() -> None:
@@ -257,16 +201,12 @@ def test_an_answer_the_server_waits_for_is_not_held_while_the_client_waits() -> 
         request = peer.wait_request()
         peer.h2.ping(_PING)
         peer.flush()
-        peer.wait_for(lambda e: isinstance(e, h2.events.PingAckReceived), _WAIT)
+        await_ping_ack(peer)
         peer.respond(request.stream_id, body=b"after the ack")
         peer.drain_until_closed()
 
-    with ScriptedServer(script) as server:
-        conn = _connect(server)
-        try:
-            assert conn.getresponse(conn.request("GET", "/")).read() == b"after the ack"
-        finally:
-            conn.close()
+    with scripted_connection(script) as conn:
+        assert conn.getresponse(conn.request("GET", "/")).read() == b"after the ack"
 
 
 def test_a_failure_read_while_waiting_is_raised_and_the_connection_recovers() -> None:
@@ -277,19 +217,15 @@ def test_a_failure_read_while_waiting_is_raised_and_the_connection_recovers() ->
         peer.h2.ping(_PING)
         peer.h2.reset_stream(request.stream_id, error_code=2)
         peer.flush()
-        peer.wait_for(lambda e: isinstance(e, h2.events.PingAckReceived), _WAIT)
+        await_ping_ack(peer)
         second = peer.wait_request()
         peer.respond(second.stream_id, body=b"fine")
         peer.drain_until_closed()
 
-    with ScriptedServer(script) as server:
-        conn = _connect(server)
-        try:
-            with pytest.raises(StreamResetError):
-                conn.getresponse(conn.request("GET", "/reset"))
-            assert conn.getresponse(conn.request("GET", "/next")).read() == b"fine"
-        finally:
-            conn.close()
+    with scripted_connection(script) as conn:
+        with pytest.raises(StreamResetError):
+            conn.getresponse(conn.request("GET", "/reset"))
+        assert conn.getresponse(conn.request("GET", "/next")).read() == b"fine"
 
 
 # -- the current session, read without the set's lock -----------------------------------
@@ -327,7 +263,7 @@ def test_threads_racing_a_replacement_get_one_session_or_the_other() -> None:
     old: Any = _FakeSession()
     new: Any = _FakeSession()
     sets.adopt(old)
-    start = threading.Barrier(5, timeout=_WAIT)
+    start = threading.Barrier(5, timeout=WAIT)
     seen: list[object] = []
     errors: list[BaseException] = []
 
@@ -345,7 +281,7 @@ def test_threads_racing_a_replacement_get_one_session_or_the_other() -> None:
     start.wait()
     sets.adopt(new)
     for thread in threads:
-        thread.join(_WAIT)
+        thread.join(WAIT)
     assert not errors
     assert set(map(id, seen)) <= {id(old), id(new)}
     assert sets.usable(lambda: pytest.fail("no new session is due")) is new

@@ -1,7 +1,8 @@
-"""Uploaded DATA frames: sized to fill whole TLS records, never beyond the peer's windows.
+"""Uploaded DATA frames: full-sized, in full TLS records, never beyond the peer's windows.
 
-hyper sizes each DATA frame of an upload so that the frame, header included,
-fills whole TLS records (:mod:`hyper.http20.upload_frames`). These tests check
+hyper frames a run of upload DATA at the peer's largest frame size, back to
+back in one piece that TLS cuts into full records
+(:mod:`hyper.http20.upload_frames`, :mod:`hyper.http20.data_frames`). These tests check
 the sizes on the wire (frame sizes seen by a scripted server; TLS record sizes
 seen by a relay in front of a TLS server), that RFC 9113 section 6.9's windows
 still bound every frame when a server credits in odd steps a real server
@@ -22,12 +23,8 @@ import pytest
 
 import hyper.tls
 from hyper import HTTP20Connection
-from hyper.http20.upload_frames import (
-    FRAME_HEADER,
-    JOINED_BELOW,
-    TLS_RECORD_PLAINTEXT,
-    record_filling_payload,
-)
+from hyper.common.body import READ_BLOCK
+from hyper.http20.upload_frames import JOINED_BELOW, TLS_RECORD_PLAINTEXT, run_frame_payload
 from tests.scripted import Peer, ScriptedServer
 
 #: A body whose bytes differ from one position to the next, so a lost,
@@ -42,33 +39,16 @@ def connect(server: ScriptedServer) -> HTTP20Connection:
 # -- the sizing rule ------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("max_frame_size", "payload"),
-    [
-        (16384, 16375),  # the RFC's minimum and default: one record per frame
-        (16392, 16375),
-        (32767, 32759),  # two records
-        (32768, 32759),
-        (40000, 32759),
-        (65535, 65527),  # four records, still below JOINED_BELOW
-    ],
-)
-def test_payload_fills_whole_records_within_the_peers_limit(max_frame_size: int, payload: int) -> None:
-    assert record_filling_payload(max_frame_size) == payload
-
-
-def test_every_allowed_small_limit_gives_the_largest_record_filling_payload() -> None:
-    for max_frame_size in range(16384, JOINED_BELOW, 97):
-        payload = record_filling_payload(max_frame_size)
-        assert payload is not None
-        assert payload <= max_frame_size  # RFC 9113 section 4.2
-        assert (payload + FRAME_HEADER) % TLS_RECORD_PLAINTEXT == 0
-        assert payload + TLS_RECORD_PLAINTEXT > max_frame_size  # one more record would not fit
+@pytest.mark.parametrize("max_frame_size", [16384, 16392, 32767, 40000, JOINED_BELOW - 1])
+def test_runs_use_the_peers_full_frame_size(max_frame_size: int) -> None:
+    # Runs leave as one piece, which TLS cuts into full records itself: the
+    # frames keep the largest payload allowed (RFC 9113 section 4.2).
+    assert run_frame_payload(max_frame_size) == max_frame_size
 
 
 @pytest.mark.parametrize("max_frame_size", [JOINED_BELOW, 1 << 20, 2**24 - 1])
-def test_frames_sent_as_two_pieces_keep_the_peers_maximum(max_frame_size: int) -> None:
-    assert record_filling_payload(max_frame_size) is None
+def test_frames_sent_as_two_pieces_keep_the_core_framing(max_frame_size: int) -> None:
+    assert run_frame_payload(max_frame_size) is None
 
 
 # -- frame sizes on the wire ------------------------------------------------------
@@ -119,19 +99,21 @@ def _upload_and_record_frames(settings: dict[int, int], body: object) -> tuple[b
 
 @pytest.mark.parametrize(
     ("max_frame_size", "payload"),
-    [(16384, 16375), (40000, 32759)],
+    [(16384, 16384), (40000, 40000)],
 )
-def test_upload_frames_fill_records_and_the_body_arrives_intact(max_frame_size: int, payload: int) -> None:
+def test_upload_frames_are_full_size_and_the_body_arrives_intact(max_frame_size: int, payload: int) -> None:
     settings = {
         h2.settings.SettingCodes.MAX_FRAME_SIZE: max_frame_size,
         h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1 << 20,
     }
     received, frames = _upload_and_record_frames(settings, io.BytesIO(BODY))
     assert received == BODY
-    # Every frame but the last of each window's worth is a full record-filling
-    # one; nothing is ever bigger.
+    # Every frame but the last of each run (a block read from the file, or
+    # what a window allowed) is as big as the server allows; nothing is
+    # ever bigger.
     assert max(frames) == payload
-    assert frames.count(payload) >= len(BODY) // payload - 2
+    runs = len(BODY) // READ_BLOCK + 3
+    assert frames.count(payload) >= len(BODY) // payload - runs
 
 
 def test_big_frame_limit_keeps_big_frames() -> None:
@@ -213,7 +195,7 @@ def test_odd_window_credit_is_never_exceeded_and_the_body_arrives_intact() -> No
     assert bytes(received) == body
     assert frames[-1] == 0  # END_STREAM on an empty DATA frame, after the body
     assert min(frames[:-1]) >= 1
-    assert max(frames) <= 16375  # record-filling, within the default 16384 limit
+    assert max(frames) <= 16384  # within the default SETTINGS_MAX_FRAME_SIZE
     assert 1 in frames  # a 1-byte credit went out as a 1-byte frame, no more
 
 
@@ -326,7 +308,7 @@ def test_upload_over_tls_sends_full_records_not_a_small_one_per_frame(
     full = [length for length in application if length > TLS_RECORD_PLAINTEXT]
     small = [length for length in application if length < 1024]
     assert len(full) >= len(BODY) // TLS_RECORD_PLAINTEXT - 2
-    # Without record-filling frames every frame would add a tiny record for
-    # its last 9 bytes (~61 of them); what is left is the preface, SETTINGS,
-    # HEADERS, acknowledgements and the last frame's remainder.
+    # Were each 16,393-byte frame sent on its own, it would add a tiny record
+    # for its last 9 bytes (~61 of them); what is left is the preface,
+    # SETTINGS, HEADERS, acknowledgements and the remainder of each run.
     assert len(small) < 15

@@ -312,7 +312,8 @@ class H2Core(CoreReceiver, CorePushPing):
             head=headers[0][1] == b"HEAD",
             declared_length=declared_length,
         )
-        log.debug("stream %d opened", stream_id)
+        if log.isEnabledFor(logging.DEBUG):  # once per request: one call, not two, when off
+            log.debug("stream %d opened", stream_id)
         return stream_id
 
     # -- request bodies -------------------------------------------------------
@@ -329,8 +330,8 @@ class H2Core(CoreReceiver, CorePushPing):
 
         The payload is queued by reference: the caller keeps ``data``
         unchanged until :meth:`pieces_to_send` has been sent.
-        ``frame_payload``: bytes per DATA frame the caller prefers (frames
-        that fill whole TLS records); never above the peer's
+        ``frame_payload``: bytes per DATA frame the caller prefers (the
+        frames of one call are framed as one run); never above the peer's
         SETTINGS_MAX_FRAME_SIZE in force (RFC 9113 section 4.2).
         """
         self._open_count.forget()  # h2's send path (below) may change the stream's state
@@ -385,7 +386,8 @@ class H2Core(CoreReceiver, CorePushPing):
         stream.discarded = True
         if not stream.ended and stream.error is None and self.fatal is None:
             self.reset(stream_id, h2.errors.ErrorCodes.CANCEL)
-        self._release_stream_buffer(stream)
+        if stream.buffered:  # unread bytes hold connection window (section 6.9)
+            self._release_stream_buffer(stream)
         del self.streams[stream_id]
 
     def reset(self, stream_id: int, error_code: int) -> None:

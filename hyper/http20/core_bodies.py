@@ -72,7 +72,11 @@ class CoreBodies:
             # Nobody will read it: give the connection window straight back.
             self._data_credit(size, size)
             return
-        if payload and stream.cannot_have_body():
+        if payload and (
+            # stream.cannot_have_body(), written out (RFC 9110 section 6.4.1:
+            # a response to HEAD, or a 204/304, carries no content).
+            stream.head or (stream.headers is not None and stream.headers[0][1] in (b"204", b"304"))
+        ):
             self._data_credit(size, size)
             self._reset_with_error(
                 stream,
@@ -80,7 +84,9 @@ class CoreBodies:
                 f"stream {stream.stream_id}: body on a response that cannot have one (RFC 9110 6.4.1)",
             )
             return
-        stream.window._data_received(size)
+        # The stream's manager counts it (its _data_received, written out).
+        stream.window.window_size -= size
+        credit = self._credit
         if type(payload) is list:
             # A run of plain DATA frames (hyper.http20.data_runs): views of
             # the receive buffer, kept as they are until take_data copies
@@ -89,18 +95,20 @@ class CoreBodies:
             # flow-controlled size is the payloads' total.
             stream.data.extend(payload)
             stream.buffered += size
-            self._credit.total_buffered += size
-            self._data_credit(size, 0)
+            credit.total_buffered += size
+            if not credit.received(size, 0):  # _data_credit, written out
+                self._credit_connection(size, 0)
             return
         if payload:
             stream.data.append(payload)
             stream.buffered += len(payload)
-            self._credit.total_buffered += len(payload)
+            credit.total_buffered += len(payload)
         padding = size - len(payload)
         if padding:
             # Padding is never consumed by the application; credit it at once.
             self._credit_stream(stream, padding)
-        self._data_credit(size, padding)
+        if not credit.received(size, padding):  # _data_credit, written out
+            self._credit_connection(size, padding)
 
     def _data_credit(self, size: int, freed: int) -> None:
         """A DATA frame's connection credit: gathered for the end of ``receive``, or released now."""
@@ -166,10 +174,17 @@ class CoreBodies:
         # Taken bytes free window on both levels (RFC 9113 section 6.9); a
         # stream that ended or failed gets no more DATA, so no stream credit.
         stream.buffered -= size
-        self._credit.total_buffered -= size
+        credit = self._credit
+        credit.total_buffered -= size
         if not stream.ended and stream.error is None:
             self._credit_stream(stream, size)
-        self._credit_connection(0, size)
+        window = credit.window
+        # ConnectionCredit.release's own "nothing to do" answer, asked here
+        # first: with nothing withheld (received bytes are handed to the
+        # manager at the end of each read while under budget) and the
+        # window open, the read returns no credit, and this runs per read.
+        if credit.withheld or (window is not None and window.window_size <= 0 and window.unacknowledged):
+            self._credit_connection(0, size)
 
     def detach_views(self, buffer: bytearray) -> None:
         """Copy every buffered piece that is a view of ``buffer`` into bytes of its own.

@@ -32,7 +32,7 @@ from .core_bodies import CoreBodies
 from .core_failures import CoreFailures, error_name
 from .credit import ConnectionCredit
 from .fields import response_header_problem
-from .h2_adapters import FrameSplitter, StreamMalformed
+from .h2_adapters import DataOnClosedStream, FrameSplitter, StreamMalformed
 from .h2_internals_count import OpenStreamCount
 from .hpack_cache import MEMO_MAX_BLOCK
 from .pings import PingBook
@@ -257,7 +257,8 @@ class CoreReceiver(CoreBodies, CoreFailures):
         if checked is not None:
             stream, fields = checked
             stream.final_headers(fields)
-            log.debug("stream %d: response headers received", event.stream_id)
+            if log.isEnabledFor(logging.DEBUG):  # once per response: one call, not two, when off
+                log.debug("stream %d: response headers received", event.stream_id)
 
     def _on_informational(self, event: h2.events.InformationalResponseReceived) -> None:
         checked = self._checked_fields(event, "1xx response")
@@ -284,7 +285,8 @@ class CoreReceiver(CoreBodies, CoreFailures):
         stream = self.streams.get(event.stream_id)
         if stream is not None:
             stream.response_event(ResponseEvent.END_STREAM)
-            log.debug("stream %d: response complete", event.stream_id)
+            if log.isEnabledFor(logging.DEBUG):  # once per response: one call, not two, when off
+                log.debug("stream %d: response complete", event.stream_id)
 
     def _on_stream_reset(self, event: h2.events.StreamReset) -> None:
         stream = self.streams.get(event.stream_id)
@@ -328,6 +330,17 @@ class CoreReceiver(CoreBodies, CoreFailures):
             self._reset_with_error(
                 stream, 0x1, f"stream {event.stream_id}: malformed response: {event.message}"
             )
+
+    def _on_data_on_closed_stream(self, event: DataOnClosedStream) -> None:
+        # h2 took DATA on a stream it had closed (in flight when we reset
+        # it, RFC 9113 section 5.1): it counts against the connection window
+        # like any DATA (section 6.9), and nobody will read it, so the window
+        # manager hears of it as received and freed at once.
+        size = event.flow_controlled_length
+        if self._credit.window is None or not size:
+            return
+        self._data_credit(size, size)
+        self._credit.credited_by_h2(event.credited_by_h2)
 
     def _reset_with_error(self, stream: StreamState, code: int, message: str) -> None:
         # Body bytes that arrived before the fault stay for the reader, who
@@ -402,6 +415,7 @@ class CoreReceiver(CoreBodies, CoreFailures):
 
 _HANDLERS: dict[type[h2.events.Event], Callable[[CoreReceiver, Any], None]] = {
     StreamMalformed: CoreReceiver._on_stream_malformed,
+    DataOnClosedStream: CoreReceiver._on_data_on_closed_stream,
     h2.events.ResponseReceived: CoreReceiver._on_response,
     h2.events.InformationalResponseReceived: CoreReceiver._on_informational,
     h2.events.TrailersReceived: CoreReceiver._on_trailers,

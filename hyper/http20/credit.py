@@ -70,6 +70,30 @@ class ConnectionCredit:
         self._batch_freed += freed
         return True
 
+    def credited_by_h2(self, amount: int) -> None:
+        """h2 gave ``amount`` of connection window back on its own (DATA on a closed stream).
+
+        Only where h2's own rule for such DATA stays (the public-API mode):
+        the server's window is wider by ``amount``, so the manager's is too,
+        and that much of the credit still waiting here is spent: taken from
+        what the manager holds, then what is withheld, then this batch's.
+        """
+        window = self.window
+        if window is None or amount <= 0:
+            return
+        window.window_size += amount
+        taken = min(amount, window.unacknowledged)
+        window.unacknowledged -= taken
+        amount -= taken
+        taken = min(amount, self.withheld)
+        self.withheld -= taken
+        amount -= taken
+        if self._batch_received > 0:
+            # The batch's bytes of such DATA are received and freed at once.
+            taken = min(amount, self._batch_received, self._batch_freed)
+            self._batch_received -= taken
+            self._batch_freed -= taken
+
     def begin_batch(self) -> None:
         """Frames are about to be processed: gather their credit, decide once at the end."""
         self._batch_received = self._batch_freed = 0

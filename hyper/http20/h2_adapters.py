@@ -35,6 +35,7 @@ from .h2_connections import send_request_headers as send_request_headers
 from .h2_public_frames import END_HEADERS as _END_HEADERS
 from .h2_public_frames import FRAME_HEADER as _FRAME_HEADER
 from .h2_public_frames import HEADERS_FRAME as _HEADERS_FRAME
+from .h2_public_frames import DataOnClosedStream as DataOnClosedStream
 from .h2_public_frames import PublicFrames
 
 
@@ -106,6 +107,9 @@ class FrameSplitter(PublicFrames):
         # Public mode: the header block of HEADERS on a stream h2 dropped,
         # while its CONTINUATIONs arrive (see hyper.http20.forgotten_streams).
         self._forgotten_block: ForgottenBlock | None = None
+        # The run of plain DATA frames being joined; one object for every
+        # read (a new one per read cost an allocation per response).
+        self._run = DataRun()
 
     def receive(self, data: Any) -> tuple[list[h2.events.Event], h2.exceptions.ProtocolError | None]:
         """Process ``data``: the events of its whole frames, and a connection error if any.
@@ -149,7 +153,7 @@ class FrameSplitter(PublicFrames):
             offset = self._complete_partial(view, events)
             if self._partial:
                 return  # still incomplete: all of view went into it
-        run = DataRun()
+        run = self._run  # empty between calls (flush below empties it)
         try:
             offset = self._split_whole_frames(view, offset, end, run, events)
         finally:
@@ -167,7 +171,9 @@ class FrameSplitter(PublicFrames):
         max_size = self._max_frame_size
         # Whole HEADERS and DATA frames may skip h2's generic path (the
         # public-API mode has no such path: _frame hands it every frame).
-        fast = self.fast_path and self._slow is not None
+        slow = self._slow
+        fast = self.fast_path and slow is not None
+        conn = self._conn
         while end - offset >= _FRAME_HEADER:
             head, flags, stream_id = unpack(view, offset)
             length = head >> 8
@@ -199,11 +205,30 @@ class FrameSplitter(PublicFrames):
                 or (kind == _DATA_FRAME and length and not flags & _PADDED)
             ):
                 stream_id &= 0x7FFFFFFF  # the reserved bit is ignored (section 4.1)
-                stream = self._fast_stream(stream_id, needs_headers=kind == _DATA_FRAME)
+                # _fast_stream and _fast_frame, written out: this runs for
+                # every response (two frames of a small one), and the calls
+                # were a tenth of the splitter's cost per response.
+                stream = (
+                    None
+                    if slow.headers_pending  # type: ignore[union-attr]
+                    else fence.receiving_stream(conn, stream_id, kind == _DATA_FRAME)
+                )
                 if stream is not None:
                     start = offset + _FRAME_HEADER
                     offset = start + length
-                    self._fast_frame(view[start:offset].tobytes(), kind, flags, stream, events)
+                    payload = view[start:offset].tobytes()
+                    try:
+                        if kind == _DATA_FRAME:
+                            events.extend(
+                                fence.receive_plain_data(conn, stream, payload, bool(flags & _END_STREAM))
+                            )
+                        else:
+                            events.extend(
+                                fence.receive_plain_headers(conn, stream, payload, bool(flags & _END_STREAM))
+                            )
+                    except h2.exceptions.ProtocolError as exc:
+                        size = length if kind == _DATA_FRAME else 0
+                        self._stream_error_or_raise(stream_id, exc, size, events)
                     continue
             self._frame(view, offset, length, events)
             offset += _FRAME_HEADER + length
@@ -341,8 +366,13 @@ class FrameSplitter(PublicFrames):
             and fence.absorb_headers_on_forgotten_stream(self._conn, frame.stream_id, frame.data)
         ):
             return  # HEADERS on a stream we reset, still in flight (RFC 9113 5.1)
+        data = isinstance(frame, hyperframe.frame.DataFrame)
+        window = self._conn.inbound_flow_control_window if data else 0
+        first = len(events)
         try:
             events.extend(fence.receive_frame(self._conn, frame))
+            if data:
+                self._swallowed_data(events, first, frame.stream_id, length, window)
         except h2.exceptions.ProtocolError as exc:
             if isinstance(frame, hyperframe.frame.PushPromiseFrame):
                 # A refused promise left its header block undecoded: the

@@ -160,6 +160,45 @@ def install_adaptations(conn: h2.connection.H2Connection) -> None:
     # on), so SETTINGS/PING ACKs and WINDOW_UPDATEs queued in the same read
     # must still go out.
     conn.clear_outbound_data_buffer = _keep_outbound_data  # type: ignore[method-assign]
+    # DATA on a closed stream (RFC 9113 section 5.1): h2 counts it against
+    # the connection window and credits it back by its own rule; hyper's
+    # window manager hears of it instead (the splitter reports it, see
+    # FrameSplitter._swallowed_data) and decides, so credit goes out once.
+    if _CLOSED_STREAM_DATA_HOOK:
+        conn._handle_data_on_closed_stream = _uncredited_closed_stream_data  # type: ignore[method-assign]
+
+
+def _closed_stream_data_hook() -> bool:
+    """h2 answers DATA on a closed stream in the method the replacement below stands for.
+
+    Checked by signature (h2 3.x to 4.x); without it h2's own rule stays and
+    the core mirrors its credit (see ConnectionCredit.credited_by_h2).
+    """
+    method = getattr(h2.connection.H2Connection, "_handle_data_on_closed_stream", None)
+    code = getattr(method, "__code__", None)
+    return (
+        code is not None
+        and code.co_varnames[: code.co_argcount] == ("self", "events", "exc", "frame")
+        and isinstance(getattr(h2.exceptions.StreamClosedError(1), "_events", None), list)
+    )
+
+
+_CLOSED_STREAM_DATA_HOOK = _closed_stream_data_hook()
+
+
+def _uncredited_closed_stream_data(
+    events: list[h2.events.Event], exc: h2.exceptions.StreamClosedError, frame: Any
+) -> tuple[list[hyperframe.frame.Frame], list[h2.events.Event]]:
+    """h2's answer to DATA on a closed stream, minus its own connection credit.
+
+    What h2 does (RFC 9113 section 5.1: RST_STREAM(STREAM_CLOSED) back, and
+    the events h2 attached to the error) without ``process_bytes``: the
+    bytes stay counted against the window until hyper's window manager
+    gives them back. A plain function on the instance: no reference cycle.
+    """
+    reset = hyperframe.frame.RstStreamFrame(exc.stream_id)
+    reset.error_code = exc.error_code
+    return [reset], events + exc._events
 
 
 def release_connection(conn: h2.connection.H2Connection) -> None:

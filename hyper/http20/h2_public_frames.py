@@ -27,11 +27,28 @@ from .h2_connections import PublicH2Connection
 #: RFC 9113 section 4.1: every frame starts with a 9-byte header.
 FRAME_HEADER = 9
 #: Frame types (section 6) and flags this mode looks at.
+DATA_FRAME = 0x0
 HEADERS_FRAME = 0x1
 PUSH_PROMISE_FRAME = 0x5
 GOAWAY_FRAME = 0x7
 CONTINUATION_FRAME = 0x9
 END_HEADERS = 0x4
+
+
+class DataOnClosedStream(h2.events.Event):
+    """Not an h2 event: h2 took DATA on a stream it had closed, and delivered none of it.
+
+    RFC 9113 section 6.9: the bytes still count against the connection
+    window. h2 counts them; hyper's window manager must too, or it believes
+    the window more open than h2 (and the server) do. ``credited_by_h2`` is
+    the connection credit h2 gave back on its own for them (public mode;
+    the fence's adaptation keeps it 0, see h2_internals.install_adaptations).
+    """
+
+    def __init__(self, stream_id: int, flow_controlled_length: int, credited_by_h2: int) -> None:
+        self.stream_id = stream_id
+        self.flow_controlled_length = flow_controlled_length
+        self.credited_by_h2 = credited_by_h2
 
 
 class PublicFrames:
@@ -73,7 +90,28 @@ class PublicFrames:
             self._block_open = not flags & END_HEADERS
         elif kind == CONTINUATION_FRAME and flags & END_HEADERS:
             self._block_open = False
+        if kind != DATA_FRAME:
+            self._h2_receive(whole.tobytes(), events)
+            return
+        window = self._conn.inbound_flow_control_window
+        first = len(events)
         self._h2_receive(whole.tobytes(), events)
+        self._swallowed_data(events, first, stream_id, len(whole) - FRAME_HEADER, window)
+
+    def _swallowed_data(
+        self, events: list[h2.events.Event], first: int, stream_id: int, size: int, window: int
+    ) -> None:
+        """Report a DATA frame h2 took without delivering it (its stream was closed).
+
+        ``events[first:]`` are the frame's events, ``size`` its flow-controlled
+        length (the whole payload, padding included: RFC 9113 section 6.1),
+        ``window`` h2's connection window before it.
+        """
+        for index in range(first, len(events)):
+            if type(events[index]) is h2.events.DataReceived:
+                return  # delivered: the core counts it with the stream's body
+        credited = self._conn.inbound_flow_control_window - (window - size)
+        events.append(DataOnClosedStream(stream_id, size, credited))
 
     def _h2_receive(self, frame: bytes, events: list[h2.events.Event]) -> None:
         """One whole frame to h2's public ``receive_data``."""

@@ -15,10 +15,13 @@ from ..common.body import RequestBody
 from ..exceptions import InvalidStreamID, WriteTimeout, fresh
 from .session_reader import SessionReader
 from .streams import RequestState, StreamState
-from .upload_frames import record_filling_payload
+from .upload_frames import run_frame_payload
 
 #: Body bytes queued per lock hold while uploading, so readers get a turn.
-SEND_BATCH = 1024 * 1024
+#: Also the most one run of DATA frames holds (hyper.http20.data_frames keeps
+#: a buffer that size per connection): a file body's blocks are this size
+#: anyway (hyper.common.body.READ_BLOCK).
+SEND_BATCH = 256 * 1024
 
 #: SETTINGS_MAX_FRAME_SIZE (RFC 9113 section 6.5.2) and its initial value.
 _MAX_FRAME_SIZE = 0x5
@@ -118,7 +121,7 @@ class SessionUpload(SessionReader):
                 self._poke_reader_locked()
 
     def _frame_payload_locked(self) -> int | None:
-        """The DATA payload per frame that fills whole TLS records, or ``None`` for the core's own.
+        """The DATA payload per frame of an upload run, or ``None`` for the core's own framing.
 
         Caller holds the state lock. Only a choice of efficiency: the core
         caps every frame at the peer's SETTINGS_MAX_FRAME_SIZE in force
@@ -127,7 +130,7 @@ class SessionUpload(SessionReader):
         and after each wait, not per frame (it costs a dict of settings).
         """
         max_frame = self._core.remote_settings().get(_MAX_FRAME_SIZE, _DEFAULT_MAX_FRAME_SIZE)
-        return record_filling_payload(max_frame)
+        return run_frame_payload(max_frame)
 
     def _queue_data_locked(self, stream_id: int, data: memoryview, step: int | None) -> int:
         """Queue as much of ``data`` as the windows allow, in frames of ``step`` bytes; return how much.
@@ -135,12 +138,14 @@ class SessionUpload(SessionReader):
         Caller holds the state lock. The core never queues more than the
         stream's and the connection's send windows allow (RFC 9113 section
         6.9.1) nor frames above the peer's SETTINGS_MAX_FRAME_SIZE (section
-        4.2); here only the payload per frame is chosen, so that each frame
-        fills whole TLS records (:mod:`hyper.http20.upload_frames`).
+        4.2); here only the payload per frame is chosen
+        (:mod:`hyper.http20.upload_frames`).
         """
         # The core queues min(windows, len(data)) in frames of ``step``
-        # bytes (capped at the frame limit in force): one window debit for
-        # the run on its fast path. None: the core's own frame sizes.
+        # bytes (capped at the frame limit in force): one window debit and
+        # one buffer for the run on its fast path (hyper.http20.data_frames),
+        # which the flush that follows sends before the next run is framed.
+        # None: the core's own frame sizes.
         return self._core.send_body(stream_id, data, step)
 
     def _upload_should_stop(self, stream: StreamState) -> bool:
