@@ -34,6 +34,7 @@ from ..common.request import (  # noqa: F401 - TimeoutType: documented here
     request_line,
     to_header_map,
 )
+from ..common.sockets import fast_paths_forced_off
 from ..common.stream_ids import checked_stream_id
 from ..exceptions import InvalidStreamID
 from ..headers import HTTPHeaderMap
@@ -53,9 +54,18 @@ log = logging.getLogger("hyper")
 
 # A session found unusable (GOAWAY just read) is replaced; bounded retries.
 _SESSION_ATTEMPTS = 3
-#: Requests with no body and no caller field whose fields are remembered,
-#: per connection (by method, path, authority and scheme).
+#: Requests with no body whose fields are remembered, per connection (by
+#: method, path, authority, scheme and the caller's fields, if any).
 _PLAIN_REQUESTS_MEMO = 64
+#: Requests with caller fields are remembered only with at most this many
+#: fields, of at most this many characters in all (names and values).
+_REMEMBERED_CALLER_FIELDS = 32
+_REMEMBERED_CALLER_BYTES = 4096
+#: Field names whose requests are never remembered: they carry credentials.
+_NEVER_REMEMBERED = frozenset({b"authorization", b"proxy-authorization", b"cookie"})
+#: Requests with caller fields are remembered (see _caller_request_fields);
+#: off with ``HYPER_FAST_PATHS=0``, like every fast path.
+_CALLER_FIELDS_MEMO = not fast_paths_forced_off()
 
 
 class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, ClosesOnExit):
@@ -231,6 +241,17 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
             fields, declared, path = known
             stream_id, _ = self._open_with_fields(list(fields), path, True, None, declared)
             return stream_id
+        if body is None and type(headers) is dict and _CALLER_FIELDS_MEMO:
+            # No body and a plain dict of str fields (what most programs
+            # pass, the same dict request after request): remembered as
+            # above, with the fields in the key. None: not one the memo
+            # takes; the general path below sends it.
+            remembered = self._caller_request_fields(method, url, headers)
+            if remembered is not None:
+                self._local.pending = None  # as above
+                fields, declared, path = remembered
+                stream_id, _ = self._open_with_fields(list(fields), path, True, None, declared)
+                return stream_id
         # One parse of the URL: request_line() checks its origin and returns the path.
         method, path = request_line(method, url, secure=self.secure, authority=self.authority)
         # As above: the thread's unfinished putrequest() is dropped.
@@ -266,6 +287,54 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
         if len(self._plain_requests) >= _PLAIN_REQUESTS_MEMO:
             self._plain_requests.clear()  # bounded: many distinct URLs start it afresh
         self._plain_requests[key] = known
+        return known
+
+    def _caller_request_fields(
+        self, method: Any, url: Any, headers: dict[Any, Any]
+    ) -> tuple[tuple[tuple[bytes, bytes], ...], int | None, str] | None:
+        """The fields, declared length and path of a request with no body and caller ``headers``.
+
+        From ``_plain_requests`` when the same request (method, URL and
+        fields, in order) was built before on this connection; else built
+        by the very steps :meth:`request` takes (same errors, same order:
+        this thread's pending putrequest() is dropped once the request line
+        passed) and remembered when it may be. ``None`` when the memo does
+        not take the request: not all of method, URL, names and values are
+        exactly ``str``, too many fields, or a ``content-length`` with no
+        body to send (the general path sends, and refuses, it).
+        """
+        if type(method) is not str or type(url) is not str or len(headers) > _REMEMBERED_CALLER_FIELDS:
+            return None
+        # One snapshot of the dict: what is checked is what the key holds.
+        items = tuple(headers.items())
+        # Exactly str, every name and value: then equal keys mean equal
+        # fields. A bytes item hashes as its str twin (comparing them in the
+        # lookup is a BytesWarning) and 1 == True, but True is refused.
+        for name, value in items:
+            if type(name) is not str or type(value) is not str:
+                return None
+        key = (method, url, self.authority, self.secure, self._scheme, items)
+        known = self._plain_requests.get(key)
+        if known is not None:
+            return known
+        # What the general path of request() does, step by step.
+        checked, path = request_line(method, url, secure=self.secure, authority=self.authority)
+        self._local.pending = None
+        header_map = self._prepare(headers)
+        prepared = prepare_body(None)
+        declared = declared_length(header_map, prepared, checked, True)
+        if not is_empty(prepared, declared):
+            return None
+        fields = build_request_headers(checked, path, self.authority, self._scheme, header_map._field_list())
+        known = (tuple(fields), declared, path)
+        # Remembered unless it carries credentials (kept no longer than the
+        # request needs them, as checked_field's memo does) or is large.
+        if sum(len(name) + len(value) for name, value in items) <= _REMEMBERED_CALLER_BYTES and not any(
+            field[0] in _NEVER_REMEMBERED for field in fields
+        ):
+            if len(self._plain_requests) >= _PLAIN_REQUESTS_MEMO:
+                self._plain_requests.clear()  # bounded, as in _plain_request_fields
+            self._plain_requests[key] = known
         return known
 
     def _prepare(self, headers: HeadersType) -> HTTPHeaderMap:

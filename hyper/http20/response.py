@@ -83,11 +83,9 @@ class HTTP20Response(DecodedBodyReader, ClosesOnExit):
         self.status = known[0]
         #: The standard reason phrase for ``status`` (HTTP/2 sends none).
         self.reason = known[1]
-        # Made here, once, not when first asked for: a thread asking for
-        # trailers while another takes the body's end would make a second
-        # map, and whichever was assigned last would win (the trailers lost
-        # with the other). from_wire skips __init__: as cheap as a list.
-        self._trailers = HTTPHeaderMap.from_wire([])
+        # The trailers map is made when first asked for (most responses
+        # never are), by _trailer_map(): one atomic step, so two threads
+        # asking at once share one map.
         # The whole body, when the session handed it over with the headers
         # (its bytes and trailers; the stream is already finished with):
         # reads take it from here, with no session call. _held_at (a class
@@ -116,7 +114,20 @@ class HTTP20Response(DecodedBodyReader, ClosesOnExit):
         """Trailing header fields; empty until the body has been read to its end."""
         # One map for the response's life: a reference taken before the end
         # sees the trailers once they arrive.
-        return self._trailers
+        return self._trailer_map()
+
+    def _trailer_map(self) -> HTTPHeaderMap:
+        """The response's one trailers map, made on first use.
+
+        ``dict.setdefault`` with a str key is one atomic step (CPython runs
+        it whole; a free-threaded build locks the dict for it): a thread
+        asking for trailers while another adds them at the body's end gets
+        the same map, never a second one whose fields would be lost.
+        """
+        trailers: HTTPHeaderMap | None = self.__dict__.get("_trailers")
+        if trailers is None:
+            trailers = self.__dict__.setdefault("_trailers", HTTPHeaderMap.from_wire([]))
+        return trailers
 
     @property
     def closed(self) -> bool:
@@ -137,10 +148,24 @@ class HTTP20Response(DecodedBodyReader, ClosesOnExit):
         held = self._held
         if held is None or self._held_at != 0 or not FAST_PATHS:
             return None
-        if self._decoder_for(decode_content) is not None:
-            return None
+        if self._decode_choice is None:
+            # The first read: what _decoder_for() decides, without its calls
+            # when there is nothing to decode (no content-encoding at all,
+            # most bodies, or decode_content=False). A coding to set up
+            # goes to the general read, which makes the decoder.
+            if decode_content and b"content-encoding" in self.headers:
+                return None
+            self._decode_choice = decode_content
+        elif self._decoder is not None:
+            return None  # an earlier read chose to decode: the general loop does
         self._held = None
-        self._body_complete(held[1] or [])
+        trailers = held[1]
+        if trailers:
+            self._body_complete(trailers)
+        else:
+            # What _body_complete() does when no trailers came (the usual
+            # case), without the call: the body is complete and taken.
+            self._raw_done = self._complete = self._closed = self._body_ended = True
         return held[0]
 
     # -- the raw body -------------------------------------------------------
@@ -200,7 +225,7 @@ class HTTP20Response(DecodedBodyReader, ClosesOnExit):
         self._closed = True
         self._body_ended = True
         if trailers:
-            received = self._trailers
+            received = self._trailer_map()
             for name, value in trailers:
                 received.add(name, value)
 
