@@ -34,6 +34,8 @@ import h2.exceptions
 import hyperframe.frame
 import pytest
 from h2.stream import StreamState
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hyper.http20 import h2_internals
 from hyper.http20.core import H2Core
@@ -353,15 +355,17 @@ ACTIONS = [
 ]
 
 
-def _run(pair: Pair, rng: random.Random, steps: int) -> list[Any]:
-    """Random steps; returns what the application saw (bodies read), for comparison between modes."""
+def _random_steps(rng: random.Random, count: int) -> list[tuple[str, int]]:
+    return [(rng.choice(ACTIONS), rng.randrange(1 << 20)) for _ in range(count)]
+
+
+def _run(pair: Pair, steps: list[tuple[str, int]]) -> list[Any]:
+    """The ``steps``; returns what the application saw (bodies read), for comparison between modes."""
     core, server = pair.core, pair.server
     seen: list[Any] = []
-    for _ in range(steps):
+    for action, choice in steps:
         if core.fatal is not None:
             break
-        action = rng.choice(ACTIONS)
-        choice = rng.randrange(1 << 20)
         ours = sorted(core.streams)
         # Streams the server may still send on (h2 leaves a failed push's stream idle: not those).
         live = [s for s, st in server.streams.items() if st.state_machine.state in SENDING]
@@ -418,7 +422,7 @@ def test_the_three_windows_agree_over_random_frames(mode: str, seed: int) -> Non
     manager, budget = MANAGERS[seed % len(MANAGERS)]
     rng = random.Random(seed * 104_729 + 7)
     pair = Pair(window=rng.choice([65535, 100_000, 1 << 20]), manager=manager, max_buffered=budget)
-    _run(pair, rng, 60)
+    _run(pair, _random_steps(rng, 60))
     assert pair.core.fatal is None
 
 
@@ -431,9 +435,34 @@ def test_fast_path_and_h2s_path_send_the_same_bytes(seed: int, monkeypatch: pyte
             set_mode(mode, patch)
             rng = random.Random(seed * 7_919 + 3)
             pair = Pair(window=rng.choice([65535, 100_000, 1 << 20]), manager=manager, max_buffered=budget)
-            seen = _run(pair, rng, 60)
+            seen = _run(pair, _random_steps(rng, 60))
             outputs.append((seen, pair.sent, type(pair.core.fatal).__name__))
     assert outputs[0] == outputs[1]
+
+
+# Not the public-API mode: until the two faults its xfails below show are
+# fixed, hypothesis (of another version, making other sequences) may find them.
+@pytest.mark.parametrize("frame_mode", ["fast", "h2"])
+@settings(
+    max_examples=40, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
+@given(
+    steps=st.lists(st.tuples(st.sampled_from(ACTIONS), st.integers(0, (1 << 20) - 1)), max_size=50),
+    window=st.sampled_from([65535, 100_000, 1 << 20]),
+    manager=st.sampled_from(MANAGERS),
+)
+def test_the_three_windows_agree_over_generated_frames(
+    frame_mode: str,
+    steps: list[tuple[str, int]],
+    window: int,
+    manager: tuple[type[BaseFlowControlManager], int | None],
+) -> None:
+    """The same check, over sequences hypothesis makes (and shrinks, should one fail)."""
+    with pytest.MonkeyPatch.context() as patch:
+        set_mode(frame_mode, patch)
+        pair = Pair(window=window, manager=manager[0], max_buffered=manager[1])
+        _run(pair, steps)
+        assert pair.core.fatal is None
 
 
 # -- a hostile server ---------------------------------------------------------------------
