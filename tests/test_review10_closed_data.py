@@ -440,9 +440,7 @@ def test_fast_path_and_h2s_path_send_the_same_bytes(seed: int, monkeypatch: pyte
     assert outputs[0] == outputs[1]
 
 
-# Not the public-API mode: until the two faults its xfails below show are
-# fixed, hypothesis (of another version, making other sequences) may find them.
-@pytest.mark.parametrize("frame_mode", ["fast", "h2"])
+@pytest.mark.parametrize("frame_mode", ["fast", "h2", "public"])
 @settings(
     max_examples=40, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
 )
@@ -484,10 +482,6 @@ def test_data_on_closed_streams_within_the_window_is_credited_forever(mode: str)
     assert not pair.core.streams and pair.core._credit.total_buffered == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review10: empty DATA on a closed stream is not counted by _flooded (each costs us a RST_STREAM)",
-)
 def test_a_flood_of_empty_data_on_a_closed_stream_is_stopped(mode: str) -> None:
     """RFC 9113 section 10.5: empty DATA on an open stream is counted as a flood; on a closed one too.
 
@@ -523,14 +517,7 @@ def test_a_flood_of_empty_data_on_an_open_stream_is_stopped(mode: str) -> None:
     [
         "fast",
         "h2",
-        pytest.param(
-            "public",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="review10: _on_data_on_closed_stream returns before credited_by_h2 when the frame "
-                "is empty, yet h2's process_bytes(0) may credit bytes it gathered earlier",
-            ),
-        ),
+        "public",
     ],
 )
 def test_h2s_credit_set_off_by_an_empty_frame_on_a_closed_stream_is_counted(
@@ -572,14 +559,7 @@ def test_h2s_credit_set_off_by_an_empty_frame_on_a_closed_stream_is_counted(
     [
         "fast",
         "h2",
-        pytest.param(
-            "public",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="review10: credited_by_h2 takes from the batch at most what it freed, but "
-                "under budget every byte received in the batch is owed (and credited at its end)",
-            ),
-        ),
+        "public",
     ],
 )
 def test_h2s_credit_in_a_read_with_unread_data_of_an_open_stream(

@@ -208,6 +208,12 @@ class CoreReceiver(CoreBodies, CoreFailures):
             self._control_frames = 0
         elif kind is h2.events.DataReceived and event.data:
             self._control_frames = 0
+        elif kind is DataOnClosedStream and not event.flow_controlled_length:
+            # Empty DATA on a closed stream: no progress, and h2 answers each
+            # with a RST_STREAM (section 5.1). Non-empty ones are not counted:
+            # cancelling a download legitimately brings up to a window of them.
+            self._control_frames += 1
+            return self._control_frames > self.limits.max_control_frames_per_second
         elif kind in _COSTLY or (
             kind is h2.events.PingAckReceived and not self._pings.is_ours(event.ping_data)
         ):
@@ -337,9 +343,12 @@ class CoreReceiver(CoreBodies, CoreFailures):
         # like any DATA (section 6.9), and nobody will read it, so the window
         # manager hears of it as received and freed at once.
         size = event.flow_controlled_length
-        if self._credit.window is None or not size:
+        if self._credit.window is None:
             return
-        self._data_credit(size, size)
+        if size:
+            self._data_credit(size, size)
+        # Even an empty frame: h2's process_bytes may credit then what it
+        # gathered from earlier ones (the public-API mode's own rule).
         self._credit.credited_by_h2(event.credited_by_h2)
 
     def _reset_with_error(self, stream: StreamState, code: int, message: str) -> None:

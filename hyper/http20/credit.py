@@ -89,10 +89,13 @@ class ConnectionCredit:
         self.withheld -= taken
         amount -= taken
         if self._batch_received > 0:
-            # The batch's bytes of such DATA are received and freed at once.
-            taken = min(amount, self._batch_received, self._batch_freed)
+            # Under the read budget every byte received in the batch is owed
+            # (credited when the batch ends), freed or not: h2's credit is
+            # taken from all of it, and from the freed count as far as it
+            # goes (the bytes h2 credited may be another stream's, unread).
+            taken = min(amount, self._batch_received)
             self._batch_received -= taken
-            self._batch_freed -= taken
+            self._batch_freed -= min(taken, self._batch_freed)
 
     def begin_batch(self) -> None:
         """Frames are about to be processed: gather their credit, decide once at the end."""
