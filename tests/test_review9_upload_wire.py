@@ -19,7 +19,7 @@ import socket
 import ssl
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -307,7 +307,7 @@ def test_close_mid_run_over_tls_leaves_the_server_a_clean_prefix(
                 if isinstance(event, h2.events.DataReceived) and event.stream_id == sid:
                     received.extend(event.data)
 
-    settings = {S.INITIAL_WINDOW_SIZE: 1 << 30}
+    settings: dict[int, int] = {S.INITIAL_WINDOW_SIZE: 1 << 30}
     with ScriptedServer(script, settings=settings, tls_context=context) as server:
         client_context = hyper.tls.init_context(cert_path=ca_file)
         conn = HTTP20Connection("localhost", server.port, ssl_context=client_context, timeout=30)
@@ -345,3 +345,46 @@ def test_close_mid_run_over_tls_leaves_the_server_a_clean_prefix(
     # the server may get little; what it got is the body's start.
     assert len(received) < len(body)
     assert bytes(received) == body[: len(received)]
+
+
+def refilled_bytearray_blocks() -> Iterator[bytearray]:
+    """A generator that yields one bytearray, emptied and refilled for each block (a common idiom).
+
+    Each block is sent before the generator is asked for the next one, so
+    reusing the buffer is safe, unless the client still holds views of it:
+    then ``clear()`` raises BufferError inside the caller's generator.
+    """
+    buffer = bytearray()
+    for at in range(0, len(BODY), 100_003):
+        buffer.clear()
+        buffer += BODY[at : at + 100_003]
+        yield buffer
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=BufferError,
+    reason="review9: RequestBody.blocks() and H2Session.send_body keep views of the previous block "
+    "while asking the body's generator for the next one",
+)
+def test_a_generator_refilling_one_bytearray_uploads_over_http2(nghttpd_h2c_server: ServerInfo) -> None:
+    with connect(nghttpd_h2c_server) as conn:
+        response = conn.getresponse(conn.request("POST", "/", body=refilled_bytearray_blocks()))
+        assert response.read() == BODY
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=BufferError,
+    reason="review9: RequestBody.blocks() and http11.sending.send_body_locked keep views of the "
+    "previous block while asking the body's generator for the next one",
+)
+def test_a_generator_refilling_one_bytearray_uploads_over_http11(
+    nginx_http11_plain_server: ServerInfo,
+) -> None:
+    info = nginx_http11_plain_server
+    with hyper.HTTP11Connection(info.host, info.port, secure=False, timeout=20) as conn:
+        conn.request("PUT", "/upload", body=refilled_bytearray_blocks())
+        response = conn.get_response()
+        assert response.status == 200
+        assert response.headers.get_first("x-upload-length") == str(len(BODY)).encode()
