@@ -369,7 +369,7 @@ def refilled_bytearray_blocks() -> Iterator[bytearray]:
 )
 def test_a_generator_refilling_one_bytearray_uploads_over_http2(nghttpd_h2c_server: ServerInfo) -> None:
     with connect(nghttpd_h2c_server) as conn:
-        response = conn.getresponse(conn.request("POST", "/", body=refilled_bytearray_blocks()))
+        response = conn.getresponse(conn.request("POST", "/", body=refilled_bytearray_blocks()))  # type: ignore[arg-type]
         assert response.read() == BODY
 
 
@@ -384,7 +384,7 @@ def test_a_generator_refilling_one_bytearray_uploads_over_http11(
 ) -> None:
     info = nginx_http11_plain_server
     with hyper.HTTP11Connection(info.host, info.port, secure=False, timeout=20) as conn:
-        conn.request("PUT", "/upload", body=refilled_bytearray_blocks())
+        conn.request("PUT", "/upload", body=refilled_bytearray_blocks())  # type: ignore[arg-type]
         response = conn.get_response()
         assert response.status == 200
         assert response.headers.get_first("x-upload-length") == str(len(BODY)).encode()
