@@ -57,18 +57,9 @@ def test_a_list_of_bytes_body_type_checks(mypy_errors: dict[int, str]) -> None:
     assert 8 not in mypy_errors, mypy_errors.get(8)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review9: HeadersType's Mapping[HeaderKey, HeaderValue] is invariant in the key: "
-    "add Mapping[str, HeaderValue] and Mapping[bytes, HeaderValue] to the union",
-)
 def test_a_dict_of_str_headers_type_checks(mypy_errors: dict[int, str]) -> None:
     assert 6 not in mypy_errors, mypy_errors.get(6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review9: BodyType's Iterable[bytes] refuses the bytearray/memoryview blocks prepare_body takes",
-)
 def test_an_iterable_of_bytearray_body_type_checks(mypy_errors: dict[int, str]) -> None:
     assert 7 not in mypy_errors, mypy_errors.get(7)

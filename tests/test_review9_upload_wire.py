@@ -361,30 +361,18 @@ def refilled_bytearray_blocks() -> Iterator[bytearray]:
         yield buffer
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=BufferError,
-    reason="review9: RequestBody.blocks() and H2Session.send_body keep views of the previous block "
-    "while asking the body's generator for the next one",
-)
 def test_a_generator_refilling_one_bytearray_uploads_over_http2(nghttpd_h2c_server: ServerInfo) -> None:
     with connect(nghttpd_h2c_server) as conn:
-        response = conn.getresponse(conn.request("POST", "/", body=refilled_bytearray_blocks()))  # type: ignore[arg-type]
+        response = conn.getresponse(conn.request("POST", "/", body=refilled_bytearray_blocks()))
         assert response.read() == BODY
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=BufferError,
-    reason="review9: RequestBody.blocks() and http11.sending.send_body_locked keep views of the "
-    "previous block while asking the body's generator for the next one",
-)
 def test_a_generator_refilling_one_bytearray_uploads_over_http11(
     nginx_http11_plain_server: ServerInfo,
 ) -> None:
     info = nginx_http11_plain_server
     with hyper.HTTP11Connection(info.host, info.port, secure=False, timeout=20) as conn:
-        conn.request("PUT", "/upload", body=refilled_bytearray_blocks())  # type: ignore[arg-type]
+        conn.request("PUT", "/upload", body=refilled_bytearray_blocks())
         response = conn.get_response()
         assert response.status == 200
         assert response.headers.get_first("x-upload-length") == str(len(BODY)).encode()

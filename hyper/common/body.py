@@ -18,7 +18,16 @@ from ..exceptions import BodyLengthError
 #: How much of a file-like body is read at a time.
 READ_BLOCK = 256 * 1024
 
-BodyType = Union[bytes, bytearray, memoryview, str, IO[bytes], IO[str], Iterable[bytes], None]
+BodyType = Union[
+    bytes,
+    bytearray,
+    memoryview,
+    str,
+    IO[bytes],
+    IO[str],
+    Iterable[Union[bytes, bytearray, memoryview, str]],
+    None,
+]
 
 
 class RequestBody:
@@ -44,6 +53,10 @@ class RequestBody:
             view = memoryview(block).cast("B")
             if view.nbytes:
                 yield view
+            # No view of this block may outlive its turn: a generator that
+            # refills one bytearray (clear, extend, yield) cannot resize it
+            # while one is held (BufferError inside the caller's code).
+            del view
 
 
 def _file_blocks(fileobj: Any) -> Iterator[bytes]:

@@ -25,8 +25,15 @@ from .stream_ids import checked_stream_id
 from .url import _PLAIN_PATH, has_port, host_literal, origin_form, split_host_port
 
 TimeoutType = Union[None, float, tuple[float | None, float | None]]
+# Mapping is invariant in its key: a dict[str, str] is not a
+# Mapping[str | bytes, ...], so each key type is named too.
 HeadersType = Union[
-    Mapping[HeaderKey, HeaderValue], Iterable[tuple[HeaderKey, HeaderValue]], HTTPHeaderMap, None
+    Mapping[HeaderKey, HeaderValue],
+    Mapping[str, HeaderValue],
+    Mapping[bytes, HeaderValue],
+    Iterable[tuple[HeaderKey, HeaderValue]],
+    HTTPHeaderMap,
+    None,
 ]
 
 #: Methods whose requests carry a body by convention: an empty one still

@@ -123,6 +123,10 @@ def send_body_locked(
             pieces = wire.h11.send_with_data_passthrough(h11.Data(data=view))  # type: ignore[arg-type]
             for piece in pieces or ():
                 sendall_locked(ch, wire, piece, exchange)
+            # The block is on the wire: let its views go before the next is
+            # asked for (a generator may refill the same bytearray).
+            piece = b""
+            del block, view, pieces
         if end:
             counter.check_complete()
             data = wire.h11.send(h11.EndOfMessage())

@@ -99,6 +99,9 @@ class SessionUpload(SessionReader):
                         # The wait read frames: a SETTINGS among them may
                         # have changed the frame size limit.
                         step = self._frame_payload_locked()
+                # The block is on the wire: let its views go before the next
+                # is asked for (a generator may refill the same bytearray).
+                del block, view
             if end_stream:
                 with self._cond:  # the count is the stream's, shared by every send
                     counter.check_complete()
