@@ -111,8 +111,12 @@ _OPS = st.lists(
 )
 
 
-def _apply(resp: HTTP20Response, op: tuple[Any, ...]) -> Any:
+def _apply(resp: HTTP20Response, op: tuple[Any, ...], join: bool = False) -> Any:
+    """One step's outcome; ``join``: chunks joined (a real server's chunks are cut where reads end)."""
     kind = op[0]
+    if join and kind in ("chunked", "iter"):
+        chunks = _apply(resp, op)
+        return chunks if chunks[0] != "ok" else ("ok", b"".join(chunks[1]))
     if kind == "read":
         return outcome(resp.read, op[1], decode_content=op[2])
     if kind == "readinto":
@@ -269,7 +273,7 @@ def _real_results(
     with HTTP20Connection(server.authority, ssl_context=context, timeout=30) as conn:
         resp = conn.getresponse(conn.request("GET", path, headers=headers))
         early = resp.trailers
-        seen = [_apply(resp, op) for op in ops]
+        seen = [_apply(resp, op, join=True) for op in ops]
         seen.append(outcome(resp.read))
         seen.append((resp.status, resp.closed, resp.trailers.items(), early is resp.trailers))
         return seen
