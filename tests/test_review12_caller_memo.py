@@ -354,12 +354,6 @@ def test_putrequest_putheader_endheaders_interleaved_with_remembered_requests() 
 # -- a dict changed by another thread while its request is built ---------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review12: _caller_request_fields keys the memo on a snapshot of the dict's items but builds "
-    "the fields from the dict itself (self._prepare(headers)); a change made by another thread in between "
-    "is remembered under the old items, and every later request with those items sends the new fields",
-)
 def test_a_dict_changed_while_its_request_is_built_never_poisons_the_memo(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -409,12 +403,6 @@ def _chars_held(memo: dict[Any, Any]) -> int:
     return sum(size(key) + size(value) for key, value in memo.items())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review12: the memo is bounded in entries (64) and in caller-field characters (4 KiB), not in "
-    "URL length: 64 requests with long URLs keep each URL twice (the key's url, the value's :path) for "
-    "the connection's life; count len(url) into the 4 KiB budget (and bound the plain memo's URLs alike)",
-)
 @pytest.mark.parametrize("headers", [None, {"accept": "*/*"}], ids=["plain", "caller-fields"])
 def test_the_memo_holds_a_bounded_number_of_bytes_whatever_the_urls(headers: Any) -> None:
     conn, _ = recording()

@@ -35,12 +35,6 @@ HTTPConnection("example.org").request("GET", "/", headers=typed)
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review12: HeadersType = Mapping[HeaderKey, HeaderValue] | ...; Mapping's key type is invariant, "
-    "so dict[str, str] (and dict[bytes, bytes], and a list value) is refused by mypy: name "
-    "Mapping[str, ...] and Mapping[bytes, ...] on their own in hyper/common/request.py",
-)
 def test_a_program_passing_a_dict_of_str_headers_type_checks(tmp_path: Path) -> None:
     pytest.importorskip("mypy")
     program = tmp_path / "program.py"

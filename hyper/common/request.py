@@ -25,12 +25,15 @@ from .stream_ids import checked_stream_id
 from .url import _PLAIN_PATH, has_port, host_literal, origin_form, split_host_port
 
 TimeoutType = Union[None, float, tuple[float | None, float | None]]
+#: A mapping's value: one field, or a list/tuple making one field per item
+#: (list is invariant: a list[str] is no list[HeaderValue], so both named).
+FieldValues = Union[HeaderValue, list[HeaderValue], list[str], list[bytes], tuple[HeaderValue, ...]]
 # Mapping is invariant in its key: a dict[str, str] is not a
 # Mapping[str | bytes, ...], so each key type is named too.
 HeadersType = Union[
-    Mapping[HeaderKey, HeaderValue],
-    Mapping[str, HeaderValue],
-    Mapping[bytes, HeaderValue],
+    Mapping[HeaderKey, FieldValues],
+    Mapping[str, FieldValues],
+    Mapping[bytes, FieldValues],
     Iterable[tuple[HeaderKey, HeaderValue]],
     HTTPHeaderMap,
     None,

@@ -284,6 +284,10 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
         declared: int | None = bodiless_length(header_map, method)
         fields = build_request_headers(method, path, self.authority, self._scheme, header_map._field_list())
         known = (tuple(fields), declared, path)
+        # Bounded in bytes too, not only in entries: the key and the fields
+        # each hold the URL, so a long one is built afresh every time.
+        if len(key[0]) + len(key[1]) > _REMEMBERED_CALLER_BYTES:
+            return known
         if len(self._plain_requests) >= _PLAIN_REQUESTS_MEMO:
             self._plain_requests.clear()  # bounded: many distinct URLs start it afresh
         self._plain_requests[key] = known
@@ -303,10 +307,13 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
         exactly ``str``, too many fields, or a ``content-length`` with no
         body to send (the general path sends, and refuses, it).
         """
-        if type(method) is not str or type(url) is not str or len(headers) > _REMEMBERED_CALLER_FIELDS:
+        if type(method) is not str or type(url) is not str:
             return None
-        # One snapshot of the dict: what is checked is what the key holds.
+        # One snapshot of the dict: what is checked, built and remembered is
+        # what the key holds (another thread may change the dict meanwhile).
         items = tuple(headers.items())
+        if len(items) > _REMEMBERED_CALLER_FIELDS:
+            return None
         # Exactly str, every name and value: then equal keys mean equal
         # fields. A bytes item hashes as its str twin (comparing them in the
         # lookup is a BytesWarning) and 1 == True, but True is refused.
@@ -320,7 +327,7 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
         # What the general path of request() does, step by step.
         checked, path = request_line(method, url, secure=self.secure, authority=self.authority)
         self._local.pending = None
-        header_map = self._prepare(headers)
+        header_map = self._prepare(items)  # the snapshot, never the live dict
         prepared = prepare_body(None)
         declared = declared_length(header_map, prepared, checked, True)
         if not is_empty(prepared, declared):
@@ -329,9 +336,8 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
         known = (tuple(fields), declared, path)
         # Remembered unless it carries credentials (kept no longer than the
         # request needs them, as checked_field's memo does) or is large.
-        if sum(len(name) + len(value) for name, value in items) <= _REMEMBERED_CALLER_BYTES and not any(
-            field[0] in _NEVER_REMEMBERED for field in fields
-        ):
+        size = len(method) + len(url) + sum(len(name) + len(value) for name, value in items)
+        if size <= _REMEMBERED_CALLER_BYTES and not any(field[0] in _NEVER_REMEMBERED for field in fields):
             if len(self._plain_requests) >= _PLAIN_REQUESTS_MEMO:
                 self._plain_requests.clear()  # bounded, as in _plain_request_fields
             self._plain_requests[key] = known
