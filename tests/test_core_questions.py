@@ -2,8 +2,8 @@
 
 The session asks the core, per request, whether a stream fits
 (:meth:`~hyper.http20.core.H2Core.can_open_stream`, on the plain attribute
-``max_concurrent_streams``), how much body is buffered (``total_buffered``,
-twice per read) and whether anything is queued to send
+``max_concurrent_streams``), how much body is buffered (the plain
+``credit.total_buffered``, twice per read) and whether anything is queued to send
 (:meth:`~hyper.http20.core.H2Core.has_output`, before the flush after each
 response). Each answer is kept or looked up cheaply; here each is compared,
 after every step of random sequences (requests, uploads, resets, server
@@ -13,7 +13,7 @@ what it stands for:
 * ``max_concurrent_streams``: h2's SETTINGS_MAX_CONCURRENT_STREAMS in force
   (RFC 9113 section 6.5.2; h2 applies the server's SETTINGS on receipt),
   at most 100 before the server's SETTINGS arrive;
-* ``total_buffered``: the sum of every stream's buffered body bytes;
+* ``credit.total_buffered``: the sum of every stream's buffered body bytes;
 * ``has_output()``: whether taking the core's output gives any byte (h2's
   own ACKs, RST_STREAM and WINDOW_UPDATE included); with the fast paths off
   it always says "maybe" (True).
@@ -78,7 +78,7 @@ class Checked(Side):
         core = self.core
         assert core.max_concurrent_streams == expected_limit(core)
         assert core.can_open_stream() == (core._open_count.get() < expected_limit(core))
-        assert core.total_buffered == buffered_sum(core)
+        assert core.credit.total_buffered == core.total_buffered == buffered_sum(core)
         maybe = core.has_output()
         out = core.data_to_send()
         if self.fast:
@@ -153,7 +153,7 @@ def test_answers_match_what_they_stand_for(
 def test_before_the_servers_settings_at_most_the_assumed_limit() -> None:
     core = H2Core()
     assert core.max_concurrent_streams == ASSUMED_MAX_CONCURRENT_STREAMS == expected_limit(core)
-    assert core.total_buffered == 0
+    assert core.credit.total_buffered == core.total_buffered == 0
     assert not core.has_output() or core._peek_output is None  # nothing queued before initiate()
     core.initiate()
     assert core.has_output()  # the preface

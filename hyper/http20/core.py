@@ -116,7 +116,12 @@ class H2Core(CoreReceiver, CorePushPing):
         self._connection_window_size = connection_window
         max_buffered = limits.max_buffered if limits.max_buffered is not None else connection_window
         self._credit = ConnectionCredit(window_manager, connection_window, max_buffered)
-        self.total_buffered = 0  # see CoreBodies.total_buffered
+        #: The connection credit (:mod:`~hyper.http20.credit`), the same
+        #: object for the core's life: its plain ``total_buffered`` (bytes
+        #: received over all streams and not yet consumed, the same count
+        #: as :attr:`total_buffered`) is what the session reads, twice per
+        #: read, without a property call. Read-only outside the core.
+        self.credit = self._credit
         self.streams: dict[int, StreamState] = {}
         #: The server's SETTINGS have arrived.
         self.settings_received = False

@@ -36,15 +36,16 @@ class CoreBodies:
     _goaway_sent: bool
     streams: dict[int, StreamState]
     fatal: HyperError | None
-    #: Bytes received over all streams and not yet consumed: the sum of the
-    #: streams' ``buffered``. A plain attribute (the session asks it twice
-    #: per read), kept here and changed only by this class, together with
-    #: the stream's ``buffered``. Set by H2Core.__init__.
-    total_buffered: int
 
     if TYPE_CHECKING:
         # Defined by CoreReceiver (the receiving half).
         def _reset_with_error(self, stream: StreamState, code: int, message: str) -> None: ...
+
+    # Read by tests/test_frame_splitter.py, which compares two cores' state.
+    @property
+    def total_buffered(self) -> int:
+        """Bytes received over all streams and not yet consumed."""
+        return self._credit.total_buffered
 
     @property
     def _connection_window(self) -> BaseFlowControlManager | None:
@@ -94,14 +95,14 @@ class CoreBodies:
             # flow-controlled size is the payloads' total.
             stream.data.extend(payload)
             stream.buffered += size
-            self.total_buffered += size
+            credit.total_buffered += size
             if not credit.received(size, 0):  # _data_credit, written out
                 self._credit_connection(size, 0)
             return
         if payload:
             stream.data.append(payload)
             stream.buffered += len(payload)
-            self.total_buffered += len(payload)
+            credit.total_buffered += len(payload)
         padding = size - len(payload)
         if padding:
             # Padding is never consumed by the application; credit it at once.
@@ -125,7 +126,7 @@ class CoreBodies:
 
     def _credit_connection(self, received: int, freed: int) -> None:
         """Give connection window back to the server, as :class:`ConnectionCredit` decides."""
-        increment = self._credit.release(received, freed, self.total_buffered)
+        increment = self._credit.release(received, freed)
         # After the server's graceful GOAWAY its streams may still finish and
         # need window; only our own GOAWAY or a failure ends the crediting.
         if increment and not self._goaway_sent and self.fatal is None:
@@ -174,7 +175,7 @@ class CoreBodies:
         # stream that ended or failed gets no more DATA, so no stream credit.
         stream.buffered -= size
         credit = self._credit
-        self.total_buffered -= size
+        credit.total_buffered -= size
         if not stream.ended and stream.error is None:
             self._credit_stream(stream, size)
         window = credit.window
@@ -213,5 +214,5 @@ class CoreBodies:
         if stream.buffered:
             size, stream.buffered = stream.buffered, 0
             stream.data.clear()
-            self.total_buffered -= size
+            self._credit.total_buffered -= size
             self._credit_connection(0, size)

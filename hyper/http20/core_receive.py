@@ -195,7 +195,7 @@ class CoreReceiver(CoreBodies, CoreFailures):
             received, freed = credit.end_batch()
             if received or freed:
                 self._credit_connection(received, freed)
-            if self._pushes and credit.over_budget(self.total_buffered):
+            if self._pushes and credit.over_budget:
                 self._shed_untaken_pushes()
         if error is not None:
             code = getattr(error, "error_code", None) or h2.errors.ErrorCodes.PROTOCOL_ERROR
@@ -430,7 +430,7 @@ class CoreReceiver(CoreBodies, CoreFailures):
         streams that were asked for.
         """
         for push in self._pushes.oldest_first():
-            if not self._credit.over_budget(self.total_buffered):
+            if not self._credit.over_budget:
                 return
             stream = self.streams.get(push.stream_id)
             if stream is not None and stream.buffered:

@@ -37,6 +37,8 @@ class ConnectionCredit:
         self.max_buffered = max_buffered
         #: The window manager, once the connection window is open.
         self.window: BaseFlowControlManager | None = None
+        #: Bytes received over all streams and not yet consumed.
+        self.total_buffered = 0
         #: Credit not yet handed to the window manager because too much is
         #: buffered; released as the application reads.
         self.withheld = 0
@@ -48,9 +50,10 @@ class ConnectionCredit:
         self.window = self._manager(self.size)
         return max(0, self.size - INITIAL_WINDOW)
 
-    def over_budget(self, buffered: int) -> bool:
-        """More than ``max_buffered`` bytes wait unread, with ``buffered`` bytes buffered now."""
-        return buffered > self.max_buffered
+    @property
+    def over_budget(self) -> bool:
+        """More than ``max_buffered`` bytes wait unread."""
+        return self.total_buffered > self.max_buffered
 
     def received(self, size: int, freed: int) -> bool:
         """``size`` flow-controlled bytes (padding included) arrived, ``freed`` of them freed at once.
@@ -101,15 +104,14 @@ class ConnectionCredit:
         self._batch_received = self._batch_freed = -1
         return gathered
 
-    def release(self, received: int, freed: int, buffered: int) -> int:
+    def release(self, received: int, freed: int) -> int:
         """The connection credit to return now (0: none).
 
         ``received`` bytes just arrived; ``freed`` bytes just left our
-        buffers (read by the application, or dropped); ``buffered`` bytes
-        are buffered now, over all streams (the core counts them).
+        buffers (read by the application, or dropped).
         """
         self.withheld += received
-        if buffered <= self.max_buffered:
+        if self.total_buffered <= self.max_buffered:
             amount = self.withheld
         else:
             amount = min(freed, self.withheld)
