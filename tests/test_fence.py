@@ -293,6 +293,7 @@ FENCE = {
     "hyper/http20/h2_internals_count.py",
     "hyper/http20/h2_internals_data.py",
     "hyper/http20/h2_internals_hpack.py",
+    "hyper/http20/h2_internals_output.py",
     "hyper/http20/h2_internals_receive.py",
     "hyper/http20/h2_internals_runs.py",
     "hyper/http20/h2_internals_steps.py",

@@ -30,13 +30,14 @@ from ..exceptions import ConnectionTerminated, HyperError, InvalidHeader, fresh
 from ..limits import Limits
 from .core_failures import error_name
 from .core_push_ping import CorePushPing
-from .core_receive import CoreReceiver
+from .core_receive import ASSUMED_MAX_CONCURRENT_STREAMS, CoreReceiver
 from .credit import ConnectionCredit
 from .data_frames import frame_data_run
 from .h2_adapters import FrameSplitter, new_client_connection, send_plain_data, send_request_headers
 from .h2_connections import AdaptedH2Connection
 from .h2_internals import mark_head_request, release_connection, set_header_list_limit
 from .h2_internals_count import OpenStreamCount
+from .h2_internals_output import queued_output
 from .h2_internals_steps import STEPS_PROBLEM, open_outbound_streams, take_output
 from .pings import PingBook
 from .pushes import PushBook, PushPromise
@@ -59,8 +60,6 @@ log = logging.getLogger("hyper")
 DEFAULT_STREAM_WINDOW = 6 * 1024 * 1024
 #: Connection receive window we open up to right after the preface.
 DEFAULT_CONNECTION_WINDOW = 16 * 1024 * 1024
-#: Until the server's SETTINGS arrive, RFC 9113 lets us assume this many.
-ASSUMED_MAX_CONCURRENT_STREAMS = 100
 #: The largest odd stream id (RFC 9113 section 5.1.1).
 _LAST_CLIENT_STREAM_ID = 2**31 - 1
 
@@ -96,6 +95,11 @@ class H2Core(CoreReceiver, CorePushPing):
         self._take_output: Callable[[], bytes] = (
             partial(take_output, self._h2) if self._count_open_streams is not None else self._h2.data_to_send
         )
+        # h2's output buffer, looked at without taking it (has_output), where
+        # take_output reads it anyway; None: only taking it would tell.
+        self._peek_output: Callable[[Any], Any] | None = (
+            queued_output if self._count_open_streams is not None else None
+        )
         self._frames = FrameSplitter(self._h2)
         self._enable_push = enable_push
         self.limits = limits = limits or Limits()
@@ -112,9 +116,23 @@ class H2Core(CoreReceiver, CorePushPing):
         self._connection_window_size = connection_window
         max_buffered = limits.max_buffered if limits.max_buffered is not None else connection_window
         self._credit = ConnectionCredit(window_manager, connection_window, max_buffered)
+        #: The connection credit (:mod:`~hyper.http20.credit`), the same
+        #: object for the core's life: its plain ``total_buffered`` (bytes
+        #: received over all streams and not yet consumed, the same count
+        #: as :attr:`total_buffered`) is what the session reads, twice per
+        #: read, without a property call. Read-only outside the core.
+        self.credit = self._credit
         self.streams: dict[int, StreamState] = {}
         #: The server's SETTINGS have arrived.
         self.settings_received = False
+        #: How many streams the server lets us have open at once: h2's
+        #: SETTINGS_MAX_CONCURRENT_STREAMS in force, at most
+        #: ASSUMED_MAX_CONCURRENT_STREAMS before the server's SETTINGS.
+        #: A plain attribute (asked before every request), kept equal to
+        #: that by _note_stream_limit wherever h2's remote settings change:
+        #: h2 applies them only on receiving SETTINGS (RFC 9113 section 6.5.3).
+        self.max_concurrent_streams = ASSUMED_MAX_CONCURRENT_STREAMS
+        self._note_stream_limit()
         self._control_frames = 0
         #: The first connection-fatal error; every stream sees it.
         self.fatal: HyperError | None = None
@@ -195,6 +213,22 @@ class H2Core(CoreReceiver, CorePushPing):
             self._outbound.append(pending)
         self._outbound.extend(pieces)
 
+    def has_output(self) -> bool:
+        """Something may be queued for the server; False only when :meth:`pieces_to_send` would give nothing.
+
+        Exact with the fast paths on: false exactly when neither our own
+        queue nor h2's output buffer (which h2 also fills by itself: ACKs,
+        RST_STREAM, WINDOW_UPDATE) holds a byte. Without them h2's buffer
+        is not looked at, and the answer is always True. Cheaper than a
+        flush that finds nothing: the session asks after each response.
+        """
+        if self._outbound:
+            return True
+        peek = self._peek_output
+        if peek is None:
+            return True
+        return True if peek(self._h2) else False
+
     def pieces_to_send(self) -> list[Any]:
         """What is queued for the server, as bytes-like pieces to send in order."""
         pending = self._take_output()
@@ -229,16 +263,9 @@ class H2Core(CoreReceiver, CorePushPing):
 
     # -- opening streams ------------------------------------------------------
 
-    @property
-    def max_concurrent_streams(self) -> int:
-        """How many streams the server lets us have open at once."""
-        limit = self._h2.remote_settings.max_concurrent_streams
-        if not self.settings_received:
-            return min(limit, ASSUMED_MAX_CONCURRENT_STREAMS)
-        return limit
-
     def can_open_stream(self) -> bool:
-        """True when a new stream fits within the server's concurrency limit."""
+        """True when a new stream fits within the server's concurrency limit (RFC 9113 section 5.1.2)."""
+        # One comparison: the limit is an attribute, kept up to date on receipt.
         return self._open_count.get() < self.max_concurrent_streams
 
     @property

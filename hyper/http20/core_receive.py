@@ -47,6 +47,10 @@ _PROGRESS = frozenset((h2.events.ResponseReceived, h2.events.StreamEnded))
 #: Events that cost work and show no progress (counted against the flood budget).
 _COSTLY = frozenset((h2.events.PingReceived, h2.events.RemoteSettingsChanged, h2.events.DataReceived))
 
+#: Until the server's SETTINGS arrive, RFC 9113 lets us assume this many
+#: concurrent streams (section 6.5.2 gives no default; 100 is the floor it
+#: recommends servers allow).
+ASSUMED_MAX_CONCURRENT_STREAMS = 100
 #: Valid header blocks remembered per connection.
 _VALID_BLOCKS_MEMO = 64
 #: How much of what a server sends before its SETTINGS is kept to explain a failure.
@@ -74,6 +78,7 @@ class CoreReceiver(CoreBodies, CoreFailures):
     limits: Limits
     streams: dict[int, StreamState]
     settings_received: bool
+    max_concurrent_streams: int
     fatal: HyperError | None
     goaway: tuple[int, int, bytes] | None
     closed: bool
@@ -126,6 +131,10 @@ class CoreReceiver(CoreBodies, CoreFailures):
         # The StreamEnded already handled with the DATA frame that carried
         # its END_STREAM (see below): the next event, skipped.
         ended_with_data = None
+        # Every event was handled: set after the loop. A loop left early (a
+        # failure, an unforeseen error) may have skipped a SETTINGS that h2
+        # already applied: the stream limit is read again then (finally).
+        handled_all = False
         try:
             for event in events:
                 if event is ended_with_data:
@@ -177,7 +186,10 @@ class CoreReceiver(CoreBodies, CoreFailures):
                 handler = _HANDLERS.get(type(event))
                 if handler is not None:
                     handler(self, event)
+            handled_all = True
         finally:
+            if not handled_all:
+                self._note_stream_limit()
             # The connection window is credited once per batch of frames, not
             # per DATA frame: the window manager's decision costs a call.
             received, freed = credit.end_batch()
@@ -372,6 +384,22 @@ class CoreReceiver(CoreBodies, CoreFailures):
 
     def _on_settings(self, event: h2.events.RemoteSettingsChanged) -> None:
         self.settings_received = True
+        # h2 applied the SETTINGS on receipt (RFC 9113 section 6.5.3): the
+        # server's MAX_CONCURRENT_STREAMS may have changed (it may change at
+        # any time, section 6.5.2).
+        self._note_stream_limit()
+
+    def _note_stream_limit(self) -> None:
+        """Set :attr:`max_concurrent_streams` from h2's remote settings in force (RFC 9113 section 5.1.2).
+
+        Called wherever those may have changed: at the start, and after
+        every SETTINGS h2 received. Before the server's SETTINGS arrive, at
+        most :data:`ASSUMED_MAX_CONCURRENT_STREAMS`.
+        """
+        limit = self._h2.remote_settings.max_concurrent_streams
+        self.max_concurrent_streams = (
+            limit if self.settings_received else min(limit, ASSUMED_MAX_CONCURRENT_STREAMS)
+        )
 
     def _on_ping_ack(self, event: h2.events.PingAckReceived) -> None:
         self._pings.ack_received(event.ping_data)

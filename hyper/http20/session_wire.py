@@ -101,6 +101,10 @@ class SessionWire:
         self._sock = sock
         # The sans-I/O protocol state: read and changed only under self._lock.
         self._core = core
+        # The core's connection credit (the same object for the core's
+        # life): its plain count of buffered body bytes is read per read
+        # below, without the core's property call.
+        self._core_credit = core.credit
         self.read_timeout = read_timeout
         self.write_timeout = write_timeout
         # The state lock (see hyper.http20.session for what it protects).
@@ -276,7 +280,7 @@ class SessionWire:
                         break  # owed: read on
                 else:
                     break
-            if status is _ROOM_LOW and self._core.total_buffered:
+            if status is _ROOM_LOW and self._core_credit.total_buffered:
                 # The buffer is nearly used up, and the core holds body
                 # bytes, views of it perhaps: the reader lets the waiters
                 # take them before it reads on, so that the next fill can
@@ -298,7 +302,7 @@ class SessionWire:
         # Nothing buffered in the core: no view of the buffer is held, and
         # the fill may start at the beginning.
         # (_feed_locked reads the bytes from _recv_offset on: it is set here.)
-        start = self._recv_offset = self._recv_offset if self._core.total_buffered else 0
+        start = self._recv_offset = self._recv_offset if self._core_credit.total_buffered else 0
         if RECV_BUFFER_SIZE - start < MIN_FILL_SPACE:
             # Too little room left after bytes the core may still hold views
             # of: those views become bytes of their own, and the whole
@@ -367,7 +371,7 @@ class SessionWire:
         # While the core holds body bytes (views of this buffer among them,
         # perhaps), the next fill must not read over them: it goes on after
         # these. Once it holds none, nothing can point into the buffer.
-        if not self._core.total_buffered:
+        if not self._core_credit.total_buffered:
             self._recv_offset = 0
         # _note_refusal_locked(), inline and without its core call (once per
         # read): of what makes the core refuse new streams (accepting_streams),
