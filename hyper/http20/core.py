@@ -365,7 +365,10 @@ class H2Core(CoreReceiver, CorePushPing):
         window = self.send_window(stream_id)
         frame_size = self._h2.max_outbound_frame_size
         sent = 0
-        total = min(window, data.nbytes)
+        # A SETTINGS change may leave the window below zero (RFC 9113
+        # section 6.9.2): nothing may be sent then, and a negative length
+        # must not slice from the end of the data.
+        total = max(0, min(window, data.nbytes))
         if frame_payload is not None and total:
             # One window debit for the whole run (section 6.9.1: ``total``
             # fits both send windows), frames built without h2's per-frame

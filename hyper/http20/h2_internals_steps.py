@@ -242,7 +242,9 @@ def take_output(conn: h2.connection.H2Connection) -> bytes:
     nothing queued: h2 then still copies its empty buffer and makes a new
     one. The answer is the same empty bytes.
     """
-    if not conn._data_to_send:
+    # Bytes an adapted connection held back from an earlier short take
+    # (AdaptedH2Connection.held_output) are output too: never skipped.
+    if not conn._data_to_send and not getattr(conn, "held_output", b""):
         return b""
     return conn.data_to_send()
 
