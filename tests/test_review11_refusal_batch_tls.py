@@ -497,3 +497,71 @@ def test_no_poll_while_openssl_holds_decrypted_bytes(
             assert found == [], f"polled while TLS held decrypted bytes: {found[:5]}"
         finally:
             conn.close()
+
+
+# -- found: a complete response lost to the reader when the socket breaks in the same drain ---
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ConnectionTerminated,
+    reason="review11: SessionReader._wait_locked lets the read's error out before asking ready() again; "
+    "a response that read completed is lost to the reader thread (fix: catch HyperError around "
+    "_read_once_locked and re-raise only if not ready())",
+)
+@_FAST
+def test_a_response_completed_by_the_read_that_then_broke_is_returned_to_the_reader(
+    fast: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Streams 1 and 3 in flight; one read brings all of 1's response, the next recv breaks.
+
+    The drain goes on after 1's response (3 is still owed) and meets the
+    break. The core keeps 1 (complete: ``stream_failure`` says a later
+    connection failure does not take it back), and a sleeping thread would
+    get it; the reader thread, whose wait the drain raised out of, gets the
+    connection's error instead, for a response that arrived whole, and the
+    response is then gone (its wait failed, so it counts as abandoned).
+    """
+    _set_fast_paths(fast, monkeypatch)
+    sent = threading.Event()
+
+    def script(peer: Peer) -> None:
+        settle = peer.wait_request()
+        peer.respond(settle.stream_id, body=b"settled")
+        first = peer.wait_request()
+        peer.wait_request()
+        # The whole response in one write (one small segment on loopback):
+        # the client's one read takes all of it.
+        peer.h2.send_headers(first.stream_id, [(b":status", b"200")])
+        peer.h2.send_data(first.stream_id, b"whole", end_stream=True)
+        peer.flush()
+        sent.set()
+        peer.drain_until_closed()
+
+    with ScriptedServer(script) as server:
+        conn = _connect(server)
+        try:
+            session = conn._current_session()
+            assert conn.getresponse(conn.request("GET", "/settle")).read() == b"settled"
+            first_id = conn.request("GET", "/first")
+            conn.request("GET", "/second")
+            assert sent.wait(_WAIT)
+            _arrived(session)
+            real_read = session._read_into
+            calls: list[int] = []
+
+            def read_then_break(size: int, buffer: Any) -> int:
+                calls.append(size)
+                if len(calls) == 1:
+                    return int(real_read(size, buffer))  # all of the first response
+                raise ConnectionResetError(104, "review11: the socket broke after the response")
+
+            session._read_into = read_then_break
+            # Today: ConnectionTerminated here, and the response is gone (a
+            # second getresponse() says it was abandoned when its wait failed).
+            response = conn.getresponse(first_id)
+            assert response.status == 200
+            assert response.read() == b"whole"
+            assert len(calls) >= 2  # the break was met (by this read)
+        finally:
+            conn.close()
