@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import enum
+import gc
 import shutil
 import sys
 import tempfile
@@ -254,7 +255,17 @@ class Soak:
         for i, thread in enumerate(threads):
             if self._finished[i] or now - self._progress_at[i] <= self.config.stuck_after:
                 continue
-            frames = frames or sys._current_frames()
+            if frames is None:
+                # With the collector held off: on CPython <= 3.11 a collection
+                # started inside sys._current_frames() can deadlock it
+                # (gh-106883; tests/waiting.py's current_frames does the same).
+                was_enabled = gc.isenabled()
+                gc.disable()
+                try:
+                    frames = sys._current_frames()
+                finally:
+                    if was_enabled:
+                        gc.enable()
             frame = frames.get(thread.ident or -1)
             stack = "".join(traceback.format_stack(frame)) if frame is not None else "(no frame)\n"
             self._problem(f"thread {i} stuck: no progress for {now - self._progress_at[i]:.0f} s\n{stack}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ import hyper
 from hyper import HTTP11Connection, HTTP20Connection, HTTPConnection, HyperError
 from tests.fuzz_recorder_app import CONTROL_PREFIX, TAG_HEADER
 from tests.servers import CertFiles, start_hypercorn
+from tests.waiting import current_frames
 
 #: The connection classes the fuzzer drives, by a short name.
 KINDS = ("HTTP20Connection", "HTTP11Connection", "HTTPConnection")
@@ -126,7 +126,7 @@ def all_stacks() -> str:
     """Every thread's stack, for the report of a stuck thread."""
     names = {thread.ident: thread.name for thread in threading.enumerate()}
     parts = []
-    for ident, frame in sys._current_frames().items():
+    for ident, frame in current_frames().items():
         parts.append(f"--- thread {names.get(ident, '?')} ({ident}) ---\n")
         parts.append("".join(traceback.format_stack(frame)))
     return "".join(parts)

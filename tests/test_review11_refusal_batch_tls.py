@@ -502,13 +502,6 @@ def test_no_poll_while_openssl_holds_decrypted_bytes(
 # -- found: a complete response lost to the reader when the socket breaks in the same drain ---
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ConnectionTerminated,
-    reason="review11: SessionReader._wait_locked lets the read's error out before asking ready() again; "
-    "a response that read completed is lost to the reader thread (fix: catch HyperError around "
-    "_read_once_locked and re-raise only if not ready())",
-)
 @_FAST
 def test_a_response_completed_by_the_read_that_then_broke_is_returned_to_the_reader(
     fast: bool, monkeypatch: pytest.MonkeyPatch

@@ -19,7 +19,6 @@ from __future__ import annotations
 import random
 import socket
 import struct
-import sys
 import threading
 import time
 import traceback
@@ -39,6 +38,7 @@ from hyper import HTTP20Connection
 from hyper.testing import TestServer, expected_bytes
 from tests.scripted import Peer, ScriptedServer
 from tests.servers import ServerInfo, iter_big_bin
+from tests.waiting import current_frames
 
 #: Repeat index for the stress and failure cases (each run is independent).
 REPEATS = range(3)
@@ -65,7 +65,7 @@ def connect_scripted(server: ScriptedServer, timeout: float = 5, **kwargs: Any) 
 
 
 def _stacks(threads: list[threading.Thread]) -> str:
-    frames = sys._current_frames()
+    frames = current_frames()
     parts = []
     for thread in threads:
         frame = frames.get(thread.ident or -1)
@@ -131,7 +131,7 @@ def wait_until_blocked(waits: dict[threading.Thread, str], timeout: float = 30) 
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        frames = sys._current_frames()
+        frames = current_frames()
         ready = 0
         for thread, inside in waits.items():
             frame = frames.get(thread.ident or -1)

@@ -8,17 +8,37 @@ fast on an idle machine: it returns as soon as the thread is there.
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import time
+from types import FrameType
 
 #: How often the stack is looked at: short, since it only costs a dict lookup.
 _LOOK_EVERY = 0.005
 
 
+def current_frames() -> dict[int, FrameType]:
+    """``sys._current_frames()``, with the garbage collector held off meanwhile.
+
+    On CPython 3.11 and older it can deadlock: it holds the runtime's
+    thread-list lock while it makes the frame objects, an allocation may
+    start a collection, and a finalizer the collection runs may take that
+    same lock (CPython issue gh-106883, fixed in 3.12 by doing just this).
+    It hung a test of this suite for good. Every caller goes through here.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return sys._current_frames()
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def function_names(thread: threading.Thread) -> list[str]:
     """Names of the Python functions on ``thread``'s stack, innermost first."""
-    frame = sys._current_frames().get(thread.ident or -1)
+    frame = current_frames().get(thread.ident or -1)
     names = []
     while frame is not None:
         names.append(frame.f_code.co_name)

@@ -94,6 +94,13 @@ class SessionReader(SessionSend):
                 self._reading = True
                 try:
                     self._read_once_locked(remaining)
+                except HyperError:
+                    # What the read fed before the socket failed may have
+                    # completed this wait's answer: the caller gets it (a
+                    # sleeper would have); the failure stays recorded in the
+                    # core and the session for every other wait.
+                    if not ready():
+                        raise
                 finally:
                     self._reading = False
                     if self._close_when_reader_done:
