@@ -82,6 +82,23 @@ def data(stream_id: int, payload: bytes = b"", end_stream: bool = False, flags: 
     return frame(DATA, flags | (END_STREAM if end_stream else 0), stream_id, payload)
 
 
+def padded_data(stream_id: int, payload: bytes, pad: int | None = None, end: bool = False) -> bytes:
+    """A DATA frame built by hyperframe; ``pad`` adds the PADDED flag and that much padding (RFC 9113 6.1)."""
+    frame = hyperframe.frame.DataFrame(stream_id)
+    frame.data = payload
+    if pad is not None:
+        frame.flags.add("PADDED")
+        frame.pad_length = pad
+    if end:
+        frame.flags.add("END_STREAM")
+    return bytes(frame.serialize())
+
+
+def flow_controlled(payload: int, pad: int | None) -> int:
+    """A DATA frame's flow-controlled size: payload, pad length byte and padding (RFC 9113 6.1, 6.9)."""
+    return payload + (0 if pad is None else pad + 1)
+
+
 def headers(stream_id: int, block: bytes, end_stream: bool = False, end_headers: bool = True) -> bytes:
     flags = (END_STREAM if end_stream else 0) | (END_HEADERS if end_headers else 0)
     return frame(HEADERS, flags, stream_id, block)

@@ -19,12 +19,12 @@ import h2.config
 import h2.connection
 import h2.errors
 import h2.events
-import hyperframe.frame
 import pytest
 
 from hyper import HTTP20Connection
 from hyper.http20 import h2_internals
-from hyper.http20.h2_adapters import FrameSplitter
+from tests import held_views
+from tests.hostile_frames import flow_controlled, padded_data
 from tests.scripted import Peer, ScriptedServer
 
 #: HTTP/2's initial connection window, which this test keeps (RFC 9113 6.9.2).
@@ -34,37 +34,8 @@ JUNK = [(10_000, None), (9_000, 99), (10_000, None), (10_000, 0), (10_000, None)
 BODY = bytes(range(256)) * 120  # the second response: 30,720 bytes
 
 
-def flow_controlled(payload: int, pad: int | None) -> int:
-    """A DATA frame's flow-controlled size: payload, pad length byte and padding (section 6.1)."""
-    return payload + (0 if pad is None else pad + 1)
-
-
-def data_frame(stream_id: int, payload: bytes, pad: int | None = None, end: bool = False) -> bytes:
-    frame = hyperframe.frame.DataFrame(stream_id)
-    frame.data = payload
-    if pad is not None:
-        frame.flags.add("PADDED")
-        frame.pad_length = pad
-    if end:
-        frame.flags.add("END_STREAM")
-    return bytes(frame.serialize())
-
-
-@pytest.fixture(params=["fast", "h2", "public"])
-def frame_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The splitter's fast path, every frame through h2's path, and the public-API mode."""
-    if request.param == "fast":
-        problem = h2_internals.self_test()
-        if problem is not None:
-            pytest.skip(f"the fence keeps the fast paths off: {problem}")
-        monkeypatch.setattr(h2_internals, "_enabled", True)
-        monkeypatch.setattr(h2_internals, "_problem", None)
-    elif request.param == "h2":
-        monkeypatch.setattr(FrameSplitter, "fast_path", False)
-    else:
-        monkeypatch.setattr(h2_internals, "_enabled", False)
-        monkeypatch.setattr(h2_internals, "_problem", "turned off by the test")
-    return str(request.param)
+data_frame = padded_data
+frame_path = held_views.frame_path  # the fast, h2 and public-API frame modes
 
 
 def connection_credit_seen(peer: Peer) -> int:

@@ -31,7 +31,6 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
-import hyperframe.frame
 import pytest
 from h2.stream import StreamState
 from hypothesis import HealthCheck, given, settings
@@ -44,6 +43,7 @@ from hyper.http20.window import BaseFlowControlManager, FlowControlManager
 from hyper.limits import Limits
 from tests.core_pairs import CoreAndServer
 from tests.fast_paths import force_fast_paths_on
+from tests.hostile_frames import flow_controlled, padded_data
 
 GET = [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"a.test"), (b":path", b"/")]
 POST = [(b":method", b"POST"), (b":scheme", b"https"), (b":authority", b"a.test"), (b":path", b"/up")]
@@ -52,19 +52,7 @@ PUSHED = [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"a.test
 
 def data_frame(stream_id: int, size: int, pad: int | None = None, end: bool = False) -> bytes:
     """A raw DATA frame of ``size`` payload bytes; ``pad`` adds the PADDED flag (RFC 9113 6.1)."""
-    frame = hyperframe.frame.DataFrame(stream_id)
-    frame.data = b"c" * size
-    if pad is not None:
-        frame.flags.add("PADDED")
-        frame.pad_length = pad
-    if end:
-        frame.flags.add("END_STREAM")
-    return bytes(frame.serialize())
-
-
-def flow_controlled(size: int, pad: int | None) -> int:
-    """Section 6.1: the payload, the pad length byte and the padding all count."""
-    return size + (0 if pad is None else pad + 1)
+    return padded_data(stream_id, b"c" * size, pad, end)
 
 
 def set_mode(mode: str, patch: pytest.MonkeyPatch) -> None:

@@ -57,6 +57,7 @@ from tests import held_views
 from tests.asgi_app import deterministic_bytes
 from tests.fast_paths import force_fast_paths_on
 from tests.held_views import shrink_receive_buffer, tls_connection
+from tests.hostile_frames import padded_data
 from tests.scripted import Peer, ScriptedServer
 from tests.servers import ServerInfo, docroot_content
 
@@ -117,15 +118,7 @@ def make_plans(rng: random.Random) -> list[Plan]:
     return plans
 
 
-def data_frame(stream_id: int, payload: bytes, pad: int | None, end: bool) -> bytes:
-    frame = hyperframe.frame.DataFrame(stream_id)
-    frame.data = payload
-    if pad is not None:
-        frame.flags.add("PADDED")
-        frame.pad_length = pad
-    if end:
-        frame.flags.add("END_STREAM")
-    return bytes(frame.serialize())
+data_frame = padded_data
 
 
 def body_frames(rng: random.Random, stream_id: int, data: bytes) -> list[tuple[bytes, int]]:
