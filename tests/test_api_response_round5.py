@@ -23,29 +23,9 @@ import hyper.http20.response as response_module
 from hyper.headers import HTTPHeaderMap
 from hyper.http20.response import HTTP20Response, await_response
 from hyper.limits import Limits
+from tests.test_api_steps import HeldSession  # hands the whole body over; a body read fails
 
 BODY = b"hello, world " * 40
-
-
-class HeldSession:
-    """Hands the whole body over with the headers; any body read from it is a failure."""
-
-    read_timeout = 5.0
-
-    def __init__(self, fields: list[tuple[bytes, bytes]], body: bytes, trailers: list[Any] | None) -> None:
-        self.fields = fields
-        self.held = (body, trailers)
-        self.calls: list[str] = []
-
-    def await_response_start(self, stream_id: int, timeout: Any, on_timeout: Any) -> tuple[Any, Any]:
-        self.calls.append("start")
-        return list(self.fields), self.held
-
-    def read_body(self, *args: Any) -> Any:
-        raise AssertionError("a held body needs no session read")
-
-    def discard(self, stream_id: int) -> None:
-        self.calls.append("discard")
 
 
 def outcome(call: Any, *args: Any, **kwargs: Any) -> tuple[str, Any]:
