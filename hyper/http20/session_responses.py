@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..exceptions import HyperError, HyperTimeout, InvalidStreamID, fresh
+from ..exceptions import HyperTimeout, InvalidStreamID, fresh
 from .session_reader import SessionReader
 
 #: What :meth:`SessionResponses.read_body` returns: body bytes, and the
@@ -69,11 +69,8 @@ class SessionResponses(SessionReader):
             ):
                 # The read's answer (see answer_later) must leave before the
                 # lock does; a failed send is recorded in the core and
-                # reaches the next operation, after these headers. (Held
-                # HEADERS of a batch, then the core's queue: asked first,
-                # since usually neither holds anything.)
-                if self._held or core.has_output():
-                    self._flush_quietly_locked()
+                # reaches the next operation, after these headers.
+                self._flush_quietly_locked()
                 return headers, None
             # What read_body does for a complete body taken in one piece: the
             # bytes (their window credit given back), the trailers, and the
@@ -84,14 +81,7 @@ class SessionResponses(SessionReader):
             # Credit freed by taking the bytes must leave now (WINDOW_UPDATE,
             # RFC 9113 section 6.9), as in read_body; a failed send is
             # recorded in the core and reaches the next operation.
-            # (_flush_quietly_locked, inline: once per response; asked
-            # first whether there is anything to send, held HEADERS of a
-            # batch or the core's queue: usually there is not.)
-            if self._held or core.has_output():
-                try:
-                    self._flush_locked()
-                except HyperError:
-                    pass
+            self._flush_quietly_locked()
             return headers, (data, trailers)
 
     def read_body(
@@ -135,10 +125,8 @@ class SessionResponses(SessionReader):
             # Connection credit freed by this read must leave now (WINDOW_UPDATE,
             # RFC 9113 section 6.9): other streams may wait for exactly that
             # window. A failed send is recorded in the core, and reaches this
-            # reader at its next read, after the bytes in hand. (Asked
-            # first: usually nothing is held or queued.)
-            if self._held or core.has_output():
-                self._flush_quietly_locked()
+            # reader at its next read, after the bytes in hand.
+            self._flush_quietly_locked()
         return data, trailers
 
     def discard(self, stream_id: int) -> None:

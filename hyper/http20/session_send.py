@@ -85,7 +85,14 @@ class SessionSend(SessionWire):
                 return
 
     def _flush_quietly_locked(self) -> None:
-        """Flush, ignoring a dead connection (used while cleaning up)."""
+        """Flush, ignoring a dead connection (used while cleaning up, and after each response).
+
+        Asked first whether there is anything to send (held HEADERS of a
+        batch, or the core's queue): after a response there usually is not,
+        and the question is cheaper than the flush's own.
+        """
+        if not self._held and not self._core.has_output():
+            return
         try:
             self._flush_locked()
         except HyperError:
