@@ -201,16 +201,43 @@ def receive_plain_headers(
             ended = step(machine, _RECV_END_STREAM, StreamInputs.RECV_END_STREAM)
             headers_event.stream_ended = ended[0]
             events += ended
-    stream._initialize_content_length(headers)
+    # One pass over the block for what h2 looks at in it: content-length
+    # (h2's _initialize_content_length) and cookie (its joining, below).
+    declared: Any = None  # the one content-length value; _TWICE: more than one
+    cookie = False
+    plain = type(headers) is list
+    if plain:
+        for name, value in headers:
+            if name == b"content-length":
+                declared = value if declared is None else _TWICE
+            elif name == b"cookie":
+                cookie = True
+    if (
+        plain
+        and stream.request_method != b"HEAD"
+        and (declared is None or (type(declared) is bytes and declared.isdigit()))
+    ):
+        # _initialize_content_length's outcome for a block without
+        # content-length, or with one value of ASCII digits only (which
+        # int() always parses): the value, or None (no length declared).
+        stream._expected_content_length = None if declared is None else int(declared)
+    else:
+        # HEAD (h2 expects no body, RFC 9110 section 9.3.2), several
+        # values or an invalid one: h2's own method decides, errors included.
+        stream._initialize_content_length(headers)
     if type(headers_event) is h2.events.TrailersReceived and not end_stream:
         # RFC 9113 section 8.1: trailers end the stream.
         raise h2.exceptions.ProtocolError("Trailers must have END_STREAM set")
     config = conn.config
+    # config.header_encoding and config.validate_inbound_headers, read from
+    # where h2 keeps them (three calls fewer); another h2 that keeps them
+    # elsewhere takes its own pipeline below, which is always right.
+    stored = config.__dict__
     if (
-        type(headers) is list
-        and config.header_encoding is None
-        and not config.validate_inbound_headers
-        and not _has_cookie(headers)
+        plain
+        and stored.get("_header_encoding", _UNKNOWN) is None
+        and stored.get("_validate_inbound_headers") is False
+        and not cookie
     ):
         # hyper's configuration (h2_connections.new_client_connection): the
         # only processing h2 does is joining ``cookie`` fields (RFC 9113
@@ -225,9 +252,7 @@ def receive_plain_headers(
     return events
 
 
-def _has_cookie(headers: list[Any]) -> bool:
-    """True when a field of the block is named ``cookie`` (h2 would then join them)."""
-    for field in headers:
-        if field[0] == b"cookie":
-            return True
-    return False
+#: A content-length field seen more than once (h2 then decides).
+_TWICE = object()
+#: A config attribute h2 does not keep where expected.
+_UNKNOWN = object()
