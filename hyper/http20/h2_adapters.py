@@ -158,8 +158,11 @@ class FrameSplitter(PublicFrames):
             offset = self._split_whole_frames(view, offset, end, run, events)
         finally:
             # Frames already accounted for must reach the core even when a
-            # later frame in the same read is a connection error.
-            run.flush(events)
+            # later frame in the same read is a connection error. A run
+            # holds payloads only while it is on a stream (DataRun.flush):
+            # none open, nothing to deliver, and the call is skipped.
+            if run.stream is not None:
+                run.flush(events)
         if offset < end:
             self._partial += view[offset:]
 

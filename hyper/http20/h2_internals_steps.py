@@ -153,7 +153,8 @@ def open_outbound_streams(conn: h2.connection.H2Connection) -> int:
             closed.append(stream_id)
     for stream_id in closed:
         stream = conn.streams.pop(stream_id)
-        conn._closed_streams[stream_id] = stream.closed_by
+        # stream.closed_by, without the property's call (it returns this).
+        conn._closed_streams[stream_id] = stream.state_machine.stream_closed_by
     return count
 
 
