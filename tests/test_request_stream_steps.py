@@ -29,7 +29,7 @@ import pytest
 from h2.connection import AllowedStreamIDs
 
 from hyper.exceptions import ConnectionTerminated
-from hyper.http20 import h2_internals_steps
+from hyper.http20 import h2_internals_receive, h2_internals_steps
 from hyper.http20.core import H2Core
 from hyper.http20.h2_internals_check_steps import _vars
 from tests.fast_paths import fast_paths_on  # noqa: F401 - a fixture, used by pytestmark
@@ -217,3 +217,61 @@ def test_a_read_that_raises_part_way_still_forgets_the_open_stream_count(
         core.receive(b"\x00" * 9)
     assert core._open_count._count is None  # the next question walks h2's streams again
     assert core._open_count.get() == core._h2.open_outbound_streams == 0
+
+
+# -- a response's last DATA frame: windows and content-length written out ---------------
+
+
+@pytest.fixture(params=[True, False], ids=["accounting-written-out", "h2-calls"])
+def accounting(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[bool]:
+    """``receive_plain_data`` with h2's window and content-length steps written out, and with h2's calls."""
+    monkeypatch.setattr(h2_internals_receive, "_ACCOUNTING_WRITTEN_OUT", request.param)
+    yield request.param
+
+
+def test_the_accounting_is_written_out_where_h2s_steps_change_only_that() -> None:
+    assert h2_internals_receive.accounting_written_out() is True
+    assert h2_internals_receive._ACCOUNTING_WRITTEN_OUT is True
+
+
+@pytest.mark.parametrize(
+    ("fields", "body"),
+    [
+        ([], b"abc"),
+        ([(b"content-length", b"3")], b"abc"),
+        ([(b"content-length", b"3")], b"ab"),  # short of its length (RFC 9110 8.6)
+        ([(b"content-length", b"3")], b"abcd"),  # past it
+        ([(b"content-length", b"0")], b"a"),
+    ],
+)
+@pytest.mark.parametrize("in_two", [False, True], ids=["one-frame", "two-frames"])
+def test_the_last_data_frame_is_accounted_as_h2_does(
+    accounting: bool, fields: list[Any], body: bytes, in_two: bool
+) -> None:
+    pair = Pair()
+    pair.open(1, REQUEST, True, True)
+    pair.headers(1, _blocks(pair, [(b":status", b"200"), *fields]), False)
+    if in_two:
+        pair.data(1, body[:1], False)
+        body = body[1:]
+    pair.data(1, body, True)
+
+
+@pytest.mark.parametrize("which", ["stream", "connection"])
+@pytest.mark.parametrize("room", [4, 5])
+def test_a_last_data_frame_over_a_window_is_refused_as_h2_does(
+    accounting: bool, which: str, room: int
+) -> None:
+    """A window with ``room`` bytes left and a 5-byte frame: accepted at 5, h2's error at 4 (RFC 9113 6.9)."""
+    pair = Pair()
+    pair.open(1, REQUEST, True, True)
+    pair.headers(1, _blocks(pair, [(b":status", b"200")]), False)
+    for conn in (pair.fast, pair.plain):
+        owner = conn.streams[1] if which == "stream" else conn
+        window = (
+            owner._inbound_window_manager if which == "stream" else owner._inbound_flow_control_window_manager
+        )
+        window.current_window_size = room
+    pair.compare()
+    events = pair.data(1, b"12345", True)
+    assert (events[0][0] == "raised") is (room < 5)

@@ -197,7 +197,9 @@ class CoreReceiver(CoreBodies, CoreFailures):
             received, freed = credit.end_batch()
             if received or freed:
                 self._credit_connection(received, freed)
-            if self._pushes and credit.over_budget:
+            # credit.over_budget, written out and asked first: the usual
+            # answer (no) skips the push book's __bool__ call too.
+            if credit.total_buffered > credit.max_buffered and self._pushes:
                 self._shed_untaken_pushes()
         if error is not None:
             code = getattr(error, "error_code", None) or h2.errors.ErrorCodes.PROTOCOL_ERROR
