@@ -18,6 +18,7 @@ compared here with h2's own, in both of its forms where it has two:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,6 +33,10 @@ from hyper.exceptions import ConnectionTerminated
 from hyper.http20 import h2_internals_receive, h2_internals_steps
 from hyper.http20.core import H2Core
 from hyper.http20.h2_internals_check_steps import _vars
+from hyper.http20.h2_internals_hpack import CountingHeaderTable
+from hyper.http20.hpack_cache import MemoDecoder
+from hyper.http20.streams import RequestState, ResponseState, StreamState
+from hyper.http20.window import FlowControlManager
 from tests.fast_paths import fast_paths_on  # noqa: F401 - a fixture, used by pytestmark
 from tests.test_fast_steps import HEAD, REQUEST, Pair, _blocks
 
@@ -275,3 +280,56 @@ def test_a_last_data_frame_over_a_window_is_refused_as_h2_does(
     pair.compare()
     events = pair.data(1, b"12345", True)
     assert (events[0][0] == "raised") is (room < 5)
+
+
+# -- hyper's own per-request objects ----------------------------------------------------
+
+
+def test_a_stream_state_starts_with_every_declared_default() -> None:
+    """The written-out ``__init__`` sets each dataclass field as the generated one would."""
+    window = FlowControlManager(65535)
+    state = StreamState(9, window)
+    for item in dataclasses.fields(StreamState):
+        value = getattr(state, item.name)
+        if item.name in ("stream_id", "window"):
+            continue
+        if item.name == "request_ended":
+            assert value is False  # SENDING
+        elif item.default_factory is not dataclasses.MISSING:
+            fresh = item.default_factory()
+            assert type(value) is type(fresh), item.name
+            assert (vars(value) == vars(fresh)) if hasattr(fresh, "__dict__") else (value == fresh)
+        else:
+            assert value == item.default, item.name
+    assert (state.stream_id, state.window) == (9, window)
+    # Two states never share their mutable parts.
+    other = StreamState(9, window)
+    assert other.data is not state.data and other.upload is not state.upload
+
+
+@pytest.mark.parametrize(
+    ("request_state", "response_state"),
+    [(request_state, response_state) for request_state in RequestState for response_state in ResponseState],
+)
+def test_a_stream_states_derived_fields_follow_its_states(
+    request_state: RequestState, response_state: ResponseState
+) -> None:
+    state = StreamState(
+        1, FlowControlManager(65535), request=request_state, response=response_state, head=True
+    )
+    assert state.request_ended is (request_state is not RequestState.SENDING)
+    assert state.ended is (response_state in (ResponseState.COMPLETE, ResponseState.ENDED_UNANSWERED))
+    assert state.complete is (response_state is ResponseState.COMPLETE)
+    assert state.head is True
+
+
+def test_the_tables_size_limit_field_follows_its_maxsize() -> None:
+    table = CountingHeaderTable()
+    assert table.size_limit == table.maxsize == 4096
+    table.add(b"x-name", b"a" * 100)
+    for limit in (200, 0, 4096, 65536, 100):
+        table.maxsize = limit
+        assert table.size_limit == table.maxsize == limit
+    decoder = MemoDecoder(65536, 4096)
+    decoder.header_table_size = 1000  # hpack's own way in: the setter
+    assert decoder.header_table.size_limit == decoder.header_table.maxsize == 1000

@@ -159,7 +159,10 @@ def receive_plain_data(
             connection_window.window_consumed(size)
             stream_window.window_consumed(size)
             stream._track_content_length(size, True)
-        end = ended_by_peer(machine)
+        # ended_by_peer(machine), written out (once per response).
+        machine.state = StreamState.CLOSED
+        machine.stream_closed_by = StreamClosedBy.RECV_END_STREAM
+        end = h2.events.StreamEnded(stream_id=machine.stream_id)
         data = h2.events.DataReceived(
             stream_id=machine.stream_id, data=payload, flow_controlled_length=size, stream_ended=end
         )
