@@ -309,13 +309,15 @@ class H2Core(CoreReceiver, CorePushPing):
                 # A copy: raising the stored error itself would give it a
                 # traceback whose frames hold this core (a reference cycle).
                 raise fresh(refusal)
-        try:
-            stream_id = self._h2.get_next_available_stream_id()
-        except h2.exceptions.NoAvailableStreamIDError as exc:
-            raise ConnectionTerminated(
-                "stream ids of this connection are used up; a new connection is needed",
-                retryable=True,
-            ) from exc
+        highest = self._h2.highest_outbound_stream_id
+        if highest and highest <= _LAST_CLIENT_STREAM_ID - 2 and self._open_count.cached:
+            # What get_next_available_stream_id answers after our first
+            # stream (RFC 9113 section 5.1.1: the next odd id, within 2**31-1),
+            # without its two calls (it and its debug log to h2's DummyLogger:
+            # hyper's config passes no logger). Fast paths only.
+            stream_id = highest + 2
+        else:
+            stream_id = self._next_stream_id_from_h2()
         if not slot_checked and self._open_count.cached:
             # h2's own check (send_headers refuses a stream over the server's
             # MAX_CONCURRENT_STREAMS, RFC 9113 section 5.1.2), on the cached
@@ -342,6 +344,16 @@ class H2Core(CoreReceiver, CorePushPing):
         if log.isEnabledFor(logging.DEBUG):  # once per request: one call, not two, when off
             log.debug("stream %d opened", stream_id)
         return stream_id
+
+    def _next_stream_id_from_h2(self) -> int:
+        """h2's ``get_next_available_stream_id``; a connection out of ids is retryable elsewhere."""
+        try:
+            return self._h2.get_next_available_stream_id()
+        except h2.exceptions.NoAvailableStreamIDError as exc:
+            raise ConnectionTerminated(
+                "stream ids of this connection are used up; a new connection is needed",
+                retryable=True,
+            ) from exc
 
     # -- request bodies -------------------------------------------------------
 

@@ -111,18 +111,20 @@ class CoreReceiver(CoreBodies, CoreFailures):
 
     def receive(self, data: bytes | memoryview) -> None:
         """Process bytes from the server; the state of affected streams changes."""
-        # Any frame may move a stream's state (section 5.1): the cached
-        # count of open streams goes (see h2_internals_count.OpenStreamCount).
-        self._open_count.forget()
         if self.fatal is not None:
-            return
+            return  # nothing is received: h2's streams stay as they are
         first = self._first_bytes
         if first is not None and not self.settings_received and len(first) < FIRST_BYTES:
             # Kept to explain a failure before the server's SETTINGS (hints).
             self._first_bytes = first + bytes(data[: FIRST_BYTES - len(first)])
-        events, error = self._frames.receive(data)
-        # Again once the frames moved h2's streams: nothing may have asked in between.
-        self._open_count.forget()
+        try:
+            events, error = self._frames.receive(data)
+        finally:
+            # Any frame may move a stream's state (section 5.1): the cached
+            # count of open streams goes (see h2_internals_count.OpenStreamCount),
+            # also when the splitter stopped on an error part-way. Nothing
+            # asks for the count while the frames are split.
+            self._open_count.forget()
         data_received = h2.events.DataReceived
         touched = self._touched
         credit = self._credit
@@ -195,7 +197,9 @@ class CoreReceiver(CoreBodies, CoreFailures):
             received, freed = credit.end_batch()
             if received or freed:
                 self._credit_connection(received, freed)
-            if self._pushes and credit.over_budget:
+            # credit.over_budget, written out and asked first: the usual
+            # answer (no) skips the push book's __bool__ call too.
+            if credit.total_buffered > credit.max_buffered and self._pushes:
                 self._shed_untaken_pushes()
         if error is not None:
             code = getattr(error, "error_code", None) or h2.errors.ErrorCodes.PROTOCOL_ERROR
@@ -274,7 +278,9 @@ class CoreReceiver(CoreBodies, CoreFailures):
         checked = self._checked_fields(event, "response")
         if checked is not None:
             stream, fields = checked
-            stream.final_headers(fields)
+            # stream.final_headers(fields), written out: once per response.
+            stream.headers = fields
+            stream.response_event(ResponseEvent.FINAL_HEADERS)
             if log.isEnabledFor(logging.DEBUG):  # once per response: one call, not two, when off
                 log.debug("stream %d: response headers received", event.stream_id)
 

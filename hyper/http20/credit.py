@@ -62,8 +62,10 @@ class ConnectionCredit:
         False when no batch is open (the caller releases credit now). One
         call per DATA frame, so it does both.
         """
-        if self.window is not None:
-            self.window._data_received(size)
+        window = self.window
+        if window is not None:
+            # The manager's _data_received (not for subclasses to override), written out.
+            window.window_size -= size
         if self._batch_received < 0:
             return False
         self._batch_received += size

@@ -158,8 +158,11 @@ class FrameSplitter(PublicFrames):
             offset = self._split_whole_frames(view, offset, end, run, events)
         finally:
             # Frames already accounted for must reach the core even when a
-            # later frame in the same read is a connection error.
-            run.flush(events)
+            # later frame in the same read is a connection error. A run
+            # holds payloads only while it is on a stream (DataRun.flush):
+            # none open, nothing to deliver, and the call is skipped.
+            if run.stream is not None:
+                run.flush(events)
         if offset < end:
             self._partial += view[offset:]
 
@@ -174,6 +177,10 @@ class FrameSplitter(PublicFrames):
         slow = self._slow
         fast = self.fast_path and slow is not None
         conn = self._conn
+        # Whether a header block is open (only its CONTINUATIONs may follow):
+        # asked once, and again only after a frame took h2's path (the fast
+        # steps never open or close a block). None: not asked yet.
+        headers_pending: bool | None = None
         while end - offset >= _FRAME_HEADER:
             head, flags, stream_id = unpack(view, offset)
             length = head >> 8
@@ -208,10 +215,10 @@ class FrameSplitter(PublicFrames):
                 # _fast_stream and _fast_frame, written out: this runs for
                 # every response (two frames of a small one), and the calls
                 # were a tenth of the splitter's cost per response.
+                if headers_pending is None:
+                    headers_pending = slow.headers_pending  # type: ignore[union-attr]
                 stream = (
-                    None
-                    if slow.headers_pending  # type: ignore[union-attr]
-                    else fence.receiving_stream(conn, stream_id, kind == _DATA_FRAME)
+                    None if headers_pending else fence.receiving_stream(conn, stream_id, kind == _DATA_FRAME)
                 )
                 if stream is not None:
                     start = offset + _FRAME_HEADER
@@ -231,6 +238,8 @@ class FrameSplitter(PublicFrames):
                         self._stream_error_or_raise(stream_id, exc, size, events)
                     continue
             self._frame(view, offset, length, events)
+            # A frame on h2's path may open or close a header block: asked again.
+            headers_pending = None
             offset += _FRAME_HEADER + length
         return offset
 

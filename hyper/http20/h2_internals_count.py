@@ -38,7 +38,7 @@ class OpenStreamCount:
         are off: public API only, nothing cached).
     """
 
-    __slots__ = ("_conn", "_walk", "_count", "_streams")
+    __slots__ = ("_conn", "_walk", "_count", "_streams", "cached")
 
     def __init__(
         self, conn: h2.connection.H2Connection, walk: Callable[[h2.connection.H2Connection], int] | None
@@ -49,11 +49,10 @@ class OpenStreamCount:
         self._count: int | None = None
         # len(h2's streams) that count goes with (the guard).
         self._streams = 0
-
-    @property
-    def cached(self) -> bool:
-        """The count is used between walks (the fast paths are on for this connection)."""
-        return self._walk is not None
+        #: The count is used between walks (the fast paths are on for this
+        #: connection). A plain field, fixed for the connection's life: the
+        #: core asks once per request.
+        self.cached = walk is not None
 
     def get(self) -> int:
         """How many of our streams count against the server's limit now (h2's answer)."""

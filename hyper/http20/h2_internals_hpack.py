@@ -50,6 +50,10 @@ class CountingHeaderTable(_HeaderTableBase):
         self.dynamic_lookups = 0
         #: Changes made while a decoder records them, else ``None``.
         self.recorded: list[TableChange] | None = None
+        #: :attr:`maxsize` as a plain field (the memos ask once per block):
+        #: hpack sets the limit only in its ``__init__`` (above) and through
+        #: the setter, which keeps this in step.
+        self.size_limit: int = self._maxsize
 
     def add(self, name: bytes, value: bytes) -> None:
         """Add an entry (hpack's behaviour, evictions included), and count the change."""
@@ -76,6 +80,7 @@ class CountingHeaderTable(_HeaderTableBase):
         if self.recorded is not None:
             self.recorded.append(newmax)
         _HeaderTableBase.maxsize.fset(self, newmax)  # type: ignore[attr-defined]
+        self.size_limit = self._maxsize
 
     def replay(self, changes: Iterable[TableChange]) -> None:
         """Make ``changes`` (recorded while decoding a block) again, in their order.

@@ -194,7 +194,7 @@ class MemoDecoder(fence.HuffmanMemoDecoder):
             # A block that read the table needs the very state it was decoded
             # against; one that did not only needs the same size limit (the
             # end-of-block check compares it with the allowed size).
-            if stamp == (table.generation if reads_table else table.maxsize):
+            if stamp == (table.generation if reads_table else table.size_limit):
                 if changes:
                     table.replay(changes)
                 self.hits += 1

@@ -153,8 +153,17 @@ class HTTP20Response(DecodedBodyReader, ClosesOnExit):
             # when there is nothing to decode (no content-encoding at all,
             # most bodies, or decode_content=False). A coding to set up
             # goes to the general read, which makes the decoder.
-            if decode_content and b"content-encoding" in self.headers:
-                return None
+            if decode_content:
+                headers = self.headers
+                if not headers._names_lower:
+                    if b"content-encoding" in headers:
+                        return None
+                else:
+                    # ``b"content-encoding" in headers`` for checked (lower
+                    # case) names, without the call: asked once per response.
+                    for name, _ in headers._fields:
+                        if name == b"content-encoding":
+                            return None
             self._decode_choice = decode_content
         elif self._decoder is not None:
             return None  # an earlier read chose to decode: the general loop does

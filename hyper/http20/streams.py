@@ -98,9 +98,14 @@ _RESPONSE_TRANSITIONS: dict[tuple[ResponseState, ResponseEvent], ResponseState] 
 _ENDED = (ResponseState.COMPLETE, ResponseState.ENDED_UNANSWERED)
 
 
-@dataclass
+@dataclass(init=False)
 class StreamState:
-    """What one request stream has sent and received so far."""
+    """What one request stream has sent and received so far.
+
+    The fields are declared below with their defaults; ``__init__`` is
+    written out (one is made per request): the generated one would call
+    ``__post_init__`` for the derived fields too.
+    """
 
     stream_id: int
     #: Decides when this stream's receive window is credited back.
@@ -137,10 +142,40 @@ class StreamState:
     #: The whole response has arrived (it may still be unread).
     complete: bool = field(init=False, default=False)
 
-    def __post_init__(self) -> None:
-        self.request_ended = self.request is not RequestState.SENDING
-        self.ended = self.response in _ENDED
-        self.complete = self.response is ResponseState.COMPLETE
+    def __init__(
+        self,
+        stream_id: int,
+        window: BaseFlowControlManager,
+        request: RequestState = RequestState.SENDING,
+        response: ResponseState = ResponseState.AWAITING_HEADERS,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        informational: int = 0,
+        trailers: list[tuple[bytes, bytes]] | None = None,
+        data: deque[bytes | memoryview] | None = None,
+        buffered: int = 0,
+        discarded: bool = False,
+        error: HyperError | None = None,
+        head: bool = False,
+        upload: LengthCounter | None = None,
+    ) -> None:
+        # The generated __init__'s parameters, in the fields' order.
+        self.stream_id = stream_id
+        self.window = window
+        self.request = request
+        self.response = response
+        self.headers = headers
+        self.informational = informational
+        self.trailers = trailers
+        self.data = deque() if data is None else data
+        self.buffered = buffered
+        self.discarded = discarded
+        self.error = error
+        self.head = head
+        self.upload = LengthCounter(None) if upload is None else upload
+        # The derived fields, from the two states (the transitions keep them so).
+        self.request_ended = request is not RequestState.SENDING
+        self.ended = response in _ENDED
+        self.complete = response is ResponseState.COMPLETE
 
     # -- transitions ----------------------------------------------------------------
 
