@@ -181,11 +181,20 @@ class SessionReader(SessionSend):
                 self._drain_locked(until_blocked=False)
 
     def _drain_and_answer_locked(self, until_blocked: bool = True) -> None:
-        """Feed what arrived, then send what the core queued in answer."""
+        """Feed what arrived, then send what the core queued in answer.
+
+        Only when it queued something: a flush would also send the HEADERS
+        a burst or a batch holds (session_coalesce, session_batch), and
+        bytes that merely arrived (a response to the burst's first request,
+        say) are no reason to cut the burst short. What is held leaves with
+        the next answer, at the next wait, or by the flusher; a GOAWAY read
+        here still keeps the held streams it excludes off the wire then
+        (RFC 9113 section 6.8).
+        """
         if self._socket_closed:
             return
         self._drain_locked(until_blocked)
-        if not self._socket_closed:
+        if not self._socket_closed and self._core.has_output():
             self._flush_locked()
 
     def _poll_locked(self) -> None:
