@@ -19,9 +19,12 @@ the batch machinery of :mod:`hyper.http20.session_batch` (``_held``,
   by ``BATCH_LIMIT``. If the caller never comes back (fire-and-forget, or
   it goes off to compute), the process's flusher thread
   (:mod:`hyper.http20.session_flusher`), asked once per burst, takes the
-  state lock like any caller and sends what is held: with the GIL, within
-  about one switch interval (:func:`sys.getswitchinterval`) if the caller
-  keeps computing, at once if it blocks.
+  state lock like any caller and sends what is held, one switch interval
+  (:func:`sys.getswitchinterval`) after the burst's first held request,
+  plus, with the GIL, up to one more if the caller keeps computing (none if
+  it blocks). Bytes that merely arrive meanwhile (a response to the burst's
+  first request) do not send them: only an answer the core queued does
+  (session_reader's ``_drain_and_answer_locked``).
 * **Order and GOAWAY.** As for a batch: held bytes precede anything queued
   later (RFC 9113 section 5.1.1, stream ids increase on the wire), and a
   held stream that can no longer succeed (a GOAWAY read meanwhile) is never
