@@ -302,7 +302,11 @@ class H2Session(SessionCoalesce, SessionPushPingSettings, SessionUpload, Session
             # HEADERS leave (or join the held bytes) in stream id order.
             if self._corked():
                 self._hold_locked()
-            elif burst:
+            elif burst and end_stream:
+                # Only a request with no body: one with a body sends it
+                # before request() returns, and its first DATA would send
+                # the HEADERS anyway (an upload must never find its HEADERS
+                # still held, RFC 9113 section 5.1: DATA on an idle stream).
                 self._hold_burst_locked()
             else:
                 self._flush_locked()
