@@ -120,3 +120,17 @@ def test_eight_threads_bursting_on_one_connection(nginx_server: ServerInfo) -> N
         assert not any(thread.is_alive() for thread in threads)
     assert errors == []
     assert answered == [50] * 8
+
+
+def test_a_request_with_a_body_inside_a_burst(
+    nghttpd_server: ServerInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with controlled_flusher(monkeypatch, NEVER), connect(nghttpd_server) as conn:
+        first = conn.request("GET", "/hello.txt")
+        held = conn.request("GET", "/hello.txt")  # held
+        # Its HEADERS (and the held ones before them) leave before its DATA.
+        posted = conn.request("POST", "/echo", body=b"x" * 100_000)
+        last = conn.request("GET", "/hello.txt")  # held again
+        assert conn.getresponse(posted).read() == b"x" * 100_000
+        for stream_id in (first, held, last):
+            assert conn.getresponse(stream_id).read() == HELLO_TEXT
