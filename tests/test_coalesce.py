@@ -17,6 +17,7 @@ import threading
 from typing import Any
 
 import h2.events
+import hyperframe.frame
 import pytest
 
 from hyper import ConnectionTerminated, HTTP20Connection
@@ -198,23 +199,22 @@ def test_close_from_another_thread_while_the_flusher_sends(
 def test_a_goaway_read_while_headers_are_held_keeps_them_off_the_wire(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    first_seen: list[int] = []
     both_made, goaway_sent = threading.Event(), threading.Event()
     paths: list[bytes] = []
 
     def dying(peer: Peer) -> None:
         request = peer.wait_request(WAIT)
-        first_seen.append(request.stream_id)
         assert both_made.wait(WAIT)  # /b is held: the client has not read anything since
-        peer.respond(request.stream_id, body=b"/a")
-        peer.send_goaway(last_stream_id=request.stream_id)
+        # The answer to /a and the GOAWAY (last stream 1) in one write: once
+        # the client's socket is readable, its next look finds both. The
+        # script then ends (the scripted server serves one connection at a
+        # time: the client's next one waits for it).
+        peer.h2.send_headers(request.stream_id, [(b":status", b"200")])
+        peer.h2.send_data(request.stream_id, b"/a", end_stream=True)
+        goaway = hyperframe.frame.GoAwayFrame(0)
+        goaway.last_stream_id = request.stream_id
+        peer.sock.sendall(peer.h2.data_to_send() + goaway.serialize())
         goaway_sent.set()
-        while not peer.closed:  # anything else the client sends on this connection
-            try:
-                events = peer.read_events(WAIT)
-            except OSError:
-                return
-            first_seen.extend(e.stream_id for e in events if isinstance(e, h2.events.RequestReceived))
 
     def answering(peer: Peer) -> None:
         request = peer.wait_request(WAIT)
@@ -225,20 +225,23 @@ def test_a_goaway_read_while_headers_are_held_keeps_them_off_the_wire(
 
     with controlled_flusher(monkeypatch, NEVER):
         with reconnecting_server(dying, answering) as server, connect_scripted(server) as conn:
+            conn.ping()  # the SETTINGS exchange is over: nothing else is owed to this server
             first = conn.request("GET", "/a")
+            dying_sends = count_sends(conn)  # the first connection's writes from here on
             held = conn.request("GET", "/b")  # held: stream 3
             both_made.set()
             assert goaway_sent.wait(WAIT)
             wait_for_goaway_in_socket(conn)
-            # Its look at the socket reads the GOAWAY (last stream 1): /b is
-            # never sent (RFC 9113 section 6.8), /c goes to a new connection.
+            # Its look at the socket reads the GOAWAY (last stream 1): /c goes
+            # to a new connection, and /b, above the GOAWAY's last stream, is
+            # never sent (RFC 9113 section 6.8): it fails retryably.
             third = conn.request("GET", "/c")
-            assert conn.getresponse(third).read() == b"/c"
-            assert conn.getresponse(first).read() == b"/a"
             with pytest.raises(ConnectionTerminated) as refused:
                 conn.getresponse(held)
             assert refused.value.retryable is True
-    assert first_seen == [1]
+            assert conn.getresponse(first).read() == b"/a"
+            assert conn.getresponse(third).read() == b"/c"
+            assert dying_sends.sends == 0  # nothing was written on the dying connection after /a
     assert paths == [b"/c"]
 
 
