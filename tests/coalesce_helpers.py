@@ -16,10 +16,17 @@ from typing import Any
 import pytest
 
 from hyper import HTTP20Connection
+from hyper.common.sockets import fast_paths_forced_off
 from hyper.http20 import session_flusher
 
 #: Bound on every wait of a test for the other side.
 WAIT = 10.0
+
+#: For tests of what coalescing does: with ``HYPER_FAST_PATHS=0`` it is off
+#: (every request written at once), which the off-switch tests check instead.
+needs_coalescing = pytest.mark.skipif(
+    fast_paths_forced_off(), reason="HYPER_FAST_PATHS=0 turns request coalescing off"
+)
 
 #: A flusher delay no test outlasts: what is held stays held until the test lets it go.
 NEVER = 3600.0

@@ -23,7 +23,7 @@ import pytest
 from hyper import ConnectionTerminated, HTTP20Connection
 from hyper.http20 import session_flusher
 from tests.batch_scripts import connect_scripted, settle, wait_for_goaway_in_socket
-from tests.coalesce_helpers import NEVER, WAIT, controlled_flusher, count_sends, release
+from tests.coalesce_helpers import NEVER, WAIT, controlled_flusher, count_sends, needs_coalescing, release
 from tests.scripted import Peer, ScriptedServer
 from tests.test_hostile import reconnecting_server
 
@@ -55,6 +55,7 @@ def no_thread_errors(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     return seen
 
 
+@needs_coalescing
 def test_a_burst_is_held_after_its_first_request_then_leaves_in_one_write(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -88,6 +89,7 @@ def test_sequential_requests_write_at_once_and_never_ask_the_flusher(monkeypatch
             assert flusher.thread() is None
 
 
+@needs_coalescing
 def test_held_headers_leave_with_no_further_call(monkeypatch: pytest.MonkeyPatch) -> None:
     arrived = threading.Event()
     with controlled_flusher(monkeypatch, NEVER) as flusher:
@@ -104,6 +106,7 @@ def test_held_headers_leave_with_no_further_call(monkeypatch: pytest.MonkeyPatch
             assert conn.getresponse(first).read() == b"/a"
 
 
+@needs_coalescing
 def test_held_headers_leave_within_the_default_delay_with_no_further_call(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -115,6 +118,7 @@ def test_held_headers_leave_within_the_default_delay_with_no_further_call(
             assert [conn.getresponse(stream_id).read() for stream_id in ids] == [b"/0", b"/1", b"/2"]
 
 
+@needs_coalescing
 def test_the_flushers_failed_send_is_raised_to_the_next_caller(
     monkeypatch: pytest.MonkeyPatch, no_thread_errors: list[Any]
 ) -> None:
@@ -140,6 +144,7 @@ def test_the_flushers_failed_send_is_raised_to_the_next_caller(
     assert no_thread_errors == []
 
 
+@needs_coalescing
 def test_the_flushers_failed_send_is_raised_to_the_next_request(
     monkeypatch: pytest.MonkeyPatch, no_thread_errors: list[Any]
 ) -> None:
@@ -157,6 +162,7 @@ def test_the_flushers_failed_send_is_raised_to_the_next_request(
     assert no_thread_errors == []
 
 
+@needs_coalescing
 def test_close_with_held_headers(monkeypatch: pytest.MonkeyPatch, no_thread_errors: list[Any]) -> None:
     with controlled_flusher(monkeypatch, NEVER) as flusher:
         with ScriptedServer(serving(0)) as server:
@@ -171,6 +177,7 @@ def test_close_with_held_headers(monkeypatch: pytest.MonkeyPatch, no_thread_erro
     assert no_thread_errors == []
 
 
+@needs_coalescing
 def test_close_from_another_thread_while_the_flusher_sends(
     monkeypatch: pytest.MonkeyPatch, no_thread_errors: list[Any]
 ) -> None:
@@ -196,6 +203,7 @@ def test_close_from_another_thread_while_the_flusher_sends(
     assert no_thread_errors == []
 
 
+@needs_coalescing
 def test_a_goaway_read_while_headers_are_held_keeps_them_off_the_wire(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -245,6 +253,7 @@ def test_a_goaway_read_while_headers_are_held_keeps_them_off_the_wire(
     assert paths == [b"/c"]
 
 
+@needs_coalescing
 def test_a_batch_inside_a_burst_sends_the_burst_with_it(monkeypatch: pytest.MonkeyPatch) -> None:
     got_first = threading.Event()
     seen: dict[str, Any] = {}

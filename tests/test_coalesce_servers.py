@@ -13,7 +13,7 @@ import pytest
 
 import hyper.tls
 from hyper import HTTP20Connection
-from tests.coalesce_helpers import NEVER, WAIT, controlled_flusher, count_sends
+from tests.coalesce_helpers import NEVER, WAIT, controlled_flusher, count_sends, needs_coalescing
 from tests.servers import HELLO_TEXT, ServerInfo
 
 SERVERS = ["nginx_server", "nghttpd_server"]
@@ -30,6 +30,7 @@ def warmed_up(conn: HTTP20Connection) -> None:
     assert conn.getresponse(conn.request("GET", "/hello.txt")).read() == HELLO_TEXT
 
 
+@needs_coalescing
 @pytest.mark.parametrize("server", SERVERS)
 def test_a_burst_leaves_in_two_writes_and_is_answered(
     server: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
@@ -52,6 +53,7 @@ def test_a_burst_leaves_in_two_writes_and_is_answered(
         assert sends.sends < count // 5
 
 
+@needs_coalescing
 @pytest.mark.parametrize("server", SERVERS)
 def test_bursts_with_the_real_flusher_are_answered(server: str, request: pytest.FixtureRequest) -> None:
     info: ServerInfo = request.getfixturevalue(server)
