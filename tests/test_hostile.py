@@ -170,6 +170,48 @@ def assert_the_connection_failed(conn: HTTP20Connection, other: int) -> None:
         conn.request("GET", "/")
 
 
+def answer_fails_the_connection(answer: Callable[[int], bytes], code: int, **connect_kwargs: Any) -> None:
+    """One GET answered with the raw ``answer(stream_id)``: ProtocolError(code) at once, GOAWAY(code).
+
+    The script hands the client's later frames to the test raw (``client_frames``):
+    after a hostile frame the server's own ``h2`` no longer agrees with the client.
+    """
+    seen: dict[str, Any] = {}
+
+    def script(peer: Peer) -> None:
+        peer.send_raw(answer(peer.wait_request().stream_id))
+        seen["frames"] = client_frames(peer)
+
+    with ScriptedServer(script) as server, connect(server, **connect_kwargs) as conn:
+        with fails_fast(hyper.ProtocolError) as outcome:
+            get(conn)
+    assert outcome.value.error_code == code
+    assert goaway_codes(seen["frames"]) == {code}
+
+
+def answer_fails_only_the_first_stream(answer_first: Callable[[int], bytes], code: int) -> None:
+    """Two GETs, the first answered with the raw ``answer_first(stream_id)``, the second normally.
+
+    The first fails with ProtocolError(code) and the client resets only it
+    (RST_STREAM(code)); the second's response arrives whole.
+    """
+    seen: dict[str, Any] = {}
+
+    def script(peer: Peer) -> None:
+        first, second = peer.wait_request(), peer.wait_request()
+        peer.send_raw(answer_first(first.stream_id))
+        peer.respond(second.stream_id, body=b"fine")
+        seen["frames"] = client_frames(peer)
+
+    with ScriptedServer(script) as server, connect(server) as conn:
+        first, second = conn.request("GET", "/"), conn.request("GET", "/")
+        with fails_fast(hyper.ProtocolError) as outcome:
+            conn.getresponse(first)
+        assert outcome.value.error_code == code
+        assert conn.getresponse(second).read() == b"fine"
+    assert rst_codes(seen["frames"]) == {first: code}
+
+
 def data_bytes(frames: list[hyperframe.frame.Frame], stream_id: int) -> int:
     return sum(
         len(f.data) for f in frames if isinstance(f, hyperframe.frame.DataFrame) and f.stream_id == stream_id
@@ -292,30 +334,12 @@ def test_bad_settings_value_is_a_protocol_error(values: dict[int, int], code: in
 
 
 def test_oversized_frame_header_fails_as_soon_as_the_header_arrives() -> None:
-    seen: dict[str, Any] = {}
-
-    def script(peer: Peer) -> None:
-        request = peer.wait_request()
-        peer.send_raw(hf.frame_header(2**24 - 1, hf.DATA, 0, request.stream_id))  # ... and silence
-        seen["frames"] = client_frames(peer)
-
-    with ScriptedServer(script) as server, connect(server) as conn:
-        with fails_fast(hyper.ProtocolError) as outcome:
-            get(conn)
-    assert outcome.value.error_code == E.FRAME_SIZE_ERROR
-    assert goaway_codes(seen["frames"]) == {E.FRAME_SIZE_ERROR}
+    # Only the 9-byte header, then silence: the length alone is the error.
+    answer_fails_the_connection(lambda sid: hf.frame_header(2**24 - 1, hf.DATA, 0, sid), E.FRAME_SIZE_ERROR)
 
 
 def test_whole_oversized_frame_is_a_frame_size_error() -> None:
-    def script(peer: Peer) -> None:
-        request = peer.wait_request()
-        peer.send_raw(hf.data(request.stream_id, b"x" * 16385))
-        client_frames(peer)
-
-    with ScriptedServer(script) as server, connect(server) as conn:
-        with fails_fast(hyper.ProtocolError) as outcome:
-            get(conn)
-    assert outcome.value.error_code == E.FRAME_SIZE_ERROR
+    answer_fails_the_connection(lambda sid: hf.data(sid, b"x" * 16385), E.FRAME_SIZE_ERROR)
 
 
 def test_unknown_frame_types_and_flags_are_ignored() -> None:
@@ -605,6 +629,7 @@ def test_data_before_headers_fails_only_that_stream() -> None:
 
 
 def test_data_before_headers_is_a_protocol_error() -> None:
+    # A stream error with the fast paths, a connection error without: the frames differ by mode.
     def script(peer: Peer) -> None:
         request = peer.wait_request()
         peer.send_raw(hf.data(request.stream_id, b"body first", end_stream=True))
@@ -654,25 +679,12 @@ def test_data_after_end_stream_keeps_the_response_and_the_connection(same_read: 
 
 
 def test_informational_flood_fails_only_that_stream() -> None:
-    seen: dict[str, Any] = {}
-
-    def script(peer: Peer) -> None:
-        first, second = peer.wait_request(), peer.wait_request()
-        early_hints = hf.headers(first.stream_id, hf.literal(b":status", b"103"))
-        peer.send_raw(early_hints * 1000)
-        peer.respond(second.stream_id, body=b"fine")
-        seen["frames"] = client_frames(peer)
-
-    with ScriptedServer(script) as server, connect(server) as conn:
-        first, second = conn.request("GET", "/"), conn.request("GET", "/")
-        with fails_fast(hyper.ProtocolError) as outcome:
-            conn.getresponse(first)
-        assert outcome.value.error_code == E.ENHANCE_YOUR_CALM
-        assert conn.getresponse(second).read() == b"fine"
-    assert rst_codes(seen["frames"]) == {first: E.ENHANCE_YOUR_CALM}
+    early_hints = hf.literal(b":status", b"103")
+    answer_fails_only_the_first_stream(lambda sid: hf.headers(sid, early_hints) * 1000, E.ENHANCE_YOUR_CALM)
 
 
 def test_informational_with_end_stream_is_a_protocol_error() -> None:
+    # A stream error with the fast paths, a connection error without: the frames differ by mode.
     def script(peer: Peer) -> None:
         request = peer.wait_request()
         peer.send_raw(hf.headers(request.stream_id, hf.literal(b":status", b"100"), end_stream=True))
@@ -712,85 +724,29 @@ def test_informational_with_end_stream_fails_only_that_stream() -> None:
 
 
 def test_data_past_our_stream_window_is_a_flow_control_error() -> None:
-    seen: dict[str, Any] = {}
-
-    def script(peer: Peer) -> None:
-        sid = peer.wait_request().stream_id
-        # The server has acknowledged our SETTINGS (window 1000) during the handshake.
-        peer.send_raw(hf.response_headers(sid) + hf.data(sid, b"x" * 2000))
-        seen["frames"] = client_frames(peer)
-
-    with ScriptedServer(script) as server, connect(server, stream_window=1000) as conn:
-        with fails_fast(hyper.ProtocolError) as outcome:
-            get(conn)
-    assert outcome.value.error_code == E.FLOW_CONTROL_ERROR
-    assert goaway_codes(seen["frames"]) == {E.FLOW_CONTROL_ERROR}
+    # The server has acknowledged our SETTINGS (window 1000) during the handshake.
+    answer_fails_the_connection(
+        lambda sid: hf.response_headers(sid) + hf.data(sid, b"x" * 2000),
+        E.FLOW_CONTROL_ERROR,
+        stream_window=1000,
+    )
 
 
 def test_window_update_overflowing_the_connection_window_is_a_flow_control_error() -> None:
-    seen: dict[str, Any] = {}
-
-    def script(peer: Peer) -> None:
-        peer.wait_request()
-        peer.send_raw(hf.window_update(0, 2**31 - 1))  # 65535 + 2^31-1 > 2^31-1
-        seen["frames"] = client_frames(peer)
-
-    with ScriptedServer(script) as server, connect(server) as conn:
-        with fails_fast(hyper.ProtocolError) as outcome:
-            get(conn)
-    assert outcome.value.error_code == E.FLOW_CONTROL_ERROR
-    assert goaway_codes(seen["frames"]) == {E.FLOW_CONTROL_ERROR}
+    # 65535 + 2^31-1 > 2^31-1
+    answer_fails_the_connection(lambda sid: hf.window_update(0, 2**31 - 1), E.FLOW_CONTROL_ERROR)
 
 
 def test_window_update_overflowing_a_stream_window_fails_only_that_stream() -> None:
-    seen: dict[str, Any] = {}
-
-    def script(peer: Peer) -> None:
-        first, second = peer.wait_request(), peer.wait_request()
-        peer.send_raw(hf.window_update(first.stream_id, 2**31 - 1))
-        peer.respond(second.stream_id, body=b"fine")
-        seen["frames"] = client_frames(peer)
-
-    with ScriptedServer(script) as server, connect(server) as conn:
-        first, second = conn.request("GET", "/"), conn.request("GET", "/")
-        with fails_fast(hyper.ProtocolError) as outcome:
-            conn.getresponse(first)
-        assert outcome.value.error_code == E.FLOW_CONTROL_ERROR
-        assert conn.getresponse(second).read() == b"fine"
-    assert rst_codes(seen["frames"]) == {first: E.FLOW_CONTROL_ERROR}
+    answer_fails_only_the_first_stream(lambda sid: hf.window_update(sid, 2**31 - 1), E.FLOW_CONTROL_ERROR)
 
 
 def test_window_update_of_zero_on_the_connection_is_a_protocol_error() -> None:
-    seen: dict[str, Any] = {}
-
-    def script(peer: Peer) -> None:
-        peer.wait_request()
-        peer.send_raw(hf.window_update(0, 0))
-        seen["frames"] = client_frames(peer)
-
-    with ScriptedServer(script) as server, connect(server) as conn:
-        with fails_fast(hyper.ProtocolError) as outcome:
-            get(conn)
-    assert outcome.value.error_code == E.PROTOCOL_ERROR
-    assert goaway_codes(seen["frames"]) == {E.PROTOCOL_ERROR}
+    answer_fails_the_connection(lambda sid: hf.window_update(0, 0), E.PROTOCOL_ERROR)
 
 
 def test_window_update_of_zero_on_a_stream_fails_only_that_stream() -> None:
-    seen: dict[str, Any] = {}
-
-    def script(peer: Peer) -> None:
-        first, second = peer.wait_request(), peer.wait_request()
-        peer.send_raw(hf.window_update(first.stream_id, 0))
-        peer.respond(second.stream_id, body=b"fine")
-        seen["frames"] = client_frames(peer)
-
-    with ScriptedServer(script) as server, connect(server) as conn:
-        first, second = conn.request("GET", "/"), conn.request("GET", "/")
-        with fails_fast(hyper.ProtocolError) as outcome:
-            conn.getresponse(first)
-        assert outcome.value.error_code == E.PROTOCOL_ERROR
-        assert conn.getresponse(second).read() == b"fine"
-    assert rst_codes(seen["frames"]) == {first: E.PROTOCOL_ERROR}
+    answer_fails_only_the_first_stream(lambda sid: hf.window_update(sid, 0), E.PROTOCOL_ERROR)
 
 
 def test_initial_window_size_shrinking_to_zero_mid_upload_then_growing() -> None:
@@ -909,18 +865,9 @@ def test_large_header_list_under_the_limit_across_continuations_is_fine() -> Non
 
 
 def test_bad_hpack_index_is_a_compression_error() -> None:
-    seen: dict[str, Any] = {}
-
-    def script(peer: Peer) -> None:
-        sid = peer.wait_request().stream_id
-        peer.send_raw(hf.headers(sid, hf.STATUS_200 + hf.indexed(1000), end_stream=True))
-        seen["frames"] = client_frames(peer)
-
-    with ScriptedServer(script) as server, connect(server) as conn:
-        with fails_fast(hyper.ProtocolError) as outcome:
-            get(conn)
-    assert outcome.value.error_code == E.COMPRESSION_ERROR
-    assert goaway_codes(seen["frames"]) == {E.COMPRESSION_ERROR}
+    answer_fails_the_connection(
+        lambda sid: hf.headers(sid, hf.STATUS_200 + hf.indexed(1000), end_stream=True), E.COMPRESSION_ERROR
+    )
 
 
 MALFORMED_RESPONSES = [
