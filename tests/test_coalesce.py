@@ -20,7 +20,7 @@ import h2.events
 import hyperframe.frame
 import pytest
 
-from hyper import ConnectionTerminated, HTTP20Connection
+from hyper import ConnectionTerminated, HTTP20Connection, HTTPConnection
 from hyper.http20 import session_flusher
 from tests.batch_scripts import connect_scripted, settle, wait_for_goaway_in_socket
 from tests.coalesce_helpers import NEVER, WAIT, controlled_flusher, count_sends, needs_coalescing, release
@@ -433,3 +433,13 @@ def test_interpreter_exit_does_not_wait_for_the_flusher() -> None:
     # The flusher waits an hour for its entry; the interpreter exits at once.
     done = subprocess.run([sys.executable, "-c", SHUTDOWN], timeout=WAIT * 3, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_http_connection_takes_the_switch_too() -> None:
+    # hyper.HTTPConnection passes HTTP20Connection's options on; nothing connects yet.
+    conn = HTTPConnection("127.0.0.1", 8080, coalesce_requests=False)
+    try:
+        assert conn._h2.coalesce_requests is False
+    finally:
+        conn.close()
+    assert HTTP20Connection("127.0.0.1", 8080).coalesce_requests is True
