@@ -237,14 +237,25 @@ def _counted_reader(original: Callable[..., Any]) -> Callable[..., Any]:
     return make
 
 
-def connect(host: str, port: int, ca_file: str) -> hyper.HTTP20Connection:
+def connect(host: str, port: int, ca_file: str, coalesce_requests: bool = False) -> hyper.HTTP20Connection:
     """A connection to the benchmark server, warmed up (settings exchanged, caches filled).
 
     Its session reads through a counting reader (see :func:`_counted_reader`);
     a session opened later (after a GOAWAY) would not count its reads.
+
+    ``coalesce_requests`` is off by default here (``--coalesce`` turns it
+    on): then every request is one TLS write, and ``send`` counts the
+    writes that are not HEADERS (window credit, ACKs) on top of one per
+    request. The threads workload never coalesces anyway (each thread reads
+    its response before its next request); mux's first burst would.
     """
     conn = hyper.HTTP20Connection(
-        host, port, secure=True, ssl_context=init_context(cert_path=ca_file), timeout=30
+        host,
+        port,
+        secure=True,
+        ssl_context=init_context(cert_path=ca_file),
+        timeout=30,
+        coalesce_requests=coalesce_requests,
     )
     original = session_wire.buffer_reader
     session_wire.buffer_reader = _counted_reader(original)  # type: ignore[assignment]
@@ -343,6 +354,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=8, help="threads (and mux's requests in flight)")
     parser.add_argument("--per-thread", type=int, default=1000, help="GETs per thread")
     parser.add_argument("--rounds", type=int, default=3, help="runs per figure (medians shown)")
+    parser.add_argument(
+        "--coalesce",
+        action="store_true",
+        help="let bursts of requests leave in one write (the library default)",
+    )
     args = parser.parse_args(argv)
     if args.threads < 1 or args.per_thread < 1 or args.rounds < 1:
         parser.error("--threads, --per-thread and --rounds must be at least 1")
@@ -356,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 for _ in range(args.rounds):
                     for mode in ("threads", "mux"):
-                        conn = connect(server.host, server.port, server.ca_file)
+                        conn = connect(server.host, server.port, server.ca_file, args.coalesce)
                         try:
                             figures = measure(conn, mode, args.threads, args.per_thread)
                         finally:

@@ -58,6 +58,7 @@ class SessionOpening:
     enable_push: bool
     keepalive: float | None
     keepalive_timeout: float | None
+    coalesce_requests: bool
     authority: str
     proxy: ProxyConfig | None
     negotiated_protocol: str | None
@@ -117,7 +118,7 @@ class SessionOpening:
             self.negotiated_protocol or "h2 prior knowledge",
         )
         # H2Session closes the socket itself if its own setup fails.
-        session = H2Session(sock, core, self.read_timeout, self.read_timeout)
+        session = H2Session(sock, core, self.read_timeout, self.read_timeout, coalesce=self.coalesce_requests)
         try:
             session.start(received)
         except BaseException:
@@ -175,7 +176,7 @@ class SessionOpening:
     ) -> H2Session:
         """Start a session on ``sock`` (an upgraded one with ``upgraded``) and make it the current one."""
         core = upgraded or self.new_core()
-        session = H2Session(sock, core, self.read_timeout, self.read_timeout)
+        session = H2Session(sock, core, self.read_timeout, self.read_timeout, coalesce=self.coalesce_requests)
         try:
             if upgraded is not None:
                 session.start_upgraded(received)

@@ -108,6 +108,13 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
     :param proxy_from_env: without ``proxy_host``, take the proxy from
         ``HTTPS_PROXY`` (TLS) or ``HTTP_PROXY`` (cleartext), unless
         ``NO_PROXY`` matches the host.
+    :param coalesce_requests: let a burst of requests (one thread's requests
+        with no response read in between) leave in one write: :meth:`request`
+        still returns at once, and the HEADERS of the burst's later requests
+        leave at the latest when the thread next waits, or about one GIL
+        switch interval later (a background thread sends them). ``False``
+        writes every request before :meth:`request` returns, as hyper 0.7
+        did; so does ``HYPER_FAST_PATHS=0``. See :doc:`advanced`.
     """
 
     #: The protocol this connection speaks.
@@ -134,6 +141,7 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
         keepalive: float | None = None,
         keepalive_timeout: float | None = None,
         proxy_from_env: bool = False,
+        coalesce_requests: bool = True,
         **kwargs: Any,
     ) -> None:
         options = connection_options(
@@ -170,6 +178,9 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
         self.keepalive, self.keepalive_timeout = keepalive_options(
             keepalive, keepalive_timeout, self.read_timeout
         )
+        #: Bursts of requests leave in one write (see ``coalesce_requests``);
+        #: read when a session is opened.
+        self.coalesce_requests = bool(coalesce_requests)
         self._stream_window = stream_window
         self._connection_window = connection_window
         self.authority = options.authority

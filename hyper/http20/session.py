@@ -11,6 +11,8 @@ private parts: :mod:`~hyper.http20.session_wire` (the socket, draining),
 :mod:`~hyper.http20.session_responses` (response headers and bodies),
 :mod:`~hyper.http20.session_upload` (request bodies),
 :mod:`~hyper.http20.session_batch` (requests held and sent together),
+:mod:`~hyper.http20.session_coalesce` and :mod:`~hyper.http20.session_flusher`
+(a burst of requests held and sent in one write),
 :mod:`~hyper.http20.session_push_ping_settings` (server push, PING, the
 server's SETTINGS) and :mod:`~hyper.http20.session_wakeups` (aimed wake-ups);
 ``tests/test_session_owns_lock.py`` checks that no other module names them.
@@ -51,6 +53,7 @@ from __future__ import annotations
 import logging
 import select
 import time
+from threading import get_ident
 from typing import Any
 
 from ..common import sockets as _sockets
@@ -60,7 +63,7 @@ from ..exceptions import (
     HyperError,
     ReadTimeout,
 )
-from .session_batch import SessionBatch
+from .session_coalesce import SessionCoalesce
 from .session_push_ping_settings import SessionPushPingSettings
 from .session_responses import HELD_BODY_MAX as HELD_BODY_MAX
 from .session_responses import BodyPiece as BodyPiece
@@ -70,7 +73,7 @@ from .session_upload import SessionUpload
 log = logging.getLogger("hyper")
 
 
-class H2Session(SessionBatch, SessionPushPingSettings, SessionUpload, SessionResponses):
+class H2Session(SessionCoalesce, SessionPushPingSettings, SessionUpload, SessionResponses):
     """A live HTTP/2 connection: a socket, an :class:`H2Core` and the locks.
 
     :param read_timeout: bound on each wait for the server (``None``: no bound).
@@ -136,6 +139,11 @@ class H2Session(SessionBatch, SessionPushPingSettings, SessionUpload, SessionRes
         # The state lock: the core's GOAWAY, failure and id counters change
         # under it as the reader processes frames; one consistent view.
         with self._cond:
+            # What the flusher's send raised (session_coalesce) is raised to
+            # this caller, as if its own flush had failed: not taken for a
+            # clean end (which would reconnect silently and lose it).
+            if self._flusher_error is not None:
+                self._raise_flusher_error_locked()
             if self._usable_locked():
                 return None, True
             error = self._core.fatal or self._core.accepting_streams()
@@ -233,12 +241,21 @@ class H2Session(SessionBatch, SessionPushPingSettings, SessionUpload, SessionRes
         raised.
         """
         core = self._core
+        caller = get_ident()
         # The state lock, for the whole step: taking the wire id and sending
         # the HEADERS in one hold is what keeps stream ids increasing on the
         # wire (RFC 9113 section 5.1.1).
         with self._cond:
+            # A burst (session_coalesce): this thread made the last request
+            # here and nothing waited or read a response since. Never true
+            # with coalescing off (_burst_thread is then never set).
+            burst = self._burst_thread == caller
+            if self._flusher_error is not None:
+                self._raise_flusher_error_locked()  # the flusher's failed send, as if ours
             # Read what already arrived: a GOAWAY or the server's SETTINGS
             # (its MAX_CONCURRENT_STREAMS, section 5.1.2) must be known first.
+            # (In a burst too: a GOAWAY found here moves this request to a
+            # new connection, and the held ones it excludes are never sent.)
             self._poll_before_open_locked()
             # _refusal_possible is set (under this lock) by every step after
             # which the core may refuse streams or the socket is gone, and
@@ -280,13 +297,21 @@ class H2Session(SessionBatch, SessionPushPingSettings, SessionUpload, SessionRes
             # noted there).
             if core.ids_exhausted:
                 self._refusal_possible = True
-            # Sent now, or held while this thread is in a batch (session_batch):
-            # still under the lock, so the HEADERS leave (or join the held
-            # bytes) in stream id order.
+            # Sent now, or held while this thread is in a batch (session_batch)
+            # or a burst (session_coalesce): still under the lock, so the
+            # HEADERS leave (or join the held bytes) in stream id order.
             if self._corked():
                 self._hold_locked()
+            elif burst and end_stream:
+                # Only a request with no body: one with a body sends it
+                # before request() returns, and its first DATA would send
+                # the HEADERS anyway (an upload must never find its HEADERS
+                # still held, RFC 9113 section 5.1: DATA on an idle stream).
+                self._hold_burst_locked()
             else:
                 self._flush_locked()
+            if self._coalesce:
+                self._burst_thread = caller  # the next request of this thread, unless a wait comes first
         return wire_id
 
     def _wait_for_slot_locked(self) -> None:

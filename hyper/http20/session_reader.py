@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..common.sockets import ReadWatcher, wait_for_socket
 from ..exceptions import ConnectionClosed, HyperError, HyperTimeout, fresh
@@ -29,6 +30,13 @@ class SessionReader(SessionSend):
 
     #: The reader's kept poll object (see ReadWatcher), made on its first wait.
     _read_watcher: ReadWatcher | None = None
+
+    if TYPE_CHECKING:
+        # Set by session_coalesce (a subclass), under the state lock: the
+        # thread whose burst of requests is going on (0: none), and what the
+        # flusher's send raised, for the next caller.
+        _burst_thread: int
+        _flusher_error: BaseException | None
 
     def _wait_locked(
         self,
@@ -60,6 +68,13 @@ class SessionReader(SessionSend):
         one, the loop), asked per response: each layer cost a call.
         """
         cond = self._cond
+        # A wait ends any burst (session_coalesce): the next request is
+        # written at once. And the flusher's failed send is raised here, as
+        # if this caller's own flush of the held bytes had failed.
+        self._burst_thread = 0
+        if self._flusher_error is not None:
+            taken, self._flusher_error = self._flusher_error, None
+            raise taken
         try:
             if self._held and not ready():
                 if self._socket_closed:
@@ -166,11 +181,20 @@ class SessionReader(SessionSend):
                 self._drain_locked(until_blocked=False)
 
     def _drain_and_answer_locked(self, until_blocked: bool = True) -> None:
-        """Feed what arrived, then send what the core queued in answer."""
+        """Feed what arrived, then send what the core queued in answer.
+
+        Only when it queued something: a flush would also send the HEADERS
+        a burst or a batch holds (session_coalesce, session_batch), and
+        bytes that merely arrived (a response to the burst's first request,
+        say) are no reason to cut the burst short. What is held leaves with
+        the next answer, at the next wait, or by the flusher; a GOAWAY read
+        here still keeps the held streams it excludes off the wire then
+        (RFC 9113 section 6.8).
+        """
         if self._socket_closed:
             return
         self._drain_locked(until_blocked)
-        if not self._socket_closed:
+        if not self._socket_closed and self._core.has_output():
             self._flush_locked()
 
     def _poll_locked(self) -> None:

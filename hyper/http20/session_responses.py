@@ -49,6 +49,9 @@ class SessionResponses(SessionReader):
         # The state lock guards the stream table, the headers and body the
         # reader stores, and the window credit that taking the body releases.
         with self._cond:
+            # A response read ends any burst (session_coalesce): the next
+            # request is written at once (one write per sequential request).
+            self._burst_thread = 0
             stream = core.streams.get(stream_id)
             if stream is None:
                 raise InvalidStreamID(f"stream {stream_id} is gone", stream_id)
