@@ -76,7 +76,13 @@ class SessionFileUpload(SessionUploadTurns):
                 # asked for, into the probe, to see whether the file grew.
                 last = counter.declared is not None and counter.sent + want == counter.declared
                 size = framed_size(want, step)
-                buffer = reusable(buffer, size) or bytearray(max(size, framed_size(SEND_BATCH, step)))
+                reused = reusable(buffer, size)
+                if reused is None:
+                    # Room for the largest run this upload may still read
+                    # (a small file gets a small buffer), kept for the next runs.
+                    most = SEND_BATCH if counter.declared is None else counter.declared - counter.sent
+                    reused = bytearray(max(size, framed_size(min(most, SEND_BATCH), step)))
+                buffer = reused
                 slots: list[Any] = payload_slots(buffer, want, step)
                 if last:
                     slots.append(memoryview(probe))
