@@ -138,6 +138,12 @@ def test_only_plain_binary_regular_files_are_read_in_place(
 
     with Subclass(io.FileIO(path, "rb")) as subclass:
         assert direct_read_start(subclass) is None
+
+    class Transforming(io.FileIO):
+        pass  # its readinto() may change the bytes: the descriptor's are not read()'s
+
+    with io.BufferedReader(Transforming(path, "rb")) as over_other_raw:
+        assert direct_read_start(over_other_raw) is None
     with path.open("rb") as buffered:
         monkeypatch.delattr(os, "preadv")  # Windows, or a build without it
         assert direct_read_start(buffered) is None

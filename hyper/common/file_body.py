@@ -47,6 +47,8 @@ def direct_read_start(fileobj: Any) -> tuple[int, int] | None:
     try:
         if fileobj.closed or not fileobj.readable() or not fileobj.seekable():
             return None
+        if type(fileobj) is io.BufferedReader and type(fileobj.raw) is not io.FileIO:
+            return None  # a raw stream of its own may give other bytes than its descriptor holds
         fd = fileobj.fileno()
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None  # a pipe, socket, tty or device: no positioned reads
