@@ -72,6 +72,8 @@ class SessionFileUpload(SessionUploadTurns):
                 turn = self._next_read_locked(stream_id, stream, counter, step)
             while turn is not None:
                 want, step = turn
+                # The count is read here without the lock: only this
+                # stream's sender (this thread) changes it.
                 # This read reaches the declared length: one byte more is
                 # asked for, into the probe, to see whether the file grew.
                 last = counter.declared is not None and counter.sent + want == counter.declared
