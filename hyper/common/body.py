@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any, Union
 
 from ..exceptions import BodyLengthError
+from .file_body import direct_file_candidate
 
 #: How much of a file-like body is read at a time.
 READ_BLOCK = 256 * 1024
@@ -36,12 +37,16 @@ class RequestBody:
     ``length`` is the number of bytes when it can be known without reading
     the body, else ``None``. :meth:`blocks` yields non-empty bytes-like blocks.
     A declared ``content-length`` is enforced while sending, by a
-    :class:`LengthCounter`.
+    :class:`LengthCounter`. ``file``: the binary file object itself when an
+    HTTP/2 upload may read it straight into its frames instead of through
+    :meth:`blocks` (:mod:`hyper.common.file_body` decides when the upload
+    starts), else ``None``.
     """
 
-    def __init__(self, length: int | None, blocks: Iterator[Any]) -> None:
+    def __init__(self, length: int | None, blocks: Iterator[Any], file: Any = None) -> None:
         self.length = length
         self._blocks = blocks
+        self.file = file
 
     def blocks(self) -> Iterator[memoryview]:
         """Yield the body's blocks as byte ``memoryview`` objects, empties skipped."""
@@ -112,7 +117,10 @@ def prepare_body(body: BodyType) -> RequestBody:
         view = _byte_view(body)
         return RequestBody(view.nbytes, iter((view,)))
     if hasattr(body, "read"):
-        return RequestBody(_file_length(body), _file_blocks(body))
+        # A plain binary file may be read straight into the upload's frames
+        # (hyper.common.file_body); its blocks stay the fallback.
+        direct = body if direct_file_candidate(body) else None
+        return RequestBody(_file_length(body), _file_blocks(body), direct)
     if isinstance(body, Mapping):
         raise TypeError(
             f"a {type(body).__name__} cannot be a request body: encode it first, e.g. with "

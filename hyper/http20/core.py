@@ -29,6 +29,7 @@ import h2.settings
 from ..exceptions import ConnectionTerminated, HyperError, InvalidHeader, fresh
 from ..limits import Limits
 from .core_failures import error_name
+from .core_file_runs import CoreFileRuns
 from .core_push_ping import CorePushPing
 from .core_receive import ASSUMED_MAX_CONCURRENT_STREAMS, CoreReceiver
 from .credit import ConnectionCredit
@@ -64,7 +65,7 @@ DEFAULT_CONNECTION_WINDOW = 16 * 1024 * 1024
 _LAST_CLIENT_STREAM_ID = 2**31 - 1
 
 
-class H2Core(CoreReceiver, CorePushPing):
+class H2Core(CoreReceiver, CorePushPing, CoreFileRuns):
     """HTTP/2 client state for one connection, with no I/O of its own.
 
     :param window_manager: the :class:`BaseFlowControlManager` subclass that

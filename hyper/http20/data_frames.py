@@ -43,19 +43,25 @@ _RUN_BUFFERS: weakref.WeakKeyDictionary[Any, bytearray] = weakref.WeakKeyDiction
 
 def _run_buffer(conn: Any, size: int) -> bytearray:
     """A buffer of at least ``size`` bytes for ``conn``'s next run, no longer referenced elsewhere."""
-    buffer = _RUN_BUFFERS.get(conn)
-    if buffer is not None and len(buffer) >= size:
-        try:
-            # A bytearray refuses to change size while a view of it exists:
-            # the pieces of an earlier run still queued or being sent (a
-            # failed send's traceback, say). Then it must not be written.
-            buffer.append(0)
-            buffer.pop()
-            return buffer
-        except BufferError:
-            pass
-    buffer = bytearray(size)
-    _RUN_BUFFERS[conn] = buffer
+    buffer = reusable(_RUN_BUFFERS.get(conn), size)
+    if buffer is None:
+        buffer = bytearray(size)
+        _RUN_BUFFERS[conn] = buffer
+    return buffer
+
+
+def reusable(buffer: bytearray | None, size: int) -> bytearray | None:
+    """``buffer`` when it holds ``size`` bytes and no view of it is alive, else ``None``."""
+    if buffer is None or len(buffer) < size:
+        return None
+    try:
+        # A bytearray refuses to change size while a view of it exists:
+        # the pieces of an earlier run still queued or being sent (a
+        # failed send's traceback, say). Then it must not be written.
+        buffer.append(0)
+        buffer.pop()
+    except BufferError:
+        return None
     return buffer
 
 
@@ -90,3 +96,63 @@ def frame_data_run(conn: Any, stream_id: int, data: memoryview, frame_payload: i
         buffer[at : at + FRAME_HEADER] = tail.to_bytes(3, "big") + _DATA_NO_FLAGS + sid
         buffer[at + FRAME_HEADER : size] = data[end:]
     return [memoryview(buffer)[:size]]
+
+
+# -- runs whose payload was read in place (hyper.common.file_body) ----------
+
+
+def framed_size(total: int, frame_payload: int) -> int:
+    """The bytes ``total`` bytes of payload take as DATA frames of ``frame_payload`` bytes."""
+    return total + -(-total // frame_payload) * FRAME_HEADER
+
+
+def payload_slots(buffer: bytearray, total: int, frame_payload: int) -> list[memoryview]:
+    """Views of where the payload of each frame goes, for ``total`` bytes laid out as frames.
+
+    Frame ``i`` starts at ``i * (FRAME_HEADER + frame_payload)``: 9 bytes of
+    header (written by :func:`frame_read_run`), then its payload. Reading
+    the body into these slots in order puts every byte where it is sent
+    from. The caller lets the views go before the buffer is reused.
+    """
+    view = memoryview(buffer)
+    slots = []
+    at = FRAME_HEADER
+    for start in range(0, total, frame_payload):
+        size = min(frame_payload, total - start)
+        slots.append(view[at : at + size])
+        at += size + FRAME_HEADER
+    return slots
+
+
+def frame_read_run(
+    conn: Any, stream_id: int, buffer: bytearray, total: int, frame_payload: int
+) -> memoryview | None:
+    """Debit the windows for the first ``total`` payload bytes in ``buffer``, frame them, return the frames.
+
+    ``buffer`` holds payload laid out by :func:`payload_slots` (for at
+    least ``total`` bytes, with the same ``frame_payload``); the caller has
+    checked that ``total`` fits both send windows and that ``frame_payload``
+    is within the peer's SETTINGS_MAX_FRAME_SIZE (RFC 9113 sections 6.9.1
+    and 4.2). The 9-byte gaps before the payloads get each frame's header
+    (the last frame's length is what is left of ``total``, which may end
+    inside a slot: the rest of that slot is not sent). Returns one view of
+    the buffer, to be sent before the buffer is written again, or ``None``
+    (nothing debited, nothing written) when the fast paths are off or h2's
+    state is not a plain sending one.
+    """
+    if type(conn) is not AdaptedH2Connection:
+        return None
+    if not take_send_credit_run(conn, stream_id, total, frame_payload):
+        return None
+    sid = stream_id.to_bytes(4, "big")
+    header = frame_payload.to_bytes(3, "big") + _DATA_NO_FLAGS + sid
+    frame = FRAME_HEADER + frame_payload
+    full, tail = divmod(total, frame_payload)
+    at = 0
+    for _ in range(full):
+        buffer[at : at + FRAME_HEADER] = header
+        at += frame
+    if tail:
+        buffer[at : at + FRAME_HEADER] = tail.to_bytes(3, "big") + _DATA_NO_FLAGS + sid
+        at += FRAME_HEADER + tail
+    return memoryview(buffer)[:at]

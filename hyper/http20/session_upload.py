@@ -12,23 +12,14 @@ waits (bounded by the write timeout) for WINDOW_UPDATE.
 from __future__ import annotations
 
 from ..common.body import RequestBody
-from ..exceptions import InvalidStreamID, WriteTimeout, fresh
-from .session_reader import SessionReader
-from .streams import RequestState, StreamState
-from .upload_frames import run_frame_payload
-
-#: Body bytes queued per lock hold while uploading, so readers get a turn.
-#: Also the most one run of DATA frames holds (hyper.http20.data_frames keeps
-#: a buffer that size per connection): a file body's blocks are this size
-#: anyway (hyper.common.body.READ_BLOCK).
-SEND_BATCH = 256 * 1024
-
-#: SETTINGS_MAX_FRAME_SIZE (RFC 9113 section 6.5.2) and its initial value.
-_MAX_FRAME_SIZE = 0x5
-_DEFAULT_MAX_FRAME_SIZE = 16384
+from ..common.file_body import direct_read_start
+from ..exceptions import InvalidStreamID
+from .session_file_upload import SessionFileUpload
+from .session_upload_turns import SEND_BATCH as SEND_BATCH  # where tests and tools look for it
+from .streams import StreamState
 
 
-class SessionUpload(SessionReader):
+class SessionUpload(SessionFileUpload):
     """The upload operations of :class:`~hyper.http20.session.H2Session`."""
 
     def _stream_locked(self, stream_id: int) -> StreamState:
@@ -63,45 +54,34 @@ class SessionUpload(SessionReader):
                 return
             counter = stream.upload
             step = self._frame_payload_locked()
+        # A plain binary file is read straight into the frames that carry
+        # it (hyper.common.file_body), when runs are framed at all; checked
+        # outside the lock (a few system calls on the file).
+        start = None
+        if body.file is not None and step is not None and core.framed_runs_available():
+            start = direct_read_start(body.file)
         try:
-            for block in body.blocks():  # read outside the lock: files may be slow
-                view = block
-                # The state lock, per block: the count, the windows, queuing
-                # DATA and its send keep frame order; readers get a turn
-                # between blocks.
-                with self._cond:
-                    if self._upload_should_stop(stream):
-                        return
-                    # Before any of the block goes out: bytes beyond the
-                    # declared content-length would make the server fail the
-                    # request (RFC 9113 section 8.1.1), so none are sent.
-                    counter.add(block.nbytes)
-                    while view.nbytes:
+            if start is not None and step is not None:
+                if not self._send_file(stream_id, stream, body.file, start, counter, step):
+                    return
+            else:
+                for block in body.blocks():  # read outside the lock: files may be slow
+                    # The state lock, per block: the count, the windows,
+                    # queuing DATA and its send keep frame order; readers
+                    # get a turn between blocks.
+                    with self._cond:
                         if self._upload_should_stop(stream):
                             return
-                        sent = self._queue_data_locked(stream_id, view[:SEND_BATCH], step)
-                        if sent:
-                            view = view[sent:]
-                            self._flush_locked()
-                            continue
-                        # Both windows shut (RFC 9113 section 6.9): wait for
-                        # WINDOW_UPDATE, or for the server to end the stream.
-                        self._wait_locked(
-                            lambda: core.send_window(stream_id) > 0 or stream.request_ended,
-                            lambda: core.stream_failure(stream),
-                            self.write_timeout,
-                            lambda: WriteTimeout(
-                                f"server kept the flow-control window of stream {stream_id} "
-                                f"closed for {self.write_timeout} s"
-                            ),
-                            stream_id,
-                        )
-                        # The wait read frames: a SETTINGS among them may
-                        # have changed the frame size limit.
-                        step = self._frame_payload_locked()
-                # The block is on the wire: let its views go before the next
-                # is asked for (a generator may refill the same bytearray).
-                del block, view
+                        # Before any of the block goes out: bytes beyond the
+                        # declared content-length would make the server fail
+                        # the request (RFC 9113 section 8.1.1), so none are sent.
+                        counter.add(block.nbytes)
+                        sent_all, step = self._send_view_locked(stream_id, stream, block, step)
+                        if not sent_all:
+                            return
+                    # The block is on the wire: let it go before the next is
+                    # asked for (a generator may refill the same bytearray).
+                    del block
             if end_stream:
                 with self._cond:  # the count is the stream's, shared by every send
                     counter.check_complete()
@@ -122,58 +102,3 @@ class SessionUpload(SessionReader):
                 # Ending our side can close the stream (the response was
                 # complete): a slot the reader may be waiting for.
                 self._poke_reader_locked()
-
-    def _frame_payload_locked(self) -> int | None:
-        """The DATA payload per frame of an upload run, or ``None`` for the core's own framing.
-
-        Caller holds the state lock. Only a choice of efficiency: the core
-        caps every frame at the peer's SETTINGS_MAX_FRAME_SIZE in force
-        (RFC 9113 section 4.2), so a value read before a SETTINGS change
-        still sends correct frames. Hence read once per :meth:`send_body`
-        and after each wait, not per frame (it costs a dict of settings).
-        """
-        max_frame = self._core.remote_settings().get(_MAX_FRAME_SIZE, _DEFAULT_MAX_FRAME_SIZE)
-        return run_frame_payload(max_frame)
-
-    def _queue_data_locked(self, stream_id: int, data: memoryview, step: int | None) -> int:
-        """Queue as much of ``data`` as the windows allow, in frames of ``step`` bytes; return how much.
-
-        Caller holds the state lock. The core never queues more than the
-        stream's and the connection's send windows allow (RFC 9113 section
-        6.9.1) nor frames above the peer's SETTINGS_MAX_FRAME_SIZE (section
-        4.2); here only the payload per frame is chosen
-        (:mod:`hyper.http20.upload_frames`).
-        """
-        # The core queues min(windows, len(data)) in frames of ``step``
-        # bytes (capped at the frame limit in force): one window debit and
-        # one buffer for the run on its fast path (hyper.http20.data_frames),
-        # which the flush that follows sends before the next run is framed.
-        # None: the core's own frame sizes.
-        return self._core.send_body(stream_id, data, step)
-
-    def _upload_should_stop(self, stream: StreamState) -> bool:
-        """True when the server stopped the upload; raises when it may not go on.
-
-        Caller holds the state lock.
-        """
-        error = self._core.stream_failure(stream)
-        if error is not None:
-            raise fresh(error)
-        if stream.request is RequestState.SENDING:
-            return False
-        # A server that answered in full may end our side early (RFC 9113
-        # section 8.1): the rest of the body is not sent, quietly.
-        if stream.request is RequestState.STOPPED:
-            return True
-        # The caller ended the request itself (final=True), or an earlier
-        # failed send reset it: more body is the caller's mistake, and the
-        # bytes would go nowhere, so say so.
-        how = (
-            "ended (final=True)"
-            if stream.request is RequestState.DONE
-            else "reset (a send failed, or the response was closed)"
-        )
-        raise InvalidStreamID(
-            f"the request body of stream {stream.stream_id} was already {how}: nothing more can be sent",
-            stream.stream_id,
-        )
