@@ -29,6 +29,8 @@ SESSION_MODULES = {
     "session_batch.py",
     "session_coalesce.py",
     "session_flusher.py",
+    "session_file_upload.py",
+    "session_upload_turns.py",
 }
 # HTTP/1.1's lock belongs to its Channel (hyper/http11/channel.py). The
 # connection's policy and the two halves of the exchange state machine work
