@@ -32,7 +32,7 @@ from hyper.http20 import core as core_module
 from hyper.http20 import h2_adapters, h2_internals, h2_internals_receive, h2_internals_steps
 from hyper.http20.core import H2Core
 from hyper.http20.h2_internals_check import self_test
-from tests.core_pairs import CoreAndServer
+from tests.core_pairs import AlwaysWalks, CoreAndServer
 from tests.fast_paths import force_fast_paths_on
 
 #: The fast twins run (the xfail marks below concern them only when they do).
@@ -89,7 +89,9 @@ class Twin(CoreAndServer):
         self.mode = mode
         if mode == "h2path":
             self.core._frames.fast_path = False  # every DATA and HEADERS through h2's _receive_frame
-            self.core._open_count.cached = False  # h2's next id and its own slot check
+            # h2's walk for every count, h2's next id and its own slot check.
+            self.core._open_count = AlwaysWalks(self.core._h2, self.core._count_open_streams)
+            self.core._open_count.cached = False
         self.send_to_server()
         self.core.receive(self.server.data_to_send())
         self.send_to_server()  # the SETTINGS ACK
@@ -541,3 +543,84 @@ def test_a_core_reused_after_stream_errors_agrees_with_h2() -> None:
             twin.send_to_server()
 
     assert_alike(script)
+
+
+# -- odd orders of frames on a response ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        "data-before-headers",
+        "data-after-informational",
+        "data-after-end-on-headers",
+        "headers-after-end",
+        "two-final-headers",
+        "end-on-informational",
+        "continuation-response",
+        "priority-headers",
+        "padded-headers",
+    ],
+)
+def test_odd_frame_orders_agree_with_h2(order: str) -> None:
+    def script(twin: Twin, feed: Any) -> None:
+        stream_id = twin.open(GET)
+        ok = twin.block(stream_id, [(b":status", b"200"), (b"content-length", b"3")])
+        if order == "data-before-headers":
+            feed(data(stream_id, b"abc", end=True))
+        elif order == "data-after-informational":
+            feed(headers(twin.block(stream_id, [(b":status", b"100")]), stream_id))
+            feed(data(stream_id, b"abc", end=True))
+        elif order == "data-after-end-on-headers":
+            feed(headers(ok, stream_id, end=True))
+            feed(data(stream_id, b"abc", end=True))
+        elif order == "headers-after-end":
+            feed(headers(ok, stream_id) + data(stream_id, b"abc", end=True))
+            feed(headers(twin.block(stream_id, [(b"x", b"1")]), stream_id, end=True))
+        elif order == "two-final-headers":
+            feed(headers(ok, stream_id))
+            feed(headers(twin.block(stream_id, [(b":status", b"200")]), stream_id))
+            feed(data(stream_id, b"abc", end=True))
+        elif order == "end-on-informational":
+            feed(headers(twin.block(stream_id, [(b":status", b"103")]), stream_id, end=True))
+        elif order == "continuation-response":
+            feed(
+                frame(HEADERS, 0, stream_id, ok[:2])
+                + frame(CONTINUATION, 0, stream_id, ok[2:4])
+                + frame(CONTINUATION, END_HEADERS, stream_id, ok[4:])
+                + data(stream_id, b"abc", end=True)
+            )
+        elif order == "priority-headers":
+            feed(frame(HEADERS, END_HEADERS | 0x20, stream_id, b"\0\0\0\0\x10" + ok))
+            feed(data(stream_id, b"abc", end=True))
+        elif order == "padded-headers":
+            feed(frame(HEADERS, END_HEADERS | PADDED | END_STREAM, stream_id, b"\x03" + ok + b"\0\0\0"))
+        twin.send_to_server()
+        other = twin.open(GET)
+        feed(headers(twin.block(other, [(b":status", b"200")]), other) + data(other, b"ok", end=True))
+
+    assert_alike(script)
+
+
+@pytest.mark.parametrize("limit", [0, 1, 2])
+def test_max_concurrent_streams_dropping_under_open_streams_agrees_with_h2(limit: int) -> None:
+    """RFC 9113 5.1.2: a lowered limit leaves open streams be; new ones wait until the count is under it."""
+    answers: dict[str, list[Any]] = {"fast": [], "h2path": []}
+
+    def script(twin: Twin, feed: Any) -> None:
+        seen = answers[twin.mode]
+        ids = [twin.open(GET) for _ in range(3)] + [twin.open(POST, end_stream=False)]
+        twin.server.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: limit})
+        feed(twin.server.data_to_send())
+        twin.send_to_server()
+        seen.append(twin.core.can_open_stream())
+        twin.core.reset(ids[3], 8)  # the upload, reset by us
+        seen.append(twin.core.can_open_stream())
+        for stream_id in ids[:3]:
+            feed(headers(twin.block(stream_id, [(b":status", b"200")]), stream_id, end=True))
+            seen.append(twin.core.can_open_stream())
+        if twin.core.can_open_stream():
+            seen.append(twin.open(GET))
+
+    assert_alike(script)
+    assert answers["fast"] == answers["h2path"]
