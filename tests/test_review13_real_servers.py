@@ -84,7 +84,9 @@ def test_many_mixed_requests_on_one_nginx_connection(nginx_server: ServerInfo, s
 
 
 @pytest.mark.parametrize("stream_window", [6 * 1024 * 1024, 65535, 1024])
-def test_many_mixed_requests_on_one_nghttpd_connection(nghttpd_server: ServerInfo, stream_window: int) -> None:
+def test_many_mixed_requests_on_one_nghttpd_connection(
+    nghttpd_server: ServerInfo, stream_window: int
+) -> None:
     with connect(nghttpd_server, stream_window=stream_window) as conn:
         validators = _validators(conn)
         for round_ in range(25):

@@ -624,3 +624,30 @@ def test_max_concurrent_streams_dropping_under_open_streams_agrees_with_h2(limit
 
     assert_alike(script)
     assert answers["fast"] == answers["h2path"]
+
+
+@pytest.mark.parametrize("reference", ["h2path", "public"])
+def test_repeated_blocks_across_table_size_updates_decode_as_h2s(reference: str) -> None:
+    """The decode memo's stamp (seq5: the table's size limit as a plain field) across size updates.
+
+    The server's encoder resizes its dynamic table (RFC 7541 6.3: an update
+    at the start of the next block), sometimes to the size it had before, and
+    repeats the same fields so the memo sees identical blocks under each.
+    """
+
+    def script(twin: Twin, feed: Any) -> None:
+        fields = [
+            (b":status", b"200"),
+            (b"content-type", b"text/plain"),
+            (b"x-long", b"v" * 40),
+            (b"content-length", b"2"),
+        ]
+        for size in (4096, 0, 100, 4096, 0, 4096, 60, 60, 4096):
+            if twin.server.encoder.header_table_size != size:
+                twin.server.encoder.header_table_size = size
+            for _ in range(3):
+                stream_id = twin.open(GET)
+                feed(headers(twin.block(stream_id, fields), stream_id) + data(stream_id, b"ok", end=True))
+                twin.send_to_server()
+
+    assert_alike(script, reference)
