@@ -158,7 +158,9 @@ def h2_steps_only(patch: pytest.MonkeyPatch) -> None:
     patch.setattr(h2_adapters, "receive_stream_window_update", lambda *args: None)
 
 
-def both(script: Any, reference: str = "h2path") -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+def both(
+    script: Any, reference: str = "h2path", **core_options: Any
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     """Run ``script(twin, feed)`` on a fast and a reference twin; yield their snapshots after each feed."""
     fast_shots: list[dict[str, Any]] = []
     public_shots: list[dict[str, Any]] = []
@@ -166,7 +168,7 @@ def both(script: Any, reference: str = "h2path") -> Iterator[tuple[dict[str, Any
         with pytest.MonkeyPatch.context() as patch:
             if mode == "h2path":
                 h2_steps_only(patch)
-            twin = Twin(mode)
+            twin = Twin(mode, **core_options)
 
             def feed(raw: bytes, twin: Twin = twin, shots: list[dict[str, Any]] = shots) -> None:
                 twin.core.receive(raw)
@@ -181,10 +183,10 @@ def both(script: Any, reference: str = "h2path") -> Iterator[tuple[dict[str, Any
     yield from zip(fast_shots, public_shots, strict=True)
 
 
-def assert_alike(script: Any, reference: str = "h2path") -> list[dict[str, Any]]:
+def assert_alike(script: Any, reference: str = "h2path", **core_options: Any) -> list[dict[str, Any]]:
     """The fast twin and the reference agree after every read; returns the fast twin's snapshots."""
     fast_shots = []
-    for index, (fast, public) in enumerate(both(script, reference)):
+    for index, (fast, public) in enumerate(both(script, reference, **core_options)):
         assert fast == public, f"the modes part after read {index}"
         fast_shots.append(fast)
     return fast_shots
@@ -651,3 +653,62 @@ def test_repeated_blocks_across_table_size_updates_decode_as_h2s(reference: str)
                 twin.send_to_server()
 
     assert_alike(script, reference)
+
+
+@pytest.mark.parametrize("limit", [1, 2, 100])
+def test_pushed_streams_and_the_open_stream_count_agree_with_h2(limit: int) -> None:
+    """Promised streams are the server's (even ids): they never count against its limit for ours."""
+    answers: dict[str, list[Any]] = {"fast": [], "h2path": []}
+
+    def script(twin: Twin, feed: Any) -> None:
+        seen = answers[twin.mode]
+        server = twin.server
+        server.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: limit})
+        feed(server.data_to_send())
+        twin.send_to_server()
+        parent = twin.open(GET)
+        seen.append(twin.core.can_open_stream())
+        promised = [
+            (b":method", b"GET"),
+            (b":scheme", b"https"),
+            (b":authority", b"a.test"),
+            (b":path", b"/p"),
+        ]
+        for index, pushed in enumerate((2, 4)):
+            path = (b":path", b"/p%d" % index)
+            server.push_stream(parent, pushed, [*promised[:3], path])
+            feed(server.data_to_send())
+            seen.append(twin.core.can_open_stream())
+        server.send_headers(parent, [(b":status", b"200")])
+        server.send_headers(2, [(b":status", b"200"), (b"content-length", b"3")])
+        server.send_data(2, b"abc", end_stream=True)
+        feed(server.data_to_send())
+        seen.append(twin.core.can_open_stream())
+        server.send_data(parent, b"", end_stream=True)
+        feed(server.data_to_send())
+        seen.append(twin.core.can_open_stream())
+        twin.send_to_server()
+        if twin.core.can_open_stream():
+            seen.append(twin.open(GET))
+
+    assert_alike(script, enable_push=True, origin=("https", "a.test", 443))
+    assert answers["fast"] == answers["h2path"]
+
+
+@pytest.mark.parametrize("length", [0, 3, 5, 8])
+def test_a_window_update_of_the_wrong_length_agrees_with_h2(length: int) -> None:
+    """RFC 9113 6.9: a WINDOW_UPDATE payload other than 4 bytes is a FRAME_SIZE_ERROR."""
+
+    def script(twin: Twin, feed: Any) -> None:
+        upload = twin.open(POST, end_stream=False)
+        feed(
+            frame(
+                WINDOW_UPDATE,
+                0,
+                upload,
+                (1000).to_bytes(4, "big").rjust(length, b"\0")[-length:] if length else b"",
+            )
+        )
+
+    assert_alike(script, reference="public")
+    assert_alike(script)
