@@ -75,6 +75,7 @@ class Twin(CoreAndServer):
     """
 
     def __init__(self, mode: str, **core_options: Any) -> None:
+        handshake = core_options.pop("_handshake", True)
         with pytest.MonkeyPatch.context() as patch:
             if mode == "public":
                 patch.setattr(h2_internals, "_enabled", False)
@@ -92,6 +93,11 @@ class Twin(CoreAndServer):
             # h2's walk for every count, h2's next id and its own slot check.
             self.core._open_count = AlwaysWalks(self.core._h2, self.core._count_open_streams)
             self.core._open_count.cached = False
+        if handshake:
+            self.handshake()
+
+    def handshake(self) -> None:
+        """Both prefaces exchanged and both SETTINGS acknowledged."""
         self.send_to_server()
         self.core.receive(self.server.data_to_send())
         self.send_to_server()  # the SETTINGS ACK
@@ -712,3 +718,23 @@ def test_a_window_update_of_the_wrong_length_agrees_with_h2(length: int) -> None
 
     assert_alike(script, reference="public")
     assert_alike(script)
+
+
+@pytest.mark.parametrize("stream_window", [65535, 1000, 6 * 1024 * 1024])
+def test_streams_opened_before_our_settings_are_acknowledged_agree_with_h2(stream_window: int) -> None:
+    """RFC 9113 6.9.2: a stream's receive window is the INITIAL_WINDOW_SIZE in force when it opens,
+    and moves with it when the server acknowledges our SETTINGS."""
+
+    def script(twin: Twin, feed: Any) -> None:
+        early = twin.open(GET)  # our SETTINGS are sent, not yet acknowledged
+        feed(twin.server.data_to_send())  # the server's SETTINGS and its ACK of ours
+        twin.send_to_server()
+        late = twin.open(GET)
+        for stream_id in (early, late):
+            feed(
+                headers(twin.block(stream_id, [(b":status", b"200")]), stream_id)
+                + data(stream_id, b"x" * 900)
+            )
+        feed(data(early, b"y" * 100, end=True) + data(late, b"z" * 100, end=True))
+
+    assert_alike(script, stream_window=stream_window, _handshake=False)
