@@ -27,6 +27,7 @@ import h2.connection
 import h2.settings
 import pytest
 
+import hyper.exceptions
 from hyper.exceptions import HyperError
 from hyper.http20 import core as core_module
 from hyper.http20 import h2_adapters, h2_internals, h2_internals_receive, h2_internals_steps
@@ -738,3 +739,29 @@ def test_streams_opened_before_our_settings_are_acknowledged_agree_with_h2(strea
         feed(data(early, b"y" * 100, end=True) + data(late, b"z" * 100, end=True))
 
     assert_alike(script, stream_window=stream_window, _handshake=False)
+
+
+def test_the_last_stream_ids_and_exhaustion_agree_with_h2() -> None:
+    """RFC 9113 5.1.1: 2**31-1 is the last client id; then the connection is out of ids."""
+    opened: dict[str, list[Any]] = {"fast": [], "h2path": []}
+
+    def script(twin: Twin, feed: Any) -> None:
+        seen = opened[twin.mode]
+        twin.open(GET)  # stream 1, answered below: a highest id exists
+        feed(headers(twin.block(1, [(b":status", b"200")]), 1, end=True))
+        # As if the ids up to here were used.
+        twin.core._h2.highest_outbound_stream_id = 2**31 - 7
+        for _ in range(4):
+            try:
+                stream_id = twin.open(GET)
+            except hyper.exceptions.ConnectionTerminated as exc:
+                seen.append(("refused", exc.retryable))
+                continue
+            seen.append(stream_id)
+            feed(
+                headers(twin.block(stream_id, [(b":status", b"200")]), stream_id)
+                + data(stream_id, b"x", end=True)
+            )
+
+    assert_alike(script)
+    assert opened["fast"] == opened["h2path"] == [2**31 - 5, 2**31 - 3, 2**31 - 1, ("refused", True)]
