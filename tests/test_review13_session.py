@@ -18,7 +18,6 @@ import sys
 import pytest
 
 import hyper
-from hyper.http20.h2_internals import fast_paths_enabled
 from tests.scripted import Peer
 from tests.scripted_sessions import scripted_connection
 
@@ -33,15 +32,6 @@ def _answer_once(peer: Peer) -> None:
 
 
 @pytest.mark.skipif(not _DIGIT_LIMIT, reason="this interpreter converts any number of digits")
-@pytest.mark.xfail(
-    fast_paths_enabled(),
-    strict=True,
-    reason=(
-        "h2_internals_receive.receive_plain_headers calls int() on an all-digit content-length "
-        "(assuming it always parses): past sys.get_int_max_str_digits() the ValueError escapes "
-        "to the caller of getresponse() instead of a hyper error for that response"
-    ),
-)
 def test_a_content_length_of_too_many_digits_is_a_hyper_error() -> None:
     """Both modes: a documented error (the fast mode fails the stream, the public mode the connection)."""
     with scripted_connection(_answer_once) as conn:

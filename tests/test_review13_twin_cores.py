@@ -33,12 +33,8 @@ from hyper.exceptions import HyperError
 from hyper.http20 import core as core_module
 from hyper.http20 import h2_adapters, h2_internals, h2_internals_receive, h2_internals_steps
 from hyper.http20.core import H2Core
-from hyper.http20.h2_internals_check import self_test
 from tests.core_pairs import AlwaysWalks, CoreAndServer
 from tests.fast_paths import force_fast_paths_on
-
-#: The fast twins run (the xfail marks below concern them only when they do).
-FENCE_WORKS = self_test() is None
 
 GET = [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"a.test"), (b":path", b"/")]
 HEAD = [(b":method", b"HEAD"), (b":scheme", b"https"), (b":authority", b"a.test"), (b":path", b"/")]
@@ -203,18 +199,6 @@ def assert_alike(script: Any, reference: str = "h2path", **core_options: Any) ->
 # -- bae3760: a stream WINDOW_UPDATE inside a header block ------------------------------------
 
 
-@pytest.mark.xfail(
-    FENCE_WORKS,
-    strict=True,
-    reason=(
-        "h2_adapters.FrameSplitter._frame checks self._block_open before handing a stream "
-        "WINDOW_UPDATE to receive_stream_window_update, but _block_open is kept only in the "
-        "public mode (h2_public_frames); with the fast paths on a header block is open when "
-        "self._slow.headers_pending. So a WINDOW_UPDATE between HEADERS (no END_HEADERS) and its "
-        "CONTINUATION credits the upload instead of the connection error RFC 9113 6.10 requires "
-        "(and h2's public path, HYPER_FAST_PATHS=0, raises)"
-    ),
-)
 def test_window_update_inside_a_header_block_is_a_connection_error_in_both_modes() -> None:
     def script(twin: Twin, feed: Any) -> None:
         upload = twin.open(POST, end_stream=False)  # OPEN: the step's case
@@ -230,16 +214,6 @@ def test_window_update_inside_a_header_block_is_a_connection_error_in_both_modes
     assert shots[-1]["fatal"] is not None
 
 
-@pytest.mark.xfail(
-    FENCE_WORKS,
-    strict=True,
-    reason=(
-        "same root cause (predates bae3760): FrameSplitter._frame's increment-0 branch also trusts "
-        "_block_open, never set in the fast mode; a WINDOW_UPDATE of 0 inside a header block is "
-        "then one stream's error (RST_STREAM) and the block goes on, where h2's public path "
-        "fails the connection (RFC 9113 6.10)"
-    ),
-)
 def test_zero_window_update_inside_a_header_block_fails_the_connection_in_both_modes() -> None:
     def script(twin: Twin, feed: Any) -> None:
         upload = twin.open(POST, end_stream=False)
@@ -410,17 +384,6 @@ _DIGIT_LIMIT = getattr(sys, "get_int_max_str_digits", lambda: 0)()
 
 
 @pytest.mark.skipif(not _DIGIT_LIMIT, reason="this interpreter converts any number of digits")
-@pytest.mark.xfail(
-    FENCE_WORKS,
-    strict=True,
-    reason=(
-        "h2_internals_receive.receive_plain_headers takes a content-length of ASCII digits as "
-        "'which int() always parses' and calls int() itself; past sys.get_int_max_str_digits() "
-        "int() raises ValueError, which escapes the core's receive (a bare stdlib error) where "
-        "h2's _initialize_content_length turns it into ProtocolError (a malformed response, "
-        "this stream's error: RFC 9113 8.1.1)"
-    ),
-)
 def test_a_content_length_longer_than_int_parses_agrees_with_h2() -> None:
     """ASCII digits int() refuses: a malformed response, as h2 says, never a ValueError."""
     value = b"9" * (_DIGIT_LIMIT + 1)
@@ -432,17 +395,6 @@ def test_a_content_length_longer_than_int_parses_agrees_with_h2() -> None:
 
 
 @pytest.mark.skipif(not _DIGIT_LIMIT, reason="this interpreter converts any number of digits")
-@pytest.mark.xfail(
-    FENCE_WORKS,
-    strict=True,
-    reason=(
-        "the ValueError from receive_plain_headers' int() leaves FrameSplitter.receive as a "
-        "non-ProtocolError, so the events of the read's other frames are dropped: here the "
-        "server's SETTINGS, read with the response, so the next read fails the connection with "
-        "'server's first frame was not SETTINGS: this is not an HTTP/2 server' (seen through "
-        "the public API too); h2's path fails only that stream"
-    ),
-)
 def test_the_frames_read_with_a_content_length_of_too_many_digits_are_kept() -> None:
     def script(twin: Twin, feed: Any) -> None:
         first = twin.open(GET)  # our preface and request; the server's preface not read yet

@@ -349,7 +349,12 @@ class FrameSplitter(PublicFrames):
         kind = view[offset + 3]
         flags = view[offset + 4]
         stream_id = int.from_bytes(view[offset + 5 : offset + 9], "big") & 0x7FFFFFFF
-        if kind == _WINDOW_UPDATE_FRAME and length == 4 and stream_id and not self._block_open:
+        # RFC 9113 6.10: inside a header block only its CONTINUATIONs may
+        # come; anything else goes to the parser that knows the block is open
+        # (h2's in fast mode, the public-mode tracking otherwise), which
+        # makes it the connection error the section demands.
+        block_open = self._slow.headers_pending if self._slow is not None else self._block_open
+        if kind == _WINDOW_UPDATE_FRAME and length == 4 and stream_id and not block_open:
             raw = int.from_bytes(view[offset + 9 : offset + 13], "big")
             increment = raw & 0x7FFFFFFF
             if not increment:

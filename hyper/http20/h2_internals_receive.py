@@ -249,11 +249,14 @@ def receive_plain_headers(
     if (
         plain
         and stream.request_method != b"HEAD"
-        and (declared is None or (type(declared) is bytes and declared.isdigit()))
+        and (declared is None or (type(declared) is bytes and len(declared) <= 18 and declared.isdigit()))
     ):
         # _initialize_content_length's outcome for a block without
-        # content-length, or with one value of ASCII digits only (which
-        # int() always parses): the value, or None (no length declared).
+        # content-length, or with one value of at most 18 ASCII digits
+        # (which int() always parses; longer strings may pass
+        # sys.get_int_max_str_digits and raise ValueError, which h2's own
+        # method turns into its ProtocolError): the value, or None (no
+        # length declared).
         stream._expected_content_length = None if declared is None else int(declared)
     else:
         # HEAD (h2 expects no body, RFC 9110 section 9.3.2), several
