@@ -200,7 +200,9 @@ def test_sequential_requests_by_every_entry_point_never_hold(
 
 
 @pytest.mark.parametrize("server", ["nginx_server", "nghttpd_server"])
-def test_eight_threads_bursting_each_get_their_own_responses(server: str, request: pytest.FixtureRequest) -> None:
+def test_eight_threads_bursting_each_get_their_own_responses(
+    server: str, request: pytest.FixtureRequest
+) -> None:
     # Over TLS, with the real flusher: three files with distinct bodies, in
     # a different order per thread and per burst.
     info: ServerInfo = request.getfixturevalue(server)
