@@ -83,22 +83,36 @@ class SessionCoalesce(SessionBatch):
         else:
             self._flush_locked()  # no thread to be had: sent now, as without coalescing
 
-    def send_held_for_flusher(self) -> None:
+    def send_held_for_flusher(self, blocking: bool = True) -> bool:
         """The flusher's turn: send what is held, keeping a failure for the next caller.
 
-        Never raises (a thread's exception would only be printed and lost).
+        ``blocking=False`` (the flusher's timing thread) only looks: True
+        when nothing is held (done), False when the lock is busy or there
+        is something to send, which may wait for the socket; the flusher
+        then calls again, blocking, from a thread of its own; a blocking
+        call answers True. Never raises (a thread's exception would only be
+        printed and lost).
         """
         # The state lock: _held and its ordered send (RFC 9113 section
-        # 5.1.1), the socket, and the error kept for the next caller.
-        with self._cond:
-            self._flusher_asked = None
+        # 5.1.1), the socket, the asked flag and the error kept for the next
+        # caller. Not waited for by the timing thread: whoever holds it is
+        # busy with this connection, and other connections must not wait.
+        if not self._cond.acquire(blocking):
+            return False
+        try:
             if not self._held:
-                return  # a wait, another thread or the batch's end sent them first
+                self._flusher_asked = None
+                return True  # a wait, another thread or the batch's end sent them first
+            if not blocking:
+                # Still asked (a request meanwhile adds to what the sender
+                # thread will send, instead of asking again).
+                return False
+            self._flusher_asked = None
             if self._socket_closed or self._closed_by_user:
                 # Closed: the held HEADERS can go nowhere (their streams
                 # already carry the connection's failure); dropped quietly.
                 self._flush_quietly_locked()
-                return
+                return True
             try:
                 self._flush_locked()
             except Exception as exc:  # noqa: BLE001 - kept for the next caller, raised there
@@ -108,6 +122,9 @@ class SessionCoalesce(SessionBatch):
                 # is kept too, without this thread's frames (no cycle through
                 # the traceback), and raised to the next caller.
                 self._flusher_error = exc.with_traceback(None)
+            return True
+        finally:
+            self._cond.release()
 
     def _raise_flusher_error_locked(self) -> None:
         """Raise, once, what the flusher's send raised (the caller's own flush would have). Lock held."""

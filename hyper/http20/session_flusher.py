@@ -21,12 +21,20 @@ within one more switch interval; one that blocks, at once.
 
 Lifecycle:
 
-* one thread per process, started on the first burst, a daemon (it never
-  delays the interpreter's exit, and holds nothing that must be finished:
-  a session left with held bytes at exit would be closed without them
-  anyway);
-* it keeps only weak references to the sessions it is asked to flush
-  (dropped as soon as each is served), so it never keeps a socket open;
+* one timing thread per process, started on the first burst, a daemon (it
+  never delays the interpreter's exit); what it still has queued at exit is
+  sent then, by an :mod:`atexit` hook (a script that makes a burst of
+  requests and ends without ``close()`` sends them all, as it would
+  without coalescing);
+* it keeps a session it was asked to flush alive until it has served it
+  (about one switch interval), then drops it: a connection the application
+  drops right after a burst still sends its requests, and no socket is
+  kept open for longer than that;
+* one connection never holds back another's flush: the timing thread only
+  looks (taking the session's state lock without waiting for it) and, when
+  there is something to send or the lock is busy, hands that session's
+  send to a short-lived sender thread, since a send may wait for a full
+  socket (up to the connection's write timeout);
 * it ends after :data:`IDLE_SECONDS` with nothing to do, and a later burst
   starts another: no thread outlives the connections that use it for long;
 * in a child made by :func:`os.fork` the flusher starts afresh (the parent's
@@ -40,11 +48,11 @@ wait on each other.
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import threading
 import time
-import weakref
 from collections import deque
 from typing import Protocol
 
@@ -55,8 +63,14 @@ IDLE_SECONDS = 1.0
 class Flushable(Protocol):
     """What the flusher asks of a session (:class:`~hyper.http20.session_coalesce.SessionCoalesce`)."""
 
-    def send_held_for_flusher(self) -> None:
-        """Send whatever the session still holds (takes its own lock; never raises)."""
+    def send_held_for_flusher(self, blocking: bool = True) -> bool:
+        """Send whatever the session still holds (takes its own lock; never raises).
+
+        ``blocking=False``: only look, without waiting for the lock or the
+        socket: True when nothing was held (done), False when a send is
+        needed or the lock is busy (the caller then calls again with
+        ``blocking=True`` from a thread that may wait).
+        """
 
 
 class Flusher:
@@ -73,8 +87,10 @@ class Flusher:
         self._work = threading.Condition(self._lock)
         # Sessions waiting for their held bytes to be sent, with the
         # time.monotonic() at which each asked: oldest first, and so in
-        # order of time to send too (every one waits the same delay).
-        self._due: deque[tuple[float, weakref.ref[Flushable]]] = deque()
+        # order of time to send too (every one waits the same delay). Strong
+        # references: a session dropped by the application right after its
+        # burst must still send it (it is freed once served).
+        self._due: deque[tuple[float, Flushable]] = deque()
         #: Seconds from a session's asking to the send; ``None``: the GIL's
         #: switch interval, read each time (tests set a long one, to look
         #: at held bytes, then 0 and :meth:`wake`, to let them go).
@@ -98,7 +114,7 @@ class Flusher:
         # The flusher's lock: the queue and the thread handle change together.
         with self._lock:
             idle = not self._due
-            self._due.append((asked, weakref.ref(session)))
+            self._due.append((asked, session))
             self.scheduled += 1
             if self._thread is not None:
                 if idle:
@@ -130,7 +146,7 @@ class Flusher:
         with self._lock:  # the handle changes under it
             return self._thread
 
-    def _next_due(self) -> weakref.ref[Flushable] | None:
+    def _next_due(self) -> Flushable | None:
         """Wait for the oldest entry's time and take it; ``None``: idle for IDLE_SECONDS, the thread ends."""
         # The flusher's lock: the queue and, on leaving, the thread handle
         # (a schedule() after this sees no thread and starts one).
@@ -143,28 +159,52 @@ class Flusher:
                             self._thread = None
                         return None
                     continue
-                asked, ref = self._due[0]
+                asked, session = self._due[0]
                 delay = self.delay
                 left = asked + (sys.getswitchinterval() if delay is None else delay) - time.monotonic()
                 if left <= 0:
                     self._due.popleft()
                     self.served += 1
-                    return ref
+                    return session
                 self._work.wait(left)
+
+    def send_all_now(self) -> None:
+        """Serve every queued session at once, in this thread (the interpreter is exiting)."""
+        # The flusher's lock: the queue is taken whole, then served outside
+        # it (each session takes its own state lock).
+        with self._lock:
+            due = [session for _, session in self._due]
+            self._due.clear()
+        for session in due:
+            session.send_held_for_flusher()
 
     def _run(self) -> None:
         """The thread's loop: serve due sessions in order, each once its time is up."""
         while True:
-            ref = self._next_due()
-            if ref is None:
+            session = self._next_due()
+            if session is None:
                 return
-            # Outside the flusher's lock: the session takes its own state lock.
-            session = ref()
-            if session is not None:
-                session.send_held_for_flusher()
+            # Outside the flusher's lock: the session takes its own state
+            # lock, without waiting for it. Usually the caller's own next
+            # wait sent the burst already and this is all.
+            if not session.send_held_for_flusher(blocking=False):
+                # Bytes to send, or the lock busy: the send may wait (a full
+                # socket, a long upload holding the lock), so it gets its
+                # own thread and this one goes on serving other sessions.
+                _send_in_own_thread(session)
             # No reference kept while waiting: a session the application
             # dropped can be collected (and its socket closed) meanwhile.
             session = None
+
+
+def _send_in_own_thread(session: Flushable) -> None:
+    """Have ``session`` send what it holds from a new daemon thread (this one if none can start)."""
+    sender = threading.Thread(target=session.send_held_for_flusher, name="hyper-h2-flusher", daemon=True)
+    try:
+        sender.start()
+    except RuntimeError:
+        # No thread now (shutdown, or a limit on threads): sent from here.
+        session.send_held_for_flusher()
 
 
 _flusher = Flusher()
@@ -181,6 +221,15 @@ def _after_fork_in_child() -> None:
     global _flusher
     _flusher = Flusher()
 
+
+def _send_all_at_exit() -> None:
+    # The daemon threads stop with the interpreter: what a burst still holds
+    # leaves now (the current flusher only: a forked child never sends its
+    # parent's queue).
+    _flusher.send_all_now()
+
+
+atexit.register(_send_all_at_exit)
 
 if hasattr(os, "register_at_fork"):  # not on Windows
     os.register_at_fork(after_in_child=_after_fork_in_child)
