@@ -1,0 +1,253 @@
+"""review15: what happens while an in-place file read runs outside the state lock, and where the file is left.
+
+:mod:`hyper.http20.session_file_upload` sizes a read under the state lock,
+reads with ``os.preadv`` without it, and frames what it read under the lock
+again. Meanwhile another thread may read the socket (and with it a SETTINGS
+that lowers INITIAL_WINDOW_SIZE, RFC 9113 section 6.9.2, leaving the
+stream's window below zero) or close the connection. Each case is made
+certain, not likely: the test's hook runs inside the upload's read (the
+session's own ``read_into``), and there makes another thread do the deed
+and waits until it is done.
+
+Also: how the file position is left when the server stops the upload early
+(a complete 413 then RST_STREAM NO_ERROR, RFC 9113 section 8.1), resets
+it, or holds its credit back until the write timeout: just after the last
+byte read, which with in-place reads is the last byte the server got.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import h2.events
+import h2.settings
+import pytest
+
+from hyper import HTTP20Connection
+from hyper.exceptions import ConnectionClosed, HyperError, StreamResetError, WriteTimeout
+from hyper.http20 import session_file_upload
+from tests.fast_paths import force_fast_paths_on
+from tests.scripted import Peer, ScriptedServer
+
+S = h2.settings.SettingCodes
+FIRST_WINDOW = 65_535
+RUN = 256 * 1024
+STREAM_EVENTS = (h2.events.DataReceived, h2.events.StreamEnded, h2.events.StreamReset)
+
+
+def pattern(size: int, seed: int) -> bytes:
+    return bytes((i * (3 + 2 * seed) + i // 251 + seed) % 256 for i in range(size))
+
+
+def hook_reads(patch: pytest.MonkeyPatch, on_read: Callable[[int], None]) -> list[tuple[int, int]]:
+    """Run ``on_read(n)`` inside the upload's n-th in-place read (1-based), after the bytes are read."""
+    calls: list[tuple[int, int]] = []
+    real = session_file_upload.read_into
+
+    def hooked(fd: int, slots: Any, position: int) -> int:
+        count = real(fd, slots, position)
+        calls.append((sum(memoryview(slot).nbytes for slot in slots), count))
+        on_read(len(calls))
+        return count
+
+    patch.setattr(session_file_upload, "read_into", hooked)
+    return calls
+
+
+def in_another_thread(work: Callable[[], None]) -> None:
+    """Run ``work`` in a thread of its own and wait for it (it must not need this thread)."""
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            failures.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive()
+    if failures:
+        raise failures[0]
+
+
+# -- a SETTINGS that lowers the stream's window arrives while the read runs ---------------------
+
+
+def test_a_window_lowered_below_zero_during_the_read_sends_the_run_byte_exact_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RFC 9113 section 6.9.2: the window may go below zero; nothing may be sent until credit lifts it.
+
+    The server's h2 checks every DATA frame against its own view of the
+    window and fails the connection on a byte too many.
+    """
+    force_fast_paths_on(monkeypatch)
+    data = pattern(600_000, 1)
+    path = tmp_path / "body.bin"
+    path.write_bytes(data)
+    lower_now = threading.Event()
+    got = bytearray()
+
+    def script(peer: Peer) -> None:
+        first = peer.wait_request().stream_id
+        upload = peer.wait_request().stream_id
+        peer.h2.increment_flow_control_window(4 << 20)  # the connection's window: the stream's rules
+        peer.flush()
+        assert lower_now.wait(30)
+        # Lowered from 1 MiB to 1,000 bytes: the upload's stream window
+        # (1 MiB less the first run) goes below zero.
+        peer.h2.update_settings({S.INITIAL_WINDOW_SIZE: 1000})
+        peer.respond(first, body=b"first")  # what the other thread reads, after the SETTINGS
+        peer.wait_for(lambda e: isinstance(e, h2.events.SettingsAcknowledged), timeout=10)
+        peer.h2.increment_flow_control_window(1 << 20, stream_id=upload)
+        peer.flush()
+        while True:
+            event = peer.wait_for(
+                lambda e: isinstance(e, STREAM_EVENTS) and e.stream_id == upload,
+                timeout=10,
+            )
+            if isinstance(event, h2.events.DataReceived):
+                got.extend(event.data)
+                continue
+            assert isinstance(event, h2.events.StreamEnded), event
+            break
+        peer.respond(upload, body=hashlib.sha256(got).hexdigest().encode())
+        peer.drain_until_closed()
+
+    with ScriptedServer(script, settings={S.INITIAL_WINDOW_SIZE: 1 << 20}) as server:
+        with HTTP20Connection("127.0.0.1", server.port, secure=False, timeout=30) as conn:
+            first = conn.request("GET", "/")
+
+            def on_read(n: int) -> None:
+                if n == 2:  # the first run after the connection's credit: a full one
+                    lower_now.set()
+                    in_another_thread(lambda: conn.getresponse(first).read() and None)
+
+            calls = hook_reads(monkeypatch, on_read)
+            with path.open("rb") as body:
+                upload = conn.request("POST", "/", body=body)
+                assert body.tell() == len(data)
+            assert conn.getresponse(upload).read() == hashlib.sha256(data).hexdigest().encode()
+    assert calls[0] == (FIRST_WINDOW, FIRST_WINDOW) and calls[1] == (RUN, RUN)
+    assert bytes(got) == data
+
+
+# -- the connection closed by another thread while the read runs ---------------------------------
+
+
+def test_a_connection_closed_during_the_read_fails_the_upload_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    force_fast_paths_on(monkeypatch)
+    data = pattern(RUN * 3, 2)
+    path = tmp_path / "body.bin"
+    path.write_bytes(data)
+    got = bytearray()
+
+    def script(peer: Peer) -> None:
+        peer.wait_request()
+        peer.h2.increment_flow_control_window(4 << 20)
+        peer.flush()
+        while not peer.closed:
+            for event in peer.read_events(10):
+                if isinstance(event, h2.events.DataReceived):
+                    got.extend(event.data)
+
+    with ScriptedServer(script, settings={S.INITIAL_WINDOW_SIZE: 4 << 20}) as server:
+        with HTTP20Connection("127.0.0.1", server.port, secure=False, timeout=10) as conn:
+
+            def on_read(n: int) -> None:
+                if n == 2:
+                    in_another_thread(conn.close)
+
+            calls = hook_reads(monkeypatch, on_read)
+            with path.open("rb") as body:
+                with pytest.raises(HyperError) as caught:
+                    conn.request("POST", "/", body=body)
+                # Every byte read was either sent or dropped with the closed
+                # connection; the position is after the last byte read.
+                read = sum(count for _, count in calls)
+                assert body.tell() == read
+    assert isinstance(caught.value, ConnectionClosed)
+    assert len(calls) == 2
+    assert bytes(got) == data[: len(got)] and len(got) <= read
+
+
+# -- where the file is left when the server stops the upload --------------------------------------
+
+
+def stopping_script(how: str, got: bytearray) -> Callable[[Peer], None]:
+    """Take the first window (65,535 bytes), give no credit, then stop the upload ``how``."""
+
+    def script(peer: Peer) -> None:
+        sid = peer.wait_request().stream_id
+        while len(got) < FIRST_WINDOW:
+            event = peer.wait_for(lambda e: isinstance(e, h2.events.DataReceived), timeout=10)
+            got.extend(event.data)
+        if how == "413":
+            # A complete answer, then "send no more" (RFC 9113 section 8.1).
+            peer.respond(sid, status=413, body=b"too large")
+            peer.h2.reset_stream(sid, 0)  # NO_ERROR
+            peer.flush()
+        elif how == "reset":
+            peer.h2.reset_stream(sid, 0x8)  # CANCEL
+            peer.flush()
+        # "timeout": no credit, ever; the client's write timeout ends it.
+        peer.drain_until_closed(30)
+
+    return script
+
+
+@pytest.mark.parametrize("how", ["413", "reset", "timeout"])
+def test_the_file_position_after_a_stopped_upload_is_after_the_bytes_sent(
+    how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    force_fast_paths_on(monkeypatch)
+    data = pattern(RUN * 2 + 5, 3)
+    path = tmp_path / "body.bin"
+    path.write_bytes(data)
+    got = bytearray()
+    calls = hook_reads(monkeypatch, lambda n: None)
+    timeout = 1.0 if how == "timeout" else 30.0
+    with ScriptedServer(stopping_script(how, got), settings={S.INITIAL_WINDOW_SIZE: 4 << 20}) as server:
+        with HTTP20Connection("127.0.0.1", server.port, secure=False, timeout=timeout) as conn:
+            with path.open("rb") as body:
+                if how == "413":
+                    stream_id = conn.request("POST", "/", body=body)  # stopped quietly
+                    response = conn.getresponse(stream_id)
+                    assert response.status == 413 and response.read() == b"too large"
+                else:
+                    expected = StreamResetError if how == "reset" else WriteTimeout
+                    with pytest.raises(expected):
+                        conn.request("POST", "/", body=body)
+                # Only what the window allowed was read, and all of it sent:
+                # the file is left just after it.
+                assert calls == [(FIRST_WINDOW, FIRST_WINDOW)]
+                assert body.tell() == FIRST_WINDOW
+    assert bytes(got) == data[:FIRST_WINDOW]
+
+
+def test_a_file_seeked_by_the_caller_is_read_from_there_with_os_level_offset_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nghttpd_h2c_server: Any
+) -> None:
+    """The caller's seek() is honoured, and nothing but the file object's position moves."""
+    force_fast_paths_on(monkeypatch)
+    data = pattern(RUN + 12_345, 4)
+    path = tmp_path / "body.bin"
+    path.write_bytes(data)
+    calls = hook_reads(monkeypatch, lambda n: None)
+    info = nghttpd_h2c_server
+    with open(path, "rb", buffering=0) as body:
+        body.seek(1001)
+        with HTTP20Connection(info.host, info.port, secure=False, timeout=30) as conn:
+            response = conn.getresponse(conn.request("POST", "/", body=body))
+            assert response.read() == data[1001:]
+        assert body.tell() == len(data) == os.lseek(body.fileno(), 0, os.SEEK_CUR)
+    assert calls
