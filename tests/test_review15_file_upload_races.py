@@ -47,7 +47,7 @@ def pattern(size: int, seed: int) -> bytes:
 def hook_reads(patch: pytest.MonkeyPatch, on_read: Callable[[int], None]) -> list[tuple[int, int]]:
     """Run ``on_read(n)`` inside the upload's n-th in-place read (1-based), after the bytes are read."""
     calls: list[tuple[int, int]] = []
-    real = session_file_upload.read_into
+    real: Callable[..., int] = getattr(session_file_upload, "read_into")  # noqa: B009 - not re-exported
 
     def hooked(fd: int, slots: Any, position: int) -> int:
         count = real(fd, slots, position)
@@ -75,6 +75,10 @@ def in_another_thread(work: Callable[[], None]) -> None:
     assert not thread.is_alive()
     if failures:
         raise failures[0]
+
+
+def read_first(conn: HTTP20Connection, stream_id: int) -> None:
+    assert conn.getresponse(stream_id).read() == b"first"
 
 
 # -- a SETTINGS that lowers the stream's window arrives while the read runs ---------------------
@@ -128,7 +132,7 @@ def test_a_window_lowered_below_zero_during_the_read_sends_the_run_byte_exact_la
             def on_read(n: int) -> None:
                 if n == 2:  # the first run after the connection's credit: a full one
                     lower_now.set()
-                    in_another_thread(lambda: conn.getresponse(first).read() and None)
+                    in_another_thread(lambda: read_first(conn, first))
 
             calls = hook_reads(monkeypatch, on_read)
             with path.open("rb") as body:
