@@ -227,3 +227,22 @@ def test_a_file_sent_without_a_declared_length_is_read_to_its_end(
         conn.send(b"tail", final=True)
         assert body.tell() == len(data)
         assert conn.getresponse(stream_id).read() == data[5:] + b"tail"
+
+
+# -- a regular file whose size says nothing: /proc ------------------------------------------------
+
+PROC_FILE = Path("/proc/version")
+
+
+@pytest.mark.skipif(not PROC_FILE.exists(), reason="no /proc here")
+@pytest.mark.xfail(
+    strict=True,
+    reason="a regular file whose st_size is 0 but which has bytes (procfs, sysfs) is declared "
+    "content-length: 0 and silently sent empty (hyper.common.body._file_length trusts st_size)",
+)
+def test_a_proc_file_is_uploaded_whole_not_silently_empty(nghttpd_h2c_server: ServerInfo) -> None:
+    expected = PROC_FILE.read_bytes()
+    assert expected and PROC_FILE.stat().st_size == 0  # the case: bytes, yet a size of 0
+    with connect(nghttpd_h2c_server) as conn, PROC_FILE.open("rb") as body:
+        response = conn.getresponse(conn.request("POST", "/", body=body))
+        assert response.read() == expected
