@@ -159,10 +159,14 @@ def test_a_connection_closed_during_the_read_fails_the_upload_cleanly(
         peer.wait_request()
         peer.h2.increment_flow_control_window(4 << 20)
         peer.flush()
-        while not peer.closed:
-            for event in peer.read_events(10):
-                if isinstance(event, h2.events.DataReceived):
-                    got.extend(event.data)
+        # DATA that came in the same read as the HEADERS waits in
+        # peer.events; then every later read's events, in order.
+        pending, peer.events = peer.events, []
+        while True:
+            got.extend(b"".join(e.data for e in pending if isinstance(e, h2.events.DataReceived)))
+            if peer.closed:
+                break
+            pending = peer.read_events(10)
 
     with ScriptedServer(script, settings={S.INITIAL_WINDOW_SIZE: 4 << 20}) as server:
         with HTTP20Connection("127.0.0.1", server.port, secure=False, timeout=10) as conn:
@@ -219,7 +223,8 @@ def test_the_file_position_after_a_stopped_upload_is_after_the_bytes_sent(
     path.write_bytes(data)
     got = bytearray()
     calls = hook_reads(monkeypatch, lambda n: None)
-    timeout = 1.0 if how == "timeout" else 30.0
+    # The write timeout is the read timeout: short for the case that waits it out.
+    timeout = (30.0, 2.0) if how == "timeout" else 30.0
     with ScriptedServer(stopping_script(how, got), settings={S.INITIAL_WINDOW_SIZE: 4 << 20}) as server:
         with HTTP20Connection("127.0.0.1", server.port, secure=False, timeout=timeout) as conn:
             with path.open("rb") as body:
