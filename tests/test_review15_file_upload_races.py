@@ -84,13 +84,18 @@ def read_first(conn: HTTP20Connection, stream_id: int) -> None:
 # -- a SETTINGS that lowers the stream's window arrives while the read runs ---------------------
 
 
-def test_a_window_lowered_below_zero_during_the_read_sends_the_run_byte_exact_later(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("change", ["window", "frame-size"])
+def test_a_settings_change_read_during_the_read_sends_the_run_byte_exact(
+    change: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """RFC 9113 section 6.9.2: the window may go below zero; nothing may be sent until credit lifts it.
+    """A SETTINGS read by another thread while the run is read in place.
 
-    The server's h2 checks every DATA frame against its own view of the
-    window and fails the connection on a byte too many.
+    ``window``: INITIAL_WINDOW_SIZE lowered, the stream's window goes below
+    zero (RFC 9113 section 6.9.2): nothing may be sent until credit lifts
+    it. ``frame-size``: MAX_FRAME_SIZE lowered below the frames the run was
+    laid out in (section 4.2). The server's h2 checks every DATA frame
+    against its own view of the window and of the frame size limit, and
+    fails the connection on a byte too many.
     """
     force_fast_paths_on(monkeypatch)
     data = pattern(600_000, 1)
@@ -100,18 +105,25 @@ def test_a_window_lowered_below_zero_during_the_read_sends_the_run_byte_exact_la
     got = bytearray()
 
     def script(peer: Peer) -> None:
+        # The scripted peer's settings are its own from the start; h2
+        # reads frames up to the size limit it was made with unless told.
+        peer.h2.max_inbound_frame_size = peer.h2.local_settings.max_frame_size
         first = peer.wait_request().stream_id
         upload = peer.wait_request().stream_id
         peer.h2.increment_flow_control_window(4 << 20)  # the connection's window: the stream's rules
         peer.flush()
         assert lower_now.wait(30)
-        # Lowered from 1 MiB to 1,000 bytes: the upload's stream window
-        # (1 MiB less the first run) goes below zero.
-        peer.h2.update_settings({S.INITIAL_WINDOW_SIZE: 1000})
+        if change == "window":
+            # Lowered from 1 MiB to 1,000 bytes: the upload's stream window
+            # (1 MiB less the first run) goes below zero.
+            peer.h2.update_settings({S.INITIAL_WINDOW_SIZE: 1000})
+        else:
+            peer.h2.update_settings({S.MAX_FRAME_SIZE: 16384})  # the run was laid out in 40,000s
         peer.respond(first, body=b"first")  # what the other thread reads, after the SETTINGS
         peer.wait_for(lambda e: isinstance(e, h2.events.SettingsAcknowledged), timeout=10)
-        peer.h2.increment_flow_control_window(1 << 20, stream_id=upload)
-        peer.flush()
+        if change == "window":
+            peer.h2.increment_flow_control_window(1 << 20, stream_id=upload)
+            peer.flush()
         while True:
             event = peer.wait_for(
                 lambda e: isinstance(e, STREAM_EVENTS) and e.stream_id == upload,
@@ -125,7 +137,8 @@ def test_a_window_lowered_below_zero_during_the_read_sends_the_run_byte_exact_la
         peer.respond(upload, body=hashlib.sha256(got).hexdigest().encode())
         peer.drain_until_closed()
 
-    with ScriptedServer(script, settings={S.INITIAL_WINDOW_SIZE: 1 << 20}) as server:
+    settings: dict[int, int] = {S.INITIAL_WINDOW_SIZE: 1 << 20, S.MAX_FRAME_SIZE: 40_000}
+    with ScriptedServer(script, settings=settings) as server:
         with HTTP20Connection("127.0.0.1", server.port, secure=False, timeout=30) as conn:
             first = conn.request("GET", "/")
 
@@ -141,6 +154,54 @@ def test_a_window_lowered_below_zero_during_the_read_sends_the_run_byte_exact_la
             assert conn.getresponse(upload).read() == hashlib.sha256(data).hexdigest().encode()
     assert calls[0] == (FIRST_WINDOW, FIRST_WINDOW) and calls[1] == (RUN, RUN)
     assert bytes(got) == data
+
+
+# -- a GOAWAY that excludes the upload's stream arrives while the read runs -------------------------
+
+
+def test_a_goaway_read_during_the_read_sends_none_of_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RFC 9113 section 6.8: a stream above the GOAWAY's last stream id was not processed; no more DATA."""
+    force_fast_paths_on(monkeypatch)
+    data = pattern(600_000, 5)
+    path = tmp_path / "body.bin"
+    path.write_bytes(data)
+    go_away_now = threading.Event()
+    got = bytearray()
+
+    def script(peer: Peer) -> None:
+        first = peer.wait_request().stream_id
+        peer.wait_request()
+        peer.h2.increment_flow_control_window(4 << 20)
+        peer.flush()
+        assert go_away_now.wait(30)
+        peer.send_goaway(last_stream_id=first)  # the upload's stream (above it) was never processed
+        peer.respond(first, body=b"first")
+        pending, peer.events = peer.events, []
+        while True:
+            got.extend(b"".join(e.data for e in pending if isinstance(e, h2.events.DataReceived)))
+            if peer.closed:
+                break
+            pending = peer.read_events(10)
+
+    with ScriptedServer(script, settings={S.INITIAL_WINDOW_SIZE: 1 << 20}) as server:
+        with HTTP20Connection("127.0.0.1", server.port, secure=False, timeout=30) as conn:
+            first = conn.request("GET", "/")
+
+            def on_read(n: int) -> None:
+                if n == 2:
+                    go_away_now.set()
+                    in_another_thread(lambda: read_first(conn, first))
+
+            calls = hook_reads(monkeypatch, on_read)
+            with path.open("rb") as body:
+                with pytest.raises(HyperError) as caught:
+                    conn.request("POST", "/", body=body)
+                assert body.tell() == FIRST_WINDOW + RUN  # after the last byte read
+            assert getattr(caught.value, "retryable", False)  # never processed: safe to send again
+    assert calls == [(FIRST_WINDOW, FIRST_WINDOW), (RUN, RUN)]
+    assert bytes(got) == data[:FIRST_WINDOW]  # the first run, and nothing of the second
 
 
 # -- the connection closed by another thread while the read runs ---------------------------------
