@@ -107,7 +107,9 @@ def test_a_settings_change_read_during_the_read_sends_the_run_byte_exact(
     def script(peer: Peer) -> None:
         # The scripted peer's settings are its own from the start; h2
         # reads frames up to the size limit it was made with unless told.
+        # A first exchange makes sure no DATA came in the handshake's read.
         peer.h2.max_inbound_frame_size = peer.h2.local_settings.max_frame_size
+        peer.respond(peer.wait_request().stream_id, body=b"ready")
         first = peer.wait_request().stream_id
         upload = peer.wait_request().stream_id
         peer.h2.increment_flow_control_window(4 << 20)  # the connection's window: the stream's rules
@@ -140,6 +142,7 @@ def test_a_settings_change_read_during_the_read_sends_the_run_byte_exact(
     settings: dict[int, int] = {S.INITIAL_WINDOW_SIZE: 1 << 20, S.MAX_FRAME_SIZE: 40_000}
     with ScriptedServer(script, settings=settings) as server:
         with HTTP20Connection("127.0.0.1", server.port, secure=False, timeout=30) as conn:
+            assert conn.getresponse(conn.request("GET", "/")).read() == b"ready"
             first = conn.request("GET", "/")
 
             def on_read(n: int) -> None:
