@@ -31,6 +31,7 @@ import pytest
 from hyper import HTTP20Connection
 from hyper.exceptions import ConnectionClosed, HyperError, StreamResetError, WriteTimeout
 from hyper.http20 import session_file_upload
+from hyper.http20.core import H2Core
 from tests.fast_paths import force_fast_paths_on
 from tests.scripted import Peer, ScriptedServer
 
@@ -324,3 +325,88 @@ def test_a_file_seeked_by_the_caller_is_read_from_there_with_os_level_offset_unt
             assert response.read() == data[1001:]
         assert body.tell() == len(data) == os.lseek(body.fileno(), 0, os.SEEK_CUR)
     assert calls
+
+
+# -- two uploads whose reads were both sized by the one connection window ---------------------------
+
+
+def echo_digests(peer: Peer, uploads: int) -> None:
+    """Take ``uploads`` request bodies at once, giving credit back as they arrive; answer with digests."""
+    bodies: dict[int, bytearray] = {}
+    answered = 0
+    pending, peer.events = peer.events, []
+    while answered < uploads:
+        for event in pending:
+            if isinstance(event, h2.events.RequestReceived):
+                bodies[event.stream_id] = bytearray()
+            elif isinstance(event, h2.events.DataReceived):
+                bodies[event.stream_id].extend(event.data)
+                peer.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif isinstance(event, h2.events.StreamEnded):
+                peer.respond(
+                    event.stream_id, body=hashlib.sha256(bodies[event.stream_id]).hexdigest().encode()
+                )
+                answered += 1
+            elif isinstance(event, h2.events.StreamReset):
+                raise AssertionError(f"stream {event.stream_id} reset")
+        peer.flush()
+        assert not peer.closed
+        pending = peer.read_events(10)
+    peer.drain_until_closed()
+
+
+def test_two_uploads_that_read_by_the_same_connection_window_both_arrive_byte_exact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both first runs are read while the connection window (65,535) is whole: only one fits when sent.
+
+    The other's bytes wait for credit and go the ordinary way; no byte is
+    lost, repeated or sent beyond the windows (the server's h2 checks).
+    """
+    force_fast_paths_on(monkeypatch)
+    datas = [pattern(400_000, 6), pattern(300_001, 7)]
+    paths = []
+    for index, data in enumerate(datas):
+        paths.append(tmp_path / f"body{index}.bin")
+        paths[-1].write_bytes(data)
+    framed: list[tuple[int, int | None]] = []  # (bytes read, bytes the core framed in place)
+    real_framed_run = H2Core.send_framed_run
+
+    def framed_run(self: H2Core, stream_id: int, buffer: bytearray, count: int, step: int) -> int | None:
+        queued = real_framed_run(self, stream_id, buffer, count, step)
+        framed.append((count, queued))
+        return queued
+
+    monkeypatch.setattr(H2Core, "send_framed_run", framed_run)
+    second_read = threading.Event()
+    results: dict[int, bytes] = {}
+    failures: list[BaseException] = []
+    with ScriptedServer(lambda peer: echo_digests(peer, 2)) as server:
+        with HTTP20Connection("127.0.0.1", server.port, secure=False, timeout=30) as conn:
+            main = threading.current_thread()
+
+            def upload(index: int) -> None:
+                try:
+                    with paths[index].open("rb") as body:
+                        results[index] = conn.getresponse(conn.request("POST", "/", body=body)).read()
+                        assert body.tell() == len(datas[index])
+                except BaseException as exc:  # noqa: BLE001 - re-raised below
+                    failures.append(exc)
+
+            other = threading.Thread(target=upload, args=(1,))
+
+            def on_read(n: int) -> None:
+                if threading.current_thread() is not main:
+                    second_read.set()  # the second upload read its first run
+                elif n == 1:
+                    other.start()  # while this first read's bytes are not sent yet
+                    assert second_read.wait(30)
+
+            calls = hook_reads(monkeypatch, on_read)
+            upload(0)
+            other.join(60)
+            assert not other.is_alive()
+    assert not failures, failures
+    assert calls[0] == calls[1] == (FIRST_WINDOW, FIRST_WINDOW)  # both sized by the whole window
+    assert framed[:2] == [(FIRST_WINDOW, FIRST_WINDOW), (FIRST_WINDOW, 0)]  # the second: the ordinary way
+    assert results == {index: hashlib.sha256(data).hexdigest().encode() for index, data in enumerate(datas)}
