@@ -410,3 +410,49 @@ def test_two_uploads_that_read_by_the_same_connection_window_both_arrive_byte_ex
     assert calls[0] == calls[1] == (FIRST_WINDOW, FIRST_WINDOW)  # both sized by the whole window
     assert framed[:2] == [(FIRST_WINDOW, FIRST_WINDOW), (FIRST_WINDOW, 0)]  # the second: the ordinary way
     assert results == {index: hashlib.sha256(data).hexdigest().encode() for index, data in enumerate(datas)}
+
+
+# -- a complete response before the body, without RST_STREAM: the upload goes on --------------------
+
+
+def test_a_complete_early_response_without_reset_lets_the_upload_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RFC 9113 section 8.1: only RST_STREAM NO_ERROR asks the client to stop; otherwise it sends it all.
+
+    The stream is half-closed (remote) on the client while it uploads the
+    rest (section 5.1): the in-place runs must still frame and count right.
+    """
+    force_fast_paths_on(monkeypatch)
+    data = pattern(700_001, 8)
+    path = tmp_path / "body.bin"
+    path.write_bytes(data)
+    got = bytearray()
+    events: list[str] = []
+
+    def script(peer: Peer) -> None:
+        sid = peer.wait_request().stream_id
+        while len(got) < FIRST_WINDOW:
+            event = peer.wait_for(lambda e: isinstance(e, h2.events.DataReceived), timeout=10)
+            got.extend(event.data)
+        peer.respond(sid, status=200, body=b"answered early")  # END_STREAM: half-closed (local) here
+        peer.h2.increment_flow_control_window(4 << 20)
+        peer.flush()
+        while True:
+            event = peer.wait_for(lambda e: isinstance(e, STREAM_EVENTS) and e.stream_id == sid, timeout=10)
+            events.append(type(event).__name__)
+            if not isinstance(event, h2.events.DataReceived):
+                break
+            got.extend(event.data)
+        peer.drain_until_closed()
+
+    calls = hook_reads(monkeypatch, lambda n: None)
+    with ScriptedServer(script, settings={S.INITIAL_WINDOW_SIZE: 4 << 20}) as server:
+        with HTTP20Connection("127.0.0.1", server.port, secure=False, timeout=30) as conn:
+            with path.open("rb") as body:
+                stream_id = conn.request("POST", "/", body=body)
+                assert body.tell() == len(data)
+            assert conn.getresponse(stream_id).read() == b"answered early"
+    assert len(calls) >= 2  # read in place, also after the response
+    assert events[-1] == "StreamEnded" and "StreamReset" not in events
+    assert bytes(got) == data
