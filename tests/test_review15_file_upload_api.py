@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,7 @@ import requests
 import hyper.tls
 from hyper import HTTP20Connection
 from hyper.contrib import HTTP20Adapter
+from hyper.http20 import session_file_upload
 from tests.fast_paths import force_fast_paths_on
 from tests.scripted import Peer, ScriptedServer
 from tests.servers import ServerInfo
@@ -246,3 +248,32 @@ def test_a_proc_file_is_uploaded_whole_not_silently_empty(nghttpd_h2c_server: Se
     with connect(nghttpd_h2c_server) as conn, PROC_FILE.open("rb") as body:
         response = conn.getresponse(conn.request("POST", "/", body=body))
         assert response.read() == expected
+
+
+@pytest.mark.parametrize("mode", ["a+b", "r+b"])
+def test_a_raw_file_open_for_appending_or_updating_is_sent_from_its_position(
+    mode: str,
+    nghttpd_h2c_server: ServerInfo,
+    files: list[tuple[Path, bytes]],
+    fast: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An unbuffered FileIO open for writing too (O_APPEND for ``a+b``): read in place from its position."""
+    path, data = files[1]
+    reads: list[int] = []
+    real: Any = getattr(session_file_upload, "read_into")  # noqa: B009 - not re-exported
+
+    def counted(fd: int, slots: Any, position: int) -> int:
+        count: int = real(fd, slots, position)
+        reads.append(count)
+        return count
+
+    monkeypatch.setattr(session_file_upload, "read_into", counted)
+    with open(path, mode, buffering=0) as body, connect(nghttpd_h2c_server) as conn:
+        assert isinstance(body, io.FileIO)
+        body.seek(3)
+        assert conn.getresponse(conn.request("POST", "/", body=body)).read() == data[3:]
+        assert body.tell() == len(data)
+        body.write(b"!")  # appended (or written) where the upload left the position: the end
+    assert path.read_bytes() == data + b"!"
+    assert sum(reads) == len(data) - 3  # read in place
