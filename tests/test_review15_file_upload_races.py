@@ -330,10 +330,20 @@ def test_a_file_seeked_by_the_caller_is_read_from_there_with_os_level_offset_unt
 # -- two uploads whose reads were both sized by the one connection window ---------------------------
 
 
-def echo_digests(peer: Peer, uploads: int) -> None:
-    """Take ``uploads`` request bodies at once, giving credit back as they arrive; answer with digests."""
+def echo_digests(peer: Peer, uploads: int, gate: threading.Event) -> None:
+    """Take ``uploads`` request bodies at once, giving credit back as they arrive; answer with digests.
+
+    No credit before ``gate`` is set, once the first window is in.
+    """
     bodies: dict[int, bytearray] = {}
     answered = 0
+    # Events are kept in peer.events (read_events adds them there) until the gate opens.
+    total = sum(e.flow_controlled_length for e in peer.events if isinstance(e, h2.events.DataReceived))
+    while total < FIRST_WINDOW:
+        new = peer.read_events(10)
+        assert not peer.closed
+        total += sum(e.flow_controlled_length for e in new if isinstance(e, h2.events.DataReceived))
+    assert gate.wait(30)
     pending, peer.events = peer.events, []
     while answered < uploads:
         for event in pending:
@@ -370,18 +380,21 @@ def test_two_uploads_that_read_by_the_same_connection_window_both_arrive_byte_ex
         paths.append(tmp_path / f"body{index}.bin")
         paths[-1].write_bytes(data)
     framed: list[tuple[int, int | None]] = []  # (bytes read, bytes the core framed in place)
+    both_framed = threading.Event()
     real_framed_run = H2Core.send_framed_run
 
     def framed_run(self: H2Core, stream_id: int, buffer: bytearray, count: int, step: int) -> int | None:
         queued = real_framed_run(self, stream_id, buffer, count, step)
         framed.append((count, queued))
+        if len(framed) == 2:
+            both_framed.set()  # both first runs met the window: the server may give credit now
         return queued
 
     monkeypatch.setattr(H2Core, "send_framed_run", framed_run)
     second_read = threading.Event()
     results: dict[int, bytes] = {}
     failures: list[BaseException] = []
-    with ScriptedServer(lambda peer: echo_digests(peer, 2)) as server:
+    with ScriptedServer(lambda peer: echo_digests(peer, 2, both_framed)) as server:
         with HTTP20Connection("127.0.0.1", server.port, secure=False, timeout=30) as conn:
             main = threading.current_thread()
 
