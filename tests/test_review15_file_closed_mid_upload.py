@@ -43,7 +43,6 @@ ORIGINAL = bytes((i * 7 + i // 257) % 256 for i in range(SIZE))
 OTHER = bytes((i * 13 + 101) % 256 for i in range(SIZE))
 
 ENDS_OR_DATA = (h2.events.DataReceived, h2.events.StreamReset, h2.events.StreamEnded)
-FAST_ON_BUG = "the in-place upload keeps reading the descriptor number after the file object was closed"
 
 
 @pytest.fixture(params=["fast", pytest.param("read-path")])
@@ -132,11 +131,8 @@ def run_held_upload(body: Any, deed: Any) -> HeldUpload:
 
 @pytest.mark.parametrize("reuse", [False, True], ids=["closed", "closed-and-number-reused"])
 def test_a_file_closed_by_another_thread_mid_upload_sends_none_of_another_files_bytes(
-    mode: str, reuse: bool, tmp_path: Path, request: pytest.FixtureRequest
+    mode: str, reuse: bool, tmp_path: Path
 ) -> None:
-    if mode == "fast" and reuse:
-        reason = FAST_ON_BUG + ": another file's bytes are sent"
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
     path = tmp_path / "body.bin"
     path.write_bytes(ORIGINAL)
     other_path = tmp_path / "other.bin"
@@ -176,12 +172,7 @@ def test_a_file_closed_by_another_thread_mid_upload_sends_none_of_another_files_
 @pytest.mark.parametrize(
     "mode",
     [
-        pytest.param(
-            "fast",
-            marks=pytest.mark.xfail(
-                strict=True, reason=FAST_ON_BUG + ": a bare OSError(EBADF) where read() says ValueError"
-            ),
-        ),
+        "fast",
         "read-path",
     ],
     indirect=True,

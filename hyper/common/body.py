@@ -81,7 +81,13 @@ def _file_length(fileobj: Any) -> int | None:
         fd = fileobj.fileno()
         info = os.fstat(fd)
         if stat.S_ISREG(info.st_mode):
-            return max(info.st_size - int(fileobj.tell()), 0)
+            position = int(fileobj.tell())
+            if info.st_size == 0 and _bytes_at(fd, position):
+                # A regular file whose size says nothing of its content
+                # (Linux's /proc and /sys files report 0 and have bytes):
+                # unknown, so it is sent to its end, not declared empty.
+                return None
+            return max(info.st_size - position, 0)
     except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
         pass
     try:
@@ -92,6 +98,26 @@ def _file_length(fileobj: Any) -> int | None:
         return max(int(end) - int(position), 0)
     except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
         return None
+
+
+def _bytes_at(fd: int, position: int) -> bool:
+    """Whether the file ``fd`` has a byte at ``position`` (its offset untouched); True if unknowable."""
+    pread = getattr(os, "pread", None)
+    if pread is None:
+        return False  # Windows: no positioned read, and no /proc either: trust the size
+    try:
+        return bool(pread(fd, 1, position))
+    except OSError:
+        return True  # cannot tell: unknown beats a silently empty body
+
+
+def _refuse_unreadable(fileobj: Any) -> None:
+    """``ValueError`` for a file body that is closed or not open for reading, before anything is sent."""
+    if getattr(fileobj, "closed", False) is True:
+        raise ValueError("the request body is a closed file")
+    readable = getattr(fileobj, "readable", None)
+    if callable(readable) and readable() is False:
+        raise ValueError("the request body is a file not open for reading")
 
 
 #: What a request body may be, for the messages that refuse anything else.
@@ -106,7 +132,8 @@ def prepare_body(body: BodyType) -> RequestBody:
 
     Anything else is ``TypeError`` (before a byte is sent): a dict would
     otherwise be iterated and its keys sent as the body, a set in no
-    particular order. A list or tuple is checked item by item here; a
+    particular order. A file that is closed or not open for reading is
+    ``ValueError``, also before a byte is sent. A list or tuple is checked item by item here; a
     generator's items can only be checked as they are sent.
     """
     if body is None:
@@ -117,10 +144,13 @@ def prepare_body(body: BodyType) -> RequestBody:
         view = _byte_view(body)
         return RequestBody(view.nbytes, iter((view,)))
     if hasattr(body, "read"):
-        # A plain binary file may be read straight into the upload's frames
-        # (hyper.common.file_body); its blocks stay the fallback.
-        direct = body if direct_file_candidate(body) else None
-        return RequestBody(_file_length(body), _file_blocks(body), direct)
+        _refuse_unreadable(body)
+        length = _file_length(body)
+        # A plain binary file of known length may be read straight into the
+        # upload's frames (hyper.common.file_body); its blocks stay the
+        # fallback, and the only way for a file whose size tells nothing.
+        direct = body if length is not None and direct_file_candidate(body) else None
+        return RequestBody(length, _file_blocks(body), direct)
     if isinstance(body, Mapping):
         raise TypeError(
             f"a {type(body).__name__} cannot be a request body: encode it first, e.g. with "

@@ -42,6 +42,11 @@ from .streams import StreamState
 from .upload_frames import TLS_RECORD_PLAINTEXT
 
 
+def _closed_mid_upload() -> ValueError:
+    """What ``read()`` of a file closed meanwhile raises, for the in-place path to raise the same."""
+    return ValueError("I/O operation on closed file (the request body was closed mid-upload)")
+
+
 class SessionFileUpload(SessionUploadTurns):
     """Uploading a plain binary file in place (a base of :class:`~hyper.http20.session.H2Session`)."""
 
@@ -90,8 +95,21 @@ class SessionFileUpload(SessionUploadTurns):
                     slots.append(memoryview(probe))
                 # Outside the lock: the buffer is this upload's own, and
                 # nothing of it is queued (reusable() said no view lives).
-                count = read_into(fd, slots, position)
-                del slots  # no view of the buffer outlives its turn
+                try:
+                    count = read_into(fd, slots, position)
+                except OSError:
+                    if fileobj.closed:
+                        raise _closed_mid_upload() from None  # EBADF: as read() would say it
+                    raise
+                finally:
+                    del slots  # no view of the buffer outlives its turn
+                if fileobj.closed:
+                    # Closed by another thread before or during this read:
+                    # the descriptor number may already name another file
+                    # (a new open() takes the lowest free number), so none
+                    # of what was read is the body's. A close after this
+                    # check cannot have changed what this read got.
+                    raise _closed_mid_upload()
                 read_at = position
                 position += count
                 if count > want:
