@@ -113,6 +113,24 @@ class Peer:
         """The next request's HEADERS."""
         return self.wait_for(lambda e: isinstance(e, h2.events.RequestReceived), timeout)
 
+    def collect_upload(self, stream_id: int, got: bytearray, events: list[str], timeout: float = 10.0) -> Any:
+        """Take ``stream_id``'s DATA into ``got`` until the stream ends or is reset; return that last event.
+
+        Each event's class name goes to ``events`` in order (DataReceived
+        ..., then StreamEnded or StreamReset), for tests that check how an
+        upload ended as well as what it carried.
+        """
+        ends = (h2.events.StreamEnded, h2.events.StreamReset)
+        while True:
+            event = self.wait_for(
+                lambda e: isinstance(e, (h2.events.DataReceived, *ends)) and e.stream_id == stream_id,
+                timeout=timeout,
+            )
+            events.append(type(event).__name__)
+            if not isinstance(event, h2.events.DataReceived):
+                return event
+            got.extend(event.data)
+
     def read_body(self, stream_id: int, timeout: float = 5.0) -> bytes:
         """Collect a request body until END_STREAM, acknowledging it as it comes."""
         body = bytearray()

@@ -86,21 +86,8 @@ class HeldUpload:
         assert self.go_on.wait(30)
         peer.h2.increment_flow_control_window(4 << 20)
         peer.flush()
-        while True:
-            event = peer.wait_for(
-                lambda e: (
-                    isinstance(e, (h2.events.DataReceived, h2.events.StreamEnded, h2.events.StreamReset))
-                    and e.stream_id == sid
-                ),
-                timeout=10,
-            )
-            self.events.append(type(event).__name__)
-            if isinstance(event, h2.events.DataReceived):
-                self.got.extend(event.data)
-                continue
-            if isinstance(event, h2.events.StreamEnded):
-                peer.respond(sid, body=b"stored")
-            break
+        if isinstance(peer.collect_upload(sid, self.got, self.events), h2.events.StreamEnded):
+            peer.respond(sid, body=b"stored")
         peer.drain_until_closed()
 
     def upload(self, port: int) -> None:

@@ -116,19 +116,7 @@ def test_a_body_shorter_than_its_content_length_is_reset_not_ended() -> None:
         sid = peer.wait_request().stream_id
         peer.h2.increment_flow_control_window(1 << 20)
         peer.flush()
-        while True:
-            event = peer.wait_for(
-                lambda e: (
-                    isinstance(e, (h2.events.DataReceived, h2.events.StreamEnded, h2.events.StreamReset))
-                    and e.stream_id == sid
-                ),
-                timeout=10,
-            )
-            events.append(type(event).__name__)
-            if isinstance(event, h2.events.DataReceived):
-                got.extend(event.data)
-            else:
-                break
+        peer.collect_upload(sid, got, events)
         peer.drain_until_closed()
 
     with ScriptedServer(script, settings={S.INITIAL_WINDOW_SIZE: 1 << 20}) as server:

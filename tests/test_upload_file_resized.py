@@ -61,19 +61,7 @@ def upload_recorded(body: Any) -> tuple[bytes, list[str], BaseException | None]:
         sid = peer.wait_request().stream_id
         peer.h2.increment_flow_control_window(4 << 20)
         peer.flush()
-        while True:
-            event = peer.wait_for(
-                lambda e: (
-                    isinstance(e, (h2.events.DataReceived, h2.events.StreamEnded, h2.events.StreamReset))
-                    and e.stream_id == sid
-                ),
-                timeout=10,
-            )
-            events.append(type(event).__name__)
-            if isinstance(event, h2.events.DataReceived):
-                got.extend(event.data)
-            else:
-                break
+        peer.collect_upload(sid, got, events)
         peer.drain_until_closed()
 
     error: BaseException | None = None
