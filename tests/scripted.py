@@ -131,6 +131,19 @@ class Peer:
                 return event
             got.extend(event.data)
 
+    def data_until_closed(self, got: bytearray, timeout: float = 10.0) -> None:
+        """Take every DATA payload, of any stream, into ``got`` until the client hangs up.
+
+        DATA that came in the same read as an event a script waited for
+        waits in ``events``; it is taken first, then every later read's.
+        """
+        pending, self.events = self.events, []
+        while True:
+            got.extend(b"".join(e.data for e in pending if isinstance(e, h2.events.DataReceived)))
+            if self.closed:
+                return
+            pending = self.read_events(timeout)
+
     def read_body(self, stream_id: int, timeout: float = 5.0) -> bytes:
         """Collect a request body until END_STREAM, acknowledging it as it comes."""
         body = bytearray()

@@ -182,12 +182,7 @@ def test_a_goaway_read_during_the_read_sends_none_of_the_run(
         assert go_away_now.wait(30)
         peer.send_goaway(last_stream_id=first)  # the upload's stream (above it) was never processed
         peer.respond(first, body=b"first")
-        pending, peer.events = peer.events, []
-        while True:
-            got.extend(b"".join(e.data for e in pending if isinstance(e, h2.events.DataReceived)))
-            if peer.closed:
-                break
-            pending = peer.read_events(10)
+        peer.data_until_closed(got)
 
     with ScriptedServer(script, settings={S.INITIAL_WINDOW_SIZE: 1 << 20}) as server:
         with HTTP20Connection("127.0.0.1", server.port, secure=False, timeout=30) as conn:
@@ -224,14 +219,7 @@ def test_a_connection_closed_during_the_read_fails_the_upload_cleanly(
         peer.wait_request()
         peer.h2.increment_flow_control_window(4 << 20)
         peer.flush()
-        # DATA that came in the same read as the HEADERS waits in
-        # peer.events; then every later read's events, in order.
-        pending, peer.events = peer.events, []
-        while True:
-            got.extend(b"".join(e.data for e in pending if isinstance(e, h2.events.DataReceived)))
-            if peer.closed:
-                break
-            pending = peer.read_events(10)
+        peer.data_until_closed(got)
 
     with ScriptedServer(script, settings={S.INITIAL_WINDOW_SIZE: 4 << 20}) as server:
         with HTTP20Connection("127.0.0.1", server.port, secure=False, timeout=10) as conn:
