@@ -201,7 +201,7 @@ def test_read_only_object_returning_str() -> None:
 
 
 def test_mmap_is_read_from_its_position() -> None:
-    # BUG: in Python < 3.13 mmap.seek() returns None, so _file_length's
+    # BUG: in Python < 3.13 mmap.seek() returns None, so file_length's
     # 'end - position' raises a bare TypeError from prepare_body. Taking the
     # end from tell() after seek(0, SEEK_END) works for every file object.
     with mmap.mmap(-1, 100) as mapped:

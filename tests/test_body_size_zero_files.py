@@ -9,13 +9,18 @@ trusted, and where the read fails the length is unknown (sent to its end).
 
 from __future__ import annotations
 
+import io
+import json
 import os
 from pathlib import Path
 
 import pytest
 
+import hyper.tls
+from hyper import HTTP20Connection
 from hyper.common import body as body_module
 from hyper.common.body import prepare_body
+from tests.servers import ServerInfo
 
 PROC_FILE = Path("/proc/version")
 
@@ -63,4 +68,49 @@ def test_a_failing_positioned_read_makes_the_length_unknown(
 
     monkeypatch.setattr(os, "pread", failing_pread, raising=False)
     with path.open("rb") as body:
-        assert body_module._file_length(body) is None
+        assert body_module.file_length(body) is None
+
+
+DEV_ZERO = Path("/dev/zero")
+DEV_NULL = Path("/dev/null")
+
+
+@pytest.mark.skipif(not DEV_ZERO.exists(), reason="no /dev/zero here")
+def test_a_character_device_has_an_unknown_length() -> None:
+    # /dev/zero seeks "successfully" to offset 0: the seek/tell fallback
+    # would have declared this endless body empty.
+    with DEV_ZERO.open("rb") as body:
+        prepared = prepare_body(body)
+        assert prepared.length is None
+        assert prepared.file is None  # never read in place: it has no size to hold it to
+
+
+@pytest.mark.skipif(not DEV_NULL.exists(), reason="no /dev/null here")
+def test_a_character_device_body_is_streamed_without_a_length(hypercorn_server: ServerInfo) -> None:
+    context = hyper.tls.init_context(cert_path=hypercorn_server.ca_file)
+    with HTTP20Connection(hypercorn_server.authority, ssl_context=context, timeout=30) as conn:
+        with DEV_NULL.open("rb") as body:
+            response = conn.getresponse(conn.request("POST", "/headers-echo", body=body))
+        assert response.status == 200
+        echoed = json.loads(response.read())
+    assert echoed["method"] == "POST"
+    assert "content-length" not in dict(echoed["headers"])  # unknown, not a declared 0
+
+
+def test_a_pipe_still_has_an_unknown_length() -> None:
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"abc")
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as body:
+        assert body_module.file_length(body) is None
+
+
+def test_a_regular_file_without_fstat_falls_back_to_seek_and_tell(tmp_path: Path) -> None:
+    class NoDescriptor(io.BytesIO):
+        def fileno(self) -> int:
+            raise io.UnsupportedOperation("no descriptor")
+
+    body = NoDescriptor(b"0123456789")
+    body.seek(4)
+    assert body_module.file_length(body) == 6
+    assert body.tell() == 4

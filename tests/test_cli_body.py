@@ -9,9 +9,11 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import json
+import os
 import select
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -209,3 +211,48 @@ def test_silent_stdin_pipe_gets_a_warning_then_its_body(hypercorn_server: Server
         assert "--ignore-stdin" in warning
         out, err = proc.communicate(b"late body", timeout=RUN_LIMIT)
     assert (proc.returncode, out, err) == (0, b"late body", b"")
+
+
+PROC_FILE = Path("/proc/version")
+
+
+@pytest.mark.skipif(not PROC_FILE.exists(), reason="no /proc here")
+def test_at_file_whose_size_says_zero_is_sent_whole(hypercorn_server: ServerInfo) -> None:
+    # /proc files are regular files that report size 0 yet have bytes: the
+    # size would have declared content-length 0 and then refused the body.
+    expected = PROC_FILE.read_bytes()
+    status, out, err = hyper(hypercorn_server, "-p", "Hb", hypercorn_server.url("/echo"), f"@{PROC_FILE}")
+    assert (status, err) == (0, "")
+    assert f"content-length: {len(expected)}\n".encode() in out
+    assert out.endswith(expected)
+
+
+def test_at_file_naming_a_named_pipe_is_read_to_its_end(hypercorn_server: ServerInfo, tmp_path: Path) -> None:
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no named pipes here")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    payload = b"through a fifo \x00\xff" * 1000
+    # The writer opens the fifo (blocking until hyper opens it to read), writes, closes.
+    writer = threading.Thread(target=fifo.write_bytes, args=(payload,), daemon=True)
+    writer.start()
+    status, out, err = hyper(hypercorn_server, "-p", "Hb", hypercorn_server.url("/echo"), f"@{fifo}")
+    writer.join(RUN_LIMIT)
+    assert (status, err) == (0, "")
+    assert f"content-length: {len(payload)}\n".encode() in out
+    assert out.endswith(payload)
+
+
+@pytest.mark.skipif(not PROC_FILE.exists(), reason="no /proc here")
+def test_stdin_redirected_from_a_file_whose_size_says_zero_is_sent(hypercorn_server: ServerInfo) -> None:
+    expected = PROC_FILE.read_bytes()
+    with PROC_FILE.open("rb") as stdin:
+        done = subprocess.run(
+            [sys.executable, "-m", "hyper", "-p", "Hb", "--cacert", str(hypercorn_server.ca_file),
+             hypercorn_server.url("/echo")],
+            stdin=stdin, capture_output=True, env=subprocess_env(), timeout=RUN_LIMIT, check=False,
+        )  # fmt: skip
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert done.stdout.startswith(b"POST /echo ")  # a body makes the default method POST
+    assert f"content-length: {len(expected)}\n".encode() in done.stdout
+    assert done.stdout.endswith(expected)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import IO
 from urllib.parse import urlencode
 
+from ..common.body import file_length
 from .items import DataField, FileField, RequestSpec
 from .status import UsageError
 
@@ -92,14 +93,23 @@ def build_body(spec: RequestSpec, mode: str) -> Body | None:
 
 
 def open_body_file(path: str) -> Body:
-    """``@file``: the file, sent as it is read, its type guessed from its name."""
+    """``@file``: the file, sent as it is read, its type guessed from its name.
+
+    A file whose length cannot be known beforehand (a /proc file whose size
+    says 0, a named pipe, ``/dev/stdin``) is read to its end first, as a
+    piped stdin is: the body's length is then known, and ``-v`` can show it.
+    """
     handle = _open(path)
     try:
-        length = os.fstat(handle.fileno()).st_size
+        length = file_length(handle)
+        if length is not None:
+            return Body(handle, length, _guess_type(path), path)
+        data = handle.read()
     except OSError as exc:
         handle.close()
         raise UsageError(f"@{path}: {exc.strerror or exc}") from None
-    return Body(handle, length, _guess_type(path), path)
+    handle.close()
+    return Body.of_bytes(data, _guess_type(path), path)
 
 
 def read_stdin(stream: IO[bytes]) -> Body | None:
@@ -112,12 +122,10 @@ def read_stdin(stream: IO[bytes]) -> Body | None:
         mode = os.fstat(stream.fileno()).st_mode
     except (OSError, ValueError, AttributeError):
         mode = 0
-    if stat.S_ISREG(mode):
-        position = stream.tell()
-        length = os.fstat(stream.fileno()).st_size - position
-        if length <= 0:
-            return None
-        return Body(stream, length, None, "stdin")
+    # A regular file's own size, unless it says nothing (a /proc file: None).
+    length = file_length(stream) if stat.S_ISREG(mode) else None
+    if length is not None:
+        return Body(stream, length, None, "stdin") if length > 0 else None
     _warn_when_stdin_is_silent(stream)
     data = stream.read()
     if not data:

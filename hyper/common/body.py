@@ -73,8 +73,13 @@ def _file_blocks(fileobj: Any) -> Iterator[bytes]:
         yield block.encode("utf-8") if text or isinstance(block, str) else block
 
 
-def _file_length(fileobj: Any) -> int | None:
-    """Bytes left in a file-like object, from fstat or seek/tell, if knowable."""
+def file_length(fileobj: Any) -> int | None:
+    """Bytes left in a file-like object, from fstat or seek/tell; ``None`` if not knowable.
+
+    ``None`` for text files (characters are not bytes), character devices,
+    pipes and sockets (no size), and Linux's /proc-style files whose size
+    says 0 though they have bytes.
+    """
     if isinstance(fileobj, io.TextIOBase) or isinstance(getattr(fileobj, "file", None), io.TextIOBase):
         return None  # characters are not bytes; length unknown until encoded
     try:
@@ -88,6 +93,11 @@ def _file_length(fileobj: Any) -> int | None:
                 # unknown, so it is sent to its end, not declared empty.
                 return None
             return max(info.st_size - position, 0)
+        if not stat.S_ISBLK(info.st_mode):
+            # A character device, pipe or socket has no size: seeking one
+            # such as /dev/zero "succeeds" at offset 0, which would declare
+            # an endless body empty. Unknown: sent as read, to its end.
+            return None
     except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
         pass
     try:
@@ -145,7 +155,7 @@ def prepare_body(body: BodyType) -> RequestBody:
         return RequestBody(view.nbytes, iter((view,)))
     if hasattr(body, "read"):
         _refuse_unreadable(body)
-        length = _file_length(body)
+        length = file_length(body)
         # A plain binary file of known length may be read straight into the
         # upload's frames (hyper.common.file_body); its blocks stay the
         # fallback, and the only way for a file whose size tells nothing.
