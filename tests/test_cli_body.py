@@ -31,6 +31,15 @@ def echoed_head(out: bytes) -> dict[str, str]:
     return dict(json.loads(out)["headers"])
 
 
+def echo_with_stdin_from(server: ServerInfo, source: Path) -> subprocess.CompletedProcess[bytes]:
+    """``hyper -p Hb URL/echo < source``: the request head hyper sent, then the echoed body."""
+    with source.open("rb") as stdin:
+        return subprocess.run(
+            [sys.executable, "-m", "hyper", "-p", "Hb", "--cacert", str(server.ca_file), server.url("/echo")],
+            stdin=stdin, capture_output=True, env=subprocess_env(), timeout=RUN_LIMIT, check=False,
+        )  # fmt: skip
+
+
 def test_body_from_stdin_makes_a_post(hypercorn_server: ServerInfo) -> None:
     status, out, err = hyper(
         hypercorn_server, "-p", "hb", hypercorn_server.url("/echo"), stdin=b"piped \x00 bytes"
@@ -49,12 +58,7 @@ def test_stdin_redirected_from_a_file_is_sent_with_its_length(
     payload = bytes(range(256)) * 4096  # 1 MiB, binary
     source = tmp_path / "payload.bin"
     source.write_bytes(payload)
-    with source.open("rb") as stdin:
-        done = subprocess.run(
-            [sys.executable, "-m", "hyper", "-p", "Hb", "--cacert", str(hypercorn_server.ca_file),
-             hypercorn_server.url("/echo")],
-            stdin=stdin, capture_output=True, env=subprocess_env(), timeout=RUN_LIMIT, check=False,
-        )  # fmt: skip
+    done = echo_with_stdin_from(hypercorn_server, source)
     assert done.returncode == 0
     # -p Hb: the request head (showing the length hyper sent) and the echoed body.
     assert f"content-length: {len(payload)}\n".encode() in done.stdout
@@ -246,12 +250,7 @@ def test_at_file_naming_a_named_pipe_is_read_to_its_end(hypercorn_server: Server
 @pytest.mark.skipif(not PROC_FILE.exists(), reason="no /proc here")
 def test_stdin_redirected_from_a_file_whose_size_says_zero_is_sent(hypercorn_server: ServerInfo) -> None:
     expected = PROC_FILE.read_bytes()
-    with PROC_FILE.open("rb") as stdin:
-        done = subprocess.run(
-            [sys.executable, "-m", "hyper", "-p", "Hb", "--cacert", str(hypercorn_server.ca_file),
-             hypercorn_server.url("/echo")],
-            stdin=stdin, capture_output=True, env=subprocess_env(), timeout=RUN_LIMIT, check=False,
-        )  # fmt: skip
+    done = echo_with_stdin_from(hypercorn_server, PROC_FILE)
     assert (done.returncode, done.stderr) == (0, b"")
     assert done.stdout.startswith(b"POST /echo ")  # a body makes the default method POST
     assert f"content-length: {len(expected)}\n".encode() in done.stdout
