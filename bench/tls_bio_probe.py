@@ -44,11 +44,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.floor import BUFFER_SIZE, FloorConnection
-from bench.server import BIG_PATH, SMALL_PATH, BenchServer, pick_work_dir, prepare_files, start_server
+from bench.floor import BUFFER_SIZE, FloorConnection, FloorError
+from bench.server import (
+    BIG_PATH,
+    SMALL_PATH,
+    SMALL_SIZE,
+    BenchServer,
+    pick_work_dir,
+    prepare_files,
+    start_server,
+)
 
 #: What one ``recv_into`` of the plain socket asks for (many TLS records).
-RAW_CHUNK = 256 * 1024
+RAW_CHUNK = 64 * 1024
 
 
 class SockReader:
@@ -190,14 +198,20 @@ class BioReader:
 class ProbeConnection(FloorConnection):
     """The floor client over one of the two readers."""
 
-    def __init__(self, server: BenchServer, reader: Callable[..., Any], timeout: float = 30.0) -> None:
-        context = ssl.create_default_context(cafile=server.ca_file)
+    def __init__(
+        self, host: str, port: int, ca_file: str, reader: Callable[..., Any], timeout: float = 30.0
+    ) -> None:
+        context = ssl.create_default_context(cafile=ca_file)
         context.set_alpn_protocols(["h2"])
-        raw = socket.create_connection((server.host, server.port), timeout=timeout)
+        raw = socket.create_connection((host, port), timeout=timeout)
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock = reader(raw, context, server.host, timeout)
+        try:
+            self.sock = reader(raw, context, host, timeout)
+        except BaseException:
+            raw.close()
+            raise
         # The floor's own state (as FloorConnection.__init__ sets it).
-        self.timeout, self.shared, self.authority = timeout, False, f"{server.host}:{server.port}"
+        self.timeout, self.shared, self.authority = timeout, False, f"{host}:{port}"
         self.cond, self.reading = threading.Condition(), False
         self.buffer = bytearray(BUFFER_SIZE)
         self.view = memoryview(self.buffer)
@@ -232,29 +246,47 @@ class ProbeConnection(FloorConnection):
 READERS: dict[str, Callable[..., Any]] = {"sock": SockReader, "bio": BioReader}
 
 
+def _check(condition: bool, what: str) -> None:
+    if not condition:
+        raise FloorError(what)
+
+
 def run_workload(
     server: BenchServer, reader: Callable[..., Any], workload: str, count: int
 ) -> tuple[float, float]:
     """(client CPU seconds, units): units are requests, or MiB for a download."""
-    conn = ProbeConnection(server, reader)
+    return run_on(server.host, server.port, server.ca_file, server.body_bytes, reader, workload, count)
+
+
+def run_on(
+    host: str,
+    port: int,
+    ca_file: str,
+    body_bytes: int,
+    reader: Callable[..., Any],
+    workload: str,
+    count: int,
+) -> tuple[float, float]:
+    """:func:`run_workload` on any server serving ``/1k.bin`` and ``/big.bin`` (``body_bytes`` long)."""
+    conn = ProbeConnection(host, port, ca_file, reader)
     try:
         # Warm-up: the SETTINGS exchange and a few requests.
         for status, _ in conn.get_many(SMALL_PATH, 10):
-            assert status == 200
+            _check(status == 200, f"warm-up status {status}")
         started = time.process_time()
         if workload == "seq":
             for _ in range(count):
                 status, body = conn.get(SMALL_PATH)
-                assert status == 200 and len(body) == 1024
+                _check(status == 200 and len(body) == SMALL_SIZE, f"seq: {status}, {len(body)} bytes")
             units = float(count)
         elif workload == "mux":
             for _ in range(count // 100):
                 for status, body in conn.get_many(SMALL_PATH, 100):
-                    assert status == 200 and len(body) == 1024
+                    _check(status == 200 and len(body) == SMALL_SIZE, f"mux: {status}, {len(body)} bytes")
             units = float(count // 100 * 100)
         else:
             status, length = conn.download(BIG_PATH)
-            assert status == 200 and length == server.body_bytes
+            _check(status == 200 and length == body_bytes, f"download: {status}, {length} bytes")
             units = length / 2**20
         return time.process_time() - started, units
     finally:
