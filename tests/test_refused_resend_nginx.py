@@ -77,7 +77,7 @@ def test_a_burst_larger_than_the_per_connection_limit_comes_back_whole(
         with conn.batch():
             ids = [conn.request("GET", path) for path in paths]
         assert ids == list(range(1, 2 * count, 2))  # the public ids, whatever the wire ids become
-        for stream_id, path in zip(ids, paths):
+        for stream_id, path in zip(ids, paths, strict=True):
             response = conn.getresponse(stream_id)
             assert response.status == 200
             assert response.read() == (_ONE_K if path == "/1k.bin" else _HELLO)
@@ -98,7 +98,9 @@ def test_responses_taken_oldest_first_without_ids_are_the_right_ones(
             assert response.read() == (_ONE_K if path == "/1k.bin" else _HELLO)
 
 
-def test_http_connection_over_h2_and_cleartext_resend_too(retiring_nginx: tuple[int, int], ca_file: str) -> None:
+def test_http_connection_over_h2_and_cleartext_resend_too(
+    retiring_nginx: tuple[int, int], ca_file: str
+) -> None:
     count = 2 * REQUESTS_PER_CONNECTION + 3
     context = hyper.tls.init_context(cert_path=ca_file)
     with HTTPConnection("127.0.0.1", retiring_nginx[0], ssl_context=context, timeout=_WAIT) as conn:
@@ -109,7 +111,9 @@ def test_http_connection_over_h2_and_cleartext_resend_too(retiring_nginx: tuple[
         assert [conn.getresponse(stream_id).read() for stream_id in ids] == [_HELLO] * count
 
 
-def test_threads_sharing_a_connection_all_get_their_responses(retiring_nginx: tuple[int, int], ca_file: str) -> None:
+def test_threads_sharing_a_connection_all_get_their_responses(
+    retiring_nginx: tuple[int, int], ca_file: str
+) -> None:
     threads_count, per_thread = 4, REQUESTS_PER_CONNECTION
     start = threading.Barrier(threads_count, timeout=_WAIT)
     failures: list[BaseException] = []

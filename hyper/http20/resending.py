@@ -6,7 +6,9 @@ the client may send it again:
 * section 6.8: a GOAWAY's last-stream-id is the highest stream the server
   may have acted on; every stream above it "can be safely retried" on a new
   connection (a server closing after N requests, like nginx's
-  ``keepalive_requests``, sends one while more requests are in flight);
+  ``keepalive_requests``, sends one while more requests are in flight).
+  Only a graceful GOAWAY (NO_ERROR): after an error GOAWAY the connection
+  raises its error until it is closed, as it always did;
 * section 8.7: a stream reset with REFUSED_STREAM was not processed either
   (a server over its stream limit, or shedding load).
 
@@ -88,9 +90,13 @@ def refused_unprocessed(error: HyperError, wire_id: int) -> bool:
         return error.retryable and error.error_code == _REFUSED_STREAM
     if isinstance(error, ConnectionTerminated):
         # Section 6.8: above the GOAWAY's last stream id (a held, never sent
-        # request gets the same error, and may be sent just the same).
+        # request gets the same error, and may be sent just the same). Only
+        # a graceful GOAWAY (NO_ERROR): after an error one the connection
+        # stays broken until the caller closes it (sessions.py; hyper never
+        # reconnects silently after a server's error), so the caller gets
+        # the refusal, which says it is safe to retry.
         last = error.last_stream_id
-        return error.retryable and last is not None and wire_id > last
+        return error.retryable and error.error_code == 0 and last is not None and wire_id > last
     return False
 
 
