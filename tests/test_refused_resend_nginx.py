@@ -157,3 +157,38 @@ def test_with_resends_off_the_burst_fails_retryably(retiring_nginx: tuple[int, i
 
 def test_hyper_module_is_this_worktree() -> None:
     assert Path(hyper.__file__).resolve().parent.parent == Path(__file__).resolve().parent.parent
+
+
+def test_the_requests_adapter_from_threads_gets_every_response(
+    retiring_nginx: tuple[int, int], ca_file: str
+) -> None:
+    requests = pytest.importorskip("requests")
+    from hyper.contrib import HTTP20Adapter
+
+    threads_count, per_thread = 4, REQUESTS_PER_CONNECTION
+    url = f"https://localhost:{retiring_nginx[0]}/1k.bin"
+    start = threading.Barrier(threads_count, timeout=_WAIT)
+    failures: list[BaseException] = []
+    bodies: list[bytes] = []
+    with requests.Session() as session:
+        session.trust_env = False  # the machine's proxy variables must not apply
+        session.mount("https://", HTTP20Adapter())
+
+        def worker() -> None:
+            try:
+                start.wait()
+                for _ in range(per_thread):
+                    response = session.get(url, verify=ca_file, timeout=_WAIT)
+                    assert response.status_code == 200
+                    bodies.append(response.content)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                failures.append(exc)
+
+        workers = [threading.Thread(target=worker) for _ in range(threads_count)]
+        for thread in workers:
+            thread.start()
+        for thread in workers:
+            thread.join(2 * _WAIT)
+        assert not any(thread.is_alive() for thread in workers)
+    assert failures == []
+    assert bodies == [_ONE_K] * (threads_count * per_thread)
