@@ -422,7 +422,17 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
         ``kept``: ``fields`` as a tuple, when the caller has one (remembered
         requests): what a resend sends (resending.py).
         """
-        session, wire_id = self._usable_session_stream(fields, end_stream, declared)
+        # _usable_session_stream()'s loop, inline: this runs once per request.
+        attempt = 1
+        while True:
+            session = self._current_session()
+            # The last attempt may not be refused: its session's error is the caller's.
+            wire_id = session.open_stream(
+                fields, end_stream, may_refuse=attempt != _SESSION_ATTEMPTS, declared_length=declared
+            )
+            if wire_id is not None:
+                break
+            attempt += 1  # the session turned out unusable (e.g. a GOAWAY just read)
         resend = None
         if self.retry_refused:
             # What a resend needs (resending.py); a body is added by request()
