@@ -10,7 +10,9 @@ each step to a session. The rest is mixed in, one job per module:
   :class:`~hyper.HTTPConnection` negotiated;
 * :mod:`~hyper.http20.incremental`: ``putrequest``/``endheaders``/``send``;
 * :mod:`~hyper.http20.push_ping_settings`: server push, PING and the
-  server's SETTINGS.
+  server's SETTINGS;
+* :mod:`~hyper.http20.resending`: sending again, from ``getresponse()``, a
+  request the server refused unprocessed (RFC 9113 sections 6.8 and 8.7).
 """
 
 from __future__ import annotations
