@@ -174,6 +174,7 @@ def assert_next_request_moves_and_held_one_is_dropped(
     paths: list[bytes] = []
     with reconnecting_server(dying.script, answer_paths(paths)) as server:
         with connect_scripted(server) as conn:
+            conn.retry_refused = False  # checks the retryable error itself: no transparent resend
             conn.ping()
             with conn.batch():
                 first = conn.request("GET", "/first")

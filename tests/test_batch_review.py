@@ -87,6 +87,7 @@ def test_goaway_seen_while_requests_are_held_by_another_thread_drops_them() -> N
 
     with reconnecting_server(dying.script, answer_paths(paths)) as server:
         with connect_scripted(server) as conn:
+            conn.retry_refused = False  # checks the retryable error itself: no transparent resend
             conn.ping()
             with conn.batch():
                 ids = [conn.request("GET", "/held") for _ in range(2)]
@@ -114,6 +115,7 @@ def test_goaway_after_the_held_requests_left_fails_them_retryably() -> None:
 
     with reconnecting_server(dying.script) as server:
         with connect_scripted(server) as conn:
+            conn.retry_refused = False  # checks the retryable error itself: no transparent resend
             conn.ping()
             with conn.batch():
                 ids = [conn.request("GET", "/held") for _ in range(2)]

@@ -233,6 +233,7 @@ def test_a_goaway_read_while_headers_are_held_keeps_them_off_the_wire(
 
     with controlled_flusher(monkeypatch, NEVER):
         with reconnecting_server(dying, answering) as server, connect_scripted(server) as conn:
+            conn.retry_refused = False  # checks the retryable error itself: no transparent resend
             conn.ping()  # the SETTINGS exchange is over: nothing else is owed to this server
             first = conn.request("GET", "/a")
             dying_sends = count_sends(conn)  # the first connection's writes from here on

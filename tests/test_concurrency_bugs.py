@@ -597,6 +597,7 @@ def test_stream_errors_carry_the_id_the_application_holds() -> None:
         peer.drain_until_closed()
 
     with ScriptedServer(script) as server, connect(server) as conn:
+        conn.retry_refused = False  # checks the retryable error itself: no transparent resend
         incremental = conn.putrequest("GET", "/incremental")
         sender = Worker(lambda: conn.request("GET", "/whole"))  # another thread's request goes first
         sender.start()

@@ -132,6 +132,7 @@ def test_reset_refused_stream_is_retryable_and_other_streams_live() -> None:
         peer.drain_until_closed()
 
     with ScriptedServer(script) as server, connect(server) as conn:
+        conn.retry_refused = False  # checks the retryable error itself: no transparent resend
         first = conn.request("GET", "/")
         second = conn.request("GET", "/")
         with pytest.raises(hyper.StreamResetError) as info:
@@ -170,6 +171,7 @@ def test_graceful_goaway_finishes_old_streams_and_refuses_newer_ones() -> None:
         del second
 
     with ScriptedServer(script) as server, connect(server) as conn:
+        conn.retry_refused = False  # checks the retryable error itself: no transparent resend
         first = conn.request("GET", "/")
         second = conn.request("GET", "/")
         assert conn.getresponse(first).read() == b"done"

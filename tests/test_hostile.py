@@ -399,6 +399,7 @@ def test_graceful_goaway_finishes_old_streams_fails_newer_ones_and_reconnects() 
         peer.drain_until_closed()
 
     with reconnecting_server(first_connection, second_connection) as server, connect(server) as conn:
+        conn.retry_refused = False  # checks the retryable error itself: no transparent resend
         ids = [conn.request("GET", f"/{i}") for i in range(3)]
         assert conn.getresponse(ids[0]).read() == b"one"
         assert conn.getresponse(ids[1]).read() == b"two"
@@ -446,6 +447,7 @@ def test_second_goaway_raising_last_stream_id_is_not_trusted() -> None:
         peer.hang_up()
 
     with ScriptedServer(script) as server, connect(server) as conn:
+        conn.retry_refused = False  # checks the retryable error itself: no transparent resend
         ids = [conn.request("GET", "/") for _ in range(3)]
         assert conn.getresponse(ids[0]).read() == b"one"
         for sid in ids[1:]:
@@ -540,6 +542,7 @@ def test_refused_stream_is_retryable_and_other_streams_live() -> None:
         peer.drain_until_closed()
 
     with ScriptedServer(script) as server, connect(server) as conn:
+        conn.retry_refused = False  # checks the retryable error itself: no transparent resend
         first, second = conn.request("GET", "/"), conn.request("GET", "/")
         with fails_fast(hyper.StreamResetError) as outcome:
             conn.getresponse(first)

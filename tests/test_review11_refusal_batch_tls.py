@@ -277,6 +277,7 @@ def test_a_goaway_read_by_the_pre_open_poll_inside_a_batch_drops_the_held_stream
     scripts = iter([first, second])
     with ScriptedServer(lambda peer: next(scripts)(peer), connections=2) as server:
         conn = _connect(server)
+        conn.retry_refused = False  # checks the retryable error itself: no transparent resend
         try:
             session = conn._current_session()
             assert conn.getresponse(conn.request("GET", "/")).read() == b"one"

@@ -381,6 +381,7 @@ def test_the_connection_closing_under_waiting_threads_wakes_every_one(
 
     with ScriptedServer(script) as server:
         conn = HTTP20Connection("127.0.0.1", server.port, secure=False, timeout=_WAIT)
+        conn.retry_refused = False  # checks the retryable error itself: no transparent resend
         try:
             session = conn._current_session()
             ids = [conn.request("GET", f"/{i}") for i in range(count)]

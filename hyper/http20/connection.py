@@ -10,7 +10,9 @@ each step to a session. The rest is mixed in, one job per module:
   :class:`~hyper.HTTPConnection` negotiated;
 * :mod:`~hyper.http20.incremental`: ``putrequest``/``endheaders``/``send``;
 * :mod:`~hyper.http20.push_ping_settings`: server push, PING and the
-  server's SETTINGS.
+  server's SETTINGS;
+* :mod:`~hyper.http20.resending`: sending again, from ``getresponse()``, a
+  request the server refused unprocessed (RFC 9113 sections 6.8 and 8.7).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from ..common.request import (  # noqa: F401 - TimeoutType: documented here
 )
 from ..common.sockets import fast_paths_forced_off
 from ..common.stream_ids import checked_stream_id
-from ..exceptions import InvalidStreamID
+from ..exceptions import HyperError, InvalidStreamID
 from ..headers import HTTPHeaderMap
 from ..limits import Limits
 from .connecting import SessionOpening
@@ -44,6 +46,7 @@ from .core import DEFAULT_CONNECTION_WINDOW, DEFAULT_STREAM_WINDOW
 from .fields import build_request_headers
 from .incremental import H2IncrementalRequests
 from .push_ping_settings import PushPingSettings
+from .resending import RefusedResends, resendable_body
 from .response import HTTP20Response, await_response, public_stream_ids
 from .session import H2Session
 from .sessions import SessionSet
@@ -68,7 +71,7 @@ _NEVER_REMEMBERED = frozenset({b"authorization", b"proxy-authorization", b"cooki
 _CALLER_FIELDS_MEMO = not fast_paths_forced_off()
 
 
-class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, ClosesOnExit):
+class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, RefusedResends, ClosesOnExit):
     """One HTTP/2 connection, shared safely by any number of threads.
 
     :param host: ``'host'``, ``'host:port'`` or ``'[v6addr]:port'``.
@@ -115,6 +118,13 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
         switch interval later (a background thread sends them). ``False``
         writes every request before :meth:`request` returns, as hyper 0.7
         did; so does ``HYPER_FAST_PATHS=0``. See :doc:`advanced`.
+    :param retry_refused: when the server says it did not process a request
+        (a GOAWAY whose last stream id is below it, RFC 9113 section 6.8, or
+        RST_STREAM REFUSED_STREAM, section 8.7) and nothing of a response
+        came, :meth:`getresponse` sends it again, on a new connection if
+        need be, under the same stream id, at most three times; only
+        requests with no body or a ``bytes``/``str`` body. ``False``: the
+        retryable error is raised at once. See :doc:`advanced`.
     """
 
     #: The protocol this connection speaks.
@@ -142,6 +152,7 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
         keepalive_timeout: float | None = None,
         proxy_from_env: bool = False,
         coalesce_requests: bool = True,
+        retry_refused: bool = True,
         **kwargs: Any,
     ) -> None:
         options = connection_options(
@@ -181,6 +192,8 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
         #: Bursts of requests leave in one write (see ``coalesce_requests``);
         #: read when a session is opened.
         self.coalesce_requests = bool(coalesce_requests)
+        #: Requests the server refused unprocessed are sent again (see ``retry_refused``).
+        self.retry_refused = bool(retry_refused)
         self._stream_window = stream_window
         self._connection_window = connection_window
         self.authority = options.authority
@@ -250,7 +263,7 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
             # exception between putrequest() and endheaders() cannot wedge the thread.
             self._local.pending = None
             fields, declared, path = known
-            stream_id, _ = self._open_with_fields(list(fields), path, True, None, declared)
+            stream_id, _ = self._open_with_fields(list(fields), path, True, None, declared, fields)
             return stream_id
         if body is None and type(headers) is dict and _CALLER_FIELDS_MEMO:
             # No body and a plain dict of str fields (what most programs
@@ -261,7 +274,7 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
             if remembered is not None:
                 self._local.pending = None  # as above
                 fields, declared, path = remembered
-                stream_id, _ = self._open_with_fields(list(fields), path, True, None, declared)
+                stream_id, _ = self._open_with_fields(list(fields), path, True, None, declared, fields)
                 return stream_id
         # One parse of the URL: request_line() checks its origin and returns the path.
         method, path = request_line(method, url, secure=self.secure, authority=self.authority)
@@ -279,6 +292,15 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
             except BaseException:
                 self._forget(stream_id, handle)
                 raise
+            # Sent whole: it may be sent again if refused (resending.py), when
+            # it is bytes or str. Set only now, so a refusal that comes during
+            # the upload is never answered by a resend racing it. One
+            # attribute store: a thread already waiting sees it or not.
+            plan = handle.resend
+            if plan is not None:
+                again = resendable_body(body)
+                if again is not None:
+                    handle.resend = (plan[0], plan[1], plan[2], again)
         return stream_id
 
     def _plain_request_fields(
@@ -395,8 +417,14 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
         end_stream: bool,
         public_id: int | None,
         declared: int | None,
+        kept: tuple[tuple[bytes, bytes], ...] | None = None,
     ) -> tuple[int, StreamHandle]:
-        """Send HEADERS of ``fields`` on a usable session; as :meth:`_send_headers` describes."""
+        """Send HEADERS of ``fields`` on a usable session; as :meth:`_send_headers` describes.
+
+        ``kept``: ``fields`` as a tuple, when the caller has one (remembered
+        requests): what a resend sends (resending.py).
+        """
+        # _usable_session_stream()'s loop, inline: this runs once per request.
         attempt = 1
         while True:
             session = self._current_session()
@@ -405,15 +433,41 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
                 fields, end_stream, may_refuse=attempt != _SESSION_ATTEMPTS, declared_length=declared
             )
             if wire_id is not None:
-                return self._register(session, wire_id, public_id, target=path)
+                break
+            attempt += 1  # the session turned out unusable (e.g. a GOAWAY just read)
+        resend = None
+        if self.retry_refused:
+            # What a resend needs (resending.py); a body is added by request()
+            # once it is sent whole. A tuple: never changed after this.
+            resend = (kept if kept is not None else tuple(fields), end_stream, declared, None)
+        return self._register(session, wire_id, public_id, target=path, resend=resend)
+
+    def _usable_session_stream(
+        self, fields: list[tuple[bytes, bytes]], end_stream: bool, declared: int | None
+    ) -> tuple[H2Session, int]:
+        """Send HEADERS of ``fields`` on a usable session; that session and the wire id."""
+        attempt = 1
+        while True:
+            session = self._current_session()
+            # The last attempt may not be refused: its session's error is the caller's.
+            wire_id = session.open_stream(
+                fields, end_stream, may_refuse=attempt != _SESSION_ATTEMPTS, declared_length=declared
+            )
+            if wire_id is not None:
+                return session, wire_id
             attempt += 1  # the session turned out unusable (e.g. a GOAWAY just read)
 
     def _register(
-        self, session: H2Session, wire_id: int, public_id: int | None = None, target: str = ""
+        self,
+        session: H2Session,
+        wire_id: int,
+        public_id: int | None = None,
+        target: str = "",
+        resend: Any = None,
     ) -> tuple[int, StreamHandle]:
         """Record that HEADERS went out as ``wire_id`` on ``session``; return the public id."""
         deadline_at = None if self.deadline is None else time.monotonic() + self.deadline
-        handle = StreamHandle(session, wire_id, deadline_at, target)
+        handle = StreamHandle(session, wire_id, deadline_at, target, resend)
         public_id = self._registry.register(handle, public_id, track_pushes=self.enable_push)
         # Per thread, no lock: the defaults of send() and get_pushes() must
         # name the calling thread's request, not whichever thread sent last.
@@ -437,21 +491,35 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
         if stream_id is not None and type(stream_id) is not int:
             stream_id = checked_stream_id(stream_id)  # a subclass passes, anything else raises
         stream_id, handle = self._registry.claim(stream_id)
-        try:
-            # Looked up in this module at each call (tests spy on it).
-            response = await_response(
-                handle.session,
-                handle.wire_id,
-                self.read_timeout,
-                self.limits,
-                handle.deadline_at,
-                public_id=stream_id,
-            )
-        except BaseException:
-            # A timed-out or failed stream is reset and forgotten, so its data
-            # stops counting against the connection's window.
-            self._forget(stream_id, handle)
-            raise
+        resends = 0
+        while True:
+            try:
+                # Looked up in this module at each call (tests spy on it).
+                response = await_response(
+                    handle.session,
+                    handle.wire_id,
+                    self.read_timeout,
+                    self.limits,
+                    handle.deadline_at,
+                    public_id=stream_id,
+                )
+                break
+            except HyperError as error:
+                # Refused unprocessed (RFC 9113 sections 6.8, 8.7) and sendable
+                # again: sent again under the same id (resending.py), bounded.
+                if not self._may_resend(handle, error, resends):
+                    self._forget(stream_id, handle)
+                    raise
+                resent = self._resend(stream_id, handle)  # forgets the stream if it raises
+                if resent is None:
+                    raise  # the connection was closed meanwhile: the refusal stands
+                handle = resent
+                resends += 1
+            except BaseException:
+                # A timed-out or failed stream is reset and forgotten, so its data
+                # stops counting against the connection's window.
+                self._forget(stream_id, handle)
+                raise
         self._registry.release(stream_id)  # the response now holds the stream
         response.record_request(self._scheme, self.authority, handle.target)
         return response

@@ -132,6 +132,25 @@ class SessionResponses(SessionReader):
             self._flush_quietly_locked()
         return data, trailers
 
+    def nothing_answered(self, stream_id: int) -> bool:
+        """True when no part of a response came on ``stream_id``: no 1xx, no final headers, no push.
+
+        Asked before a refused request is sent again
+        (:mod:`~hyper.http20.resending`): a server that answered anything at
+        all began processing it, whatever it says later, and such a request
+        is never sent twice. ``False`` for a stream no longer known (nothing
+        can be said of it).
+        """
+        core = self._core
+        with self._cond:  # the reader stores headers and promises under it
+            stream = core.streams.get(stream_id)
+            return (
+                stream is not None
+                and stream.headers is None
+                and not stream.informational
+                and not core.has_pushes(stream_id)
+            )
+
     def discard(self, stream_id: int) -> None:
         """The application is done with a stream: drop it (RST_STREAM CANCEL if unfinished)."""
         with self._cond:  # the stream table, and the RST_STREAM queued and sent in order

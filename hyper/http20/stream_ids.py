@@ -46,6 +46,11 @@ class StreamHandle:
     deadline_at: float | None = None
     #: The request target (path and query) as sent, for the response's ``url``.
     target: str = ""
+    #: What it takes to send the request again exactly, if the server
+    #: refuses it unprocessed (:mod:`~hyper.http20.resending`): its fields,
+    #: whether the HEADERS end the stream, the declared length and the body
+    #: (bytes, or ``None``); ``None`` when it may not be sent again.
+    resend: tuple[tuple[tuple[bytes, bytes], ...], bool, int | None, bytes | None] | None = None
 
 
 class StreamRegistry:
@@ -132,6 +137,23 @@ class StreamRegistry:
         # sees the entry before or after it, as it would if this waited for
         # the lock; clear() and forget() leave it popped either way.
         self._streams.pop(stream_id, None)
+
+    def rehome(self, stream_id: int, old: StreamHandle, new: StreamHandle) -> bool:
+        """Point ``stream_id`` at ``new`` (its request was sent again); False if it is gone.
+
+        Handles are never changed in place: another thread (``send()``,
+        ``get_pushes()``, the push-parent pruning) reads a handle's session
+        and wire id without any lock, and must never see one of each. The
+        map entries are swapped instead, only where they still hold ``old``
+        (``close()`` or a failed wait may have dropped the id meanwhile).
+        """
+        with self._lock:  # the maps from public ids
+            if self._streams.get(stream_id) is not old:
+                return False
+            self._streams[stream_id] = new
+            if self._push_parents.get(stream_id) is old:
+                self._push_parents[stream_id] = new
+            return True
 
     def forget(self, stream_id: int) -> None:
         """Drop ``stream_id`` from the maps (its response was never taken, or its wait failed)."""
