@@ -25,6 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hyper.http20.connection as connection_module
+import hyper.http20.request_memo as request_memo_module
 from hyper import HTTP20Connection
 from hyper.exceptions import InvalidHeader
 
@@ -359,7 +360,7 @@ def test_a_dict_changed_while_its_request_is_built_never_poisons_the_memo(
 ) -> None:
     conn, session = recording()
     shared: dict[Any, Any] = {"x-token": "old", "accept": "*/*"}
-    real_request_line = getattr(connection_module, "request_line")  # noqa: B009 - not exported
+    real_request_line = getattr(request_memo_module, "request_line")  # noqa: B009 - not exported
     changed = threading.Event()
 
     def request_line_then_another_thread_writes(*args: Any, **kwargs: Any) -> Any:
@@ -374,7 +375,7 @@ def test_a_dict_changed_while_its_request_is_built_never_poisons_the_memo(
             writer.join(timeout=10)
         return answer
 
-    monkeypatch.setattr(connection_module, "request_line", request_line_then_another_thread_writes)
+    monkeypatch.setattr(request_memo_module, "request_line", request_line_then_another_thread_writes)
     conn.request("GET", "/", headers=shared)
     assert changed.is_set()
     # A later request with the very items the first one started with.

@@ -12,7 +12,9 @@ each step to a session. The rest is mixed in, one job per module:
 * :mod:`~hyper.http20.push_ping_settings`: server push, PING and the
   server's SETTINGS;
 * :mod:`~hyper.http20.resending`: sending again, from ``getresponse()``, a
-  request the server refused unprocessed (RFC 9113 sections 6.8 and 8.7).
+  request the server refused unprocessed (RFC 9113 sections 6.8 and 8.7);
+* :mod:`~hyper.http20.request_memo`: the fields of requests with no body,
+  built once and remembered.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from typing import Any
 
 from ..common.body import BodyType, prepare_body
 from ..common.closing import ClosesOnExit
-from ..common.decoding import ACCEPT_ENCODING
 from ..common.options import connection_options, keepalive_options
 from ..common.request import (  # noqa: F401 - TimeoutType: documented here
     HeadersType,
@@ -46,6 +47,7 @@ from .core import DEFAULT_CONNECTION_WINDOW, DEFAULT_STREAM_WINDOW
 from .fields import build_request_headers
 from .incremental import H2IncrementalRequests
 from .push_ping_settings import PushPingSettings
+from .request_memo import RememberedRequest, RequestFieldsMemo
 from .resending import RefusedResends, resendable_body
 from .response import HTTP20Response, await_response, public_stream_ids
 from .session import H2Session
@@ -57,21 +59,14 @@ log = logging.getLogger("hyper")
 
 # A session found unusable (GOAWAY just read) is replaced; bounded retries.
 _SESSION_ATTEMPTS = 3
-#: Requests with no body whose fields are remembered, per connection (by
-#: method, path, authority, scheme and the caller's fields, if any).
-_PLAIN_REQUESTS_MEMO = 64
-#: Requests with caller fields are remembered only with at most this many
-#: fields, of at most this many characters in all (names and values).
-_REMEMBERED_CALLER_FIELDS = 32
-_REMEMBERED_CALLER_BYTES = 4096
-#: Field names whose requests are never remembered: they carry credentials.
-_NEVER_REMEMBERED = frozenset({b"authorization", b"proxy-authorization", b"cookie"})
 #: Requests with caller fields are remembered (see _caller_request_fields);
 #: off with ``HYPER_FAST_PATHS=0``, like every fast path.
 _CALLER_FIELDS_MEMO = not fast_paths_forced_off()
 
 
-class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, RefusedResends, ClosesOnExit):
+class HTTP20Connection(
+    SessionOpening, H2IncrementalRequests, PushPingSettings, RefusedResends, RequestFieldsMemo, ClosesOnExit
+):
     """One HTTP/2 connection, shared safely by any number of threads.
 
     :param host: ``'host'``, ``'host:port'`` or ``'[v6addr]:port'``.
@@ -210,16 +205,8 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
         self._registry = StreamRegistry()
         # Per thread: its pending putrequest() and its latest request's id.
         self._local = threading.local()
-        # The request with no body and no caller field, by what decides it:
-        # (method, url, authority, secure, scheme) as the caller passed them
-        # (exact str method and url), or, for other types, (checked method,
-        # path, authority, secure, scheme, None) -> its fields, declared
-        # length and path (see _plain_request_fields). Threads share it: a
-        # lookup or store is one dict operation, atomic, and two threads
-        # building the same entry store equal values.
-        self._plain_requests: dict[
-            tuple[Any, ...], tuple[tuple[tuple[bytes, bytes], ...], int | None, str]
-        ] = {}
+        # Requests with no body -> their fields, declared length and path (request_memo.py).
+        self._plain_requests: dict[tuple[Any, ...], RememberedRequest] = {}
 
     # -- sending requests -----------------------------------------------------
 
@@ -303,94 +290,6 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
                     handle.resend = (plan[0], plan[1], plan[2], again)
         return stream_id
 
-    def _plain_request_fields(
-        self, key: tuple[Any, ...], method: str, path: str
-    ) -> tuple[tuple[tuple[bytes, bytes], ...], int | None, str]:
-        """The fields, declared length and path of a request with no body and no caller field.
-
-        What :meth:`request` sends for it (hyper's own fields, then what
-        prepare_body/declared_length/is_empty decide, without their objects),
-        remembered in ``_plain_requests`` under ``key`` once built without
-        error. ``method`` and ``path`` are what request_line() returned.
-        """
-        header_map = self._prepare(None)
-        declared: int | None = bodiless_length(header_map, method)
-        fields = build_request_headers(method, path, self.authority, self._scheme, header_map._field_list())
-        known = (tuple(fields), declared, path)
-        # Bounded in bytes too, not only in entries: the key and the fields
-        # each hold the URL, so a long one is built afresh every time.
-        if len(key[0]) + len(key[1]) > _REMEMBERED_CALLER_BYTES:
-            return known
-        if len(self._plain_requests) >= _PLAIN_REQUESTS_MEMO:
-            self._plain_requests.clear()  # bounded: many distinct URLs start it afresh
-        self._plain_requests[key] = known
-        return known
-
-    def _caller_request_fields(
-        self, method: Any, url: Any, headers: dict[Any, Any]
-    ) -> tuple[tuple[tuple[bytes, bytes], ...], int | None, str] | None:
-        """The fields, declared length and path of a request with no body and caller ``headers``.
-
-        From ``_plain_requests`` when the same request (method, URL and
-        fields, in order) was built before on this connection; else built
-        by the very steps :meth:`request` takes (same errors, same order:
-        this thread's pending putrequest() is dropped once the request line
-        passed) and remembered when it may be. ``None`` when the memo does
-        not take the request: not all of method, URL, names and values are
-        exactly ``str``, too many fields, or a ``content-length`` with no
-        body to send (the general path sends, and refuses, it).
-        """
-        if type(method) is not str or type(url) is not str:
-            return None
-        # One snapshot of the dict: what is checked, built and remembered is
-        # what the key holds (another thread may change the dict meanwhile).
-        items = tuple(headers.items())
-        if len(items) > _REMEMBERED_CALLER_FIELDS:
-            return None
-        # Exactly str, every name and value: then equal keys mean equal
-        # fields. A bytes item hashes as its str twin (comparing them in the
-        # lookup is a BytesWarning) and 1 == True, but True is refused.
-        for name, value in items:
-            if type(name) is not str or type(value) is not str:
-                return None
-        key = (method, url, self.authority, self.secure, self._scheme, items)
-        known = self._plain_requests.get(key)
-        if known is not None:
-            return known
-        # What the general path of request() does, step by step.
-        checked, path = request_line(method, url, secure=self.secure, authority=self.authority)
-        self._local.pending = None
-        header_map = self._prepare(items)  # the snapshot, never the live dict
-        prepared = prepare_body(None)
-        declared = declared_length(header_map, prepared, checked, True)
-        if not is_empty(prepared, declared):
-            return None
-        fields = build_request_headers(checked, path, self.authority, self._scheme, header_map._field_list())
-        known = (tuple(fields), declared, path)
-        # Remembered unless it carries credentials (kept no longer than the
-        # request needs them, as checked_field's memo does) or is large.
-        size = len(method) + len(url) + sum(len(name) + len(value) for name, value in items)
-        if size <= _REMEMBERED_CALLER_BYTES and not any(field[0] in _NEVER_REMEMBERED for field in fields):
-            if len(self._plain_requests) >= _PLAIN_REQUESTS_MEMO:
-                self._plain_requests.clear()  # bounded, as in _plain_request_fields
-            self._plain_requests[key] = known
-        return known
-
-    def _prepare(self, headers: HeadersType) -> HTTPHeaderMap:
-        """The request's header map: the caller's fields (checked), then the ones hyper adds.
-
-        The URL was parsed once, by ``request_line()``, which checked that
-        an absolute URL names this connection's own origin; ``:authority``
-        comes from the connection (or a caller's ``host`` field).
-        """
-        if headers is None:
-            # Nothing to check or look for: the map holds just hyper's own field.
-            return HTTPHeaderMap.from_wire([(b"accept-encoding", ACCEPT_ENCODING)])
-        header_map = to_header_map(headers)
-        if b"accept-encoding" not in header_map:
-            header_map[b"accept-encoding"] = ACCEPT_ENCODING
-        return header_map
-
     def _send_headers(
         self,
         method: str,
@@ -424,17 +323,7 @@ class HTTP20Connection(SessionOpening, H2IncrementalRequests, PushPingSettings, 
         ``kept``: ``fields`` as a tuple, when the caller has one (remembered
         requests): what a resend sends (resending.py).
         """
-        # _usable_session_stream()'s loop, inline: this runs once per request.
-        attempt = 1
-        while True:
-            session = self._current_session()
-            # The last attempt may not be refused: its session's error is the caller's.
-            wire_id = session.open_stream(
-                fields, end_stream, may_refuse=attempt != _SESSION_ATTEMPTS, declared_length=declared
-            )
-            if wire_id is not None:
-                break
-            attempt += 1  # the session turned out unusable (e.g. a GOAWAY just read)
+        session, wire_id = self._usable_session_stream(fields, end_stream, declared)
         resend = None
         if self.retry_refused:
             # What a resend needs (resending.py); a body is added by request()

@@ -59,9 +59,9 @@ log = logging.getLogger("hyper")
 #: refusal, then a new connection that answers). A second covers a new
 #: connection that also ends before it reaches this request (a server with a
 #: small per-connection request limit and many requests in flight, or a
-#: GOAWAY still unread when the resend left: the poll before each request is
-#: skipped). Three refusals in a row mean a server that refuses this request
-#: whatever we do: the caller gets the error rather than a loop.
+#: GOAWAY that arrived just after the poll before the resend). Three
+#: refusals in a row mean a server that refuses this request whatever we
+#: do: the caller gets the error rather than a loop.
 MAX_RESENDS = 3
 
 _REFUSED_STREAM = int(h2.errors.ErrorCodes.REFUSED_STREAM)
