@@ -8,6 +8,8 @@ is compared here with the code it stands for:
   them all and trims the oldest once (``_RECORDS_WRITTEN_OUT``), against
   one insert-and-trim per stream (the same function without it) and h2's
   own ``open_outbound_streams`` property;
+* a new request stream's :class:`~hyper.http20.streams.StreamState` made
+  from a template (``StreamState.for_request``), against ``__init__``;
 * the connection credit's "not yet" answer of the default
   :class:`~hyper.http20.window.FlowControlManager`, written out in
   :meth:`~hyper.http20.credit.ConnectionCredit.release`, against the
@@ -17,6 +19,8 @@ is compared here with the code it stands for:
 
 from __future__ import annotations
 
+import enum
+from collections import deque
 from collections.abc import Iterator
 
 import h2.config
@@ -26,8 +30,10 @@ from h2.utilities import SizeLimitDict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hyper.common.body import LengthCounter
 from hyper.http20 import h2_internals_steps
 from hyper.http20.credit import ConnectionCredit
+from hyper.http20.streams import RequestState, StreamState
 from hyper.http20.window import FlowControlManager
 
 # -- closed streams moved to h2's records ------------------------------------------------
@@ -164,3 +170,42 @@ def test_the_written_out_answer_runs_for_the_default_manager_only(monkeypatch: p
         credit.received(9 << 20, 0)
         assert credit.release(9 << 20, 0) == 1024 + (9 << 20)  # over half a window: all of it
     assert calls == [1024, 9 << 20, 9 << 20]  # an answer other than "not yet": the manager's own
+
+
+# -- a new request stream's state -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("request_ended", [True, False])
+@pytest.mark.parametrize("head", [True, False])
+@pytest.mark.parametrize("declared_length", [None, 0, 1024])
+def test_a_request_streams_state_is_inits(
+    request_ended: bool, head: bool, declared_length: int | None
+) -> None:
+    window = FlowControlManager(65535)
+    made = StreamState.for_request(7, window, request_ended, head, declared_length)
+    expected = StreamState(
+        7,
+        window,
+        request=RequestState.DONE if request_ended else RequestState.SENDING,
+        head=head,
+        upload=LengthCounter(declared_length),
+    )
+    # Every field (the two made per stream compared by content below).
+    fields = {name: value for name, value in vars(made).items() if name not in ("data", "upload")}
+    assert fields == {name: value for name, value in vars(expected).items() if name not in ("data", "upload")}
+    assert type(made.data) is deque and not made.data
+    assert vars(made.upload) == vars(expected.upload)
+
+
+def test_request_stream_states_share_no_mutable_field() -> None:
+    first = StreamState.for_request(1, FlowControlManager(65535), True, False, None)
+    second = StreamState.for_request(3, FlowControlManager(65535), True, False, None)
+    for name, value in vars(first).items():
+        if name in ("stream_id", "window", "data", "upload"):
+            assert value is not getattr(second, name)
+        else:
+            # What the template copies to every stream: immutable values only.
+            assert value is None or isinstance(value, (bool, int, enum.Enum)), name
+    first.data.append(b"x")
+    first.upload.add(5)
+    assert not second.data and second.upload.sent == 0

@@ -25,7 +25,6 @@ import h2.events
 import h2.exceptions
 import hpack.exceptions
 
-from ..common.body import LengthCounter
 from ..exceptions import HyperError, ProtocolError, StreamResetError
 from ..limits import Limits
 from .core_bodies import CoreBodies
@@ -37,7 +36,7 @@ from .h2_internals_count import OpenStreamCount
 from .hpack_cache import MEMO_MAX_BLOCK
 from .pings import PingBook
 from .pushes import PushBook, PushPromise
-from .streams import RequestEvent, RequestState, ResponseEvent, StreamState
+from .streams import RequestEvent, ResponseEvent, StreamState
 from .window import BaseFlowControlManager
 
 log = logging.getLogger("hyper")
@@ -96,15 +95,10 @@ class CoreReceiver(CoreBodies, CoreFailures):
     def _new_stream(
         self, stream_id: int, request_ended: bool, head: bool, declared_length: int | None = None
     ) -> StreamState:
-        request = RequestState.DONE if request_ended else RequestState.SENDING
         # RFC 9113 section 8.1.1: DATA beyond (or short of) a declared
         # content-length makes the request malformed; the upload checks it.
-        return StreamState(
-            stream_id,
-            self._window_manager(self._stream_window),
-            request=request,
-            head=head,
-            upload=LengthCounter(declared_length),
+        return StreamState.for_request(
+            stream_id, self._window_manager(self._stream_window), request_ended, head, declared_length
         )
 
     # -- the frame loop ---------------------------------------------------------------
