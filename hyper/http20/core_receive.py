@@ -81,6 +81,9 @@ class CoreReceiver(CoreBodies, CoreFailures):
     fatal: HyperError | None
     goaway: tuple[int, int, bytes] | None
     closed: bool
+    #: The hyper logger wants DEBUG records: set by each receive() for the
+    #: handlers of its events (a read's responses share one answer).
+    _debug = False
 
     # Defined by H2Core (the sending half).
     def close(self, error_code: int = 0, message: str = "connection closed") -> None:
@@ -119,6 +122,9 @@ class CoreReceiver(CoreBodies, CoreFailures):
             # also when the splitter stopped on an error part-way. Nothing
             # asks for the count while the frames are split.
             self._open_count.forget()
+        # Whether the per-response debug records are wanted: asked once for
+        # the whole read (a read may bring many responses), not per response.
+        self._debug = log.isEnabledFor(logging.DEBUG)
         data_received = h2.events.DataReceived
         touched = self._touched
         credit = self._credit
@@ -275,7 +281,7 @@ class CoreReceiver(CoreBodies, CoreFailures):
             # stream.final_headers(fields), written out: once per response.
             stream.headers = fields
             stream.response_event(ResponseEvent.FINAL_HEADERS)
-            if log.isEnabledFor(logging.DEBUG):  # once per response: one call, not two, when off
+            if self._debug:  # asked once per read (receive), not once per response
                 log.debug("stream %d: response headers received", event.stream_id)
 
     def _on_informational(self, event: h2.events.InformationalResponseReceived) -> None:
@@ -303,7 +309,7 @@ class CoreReceiver(CoreBodies, CoreFailures):
         stream = self.streams.get(event.stream_id)
         if stream is not None:
             stream.response_event(ResponseEvent.END_STREAM)
-            if log.isEnabledFor(logging.DEBUG):  # once per response: one call, not two, when off
+            if self._debug:  # asked once per read (receive), not once per response
                 log.debug("stream %d: response complete", event.stream_id)
 
     def _on_stream_reset(self, event: h2.events.StreamReset) -> None:
