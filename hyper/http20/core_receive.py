@@ -25,6 +25,7 @@ import h2.events
 import h2.exceptions
 import hpack.exceptions
 
+from ..common.body import LengthCounter
 from ..exceptions import HyperError, ProtocolError, StreamResetError
 from ..limits import Limits
 from .core_bodies import CoreBodies
@@ -36,7 +37,7 @@ from .h2_internals_count import OpenStreamCount
 from .hpack_cache import MEMO_MAX_BLOCK
 from .pings import PingBook
 from .pushes import PushBook, PushPromise
-from .streams import RequestEvent, ResponseEvent, StreamState
+from .streams import RequestEvent, RequestState, ResponseEvent, StreamState
 from .window import BaseFlowControlManager
 
 log = logging.getLogger("hyper")
@@ -81,9 +82,6 @@ class CoreReceiver(CoreBodies, CoreFailures):
     fatal: HyperError | None
     goaway: tuple[int, int, bytes] | None
     closed: bool
-    #: The hyper logger wants DEBUG records: set by each receive() for the
-    #: handlers of its events (a read's responses share one answer).
-    _debug = False
 
     # Defined by H2Core (the sending half).
     def close(self, error_code: int = 0, message: str = "connection closed") -> None:
@@ -98,10 +96,15 @@ class CoreReceiver(CoreBodies, CoreFailures):
     def _new_stream(
         self, stream_id: int, request_ended: bool, head: bool, declared_length: int | None = None
     ) -> StreamState:
+        request = RequestState.DONE if request_ended else RequestState.SENDING
         # RFC 9113 section 8.1.1: DATA beyond (or short of) a declared
         # content-length makes the request malformed; the upload checks it.
-        return StreamState.for_request(
-            stream_id, self._window_manager(self._stream_window), request_ended, head, declared_length
+        return StreamState(
+            stream_id,
+            self._window_manager(self._stream_window),
+            request=request,
+            head=head,
+            upload=LengthCounter(declared_length),
         )
 
     # -- the frame loop ---------------------------------------------------------------
@@ -122,9 +125,6 @@ class CoreReceiver(CoreBodies, CoreFailures):
             # also when the splitter stopped on an error part-way. Nothing
             # asks for the count while the frames are split.
             self._open_count.forget()
-        # Whether the per-response debug records are wanted: asked once for
-        # the whole read (a read may bring many responses), not per response.
-        self._debug = log.isEnabledFor(logging.DEBUG)
         data_received = h2.events.DataReceived
         touched = self._touched
         credit = self._credit
@@ -281,7 +281,7 @@ class CoreReceiver(CoreBodies, CoreFailures):
             # stream.final_headers(fields), written out: once per response.
             stream.headers = fields
             stream.response_event(ResponseEvent.FINAL_HEADERS)
-            if self._debug:  # asked once per read (receive), not once per response
+            if log.isEnabledFor(logging.DEBUG):  # once per response: one call, not two, when off
                 log.debug("stream %d: response headers received", event.stream_id)
 
     def _on_informational(self, event: h2.events.InformationalResponseReceived) -> None:
@@ -309,7 +309,7 @@ class CoreReceiver(CoreBodies, CoreFailures):
         stream = self.streams.get(event.stream_id)
         if stream is not None:
             stream.response_event(ResponseEvent.END_STREAM)
-            if self._debug:  # asked once per read (receive), not once per response
+            if log.isEnabledFor(logging.DEBUG):  # once per response: one call, not two, when off
                 log.debug("stream %d: response complete", event.stream_id)
 
     def _on_stream_reset(self, event: h2.events.StreamReset) -> None:

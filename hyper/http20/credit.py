@@ -17,7 +17,7 @@ the session's state lock.
 
 from __future__ import annotations
 
-from .window import BaseFlowControlManager, FlowControlManager
+from .window import BaseFlowControlManager
 
 #: HTTP/2's initial window, before any WINDOW_UPDATE or SETTINGS (RFC 9113 section 6.9.2).
 INITIAL_WINDOW = 65535
@@ -129,22 +129,4 @@ class ConnectionCredit:
         # manager still holds credit it was waiting to batch: asking it now
         # (its blocked() hook) is the only way that credit ever leaves.
         self.withheld -= amount
-        if type(window) is FlowControlManager:
-            # The default manager's usual answer, "not yet", written out: this
-            # runs once per read, and a server that sends each response in
-            # its own TLS record (nginx) makes that once per response. Its
-            # increase_window_size answers 0 while less than half a window
-            # was consumed and the open window is above a quarter and above
-            # a sixteenth; _data_consumed then only adds to unacknowledged.
-            size = window.window_size
-            unacknowledged = window.unacknowledged + amount
-            initial = window.initial_window_size
-            if (
-                size > 0
-                and unacknowledged < initial // 2
-                and size > initial // 4
-                and size > max(initial // 16, 1)
-            ):
-                window.unacknowledged = unacknowledged
-                return 0
         return window._data_consumed(amount)

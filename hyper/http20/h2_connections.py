@@ -10,7 +10,6 @@ frames directly for an adapted connection and decline for the other kind.
 
 from __future__ import annotations
 
-import struct
 from typing import Any
 
 import h2.config
@@ -26,9 +25,6 @@ _HEADERS_FRAME = 0x1
 _GOAWAY_FRAME = 0x7
 _CONTINUATION_FRAME = 0x9
 _END_HEADERS = 0x4
-#: A frame header (RFC 9113 section 4.1): the 24-bit length and the 8-bit
-#: type in one 32-bit field, the flags, then the stream id (its reserved bit 0).
-_FRAME_HEAD = struct.Struct(">IBI")
 
 
 #: How many closed streams h2 remembers per connection (h2's default: 65,536).
@@ -144,11 +140,10 @@ def send_request_headers(
     if block is None:
         return None
     max_size = conn.max_outbound_frame_size
-    if len(block) <= max_size:
-        # One HEADERS frame, its header packed in one call (once per request).
-        flags = _END_HEADERS | (_END_STREAM if end_stream else 0)
-        return [_FRAME_HEAD.pack(len(block) << 8 | _HEADERS_FRAME, flags, stream_id) + block]
     sid = stream_id.to_bytes(4, "big")
+    if len(block) <= max_size:
+        flags = _END_HEADERS | (_END_STREAM if end_stream else 0)
+        return [len(block).to_bytes(3, "big") + bytes((_HEADERS_FRAME, flags)) + sid + block]
     pieces = [block[start : start + max_size] for start in range(0, len(block), max_size)]
     frames = [
         len(pieces[0]).to_bytes(3, "big")

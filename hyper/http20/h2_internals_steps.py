@@ -20,7 +20,6 @@ their fused forms, are :mod:`hyper.http20.h2_internals_receive`.
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Callable
 from typing import Any
 
@@ -39,7 +38,6 @@ try:
     from h2.settings import SettingCodes
     from h2.stream import STREAM_OPEN, H2Stream, H2StreamStateMachine, StreamInputs, StreamState
     from h2.stream import _transitions as _STREAM_TABLE
-    from h2.utilities import SizeLimitDict
     from h2.windows import WindowManager
 
     _INITIAL_WINDOW_SIZE = SettingCodes.INITIAL_WINDOW_SIZE
@@ -153,53 +151,11 @@ def open_outbound_streams(conn: h2.connection.H2Connection) -> int:
             count += 1
         elif state is StreamState.CLOSED:
             closed.append(stream_id)
-    if not closed:
-        return count
-    records: Any = conn._closed_streams  # h2 types it as a dict; it is a SizeLimitDict
-    # h2's record of closed streams keeps the newest ones up to a limit; its
-    # __setitem__ trims after every insert. Inserting all, then trimming the
-    # oldest once, leaves the same entries in the same order (each id is
-    # new to it: client ids only grow, RFC 9113 section 5.1.1) with one
-    # Python call fewer per stream (a mux burst closes a hundred at a time).
-    written_out = _RECORDS_WRITTEN_OUT and type(records) is SizeLimitDict
     for stream_id in closed:
         stream = conn.streams.pop(stream_id)
         # stream.closed_by, without the property's call (it returns this).
-        if written_out:
-            _ordered_set(records, stream_id, stream.state_machine.stream_closed_by)
-        else:
-            records[stream_id] = stream.state_machine.stream_closed_by
-    if written_out:
-        limit = records._size_limit
-        if limit is not None:
-            while len(records) > limit:
-                records.popitem(last=False)
+        conn._closed_streams[stream_id] = stream.state_machine.stream_closed_by
     return count
-
-
-def _records_written_out() -> bool:
-    """True when h2's ``SizeLimitDict`` is an ``OrderedDict`` trimmed from the oldest after each insert.
-
-    Checked on h2's own class: inserts through it and through the written-out
-    path of :func:`open_outbound_streams` (plain inserts, one trim) leave
-    equal records, and it overrides nothing else.
-    """
-    try:
-        expected_members = {"__init__", "__setitem__", "_check_size_limit"}
-        own = {name for name in vars(SizeLimitDict) if not name.startswith("__") or name in expected_members}
-        if not issubclass(SizeLimitDict, collections.OrderedDict) or own != expected_members:
-            return False
-        reference, twin = SizeLimitDict(size_limit=3), SizeLimitDict(size_limit=3)
-        for key in range(1, 8, 2):
-            reference[key] = key
-        twin[1] = 1
-        for key in range(3, 8, 2):
-            _ordered_set(twin, key, key)
-        while len(twin) > twin._size_limit:
-            twin.popitem(last=False)
-        return list(reference.items()) == list(twin.items()) == [(3, 3), (5, 5), (7, 7)]
-    except (AttributeError, TypeError, ValueError):  # pragma: no cover - only with a changed h2
-        return False
 
 
 def open_request_stream(
@@ -368,9 +324,6 @@ _MACHINE_FIELDS = {
     "stream_closed_by",
 }
 _WINDOW_FIELDS = {"max_window_size", "current_window_size", "_bytes_processed"}
-_ordered_set = collections.OrderedDict.__setitem__
-#: open_outbound_streams trims h2's closed-stream records once (see _records_written_out).
-_RECORDS_WRITTEN_OUT = STEPS_PROBLEM is None and _records_written_out()
 #: new_request_stream sets a stream's attributes itself (see _stream_written_out).
 _STREAM_WRITTEN_OUT = STEPS_PROBLEM is None and _stream_written_out()
 

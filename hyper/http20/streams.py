@@ -177,36 +177,6 @@ class StreamState:
         self.ended = response in _ENDED
         self.complete = response is ResponseState.COMPLETE
 
-    @classmethod
-    def for_request(
-        cls,
-        stream_id: int,
-        window: BaseFlowControlManager,
-        request_ended: bool,
-        head: bool,
-        declared_length: int | None,
-    ) -> StreamState:
-        """A new request stream's state: ``cls(stream_id, window, request, head=..., upload=...)``.
-
-        One is made per request (a mux burst makes a hundred): the fields
-        every new stream shares come from one template copied in a single
-        step (:data:`_NEW_STREAM_FIELDS`, taken from a state made by
-        ``__init__``, so the defaults are written once), then the fields of
-        this stream. Equal, field by field, to what ``__init__`` makes
-        (tests/test_mux_steps.py compares them).
-        """
-        state = _new_object(cls)
-        state.__dict__.update(_NEW_STREAM_FIELDS)
-        state.stream_id = stream_id
-        state.window = window
-        state.data = deque()
-        state.upload = LengthCounter(declared_length)
-        state.head = head
-        if request_ended:
-            state.request = RequestState.DONE
-            state.request_ended = True
-        return state
-
     # -- transitions ----------------------------------------------------------------
 
     def request_event(self, event: RequestEvent) -> None:
@@ -248,13 +218,3 @@ class StreamState:
             return True
         headers = self.headers
         return headers is not None and headers[0][1] in (b"204", b"304")
-
-
-_new_object = object.__new__
-#: What every new request stream starts with, from ``__init__`` itself (see
-#: StreamState.for_request): the per-stream fields are set after the copy.
-_NEW_STREAM_FIELDS = {
-    name: value
-    for name, value in vars(StreamState(0, BaseFlowControlManager.__new__(BaseFlowControlManager))).items()
-    if name not in ("stream_id", "window", "data", "upload", "head")
-}
