@@ -97,6 +97,80 @@ def test_close_from_another_thread_before_the_resend_sends_nothing_more(
     assert (opened_after_close, later_requests) == (False, [])
 
 
+def _promise(peer: Peer, parent: int, authority: bytes | None = None) -> None:
+    """Push stream 2 on ``parent`` (this origin unless ``authority`` names another), and its response."""
+    own = f"127.0.0.1:{peer.sock.getsockname()[1]}".encode()
+    promised = [
+        (b":method", b"GET"),
+        (b":scheme", b"http"),
+        (b":authority", authority or own),
+        (b":path", b"/p"),
+    ]
+    peer.h2.push_stream(parent, 2, promised)
+    peer.respond(2, body=b"pushed")
+
+
+def _refuse_then_answer_a_resend(peer: Peer, stream_id: int, resent: list[bytes]) -> None:
+    """RST_STREAM REFUSED_STREAM on ``stream_id``; a resend, if one comes, is answered (and noted)."""
+    peer.h2.reset_stream(stream_id, _REFUSED)
+    peer.flush()
+    try:
+        again = peer.wait_request(_WAIT)
+    except AssertionError:
+        return  # the client hung up without sending it again: right
+    resent.append(_path(again))
+    peer.respond(again.stream_id, body=b"processed twice")
+    peer.drain_until_closed(_WAIT)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review16: a PUSH_PROMISE whose push was already taken with get_pushes() does not stop a resend",
+)
+def test_a_refusal_after_a_push_promise_already_taken_is_not_sent_again() -> None:
+    taken = threading.Event()
+    resent: list[bytes] = []
+
+    def script(peer: Peer) -> None:
+        request = peer.wait_request()
+        _promise(peer, request.stream_id)
+        assert taken.wait(_WAIT)  # the application took the push before the refusal came
+        _refuse_then_answer_a_resend(peer, request.stream_id, resent)
+
+    with ScriptedServer(script) as server:
+        with _connect(server, enable_push=True) as conn:
+            stream_id = conn.request("GET", "/pushy")
+            try:
+                push = next(iter(conn.get_pushes(stream_id, capture_all=True)))  # waits for the first push
+            finally:
+                taken.set()
+            assert push.path == "/p"
+            # The server sent PUSH_PROMISE on the stream: it had begun processing it.
+            with pytest.raises(StreamResetError):
+                conn.getresponse(stream_id).read()
+    assert resent == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review16: a PUSH_PROMISE the client refused (another origin) does not stop a resend",
+)
+def test_a_refusal_after_a_refused_push_promise_is_not_sent_again() -> None:
+    resent: list[bytes] = []
+
+    def script(peer: Peer) -> None:
+        request = peer.wait_request()
+        _promise(peer, request.stream_id, authority=b"elsewhere.example:443")  # not ours: reset by hyper
+        _refuse_then_answer_a_resend(peer, request.stream_id, resent)
+
+    with ScriptedServer(script) as server:
+        with _connect(server, enable_push=True) as conn:
+            stream_id = conn.request("GET", "/pushy-elsewhere")
+            with pytest.raises(StreamResetError):
+                conn.getresponse(stream_id).read()
+    assert resent == []
+
+
 # -- checked and found right (not tested elsewhere) -----------------------------------------------
 
 
