@@ -310,3 +310,35 @@ def test_a_body_sent_with_endheaders_is_not_resent() -> None:
             with pytest.raises(StreamResetError) as caught:
                 conn.getresponse(stream_id)
             assert caught.value.retryable
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"authorization": "Bearer secret", "cookie": "a=1", "x-one": "1", "Accept": "*/*"},
+        [("x-twice", "1"), ("X-Twice", "2"), ("cookie", "a=1"), ("cookie", "b=2"), ("user-agent", "mine")],
+    ],
+    ids=["dict with credentials", "list with repeats"],
+)
+@pytest.mark.parametrize("body", [None, b"bytes body"], ids=["bodiless", "bytes body"])
+def test_a_resend_carries_exactly_the_fields_of_the_first_send(headers: Any, body: bytes | None) -> None:
+    seen: list[list[tuple[bytes, bytes]]] = []
+
+    def script(peer: Peer) -> None:
+        for attempt in range(2):
+            request = peer.wait_request()
+            seen.append([(bytes(name), bytes(value)) for name, value in request.headers])
+            if body is not None:
+                assert peer.read_body(request.stream_id) == body
+            if attempt == 0:
+                peer.h2.reset_stream(request.stream_id, _REFUSED)
+                peer.flush()
+            else:
+                peer.respond(request.stream_id, body=b"ok")
+        assert _requests_until_closed(peer) == []
+
+    with ScriptedServer(script) as server:
+        with _connect(server) as conn:
+            stream_id = conn.request("POST", "/fields", body=body, headers=headers)
+            assert conn.getresponse(stream_id).read() == b"ok"
+    assert len(seen) == 2 and seen[0] == seen[1]
