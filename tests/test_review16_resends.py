@@ -183,14 +183,17 @@ def test_a_refusal_after_a_refused_push_promise_is_not_sent_again() -> None:
 )
 def test_no_resend_once_the_deadline_has_passed() -> None:
     resent: list[bytes] = []
+    refusing = threading.Event()
 
     def script(peer: Peer) -> None:
         request = peer.wait_request()
+        refusing.set()  # the PING the client sends after this is answered after the refusal
         _refuse_then_answer_a_resend(peer, request.stream_id, resent)
 
     with ScriptedServer(script) as server:
         with _connect(server, deadline=0.5) as conn:
             stream_id = conn.request("GET", "/late")
+            assert refusing.wait(_WAIT)
             conn.ping()  # the refusal left before the PING's ACK: it is read by now
             deadline_at = conn._registry.handle(stream_id).deadline_at
             assert deadline_at is not None
