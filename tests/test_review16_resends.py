@@ -379,3 +379,28 @@ def test_a_resend_carries_exactly_the_fields_of_the_first_send(headers: Any, bod
             stream_id = conn.request("POST", "/fields", body=body, headers=headers)
             assert conn.getresponse(stream_id).read() == b"ok"
     assert len(seen) == 2 and seen[0] == seen[1]
+
+
+def test_a_resend_between_putrequest_and_endheaders_leaves_the_pending_request_whole() -> None:
+    answered: list[bytes] = []
+
+    def script(peer: Peer) -> None:
+        first = peer.wait_request()
+        peer.h2.reset_stream(first.stream_id, _REFUSED)
+        peer.flush()
+        for _ in range(2):  # the resend, then the pending request
+            request = peer.wait_request()
+            answered.append(_path(request))
+            peer.respond(request.stream_id, body=b"answer to " + _path(request))
+        assert _requests_until_closed(peer) == []
+
+    with ScriptedServer(script) as server:
+        with _connect(server) as conn:
+            refused = conn.request("GET", "/refused")
+            pending = conn.putrequest("GET", "/pending")  # nothing sent yet
+            conn.putheader("x-pending", "yes")
+            assert conn.getresponse(refused).read() == b"answer to /refused"  # resent meanwhile
+            conn.endheaders(final=True)
+            response = conn.getresponse()  # without an id: the pending one, now sent
+            assert (response.stream_id, response.read()) == (pending, b"answer to /pending")
+    assert answered == [b"/refused", b"/pending"]
