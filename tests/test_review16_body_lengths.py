@@ -41,9 +41,6 @@ needs_lying_sysfs = pytest.mark.skipif(not _sysfs_size_lies(), reason="no sysfs 
 
 
 @needs_lying_sysfs
-@pytest.mark.xfail(
-    strict=True, reason="review16: a sysfs file (size 4096, holds 6 bytes) is declared 4096 bytes long"
-)
 def test_a_sysfs_file_is_not_declared_as_long_as_its_size_says() -> None:
     content = SYSFS_FILE.read_bytes()
     with SYSFS_FILE.open("rb") as body:
@@ -52,7 +49,6 @@ def test_a_sysfs_file_is_not_declared_as_long_as_its_size_says() -> None:
 
 
 @needs_lying_sysfs
-@pytest.mark.xfail(strict=True, reason="review16: a sysfs file body fails with BodyLengthError")
 def test_a_sysfs_file_body_is_sent_whole(hypercorn_server: ServerInfo) -> None:
     content = SYSFS_FILE.read_bytes()
     context = hyper.tls.init_context(cert_path=hypercorn_server.ca_file)
@@ -64,7 +60,6 @@ def test_a_sysfs_file_body_is_sent_whole(hypercorn_server: ServerInfo) -> None:
 
 
 @needs_lying_sysfs
-@pytest.mark.xfail(strict=True, reason="review16: hyper @/sys/... declares content-length 4096 and fails")
 def test_cli_at_file_from_sysfs_is_sent_whole(hypercorn_server: ServerInfo) -> None:
     content = SYSFS_FILE.read_bytes()
     done = run_program(
@@ -92,10 +87,6 @@ def _unused_port() -> int:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or not DEV_ZERO.exists(), reason="Linux /dev/zero")
-@pytest.mark.xfail(
-    strict=True,
-    reason="review16: hyper @/dev/zero reads the endless device into memory before connecting (MemoryError)",
-)
 def test_cli_at_file_of_an_endless_character_device_is_not_read_into_memory() -> None:
     # Before a88264a the size (0) was used; now a file whose size can't be
     # known is read to its end first, and a character device has no end.
@@ -104,6 +95,8 @@ def test_cli_at_file_of_an_endless_character_device_is_not_read_into_memory() ->
     done = _hyper_with_memory_limit("POST", f"http://127.0.0.1:{_unused_port()}/x", f"@{DEV_ZERO}")
     assert done.returncode != 0
     assert b"Traceback" not in done.stderr, done.stderr[-300:]
+    # A usage error (exit status 2) before any connection, naming the device.
+    assert done.returncode == 2 and b"/dev/zero is a device with no end" in done.stderr
 
 
 def _hyper_with_memory_limit(*argv: str) -> subprocess.CompletedProcess[bytes]:
