@@ -26,11 +26,6 @@ requests = pytest.importorskip("requests")
 _WAIT = 10.0  # bounds every wait; nothing is timed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review16: through the requests adapter a refused request is sent 2 * (1 + MAX_RESENDS) times, "
-    "the adapter's own retry on top of the connection's resends",
-)
 def test_the_adapter_sends_a_refused_request_at_most_one_plus_max_resends_times(
     server_cert_files: CertFiles, ca_file: str
 ) -> None:
