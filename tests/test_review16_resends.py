@@ -51,11 +51,6 @@ def _requests_until_closed(peer: Peer) -> list[bytes]:
 # -- bugs ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review16: close() from another thread before a resend: the request is still sent, on a new "
-    "connection opened after close() returned",
-)
 def test_close_from_another_thread_before_the_resend_sends_nothing_more(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -176,11 +171,6 @@ def test_a_refusal_after_a_refused_push_promise_is_not_sent_again() -> None:
     assert resent == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review16: a refused request is sent again after the exchange's deadline has passed "
-    "(the caller then gets ReadTimeout for a request the server got twice)",
-)
 def test_no_resend_once_the_deadline_has_passed() -> None:
     resent: list[bytes] = []
     refusing = threading.Event()
