@@ -123,10 +123,6 @@ def _refuse_then_answer_a_resend(peer: Peer, stream_id: int, resent: list[bytes]
     peer.drain_until_closed(_WAIT)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review16: a PUSH_PROMISE whose push was already taken with get_pushes() does not stop a resend",
-)
 def test_a_refusal_after_a_push_promise_already_taken_is_not_sent_again() -> None:
     taken = threading.Event()
     resent: list[bytes] = []
@@ -151,10 +147,6 @@ def test_a_refusal_after_a_push_promise_already_taken_is_not_sent_again() -> Non
     assert resent == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review16: a PUSH_PROMISE the client refused (another origin) does not stop a resend",
-)
 def test_a_refusal_after_a_refused_push_promise_is_not_sent_again() -> None:
     resent: list[bytes] = []
 

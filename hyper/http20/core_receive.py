@@ -428,6 +428,12 @@ class CoreReceiver(CoreBodies, CoreFailures):
             # checks once the server acknowledged them).
             self.fail(ProtocolError("server sent PUSH_PROMISE although push is disabled", 1), 1)
             return
+        parent = self.streams.get(parent_id)
+        if parent is not None:
+            # Whatever becomes of the push (refused below, taken, dropped), the
+            # server answered on the parent: a later refusal of it is no
+            # promise that it was not processed (resending.py asks this).
+            parent.promised = True
         headers = event.headers
         # The event's own list (h2's, or the fast path's decode) is not
         # shared: the stream may keep it. Anything else is copied.
