@@ -166,6 +166,19 @@ class HTTPConnection(ClosesOnExit):
         return delegate.version
 
     @property
+    def retry_refused(self) -> bool:
+        """Whether :meth:`getresponse` sends a request the server refused unprocessed again.
+
+        True once HTTP/2 was chosen with ``retry_refused`` on (the default,
+        see :class:`~hyper.HTTP20Connection`); False over HTTP/1.1 and
+        before the choice.
+        """
+        delegate = self._delegate
+        if delegate is None or self._upgrade_pending or delegate.version != "HTTP/2":
+            return False
+        return bool(getattr(delegate, "retry_refused", False))
+
+    @property
     def negotiated_protocol(self) -> str | None:
         """The ALPN protocol the server selected (``None`` in cleartext)."""
         delegate = self._delegate

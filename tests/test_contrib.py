@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import hashlib
 import json
@@ -454,6 +455,21 @@ def test_request_refused_by_goaway_is_sent_again_on_a_new_connection() -> None:
         with requests.Session() as s:
             s.trust_env = False
             s.mount("http://", HTTP20Adapter(connection_class=hyper.HTTP20Connection))
+            response = s.get(f"http://127.0.0.1:{server.port}/", timeout=10)
+            assert (response.status_code, response.content) == (200, b"ok\n")
+    assert peers == ["goaway", "answered"]
+
+
+def test_the_adapter_sends_again_itself_when_the_connection_does_not() -> None:
+    # With retry_refused=False the connection raises the refusal at once, and
+    # the adapter's own single retry (kept for that, and for HTTP/1.1) sends
+    # the request on a new connection.
+    peers: list[str] = []
+    no_resends = functools.partial(hyper.HTTP20Connection, retry_refused=False)
+    with ScriptedServer(_goaway_then_answer(peers), connections=2) as server:
+        with requests.Session() as s:
+            s.trust_env = False
+            s.mount("http://", HTTP20Adapter(connection_class=no_resends))
             response = s.get(f"http://127.0.0.1:{server.port}/", timeout=10)
             assert (response.status_code, response.content) == (200, b"ok\n")
     assert peers == ["goaway", "answered"]

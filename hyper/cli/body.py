@@ -95,21 +95,40 @@ def build_body(spec: RequestSpec, mode: str) -> Body | None:
 def open_body_file(path: str) -> Body:
     """``@file``: the file, sent as it is read, its type guessed from its name.
 
-    A file whose length cannot be known beforehand (a /proc file whose size
-    says 0, a named pipe, ``/dev/stdin``) is read to its end first, as a
-    piped stdin is: the body's length is then known, and ``-v`` can show it.
+    A file whose length cannot be known beforehand (a /proc or /sys file
+    whose size is not its content's, a named pipe, ``/dev/stdin``) is read
+    to its end first, as a piped stdin is: the body's length is then known,
+    and ``-v`` can show it. A device with no end (``/dev/zero``) is a usage
+    error, not a read until memory runs out.
     """
     handle = _open(path)
     try:
         length = file_length(handle)
         if length is not None:
             return Body(handle, length, _guess_type(path), path)
+        if _endless_device(handle):
+            handle.close()
+            raise UsageError(
+                f"@{path} is a device with no end; send a part of it, e.g. head -c 1024 {path} | hyper ..."
+            )
         data = handle.read()
     except OSError as exc:
         handle.close()
         raise UsageError(f"@{path}: {exc.strerror or exc}") from None
     handle.close()
     return Body.of_bytes(data, _guess_type(path), path)
+
+
+def _endless_device(handle: IO[bytes]) -> bool:
+    """A character device other than a terminal (``/dev/zero``, ``/dev/urandom``): reading it never ends.
+
+    A terminal ends its input at Ctrl-D, a pipe when its writer closes; these
+    devices never do, and reading one to its end would only exhaust memory.
+    """
+    try:
+        return stat.S_ISCHR(os.fstat(handle.fileno()).st_mode) and not handle.isatty()
+    except (OSError, ValueError):
+        return False
 
 
 def read_stdin(stream: IO[bytes]) -> Body | None:

@@ -77,8 +77,9 @@ def file_length(fileobj: Any) -> int | None:
     """Bytes left in a file-like object, from fstat or seek/tell; ``None`` if not knowable.
 
     ``None`` for text files (characters are not bytes), character devices,
-    pipes and sockets (no size), and Linux's /proc-style files whose size
-    says 0 though they have bytes.
+    pipes and sockets (no size), and regular files whose size is not their
+    content's: Linux's /proc files (size 0, with bytes) and /sys files
+    (size 4096, with a few bytes).
     """
     if isinstance(fileobj, io.TextIOBase) or isinstance(getattr(fileobj, "file", None), io.TextIOBase):
         return None  # characters are not bytes; length unknown until encoded
@@ -89,8 +90,13 @@ def file_length(fileobj: Any) -> int | None:
             position = int(fileobj.tell())
             if info.st_size == 0 and _bytes_at(fd, position):
                 # A regular file whose size says nothing of its content
-                # (Linux's /proc and /sys files report 0 and have bytes):
-                # unknown, so it is sent to its end, not declared empty.
+                # (Linux's /proc files report 0 and have bytes): unknown,
+                # so it is sent to its end, not declared empty.
+                return None
+            if info.st_size > position and _last_byte_missing(fd, info.st_size):
+                # A size larger than the content (Linux's /sys files report
+                # a page, 4096, for a few bytes): unknown as well, rather
+                # than a declared length the body then falls short of.
                 return None
             return max(info.st_size - position, 0)
         if not stat.S_ISBLK(info.st_mode):
@@ -119,6 +125,17 @@ def _bytes_at(fd: int, position: int) -> bool:
         return bool(pread(fd, 1, position))
     except OSError:
         return True  # cannot tell: unknown beats a silently empty body
+
+
+def _last_byte_missing(fd: int, size: int) -> bool:
+    """Whether the file ``fd`` lacks the byte its ``size`` promises at ``size - 1`` (offset untouched)."""
+    pread = getattr(os, "pread", None)
+    if pread is None:
+        return False  # Windows: no positioned read, and no /sys either: trust the size
+    try:
+        return not pread(fd, 1, size - 1)
+    except OSError:
+        return True  # cannot tell: unknown beats a declared length the body falls short of
 
 
 def _refuse_unreadable(fileobj: Any) -> None:

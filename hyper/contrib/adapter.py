@@ -155,16 +155,21 @@ class HTTP20Adapter(requests.adapters.BaseAdapter):
         # stream, or above a GOAWAY's last stream id, as when nginx retires
         # a connection after keepalive_requests) is sent once more, if its
         # body can be sent again.
+        # Over HTTP/2 getresponse() already sends such a request again
+        # itself (retry_refused, up to three times): a refusal it raises is
+        # final, and sending again here would only multiply the copies.
         attempts = 2 if isinstance(request.body, (type(None), bytes, str)) else 1
         for attempt in range(1, attempts + 1):
+            resent_by_connection = False
             try:
                 stream_id = connection.request(method, request.path_url, body=request.body, headers=headers)
+                resent_by_connection = _resends_refused(connection)
                 response = connection.getresponse(stream_id)
                 break
             except HyperError as exc:
                 if _breaks_connection(exc):
                     self._evict(key, connection)
-                if attempt < attempts and getattr(exc, "retryable", False):
+                if attempt < attempts and getattr(exc, "retryable", False) and not resent_by_connection:
                     connection, key = self._pool.get(
                         scheme, parts.hostname, port, verify, cert, timeout, proxy
                     )
@@ -281,6 +286,14 @@ def _response_headers(headers: HTTPHeaderMap) -> requests.structures.CaseInsensi
     return requests.structures.CaseInsensitiveDict(
         {name.decode("latin-1"): ", ".join(values) for name, values in joined.items()}
     )
+
+
+def _resends_refused(connection: Any) -> bool:
+    """Whether ``connection``'s ``getresponse()`` sends refused requests again itself.
+
+    Over HTTP/2 with ``retry_refused`` on (the default); never over HTTP/1.1.
+    """
+    return connection.version == "HTTP/2" and bool(getattr(connection, "retry_refused", False))
 
 
 def _breaks_connection(exc: HyperError) -> bool:

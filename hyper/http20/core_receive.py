@@ -417,6 +417,13 @@ class CoreReceiver(CoreBodies, CoreFailures):
         if self.goaway is not None:
             # A later GOAWAY may only lower last_stream_id (RFC 9113 section 6.8).
             last = min(last, self.goaway[1])
+            if code == 0 and self.goaway[0] != 0:
+                # Nor may it take back an error: after GOAWAY(INTERNAL_ERROR)
+                # a NO_ERROR one must not make the connection's end look
+                # graceful (its streams would be sent again elsewhere, and
+                # the connection reopened silently). The error stays, with
+                # its debug data.
+                code, data = self.goaway[0], self.goaway[2]
         self.goaway = (code, last, data)
         self.closed = True
         log.debug("GOAWAY received (%s, last stream %d, %r)", error_name(code), last, data[:100])
@@ -454,6 +461,12 @@ class CoreReceiver(CoreBodies, CoreFailures):
             # checks once the server acknowledged them).
             self.fail(ProtocolError("server sent PUSH_PROMISE although push is disabled", 1), 1)
             return
+        parent = self.streams.get(parent_id)
+        if parent is not None:
+            # Whatever becomes of the push (refused below, taken, dropped), the
+            # server answered on the parent: a later refusal of it is no
+            # promise that it was not processed (resending.py asks this).
+            parent.promised = True
         headers = event.headers
         # The event's own list (h2's, or the fast path's decode) is not
         # shared: the stream may keep it. Anything else is copied.

@@ -101,10 +101,12 @@ class PushPingSettings:
         (after the server's GOAWAY, say) is sent at once.
 
         If the server's GOAWAY (RFC 9113 section 6.8) arrives while requests
-        are held and excludes them, they are never sent: their
-        ``getresponse()`` raises :class:`~hyper.exceptions.ConnectionTerminated`
-        with ``retryable=True``, and leaving the block raises nothing for
-        them, so the ids of the requests that did go out are not lost.
+        are held and excludes them, they are never sent on that connection,
+        and leaving the block raises nothing for them, so the ids of the
+        requests that did go out are not lost. Their ``getresponse()`` sends
+        them on a new connection (``retry_refused``, the default), or raises
+        :class:`~hyper.exceptions.ConnectionTerminated` with
+        ``retryable=True`` where it can't.
         """
         with self._current_session().batch():
             yield

@@ -40,12 +40,13 @@ another.
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 import h2.errors
 
 from ..common.body import BodyType, prepare_body
-from ..exceptions import ConnectionTerminated, HyperError, StreamResetError
+from ..exceptions import ConnectionTerminated, HyperError, InvalidStreamID, StreamResetError
 from .response import public_stream_ids
 from .stream_ids import StreamHandle
 
@@ -123,6 +124,10 @@ class RefusedResends:
             return False  # a body that cannot be sent again (a file, an iterator, send())
         if not refused_unprocessed(error, handle.wire_id):
             return False
+        if handle.deadline_at is not None and time.monotonic() >= handle.deadline_at:
+            # The exchange's deadline is over: a resend could only end in a
+            # timeout for a request the server would then have received.
+            return False
         # Asked last (the session's lock): nothing of a response came.
         return handle.session.nothing_answered(handle.wire_id)
 
@@ -136,6 +141,16 @@ class RefusedResends:
         plan = old.resend
         assert plan is not None  # checked by _may_resend
         fields, end_stream, declared, body = plan
+        try:
+            current = self._registry.handle(stream_id)
+        except InvalidStreamID:
+            current = None
+        if current is not old:
+            # close() (or a failed wait in another thread) dropped the
+            # stream: nothing is sent again, and no connection is opened
+            # for it after close() returned. (A close() from here on races
+            # the resend as it races any request(): rehome() below sees it.)
+            return None
         # The refused stream has nothing more to give: let it go (it is
         # closed, or above the GOAWAY's last id and ignored by the server).
         old.session.discard(old.wire_id)

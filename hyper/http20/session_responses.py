@@ -148,7 +148,7 @@ class SessionResponses(SessionReader):
                 stream is not None
                 and stream.headers is None
                 and not stream.informational
-                and not core.has_pushes(stream_id)
+                and not stream.promised  # any PUSH_PROMISE, taken or refused
             )
 
     def discard(self, stream_id: int) -> None:

@@ -141,6 +141,9 @@ class StreamState:
     ended: bool = field(init=False, default=False)
     #: The whole response has arrived (it may still be unread).
     complete: bool = field(init=False, default=False)
+    #: The server promised a push on this stream (PUSH_PROMISE), accepted or
+    #: refused: it began processing the request (the class default until set).
+    promised: bool = field(init=False, default=False)
 
     def __init__(
         self,
