@@ -48,6 +48,18 @@ from .streams import RequestEvent, StreamState
 BATCH_LIMIT = 256 * 1024
 
 
+class _BatchDepth(threading.local):
+    """Per thread: how deep in ``batch()`` blocks it is (0: not corked).
+
+    The class default answers for a thread that never entered a block: a
+    plain attribute read, where ``getattr(local, "value", 0)`` on a missing
+    attribute raises and catches an AttributeError inside (asked once per
+    request, by every thread).
+    """
+
+    value = 0
+
+
 class SessionBatch(SessionReader):
     """Holding a corked thread's frames back until its batch ends (see the module docstring)."""
 
@@ -58,8 +70,8 @@ class SessionBatch(SessionReader):
         # opened; and their size. Both read and changed only under the state lock.
         self._held: list[tuple[int, bytes]] = []
         self._held_bytes = 0
-        # Per thread: how deep in batch() blocks it is (0 or missing: not corked).
-        self._batch_depth = threading.local()
+        # Per thread: how deep in batch() blocks it is (0: not corked).
+        self._batch_depth = _BatchDepth()
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -71,7 +83,7 @@ class SessionBatch(SessionReader):
         server or they pass :data:`BATCH_LIMIT`.
         """
         depth = self._batch_depth
-        depth.value = getattr(depth, "value", 0) + 1
+        depth.value += 1
         failed = True
         try:
             yield
@@ -102,7 +114,7 @@ class SessionBatch(SessionReader):
 
     def _corked(self) -> bool:
         """True when the calling thread is inside a batch (read under the state lock)."""
-        return bool(getattr(self._batch_depth, "value", 0))
+        return self._batch_depth.value != 0
 
     def _hold_locked(self) -> None:
         """Hold what the core queued (a corked thread's new HEADERS) instead of sending it. Lock held."""
