@@ -262,20 +262,21 @@ class H2Session(SessionCoalesce, SessionPushPingSettings, SessionUpload, Session
             # (its MAX_CONCURRENT_STREAMS, section 5.1.2) must be known first.
             # (In a burst too: a GOAWAY found here moves this request to a
             # new connection, and the held ones it excludes are never sent.)
-            if not burst:
+            if not (burst and end_stream):
                 self._poll_before_open_locked()
                 # A burst may begin with this request: its next one looks.
                 self._burst_looked_at = _NEVER
             else:
-                # A burst's requests come microseconds apart, nothing is sent
-                # between them (their HEADERS are held), and a look is a
-                # system call: the one for 100 requests in flight. One look
-                # per BURST_LOOK_INTERVAL: what arrives in between is found
-                # by the next look, the next wait or the flush, as what
-                # arrives just after any look is; held HEADERS a GOAWAY
-                # excludes are still never sent (session_batch), and fail
-                # retryably (RFC 9113 section 6.8).
-                # A look owed is made before the held bytes leave (session_batch).
+                # A burst's bodiless requests come microseconds apart,
+                # nothing is sent between them (their HEADERS are held,
+                # below), and a look is a system call: the one for 100
+                # requests in flight. One look per BURST_LOOK_INTERVAL: what
+                # arrives in between is found by the next look, the next
+                # wait, or the look owed before the held HEADERS leave
+                # (session_batch), as what arrives just after any look is;
+                # held HEADERS a GOAWAY excludes are still never sent, and
+                # fail retryably (RFC 9113 section 6.8). A request with a
+                # body is sent at once, and always looks first.
                 now = time.monotonic()
                 if now - self._burst_looked_at >= BURST_LOOK_INTERVAL:
                     self._burst_looked_at = now
