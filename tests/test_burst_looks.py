@@ -89,6 +89,26 @@ def test_a_wait_ends_the_burst_and_the_next_request_looks(monkeypatch: pytest.Mo
                 assert conn.getresponse(stream_id).read() == path
 
 
+@needs_coalescing
+def test_a_request_with_a_body_in_a_burst_always_looks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """It is sent at once (not held), so it looks first; the burst's next request looks again."""
+    monkeypatch.setattr(session, "BURST_LOOK_INTERVAL", NEVER)
+    with controlled_flusher(monkeypatch, NEVER):
+        with ScriptedServer(serving(5)) as server, connect_scripted(server) as conn:
+            conn.ping()
+            looks = count_looks(monkeypatch)
+            ids = [conn.request("GET", "/0"), conn.request("GET", "/1")]
+            assert len(looks) == 2
+            ids.append(conn.request("POST", "/2", body=b"body"))
+            assert len(looks) == 3
+            ids.append(conn.request("GET", "/3"))  # after a look that was no burst look: looks
+            assert len(looks) == 4
+            ids.append(conn.request("GET", "/4"))  # within the (endless) interval: no look
+            assert len(looks) == 4
+            for index, stream_id in enumerate(ids):
+                assert conn.getresponse(stream_id).read() == f"/{index}".encode()
+
+
 def test_with_coalescing_off_every_request_looks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(session, "BURST_LOOK_INTERVAL", NEVER)
     monkeypatch.setenv("HYPER_FAST_PATHS", "0")  # coalescing off: no bursts
