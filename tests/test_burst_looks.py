@@ -109,6 +109,29 @@ def test_a_request_with_a_body_in_a_burst_always_looks(monkeypatch: pytest.Monke
                 assert conn.getresponse(stream_id).read() == f"/{index}".encode()
 
 
+@needs_coalescing
+def test_before_the_servers_settings_every_request_looks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Until they are read, the server's stream limit (RFC 9113 section 5.1.2) is not known."""
+    monkeypatch.setattr(session, "BURST_LOOK_INTERVAL", NEVER)
+    settings_read = threading.Event()
+
+    def script(peer: Peer) -> None:
+        # The client's requests first; the server's SETTINGS only once the
+        # test has counted the looks (no handshake before the script).
+        assert settings_read.wait(WAIT)
+        peer.handshake()
+        serving(3)(peer)
+
+    with controlled_flusher(monkeypatch, NEVER):
+        with ScriptedServer(script, handshake=False) as server, connect_scripted(server) as conn:
+            looks = count_looks(monkeypatch)
+            ids = [conn.request("GET", f"/{index}") for index in range(3)]
+            assert len(looks) == 3
+            settings_read.set()
+            for index, stream_id in enumerate(ids):
+                assert conn.getresponse(stream_id).read() == f"/{index}".encode()
+
+
 def test_with_coalescing_off_every_request_looks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(session, "BURST_LOOK_INTERVAL", NEVER)
     monkeypatch.setenv("HYPER_FAST_PATHS", "0")  # coalescing off: no bursts

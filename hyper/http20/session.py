@@ -262,7 +262,7 @@ class H2Session(SessionCoalesce, SessionPushPingSettings, SessionUpload, Session
             # (its MAX_CONCURRENT_STREAMS, section 5.1.2) must be known first.
             # (In a burst too: a GOAWAY found here moves this request to a
             # new connection, and the held ones it excludes are never sent.)
-            if not (burst and end_stream):
+            if not (burst and end_stream and core.settings_received):
                 self._poll_before_open_locked()
                 # A burst may begin with this request: its next one looks.
                 self._burst_looked_at = _NEVER
@@ -276,7 +276,9 @@ class H2Session(SessionCoalesce, SessionPushPingSettings, SessionUpload, Session
                 # (session_batch), as what arrives just after any look is;
                 # held HEADERS a GOAWAY excludes are still never sent, and
                 # fail retryably (RFC 9113 section 6.8). A request with a
-                # body is sent at once, and always looks first.
+                # body is sent at once, and always looks first; so does every
+                # request until the server's first SETTINGS are read (its
+                # stream limit, section 5.1.2, decides how many may open).
                 now = time.monotonic()
                 if now - self._burst_looked_at >= BURST_LOOK_INTERVAL:
                     self._burst_looked_at = now
