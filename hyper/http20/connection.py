@@ -323,7 +323,12 @@ class HTTP20Connection(
         ``kept``: ``fields`` as a tuple, when the caller has one (remembered
         requests): what a resend sends (resending.py).
         """
-        session, wire_id = self._usable_session_stream(fields, end_stream, declared)
+        # The first attempt inline (the usual outcome: the current session
+        # takes the stream); _usable_session_stream tries again elsewhere.
+        session = self._current_session()
+        wire_id = session.open_stream(fields, end_stream, may_refuse=True, declared_length=declared)
+        if wire_id is None:
+            session, wire_id = self._usable_session_stream(fields, end_stream, declared, attempt=2)
         resend = None
         if self.retry_refused:
             # What a resend needs (resending.py); a body is added by request()
@@ -332,10 +337,13 @@ class HTTP20Connection(
         return self._register(session, wire_id, public_id, target=path, resend=resend)
 
     def _usable_session_stream(
-        self, fields: list[tuple[bytes, bytes]], end_stream: bool, declared: int | None
+        self, fields: list[tuple[bytes, bytes]], end_stream: bool, declared: int | None, attempt: int = 1
     ) -> tuple[H2Session, int]:
-        """Send HEADERS of ``fields`` on a usable session; that session and the wire id."""
-        attempt = 1
+        """Send HEADERS of ``fields`` on a usable session; that session and the wire id.
+
+        ``attempt``: how many sessions were tried before, plus one (see
+        :data:`_SESSION_ATTEMPTS`).
+        """
         while True:
             session = self._current_session()
             # The last attempt may not be refused: its session's error is the caller's.

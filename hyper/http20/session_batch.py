@@ -38,7 +38,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import HyperError
 from .session_reader import SessionReader
@@ -46,6 +46,18 @@ from .streams import RequestEvent, StreamState
 
 #: Held bytes past which a batch is written early (bounded memory, no huge write).
 BATCH_LIMIT = 256 * 1024
+
+
+class _BatchDepth(threading.local):
+    """Per thread: how deep in ``batch()`` blocks it is (0: not corked).
+
+    The class default answers for a thread that never entered a block: a
+    plain attribute read, where ``getattr(local, "value", 0)`` on a missing
+    attribute raises and catches an AttributeError inside (asked once per
+    request, by every thread).
+    """
+
+    value = 0
 
 
 class SessionBatch(SessionReader):
@@ -58,8 +70,8 @@ class SessionBatch(SessionReader):
         # opened; and their size. Both read and changed only under the state lock.
         self._held: list[tuple[int, bytes]] = []
         self._held_bytes = 0
-        # Per thread: how deep in batch() blocks it is (0 or missing: not corked).
-        self._batch_depth = threading.local()
+        # Per thread: how deep in batch() blocks it is (0: not corked).
+        self._batch_depth = _BatchDepth()
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -71,7 +83,7 @@ class SessionBatch(SessionReader):
         server or they pass :data:`BATCH_LIMIT`.
         """
         depth = self._batch_depth
-        depth.value = getattr(depth, "value", 0) + 1
+        depth.value += 1
         failed = True
         try:
             yield
@@ -100,9 +112,18 @@ class SessionBatch(SessionReader):
             else:
                 self._flush_locked()
 
+    #: Set under the state lock when a burst opened a stream without looking
+    #: at the socket first (H2Session.open_stream); the next send of held
+    #: bytes looks, and clears it.
+    _look_owed = False
+
+    if TYPE_CHECKING:
+
+        def _poll_before_open_locked(self) -> None: ...  # H2Session's look at the socket
+
     def _corked(self) -> bool:
         """True when the calling thread is inside a batch (read under the state lock)."""
-        return bool(getattr(self._batch_depth, "value", 0))
+        return self._batch_depth.value != 0
 
     def _hold_locked(self) -> None:
         """Hold what the core queued (a corked thread's new HEADERS) instead of sending it. Lock held."""
@@ -123,6 +144,16 @@ class SessionBatch(SessionReader):
         Called by every flush (SessionSend._flush_locked) before what the
         core queued, whenever anything is held.
         """
+        if self._look_owed:
+            # A burst skipped its look at the socket before some of these
+            # (H2Session.open_stream): it is made now, before they leave,
+            # so that a GOAWAY that came in meanwhile keeps those it
+            # excludes off the wire, as a look at their opening would have
+            # (RFC 9113 section 6.8). The flag first: what the look answers
+            # is flushed by a nested flush, which sends the held bytes
+            # itself (then nothing is left here).
+            self._look_owed = False
+            self._poll_before_open_locked()
         # Taken first, so a failed send does not send them twice later.
         held, self._held, self._held_bytes = self._held, [], 0
         wanted = self._still_wanted_locked(held)

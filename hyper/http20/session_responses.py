@@ -13,6 +13,7 @@ No module outside the session uses this one.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from ..exceptions import HyperTimeout, InvalidStreamID, fresh
 from .session_reader import SessionReader
@@ -57,7 +58,9 @@ class SessionResponses(SessionReader):
                 raise InvalidStreamID(f"stream {stream_id} is gone", stream_id)
             if stream.headers is None:
                 ready = lambda: stream.headers is not None  # noqa: E731
-                failure = lambda: core.stream_failure(stream)  # noqa: E731
+                # A partial, not a lambda: calling it runs no Python frame
+                # of its own before the core's (asked at least once per wait).
+                failure = partial(core.stream_failure, stream)
                 # The read's own answer (ACKs, WINDOW_UPDATE) may leave with
                 # the window credit that taking the body frees: one flush,
                 # below, instead of two. (A batch holding HEADERS sends them
