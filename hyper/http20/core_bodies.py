@@ -14,6 +14,7 @@ rest of the core.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 import h2.connection
@@ -23,8 +24,10 @@ import h2.exceptions
 
 from ..exceptions import HyperError
 from .credit import ConnectionCredit
-from .streams import StreamState
+from .streams import ResponseEvent, ResponseState, StreamState
 from .window import BaseFlowControlManager
+
+log = logging.getLogger("hyper")
 
 
 class CoreBodies:
@@ -40,6 +43,8 @@ class CoreBodies:
     if TYPE_CHECKING:
         # Defined by CoreReceiver (the receiving half).
         def _reset_with_error(self, stream: StreamState, code: int, message: str) -> None: ...
+
+        def _stream_ended(self, stream_id: int) -> None: ...
 
     # Read by tests/test_frame_splitter.py, which compares two cores' state.
     @property
@@ -62,12 +67,14 @@ class CoreBodies:
     # -- DATA in ----------------------------------------------------------------------
 
     def _on_data(self, event: h2.events.DataReceived) -> None:
-        # Runs once per DATA frame: stream checks are written out, not
-        # asked through properties, and the credit takes one call.
-        size = event.flow_controlled_length or 0
         # bytes from h2, or a DATA run's list of views (hyper.http20.data_runs).
-        payload: Any = event.data or b""
-        stream = self.streams.get(event.stream_id)
+        self._on_body(event.stream_id, event.data or b"", event.flow_controlled_length or 0)
+
+    def _on_body(self, stream_id: int, payload: Any, size: int) -> None:
+        """A DATA frame's ``payload`` (bytes, or a run's list of views) and its flow-controlled ``size``."""
+        # Runs once per DATA frame or run: stream checks are written out,
+        # not asked through properties, and the credit takes one call.
+        stream = self.streams.get(stream_id)
         if stream is None or stream.discarded or stream.error is not None:
             # Nobody will read it: give the connection window straight back.
             self._data_credit(size, size)
@@ -109,6 +116,41 @@ class CoreBodies:
             self._credit_stream(stream, padding)
         if not credit.received(size, padding):  # _data_credit, written out
             self._credit_connection(size, padding)
+
+    def _on_last_data(self, stream_id: int, payload: bytes, size: int) -> None:
+        """A response's last DATA frame (a LAST_DATA record, :mod:`hyper.http20.receive_records`).
+
+        What :meth:`_on_body` and then :meth:`_stream_ended` do for the
+        ``DataReceived`` and ``StreamEnded`` it stands for: written out for
+        a live stream receiving the body of a response that may have one
+        (once per response), those two otherwise.
+        """
+        stream = self.streams.get(stream_id)
+        if (
+            stream is None
+            or stream.response is not ResponseState.RECEIVING_BODY
+            or stream.discarded
+            or stream.error is not None
+            # stream.cannot_have_body(), written out (RFC 9110 section 6.4.1);
+            # RECEIVING_BODY means the final headers are in.
+            or stream.head
+            or stream.headers[0][1] in (b"204", b"304")  # type: ignore[index]
+        ):
+            self._on_body(stream_id, payload, size)
+            self._stream_ended(stream_id)
+            return
+        # _on_body's steps for an unpadded frame (size == len(payload)).
+        stream.window.window_size -= size
+        stream.data.append(payload)
+        stream.buffered += size
+        credit = self._credit
+        credit.total_buffered += size
+        if not credit.received(size, 0):  # _data_credit, written out
+            self._credit_connection(size, 0)
+        # RECEIVING_BODY to COMPLETE: the whole response is in.
+        stream.response_event(ResponseEvent.END_STREAM)
+        if log.isEnabledFor(logging.DEBUG):  # once per response: one call, not two, when off
+            log.debug("stream %d: response complete", stream_id)
 
     def _data_credit(self, size: int, freed: int) -> None:
         """A DATA frame's connection credit: gathered for the end of ``receive``, or released now."""

@@ -37,7 +37,8 @@ from .h2_internals_count import OpenStreamCount
 from .hpack_cache import MEMO_MAX_BLOCK
 from .pings import PingBook
 from .pushes import PushBook, PushPromise
-from .streams import RequestEvent, RequestState, ResponseEvent, StreamState
+from .receive_records import RESPONSE_FIELDS
+from .streams import RequestEvent, RequestState, ResponseEvent, ResponseState, StreamState
 from .window import BaseFlowControlManager
 
 log = logging.getLogger("hyper")
@@ -118,6 +119,8 @@ class CoreReceiver(CoreBodies, CoreFailures):
             # Kept to explain a failure before the server's SETTINGS (hints).
             self._first_bytes = first + bytes(data[: FIRST_BYTES - len(first)])
         try:
+            # h2's events, and a plain response's frames as records
+            # (hyper.http20.receive_records), which the loop below applies.
             events, error = self._frames.receive(data)
         finally:
             # Any frame may move a stream's state (section 5.1): the cached
@@ -142,6 +145,19 @@ class CoreReceiver(CoreBodies, CoreFailures):
                 if event is ended_with_data:
                     continue
                 kind = type(event)
+                if kind is tuple and self.settings_received:
+                    # A plain response's HEADERS or last DATA as a record
+                    # (hyper.http20.receive_records): h2's bookkeeping is
+                    # done; what the shortcuts below do for the events it
+                    # stands for (a stream event, progress), without them.
+                    self._control_frames = 0
+                    stream_id = event[1]
+                    touched.add(stream_id)
+                    if event[0] == RESPONSE_FIELDS:
+                        self._on_response_fields(stream_id, event[2])
+                    else:
+                        self._on_last_data(stream_id, event[2], event[3])
+                    continue
                 if kind in _PROGRESS_HANDLERS and self.settings_received:
                     # Response headers or an end of stream, the common case
                     # after the server's preface: what the general steps
@@ -153,18 +169,23 @@ class CoreReceiver(CoreBodies, CoreFailures):
                     continue
                 if kind is data_received and event.data and self.settings_received:
                     self._control_frames = 0  # progress: see _flooded
-                    touched.add(event.stream_id)
-                    self._on_data(event)
+                    stream_id = event.stream_id
+                    touched.add(stream_id)
+                    self._on_body(stream_id, event.data, event.flow_controlled_length or 0)
                     ended = event.stream_ended
                     if ended is not None:
                         # DATA with END_STREAM (RFC 9113 section 6.1): h2 lists
                         # its StreamEnded right after it, and handling it here
                         # is what the shortcut above would do with it (same
                         # stream, progress), minus one turn of this loop.
-                        self._on_stream_ended(ended)
+                        self._stream_ended(stream_id)
                         ended_with_data = ended
                     continue
-                stream_id = getattr(event, "stream_id", None)
+                if kind is tuple:
+                    # A record before the server's SETTINGS: the failure below.
+                    stream_id = event[1]
+                else:
+                    stream_id = getattr(event, "stream_id", None)
                 if stream_id:
                     touched.add(stream_id)
                 else:
@@ -247,17 +268,16 @@ class CoreReceiver(CoreBodies, CoreFailures):
     # -- header blocks ----------------------------------------------------------------
 
     def _checked_fields(
-        self, event: Any, what: str, trailers: bool = False
+        self, stream_id: int, headers: Any, what: str, trailers: bool = False
     ) -> tuple[StreamState, list[tuple[bytes, bytes]]] | None:
-        """The live stream of a header event and its fields, if they are valid.
+        """The live stream of a header block and its fields, if they are valid.
 
         A malformed block fails that stream only (RST_STREAM PROTOCOL_ERROR,
         RFC 9113 section 8.1.1).
         """
-        stream = self.streams.get(event.stream_id)
+        stream = self.streams.get(stream_id)
         if stream is None or stream.discarded or stream.error is not None:  # stream.live, written out
             return None
-        headers = event.headers
         # The event's own list (h2's, or the fast path's decode) is not
         # shared: the stream may keep it. Anything else is copied.
         fields = headers if type(headers) is list else list(headers or [])
@@ -275,17 +295,26 @@ class CoreReceiver(CoreBodies, CoreFailures):
         return stream, fields
 
     def _on_response(self, event: h2.events.ResponseReceived) -> None:
-        checked = self._checked_fields(event, "response")
+        self._on_response_fields(event.stream_id, event.headers)
+
+    def _on_response_fields(self, stream_id: int, headers: Any) -> None:
+        """A final response's header block (a ResponseReceived, or a RESPONSE_FIELDS record)."""
+        checked = self._checked_fields(stream_id, headers, "response")
         if checked is not None:
             stream, fields = checked
             # stream.final_headers(fields), written out: once per response.
             stream.headers = fields
-            stream.response_event(ResponseEvent.FINAL_HEADERS)
+            if stream.response is ResponseState.AWAITING_HEADERS:
+                # response_event(FINAL_HEADERS) from there, written out: the
+                # body may come (ended and complete stay False).
+                stream.response = ResponseState.RECEIVING_BODY
+            else:
+                stream.response_event(ResponseEvent.FINAL_HEADERS)
             if log.isEnabledFor(logging.DEBUG):  # once per response: one call, not two, when off
-                log.debug("stream %d: response headers received", event.stream_id)
+                log.debug("stream %d: response headers received", stream_id)
 
     def _on_informational(self, event: h2.events.InformationalResponseReceived) -> None:
-        checked = self._checked_fields(event, "1xx response")
+        checked = self._checked_fields(event.stream_id, event.headers, "1xx response")
         if checked is None:
             return
         stream = checked[0]
@@ -298,7 +327,7 @@ class CoreReceiver(CoreBodies, CoreFailures):
             )
 
     def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
-        checked = self._checked_fields(event, "trailers", trailers=True)
+        checked = self._checked_fields(event.stream_id, event.headers, "trailers", trailers=True)
         if checked is not None:
             stream, fields = checked
             stream.trailers = fields
@@ -306,11 +335,15 @@ class CoreReceiver(CoreBodies, CoreFailures):
     # -- stream ends and resets ---------------------------------------------------------
 
     def _on_stream_ended(self, event: h2.events.StreamEnded) -> None:
-        stream = self.streams.get(event.stream_id)
+        self._stream_ended(event.stream_id)
+
+    def _stream_ended(self, stream_id: int) -> None:
+        """END_STREAM from the server on ``stream_id`` (RFC 9113 section 5.1)."""
+        stream = self.streams.get(stream_id)
         if stream is not None:
             stream.response_event(ResponseEvent.END_STREAM)
             if log.isEnabledFor(logging.DEBUG):  # once per response: one call, not two, when off
-                log.debug("stream %d: response complete", event.stream_id)
+                log.debug("stream %d: response complete", stream_id)
 
     def _on_stream_reset(self, event: h2.events.StreamReset) -> None:
         stream = self.streams.get(event.stream_id)

@@ -91,6 +91,10 @@ class FrameSplitter(PublicFrames):
     #: Take plain DATA and HEADERS frames past h2's generic path (tests turn
     #: it off to compare both paths).
     fast_path = True
+    #: On that path, hand a plain response's HEADERS and last DATA frame on
+    #: as records (:mod:`hyper.http20.receive_records`), not h2's events
+    #: (tests turn it off to compare both).
+    records = True
 
     def __init__(self, conn: h2.connection.H2Connection) -> None:
         self._conn = conn
@@ -112,14 +116,18 @@ class FrameSplitter(PublicFrames):
         # read (a new one per read cost an allocation per response).
         self._run = DataRun()
 
-    def receive(self, data: Any) -> tuple[list[h2.events.Event], h2.exceptions.ProtocolError | None]:
+    def receive(self, data: Any) -> tuple[list[Any], h2.exceptions.ProtocolError | None]:
         """Process ``data``: the events of its whole frames, and a connection error if any.
 
         The events of frames before a connection error are kept (and no
         GOAWAY is queued: the caller does that). h2's errors about one
         malformed response become :class:`StreamMalformed` (RFC 9113 8.1.1).
+        With :attr:`records` on, a plain response's HEADERS and last DATA
+        frame taken on the fast path come as
+        :mod:`hyper.http20.receive_records` tuples instead of the h2 events
+        they stand for (h2's bookkeeping is the same).
         """
-        events: list[h2.events.Event] = []
+        events: list[Any] = []
         self._max_frame_size = self._conn.max_inbound_frame_size
         if self._slow is not None:
             self._slow.max_frame_size = self._max_frame_size
@@ -177,6 +185,7 @@ class FrameSplitter(PublicFrames):
         # public-API mode has no such path: _frame hands it every frame).
         slow = self._slow
         fast = self.fast_path and slow is not None
+        records = self.records
         conn = self._conn
         # Whether a header block is open (only its CONTINUATIONs may follow):
         # asked once, and again only after a frame took h2's path (the fast
@@ -228,11 +237,15 @@ class FrameSplitter(PublicFrames):
                     try:
                         if kind == _DATA_FRAME:
                             events.extend(
-                                fence.receive_plain_data(conn, stream, payload, bool(flags & _END_STREAM))
+                                fence.receive_plain_data(
+                                    conn, stream, payload, bool(flags & _END_STREAM), records
+                                )
                             )
                         else:
                             events.extend(
-                                fence.receive_plain_headers(conn, stream, payload, bool(flags & _END_STREAM))
+                                fence.receive_plain_headers(
+                                    conn, stream, payload, bool(flags & _END_STREAM), records
+                                )
                             )
                     except h2.exceptions.ProtocolError as exc:
                         size = length if kind == _DATA_FRAME else 0
@@ -421,9 +434,11 @@ class FrameSplitter(PublicFrames):
         end_stream = bool(flags & _END_STREAM)
         try:
             if kind == _DATA_FRAME:
-                events.extend(fence.receive_plain_data(self._conn, stream, payload, end_stream))
+                events.extend(fence.receive_plain_data(self._conn, stream, payload, end_stream, self.records))
             else:
-                events.extend(fence.receive_plain_headers(self._conn, stream, payload, end_stream))
+                events.extend(
+                    fence.receive_plain_headers(self._conn, stream, payload, end_stream, self.records)
+                )
         except h2.exceptions.ProtocolError as exc:
             size = len(payload) if kind == _DATA_FRAME else 0
             self._stream_error_or_raise(stream.stream_id, exc, size, events)

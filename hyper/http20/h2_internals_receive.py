@@ -23,6 +23,7 @@ import h2.events
 import h2.exceptions
 
 from .h2_internals_steps import STEPS_PROBLEM, consume_plain_data, step
+from .receive_records import LAST_DATA, RESPONSE_FIELDS
 
 try:
     from h2.connection import ConnectionState, _decode_headers  # not part of h2's documented API
@@ -115,9 +116,14 @@ def receiving_stream(conn: h2.connection.H2Connection, stream_id: int, needs_hea
 
 
 def receive_plain_data(
-    conn: h2.connection.H2Connection, stream: Any, payload: bytes, end_stream: bool
-) -> list[h2.events.Event]:
-    """What h2 does for an unpadded DATA frame on a receiving stream, minus the overhead."""
+    conn: h2.connection.H2Connection, stream: Any, payload: bytes, end_stream: bool, records: bool = False
+) -> list[Any]:
+    """What h2 does for an unpadded DATA frame on a receiving stream, minus the overhead.
+
+    With ``records``, the fused last frame of a response (END_STREAM in
+    HALF_CLOSED_LOCAL) comes back as one :data:`~hyper.http20.receive_records.LAST_DATA`
+    record instead of h2's two events; h2's bookkeeping is the same.
+    """
     size = len(payload)
     if not end_stream:
         consume_plain_data(conn, stream, size)
@@ -162,6 +168,9 @@ def receive_plain_data(
         # ended_by_peer(machine), written out (once per response).
         machine.state = StreamState.CLOSED
         machine.stream_closed_by = StreamClosedBy.RECV_END_STREAM
+        if records:
+            # The events below, as the one tuple the core reads them for.
+            return [(LAST_DATA, machine.stream_id, payload, size)]
         end = h2.events.StreamEnded(stream_id=machine.stream_id)
         data = h2.events.DataReceived(
             stream_id=machine.stream_id, data=payload, flow_controlled_length=size, stream_ended=end
@@ -181,13 +190,17 @@ def receive_plain_data(
 
 
 def receive_plain_headers(
-    conn: h2.connection.H2Connection, stream: Any, block: bytes, end_stream: bool
-) -> list[h2.events.Event]:
+    conn: h2.connection.H2Connection, stream: Any, block: bytes, end_stream: bool, records: bool = False
+) -> list[Any]:
     """What h2 does for a whole HEADERS frame without padding or priority on one of our streams.
 
     Kept: the HPACK decode with h2's error translation, and the stream's
     own transitions, content-length and header normalisation, in h2's
-    order. A 1xx response (rare) goes through h2's own method.
+    order. A 1xx response (rare) goes through h2's own method. With
+    ``records``, a final response without END_STREAM whose block h2 leaves
+    as decoded comes back as one
+    :data:`~hyper.http20.receive_records.RESPONSE_FIELDS` record instead of
+    h2's ``ResponseReceived``; h2's bookkeeping is the same.
     """
     headers = _decode_headers(conn.decoder, block)
     first = headers[0] if type(headers) is list and headers else None
@@ -206,8 +219,11 @@ def receive_plain_headers(
         return informational  # type: ignore[no-any-return]
     machine = stream.state_machine
     headers_event: Any
-    events: list[h2.events.Event]
+    events: list[Any]
     end: h2.events.Event
+    # The fused response_received's event, made only when asked for: a
+    # record may stand for it (see the end).
+    deferred = False
     if (
         not machine.headers_received
         and machine.state in _RECEIVING
@@ -218,8 +234,13 @@ def receive_plain_headers(
         # response_received, fused: the first HEADERS on our request's
         # stream are its response (section 8.1), the state unchanged.
         machine.headers_received = True
-        headers_event = h2.events.ResponseReceived(stream_id=machine.stream_id)
-        events = [headers_event]
+        if records and not end_stream:
+            headers_event = None
+            events = []
+            deferred = True
+        else:
+            headers_event = h2.events.ResponseReceived(stream_id=machine.stream_id)
+            events = [headers_event]
         if end_stream:
             # stream_ended, fused when our request is complete; else h2's step.
             if machine.state is StreamState.HALF_CLOSED_LOCAL:
@@ -282,8 +303,15 @@ def receive_plain_headers(
         # pipeline would build validation flags and a chain of generators
         # per block only to copy the list; the decoded list is this block's
         # own, so it is the result.
+        if deferred:
+            # What the ResponseReceived would carry, as the core's record.
+            return [(RESPONSE_FIELDS, machine.stream_id, headers)]
         headers_event.headers = headers
         return events
+    if deferred:
+        # h2's pipeline below reads the events: the fused step's own, made now.
+        headers_event = h2.events.ResponseReceived(stream_id=machine.stream_id)
+        events = [headers_event]
     flags = stream._build_hdr_validation_flags(events)
     headers_event.headers = stream._process_received_headers(headers, flags, config.header_encoding)
     return events
