@@ -38,6 +38,7 @@ from hypothesis import strategies as st
 
 from hyper.exceptions import HyperError, ProtocolError
 from hyper.http20.core import DEFAULT_CONNECTION_WINDOW, DEFAULT_STREAM_WINDOW, H2Core
+from hyper.http20.receive_records import as_events
 from hyper.http20.window import EagerFlowControlManager, FlowControlManager
 from hyper.limits import Limits
 from tests import hostile_frames as hf
@@ -159,9 +160,11 @@ def record_events(core: H2Core, raw: list[Any] | None = None) -> list[list[tuple
 
     def receive(data: Any) -> Any:
         events, error = original(data)
+        # A plain response's records (hyper.http20.receive_records) as the h2 events they stand for.
+        expanded = [event for item in events for event in as_events(item)]
         if raw is not None:
-            raw.extend(events)
-        merged = merge_data_runs(events)
+            raw.extend(expanded)
+        merged = merge_data_runs(expanded)
         calls.append([event_signature(e) for e in merged] + [("error", type(error).__name__, str(error))])
         return events, error
 
