@@ -21,9 +21,10 @@ from typing import Any
 import hyperframe.frame
 import pytest
 
+from hyper.exceptions import ConnectionTerminated
 from hyper.http20 import session
 from tests.batch_scripts import connect_scripted
-from tests.coalesce_helpers import NEVER, WAIT, controlled_flusher, needs_coalescing, release
+from tests.coalesce_helpers import NEVER, WAIT, controlled_flusher, count_sends, needs_coalescing, release
 from tests.scripted import Peer
 from tests.test_burst_looks import count_looks
 from tests.test_hostile import reconnecting_server
@@ -210,3 +211,57 @@ def test_owed_look_at_a_batch_end_finds_goaway_ping_and_fin(monkeypatch: pytest.
             assert conn.getresponse(second).read() == b"/b"
             assert conn.getresponse(third).read() == b"/c"
     assert sorted(paths) == [b"/b", b"/c"]
+
+
+def dying_silently_after_first(all_made: threading.Event, gone: threading.Event) -> Any:
+    """Answer the first request, then FIN with no GOAWAY (an idle close, a load balancer's)."""
+
+    def script(peer: Peer) -> None:
+        request = peer.wait_request(WAIT)
+        assert all_made.wait(WAIT)
+        peer.h2.send_headers(request.stream_id, [(b":status", b"200")])
+        peer.h2.send_data(request.stream_id, b"/a", end_stream=True)
+        peer.sock.sendall(peer.h2.data_to_send())
+        peer.sock.shutdown(socket.SHUT_WR)
+        gone.set()
+
+    return script
+
+
+@needs_coalescing
+@pytest.mark.xfail(
+    strict=True,
+    reason="review17: held HEADERS dropped at a silent FIN never left, yet their requests get "
+    "'server closed the connection before the response was complete', retryable=False",
+)
+def test_held_requests_dropped_at_a_silent_close_fail_retryably(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's FIN (no GOAWAY) arrives while a burst holds /b and /c: they never leave.
+
+    Nothing of them reached the server, so their error should say a retry is
+    safe (``retryable=True``), as it does for held requests a GOAWAY excludes;
+    ``retryable=False`` tells the caller (and the requests adapter) the
+    server may have acted on them.
+    """
+    monkeypatch.setattr(session, "BURST_LOOK_INTERVAL", NEVER)
+    all_made, gone = threading.Event(), threading.Event()
+    with controlled_flusher(monkeypatch, NEVER):
+        with (
+            reconnecting_server(dying_silently_after_first(all_made, gone)) as server,
+            connect_scripted(server) as conn,
+        ):
+            conn.ping()
+            first = conn.request("GET", "/a")
+            dying_sends = count_sends(conn)
+            second = conn.request("GET", "/b")  # looks, finds nothing; held
+            all_made.set()
+            assert gone.wait(WAIT)
+            dying = conn._sessions.current
+            assert dying is not None
+            wait_for_fin(dying._sock)
+            third = conn.request("GET", "/c")  # no look: held
+            assert conn.getresponse(first).read() == b"/a"
+            assert dying_sends.sends == 0  # /b and /c never left
+            for stream_id in (second, third):
+                with pytest.raises(ConnectionTerminated) as failed:
+                    conn.getresponse(stream_id)
+                assert failed.value.retryable
