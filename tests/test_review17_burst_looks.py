@@ -13,6 +13,7 @@ with sleeps.
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import threading
@@ -42,16 +43,22 @@ def _ping() -> bytes:
     return bytes(frame.serialize())
 
 
-def dying_after_first(all_made: threading.Event, gone: threading.Event) -> Any:
-    """Answer the first request, then GOAWAY (last: that one), a PING, and FIN; in one write."""
+def dying_after_first(all_made: threading.Event, gone: threading.Event, ending: bool = True) -> Any:
+    """Answer the first request, then GOAWAY (last: that one); in one write.
+
+    ``ending``: a PING and the FIN follow in that write (the connection's end
+    found with a frame that needs an answer); else the socket stays open.
+    """
 
     def script(peer: Peer) -> None:
         request = peer.wait_request(WAIT)
         assert all_made.wait(WAIT)  # the burst's later requests are held: nothing was read since
         peer.h2.send_headers(request.stream_id, [(b":status", b"200")])
         peer.h2.send_data(request.stream_id, b"/a", end_stream=True)
-        peer.sock.sendall(peer.h2.data_to_send() + _goaway(request.stream_id) + _ping())
-        peer.sock.shutdown(socket.SHUT_WR)
+        tail = _ping() if ending else b""
+        peer.sock.sendall(peer.h2.data_to_send() + _goaway(request.stream_id) + tail)
+        if ending:
+            peer.sock.shutdown(socket.SHUT_WR)
         gone.set()
 
     return script
@@ -265,3 +272,57 @@ def test_held_requests_dropped_at_a_silent_close_fail_retryably(monkeypatch: pyt
                 with pytest.raises(ConnectionTerminated) as failed:
                     conn.getresponse(stream_id)
                 assert failed.value.retryable
+
+
+@needs_coalescing
+@pytest.mark.parametrize("sender", ["flusher", "batch end"])
+def test_owed_look_by_the_flusher_or_a_batch_end_keeps_excluded_headers_off_the_wire(
+    monkeypatch: pytest.MonkeyPatch, sender: str
+) -> None:
+    """The GOAWAY alone (tests/test_burst_looks.py has the wait's owed look; these, the other two senders).
+
+    The look owed is made before the held HEADERS leave: /b and /c, above the
+    GOAWAY's last stream id, never leave (RFC 9113 section 6.8) and are sent
+    again on a new connection by getresponse() (resending.py).
+    """
+    monkeypatch.setattr(session, "BURST_LOOK_INTERVAL", NEVER)
+    all_made, gone, flushed = threading.Event(), threading.Event(), threading.Event()
+    paths: list[bytes] = []
+    with controlled_flusher(monkeypatch, NEVER) as flusher:
+        with (
+            reconnecting_server(
+                dying_after_first(all_made, gone, ending=False), answering(paths, 2)
+            ) as server,
+            connect_scripted(server) as conn,
+        ):
+            conn.ping()
+            first = conn.request("GET", "/a")
+            dying_sends = count_sends(conn)
+            dying = conn._sessions.current
+            assert dying is not None
+            looks = count_looks(monkeypatch)
+            with conn.batch() if sender == "batch end" else contextlib.nullcontext():
+                second = conn.request("GET", "/b")  # the burst's first: looks, finds nothing
+                all_made.set()
+                assert gone.wait(WAIT)
+                wait_for_fin(dying._sock)  # the GOAWAY is in the socket
+                third = conn.request("GET", "/c")  # no look: held
+                assert len(looks) == 1
+            if sender == "flusher":
+                real = dying.send_held_for_flusher
+
+                def noted(blocking: bool = True) -> bool:
+                    done = real(blocking)
+                    if done:
+                        flushed.set()
+                    return done
+
+                monkeypatch.setattr(dying, "send_held_for_flusher", noted)
+                release(flusher)
+                assert flushed.wait(WAIT)
+            assert len(looks) == 2  # the owed look, made by the sender
+            assert dying_sends.sends == 0  # /b and /c never left
+            assert conn.getresponse(first).read() == b"/a"
+            assert conn.getresponse(second).read() == b"/b"
+            assert conn.getresponse(third).read() == b"/c"
+    assert sorted(paths) == [b"/b", b"/c"]
