@@ -22,12 +22,13 @@ from typing import Any
 import hyperframe.frame
 import pytest
 
+from hyper import HTTP20Connection
 from hyper.exceptions import ConnectionTerminated
 from hyper.http20 import session
 from tests.batch_scripts import connect_scripted
 from tests.coalesce_helpers import NEVER, WAIT, controlled_flusher, count_sends, needs_coalescing, release
-from tests.scripted import Peer
-from tests.test_burst_looks import count_looks
+from tests.scripted import Peer, ScriptedServer
+from tests.test_burst_looks import count_looks, serving
 from tests.test_hostile import reconnecting_server
 
 
@@ -326,3 +327,26 @@ def test_owed_look_by_the_flusher_or_a_batch_end_keeps_excluded_headers_off_the_
             assert conn.getresponse(second).read() == b"/b"
             assert conn.getresponse(third).read() == b"/c"
     assert sorted(paths) == [b"/b", b"/c"]
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_with_coalesce_requests_off_every_request_looks(
+    monkeypatch: pytest.MonkeyPatch, batched: bool
+) -> None:
+    """``coalesce_requests=False``: no bursts, so no skipped look, in a batch() block too."""
+    monkeypatch.setattr(session, "BURST_LOOK_INTERVAL", NEVER)
+    with controlled_flusher(monkeypatch, NEVER) as flusher:
+        with (
+            ScriptedServer(serving(5)) as server,
+            HTTP20Connection(
+                "127.0.0.1", server.port, secure=False, timeout=WAIT, coalesce_requests=False
+            ) as conn,
+        ):
+            conn.ping()
+            looks = count_looks(monkeypatch)
+            with conn.batch() if batched else contextlib.nullcontext():
+                ids = [conn.request("GET", f"/{index}") for index in range(5)]
+            assert len(looks) == 5
+            assert flusher.scheduled == 0
+            for index, stream_id in enumerate(ids):
+                assert conn.getresponse(stream_id).read() == f"/{index}".encode()
