@@ -26,11 +26,6 @@ requests = pytest.importorskip("requests")
 _WAIT = 10.0  # bounds every wait; nothing is timed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review17: adapter keeps a pooled connection after an error GOAWAY (retryable=True "
-    "above last id); every later request to that host raises the server's error",
-)
 def test_after_an_error_goaway_the_next_request_gets_a_new_connection(
     server_cert_files: CertFiles, ca_file: str
 ) -> None:

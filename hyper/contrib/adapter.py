@@ -303,8 +303,10 @@ def _breaks_connection(exc: HyperError) -> bool:
     if isinstance(exc, (ReadTimeout, WriteTimeout, StreamResetError, InvalidHeader, InvalidURL)):
         return False
     if isinstance(exc, ConnectionTerminated):
-        # After a graceful GOAWAY the connection opens a new one by itself.
-        return not exc.retryable
+        # After a graceful GOAWAY the connection opens a new one by itself;
+        # after an error GOAWAY it raises the server's error until closed,
+        # even for the streams above last_stream_id (retryable ones).
+        return not exc.retryable or bool(exc.error_code)
     return isinstance(exc, (TransportError, ProtocolError))
 
 

@@ -72,12 +72,6 @@ from .session_upload import SessionUpload
 
 log = logging.getLogger("hyper")
 
-#: Seconds between two looks at the socket (see H2Session.open_stream) while
-#: one thread's burst of requests is held: 20 µs, a few requests' worth.
-BURST_LOOK_INTERVAL = 20e-6
-#: A burst's last look, before its first one: long enough ago.
-_NEVER = float("-inf")
-
 
 class H2Session(SessionCoalesce, SessionPushPingSettings, SessionUpload, SessionResponses):
     """A live HTTP/2 connection: a socket, an :class:`H2Core` and the locks.
@@ -262,30 +256,7 @@ class H2Session(SessionCoalesce, SessionPushPingSettings, SessionUpload, Session
             # (its MAX_CONCURRENT_STREAMS, section 5.1.2) must be known first.
             # (In a burst too: a GOAWAY found here moves this request to a
             # new connection, and the held ones it excludes are never sent.)
-            if not (burst and end_stream and core.settings_received):
-                self._poll_before_open_locked()
-                # A burst may begin with this request: its next one looks.
-                self._burst_looked_at = _NEVER
-            else:
-                # A burst's bodiless requests come microseconds apart,
-                # nothing is sent between them (their HEADERS are held,
-                # below), and a look is a system call: the one for 100
-                # requests in flight. One look per BURST_LOOK_INTERVAL: what
-                # arrives in between is found by the next look, the next
-                # wait, or the look owed before the held HEADERS leave
-                # (session_batch), as what arrives just after any look is;
-                # held HEADERS a GOAWAY excludes are still never sent, and
-                # fail retryably (RFC 9113 section 6.8). A request with a
-                # body is sent at once, and always looks first; so does every
-                # request until the server's first SETTINGS are read (its
-                # stream limit, section 5.1.2, decides how many may open).
-                now = time.monotonic()
-                if now - self._burst_looked_at >= BURST_LOOK_INTERVAL:
-                    self._burst_looked_at = now
-                    self._look_owed = False
-                    self._poll_before_open_locked()
-                else:
-                    self._look_owed = True
+            self._poll_before_open_locked()
             # _refusal_possible is set (under this lock) by every step after
             # which the core may refuse streams or the socket is gone, and
             # never cleared: while it is unset, _usable_locked() is True.
@@ -355,9 +326,6 @@ class H2Session(SessionCoalesce, SessionPushPingSettings, SessionUpload, Session
                 f"(server allows {core.max_concurrent_streams} at once)"
             ),
         )
-
-    #: ``time.monotonic()`` of a burst's last look at the socket (under the state lock).
-    _burst_looked_at = _NEVER
 
     #: A poll object watching the socket for input, made on first use and
     #: kept for the session's life (``None`` before, or where there is no poll()).

@@ -38,7 +38,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..exceptions import HyperError
 from .session_reader import SessionReader
@@ -112,15 +112,6 @@ class SessionBatch(SessionReader):
             else:
                 self._flush_locked()
 
-    #: Set under the state lock when a burst opened a stream without looking
-    #: at the socket first (H2Session.open_stream); the next send of held
-    #: bytes looks, and clears it.
-    _look_owed = False
-
-    if TYPE_CHECKING:
-
-        def _poll_before_open_locked(self) -> None: ...  # H2Session's look at the socket
-
     def _corked(self) -> bool:
         """True when the calling thread is inside a batch (read under the state lock)."""
         return self._batch_depth.value != 0
@@ -144,16 +135,6 @@ class SessionBatch(SessionReader):
         Called by every flush (SessionSend._flush_locked) before what the
         core queued, whenever anything is held.
         """
-        if self._look_owed:
-            # A burst skipped its look at the socket before some of these
-            # (H2Session.open_stream): it is made now, before they leave,
-            # so that a GOAWAY that came in meanwhile keeps those it
-            # excludes off the wire, as a look at their opening would have
-            # (RFC 9113 section 6.8). The flag first: what the look answers
-            # is flushed by a nested flush, which sends the held bytes
-            # itself (then nothing is left here).
-            self._look_owed = False
-            self._poll_before_open_locked()
         # Taken first, so a failed send does not send them twice later.
         held, self._held, self._held_bytes = self._held, [], 0
         wanted = self._still_wanted_locked(held)

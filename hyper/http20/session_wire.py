@@ -33,6 +33,7 @@ from ..exceptions import (
 )
 from .core import H2Core
 from .session_wakeups import StateCondition
+from .streams import RequestEvent
 
 #: Size of the reusable receive buffer; one fill reads at most this much.
 RECV_BUFFER_SIZE = 512 * 1024
@@ -393,7 +394,26 @@ class SessionWire:
         return any(not s.complete for s in self._core.streams.values())
 
     def _on_eof_locked(self) -> None:
-        in_flight = self._streams_in_flight()
+        # HEADERS still held (a batch or a burst, session_batch.py) never
+        # left: the server cannot have acted on those requests, so they do
+        # not make the close an interrupted exchange, and each gets a
+        # retryable error of its own (RFC 9113 section 8.7's spirit: not
+        # processed, safe to send again). Lock held.
+        held = {stream_id for stream_id, _ in getattr(self, "_held", ())}
+        core = self._core
+        in_flight = any(not s.complete and s.stream_id not in held for s in core.streams.values())
+        for stream_id in held:
+            stream = core.streams.get(stream_id)
+            # (One a GOAWAY already excludes keeps that failure: it is sent
+            # again from there, resending.py.)
+            if stream is not None and stream.error is None and core.stream_failure(stream) is None:
+                # As session_batch's _never_sent_locked: the stream's own
+                # failure, and our half ended (nothing may name it on the wire).
+                stream.error = ConnectionTerminated(
+                    "server closed the connection before this request was sent; it is safe to retry",
+                    retryable=True,
+                )
+                stream.request_event(RequestEvent.RESET)
         self._lost(
             ConnectionTerminated(
                 "server closed the connection" + (" before the response was complete" if in_flight else ""),
