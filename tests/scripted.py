@@ -53,7 +53,8 @@ class Peer:
         try:
             self.flush()
             self.wait_for(lambda e: isinstance(e, h2.events.RemoteSettingsChanged))
-        except (ConnectionResetError, BrokenPipeError):
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError):
+            # (Over TLS a client that closed first shows as an EOF.)
             self.closed = True
         except AssertionError:
             if not self.closed:

@@ -321,6 +321,11 @@ def test_close_mid_run_over_tls_leaves_the_server_a_clean_prefix(
                 outcome.append(exc)
 
         conn.connect()
+        # A round trip: the server's handshake is over (its SETTINGS sent)
+        # before the client can get stuck and close. On a loaded machine the
+        # upload could fill the socket and the close come first, and the
+        # server's SETTINGS then met the closed TLS connection (SSLEOFError).
+        conn.ping()
         session = session_of(conn)
         session._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         wait = session._wait_writable_locked
