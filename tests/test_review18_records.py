@@ -180,7 +180,7 @@ def test_the_open_stream_count_agrees_after_records() -> None:
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(h2_adapters.FrameSplitter, "records", records)
             twin = Twin("fast")
-            seen = []
+            seen: list[Any] = []
             ids = [twin.open(GET) for _ in range(5)]
             seen.append((twin.core._open_count.get(), twin.core.can_open_stream()))
             for sid in ids[:3]:
