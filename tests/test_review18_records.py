@@ -13,12 +13,15 @@ MAX_CONCURRENT_STREAMS is checked against, and the debug log a user sees.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from hyper.http20 import h2_adapters
+from hyper.limits import Limits
 from tests.fast_paths import fast_paths_on  # noqa: F401 - a fixture, used by pytestmark
 from tests.test_receive_records import assert_alike, run_modes
 from tests.test_review13_twin_cores import GET, POST, Twin, data, frame, headers
@@ -27,6 +30,19 @@ pytestmark = pytest.mark.usefixtures("fast_paths_on")
 
 RST_STREAM = 3
 MAX_FRAME = 16384
+
+
+@contextlib.contextmanager
+def core_options(**options: Any) -> Iterator[None]:
+    """Every Twin built meanwhile gets these H2Core options (run_modes builds its own)."""
+    original = Twin.__init__
+
+    def with_options(self: Twin, mode: str, **more: Any) -> None:
+        original(self, mode, **options, **more)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Twin, "__init__", with_options)
+        yield
 
 
 def body_frames(stream_id: int, body: bytes) -> bytes:
@@ -110,13 +126,7 @@ def test_a_pushed_response_agrees() -> None:
         assert results[0] == results[1] == results[2]
         assert results[0][-1]["streams"][2][0] == "COMPLETE"
 
-    with pytest.MonkeyPatch.context() as patch:
-        original = Twin.__init__
-
-        def with_push(self: Twin, mode: str, **options: Any) -> None:
-            original(self, mode, enable_push=True, origin=("https", "a.test", 443), **options)
-
-        patch.setattr(Twin, "__init__", with_push)
+    with core_options(enable_push=True, origin=("https", "a.test", 443)):
         run(script)
 
 
@@ -210,3 +220,42 @@ def test_the_debug_log_is_the_same_with_records(caplog: pytest.LogCaptureFixture
     assert logs[0] == logs[1]
     assert "stream 1: response headers received" in logs[0]
     assert "stream 1: response complete" in logs[0]
+
+
+@pytest.mark.parametrize("max_buffered", [1, 5000, 70000])
+def test_connection_credit_withheld_under_max_buffered_agrees(max_buffered: int) -> None:
+    """Limits.max_buffered withholds connection credit while bodies wait unread: LAST_DATA counts alike."""
+
+    def script(twin: Twin, feed: Any) -> None:
+        ids = [twin.open(GET) for _ in range(4)]
+        for sid in ids:
+            body = bytes([sid]) * 20000
+            fields = [(b":status", b"200"), (b"content-length", b"20000")]
+            feed(headers(twin.block(sid, fields), sid) + body_frames(sid, body))
+            twin.send_to_server()
+        for sid in ids:
+            assert twin.core.take_data(sid) == bytes([sid]) * 20000
+            feed(b"")
+            twin.send_to_server()
+
+    with core_options(limits=Limits(max_buffered=max_buffered)):
+        assert_alike(script)
+
+
+def test_control_frame_budget_reset_by_record_responses_agrees() -> None:
+    """RFC 9113 section 10.5: PINGs between responses; a record is progress exactly as h2's events are."""
+    limit = 20
+
+    def script(twin: Twin, feed: Any) -> None:
+        pings = b"".join(frame(6, 0, 0, index.to_bytes(8, "big")) for index in range(limit - 1))
+        for _ in range(3):
+            sid = twin.open(GET)
+            feed(pings + headers(twin.block(sid, [(b":status", b"200")]), sid) + pings)
+            feed(data(sid, b"x", end=True) + pings)
+            twin.send_to_server()
+        # Now over the budget with no progress between: the connection fails alike.
+        feed(pings + pings)
+
+    with core_options(limits=Limits(max_control_frames_per_second=limit)):
+        shots = assert_alike(script)
+    assert "flood" in str(shots[-1].get("fatal") or shots[-1].get("raised"))
