@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -178,3 +181,49 @@ def test_many_concurrent_responses_agree_in_every_mode(
     assert results["records"] == expected
     assert results["events"] == expected
     assert results["public"] == expected
+
+
+CHILD = """
+import sys
+import hyper, hyper.tls
+from hyper.http20 import h2_adapters, h2_internals
+made = []
+real = h2_adapters.FrameSplitter.receive
+def spying(self, raw):
+    events, error = real(self, raw)
+    made.extend(type(item) is tuple for item in events)
+    return events, error
+h2_adapters.FrameSplitter.receive = spying
+host, port, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+context = hyper.tls.init_context(cert_path=ca)
+with hyper.HTTP20Connection(host, port, secure=True, ssl_context=context, timeout=30) as conn:
+    bodies = [conn.getresponse(conn.request("GET", "/review18-16385.bin")).read() for _ in range(3)]
+print(h2_internals.fast_paths_enabled(), sum(made), len(made) > 0, [len(body) for body in bodies])
+"""
+
+
+@pytest.mark.parametrize("setting", ["0", None])
+def test_hyper_fast_paths_0_in_the_environment_makes_no_records(
+    setting: str | None, nginx_server: ServerInfo, files: dict[str, bytes]
+) -> None:
+    """The claim end to end: a process started with HYPER_FAST_PATHS=0 never sees a record."""
+    env = {key: value for key, value in os.environ.items() if key != "HYPER_FAST_PATHS"}
+    if setting is not None:
+        env["HYPER_FAST_PATHS"] = setting
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    args = [nginx_server.host, str(nginx_server.port), str(nginx_server.ca_file)]
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", CHILD, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    enabled, records, saw_events, lengths = done.stdout.split(" ", 3)
+    assert saw_events == "True" and lengths.strip() == "[16385, 16385, 16385]"
+    if setting == "0":
+        assert (enabled, records) == ("False", "0")
+    else:
+        assert enabled == "True" and int(records) >= 6  # a RESPONSE_FIELDS and a LAST_DATA per response
