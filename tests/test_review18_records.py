@@ -259,3 +259,34 @@ def test_control_frame_budget_reset_by_record_responses_agrees() -> None:
     with core_options(limits=Limits(max_control_frames_per_second=limit)):
         shots = assert_alike(script)
     assert "flood" in str(shots[-1].get("fatal") or shots[-1].get("raised"))
+
+
+@pytest.mark.parametrize("shape", ["continuation", "empty-last-data", "padded-last-data", "only-empty-data"])
+def test_frames_that_are_never_records_next_to_ones_that_are_agree(shape: str) -> None:
+    """A block in CONTINUATIONs, an empty or padded last DATA (RFC 9113 6.1, 6.10): h2's events, alike."""
+
+    def script(twin: Twin, feed: Any) -> None:
+        sid = twin.open(GET)
+        length = b"0" if shape == "only-empty-data" else b"10"
+        block = twin.block(sid, [(b":status", b"200"), (b"content-length", length), (b"x-pad", b"y" * 40)])
+        if shape == "continuation":
+            feed(
+                frame(1, 0, sid, block[:10])
+                + frame(9, 0x4, sid, block[10:])
+                + data(sid, b"0123456789", end=True)
+            )
+        elif shape == "empty-last-data":
+            feed(headers(block, sid) + data(sid, b"0123456789") + data(sid, b"", end=True))
+        elif shape == "padded-last-data":
+            feed(headers(block, sid) + data(sid, b"01234") + data(sid, b"56789", end=True, pad=7))
+        else:
+            feed(headers(block, sid) + data(sid, b"", end=True))
+        twin.send_to_server()
+        # A plain response after it on the same connection (records again).
+        sid = twin.open(GET)
+        feed(headers(twin.block(sid, [(b":status", b"200")]), sid) + data(sid, b"next", end=True))
+        twin.send_to_server()
+
+    shots = assert_alike(script)
+    states = [state[0] for state in shots[-1]["streams"].values()]
+    assert states == ["COMPLETE", "COMPLETE"]
