@@ -17,7 +17,9 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import warnings
+import weakref
 from typing import Any
 
 import h2.events
@@ -146,10 +148,21 @@ def test_a_connection_dropped_after_a_burst_still_sent_its_requests(
     paths: list[bytes] = []
     seen = threading.Event()
 
-    def fire(port: int) -> None:
+    def fire(port: int) -> list[threading.Event]:
         conn = HTTP20Connection("127.0.0.1", port, secure=False, timeout=WAIT, coalesce_requests=coalesce)
         for path in ("/a", "/b", "/c"):
             conn.request("DELETE", path)
+        # Each of the session's sockets says when it is collected, wherever
+        # that happens (the flusher's thread drops the session it served).
+        session = conn._sessions.current
+        collected = []
+        for name in ("_sock", "_waker_r", "_waker_w", "_interrupt_r", "_interrupt_w"):
+            sock = getattr(session, name, None)
+            if sock is not None:
+                event = threading.Event()
+                weakref.finalize(sock, event.set)
+                collected.append(event)
+        return collected
 
     with controlled_flusher(monkeypatch, NEVER) as flusher:
         with ScriptedServer(recording(paths, seen, 3)) as server:
@@ -157,14 +170,21 @@ def test_a_connection_dropped_after_a_burst_still_sent_its_requests(
                 # The unclosed socket's ResourceWarning is not the point here
                 # (it comes when the flusher's sender thread lets the session go).
                 warnings.simplefilter("ignore", ResourceWarning)
-                fire(server.port)
+                collected = fire(server.port)
                 gc.collect()
                 release(flusher)  # its turn now: the application dropped the connection
                 seen.wait(WAIT)
                 for sender in threading.enumerate():
                     if sender.name == "hyper-h2-flusher" and sender is not flusher.thread():
                         sender.join(WAIT)
-                gc.collect()
+                # The sockets' ResourceWarnings come where the session is let
+                # go, in the flusher's thread, maybe after the senders ended:
+                # wait for them here, while the warnings are still ignored
+                # (bounded; the collector is asked again while waiting).
+                deadline = time.monotonic() + WAIT
+                for event in collected:
+                    while not event.wait(0.05) and time.monotonic() < deadline:
+                        gc.collect()
     assert paths == [b"/a", b"/b", b"/c"]
 
 

@@ -103,6 +103,10 @@ class Wire:
         self.deliver()
         self.server.update_settings(changes)
         self.core.receive(self.server.data_to_send())
+        # Our SETTINGS ACK reaches the server on its own: h2 sets its frame
+        # size limit once per receive_data() call, so an ACK and a frame
+        # that uses the new size, delivered together, would be refused.
+        self.deliver()
 
     def bodies(self) -> dict[int, bytes]:
         got: dict[int, bytearray] = {}
