@@ -11,7 +11,6 @@ graceful refusal, which hyper would send again on a new connection.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 
 import h2.errors
 import hyperframe.frame
@@ -19,17 +18,11 @@ import pytest
 
 from hyper import HTTP20Connection
 from hyper.exceptions import ConnectionTerminated
+from tests.resend_helpers import fast_paths_both_ways  # noqa: F401 - autouse: every test both ways
 from tests.scripted import Peer, ScriptedServer
 
 _WAIT = 10.0  # bounds every wait; nothing is timed
 _INTERNAL = int(h2.errors.ErrorCodes.INTERNAL_ERROR)
-
-
-@pytest.fixture(params=[True, False], ids=["fast paths", "HYPER_FAST_PATHS=0"], autouse=True)
-def _fast_paths(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    if not request.param:
-        monkeypatch.setenv("HYPER_FAST_PATHS", "0")
-    yield
 
 
 def _goaway(error_code: int, debug: bytes) -> bytes:

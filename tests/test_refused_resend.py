@@ -16,35 +16,20 @@ from __future__ import annotations
 import io
 import select
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import h2.errors
 import h2.events
 import pytest
 
-from hyper import HTTP20Connection
 from hyper.exceptions import ConnectionTerminated, StreamResetError
 from hyper.http20.resending import MAX_RESENDS
+from tests.resend_helpers import REFUSED as _REFUSED
+from tests.resend_helpers import WAIT as _WAIT
+from tests.resend_helpers import connect as _connect
+from tests.resend_helpers import fast_paths_both_ways  # noqa: F401 - autouse: every test both ways
+from tests.resend_helpers import path_of as _path
 from tests.scripted import Peer, ScriptedServer
-
-_WAIT = 10.0  # bounds every wait; nothing is timed
-_REFUSED = h2.errors.ErrorCodes.REFUSED_STREAM
-
-
-@pytest.fixture(params=[True, False], ids=["fast paths", "HYPER_FAST_PATHS=0"], autouse=True)
-def _fast_paths(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    if not request.param:
-        monkeypatch.setenv("HYPER_FAST_PATHS", "0")
-    yield
-
-
-def _connect(server: ScriptedServer, **options: Any) -> HTTP20Connection:
-    return HTTP20Connection("127.0.0.1", server.port, secure=False, timeout=_WAIT, **options)
-
-
-def _path(event: h2.events.RequestReceived) -> bytes:
-    return dict(event.headers)[b":path"]
 
 
 def _answer_with_path(peer: Peer, event: h2.events.RequestReceived, extra: bytes = b"") -> None:
