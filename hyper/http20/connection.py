@@ -58,7 +58,12 @@ from .window import BaseFlowControlManager, FlowControlManager
 log = logging.getLogger("hyper")
 
 # A session found unusable (GOAWAY just read) is replaced; bounded retries.
-_SESSION_ATTEMPTS = 3
+# Each try is on a newer session than the last (the set only moves
+# forward), so threads sharing a connection to a server that retires it
+# every few requests (nginx's keepalive_requests) may each lose a few races
+# to the others and still get through; the bound stops only a server that
+# refuses every new connection, at a cost of that many connects.
+_SESSION_ATTEMPTS = 8
 #: Requests with caller fields are remembered (see _caller_request_fields);
 #: off with ``HYPER_FAST_PATHS=0``, like every fast path.
 _CALLER_FIELDS_MEMO = not fast_paths_forced_off()
